@@ -1,0 +1,8 @@
+/** Panatron: compressed transformer inference over native kernels (FFM). */
+module dev.panatron {
+    requires dev.panatron.bindings;
+    requires com.fasterxml.jackson.databind;
+    requires info.picocli;
+    exports dev.panatron;
+    opens dev.panatron.cli to info.picocli;
+}

@@ -1,0 +1,107 @@
+/* Internal helpers shared by every backend file. Not part of the public API. */
+#ifndef PT_INTERNAL_H
+#define PT_INTERNAL_H
+
+#include "panatron/panatron.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#if defined(__GNUC__)
+#  define PT_HIDDEN __attribute__((visibility("hidden")))
+#  define PT_LIKELY(x) __builtin_expect(!!(x), 1)
+#  define PT_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#  define PT_RESTRICT __restrict__
+#else
+#  define PT_HIDDEN
+#  define PT_LIKELY(x) (x)
+#  define PT_UNLIKELY(x) (x)
+#  define PT_RESTRICT __restrict
+#endif
+
+#if defined(__x86_64__) || defined(_M_X64)
+#  define PT_X86 1
+#else
+#  define PT_X86 0
+#endif
+
+/* Records a formatted message as this thread's last error and returns `status`. */
+PT_HIDDEN pt_status pt_fail(pt_status status, const char* fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* Clears this thread's last error (every public entry point starts with this). */
+PT_HIDDEN void pt_clear_error(void);
+
+#define PT_CHECK(expr)                                  \
+    do {                                                \
+        pt_status pt_check_status_ = (expr);            \
+        if (pt_check_status_ != PT_OK) return pt_check_status_; \
+    } while (0)
+
+struct pt_ctx {
+    int32_t n_threads;
+    uint32_t caps;          /* cpu caps minus disabled ones */
+    int32_t use_onednn;
+    void* onednn;           /* struct pt_onednn*, NULL when absent or disabled */
+};
+
+/* ---- tensor checks: each returns PT_OK or records a message naming `what` ---- */
+PT_HIDDEN const char* pt_dtype_name(int32_t dtype);
+PT_HIDDEN pt_status pt_check_tensor(const pt_tensor* t, const char* what);
+/* t is valid, dtype is one of the `n` listed, innermost dim contiguous */
+PT_HIDDEN pt_status pt_check_dtype(const pt_tensor* t, const char* what, int n, ...);
+PT_HIDDEN pt_status pt_check_inner_contiguous(const pt_tensor* t, const char* what);
+PT_HIDDEN pt_status pt_check_same_shape(const pt_tensor* a, const char* an,
+                                        const pt_tensor* b, const char* bn);
+PT_HIDDEN int64_t pt_numel(const pt_tensor* t);
+PT_HIDDEN int64_t pt_rows(const pt_tensor* t);  /* product of all dims but the last */
+static inline int64_t pt_cols(const pt_tensor* t) { return t->shape[t->ndim - 1]; }
+/* Address of row r (rows enumerated in row-major order over the outer dims). */
+PT_HIDDEN char* pt_row_ptr(const pt_tensor* t, int64_t r);
+/* True when all outer dims are packed so rows are evenly spaced by `row_stride` bytes. */
+PT_HIDDEN bool pt_rows_uniform(const pt_tensor* t, int64_t* row_stride);
+PT_HIDDEN pt_status pt_check_ctx(const pt_ctx* ctx);
+PT_HIDDEN pt_status pt_describe(const pt_tensor* t, char* buf, size_t n);
+
+/* ---- numeric conversions ---- */
+static inline float pt_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static inline uint16_t pt_f32_to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                          /* RNE */
+    return (uint16_t)(u >> 16);
+}
+PT_HIDDEN float pt_f16_to_f32(uint16_t h);
+PT_HIDDEN uint16_t pt_f32_to_f16(float f);
+
+/* Loads/stores one row of `n` elements of dtype f32|bf16|f16 to/from f32. */
+PT_HIDDEN void pt_load_row_f32(const void* src, int32_t dtype, int64_t n, float* dst);
+PT_HIDDEN void pt_store_row_f32(const float* src, int64_t n, int32_t dtype, void* dst);
+
+/* ---- thread-local scratch: grows, never shrinks; freed at thread exit ---- */
+/* Returns a 64-byte-aligned buffer of at least `bytes`, or NULL. Slot 0..3 are independent. */
+PT_HIDDEN void* pt_scratch(int slot, size_t bytes);
+
+/* ---- parallelism ---- */
+/* Runs fn(i, arg) for i in [0, n) on up to ctx->n_threads threads (OpenMP when built with
+ * it, else serially). fn must not fail; per-item errors are collected by the caller. */
+typedef void (*pt_range_fn)(int64_t begin, int64_t end, void* arg);
+/* Splits [0, n) into contiguous chunks (at least `grain` items each) over the threads. */
+PT_HIDDEN void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn fn, void* arg);
+
+/* ---- oneDNN (gemm_onednn.c); all return PT_ERR_UNSUPPORTED when built without it ---- */
+PT_HIDDEN pt_status pt_onednn_init(pt_ctx* ctx);
+PT_HIDDEN void pt_onednn_free(pt_ctx* ctx);
+PT_HIDDEN uint32_t pt_onednn_version(void);
+
+#endif

@@ -1,0 +1,39 @@
+/* Tiny C test harness: random inputs, double-precision references, NaN-poisoned outputs. */
+#ifndef PT_TEST_H
+#define PT_TEST_H
+#include "panatron/panatron.h"
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+extern int pt_test_failures, pt_test_checks;
+
+#define EXPECT(cond, ...)                                                   \
+    do {                                                                    \
+        pt_test_checks++;                                                   \
+        if (!(cond)) {                                                      \
+            pt_test_failures++;                                             \
+            fprintf(stderr, "%s:%d: FAILED %s: ", __FILE__, __LINE__, #cond); \
+            fprintf(stderr, __VA_ARGS__);                                   \
+            fprintf(stderr, "\n");                                          \
+        }                                                                   \
+    } while (0)
+
+#define EXPECT_OK(call)                                                     \
+    do {                                                                    \
+        pt_status s_ = (call);                                              \
+        EXPECT(s_ == PT_OK, "%s returned %d: %s", #call, (int)s_, pt_last_error()); \
+    } while (0)
+
+/* Deterministic per-test RNG (xorshift), uniform in [lo, hi). */
+void pt_test_seed(uint64_t seed);
+double pt_test_uniform(double lo, double hi);
+void pt_test_fill(float* x, size_t n, double lo, double hi);
+void pt_test_poison(void* x, size_t bytes); /* all-ones bytes: NaN in f32/bf16/f16 */
+/* Contiguous descriptor for `data`. */
+pt_tensor pt_test_tensor(void* data, int32_t dtype, int ndim, const int64_t* shape);
+/* Max of |got - want| / (atol + rtol * |want|); > 1 means out of tolerance. NaN -> inf. */
+double pt_test_err(const float* got, const double* want, size_t n, double atol, double rtol);
+/* Prints the closing line and returns the process exit code. */
+int pt_test_finish(const char* name);
+#endif
