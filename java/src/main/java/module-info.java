@@ -4,5 +4,6 @@ module dev.panatron {
     requires com.fasterxml.jackson.databind;
     requires info.picocli;
     exports dev.panatron;
+    exports dev.panatron.tokenize;
     opens dev.panatron.cli to info.picocli;
 }
