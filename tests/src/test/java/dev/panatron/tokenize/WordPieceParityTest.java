@@ -311,9 +311,9 @@ class WordPieceParityTest {
         List<String> texts = new ArrayList<>(TokenizerTexts.curated());
         texts.addAll(List.of("Hello world", "say Hello", "xHello", "Hello_x", "Hello.", "hello HELLO Hello", "ab ab", "xab ab_", "a <eos> b",
                 "  <eos>", "x<eos>", "[MASK]  x  [MASK]", "ab  cd", "ab\t", "ab"));
-        texts.addAll(TokenizerTexts.random(1234L + name.hashCode(), 1500, 40));
+        texts.addAll(TokenizerTexts.random(1234L + name.hashCode(), 1000, 40));
         Mismatches mm = new Mismatches("variant " + name);
         for (String t : texts) compare(mm, t, ref.encode(t), tok.encode(t), tok, true);
-        mm.check(1700);
+        mm.check(1200);
     }
 }
