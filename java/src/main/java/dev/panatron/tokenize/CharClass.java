@@ -121,8 +121,10 @@ final class CharClass {
                 || t == Character.CONNECTOR_PUNCTUATION;
     }
 
-    private static final int[][] DECOMP_BMP = new int[0x10000][];
-    private static final int[] SELF = new int[0];
+    /** A cached decomposition (null: the code point is its own); a final field publishes it safely. */
+    private record Decomposition(int[] codePoints) {}
+
+    private static final Decomposition[] DECOMP_BMP = new Decomposition[0x10000];
 
     /**
      * The canonical decomposition (NFD) of one code point, or null when it is its own decomposition.
@@ -130,13 +132,12 @@ final class CharClass {
      */
     static int[] decompose(int cp) {
         if (cp < 0x10000) {
-            int[] d = DECOMP_BMP[cp];
+            Decomposition d = DECOMP_BMP[cp];
             if (d == null) {
-                d = computeDecomposition(cp);
-                DECOMP_BMP[cp] = d == null ? SELF : d;
-                return d;
+                d = new Decomposition(computeDecomposition(cp));
+                DECOMP_BMP[cp] = d;
             }
-            return d == SELF ? null : d;
+            return d.codePoints();
         }
         return computeDecomposition(cp);
     }

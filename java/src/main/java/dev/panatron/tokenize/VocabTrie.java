@@ -1,79 +1,103 @@
 package dev.panatron.tokenize;
 
+import java.util.Arrays;
 import java.util.Map;
 
 /**
  * A character trie over the WordPiece vocabulary for greedy longest-prefix matching without
- * allocating substrings. Edges live in one open-addressing hash table keyed by (node, UTF-16 char).
+ * allocating substrings. Compact and cache-friendly: nodes are numbered breadth-first and the
+ * children of a node are contiguous, sorted by char ({@code edgeChar}/{@code edgeTarget} in
+ * {@code [childStart[n], childStart[n + 1])}); the root's ASCII children have a direct table.
  * Immutable after construction, safe to share between threads.
  */
 final class VocabTrie {
-    private final long[] keys;    // (node << 16 | char) + 1; 0 = empty slot
-    private final int[] children;
-    private final int mask;
-    private final int[] tokenId;  // per node: the vocabulary id ending here, or -1
-    private final int[] asciiRoot; // children of the root for chars < 128 (hot path), -1 = none
+    private final int[] childStart; // per node, + 1 sentinel
+    private final char[] edgeChar;
+    private final int[] edgeTarget;
+    private final int[] tokenId;    // per node: the vocabulary id ending here, or -1
+    private final int[] asciiRoot;  // the root's children for chars < 128, -1 = none
 
     VocabTrie(Map<String, Integer> vocab) {
-        long totalChars = 0;
-        for (String k : vocab.keySet()) totalChars += k.length();
-        int maxNodes = (int) Math.min(Integer.MAX_VALUE - 8, totalChars + 1);
-        int cap = Integer.highestOneBit(Math.max(16, (int) Math.min(1 << 30, totalChars * 2))) << 1;
-        long[] ks = new long[cap];
-        int[] ch = new int[cap];
-        int[] ids = new int[Math.max(1, Math.min(maxNodes, 1 << 20))];
-        java.util.Arrays.fill(ids, -1);
+        String[] keys = vocab.keySet().toArray(new String[0]);
+        Arrays.sort(keys); // String order is UTF-16 char order: siblings arrive sorted
+        long total = 1;
+        for (String k : keys) total += k.length();
+        int cap = (int) Math.min(Integer.MAX_VALUE - 8, total);
+        // 1. a linked trie: first/last child and next sibling per node
+        int[] first = new int[cap], last = new int[cap], next = new int[cap], id = new int[cap];
+        char[] ch = new char[cap];
+        Arrays.fill(first, -1);
+        Arrays.fill(last, -1);
+        Arrays.fill(next, -1);
+        Arrays.fill(id, -1);
         int nodes = 1;
-        int m = cap - 1;
-        for (Map.Entry<String, Integer> e : vocab.entrySet()) {
-            String s = e.getKey();
+        for (String k : keys) {
             int node = 0;
-            for (int i = 0; i < s.length(); i++) {
-                long key = ((long) node << 16 | s.charAt(i)) + 1;
-                int h = hash(key) & m;
-                while (ks[h] != 0 && ks[h] != key) h = (h + 1) & m;
-                if (ks[h] == 0) {
-                    ks[h] = key;
-                    ch[h] = nodes;
-                    if (nodes >= ids.length) {
-                        int[] bigger = java.util.Arrays.copyOf(ids, ids.length * 2);
-                        java.util.Arrays.fill(bigger, ids.length, bigger.length, -1);
-                        ids = bigger;
-                    }
-                    nodes++;
+            for (int i = 0; i < k.length(); i++) {
+                char c = k.charAt(i);
+                int child = last[node];
+                if (child < 0 || ch[child] != c) { // sorted input: an existing child with c is the last one
+                    child = nodes++;
+                    ch[child] = c;
+                    if (last[node] < 0) first[node] = child; else next[last[node]] = child;
+                    last[node] = child;
                 }
-                node = ch[h];
+                node = child;
             }
-            ids[node] = e.getValue();
+            id[node] = vocab.get(k);
         }
-        this.keys = ks;
-        this.children = ch;
-        this.mask = m;
-        this.tokenId = java.util.Arrays.copyOf(ids, nodes);
-        this.asciiRoot = new int[128];
-        for (int c = 0; c < 128; c++) asciiRoot[c] = lookup(0, (char) c);
+        // 2. breadth-first renumbering, children contiguous
+        int[] order = new int[nodes], newId = new int[nodes];
+        int head = 0, tail = 0;
+        order[tail++] = 0;
+        newId[0] = 0;
+        childStart = new int[nodes + 1];
+        edgeChar = new char[nodes - 1];
+        edgeTarget = new int[nodes - 1];
+        tokenId = new int[nodes];
+        int edges = 0;
+        while (head < tail) {
+            int old = order[head];
+            int n = head++;
+            tokenId[n] = id[old];
+            childStart[n] = edges;
+            for (int c = first[old]; c >= 0; c = next[c]) {
+                newId[c] = tail;
+                order[tail++] = c;
+                edgeChar[edges] = ch[c];
+                edgeTarget[edges] = newId[c];
+                edges++;
+            }
+        }
+        childStart[nodes] = edges;
+        asciiRoot = new int[128];
+        for (int c = 0; c < 128; c++) asciiRoot[c] = child(0, (char) c);
     }
 
-    private static int hash(long key) {
-        long h = key * 0x9E3779B97F4A7C15L;
-        return (int) (h ^ (h >>> 29));
-    }
-
-    private int lookup(int node, char c) {
-        long key = ((long) node << 16 | c) + 1;
-        int h = hash(key) & mask;
-        while (true) {
-            long k = keys[h];
-            if (k == key) return children[h];
-            if (k == 0) return -1;
-            h = (h + 1) & mask;
+    private int child(int node, char c) {
+        int lo = childStart[node], hi = childStart[node + 1] - 1;
+        if (hi - lo < 8) {
+            for (int e = lo; e <= hi; e++) {
+                char x = edgeChar[e];
+                if (x == c) return edgeTarget[e];
+                if (x > c) return -1;
+            }
+            return -1;
         }
+        while (lo <= hi) {
+            int mid = (lo + hi) >>> 1;
+            char x = edgeChar[mid];
+            if (x < c) lo = mid + 1;
+            else if (x > c) hi = mid - 1;
+            else return edgeTarget[mid];
+        }
+        return -1;
     }
 
     /** The node reached from the root by {@code prefix}, or -1. */
     int walk(String prefix) {
         int node = 0;
-        for (int i = 0; i < prefix.length() && node >= 0; i++) node = lookup(node, prefix.charAt(i));
+        for (int i = 0; i < prefix.length() && node >= 0; i++) node = child(node, prefix.charAt(i));
         return node;
     }
 
@@ -86,7 +110,7 @@ final class VocabTrie {
         long best = -1;
         for (int i = from; i < to; i++) {
             char c = buf[i];
-            node = (node == 0 && c < 128) ? asciiRoot[c] : lookup(node, c);
+            node = (node == 0 && c < 128) ? asciiRoot[c] : child(node, c);
             if (node < 0) break;
             int id = tokenId[node];
             if (id >= 0) best = ((long) (i + 1) << 32) | id;

@@ -150,10 +150,9 @@ public final class WordPieceTokenizer {
      *                                  text gets (2 for [CLS] ... [SEP])
      */
     public WordPieceTokenizer withMaxLength(int maxLength) {
-        Truncation t = truncation == null ? Truncation.of(Math.max(1, maxLength))
-                : new Truncation(Math.max(1, maxLength), truncation.strategy(), truncation.direction(), truncation.stride());
         if (maxLength < 1) throw new IllegalArgumentException("maxLength must be >= 1, got " + maxLength);
-        return withTruncation(t);
+        return withTruncation(truncation == null ? Truncation.of(maxLength)
+                : new Truncation(maxLength, truncation.strategy(), truncation.direction(), truncation.stride()));
     }
 
     /**
@@ -345,7 +344,8 @@ public final class WordPieceTokenizer {
 
     /** How many content tokens a single text can keep (to stop tokenizing long texts early). */
     private int contentLimit(boolean addSpecialTokens) {
-        if (truncation == null || truncation.direction() != Truncation.Direction.RIGHT) return Integer.MAX_VALUE;
+        if (truncation == null || truncation.direction() != Truncation.Direction.RIGHT
+                || truncation.strategy() == Truncation.Strategy.ONLY_SECOND) return Integer.MAX_VALUE; // (an error for one text)
         return truncation.maxLength() - (addSpecialTokens ? core.single.specialCount : 0);
     }
 
@@ -384,8 +384,37 @@ public final class WordPieceTokenizer {
         return new Seq(ids, offs);
     }
 
-    /** A piece of raw text between added tokens: normalize, cut normalized added tokens, pre-tokenize, WordPiece. */
+    /** Chunk size (chars) for long texts that truncation will cut: stop normalizing early. */
+    private static final int CHUNK = 1024;
+
+    /**
+     * A piece of raw text between added tokens. When truncation will cut the text anyway, a long
+     * piece goes in chunks that end at characters the pre-tokenizer always splits at (whitespace
+     * that survives clean_text, ASCII punctuation: starters, so NFD reordering never crosses them),
+     * and stops once enough tokens are out: the result is the same, a 10,000-char text costs what
+     * its first ~128 tokens cost.
+     */
     private void piece(String text, int from, int to, BertNormalizer.Buffer buf, IntList ids, IntList offs, int limit) {
+        if (limit == Integer.MAX_VALUE || to - from <= CHUNK || !core.bertPreTokenizer || !core.normAdded.isEmpty()) {
+            pieceChunk(text, from, to, buf, ids, offs, limit);
+            return;
+        }
+        int at = from;
+        while (at < to && ids.size < limit) {
+            int end = Math.min(to, at + CHUNK);
+            while (end < to && !safeSplit(text.charAt(end))) end++;
+            pieceChunk(text, at, end, buf, ids, offs, limit);
+            at = end;
+        }
+    }
+
+    private boolean safeSplit(char c) {
+        int f = CharClass.of(c);
+        if ((f & CharClass.WHITESPACE) != 0) return !core.normalizer.cleanText() || (f & CharClass.REMOVE) == 0;
+        return c < 128 && (f & CharClass.PUNCT) != 0;
+    }
+
+    private void pieceChunk(String text, int from, int to, BertNormalizer.Buffer buf, IntList ids, IntList offs, int limit) {
         if (from >= to) return;
         core.normalizer.normalize(text, from, to, buf);
         if (!core.normAdded.isEmpty() && buf.length > 0) {

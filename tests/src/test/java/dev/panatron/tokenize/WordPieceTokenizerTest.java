@@ -120,15 +120,21 @@ class WordPieceTokenizerTest {
         assertTrue(m.contains("BPE"), m);
     }
 
-    static String edit(java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> change) {
+    static com.fasterxml.jackson.databind.node.ObjectNode small;
+
+    /** The fixture with a small vocabulary (fast to parse many times), edited by {@code change}. */
+    static synchronized String edit(java.util.function.Consumer<com.fasterxml.jackson.databind.node.ObjectNode> change) {
+        var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
         try {
-            var mapper = new com.fasterxml.jackson.databind.ObjectMapper();
-            var root = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(json);
-            // a small vocabulary keeps the many parses fast (the special tokens have ids 0 and 100..103)
-            var vocab = (com.fasterxml.jackson.databind.node.ObjectNode) root.get("model").get("vocab");
-            vocab.retain(java.util.stream.StreamSupport.stream(
-                    java.util.Spliterators.spliteratorUnknownSize(vocab.fieldNames(), 0), false)
-                    .filter(k -> vocab.get(k).intValue() < 1000).toList());
+            if (small == null) {
+                small = (com.fasterxml.jackson.databind.node.ObjectNode) mapper.readTree(json);
+                // the special tokens have ids 0 and 100..103
+                var vocab = (com.fasterxml.jackson.databind.node.ObjectNode) small.get("model").get("vocab");
+                vocab.retain(java.util.stream.StreamSupport.stream(
+                        java.util.Spliterators.spliteratorUnknownSize(vocab.fieldNames(), 0), false)
+                        .filter(k -> vocab.get(k).intValue() < 1000).toList());
+            }
+            var root = small.deepCopy();
             change.accept(root);
             return mapper.writeValueAsString(root);
         } catch (IOException e) {
@@ -234,6 +240,31 @@ class WordPieceTokenizerTest {
         int[] l = left.encode(text).ids();
         assertEquals(128, l.length);
         assertArrayEquals(Arrays.copyOfRange(all, all.length - 127, all.length), Arrays.copyOfRange(l, 1, 128));
+    }
+
+    @Test
+    void earlyStopOnLongTextsGivesWhatFullTokenizationGives() {
+        // long texts are tokenized in chunks until truncation's limit: the kept tokens must be those
+        // of tokenizing everything (chunk edges near 1024 chars land on many kinds of characters)
+        List<String> texts = new java.util.ArrayList<>(List.of(
+                TokenizerBenchmark.MIXED.repeat(45),
+                "中文字符测试".repeat(2000),                       // no whitespace at all
+                ("word\u0085" + "x\u0301\u0323y ").repeat(900),   // NEL (removed, not a split) and marks
+                ("a".repeat(1023) + " b\u3000c\td").repeat(12),
+                "é".repeat(5000) + " tail"));
+        for (String t : TokenizerTexts.random(77, 20, 6000)) texts.add(t);
+        WordPieceTokenizer unlimited = tok.withoutTruncation().withoutPadding();
+        for (String text : texts) {
+            Encoding all = unlimited.encode(text);
+            for (int max : new int[] {3, 16, 128, 512}) {
+                Encoding e = tok.withoutPadding().withMaxLength(max).encode(text);
+                int keep = Math.min(max, all.length()) - 1;
+                assertArrayEquals(Arrays.copyOfRange(all.ids(), 0, keep), Arrays.copyOfRange(e.ids(), 0, keep),
+                        "max " + max + ", text of " + text.length() + " chars");
+                assertArrayEquals(Arrays.copyOfRange(all.offsets(), 0, 2 * keep), Arrays.copyOfRange(e.offsets(), 0, 2 * keep));
+                assertEquals(102, e.id(e.length() - 1));
+            }
+        }
     }
 
     @Test
