@@ -7,6 +7,8 @@ import java.io.IOException;
  * directory without the files a model needs. The message lists what is known or was looked for.
  */
 public final class ModelNotFoundException extends IOException {
+    private static final long serialVersionUID = 1L;
+
     /** Creates the exception with a message that says what was looked for. */
     public ModelNotFoundException(String message) { super(message); }
 }

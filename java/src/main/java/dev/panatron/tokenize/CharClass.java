@@ -23,7 +23,7 @@ final class CharClass {
     static final int MARK_NONSPACING = 8;
     /** HF's is_chinese_char. */
     static final int CHINESE = 16;
-    /** Any char that the NFD step might change or reorder (cheap pre-check, conservative). */
+    /** Any char that the NFD step might change (conservative: every code point from U+00C0). */
     static final int NFD_MAYBE = 32;
     /** A Java M* category (a possible non-starter: NFD may reorder two of them in a row). */
     static final int MARK_ANY = 64;
@@ -56,20 +56,16 @@ final class CharClass {
         }
         mark(BertCharTables.MARK_NONSPACING, MARK_NONSPACING, 0xFFFF);
         mark(CHINESE_RANGES, CHINESE, 0xFFFF);
+        // NFD_MAYBE only keeps ASCII and Latin-1 below U+00C0 off the decomposition cache; the cache
+        // (filled lazily, one java.text.Normalizer call per distinct code point) knows the rest
         for (int c = 0xC0; c < 0x10000; c++) {
             if (Character.isSurrogate((char) c)) continue;
             int t = Character.getType(c);
+            BMP[c] |= NFD_MAYBE;
             if (t == Character.NON_SPACING_MARK || t == Character.COMBINING_SPACING_MARK || t == Character.ENCLOSING_MARK) {
-                BMP[c] |= MARK_ANY | NFD_MAYBE;
-            } else if (c >= 0xC0 && !isNfdInert(c)) {
-                BMP[c] |= NFD_MAYBE;
+                BMP[c] |= MARK_ANY;
             }
         }
-    }
-
-    private static boolean isNfdInert(int c) {
-        String s = Character.toString(c);
-        return Normalizer.isNormalized(s, Normalizer.Form.NFD);
     }
 
     private static void mark(int[] ranges, int flag, int max) {
@@ -100,11 +96,9 @@ final class CharClass {
         if (inRanges(CHINESE_RANGES, cp)) f |= CHINESE;
         int t = Character.getType(cp);
         if (t == Character.NON_SPACING_MARK || t == Character.COMBINING_SPACING_MARK || t == Character.ENCLOSING_MARK) {
-            f |= MARK_ANY | NFD_MAYBE;
-        } else if (!isNfdInert(cp)) {
-            f |= NFD_MAYBE;
+            f |= MARK_ANY;
         }
-        return f;
+        return f | NFD_MAYBE;
     }
 
     /** Rust's char::is_whitespace. */

@@ -8,6 +8,8 @@ import java.io.IOException;
  * wrong with it.
  */
 public final class TokenizerFormatException extends IOException {
+    private static final long serialVersionUID = 1L;
+
     /** Creates the exception; {@code message} should name the file. */
     public TokenizerFormatException(String message) { super(message); }
 
