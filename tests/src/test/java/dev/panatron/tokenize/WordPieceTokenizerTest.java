@@ -369,6 +369,32 @@ class WordPieceTokenizerTest {
     }
 
     @Test
+    void oneTokenizerServesManyThreads() throws Exception {
+        WordPieceTokenizer t = tok.withoutPadding();
+        List<String> texts = new java.util.ArrayList<>(TokenizerTexts.curated());
+        texts.addAll(TokenizerTexts.random(31, 300, 60));
+        List<Encoding> expected = texts.stream().map(t::encode).toList();
+        var pool = java.util.concurrent.Executors.newFixedThreadPool(4);
+        try {
+            List<java.util.concurrent.Future<Integer>> futures = new java.util.ArrayList<>();
+            for (int w = 0; w < 4; w++) {
+                int offset = w * 37;
+                futures.add(pool.submit(() -> {
+                    int bad = 0;
+                    for (int k = 0; k < texts.size(); k++) {
+                        int i = (k + offset) % texts.size();
+                        if (!t.encode(texts.get(i)).equals(expected.get(i))) bad++;
+                    }
+                    return bad;
+                }));
+            }
+            for (var f : futures) assertEquals(0, f.get().intValue());
+        } finally {
+            pool.shutdownNow();
+        }
+    }
+
+    @Test
     void encodingsAreImmutable() {
         Encoding e = tok.withoutPadding().encode("hello world");
         int[] ids = e.ids();
