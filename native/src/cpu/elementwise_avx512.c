@@ -36,9 +36,16 @@ PT_AI __m512 apply_op(int op, __m512 v) {
     }
 }
 
+/* two vectors per iteration: the transcendental bodies are long dependency chains */
 #define UNARY_K(XDT, ODT, OP, x, o, n)                                               \
     do {                                                                             \
         int64_t i = 0;                                                               \
+        for (; i + 32 <= n; i += 32) {                                               \
+            __m512 v0 = apply_op(OP, pt_ld(x, XDT, i));                              \
+            __m512 v1 = apply_op(OP, pt_ld(x, XDT, i + 16));                         \
+            pt_st(o, ODT, i, v0);                                                    \
+            pt_st(o, ODT, i + 16, v1);                                               \
+        }                                                                            \
         for (; i + 16 <= n; i += 16) pt_st(o, ODT, i, apply_op(OP, pt_ld(x, XDT, i))); \
         if (i < n) {                                                                 \
             __mmask16 m = pt_tail_mask(n - i);                                       \

@@ -120,8 +120,9 @@ pt_status pt_rope(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* positions, c
                        params->mode);
     int64_t r = params->rotary_dim == 0 ? D : params->rotary_dim;
     if (r < 0 || r > D || (r & 1))
-        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_rope: rotary_dim %d must be even and in 0..%lld (head dim of x %s)",
-                       params->rotary_dim, (long long)D, dx);
+        return pt_fail(PT_ERR_INVALID_ARGUMENT,
+                       "pt_rope: rotary dims %lld (rotary_dim %d; 0 = head dim) must be even and <= the head dim %lld of x %s",
+                       (long long)r, params->rotary_dim, (long long)D, dx);
     if (!params->inv_freq && !(params->theta > 0.0f && !isinf(params->theta)))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_rope: theta must be finite and > 0 (got %g) unless inv_freq is given",
                        (double)params->theta);
