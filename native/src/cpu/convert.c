@@ -29,9 +29,9 @@ void pt_convert_row_portable(const void* x, int xdt, void* out, int odt, int64_t
 pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(pt_check_dtype(x, "pt_convert x", 3, PT_F32, PT_F16, PT_BF16));
-    PT_CHECK(pt_check_dtype(out, "pt_convert out", 3, PT_F32, PT_F16, PT_BF16));
-    PT_CHECK(pt_check_same_shape(x, "pt_convert x", out, "out"));
+    PT_CHECK(pt_elem_check(x, "pt_convert", "x", PT_DT_FLOAT));
+    PT_CHECK(pt_elem_check(out, "pt_convert", "out", PT_DT_FLOAT));
+    PT_CHECK(pt_elem_same_shape("pt_convert", x, "x", out, "out"));
     if (pt_elem_bad_overlap(x, out))
         return pt_fail(PT_ERR_INVALID_ARGUMENT,
                        "pt_convert: out (%s) overlaps x (%s); in place is only allowed for the same dtype and strides",

@@ -37,6 +37,27 @@ static inline int pt_elem_use_avx512(const pt_ctx* ctx) {
 #endif
 }
 
+/* ---- argument checks that cost nothing on success (messages are formatted only on
+ * failure: small calls must stay cheap) ---- */
+#define PT_DT_BIT(d) (1u << (unsigned)(d))
+#define PT_DT_DATA (PT_DT_BIT(PT_F32) | PT_DT_BIT(PT_BF16))
+#define PT_DT_FLOAT (PT_DT_DATA | PT_DT_BIT(PT_F16))
+/* t valid (pt_check_tensor), dtype one of the `dtypes` bits, innermost dim contiguous;
+ * a message names "op arg". */
+PT_HIDDEN pt_status pt_elem_check(const pt_tensor* t, const char* op, const char* arg, uint32_t dtypes);
+/* a and b have the same shape; the message names "op an" and "bn" with both shapes. */
+PT_HIDDEN pt_status pt_elem_same_shape(const char* op, const pt_tensor* a, const char* an, const pt_tensor* b,
+                                       const char* bn);
+/* "f32[2, 3]", as a temporary: pt_fail(..., "%s", pt_desc(t).s) (failure paths only) */
+typedef struct {
+    char s[96];
+} pt_desc_t;
+static inline pt_desc_t pt_desc(const pt_tensor* t) {
+    pt_desc_t d;
+    pt_describe(t, d.s, sizeof d.s);
+    return d;
+}
+
 /* Bytes from the first to one past the last element of t (0 when empty). */
 PT_HIDDEN int64_t pt_elem_span(const pt_tensor* t);
 /* True when the memory of a and b overlaps without being the same view (exact alias). */

@@ -4,6 +4,7 @@
 #include "cpu/elem.h"
 
 #include <math.h>
+#include <stdio.h>
 
 /* ---------------------------------------------------------------- shared helpers */
 
@@ -23,6 +24,42 @@ bool pt_elem_bad_overlap(const pt_tensor* a, const pt_tensor* b) {
     for (int i = 0; i < a->ndim; i++)
         if (a->shape[i] != b->shape[i] || (a->shape[i] > 1 && a->stride[i] != b->stride[i])) return true;
     return false;
+}
+
+pt_status pt_elem_check(const pt_tensor* t, const char* op, const char* arg, uint32_t dtypes) {
+    if (PT_LIKELY(t && t->ndim >= 1 && t->ndim <= PT_MAX_DIMS && t->device == PT_DEVICE_CPU && t->dtype >= 0 &&
+                  t->dtype < 32 && ((dtypes >> t->dtype) & 1u))) {
+        bool ok = true, empty = false;
+        for (int i = 0; i < t->ndim; i++) {
+            ok &= t->shape[i] >= 0;
+            empty |= t->shape[i] == 0;
+        }
+        ok &= t->data != NULL || empty;
+        ok &= t->shape[t->ndim - 1] <= 1 || t->stride[t->ndim - 1] == (int64_t)pt_dtype_size(t->dtype);
+        if (PT_LIKELY(ok)) return PT_OK;
+    }
+    /* slow path: the common checks produce the messages */
+    char what[96];
+    snprintf(what, sizeof what, "%s %s", op, arg);
+    PT_CHECK(pt_check_tensor(t, what));
+    if (t->dtype < 0 || t->dtype >= 32 || !((dtypes >> t->dtype) & 1u)) {
+        char allowed[96] = "";
+        size_t k = 0;
+        for (int d = 0; d < 32; d++) {
+            if (!((dtypes >> d) & 1u)) continue;
+            int w = snprintf(allowed + k, sizeof allowed - k, k ? "|%s" : "%s", pt_dtype_name(d));
+            if (w > 0 && k + (size_t)w < sizeof allowed) k += (size_t)w;
+        }
+        return pt_fail(PT_ERR_DTYPE, "%s: dtype %s not supported here (expected %s)", what, pt_dtype_name(t->dtype), allowed);
+    }
+    return pt_check_inner_contiguous(t, what);
+}
+
+pt_status pt_elem_same_shape(const char* op, const pt_tensor* a, const char* an, const pt_tensor* b, const char* bn) {
+    bool same = a->ndim == b->ndim;
+    for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
+    if (PT_LIKELY(same)) return PT_OK;
+    return pt_fail(PT_ERR_SHAPE, "%s %s %s and %s %s must have the same shape", op, an, pt_desc(a).s, bn, pt_desc(b).s);
 }
 
 /* True when the rows of t are packed back to back (the whole tensor is one dense run). */
@@ -154,33 +191,25 @@ void pt_elem_run(pt_ctx* ctx, pt_elem_job* j, const pt_tensor* a, const pt_tenso
     pt_parallel_range(ctx, rows * j->nblk, grain, ew_items, j);
 }
 
-/* Checks a data tensor of this family: valid, f32|bf16, innermost contiguous. */
-static pt_status check_data(const pt_tensor* t, const char* what) {
-    return pt_check_dtype(t, what, 2, PT_F32, PT_BF16);
-}
 
 /* ---------------------------------------------------------------- public entry points */
 
 pt_status pt_add(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(check_data(a, "pt_add a"));
-    PT_CHECK(check_data(b, "pt_add b"));
-    PT_CHECK(check_data(out, "pt_add out"));
-    PT_CHECK(pt_check_same_shape(a, "pt_add a", out, "out"));
+    PT_CHECK(pt_elem_check(a, "pt_add", "a", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(b, "pt_add", "b", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_add", "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_same_shape("pt_add", a, "a", out, "out"));
     pt_elem_job j = {0};
     j.kind = PT_EW_ADD;
     if (b->ndim == 1 && a->ndim > 1) {
-        if (b->shape[0] != pt_cols(a)) {
-            char da[96], db[96];
-            pt_describe(a, da, sizeof da);
-            pt_describe(b, db, sizeof db);
-            return pt_fail(PT_ERR_SHAPE, "pt_add: b %s must have a's shape %s or be [%lld] (broadcast over rows)", db, da,
-                           (long long)pt_cols(a));
-        }
+        if (b->shape[0] != pt_cols(a))
+            return pt_fail(PT_ERR_SHAPE, "pt_add: b %s must have a's shape %s or be [%lld] (broadcast over rows)",
+                           pt_desc(b).s, pt_desc(a).s, (long long)pt_cols(a));
         j.bcast = 1;
     } else {
-        PT_CHECK(pt_check_same_shape(a, "pt_add a", b, "b"));
+        PT_CHECK(pt_elem_same_shape("pt_add", a, "a", b, "b"));
     }
     j.add = pt_add_row_portable;
 #if defined(PT_HAVE_X86_KERNELS)
@@ -195,9 +224,9 @@ pt_status pt_unary(pt_ctx* ctx, int32_t op, const pt_tensor* x, pt_tensor* out) 
     PT_CHECK(pt_check_ctx(ctx));
     if (op < PT_UNARY_GELU_ERF || op > PT_UNARY_SIGMOID)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_unary: unknown op %d (expected 0..%d, pt_unary_op)", op, PT_UNARY_SIGMOID);
-    PT_CHECK(check_data(x, "pt_unary x"));
-    PT_CHECK(check_data(out, "pt_unary out"));
-    PT_CHECK(pt_check_same_shape(x, "pt_unary x", out, "out"));
+    PT_CHECK(pt_elem_check(x, "pt_unary", "x", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_unary", "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_same_shape("pt_unary", x, "x", out, "out"));
     pt_elem_job j = {0};
     j.kind = PT_EW_UNARY;
     j.op = op;
@@ -212,11 +241,11 @@ pt_status pt_unary(pt_ctx* ctx, int32_t op, const pt_tensor* x, pt_tensor* out) 
 pt_status pt_swiglu(pt_ctx* ctx, const pt_tensor* gate, const pt_tensor* up, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(check_data(gate, "pt_swiglu gate"));
-    PT_CHECK(check_data(up, "pt_swiglu up"));
-    PT_CHECK(check_data(out, "pt_swiglu out"));
-    PT_CHECK(pt_check_same_shape(gate, "pt_swiglu gate", up, "up"));
-    PT_CHECK(pt_check_same_shape(gate, "pt_swiglu gate", out, "out"));
+    PT_CHECK(pt_elem_check(gate, "pt_swiglu", "gate", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(up, "pt_swiglu", "up", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_swiglu", "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_same_shape("pt_swiglu", gate, "gate", up, "up"));
+    PT_CHECK(pt_elem_same_shape("pt_swiglu", gate, "gate", out, "out"));
     pt_elem_job j = {0};
     j.kind = PT_EW_SWIGLU;
     j.swiglu = swiglu_row_portable;

@@ -36,28 +36,24 @@ static void embed_tokens(int64_t t0, int64_t t1, void* arg) {
 pt_status pt_embedding(pt_ctx* ctx, const pt_tensor* table, const pt_tensor* ids, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(pt_check_dtype(table, "pt_embedding table", 3, PT_F32, PT_BF16, PT_F16));
-    PT_CHECK(pt_check_dtype(ids, "pt_embedding ids", 1, PT_I32));
-    PT_CHECK(pt_check_dtype(out, "pt_embedding out", 3, PT_F32, PT_BF16, PT_F16));
-    char dt[96], di[96], dout[96];
-    pt_describe(table, dt, sizeof dt);
-    pt_describe(ids, di, sizeof di);
-    pt_describe(out, dout, sizeof dout);
-    if (table->ndim != 2) return pt_fail(PT_ERR_SHAPE, "pt_embedding: table %s must be [V, D]", dt);
-    if (ids->ndim > 3) return pt_fail(PT_ERR_SHAPE, "pt_embedding: ids %s must have 1..3 dims", di);
-    if (!fully_contiguous(ids)) return pt_fail(PT_ERR_SHAPE, "pt_embedding: ids %s must be contiguous", di);
+    PT_CHECK(pt_elem_check(table, "pt_embedding", "table", PT_DT_FLOAT));
+    PT_CHECK(pt_elem_check(ids, "pt_embedding", "ids", PT_DT_BIT(PT_I32)));
+    PT_CHECK(pt_elem_check(out, "pt_embedding", "out", PT_DT_FLOAT));
+    if (table->ndim != 2) return pt_fail(PT_ERR_SHAPE, "pt_embedding: table %s must be [V, D]", pt_desc(table).s);
+    if (ids->ndim > 3) return pt_fail(PT_ERR_SHAPE, "pt_embedding: ids %s must have 1..3 dims", pt_desc(ids).s);
+    if (!fully_contiguous(ids)) return pt_fail(PT_ERR_SHAPE, "pt_embedding: ids %s must be contiguous", pt_desc(ids).s);
     int64_t V = table->shape[0], D = table->shape[1];
     int shape_ok = out->ndim == ids->ndim + 1 && out->shape[out->ndim - 1] == D;
     for (int i = 0; shape_ok && i < ids->ndim; i++) shape_ok = out->shape[i] == ids->shape[i];
     if (!shape_ok)
-        return pt_fail(PT_ERR_SHAPE, "pt_embedding: out %s must be ids' shape %s plus [%lld] (table %s)", dout, di,
-                       (long long)D, dt);
+        return pt_fail(PT_ERR_SHAPE, "pt_embedding: out %s must be ids' shape %s plus [%lld] (table %s)", pt_desc(out).s,
+                       pt_desc(ids).s, (long long)D, pt_desc(table).s);
     int64_t n = pt_numel(ids);
     const int32_t* id = (const int32_t*)ids->data;
     for (int64_t t = 0; t < n; t++) /* all ids are checked before anything is written */
         if (id[t] < 0 || (int64_t)id[t] >= V)
             return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_embedding: ids[%lld] = %d is out of range [0, %lld) for table %s",
-                           (long long)t, id[t], (long long)V, dt);
+                           (long long)t, id[t], (long long)V, pt_desc(table).s);
     if (n == 0 || D == 0) return PT_OK;
     embed_job j;
     memset(&j, 0, sizeof j);
@@ -154,23 +150,19 @@ static void pool_rows(int64_t b0, int64_t b1, void* arg) {
 pt_status pt_mean_pool(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* mask, int32_t normalize, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(pt_check_dtype(x, "pt_mean_pool x", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(out, "pt_mean_pool out", 2, PT_F32, PT_BF16));
-    char dx[96], dm[96], dout[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(out, dout, sizeof dout);
-    if (x->ndim != 3) return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: x %s must be [B, T, D]", dx);
+    PT_CHECK(pt_elem_check(x, "pt_mean_pool", "x", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_mean_pool", "out", PT_DT_DATA));
+    if (x->ndim != 3) return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: x %s must be [B, T, D]", pt_desc(x).s);
     int64_t B = x->shape[0], T = x->shape[1], D = x->shape[2];
     if (out->ndim != 2 || out->shape[0] != B || out->shape[1] != D)
-        return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: out %s must be [%lld, %lld] for x %s", dout, (long long)B,
-                       (long long)D, dx);
+        return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: out %s must be [%lld, %lld] for x %s", pt_desc(out).s, (long long)B,
+                       (long long)D, pt_desc(x).s);
     if (mask) {
-        PT_CHECK(pt_check_dtype(mask, "pt_mean_pool mask", 1, PT_I32));
-        pt_describe(mask, dm, sizeof dm);
+        PT_CHECK(pt_elem_check(mask, "pt_mean_pool", "mask", PT_DT_BIT(PT_I32)));
         if (mask->ndim != 2 || mask->shape[0] != B || mask->shape[1] != T)
-            return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: mask %s must be i32[%lld, %lld] for x %s", dm, (long long)B,
-                           (long long)T, dx);
-        if (!fully_contiguous(mask)) return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: mask %s must be contiguous", dm);
+            return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: mask %s must be i32[%lld, %lld] for x %s", pt_desc(mask).s,
+                           (long long)B, (long long)T, pt_desc(x).s);
+        if (!fully_contiguous(mask)) return pt_fail(PT_ERR_SHAPE, "pt_mean_pool: mask %s must be contiguous", pt_desc(mask).s);
     }
     if (B == 0 || D == 0) return PT_OK;
     pool_job j;

@@ -7,7 +7,6 @@
 #include "cpu/elem.h"
 
 #include <math.h>
-#include <stdio.h>
 
 #define PBLK 256
 
@@ -99,13 +98,11 @@ static void norm_rows(int64_t r0, int64_t r1, void* arg) {
     }
 }
 
-static pt_status check_param(const pt_tensor* p, const char* what, int64_t cols) {
-    PT_CHECK(pt_check_dtype(p, what, 1, PT_F32));
-    if (p->ndim != 1 || p->shape[0] != cols) {
-        char d[96];
-        pt_describe(p, d, sizeof d);
-        return pt_fail(PT_ERR_SHAPE, "%s must be f32[%lld] (the last dim of x), got %s", what, (long long)cols, d);
-    }
+static pt_status check_param(const pt_tensor* p, const char* op, const char* arg, int64_t cols) {
+    PT_CHECK(pt_elem_check(p, op, arg, PT_DT_BIT(PT_F32)));
+    if (p->ndim != 1 || p->shape[0] != cols)
+        return pt_fail(PT_ERR_SHAPE, "%s %s must be f32[%lld] (the last dim of x), got %s", op, arg, (long long)cols,
+                       pt_desc(p).s);
     return PT_OK;
 }
 
@@ -113,33 +110,21 @@ static pt_status check_param(const pt_tensor* p, const char* what, int64_t cols)
 static pt_status norm_common(const char* name, pt_ctx* ctx, const pt_tensor* x, const pt_tensor* residual,
                              const pt_tensor* gamma, const pt_tensor* beta, float eps, pt_tensor* out,
                              pt_tensor* sum_out, int rms) {
-    char w[64];
     PT_CHECK(pt_check_ctx(ctx));
-    snprintf(w, sizeof w, "%s x", name);
-    PT_CHECK(pt_check_dtype(x, w, 2, PT_F32, PT_BF16));
-    snprintf(w, sizeof w, "%s out", name);
-    PT_CHECK(pt_check_dtype(out, w, 2, PT_F32, PT_BF16));
-    snprintf(w, sizeof w, "%s x", name);
-    PT_CHECK(pt_check_same_shape(x, w, out, "out"));
+    PT_CHECK(pt_elem_check(x, name, "x", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, name, "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_same_shape(name, x, "x", out, "out"));
     if (residual) {
-        snprintf(w, sizeof w, "%s residual", name);
-        PT_CHECK(pt_check_dtype(residual, w, 2, PT_F32, PT_BF16));
-        snprintf(w, sizeof w, "%s x", name);
-        PT_CHECK(pt_check_same_shape(x, w, residual, "residual"));
+        PT_CHECK(pt_elem_check(residual, name, "residual", PT_DT_DATA));
+        PT_CHECK(pt_elem_same_shape(name, x, "x", residual, "residual"));
     }
     if (sum_out) {
-        snprintf(w, sizeof w, "%s sum_out", name);
-        PT_CHECK(pt_check_dtype(sum_out, w, 2, PT_F32, PT_BF16));
-        snprintf(w, sizeof w, "%s x", name);
-        PT_CHECK(pt_check_same_shape(x, w, sum_out, "sum_out"));
+        PT_CHECK(pt_elem_check(sum_out, name, "sum_out", PT_DT_DATA));
+        PT_CHECK(pt_elem_same_shape(name, x, "x", sum_out, "sum_out"));
     }
     int64_t cols = pt_cols(x);
-    snprintf(w, sizeof w, "%s gamma", name);
-    PT_CHECK(check_param(gamma, w, cols));
-    if (beta) {
-        snprintf(w, sizeof w, "%s beta", name);
-        PT_CHECK(check_param(beta, w, cols));
-    }
+    PT_CHECK(check_param(gamma, name, "gamma", cols));
+    if (beta) PT_CHECK(check_param(beta, name, "beta", cols));
     if (!(eps >= 0.0f) || isinf(eps))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: eps must be finite and >= 0, got %g", name, (double)eps);
     if (pt_numel(x) == 0) return PT_OK;

@@ -92,15 +92,12 @@ pt_status pt_rope(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* positions, c
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
     if (!params) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_rope: params is NULL");
-    PT_CHECK(pt_check_dtype(x, "pt_rope x", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(out, "pt_rope out", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(positions, "pt_rope positions", 1, PT_I32));
-    char dx[96], dp[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(positions, dp, sizeof dp);
+    PT_CHECK(pt_elem_check(x, "pt_rope", "x", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_rope", "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(positions, "pt_rope", "positions", PT_DT_BIT(PT_I32)));
     if (x->ndim != 3 && x->ndim != 4)
-        return pt_fail(PT_ERR_SHAPE, "pt_rope: x %s must be [T, H, D] or [B, T, H, D]", dx);
-    PT_CHECK(pt_check_same_shape(x, "pt_rope x", out, "out"));
+        return pt_fail(PT_ERR_SHAPE, "pt_rope: x %s must be [T, H, D] or [B, T, H, D]", pt_desc(x).s);
+    PT_CHECK(pt_elem_same_shape("pt_rope", x, "x", out, "out"));
     int batched = x->ndim == 4;
     int64_t B = batched ? x->shape[0] : 1, T = x->shape[batched], H = x->shape[batched + 1], D = x->shape[batched + 2];
     int pos_per_batch = 0;
@@ -109,12 +106,12 @@ pt_status pt_rope(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* positions, c
     } else if (batched && positions->ndim == 2 && positions->shape[0] == B && positions->shape[1] == T) {
         pos_per_batch = 1;
     } else {
-        return pt_fail(PT_ERR_SHAPE, "pt_rope: positions %s must be [%lld]%s for x %s", dp, (long long)T,
-                       batched ? " or [B, T]" : "", dx);
+        return pt_fail(PT_ERR_SHAPE, "pt_rope: positions %s must be [%lld]%s for x %s", pt_desc(positions).s,
+                       (long long)T, batched ? " or [B, T]" : "", pt_desc(x).s);
     }
     if (positions->ndim == 2 && positions->shape[1] > 0 && positions->shape[0] > 1 &&
         positions->stride[0] != 4 * positions->shape[1])
-        return pt_fail(PT_ERR_SHAPE, "pt_rope: positions %s must be contiguous", dp);
+        return pt_fail(PT_ERR_SHAPE, "pt_rope: positions %s must be contiguous", pt_desc(positions).s);
     if (params->mode != PT_ROPE_NEOX && params->mode != PT_ROPE_GPTJ)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_rope: unknown mode %d (expected PT_ROPE_NEOX or PT_ROPE_GPTJ)",
                        params->mode);
@@ -122,7 +119,7 @@ pt_status pt_rope(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* positions, c
     if (r < 0 || r > D || (r & 1))
         return pt_fail(PT_ERR_INVALID_ARGUMENT,
                        "pt_rope: rotary dims %lld (rotary_dim %d; 0 = head dim) must be even and <= the head dim %lld of x %s",
-                       (long long)r, params->rotary_dim, (long long)D, dx);
+                       (long long)r, params->rotary_dim, (long long)D, pt_desc(x).s);
     if (!params->inv_freq && !(params->theta > 0.0f && !isinf(params->theta)))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_rope: theta must be finite and > 0 (got %g) unless inv_freq is given",
                        (double)params->theta);

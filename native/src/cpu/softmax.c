@@ -66,9 +66,9 @@ static void softmax_rows(int64_t r0, int64_t r1, void* arg) {
 pt_status pt_softmax(pt_ctx* ctx, const pt_tensor* x, float scale, pt_tensor* out) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(pt_check_dtype(x, "pt_softmax x", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(out, "pt_softmax out", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_same_shape(x, "pt_softmax x", out, "out"));
+    PT_CHECK(pt_elem_check(x, "pt_softmax", "x", PT_DT_DATA));
+    PT_CHECK(pt_elem_check(out, "pt_softmax", "out", PT_DT_DATA));
+    PT_CHECK(pt_elem_same_shape("pt_softmax", x, "x", out, "out"));
     if (scale != scale || isinf(scale))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_softmax: scale must be finite, got %g", (double)scale);
     if (scale == 0.0f) scale = 1.0f;

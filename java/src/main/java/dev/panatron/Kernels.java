@@ -112,7 +112,9 @@ public final class Kernels {
         /** {@code tanh(x)}: BERT's pooler. */
         TANH,
         /** {@code 1 / (1 + exp(-x))}. */
-        SIGMOID
+        SIGMOID;
+
+        private final String lower = name().toLowerCase(java.util.Locale.ROOT);
     }
 
     /** RoPE pair layouts ({@code pt_rope_mode}; ordinals are the C values). */
@@ -202,14 +204,12 @@ public final class Kernels {
      */
     public static void add(Context ctx, Tensor a, Tensor b, Tensor out) {
         requireOpen(ctx, a, b, out);
-        requireData("add a", a);
-        requireData("add b", b);
-        requireData("add out", out);
-        requireSameShape("add a/out", a, out);
-        if (!(b.ndim() == 1 && a.ndim() > 1 && b.dim(0) == a.dim(-1))) {
-            if (!Arrays.equals(a.shape(), b.shape())) {
-                throw shape("add: b " + b + " must have a's shape " + a + " or be [" + a.dim(-1) + "] (broadcast over rows)");
-            }
+        requireData("add", "a", a);
+        requireData("add", "b", b);
+        requireData("add", "out", out);
+        requireSame("add", a, "a", out, "out");
+        if (!(b.ndim() == 1 && a.ndim() > 1 && b.dim(0) == a.dim(-1)) && !sameShape(a, b)) {
+            throw shape("add: b " + b + " must have a's shape " + a + " or be [" + a.dim(-1) + "] (broadcast over rows)");
         }
         requireOutput("add", out, a, b);
         Native.check(panatron_h.pt_add(ctx.handle(), a.descriptor(), b.descriptor(), out.descriptor()));
@@ -226,10 +226,10 @@ public final class Kernels {
     public static void unary(Context ctx, Unary op, Tensor x, Tensor out) {
         Objects.requireNonNull(op, "op");
         requireOpen(ctx, x, out);
-        requireData(op.name().toLowerCase() + " x", x);
-        requireData(op.name().toLowerCase() + " out", out);
-        requireSameShape(op.name().toLowerCase(), x, out);
-        requireOutput(op.name().toLowerCase(), out, x);
+        requireData(op.lower, "x", x);
+        requireData(op.lower, "out", out);
+        requireSame(op.lower, x, "x", out, "out");
+        requireOutput(op.lower, out, x);
         Native.check(panatron_h.pt_unary(ctx.handle(), op.ordinal(), x.descriptor(), out.descriptor()));
     }
 
@@ -294,11 +294,11 @@ public final class Kernels {
      */
     public static void swiglu(Context ctx, Tensor gate, Tensor up, Tensor out) {
         requireOpen(ctx, gate, up, out);
-        requireData("swiglu gate", gate);
-        requireData("swiglu up", up);
-        requireData("swiglu out", out);
-        requireSameShape("swiglu gate/up", gate, up);
-        requireSameShape("swiglu gate/out", gate, out);
+        requireData("swiglu", "gate", gate);
+        requireData("swiglu", "up", up);
+        requireData("swiglu", "out", out);
+        requireSame("swiglu", gate, "gate", up, "up");
+        requireSame("swiglu", gate, "gate", out, "out");
         requireOutput("swiglu", out, gate, up);
         Native.check(panatron_h.pt_swiglu(ctx.handle(), gate.descriptor(), up.descriptor(), out.descriptor()));
     }
@@ -316,9 +316,9 @@ public final class Kernels {
      */
     public static void softmax(Context ctx, Tensor x, float scale, Tensor out) {
         requireOpen(ctx, x, out);
-        requireData("softmax x", x);
-        requireData("softmax out", out);
-        requireSameShape("softmax", x, out);
+        requireData("softmax", "x", x);
+        requireData("softmax", "out", out);
+        requireSame("softmax", x, "x", out, "out");
         if (!Float.isFinite(scale)) throw new IllegalArgumentException("softmax: scale must be finite, got " + scale);
         requireOutput("softmax", out, x);
         Native.check(panatron_h.pt_softmax(ctx.handle(), x.descriptor(), scale, out.descriptor()));
@@ -415,11 +415,11 @@ public final class Kernels {
     public static void rope(Context ctx, Tensor x, Tensor positions, RopeOptions opts, Tensor out) {
         Objects.requireNonNull(opts, "opts");
         requireOpen(ctx, x, positions, out);
-        requireData("rope x", x);
-        requireData("rope out", out);
-        requireDtype("rope positions", positions, DType.I32);
+        requireData("rope", "x", x);
+        requireData("rope", "out", out);
+        requireI32("rope", "positions", positions);
         if (x.ndim() != 3 && x.ndim() != 4) throw shape("rope: x " + x + " must be [T, H, D] or [B, T, H, D]");
-        requireSameShape("rope", x, out);
+        requireSame("rope", x, "x", out, "out");
         boolean batched = x.ndim() == 4;
         long t = x.dim(batched ? 1 : 0), d = x.dim(-1);
         boolean posOk = (positions.ndim() == 1 && positions.dim(0) == t)
@@ -455,9 +455,9 @@ public final class Kernels {
      */
     public static void embedding(Context ctx, Tensor table, Tensor ids, Tensor out) {
         requireOpen(ctx, table, ids, out);
-        requireDtype("embedding table", table, DType.F32, DType.BF16, DType.F16);
-        requireDtype("embedding ids", ids, DType.I32);
-        requireDtype("embedding out", out, DType.F32, DType.BF16, DType.F16);
+        requireFloat("embedding", "table", table);
+        requireI32("embedding", "ids", ids);
+        requireFloat("embedding", "out", out);
         if (table.ndim() != 2) throw shape("embedding: table " + table + " must be [V, D]");
         if (ids.ndim() > 3) throw shape("embedding: ids " + ids + " must have 1..3 dims");
         if (!ids.isContiguous()) throw shape("embedding: ids " + ids + " must be contiguous");
@@ -488,13 +488,13 @@ public final class Kernels {
      */
     public static void meanPool(Context ctx, Tensor x, Tensor mask, boolean normalize, Tensor out) {
         requireOpen(ctx, x, out);
-        requireData("meanPool x", x);
-        requireData("meanPool out", out);
+        requireData("meanPool", "x", x);
+        requireData("meanPool", "out", out);
         if (x.ndim() != 3) throw shape("meanPool: x " + x + " must be [B, T, D]");
         if (out.ndim() != 2 || out.dim(0) != x.dim(0) || out.dim(1) != x.dim(2)) throw shape("meanPool: out " + out + " must be [" + x.dim(0) + ", " + x.dim(2) + "] for x " + x);
         if (mask != null) {
             mask.checkOpen();
-            requireDtype("meanPool mask", mask, DType.I32);
+            requireI32("meanPool", "mask", mask);
             if (mask.ndim() != 2 || mask.dim(0) != x.dim(0) || mask.dim(1) != x.dim(1)) throw shape("meanPool: mask " + mask + " must be [" + x.dim(0) + ", " + x.dim(1) + "] for x " + x);
             if (!mask.isContiguous()) throw shape("meanPool: mask " + mask + " must be contiguous");
             requireOutput("meanPool", out, x, mask);
@@ -515,45 +515,75 @@ public final class Kernels {
      */
     public static void convert(Context ctx, Tensor x, Tensor out) {
         requireOpen(ctx, x, out);
-        requireDtype("convert x", x, DType.F32, DType.F16, DType.BF16);
-        requireDtype("convert out", out, DType.F32, DType.F16, DType.BF16);
-        requireSameShape("convert", x, out);
+        requireFloat("convert", "x", x);
+        requireFloat("convert", "out", out);
+        requireSame("convert", x, "x", out, "out");
         requireOutput("convert", out, x);
         Native.check(panatron_h.pt_convert(ctx.handle(), x.descriptor(), out.descriptor()));
     }
 
     // ---- helpers of this section
 
-    private static void requireData(String what, Tensor t) { requireDtype(what, t, DType.F32, DType.BF16); }
+    // The success paths allocate nothing and build no strings: small calls must stay cheap.
+
+    private static void requireData(String op, String arg, Tensor t) {
+        DType d = t.dtype();
+        if (d != DType.F32 && d != DType.BF16) throw badDtype(op, arg, t, "[F32, BF16]");
+    }
+
+    private static void requireFloat(String op, String arg, Tensor t) {
+        DType d = t.dtype();
+        if (d != DType.F32 && d != DType.BF16 && d != DType.F16) throw badDtype(op, arg, t, "[F32, BF16, F16]");
+    }
+
+    private static void requireI32(String op, String arg, Tensor t) {
+        if (t.dtype() != DType.I32) throw badDtype(op, arg, t, "[I32]");
+    }
+
+    private static IllegalArgumentException badDtype(String op, String arg, Tensor t, String allowed) {
+        return new IllegalArgumentException(op + " " + arg + ": dtype " + t.dtype() + " not supported (expected " + allowed + ")");
+    }
+
+    private static boolean sameShape(Tensor a, Tensor b) {
+        if (a.ndim() != b.ndim()) return false;
+        for (int i = 0; i < a.ndim(); i++) if (a.dim(i) != b.dim(i)) return false;
+        return true;
+    }
+
+    private static void requireSame(String op, Tensor a, String an, Tensor b, String bn) {
+        if (!sameShape(a, b)) throw shape(op + ": " + an + " " + a + " and " + bn + " " + b + " must have the same shape");
+    }
 
     private static MemorySegment descOrNull(Tensor t) { return t == null ? MemorySegment.NULL : t.descriptor(); }
 
     private static void checkNorm(String op, Context ctx, Tensor x, Tensor residual, Tensor gamma, Tensor beta, float eps,
                                   Tensor out, Tensor sumOut) {
         requireOpen(ctx, x, gamma, out);
-        for (Tensor t : new Tensor[] {residual, beta, sumOut}) if (t != null) t.checkOpen();
-        requireData(op + " x", x);
-        requireData(op + " out", out);
-        requireSameShape(op + " x/out", x, out);
+        if (residual != null) residual.checkOpen();
+        if (beta != null) beta.checkOpen();
+        if (sumOut != null) sumOut.checkOpen();
+        requireData(op, "x", x);
+        requireData(op, "out", out);
+        requireSame(op, x, "x", out, "out");
         if (residual != null) {
-            requireData(op + " residual", residual);
-            requireSameShape(op + " x/residual", x, residual);
+            requireData(op, "residual", residual);
+            requireSame(op, x, "x", residual, "residual");
         }
         if (sumOut != null) {
-            requireData(op + " sumOut", sumOut);
-            requireSameShape(op + " x/sumOut", x, sumOut);
+            requireData(op, "sumOut", sumOut);
+            requireSame(op, x, "x", sumOut, "sumOut");
         }
-        long cols = x.dim(-1);
-        for (Tensor p : new Tensor[] {gamma, beta}) {
-            if (p == null) continue;
-            String what = op + (p == gamma ? " gamma" : " beta");
-            requireDtype(what, p, DType.F32);
-            if (p.ndim() != 1 || p.dim(0) != cols) throw shape(what + " must be [" + cols + "] (the last dim of x " + x + "), got " + p);
-        }
+        requireParam(op, "gamma", gamma, x);
+        if (beta != null) requireParam(op, "beta", beta, x);
         if (!(eps >= 0) || Float.isInfinite(eps)) throw new IllegalArgumentException(op + ": eps must be finite and >= 0, got " + eps);
         if (residual != null) requireOutput(op, out, x, residual, gamma, beta, sumOut);
         else requireOutput(op, out, x, gamma, beta);
         if (sumOut != null) requireOutput(op + " sumOut", sumOut, x, residual, gamma, beta);
+    }
+
+    private static void requireParam(String op, String arg, Tensor p, Tensor x) {
+        if (p.dtype() != DType.F32) throw badDtype(op, arg, p, "[F32]");
+        if (p.ndim() != 1 || p.dim(0) != x.dim(-1)) throw shape(op + " " + arg + " must be [" + x.dim(-1) + "] (the last dim of x " + x + "), got " + p);
     }
 
     /**
