@@ -71,10 +71,6 @@ static bool packed(const pt_tensor* t) {
 
 #define PBLK 256 /* portable kernels convert through f32 stack buffers of this many elements */
 
-static inline float ldf(const void* p, int dt, int64_t i) {
-    return dt == PT_F32 ? ((const float*)p)[i] : pt_bf16_to_f32(((const uint16_t*)p)[i]);
-}
-
 /* ---------------------------------------------------------------- portable row kernels */
 
 void pt_add_row_portable(const void* a, int adt, const void* b, int bdt, void* out, int odt, int64_t n) {
