@@ -99,17 +99,17 @@ PT_AI float pt_hsum(__m512 v) { return _mm512_reduce_add_ps(v); }
 PT_AI float pt_hmax(__m512 v) { return _mm512_reduce_max_ps(v); }
 
 /* ---- exp ---- */
-/* exp(a + c) for a small correction c (|c| <~ 4): the range reduction is done on a with
- * Cody-Waite constants, c is added to the reduced argument. Clamped to [-104, 88.8], which
- * already maps to 0 / inf; NaN propagates. */
-PT_AI __m512 pt_exp_c(__m512 a, __m512 c) {
+/* exp(a + c) for a small correction c (|c| <~ 4), or exp(a) when HAS_C is 0: the range
+ * reduction is done on a with Cody-Waite constants, c is added to the reduced argument.
+ * Clamped to [-104, 88.8], which already maps to 0 / inf; NaN propagates. */
+PT_AI __m512 pt_exp_impl(__m512 a, __m512 c, const int HAS_C) {
     const __m512 lo = _mm512_set1_ps(-104.0f), hi = _mm512_set1_ps(88.8f);
     a = _mm512_min_ps(hi, _mm512_max_ps(lo, a)); /* constants first: NaN in a is kept */
-    __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_add_ps(a, c), _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 t = _mm512_mul_ps(HAS_C ? _mm512_add_ps(a, c) : a, _mm512_set1_ps(1.44269504088896341f));
+    __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), a);
     r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
-    r = _mm512_add_ps(r, c);
+    if (HAS_C) r = _mm512_add_ps(r, c);
     __m512 p = _mm512_set1_ps(1.9875691500e-4f);
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
@@ -119,7 +119,8 @@ PT_AI __m512 pt_exp_c(__m512 a, __m512 c) {
     __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
     return _mm512_scalef_ps(y, n);
 }
-PT_AI __m512 pt_exp(__m512 x) { return pt_exp_c(x, _mm512_setzero_ps()); }
+PT_AI __m512 pt_exp_c(__m512 a, __m512 c) { return pt_exp_impl(a, c, 1); }
+PT_AI __m512 pt_exp(__m512 x) { return pt_exp_impl(x, x, 0); }
 
 /* erfc(z) for finite 0 <= z <= 22, given z^2 = hi + lo exactly (hi = fl(z^2), lo its rounding
  * error), so exp(-z^2) keeps full relative accuracy deep in the tail. */
