@@ -109,6 +109,9 @@ static void test_norms(tu_path* p) {
         check_norm(p, 7, 768, PT_F32, PT_F32, PT_F32, PT_F32, rms, 0, 1, 100.0);  /* large mean */
         check_norm(p, 129, 384, PT_F32, PT_F32, PT_BF16, PT_F32, rms, 0, 1, 0.0); /* threaded */
         check_norm(p, 129, 384, PT_BF16, PT_BF16, PT_F32, PT_F32, rms, 3, 1, 0.0);
+        /* rows longer than the fused kernel's scratch row: it re-adds x + r in each pass */
+        check_norm(p, 3, 16411, PT_F32, PT_BF16, PT_F32, PT_F32, rms, 1, 1, 0.0);
+        check_norm(p, 2, 20000, PT_BF16, PT_F32, PT_BF16, PT_F32, rms, 1, 0, 3.0);
     }
 }
 

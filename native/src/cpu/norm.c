@@ -9,6 +9,7 @@
 #include <math.h>
 
 #define PBLK 256
+#define PT_NORM_SCRATCH_COLS 16384
 
 /* f32 values of v[i0 .. i0+m) (x + r), in buf or pointing into x when no work is needed. */
 static const float* load_v(const void* x, int xdt, const void* r, int rdt, int64_t i0, int64_t m, float* buf,
@@ -84,6 +85,11 @@ typedef struct {
 
 static void norm_rows(int64_t r0, int64_t r1, void* arg) {
     const norm_job* j = (const norm_job*)arg;
+    /* fused add without sum_out: for rows up to PT_NORM_SCRATCH_COLS the f32 sum goes to a
+     * cache-resident scratch row, so the three norm passes read one stream instead of
+     * re-adding two. Longer rows (which would not stay in L1/L2 anyway), or a failed scratch
+     * allocation, use the norm kernel that re-adds x + r in each pass: same values. */
+    float* buf = j->rr.t && !j->rs.t && j->cols <= PT_NORM_SCRATCH_COLS ? (float*)pt_scratch(0, (size_t)j->cols * 4) : NULL;
     for (int64_t i = r0; i < r1; i++) {
         const char* x = pt_rows_at(&j->rx, i);
         const char* r = pt_rows_at(&j->rr, i);
@@ -92,6 +98,9 @@ static void norm_rows(int64_t r0, int64_t r1, void* arg) {
         if (s) { /* the sum is stored first; the norm reads it back as stored */
             j->add(x, j->xdt, r, j->rdt, s, j->sdt, j->cols);
             j->norm(s, j->sdt, NULL, 0, j->gamma, j->beta, j->eps, j->rms, o, j->odt, j->cols);
+        } else if (buf) {
+            j->add(x, j->xdt, r, j->rdt, buf, PT_F32, j->cols);
+            j->norm(buf, PT_F32, NULL, 0, j->gamma, j->beta, j->eps, j->rms, o, j->odt, j->cols);
         } else {
             j->norm(x, j->xdt, r, j->rdt, j->gamma, j->beta, j->eps, j->rms, o, j->odt, j->cols);
         }
