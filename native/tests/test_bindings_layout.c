@@ -73,6 +73,8 @@ int main(void) {
     EXPECT((long long)(PT_UNARY_GELU_TANH) == 1LL, "PT_UNARY_GELU_TANH is %lld", (long long)(PT_UNARY_GELU_TANH));
     EXPECT((long long)(PT_UNARY_SILU) == 2LL, "PT_UNARY_SILU is %lld", (long long)(PT_UNARY_SILU));
     EXPECT((long long)(PT_UNARY_RELU) == 3LL, "PT_UNARY_RELU is %lld", (long long)(PT_UNARY_RELU));
+    EXPECT((long long)(PT_UNARY_TANH) == 4LL, "PT_UNARY_TANH is %lld", (long long)(PT_UNARY_TANH));
+    EXPECT((long long)(PT_UNARY_SIGMOID) == 5LL, "PT_UNARY_SIGMOID is %lld", (long long)(PT_UNARY_SIGMOID));
     EXPECT((long long)(PT_ROPE_NEOX) == 0LL, "PT_ROPE_NEOX is %lld", (long long)(PT_ROPE_NEOX));
     EXPECT((long long)(PT_ROPE_GPTJ) == 1LL, "PT_ROPE_GPTJ is %lld", (long long)(PT_ROPE_GPTJ));
     EXPECT((long long)(PT_VERSION_MAJOR) == 0LL, "PT_VERSION_MAJOR is %lld", (long long)(PT_VERSION_MAJOR));

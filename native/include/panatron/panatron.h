@@ -191,75 +191,156 @@ PT_API pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
 
 /* ------------------------------------------------------------------------------------------
  * Elementwise, normalization and the rest of a transformer block.
- * x/out of any rank (<= 4), innermost dim contiguous; outer dims may be strided.
- * Unless stated, f32 and bf16 are accepted for x and out (independently), compute is f32,
- * and out may alias x exactly (in-place).
+ *
+ * Common contract of this section (each op states its exceptions):
+ *  - x/out of any rank (1..4); the innermost dim must be contiguous, outer dims may have any
+ *    byte strides (e.g. a [T, H, D] view of a fused QKV projection).
+ *  - f32 and bf16 are accepted for every data tensor, independently (x may be bf16 and out
+ *    f32, or the reverse); compute is f32; stores round to nearest even. Parameter vectors
+ *    (gamma, beta) are f32.
+ *  - out may alias an input EXACTLY (same data, dtype and strides: in-place); any other
+ *    overlap between an input and an output gives unspecified results.
+ *  - NaN in an input gives NaN in the outputs it reaches (a row, for row-wise ops); nothing
+ *    is clamped or flushed.
+ *  - Work is split over rows (and column blocks for elementwise ops) on ctx's threads; calls
+ *    on tiny tensors stay on the calling thread. Empty tensors are a no-op.
+ *  - On AVX-512 CPUs a vectorized path is used (polynomial exp/erfc/tanh: a few ulps, times
+ *    the function's condition number for the GELUs, whose far-left tails are ill-conditioned
+ *    in f32); elsewhere, or with PT_CPU_AVX512F in pt_ctx_params.disable_caps, plain C with
+ *    libm. Both paths are tested against the same double references and tolerances.
  * ---------------------------------------------------------------------------------------- */
 
 /*
- * out = a + b, where b is broadcast over the rows of a when b is 1-D [cols] (bias add), or
- * has a's shape (residual add). a, b, out: f32 | bf16.
+ * out = a + b
+ *   a, out  same shape, f32 | bf16
+ *   b       a's shape (residual add), or 1-D [cols of a] broadcast over a's rows (bias add);
+ *           f32 | bf16
+ * out may alias a or b.
  */
 PT_API pt_status pt_add(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, pt_tensor* out);
 
 typedef enum pt_unary_op {
-    PT_UNARY_GELU_ERF = 0,    /* x/2 * (1 + erf(x/sqrt 2)) */
+    PT_UNARY_GELU_ERF = 0,    /* x/2 * (1 + erf(x/sqrt 2))   (computed as x/2 * erfc(-x/sqrt 2)) */
     PT_UNARY_GELU_TANH = 1,   /* x/2 * (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     PT_UNARY_SILU = 2,        /* x * sigmoid(x) */
-    PT_UNARY_RELU = 3
+    PT_UNARY_RELU = 3,        /* max(x, 0); NaN stays NaN */
+    PT_UNARY_TANH = 4,        /* tanh(x) (e.g. BERT's pooler) */
+    PT_UNARY_SIGMOID = 5      /* 1 / (1 + exp(-x)) */
 } pt_unary_op;
 
-/* out = f(x), elementwise; x, out same shape. */
+/*
+ * out = f(x), elementwise; x, out same shape. op: pt_unary_op.
+ * Limits: gelu(-inf) = silu(-inf) = -0, gelu(+inf) = silu(+inf) = +inf.
+ */
 PT_API pt_status pt_unary(pt_ctx* ctx, int32_t op, const pt_tensor* x, pt_tensor* out);
 
-/* SwiGLU: out[r, j] = silu(gate[r, j]) * up[r, j]; gate, up, out same shape. */
+/* SwiGLU: out[r, j] = silu(gate[r, j]) * up[r, j]; gate, up, out same shape (out may alias
+ * gate or up). */
 PT_API pt_status pt_swiglu(pt_ctx* ctx, const pt_tensor* gate, const pt_tensor* up, pt_tensor* out);
 
-/* Softmax along the last dim: out = softmax(scale * x). scale 0 is read as 1. */
+/*
+ * Softmax along the last dim: out = softmax(scale * x), computed stably as
+ * exp(scale*x - max) / sum. scale must be finite; 0 is read as 1; negative is allowed.
+ *   x, out  same shape [..., cols]
+ * A row holding NaN, or whose maximum is +inf, or that is all -inf, becomes NaN (as PyTorch).
+ */
 PT_API pt_status pt_softmax(pt_ctx* ctx, const pt_tensor* x, float scale, pt_tensor* out);
 
 /*
  * LayerNorm over the last dim: out = (x - mean) / sqrt(var + eps) * gamma + beta.
- * gamma, beta: [cols] f32 (beta may be NULL). Variance is the biased one (as PyTorch).
+ *   x, out  same shape [..., cols]
+ *   gamma   [cols] f32;  beta [cols] f32 or NULL (no shift)
+ *   eps     finite, >= 0 (e.g. 1e-5; BERT uses 1e-12)
+ * Variance is the biased one (divides by cols), computed in two passes (mean first).
  */
 PT_API pt_status pt_layer_norm(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* gamma,
                                const pt_tensor* beta, float eps, pt_tensor* out);
 
-/* RMSNorm over the last dim: out = x / sqrt(mean(x^2) + eps) * gamma; gamma [cols] f32. */
+/*
+ * Residual add fused with LayerNorm, one pass over memory less than pt_add + pt_layer_norm:
+ *   s = x + residual;  out = layer_norm(s) (as pt_layer_norm);  sum_out = s (if not NULL)
+ *   x, residual, out, sum_out  same shape [..., cols]; f32 | bf16 each
+ * sum_out may alias x or residual (the pre-LN residual stream updated in place); out may
+ * alias x or residual too. When sum_out is given, the norm is taken of the values as stored
+ * in it (a bf16 sum_out rounds first, as a bf16 PyTorch model does); otherwise of the f32 sum.
+ * Post-LN blocks (BERT): out = LN(attn_out + residual), sum_out NULL.
+ */
+PT_API pt_status pt_add_layer_norm(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* residual,
+                                   const pt_tensor* gamma, const pt_tensor* beta, float eps,
+                                   pt_tensor* out, pt_tensor* sum_out);
+
+/*
+ * RMSNorm over the last dim: out = x / sqrt(mean(x^2) + eps) * gamma.
+ *   x, out  same shape [..., cols];  gamma [cols] f32;  eps >= 0
+ * (Gemma's (1 + w) convention: pass gamma = 1 + w.)
+ */
 PT_API pt_status pt_rms_norm(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* gamma,
                              float eps, pt_tensor* out);
 
+/*
+ * Residual add fused with RMSNorm (Llama-style pre-norm blocks):
+ *   s = x + residual;  out = rms_norm(s);  sum_out = s (if not NULL)
+ * Shapes, dtypes and aliasing as pt_add_layer_norm.
+ */
+PT_API pt_status pt_add_rms_norm(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* residual,
+                                 const pt_tensor* gamma, float eps, pt_tensor* out,
+                                 pt_tensor* sum_out);
+
 typedef enum pt_rope_mode {
-    PT_ROPE_NEOX = 0,   /* rotate halves: (x[i], x[i + d/2]) — Llama/GPT-NeoX/HF default */
+    PT_ROPE_NEOX = 0,   /* rotate halves: (x[i], x[i + r/2]) — Llama/GPT-NeoX/HF default */
     PT_ROPE_GPTJ = 1    /* rotate adjacent pairs: (x[2i], x[2i+1]) */
 } pt_rope_mode;
 
 typedef struct pt_rope_params {
     int32_t mode;          /* pt_rope_mode */
-    int32_t rotary_dim;    /* dims rotated from the start of each head; 0 = head dim */
-    float   theta;         /* base, e.g. 10000 */
+    int32_t rotary_dim;    /* r: dims rotated from the start of each head, even, <= D; 0 = D */
+    float   theta;         /* base, e.g. 10000; > 0 unless inv_freq is given */
     float   freq_scale;    /* positions are multiplied by this (linear scaling); 0 = 1 */
-    const float* inv_freq; /* optional [rotary_dim/2] table overriding theta (llama3 scaling) */
+    const float* inv_freq; /* optional [r/2] table overriding theta (llama3/YaRN scaling) */
 } pt_rope_params;
 
 /*
  * Rotary position embedding, applied per head.
- *   x, out   [T, H, D]  (T tokens, H heads, D head dim), f32 | bf16, innermost contiguous
- *   positions [T] i32: the position of each token
- * Angle for pair i: pos * freq_scale * theta^(-2i / rotary_dim) (or inv_freq[i]).
+ *   x, out     [T, H, D] or [B, T, H, D] (H heads of head dim D), f32 | bf16, innermost
+ *              contiguous, outer dims strided (a Q or K view of a fused QKV output works)
+ *   positions  i32, contiguous: [T] (shared by every batch entry) or [B, T] for 4-D x
+ * Pair i (0 <= i < r/2) of each head is rotated by the angle
+ *   pos * freq_scale * inv_freq[i],   inv_freq[i] = theta^(-2i / r) unless given,
+ * NEOX pairs (x[i], x[i + r/2]), GPTJ pairs (x[2i], x[2i+1]):
+ *   (a, b) -> (a cos - b sin, b cos + a sin).
+ * Dims r..D-1 pass through unchanged. Angles are computed in double precision, so large
+ * positions keep full f32 accuracy. params must not be NULL.
  */
 PT_API pt_status pt_rope(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* positions,
                          const pt_rope_params* params, pt_tensor* out);
 
 /*
- * Embedding gather: out[t, :] = table[ids[t], :].
- *   table [V, D] f32 | bf16;  ids [T] i32 (each in [0, V), else PT_ERR_INVALID_ARGUMENT and
- *   nothing is written);  out [T, D] f32 | bf16.
+ * Embedding gather: out[..., :] = table[ids[...], :].
+ *   table  [V, D] f32 | bf16 | f16, innermost contiguous (row stride free)
+ *   ids    [T] or [B, T] (rank 1..3) i32, contiguous; each in [0, V), else
+ *          PT_ERR_INVALID_ARGUMENT naming the first bad position, and NOTHING is written
+ *   out    ids' shape + [D], f32 | bf16 | f16 (converted from table's dtype)
  */
 PT_API pt_status pt_embedding(pt_ctx* ctx, const pt_tensor* table, const pt_tensor* ids,
                               pt_tensor* out);
 
-/* Dtype conversion, elementwise between any two of f32, f16, bf16 (round to nearest even). */
+/*
+ * Masked mean pooling over tokens (sentence embeddings):
+ *   out[b, :] = sum_t m[b,t] x[b, t, :] / sum_t m[b,t],  m = (mask != 0), or 1 when mask NULL
+ *   x     [B, T, D] f32 | bf16
+ *   mask  [B, T] i32 contiguous (attention mask: 1 keep, 0 padding), or NULL
+ *   out   [B, D] f32 | bf16
+ * A row with no kept token gives zeros. normalize != 0: each out row is then divided by
+ * max(||row||_2, 1e-12) (sentence-transformers' Normalize).
+ */
+PT_API pt_status pt_mean_pool(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* mask,
+                              int32_t normalize, pt_tensor* out);
+
+/*
+ * Dtype conversion, elementwise between any two of f32, f16, bf16 (round to nearest even;
+ * NaN stays NaN, overflow to f16 gives inf, f16/bf16 subnormals are kept). x, out same
+ * shape. out may alias x only when both have the same dtype (then it is a no-op copy).
+ */
 PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
 
 /* ==== attention (issue 3) ==== */

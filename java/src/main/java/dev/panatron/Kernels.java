@@ -92,6 +92,518 @@ public final class Kernels {
 
     // ================================================================ elementwise and norms
     // (see the section markers: each op family keeps its methods together)
+    //
+    // Common rules of this section (the C header's contract): data tensors are f32 or bf16,
+    // independently for inputs and outputs (compute is f32, stores round to nearest even);
+    // outer dims may be strided (views and slices work), the innermost dim is contiguous;
+    // gamma/beta are f32 vectors; an output may be exactly the same view as an input (in
+    // place) but must not partially overlap one. Empty tensors are a no-op.
+
+    /** Elementwise functions of {@link #unary} ({@code pt_unary_op}; ordinals are the C values). */
+    public enum Unary {
+        /** {@code x/2 (1 + erf(x/sqrt 2))}: BERT's GELU. */
+        GELU_ERF,
+        /** {@code x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))}: GPT-2's GELU. */
+        GELU_TANH,
+        /** {@code x sigmoid(x)}. */
+        SILU,
+        /** {@code max(x, 0)}; NaN stays NaN. */
+        RELU,
+        /** {@code tanh(x)}: BERT's pooler. */
+        TANH,
+        /** {@code 1 / (1 + exp(-x))}. */
+        SIGMOID;
+
+        private final String lower = name().toLowerCase(java.util.Locale.ROOT);
+    }
+
+    /** RoPE pair layouts ({@code pt_rope_mode}; ordinals are the C values). */
+    public enum RopeMode {
+        /** Rotate halves: {@code (x[i], x[i + r/2])}: Llama, GPT-NeoX, the HF default. */
+        NEOX,
+        /** Rotate adjacent pairs: {@code (x[2i], x[2i+1])}: GPT-J, original Meta Llama weights. */
+        GPTJ
+    }
+
+    /**
+     * Options of {@link #rope}.
+     *
+     * @param mode       pair layout
+     * @param rotaryDim  r: dims rotated from the start of each head (even); 0 = the whole head
+     * @param theta      frequency base (e.g. 10000, Llama 3: 500000); ignored when invFreq is given
+     * @param freqScale  positions are multiplied by this (linear position interpolation); 0 = 1
+     * @param invFreq    optional [r/2] table of inverse frequencies (Llama 3 / YaRN scaling),
+     *                   or null for {@code theta^(-2i/r)}; copied
+     */
+    public record RopeOptions(RopeMode mode, int rotaryDim, float theta, float freqScale, float[] invFreq) {
+        /** NEOX halves, whole head, theta 10000. */
+        public static final RopeOptions DEFAULT = neox(10000f);
+
+        /**
+         * @throws IllegalArgumentException for an odd or negative rotaryDim, a non-positive or
+         *         non-finite theta without invFreq, a non-finite freqScale or invFreq entry
+         */
+        public RopeOptions {
+            Objects.requireNonNull(mode, "mode");
+            if (rotaryDim < 0 || rotaryDim % 2 != 0) throw new IllegalArgumentException("rope: rotaryDim must be even and >= 0, got " + rotaryDim);
+            if (invFreq == null && !(theta > 0 && Float.isFinite(theta))) throw new IllegalArgumentException("rope: theta must be finite and > 0, got " + theta);
+            if (!Float.isFinite(freqScale)) throw new IllegalArgumentException("rope: freqScale must be finite, got " + freqScale);
+            if (invFreq != null) {
+                invFreq = invFreq.clone();
+                for (int i = 0; i < invFreq.length; i++) {
+                    if (!Float.isFinite(invFreq[i])) throw new IllegalArgumentException("rope: invFreq[" + i + "] = " + invFreq[i] + " is not finite");
+                }
+            }
+        }
+
+        /** NEOX halves over the whole head. */
+        public static RopeOptions neox(float theta) { return new RopeOptions(RopeMode.NEOX, 0, theta, 0f, null); }
+
+        /** GPT-J pairs over the whole head. */
+        public static RopeOptions gptj(float theta) { return new RopeOptions(RopeMode.GPTJ, 0, theta, 0f, null); }
+
+        /** The same options rotating only the first {@code r} dims of each head. */
+        public RopeOptions withRotaryDim(int r) { return new RopeOptions(mode, r, theta, freqScale, invFreq); }
+
+        /** The same options with positions multiplied by {@code s}. */
+        public RopeOptions withFreqScale(float s) { return new RopeOptions(mode, rotaryDim, theta, s, invFreq); }
+
+        /** The same options with an explicit [r/2] inverse-frequency table. */
+        public RopeOptions withInvFreq(float[] table) { return new RopeOptions(mode, rotaryDim, theta, freqScale, table); }
+
+        /** A copy of the inverse-frequency table, or null. */
+        @Override
+        public float[] invFreq() { return invFreq == null ? null : invFreq.clone(); }
+
+        @Override
+        public boolean equals(Object o) {
+            return o instanceof RopeOptions r && r.mode == mode && r.rotaryDim == rotaryDim && Float.compare(r.theta, theta) == 0
+                    && Float.compare(r.freqScale, freqScale) == 0 && Arrays.equals(r.invFreq, invFreq);
+        }
+
+        @Override
+        public int hashCode() { return Objects.hash(mode, rotaryDim, theta, freqScale, Arrays.hashCode(invFreq)); }
+
+        @Override
+        public String toString() {
+            return "RopeOptions[" + mode + ", rotaryDim=" + rotaryDim + ", theta=" + theta + ", freqScale=" + freqScale
+                    + (invFreq == null ? "" : ", invFreq[" + invFreq.length + "]") + "]";
+        }
+    }
+
+    /**
+     * {@code out = a + b}: a residual add (b has a's shape) or a bias add (b is 1-D
+     * [cols of a], broadcast over a's rows).
+     *
+     * @param a   any shape, f32 or bf16
+     * @param b   a's shape, or [a.dim(-1)]; f32 or bf16
+     * @param out a's shape, f32 or bf16; may be a or b itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only out, or an
+     *         out that partially overlaps an input
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void add(Context ctx, Tensor a, Tensor b, Tensor out) {
+        requireOpen(ctx, a, b, out);
+        requireData("add", "a", a);
+        requireData("add", "b", b);
+        requireData("add", "out", out);
+        requireSame("add", a, "a", out, "out");
+        if (!(b.ndim() == 1 && a.ndim() > 1 && b.dim(0) == a.dim(-1)) && !sameShape(a, b)) {
+            throw shape("add: b " + b + " must have a's shape " + a + " or be [" + a.dim(-1) + "] (broadcast over rows)");
+        }
+        requireOutput("add", out, a, b);
+        Native.check(panatron_h.pt_add(ctx.handle(), a.descriptor(), b.descriptor(), out.descriptor()));
+    }
+
+    /**
+     * {@code out = f(x)} elementwise.
+     *
+     * @param x   any shape, f32 or bf16
+     * @param out x's shape, f32 or bf16; may be x itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void unary(Context ctx, Unary op, Tensor x, Tensor out) {
+        Objects.requireNonNull(op, "op");
+        requireOpen(ctx, x, out);
+        requireData(op.lower, "x", x);
+        requireData(op.lower, "out", out);
+        requireSame(op.lower, x, "x", out, "out");
+        requireOutput(op.lower, out, x);
+        Native.check(panatron_h.pt_unary(ctx.handle(), op.ordinal(), x.descriptor(), out.descriptor()));
+    }
+
+    /**
+     * GELU, exact (erf) form. Shapes, dtypes and exceptions as {@link #unary}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void gelu(Context ctx, Tensor x, Tensor out) { unary(ctx, Unary.GELU_ERF, x, out); }
+
+    /**
+     * GELU: the tanh approximation when {@code tanhApprox}, else the exact erf form.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void gelu(Context ctx, Tensor x, Tensor out, boolean tanhApprox) {
+        unary(ctx, tanhApprox ? Unary.GELU_TANH : Unary.GELU_ERF, x, out);
+    }
+
+    /**
+     * SiLU {@code x sigmoid(x)}. Shapes, dtypes and exceptions as {@link #unary}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void silu(Context ctx, Tensor x, Tensor out) { unary(ctx, Unary.SILU, x, out); }
+
+    /**
+     * ReLU. Shapes, dtypes and exceptions as {@link #unary}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void relu(Context ctx, Tensor x, Tensor out) { unary(ctx, Unary.RELU, x, out); }
+
+    /**
+     * tanh. Shapes, dtypes and exceptions as {@link #unary}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void tanh(Context ctx, Tensor x, Tensor out) { unary(ctx, Unary.TANH, x, out); }
+
+    /**
+     * Logistic sigmoid. Shapes, dtypes and exceptions as {@link #unary}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void sigmoid(Context ctx, Tensor x, Tensor out) { unary(ctx, Unary.SIGMOID, x, out); }
+
+    /**
+     * SwiGLU: {@code out = silu(gate) * up}.
+     *
+     * @param gate any shape, f32 or bf16
+     * @param up   gate's shape, f32 or bf16
+     * @param out  gate's shape, f32 or bf16; may be gate or up itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void swiglu(Context ctx, Tensor gate, Tensor up, Tensor out) {
+        requireOpen(ctx, gate, up, out);
+        requireData("swiglu", "gate", gate);
+        requireData("swiglu", "up", up);
+        requireData("swiglu", "out", out);
+        requireSame("swiglu", gate, "gate", up, "up");
+        requireSame("swiglu", gate, "gate", out, "out");
+        requireOutput("swiglu", out, gate, up);
+        Native.check(panatron_h.pt_swiglu(ctx.handle(), gate.descriptor(), up.descriptor(), out.descriptor()));
+    }
+
+    /**
+     * Softmax along the last dim, of {@code scale * x}, max-subtracted. A row holding NaN or
+     * +inf, or all -inf, becomes NaN (as PyTorch).
+     *
+     * @param x     [..., cols], f32 or bf16
+     * @param scale finite; 0 is read as 1; negative allowed
+     * @param out   x's shape, f32 or bf16; may be x itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a non-finite scale, a
+     *         read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void softmax(Context ctx, Tensor x, float scale, Tensor out) {
+        requireOpen(ctx, x, out);
+        requireData("softmax", "x", x);
+        requireData("softmax", "out", out);
+        requireSame("softmax", x, "x", out, "out");
+        if (!Float.isFinite(scale)) throw new IllegalArgumentException("softmax: scale must be finite, got " + scale);
+        requireOutput("softmax", out, x);
+        Native.check(panatron_h.pt_softmax(ctx.handle(), x.descriptor(), scale, out.descriptor()));
+    }
+
+    /**
+     * LayerNorm over the last dim: {@code (x - mean) / sqrt(var + eps) * gamma + beta}, biased
+     * variance (as PyTorch).
+     *
+     * @param x     [..., cols], f32 or bf16
+     * @param gamma [cols] f32
+     * @param beta  [cols] f32, or null (no shift)
+     * @param eps   finite, >= 0 (BERT: 1e-12)
+     * @param out   x's shape, f32 or bf16; may be x itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a bad eps, a read-only or
+     *         overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void layerNorm(Context ctx, Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out) {
+        checkNorm("layerNorm", ctx, x, null, gamma, beta, eps, out, null);
+        Native.check(panatron_h.pt_layer_norm(ctx.handle(), x.descriptor(), gamma.descriptor(), descOrNull(beta), eps,
+                out.descriptor()));
+    }
+
+    /**
+     * Residual add fused with LayerNorm: {@code s = x + residual; out = layerNorm(s)}, and
+     * {@code sumOut = s} when sumOut is not null. With sumOut, the norm is taken of the sum as
+     * stored there (a bf16 sumOut rounds first); otherwise of the f32 sum.
+     *
+     * @param x        [..., cols], f32 or bf16
+     * @param residual x's shape, f32 or bf16
+     * @param gamma    [cols] f32
+     * @param beta     [cols] f32, or null
+     * @param eps      finite, >= 0
+     * @param out      x's shape, f32 or bf16; may be x or residual itself
+     * @param sumOut   x's shape, f32 or bf16, or null; may be x or residual itself (the
+     *                 residual stream updated in place)
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a bad eps, a read-only or
+     *         overlapping output
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void addLayerNorm(Context ctx, Tensor x, Tensor residual, Tensor gamma, Tensor beta, float eps, Tensor out,
+                                    Tensor sumOut) {
+        Objects.requireNonNull(residual, "residual");
+        checkNorm("addLayerNorm", ctx, x, residual, gamma, beta, eps, out, sumOut);
+        Native.check(panatron_h.pt_add_layer_norm(ctx.handle(), x.descriptor(), residual.descriptor(), gamma.descriptor(),
+                descOrNull(beta), eps, out.descriptor(), descOrNull(sumOut)));
+    }
+
+    /**
+     * RMSNorm over the last dim: {@code x / sqrt(mean(x^2) + eps) * gamma}.
+     *
+     * @param x     [..., cols], f32 or bf16
+     * @param gamma [cols] f32 (Gemma: pass 1 + w)
+     * @param eps   finite, >= 0
+     * @param out   x's shape, f32 or bf16; may be x itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a bad eps, a read-only or
+     *         overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void rmsNorm(Context ctx, Tensor x, Tensor gamma, float eps, Tensor out) {
+        checkNorm("rmsNorm", ctx, x, null, gamma, null, eps, out, null);
+        Native.check(panatron_h.pt_rms_norm(ctx.handle(), x.descriptor(), gamma.descriptor(), eps, out.descriptor()));
+    }
+
+    /**
+     * Residual add fused with RMSNorm (Llama pre-norm blocks): {@code s = x + residual;
+     * out = rmsNorm(s); sumOut = s}. Shapes, dtypes and aliasing as {@link #addLayerNorm}.
+     *
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a bad eps, a read-only or
+     *         overlapping output
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void addRmsNorm(Context ctx, Tensor x, Tensor residual, Tensor gamma, float eps, Tensor out, Tensor sumOut) {
+        Objects.requireNonNull(residual, "residual");
+        checkNorm("addRmsNorm", ctx, x, residual, gamma, null, eps, out, sumOut);
+        Native.check(panatron_h.pt_add_rms_norm(ctx.handle(), x.descriptor(), residual.descriptor(), gamma.descriptor(), eps,
+                out.descriptor(), descOrNull(sumOut)));
+    }
+
+    /**
+     * Rotary position embedding, per head. Pair i of each head is rotated by
+     * {@code pos * freqScale * invFreq[i]}, {@code invFreq[i] = theta^(-2i/r)} unless given;
+     * dims r..D-1 pass through.
+     *
+     * @param x         [T, H, D] or [B, T, H, D], f32 or bf16; outer dims may be strided (a Q
+     *                  or K view of a fused QKV projection works)
+     * @param positions i32, contiguous: [T], or [B, T] for 4-D x
+     * @param out       x's shape, f32 or bf16; may be x itself
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a rotaryDim larger than D,
+     *         an invFreq table whose length is not r/2, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void rope(Context ctx, Tensor x, Tensor positions, RopeOptions opts, Tensor out) {
+        Objects.requireNonNull(opts, "opts");
+        requireOpen(ctx, x, positions, out);
+        requireData("rope", "x", x);
+        requireData("rope", "out", out);
+        requireI32("rope", "positions", positions);
+        if (x.ndim() != 3 && x.ndim() != 4) throw shape("rope: x " + x + " must be [T, H, D] or [B, T, H, D]");
+        requireSame("rope", x, "x", out, "out");
+        boolean batched = x.ndim() == 4;
+        long t = x.dim(batched ? 1 : 0), d = x.dim(-1);
+        boolean posOk = (positions.ndim() == 1 && positions.dim(0) == t)
+                || (batched && positions.ndim() == 2 && positions.dim(0) == x.dim(0) && positions.dim(1) == t);
+        if (!posOk) throw shape("rope: positions " + positions + " must be [" + t + "]" + (batched ? " or [" + x.dim(0) + ", " + t + "]" : "") + " for x " + x);
+        if (!positions.isContiguous()) throw shape("rope: positions " + positions + " must be contiguous");
+        long r = opts.rotaryDim() == 0 ? d : opts.rotaryDim();
+        if (r > d || r % 2 != 0) throw new IllegalArgumentException("rope: rotaryDim " + r + " must be even and <= the head dim " + d + " of x " + x);
+        float[] inv = opts.invFreq;
+        if (inv != null && inv.length != r / 2) throw new IllegalArgumentException("rope: invFreq has " + inv.length + " entries, expected rotaryDim/2 = " + r / 2);
+        requireOutput("rope", out, x);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = dev.panatron.ffm.pt_rope_params.allocate(tmp);
+            dev.panatron.ffm.pt_rope_params.mode(p, opts.mode().ordinal());
+            dev.panatron.ffm.pt_rope_params.rotary_dim(p, opts.rotaryDim());
+            dev.panatron.ffm.pt_rope_params.theta(p, opts.theta());
+            dev.panatron.ffm.pt_rope_params.freq_scale(p, opts.freqScale());
+            dev.panatron.ffm.pt_rope_params.inv_freq(p, inv == null ? MemorySegment.NULL : tmp.allocateFrom(java.lang.foreign.ValueLayout.JAVA_FLOAT, inv));
+            Native.check(panatron_h.pt_rope(ctx.handle(), x.descriptor(), positions.descriptor(), p, out.descriptor()));
+        }
+    }
+
+    /**
+     * Embedding gather: {@code out[..., :] = table[ids[...], :]}. Every id is checked before
+     * anything is written.
+     *
+     * @param table [V, D], f32, bf16 or f16 (rows may be strided)
+     * @param ids   [T] or [B, T] (1..3 dims), i32, contiguous; each in [0, V)
+     * @param out   ids' shape + [D], f32, bf16 or f16 (converted from table's dtype)
+     * @throws IllegalArgumentException on a shape or dtype mismatch, an id out of range, a
+     *         read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void embedding(Context ctx, Tensor table, Tensor ids, Tensor out) {
+        requireOpen(ctx, table, ids, out);
+        requireFloat("embedding", "table", table);
+        requireI32("embedding", "ids", ids);
+        requireFloat("embedding", "out", out);
+        if (table.ndim() != 2) throw shape("embedding: table " + table + " must be [V, D]");
+        if (ids.ndim() > 3) throw shape("embedding: ids " + ids + " must have 1..3 dims");
+        if (!ids.isContiguous()) throw shape("embedding: ids " + ids + " must be contiguous");
+        long[] want = Arrays.copyOf(ids.shape(), ids.ndim() + 1);
+        want[ids.ndim()] = table.dim(1);
+        if (!Arrays.equals(out.shape(), want)) throw shape("embedding: out " + out + " must be " + Arrays.toString(want) + " (ids " + ids + " plus the row size of table " + table + ")");
+        long v = table.dim(0), n = ids.numel();
+        MemorySegment idSeg = ids.segment();
+        for (long i = 0; i < n; i++) {
+            int id = idSeg.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i);
+            if (id < 0 || id >= v) throw new IllegalArgumentException("embedding: ids[" + i + "] = " + id + " is out of range [0, " + v + ") for table " + table);
+        }
+        requireOutput("embedding", out, table, ids);
+        Native.check(panatron_h.pt_embedding(ctx.handle(), table.descriptor(), ids.descriptor(), out.descriptor()));
+    }
+
+    /**
+     * Masked mean over tokens (sentence embeddings):
+     * {@code out[b] = sum_t m[b,t] x[b,t] / sum_t m[b,t]} with {@code m = mask != 0} (all ones
+     * when mask is null); a row with no kept token gives zeros. With {@code normalize}, each
+     * row is then divided by {@code max(||row||, 1e-12)}.
+     *
+     * @param x    [B, T, D], f32 or bf16
+     * @param mask [B, T] i32, contiguous (an attention mask), or null
+     * @param out  [B, D], f32 or bf16
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void meanPool(Context ctx, Tensor x, Tensor mask, boolean normalize, Tensor out) {
+        requireOpen(ctx, x, out);
+        requireData("meanPool", "x", x);
+        requireData("meanPool", "out", out);
+        if (x.ndim() != 3) throw shape("meanPool: x " + x + " must be [B, T, D]");
+        if (out.ndim() != 2 || out.dim(0) != x.dim(0) || out.dim(1) != x.dim(2)) throw shape("meanPool: out " + out + " must be [" + x.dim(0) + ", " + x.dim(2) + "] for x " + x);
+        if (mask != null) {
+            mask.checkOpen();
+            requireI32("meanPool", "mask", mask);
+            if (mask.ndim() != 2 || mask.dim(0) != x.dim(0) || mask.dim(1) != x.dim(1)) throw shape("meanPool: mask " + mask + " must be [" + x.dim(0) + ", " + x.dim(1) + "] for x " + x);
+            if (!mask.isContiguous()) throw shape("meanPool: mask " + mask + " must be contiguous");
+            requireOutput("meanPool", out, x, mask);
+        } else {
+            requireOutput("meanPool", out, x);
+        }
+        Native.check(panatron_h.pt_mean_pool(ctx.handle(), x.descriptor(), descOrNull(mask), normalize ? 1 : 0, out.descriptor()));
+    }
+
+    /**
+     * Dtype conversion between f32, f16 and bf16 (round to nearest even, NaN stays NaN,
+     * f16 overflow gives inf).
+     *
+     * @param x   any shape, f32, f16 or bf16
+     * @param out x's shape, f32, f16 or bf16; may be x itself only when the dtypes are equal
+     * @throws IllegalArgumentException on a shape or dtype mismatch, a read-only or overlapping out
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static void convert(Context ctx, Tensor x, Tensor out) {
+        requireOpen(ctx, x, out);
+        requireFloat("convert", "x", x);
+        requireFloat("convert", "out", out);
+        requireSame("convert", x, "x", out, "out");
+        requireOutput("convert", out, x);
+        Native.check(panatron_h.pt_convert(ctx.handle(), x.descriptor(), out.descriptor()));
+    }
+
+    // ---- helpers of this section
+
+    // The success paths allocate nothing and build no strings: small calls must stay cheap.
+
+    private static void requireData(String op, String arg, Tensor t) {
+        DType d = t.dtype();
+        if (d != DType.F32 && d != DType.BF16) throw badDtype(op, arg, t, "[F32, BF16]");
+    }
+
+    private static void requireFloat(String op, String arg, Tensor t) {
+        DType d = t.dtype();
+        if (d != DType.F32 && d != DType.BF16 && d != DType.F16) throw badDtype(op, arg, t, "[F32, BF16, F16]");
+    }
+
+    private static void requireI32(String op, String arg, Tensor t) {
+        if (t.dtype() != DType.I32) throw badDtype(op, arg, t, "[I32]");
+    }
+
+    private static IllegalArgumentException badDtype(String op, String arg, Tensor t, String allowed) {
+        return new IllegalArgumentException(op + " " + arg + ": dtype " + t.dtype() + " not supported (expected " + allowed + ")");
+    }
+
+    private static boolean sameShape(Tensor a, Tensor b) {
+        if (a.ndim() != b.ndim()) return false;
+        for (int i = 0; i < a.ndim(); i++) if (a.dim(i) != b.dim(i)) return false;
+        return true;
+    }
+
+    private static void requireSame(String op, Tensor a, String an, Tensor b, String bn) {
+        if (!sameShape(a, b)) throw shape(op + ": " + an + " " + a + " and " + bn + " " + b + " must have the same shape");
+    }
+
+    private static MemorySegment descOrNull(Tensor t) { return t == null ? MemorySegment.NULL : t.descriptor(); }
+
+    private static void checkNorm(String op, Context ctx, Tensor x, Tensor residual, Tensor gamma, Tensor beta, float eps,
+                                  Tensor out, Tensor sumOut) {
+        requireOpen(ctx, x, gamma, out);
+        if (residual != null) residual.checkOpen();
+        if (beta != null) beta.checkOpen();
+        if (sumOut != null) sumOut.checkOpen();
+        requireData(op, "x", x);
+        requireData(op, "out", out);
+        requireSame(op, x, "x", out, "out");
+        if (residual != null) {
+            requireData(op, "residual", residual);
+            requireSame(op, x, "x", residual, "residual");
+        }
+        if (sumOut != null) {
+            requireData(op, "sumOut", sumOut);
+            requireSame(op, x, "x", sumOut, "sumOut");
+        }
+        requireParam(op, "gamma", gamma, x);
+        if (beta != null) requireParam(op, "beta", beta, x);
+        if (!(eps >= 0) || Float.isInfinite(eps)) throw new IllegalArgumentException(op + ": eps must be finite and >= 0, got " + eps);
+        if (residual != null) requireOutput(op, out, x, residual, gamma, beta, sumOut);
+        else requireOutput(op, out, x, gamma, beta);
+        if (sumOut != null) requireOutput(op + " sumOut", sumOut, x, residual, gamma, beta);
+    }
+
+    private static void requireParam(String op, String arg, Tensor p, Tensor x) {
+        if (p.dtype() != DType.F32) throw badDtype(op, arg, p, "[F32]");
+        if (p.ndim() != 1 || p.dim(0) != x.dim(-1)) throw shape(op + " " + arg + " must be [" + x.dim(-1) + "] (the last dim of x " + x + "), got " + p);
+    }
+
+    /**
+     * out must be writable, and may share memory with an input only as exactly the same view
+     * (same address, dtype, shape and strides: in place); null inputs are skipped.
+     */
+    private static void requireOutput(String op, Tensor out, Tensor... inputs) {
+        requireWritable(op + " out", out);
+        MemorySegment o = out.segment();
+        for (Tensor in : inputs) {
+            if (in == null || in == out) continue;
+            MemorySegment s = in.segment();
+            if (o.byteSize() == 0 || s.byteSize() == 0) continue;
+            boolean overlap = o.address() < s.address() + s.byteSize() && s.address() < o.address() + o.byteSize();
+            if (!overlap) continue;
+            boolean same = o.address() == s.address() && in.dtype() == out.dtype() && Arrays.equals(in.shape(), out.shape())
+                    && Arrays.equals(in.strides(), out.strides());
+            if (!same) throw new IllegalArgumentException(op + ": out " + out + " overlaps input " + in + " without being the same view (only exact in-place is allowed)");
+        }
+    }
 
     // ---- end elementwise ----
 

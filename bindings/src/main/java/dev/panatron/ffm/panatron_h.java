@@ -98,6 +98,10 @@ public final class panatron_h {
     public static int PT_UNARY_SILU() { return 2; }
     /** {@code PT_UNARY_RELU = 3} */
     public static int PT_UNARY_RELU() { return 3; }
+    /** {@code PT_UNARY_TANH = 4} */
+    public static int PT_UNARY_TANH() { return 4; }
+    /** {@code PT_UNARY_SIGMOID = 5} */
+    public static int PT_UNARY_SIGMOID() { return 5; }
     /** {@code PT_ROPE_NEOX = 0} */
     public static int PT_ROPE_NEOX() { return 0; }
     /** {@code PT_ROPE_GPTJ = 1} */
@@ -419,6 +423,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_add_layer_norm {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_add_layer_norm");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_add_layer_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static FunctionDescriptor pt_add_layer_norm$descriptor() { return pt_add_layer_norm.DESC; }
+    /** Downcall handle of {@code pt_status pt_add_layer_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static MethodHandle pt_add_layer_norm$handle() { return pt_add_layer_norm.HANDLE; }
+    /** Address of {@code pt_status pt_add_layer_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static MemorySegment pt_add_layer_norm$address() { return pt_add_layer_norm.ADDR; }
+    /** {@snippet lang=c : pt_status pt_add_layer_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out, pt_tensor * sum_out) } */
+    public static int pt_add_layer_norm(MemorySegment ctx, MemorySegment x, MemorySegment residual, MemorySegment gamma, MemorySegment beta, float eps, MemorySegment out, MemorySegment sum_out) {
+        var mh$ = pt_add_layer_norm.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, residual, gamma, beta, eps, out, sum_out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_rms_norm {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_rms_norm");
@@ -436,6 +462,28 @@ public final class panatron_h {
         var mh$ = pt_rms_norm.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, x, gamma, eps, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_add_rms_norm {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_add_rms_norm");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_add_rms_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static FunctionDescriptor pt_add_rms_norm$descriptor() { return pt_add_rms_norm.DESC; }
+    /** Downcall handle of {@code pt_status pt_add_rms_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static MethodHandle pt_add_rms_norm$handle() { return pt_add_rms_norm.HANDLE; }
+    /** Address of {@code pt_status pt_add_rms_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, float eps, pt_tensor * out, pt_tensor * sum_out)} */
+    public static MemorySegment pt_add_rms_norm$address() { return pt_add_rms_norm.ADDR; }
+    /** {@snippet lang=c : pt_status pt_add_rms_norm(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * residual, const pt_tensor * gamma, float eps, pt_tensor * out, pt_tensor * sum_out) } */
+    public static int pt_add_rms_norm(MemorySegment ctx, MemorySegment x, MemorySegment residual, MemorySegment gamma, float eps, MemorySegment out, MemorySegment sum_out) {
+        var mh$ = pt_add_rms_norm.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, residual, gamma, eps, out, sum_out);
         } catch (Throwable ex$) {
             throw new AssertionError("should not reach here", ex$);
         }
@@ -485,6 +533,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_mean_pool {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_mean_pool");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_mean_pool(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * mask, int32_t normalize, pt_tensor * out)} */
+    public static FunctionDescriptor pt_mean_pool$descriptor() { return pt_mean_pool.DESC; }
+    /** Downcall handle of {@code pt_status pt_mean_pool(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * mask, int32_t normalize, pt_tensor * out)} */
+    public static MethodHandle pt_mean_pool$handle() { return pt_mean_pool.HANDLE; }
+    /** Address of {@code pt_status pt_mean_pool(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * mask, int32_t normalize, pt_tensor * out)} */
+    public static MemorySegment pt_mean_pool$address() { return pt_mean_pool.ADDR; }
+    /** {@snippet lang=c : pt_status pt_mean_pool(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * mask, int32_t normalize, pt_tensor * out) } */
+    public static int pt_mean_pool(MemorySegment ctx, MemorySegment x, MemorySegment mask, int normalize, MemorySegment out) {
+        var mh$ = pt_mean_pool.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, mask, normalize, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_convert {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_convert");
@@ -523,8 +593,11 @@ public final class panatron_h {
         "pt_swiglu",
         "pt_softmax",
         "pt_layer_norm",
+        "pt_add_layer_norm",
         "pt_rms_norm",
+        "pt_add_rms_norm",
         "pt_rope",
         "pt_embedding",
+        "pt_mean_pool",
         "pt_convert");
 }
