@@ -3,6 +3,11 @@ module dev.panatron {
     requires dev.panatron.bindings;
     requires com.fasterxml.jackson.databind;
     requires info.picocli;
+    requires com.google.protobuf;
     exports dev.panatron;
+    exports dev.panatron.graph;
+    exports dev.panatron.io;
+    // generated ONNX protobuf classes: internal, open to protobuf's reflection (toString, descriptors)
+    opens dev.panatron.io.onnx to com.google.protobuf;
     opens dev.panatron.cli to info.picocli;
 }
