@@ -198,8 +198,9 @@ public final class RefOps {
     }
 
     /**
-     * The error function to about 1e-15: its Taylor series for |x| < 3, the continued fraction
-     * of erfc beyond (Java's Math has no erf).
+     * The error function to about 1e-15 (Java's Math has none): for |x| < 3 the series
+     * {@code erf(x) = 2/sqrt(pi) exp(-x^2) sum 2^n x^(2n+1) / (2n+1)!!} (all terms positive: no
+     * cancellation), beyond it 1 - erfc(x) from erfc's continued fraction.
      */
     public static double erf(double x) {
         if (Double.isNaN(x)) return x;
@@ -207,17 +208,15 @@ public final class RefOps {
         double r;
         if (ax < 3) {
             double x2 = ax * ax, term = ax, sum = ax;
-            for (int n = 1; n < 200; n++) {
-                term *= -x2 / n;
-                double t = term / (2 * n + 1);
-                sum += t;
-                if (Math.abs(t) < 1e-17 * Math.abs(sum)) break;
+            for (int n = 1; n < 200 && term > 1e-17 * sum; n++) {
+                term *= 2 * x2 / (2 * n + 1);
+                sum += term;
             }
-            r = sum * 2 / Math.sqrt(Math.PI);
+            r = 2 / Math.sqrt(Math.PI) * Math.exp(-x2) * sum;
         } else if (ax < 6) {
-            // erfc(x) = exp(-x^2)/sqrt(pi) * 1/(x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
+            // erfc(x) = exp(-x^2)/sqrt(pi) / (x + (1/2)/(x + 1/(x + (3/2)/(x + 2/(x + ...)))))
             double f = ax;
-            for (int k = 60; k >= 1; k--) f = ax + (k / 2.0) / f;
+            for (int k = 80; k >= 1; k--) f = ax + (k / 2.0) / f;
             r = 1 - Math.exp(-ax * ax) / Math.sqrt(Math.PI) / f;
         } else {
             r = 1;
