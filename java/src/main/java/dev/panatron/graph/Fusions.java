@@ -18,7 +18,8 @@ import java.util.Set;
  * <ul>
  *   <li>{@link #layerNorm}: ReduceMean, Sub, Pow(2), ReduceMean, Add(eps), Sqrt, Div [, Mul(gamma)] [, Add(beta)]</li>
  *   <li>{@link #gelu}: Div(√2) | Mul(1/√2), Erf, Add(1), Mul(x), Mul(0.5) — in any of the usual orders</li>
- *   <li>{@link #linear}: MatMul(x, W const) [+ Add(bias const)] and Gemm → LINEAR; LINEAR + GELU → LINEAR with a GELU epilogue</li>
+ *   <li>{@link #linear}: MatMul(x, W const) [+ Add(bias const)] and Gemm → LINEAR; LINEAR + GELU → LINEAR with a GELU
+ *       epilogue; LINEAR + Add(residual of the same shape) → LINEAR accumulating onto the residual</li>
  *   <li>{@link #attention}: Reshape/Transpose of q, k, v, MatMul, Div|Mul by the scale, Add(mask), Softmax, MatMul,
  *       Transpose, Reshape → ATTENTION</li>
  * </ul>
@@ -181,13 +182,27 @@ public final class Fusions {
             }
         }
         for (Node n : new ArrayList<>(g.nodes())) {       // GELU epilogue
-            if (n.op() != Op.LINEAR || !"none".equals(n.attrString("activation", "none"))) continue;
+            if (n.op() != Op.LINEAR || !"none".equals(n.attrString("activation", "none")) || n.input(3) != null) continue;
             Graph.Uses u = g.uses();
             Node gl = single(u, n.output(0), Op.GELU);
             if (gl == null || !interiorOnly(u, List.of(n, gl), gl.output(0))) continue;
             Map<String, Object> attrs = new HashMap<>(n.attributes());
             attrs.put("activation", "tanh".equals(gl.attrString("approximate", "none")) ? "gelu_tanh" : "gelu");
             replace(g, List.of(n, gl), new Node(Op.LINEAR, n.name(), n.inputs(), List.of(gl.output(0)), attrs));
+            count++;
+        }
+        for (Node n : new ArrayList<>(g.nodes())) {       // residual add: the GEMM accumulates onto it (beta = 1)
+            if (n.op() != Op.LINEAR || !"none".equals(n.attrString("activation", "none")) || n.input(3) != null) continue;
+            Graph.Uses u = g.uses();
+            Value out = n.output(0);
+            Node add = single(u, out, Op.ADD);
+            if (add == null) continue;
+            Value r = add.input(0) == out ? add.input(1) : add.input(0);
+            if (r == out || !r.shape().equals(out.shape()) || r.dtype() != out.dtype() || !add.output(0).shape().equals(out.shape())) continue;
+            List<Value> in = new ArrayList<>(n.inputs());
+            while (in.size() < 3) in.add(null);
+            in.add(r);
+            replace(g, List.of(n, add), new Node(Op.LINEAR, n.name(), in, List.of(add.output(0)), n.attributes()));
             count++;
         }
         return count;

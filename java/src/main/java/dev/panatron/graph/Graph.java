@@ -5,7 +5,6 @@ import java.util.ArrayList;
 import java.util.Collection;
 import java.util.Collections;
 import java.util.HashMap;
-import java.util.HashSet;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -284,18 +283,11 @@ public final class Graph implements AutoCloseable {
 
     boolean isClosed() { return closed; }
 
-    // helper used by passes: identity set
     static <T> Set<T> identitySet() { return Collections.newSetFromMap(new IdentityHashMap<>()); }
 
     static <T> Set<T> identitySet(Collection<T> c) {
         Set<T> s = identitySet();
         s.addAll(c);
-        return s;
-    }
-
-    static Set<String> names(Collection<Value> vs) {
-        Set<String> s = new HashSet<>();
-        for (Value v : vs) s.add(v.name());
         return s;
     }
 }

@@ -32,7 +32,10 @@ public enum Op {
     // ---- products and normalizations
     MATMUL, GEMM, SOFTMAX,
     // ---- fused operators (our kernels)
-    /** {@code y = act(x @ w + bias)}; x [..., K], w [K, N] (or [N, K] with transB=1), bias [N] or absent. */
+    /**
+     * {@code y = act(x @ w + bias + residual)}; x [..., K], w [K, N] (or [N, K] with transB=1),
+     * bias [N] or absent, residual (input 3) [..., N] like y, or absent.
+     */
     LINEAR,
     /** LayerNorm over the last dim: x [..., C], gamma [C], beta [C] or absent; attribute epsilon. */
     LAYER_NORM,

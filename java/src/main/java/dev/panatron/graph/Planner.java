@@ -5,7 +5,6 @@ import dev.panatron.DType;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
-import java.util.Arrays;
 import java.util.Comparator;
 import java.util.HashMap;
 import java.util.IdentityHashMap;
@@ -36,7 +35,16 @@ public final class Planner {
      *         sequence_length <= 512) is violated
      * @throws GraphException when a shape is not inferred
      */
-    public static Plan plan(Graph g, Map<String, Long> bindings) {
+    public static Plan plan(Graph g, Map<String, Long> bindings) { return plan(g, bindings, 1); }
+
+    /**
+     * Plans {@code g} for {@code bindings}, with per-node scratch sized for {@code workers}
+     * threads (a session passes its context's thread count).
+     *
+     * @throws IllegalArgumentException when a symbol is unbound or a constraint is violated
+     * @throws GraphException when a shape is not inferred
+     */
+    public static Plan plan(Graph g, Map<String, Long> bindings, int workers) {
         for (Graph.Constraint c : g.constraints()) {
             long v = c.dim().eval(bindings);
             if (v > c.max()) {
@@ -46,7 +54,7 @@ public final class Planner {
         List<Node> nodes = g.nodes();
         Arena arena = Arena.ofShared();
         try {
-            return layout(g, nodes, bindings, arena);
+            return layout(g, nodes, bindings, arena, Math.max(1, workers));
         } catch (RuntimeException e) {
             arena.close();
             throw e;
@@ -68,7 +76,7 @@ public final class Planner {
         }
     }
 
-    private static Plan layout(Graph g, List<Node> nodes, Map<String, Long> bindings, Arena arena) {
+    private static Plan layout(Graph g, List<Node> nodes, Map<String, Long> bindings, Arena arena, int workers) {
         Map<Value, TensorData> views = new IdentityHashMap<>();
         Map<Value, long[]> shapes = new IdentityHashMap<>();
         Map<Value, Buf> bufOf = new IdentityHashMap<>();
@@ -122,7 +130,6 @@ public final class Planner {
         }
         int end = run.size();
         for (Value o : g.outputs()) if (bufOf.containsKey(o)) bufOf.get(o).last = end;
-        for (Value in : g.inputs()) { /* an unused input keeps its slot (it is copied in) */ }
 
         // scratch of the steps that need one
         Map<Integer, Buf> scratch = new HashMap<>();
@@ -130,7 +137,7 @@ public final class Planner {
             Node n = run.get(i);
             if (n.op() == Op.ATTENTION) {
                 long[] q = shape(n.input(0), bindings, shapes);
-                Buf b = new Buf(null, NativeOps.attentionScratchBytes(n.attrLong("num_heads", 1), q[1]), i);
+                Buf b = new Buf(null, NativeOps.attentionScratchBytes(q[0], n.attrLong("num_heads", 1), q[1], workers), i);
                 scratch.put(i, b);
                 bufs.add(b);
             }
@@ -224,6 +231,4 @@ public final class Planner {
         if (bytes < 1024L * 1024 * 1024) return String.format("%.1f MiB", bytes / (1024.0 * 1024));
         return String.format("%.2f GiB", bytes / (1024.0 * 1024 * 1024));
     }
-
-    static String shapeString(long[] s) { return Arrays.toString(s); }
 }

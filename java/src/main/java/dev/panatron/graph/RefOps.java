@@ -50,7 +50,8 @@ public final class RefOps {
             case GEMM -> gemm(x, in[1], in.length > 2 ? in[2] : null, n.attrDouble("alpha", 1), n.attrDouble("beta", 1),
                     n.attrLong("transA", 0) != 0, n.attrLong("transB", 0) != 0, o);
             case SOFTMAX -> softmax(ctx, x, (int) ShapeInference.norm(n, n.attrLong("axis", -1), x.rank()), o);
-            case LINEAR -> linear(ctx, x, in[1], in.length > 2 ? in[2] : null, n.attrLong("transB", 0) != 0, n.attrString("activation", "none"), o);
+            case LINEAR -> linear(ctx, x, in[1], in.length > 2 ? in[2] : null, in.length > 3 ? in[3] : null, n.attrLong("transB", 0) != 0,
+                    n.attrString("activation", "none"), o);
             case LAYER_NORM -> layerNorm(ctx, x, in[1], in.length > 2 ? in[2] : null, n.attrDouble("epsilon", 1e-5), o);
             case ATTENTION -> attention(ctx, x, in[1], in[2], in.length > 3 ? in[3] : null, (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), o);
         }
@@ -288,24 +289,31 @@ public final class RefOps {
 
     /** LayerNorm over the last dim: {@code (x - mean) / sqrt(var + eps) * gamma + beta} (biased variance). */
     public static void layerNorm(Context ctx, TensorData x, TensorData gamma, TensorData beta, double eps, TensorData out) {
-        long c = x.dim(-1), rows = x.numel() / Math.max(1, c);
-        Parallel.forRange(ctx, rows, c * 4, (lo, hi) -> {
+        int c = Math.toIntExact(x.dim(-1));
+        long rows = x.numel() / Math.max(1, c);
+        boolean f32 = x.dtype() == DType.F32 && out.dtype() == DType.F32;
+        double[] g = new double[c], bt = new double[c];
+        for (int j = 0; j < c; j++) {
+            g[j] = gamma == null ? 1 : gamma.getDouble(j);
+            bt[j] = beta == null ? 0 : beta.getDouble(j);
+        }
+        Parallel.forRange(ctx, rows, c * 4L, (lo, hi) -> {
+            float[] row = new float[c];
             for (long r = lo; r < hi; r++) {
                 long base = r * c;
+                if (f32) MemorySegment.copy(x.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, base * 4, row, 0, c);
+                else for (int j = 0; j < c; j++) row[j] = (float) x.getDouble(base + j);
                 double mean = 0, var = 0;
-                for (long j = 0; j < c; j++) mean += x.getDouble(base + j);
+                for (int j = 0; j < c; j++) mean += row[j];
                 mean /= c;
-                for (long j = 0; j < c; j++) {
-                    double d = x.getDouble(base + j) - mean;
+                for (int j = 0; j < c; j++) {
+                    double d = row[j] - mean;
                     var += d * d;
                 }
                 double inv = 1 / Math.sqrt(var / c + eps);
-                for (long j = 0; j < c; j++) {
-                    double v = (x.getDouble(base + j) - mean) * inv;
-                    if (gamma != null) v *= gamma.getDouble(j);
-                    if (beta != null) v += beta.getDouble(j);
-                    out.setDouble(base + j, v);
-                }
+                for (int j = 0; j < c; j++) row[j] = (float) ((row[j] - mean) * inv * g[j] + bt[j]);
+                if (f32) MemorySegment.copy(row, 0, out.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, base * 4, c);
+                else for (int j = 0; j < c; j++) out.setDouble(base + j, row[j]);
             }
         });
     }
@@ -498,10 +506,12 @@ public final class RefOps {
     }
 
     /**
-     * {@code out = act(x @ w + bias)}: x [..., K]; w [K, N], or [N, K] when transB; bias [N] or
-     * null; activation "none", "gelu", "gelu_tanh" or "relu".
+     * {@code out = act(x @ w + bias + residual)}: x [..., K]; w [K, N], or [N, K] when transB;
+     * bias [N] or null; residual shaped like out, or null; activation "none", "gelu",
+     * "gelu_tanh" or "relu".
      */
-    public static void linear(Context ctx, TensorData x, TensorData w, TensorData bias, boolean transB, String activation, TensorData out) {
+    public static void linear(Context ctx, TensorData x, TensorData w, TensorData bias, TensorData residual, boolean transB, String activation,
+                              TensorData out) {
         long k = x.dim(-1), n = out.dim(-1), rows = x.numel() / Math.max(1, k);
         Parallel.forRange(ctx, rows, n * k, (lo, hi) -> {
             for (long i = lo; i < hi; i++) {
@@ -509,6 +519,7 @@ public final class RefOps {
                     double s = 0;
                     for (long p = 0; p < k; p++) s += x.getDouble(i * k + p) * w.getDouble(transB ? j * k + p : p * n + j);
                     if (bias != null) s += bias.getDouble(j);
+                    if (residual != null) s += residual.getDouble(i * n + j);
                     out.setDouble(i * n + j, activate(s, activation));
                 }
             }

@@ -73,8 +73,27 @@ public final class Session implements AutoCloseable {
             try {
                 execute(s);
             } catch (GraphException | dev.panatron.PanatronException e) {
-                throw new GraphException(s.node(), e.getMessage());
+                throw new GraphException(s.node().describe() + " failed: " + e.getMessage(), e);
             }
+        }
+        Map<String, TensorData> out = new LinkedHashMap<>();
+        Arena a = Arena.ofAuto();
+        for (Value o : graph.outputs()) out.put(o.name(), plan.view(o).copy(a));
+        return out;
+    }
+
+    /**
+     * Like {@link #run}, adding each op's wall time (ms) to {@code msPerOp} — for profiling
+     * (benchmarks), not for production calls.
+     */
+    public synchronized Map<String, TensorData> runProfiled(Map<String, TensorData> inputs, Map<Op, Double> msPerOp) {
+        checkOpen();
+        Plan plan = plan(bind(inputs));
+        for (Value in : graph.inputs()) copyIn(inputs.get(in.name()), plan.view(in), in.name());
+        for (Plan.Step s : plan.steps()) {
+            long t0 = System.nanoTime();
+            execute(s);
+            msPerOp.merge(s.node().op(), (System.nanoTime() - t0) / 1e6, Double::sum);
         }
         Map<String, TensorData> out = new LinkedHashMap<>();
         Arena a = Arena.ofAuto();
@@ -87,7 +106,7 @@ public final class Session implements AutoCloseable {
         checkOpen();
         Plan p = plans.get(bindings);
         if (p == null) {
-            p = Planner.plan(graph, bindings);
+            p = Planner.plan(graph, bindings, ctx.threads());
             plans.put(Map.copyOf(bindings), p);
             if (plans.size() > MAX_PLANS) {
                 Iterator<Plan> it = plans.values().iterator();
@@ -106,7 +125,7 @@ public final class Session implements AutoCloseable {
         TensorData[] in = s.in();
         TensorData out = s.out()[0];
         switch (n.op()) {
-            case LINEAR -> NativeOps.linear(ctx, in[0], in[1], in(in, 2), n.attrLong("transB", 0) != 0, n.attrString("activation", "none"), out);
+            case LINEAR -> NativeOps.linear(ctx, in[0], in[1], in(in, 2), in(in, 3), n.attrLong("transB", 0) != 0, n.attrString("activation", "none"), out);
             case MATMUL -> NativeOps.matmul(ctx, in[0], in[1], out);
             case ATTENTION -> NativeOps.attention(ctx, in[0], in[1], in[2], in(in, 3), (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), out, s.scratch());
             case LAYER_NORM -> RefOps.layerNorm(ctx, in[0], in[1], in(in, 2), n.attrDouble("epsilon", 1e-5), out);

@@ -278,6 +278,10 @@ final class ShapeInference {
                 }
                 List<Dim> dims = new ArrayList<>(x.shape().dims());
                 dims.set(dims.size() - 1, nn);
+                Value res = n.input(3);
+                if (res != null && (!res.shape().equals(Shape.of(dims)) || res.dtype() != x.dtype())) {
+                    throw new GraphException(n, "residual must be " + x.dtype().name().toLowerCase() + Shape.of(dims) + ", got " + res.typeString());
+                }
                 set(out, x.dtype(), Shape.of(dims));
             }
             case LAYER_NORM -> {

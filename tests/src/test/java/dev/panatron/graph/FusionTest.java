@@ -144,10 +144,21 @@ class FusionTest {
         h = b.add(b.matmul(h, w(b, "w2", 24, 7)), w(b, "b2", 7));
         b.output(h);
         Graph g = b.build();
-        check(g, Map.of("x", randn(2, 3, 16)), gr -> Fusions.gelu(gr) + Fusions.linear(gr), 1 + 3, 2e-5);
+        check(g, Map.of("x", randn(2, 3, 16)), gr -> Fusions.gelu(gr) + Fusions.linear(gr), 1 + 3, 2e-5);  // gelu; 2 linears, 1 epilogue
         assertEquals(Map.of(Op.LINEAR, 2), g.opCounts());
         assertEquals("gelu", g.nodes().getFirst().attrString("activation", ""));
         assertEquals("none", g.nodes().getLast().attrString("activation", ""));
+    }
+
+    @Test
+    void residualAddIsAccumulatedByTheLinear() {
+        GraphBuilder b = GraphBuilder.create("residual");
+        Value x = b.input("x", DType.F32, B, S, Dim.of(16));
+        Value h = b.add(b.matmul(x, w(b, "w", 16, 16)), w(b, "bias", 16));
+        b.output(b.add(x, h));                                                  // residual first, as torch exports it
+        Graph g = check(b.build(), Map.of("x", randn(2, 5, 16)), Fusions::linear, 2, 2e-5);
+        assertEquals(Map.of(Op.LINEAR, 1), g.opCounts());
+        assertEquals("x", g.nodes().getFirst().input(3).name());
     }
 
     @Test

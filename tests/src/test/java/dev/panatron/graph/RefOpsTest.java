@@ -222,9 +222,11 @@ class RefOpsTest {
         RefOps.gemm(a, f(new float[] {1, 0, 1, 0, 1, 1}, 2, 3), f(new float[] {1, -1}, 2), 2, 1, false, true, g);
         close(new float[] {2 * 4 + 1, 2 * 5 - 1, 2 * 10 + 1, 2 * 11 - 1}, g, 0);
         TensorData lo = out(DType.F32, 2, 2);
-        RefOps.linear(null, a, f(new float[] {1, 0, 1, 0, 1, 1}, 2, 3), f(new float[] {0, -10}, 2), true, "relu", lo);
+        RefOps.linear(null, a, f(new float[] {1, 0, 1, 0, 1, 1}, 2, 3), f(new float[] {0, -10}, 2), null, true, "relu", lo);
         close(new float[] {4, 0, 10, 1}, lo, 0);
-        RefOps.linear(null, a, b, null, false, "gelu", lo);
+        RefOps.linear(null, a, b, null, f(new float[] {1, 2, 3, 4}, 2, 2), false, "none", lo);
+        close(new float[] {5, 7, 13, 15}, lo, 0);
+        RefOps.linear(null, a, b, null, null, false, "gelu", lo);
         close(new float[] {(float) RefOps.gelu(4, false), (float) RefOps.gelu(5, false), 10, 11}, lo, 1e-5);
     }
 

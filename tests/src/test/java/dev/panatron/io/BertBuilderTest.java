@@ -115,6 +115,11 @@ class BertBuilderTest {
             assertTrue(g.constants().stream().filter(c -> c.name().endsWith("query.weight")).allMatch(c -> c.constantData().segment().isReadOnly()),
                     "Linear weights are used in place from the mapping");
             sameOutputs(g);
+            Passes.optimize(g);                 // the residual adds fuse into the GEMMs, as in the ONNX graph
+            for (Op op : new Op[] {Op.LINEAR, Op.ATTENTION, Op.LAYER_NORM, Op.ADD, Op.GATHER}) {
+                assertEquals(onnx.opCounts().get(op), g.opCounts().get(op), op + ": ONNX graph\n" + onnx.dump() + "\nbuilt graph\n" + g.dump());
+            }
+            sameOutputs(g);
         }
     }
 
