@@ -106,6 +106,32 @@ class OnnxImporterTest {
         for (String s : fragments) assertTrue(e.getMessage().contains(s), "expected '" + s + "' in: " + e.getMessage());
     }
 
+    // ================================================================ the schema
+
+    @Test
+    void generatedSchemaUsesOnnxFieldNumbers() {
+        // onnx/onnx.proto's numbers: a wrong one would silently drop data from real files
+        assertEquals(7, ModelProto.GRAPH_FIELD_NUMBER);
+        assertEquals(8, ModelProto.OPSET_IMPORT_FIELD_NUMBER);
+        assertEquals(1, GraphProto.NODE_FIELD_NUMBER);
+        assertEquals(5, GraphProto.INITIALIZER_FIELD_NUMBER);
+        assertEquals(11, GraphProto.INPUT_FIELD_NUMBER);
+        assertEquals(12, GraphProto.OUTPUT_FIELD_NUMBER);
+        assertEquals(4, NodeProto.OP_TYPE_FIELD_NUMBER);
+        assertEquals(7, NodeProto.DOMAIN_FIELD_NUMBER);
+        assertEquals(20, AttributeProto.TYPE_FIELD_NUMBER);
+        assertEquals(5, AttributeProto.T_FIELD_NUMBER);
+        assertEquals(8, AttributeProto.INTS_FIELD_NUMBER);
+        assertEquals(9, TensorProto.RAW_DATA_FIELD_NUMBER);
+        assertEquals(4, TensorProto.FLOAT_DATA_FIELD_NUMBER);
+        assertEquals(7, TensorProto.INT64_DATA_FIELD_NUMBER);
+        assertEquals(13, TensorProto.EXTERNAL_DATA_FIELD_NUMBER);
+        assertEquals(14, TensorProto.DATA_LOCATION_FIELD_NUMBER);
+        assertEquals(2, TensorShapeProto.Dimension.DIM_PARAM_FIELD_NUMBER);
+        assertEquals(1, TypeProto.TENSOR_TYPE_FIELD_NUMBER);
+        assertEquals(16, TensorProto.DataType.BFLOAT16_VALUE);
+    }
+
     // ================================================================ the real model
 
     @Test
