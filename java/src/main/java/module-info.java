@@ -4,8 +4,13 @@ module dev.panatron {
     requires com.fasterxml.jackson.databind;
     requires info.picocli;
     requires java.net.http;
+    requires com.google.protobuf;
     exports dev.panatron;
     exports dev.panatron.tokenize;
     exports dev.panatron.models;
+    exports dev.panatron.graph;
+    exports dev.panatron.io;
+    // generated ONNX protobuf classes: internal, open to protobuf's reflection (toString, descriptors)
+    opens dev.panatron.io.onnx to com.google.protobuf;
     opens dev.panatron.cli to info.picocli;
 }

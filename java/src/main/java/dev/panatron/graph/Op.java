@@ -1,0 +1,58 @@
+package dev.panatron.graph;
+
+/**
+ * The operators of a {@link Graph}. The first group mirrors ONNX operators one to one (same
+ * inputs, attributes normalized: constant axes and permutations become attributes); the second
+ * group holds the fused operators our kernels implement. {@link RefOps} has a plain Java
+ * implementation of every one; {@link Session} binds each to a kernel.
+ *
+ * <p>Attribute names (all optional unless stated; see the ONNX operator docs for the first group):
+ * <ul>
+ *   <li>{@code axes} long[] — REDUCE_MEAN, REDUCE_SUM, UNSQUEEZE, SQUEEZE; {@code keepdims} long</li>
+ *   <li>{@code axis} long — SOFTMAX (default -1), CONCAT, GATHER (default 0)</li>
+ *   <li>{@code perm} long[] — TRANSPOSE</li>
+ *   <li>{@code to} DType — CAST</li>
+ *   <li>{@code value} TensorData — CONSTANT_OF_SHAPE</li>
+ *   <li>{@code alpha}, {@code beta} double, {@code transA}, {@code transB} long — GEMM</li>
+ *   <li>{@code epsilon} double — LAYER_NORM</li>
+ *   <li>{@code approximate} String "none" | "tanh" — GELU</li>
+ *   <li>{@code transB} long, {@code activation} String "none" | "gelu" | "gelu_tanh" | "relu" — LINEAR</li>
+ *   <li>{@code num_heads} long (required), {@code scale} double — ATTENTION</li>
+ * </ul>
+ */
+public enum Op {
+    // ---- elementwise, with numpy broadcasting
+    ADD, SUB, MUL, DIV, POW, EQUAL, LESS, GREATER, WHERE,
+    SQRT, ERF, EXP, TANH, SIGMOID, RELU, NEG, RECIPROCAL, NOT, CAST,
+    // ---- reductions over axes
+    REDUCE_MEAN, REDUCE_SUM,
+    // ---- shapes and layout
+    SHAPE, RESHAPE, TRANSPOSE, UNSQUEEZE, SQUEEZE, CONCAT, SLICE, GATHER, EXPAND,
+    CONSTANT_OF_SHAPE, RANGE, IDENTITY,
+    // ---- products and normalizations
+    MATMUL, GEMM, SOFTMAX,
+    // ---- fused operators (our kernels)
+    /**
+     * {@code y = act(x @ w + bias + residual)}; x [..., K], w [K, N] (or [N, K] with transB=1),
+     * bias [N] or absent, residual (input 3) [..., N] like y, or absent.
+     */
+    LINEAR,
+    /** LayerNorm over the last dim: x [..., C], gamma [C], beta [C] or absent; attribute epsilon. */
+    LAYER_NORM,
+    /** GELU; attribute approximate "none" (erf) or "tanh". */
+    GELU,
+    /**
+     * Multi-head attention. q, k, v [B, S, H*D] (heads packed in the last dim); mask (optional) an
+     * additive f32 bias broadcastable to [B, H, S_q, S_k]; output [B, S, H*D]. Attributes
+     * num_heads (H) and scale (applied to q·k before the mask is added).
+     */
+    ATTENTION;
+
+    /** The lower-case name used in dumps ("layer_norm"). */
+    public String label() { return name().toLowerCase(); }
+
+    /** True for ops whose output is a view of their first input's memory (no data moves). */
+    public boolean isView() {
+        return this == RESHAPE || this == UNSQUEEZE || this == SQUEEZE || this == IDENTITY;
+    }
+}
