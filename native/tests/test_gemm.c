@@ -10,6 +10,9 @@
 
 #include <string.h>
 #include <time.h>
+#if !defined(_WIN32)
+#  include <pthread.h>
+#endif
 #if defined(__linux__)
 #  include <sys/resource.h>
 #  include <sys/wait.h>
@@ -377,6 +380,63 @@ static void scratch_failure(void) {
 }
 #endif
 
+#if !defined(_WIN32)
+/* Several threads share one context (and its oneDNN primitive cache) at once; every result
+ * is checked. Shapes repeat across threads so cached primitives run concurrently. */
+typedef struct {
+    pt_ctx* ctx;
+    uint64_t seed;
+    int bad;
+} conc_arg;
+
+static void* conc_main(void* p) {
+    conc_arg* ca = (conc_arg*)p;
+    uint64_t s = ca->seed;
+    for (int it = 0; it < 24; it++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        int64_t m = 1 + (int64_t)((s >> 33) % 40), n = 1 + (int64_t)((s >> 40) % 3) * 17, k = 5 + (int64_t)(it % 3) * 30;
+        int tb = (int)((s >> 20) & 1);
+        float* a = malloc(sizeof(float) * (size_t)(m * k));
+        float* b = malloc(sizeof(float) * (size_t)(n * k));
+        float* c = malloc(sizeof(float) * (size_t)(m * n));
+        for (int64_t i = 0; i < m * k; i++) a[i] = (float)((i * 37 + it) % 11) - 5.0f;
+        for (int64_t i = 0; i < n * k; i++) b[i] = (float)((i * 13 + it) % 7) - 3.0f;
+        memset(c, 0xff, sizeof(float) * (size_t)(m * n));
+        int64_t as[2] = {m, k}, bs[2] = {tb ? n : k, tb ? k : n}, cs[2] = {m, n};
+        pt_tensor ta = pt_test_tensor(a, PT_F32, 2, as), tbt = pt_test_tensor(b, PT_F32, 2, bs), tc = pt_test_tensor(c, PT_F32, 2, cs);
+        pt_matmul_params prm = {tb, PT_ACT_RELU, 1.0f, 0.0f};
+        if (pt_matmul(ca->ctx, &ta, &tbt, NULL, &tc, &prm) != PT_OK) ca->bad++;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) {
+                double r = 0; /* small integers: exact in f32 */
+                for (int64_t q = 0; q < k; q++) r += (double)a[i * k + q] * (tb ? b[j * k + q] : b[q * n + j]);
+                if (r < 0) r = 0;
+                if (!((double)c[i * n + j] == r)) ca->bad++;
+            }
+        free(a); free(b); free(c);
+    }
+    return NULL;
+}
+
+static void concurrent_callers(int use_onednn) {
+    pt_ctx_params params = {2, 0, use_onednn, 0};
+    pt_ctx* ctx = NULL;
+    EXPECT_OK(pt_ctx_create(&params, &ctx));
+    if (!ctx) return;
+    pthread_t th[4];
+    conc_arg args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t].ctx = ctx; args[t].seed = (uint64_t)(t % 2) + 7; args[t].bad = 0;
+        EXPECT(pthread_create(&th[t], NULL, conc_main, &args[t]) == 0, "pthread_create");
+    }
+    int bad = 0;
+    for (int t = 0; t < 4; t++) { pthread_join(th[t], NULL); bad += args[t].bad; }
+    EXPECT(bad == 0, "4 threads on one context (use_onednn=%d): %d wrong results or failed calls", use_onednn, bad);
+    printf("  %-42s %s\n", use_onednn ? "4 threads, one context, oneDNN" : "4 threads, one context, own", bad ? "FAILED" : "ok");
+    pt_ctx_destroy(ctx);
+}
+#endif
+
 int main(void) {
 #if defined(__linux__)
     scratch_failure();
@@ -384,6 +444,10 @@ int main(void) {
     pt_test_seed(1);
     for (int i = 0; i < NCONFIGS; i++) run_config(&CONFIGS[i]);
     bad_inputs();
+#if !defined(_WIN32)
+    concurrent_callers(1);
+    concurrent_callers(0);
+#endif
     printf("  %lld cases\n", (long long)g_cases);
     return pt_test_finish("test_gemm");
 }

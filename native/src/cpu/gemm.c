@@ -383,6 +383,10 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
         g.alpha = 0.0f;
         return pt_matmul_own(ctx, &g);
     }
-    if (ctx->use_onednn && ctx->onednn) return pt_matmul_onednn(ctx, &g);
+    if (ctx->use_onednn && ctx->onednn) {
+        pt_status st = pt_matmul_onednn(ctx, &g);
+        if (st != PT_ERR_UNSUPPORTED) return st;
+        pt_clear_error(); /* a problem oneDNN does not implement: ours serve it */
+    }
     return pt_matmul_own(ctx, &g);
 }
