@@ -130,7 +130,7 @@ static void pack_b_portable(const void* src, int32_t dt, int64_t ldb, int tb, in
 }
 
 static const pt_gemm_kernel k_portable = {
-    "portable-f32", P_MR, P_NR, 1, 4, 256, 256, 2048, pack_a_portable, pack_b_portable, micro_portable, NULL, NULL};
+    "portable-f32", P_MR, P_NR, 1, 4, 256, 256, 2048, pack_a_portable, pack_b_portable, micro_portable, NULL, NULL, 0, NULL};
 
 const pt_gemm_kernel* pt_gemm_kernel_portable_f32(void) { return &k_portable; }
 
@@ -283,11 +283,37 @@ static void plan_split(const pt_ctx* ctx, const pt_gemm_problem* g, const pt_gem
     *threads_out = T < units ? T : units;
 }
 
+/* Small M: units are (batch, part of N); each runs the backend's direct kernel. */
+static void small_units(int64_t u0, int64_t u1, void* argp) {
+    drv_arg* d = (drv_arg*)argp;
+    const pt_gemm_problem* g = d->g;
+    for (int64_t u = u0; u < u1 && !d->failed; u++) {
+        int64_t b = u / d->tn, in = u % d->tn;
+        int64_t n0 = part_start(g->n, 64, d->tn, in), n1 = part_start(g->n, 64, d->tn, in + 1);
+        if (n0 < n1 && d->kr->small(g, b, n0, n1) != 0) d->failed = 1;
+    }
+}
+
 pt_status pt_matmul_own(pt_ctx* ctx, const pt_gemm_problem* g) {
     const pt_gemm_kernel* kr = pt_gemm_pick(ctx, g);
     drv_arg d;
     d.g = g; d.kr = kr; d.failed = 0;
     int64_t threads;
+    if (kr->small && g->m <= kr->small_m_max) {
+        /* split N (in 64-column steps) over the threads; a thread per ~0.2 MFLOP at most */
+        int64_t tmax = (int64_t)(2.0 * (double)g->batch * (double)g->m * (double)g->n * (double)(g->k > 0 ? g->k : 1) / 2e5);
+        threads = ctx->n_threads < tmax ? ctx->n_threads : tmax;
+        if (threads < 1) threads = 1;
+        d.tm = 1;
+        d.tn = ceil_div(threads, g->batch);
+        if (d.tn > ceil_div(g->n, 64)) d.tn = ceil_div(g->n, 64);
+        int64_t units = g->batch * d.tn;
+        pt_parallel_range(ctx, units, ceil_div(units, threads), small_units, &d);
+        if (d.failed)
+            return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul: a worker thread could not allocate its scratch (%s small-M kernel, M=%lld K=%lld)",
+                           kr->name, (long long)g->m, (long long)g->k);
+        return PT_OK;
+    }
     plan_split(ctx, g, kr, &d.tm, &d.tn, &threads);
     int64_t units = g->batch * d.tm * d.tn;
     pt_parallel_range(ctx, units, ceil_div(units, threads), drv_units, &d);

@@ -66,6 +66,11 @@ typedef struct pt_gemm_kernel {
     /* Optional: called once per thread before/after its tiles (AMX tile config). */
     void (*thread_begin)(void);
     void (*thread_end)(void);
+    /* Optional: a direct kernel for M <= small_m_max (GEMV-like shapes, where packing B buys
+     * no reuse): computes every row of C[b][:, n0:n1] with the full epilogue, reading A and B
+     * in place. Returns 0, or -1 when its scratch could not be allocated. */
+    int32_t small_m_max;
+    int (*small)(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_t n1);
 } pt_gemm_kernel;
 
 PT_HIDDEN pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g);
@@ -87,6 +92,8 @@ PT_HIDDEN const pt_gemm_kernel* pt_gemm_kernel_amx_bf16(void);
  * mr x nr f32 tile held in memory (row stride ld floats) through `o`. */
 PT_HIDDEN void pt_gemm_store_tile_avx512(const float* acc, int64_t ld, int mr, int nr,
                                          const pt_gemm_tile_out* o);
+/* The AVX-512 small-M kernel (f32 or bf16 inputs; AVX512F only), shared with the AMX backend. */
+PT_HIDDEN int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_t n1);
 #endif
 
 /* Portable packers (any MR/NR; f32 or bf16 source, f32 destination), used by every backend

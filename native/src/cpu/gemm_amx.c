@@ -83,7 +83,7 @@ static void pack_b_amx(const void* src, int32_t dt, int64_t ldb, int tb, int64_t
 }
 
 static const pt_gemm_kernel k_amx = {
-    "amx-bf16", MR, NR, KB, 2, 256, 512, 1024, pack_a_amx, pack_b_amx, micro_amx, amx_begin, amx_end};
+    "amx-bf16", MR, NR, KB, 2, 256, 512, 1024, pack_a_amx, pack_b_amx, micro_amx, amx_begin, amx_end, 8, pt_gemm_small_avx512};
 
 const pt_gemm_kernel* pt_gemm_kernel_amx_bf16(void) { return &k_amx; }
 

@@ -179,6 +179,6 @@ static void pack_b_f32(const void* src_, int32_t dt, int64_t ldb, int tb, int64_
 }
 
 static const pt_gemm_kernel k_f32 = {
-    "avx2-f32", MR, NR, 1, 4, 240, 256, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL};
+    "avx2-f32", MR, NR, 1, 4, 240, 256, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL, 0, NULL};
 
 const pt_gemm_kernel* pt_gemm_kernel_avx2_f32(void) { return &k_f32; }

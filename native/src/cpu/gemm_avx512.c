@@ -126,6 +126,152 @@ void pt_gemm_store_tile_avx512(const float* acc, int64_t ld, int mr, int nr, con
         }                                                                             \
     } while (0)
 
+/* ================================================================ small M (GEMV-like)
+ * For M <= 8 packing B buys no reuse: B is read once, in place. trans_b=0 ([K, N]): each
+ * block of columns keeps M x NV zmm accumulators over all of K (B rows prefetched ahead);
+ * trans_b=1 ([N, K]): dot products of A rows with JB rows of B at once, reduced into a
+ * 64-column tile that then goes through the common epilogue. bf16 is widened on load. */
+
+#define SM_MAX 8
+#define SM_COLS 64
+#define PF_ROWS 12
+
+/* A rows as f32: in place for f32, converted into scratch slot 0 for bf16. */
+static const float* small_a(const pt_gemm_problem* g, int64_t b, int64_t* lda) {
+    const size_t ea = pt_dtype_size(g->a_dtype);
+    const char* A = (const char*)g->a + (size_t)(b * g->batch_a) * ea;
+    if (g->a_dtype == PT_F32) { *lda = g->lda; return (const float*)A; }
+    int64_t ld = (g->k + 15) / 16 * 16;
+    float* s = (float*)pt_scratch(0, (size_t)(g->m * ld) * 4 + 64);
+    if (!s) return NULL;
+    for (int64_t i = 0; i < g->m; i++) pt_load_row_f32(A + (size_t)(i * g->lda) * ea, g->a_dtype, g->k, s + i * ld);
+    *lda = ld;
+    return s;
+}
+
+static inline __attribute__((always_inline)) void nn_block(const int M, const int NV, const float* a, int64_t lda,
+                                                           const void* B, int bbf, int64_t ldb, int64_t k, int64_t j0, int w,
+                                                           const pt_gemm_tile_out* o) {
+    __m512 acc[SM_MAX][8];
+    __mmask16 mk[8];
+    const size_t eb = bbf ? 2 : 4;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; v++) mk[v] = w > 16 * v ? mask_lo(w - 16 * v) : 0;
+#pragma GCC unroll 8
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    for (int64_t p = 0; p < k; p++) {
+        __m512 bv[8];
+        if (p + PF_ROWS < k) {
+            const char* pf = (const char*)B + (size_t)((p + PF_ROWS) * ldb + j0) * eb;
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v += (bbf ? 2 : 1)) _mm_prefetch(pf + (size_t)v * 64, _MM_HINT_T0);
+        }
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++) bv[v] = load16(B, bbf, p * ldb + j0 + 16 * v, mk[v]);
+#pragma GCC unroll 8
+        for (int i = 0; i < M; i++) {
+            __m512 av = _mm512_set1_ps(a[i * lda + p]);
+#pragma GCC unroll 8
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; v++)
+            if (mk[v]) finish16(acc[i][v], o, i, 16 * v, mk[v]);
+}
+
+static inline __attribute__((always_inline)) void nt_block(const int M, const int JB, const float* a, int64_t lda,
+                                                           const void* B, int bbf, int64_t ldb, int64_t k, int64_t j, int jn,
+                                                           float* tmp, int jt) {
+    __m512 acc[SM_MAX][8];
+    int64_t row[8];
+#pragma GCC unroll 8
+    for (int jj = 0; jj < JB; jj++) row[jj] = (j + (jj < jn ? jj : jn - 1)) * ldb;
+#pragma GCC unroll 8
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 8
+        for (int jj = 0; jj < JB; jj++) acc[i][jj] = _mm512_setzero_ps();
+    for (int64_t p0 = 0; p0 < k; p0 += 16) {
+        __mmask16 m = k - p0 >= 16 ? (__mmask16)0xffff : mask_lo((int)(k - p0));
+        __m512 bv[8];
+#pragma GCC unroll 8
+        for (int jj = 0; jj < JB; jj++) bv[jj] = load16(B, bbf, row[jj] + p0, m);
+#pragma GCC unroll 8
+        for (int i = 0; i < M; i++) {
+            __m512 av = _mm512_maskz_loadu_ps(m, a + i * lda + p0);
+#pragma GCC unroll 8
+            for (int jj = 0; jj < JB; jj++) acc[i][jj] = _mm512_fmadd_ps(av, bv[jj], acc[i][jj]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < M; i++)
+#pragma GCC unroll 8
+        for (int jj = 0; jj < JB; jj++)
+            if (jj < jn) tmp[i * SM_COLS + jt + jj] = _mm512_reduce_add_ps(acc[i][jj]);
+}
+
+int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_t n1) {
+    int64_t lda;
+    const float* a = small_a(g, b, &lda);
+    if (!a) return -1;
+    const int bbf = g->a_dtype == PT_BF16;
+    const size_t eb = bbf ? 2 : 4, ec = pt_dtype_size(g->c_dtype);
+    const void* B = (const char*)g->b + (size_t)(b * g->batch_b) * eb;
+    char* C = (char*)g->c + (size_t)(b * g->batch_c) * ec;
+    const int64_t k = g->k, ldb = g->ldb;
+    const int M = (int)g->m;
+    pt_gemm_tile_out o;
+    o.alpha = g->alpha; o.beta = g->beta; o.act = g->activation;
+    o.ldp = o.ldo = g->ldc;
+    o.prev_bf16 = o.out_bf16 = g->c_dtype == PT_BF16;
+    if (!g->trans_b) {
+        const int nv = M <= 2 ? 8 : M <= 4 ? 4 : 2;
+        for (int64_t j0 = n0; j0 < n1; j0 += 16 * nv) {
+            int w = n1 - j0 < 16 * nv ? (int)(n1 - j0) : 16 * nv;
+            o.bias = g->bias ? g->bias + j0 : NULL;
+            o.prev = o.out = C + (size_t)j0 * ec;
+            switch (M) {
+            case 1: nn_block(1, 8, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 2: nn_block(2, 8, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 3: nn_block(3, 4, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 4: nn_block(4, 4, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 5: nn_block(5, 2, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 6: nn_block(6, 2, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            case 7: nn_block(7, 2, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            default: nn_block(8, 2, a, lda, B, bbf, ldb, k, j0, w, &o); break;
+            }
+        }
+    } else {
+        float tmp[SM_MAX * SM_COLS] __attribute__((aligned(64)));
+        const int jb = M <= 2 ? 8 : M <= 4 ? 4 : 2;
+        for (int64_t j0 = n0; j0 < n1; j0 += SM_COLS) {
+            int w = n1 - j0 < SM_COLS ? (int)(n1 - j0) : SM_COLS;
+            for (int jt = 0; jt < w; jt += jb) {
+                int jn = w - jt < jb ? w - jt : jb;
+                int64_t j = j0 + jt;
+                switch (M) {
+                case 1: nt_block(1, 8, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 2: nt_block(2, 8, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 3: nt_block(3, 4, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 4: nt_block(4, 4, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 5: nt_block(5, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 6: nt_block(6, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 7: nt_block(7, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                default: nt_block(8, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                }
+            }
+            o.bias = g->bias ? g->bias + j0 : NULL;
+            o.prev = o.out = C + (size_t)j0 * ec;
+            pt_gemm_store_tile_avx512(tmp, SM_COLS, M, w, &o);
+        }
+    }
+    return 0;
+}
+
 /* ================================================================ f32 kernel */
 
 static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int nr, const pt_gemm_tile_out* o) {
@@ -193,7 +339,7 @@ static void pack_b_f32(const void* src_, int32_t dt, int64_t ldb, int tb, int64_
 }
 
 static const pt_gemm_kernel k_f32 = {
-    "avx512-f32", MR, NR, 1, 4, 480, 256, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL};
+    "avx512-f32", MR, NR, 1, 4, 480, 256, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL, SM_MAX, pt_gemm_small_avx512};
 
 const pt_gemm_kernel* pt_gemm_kernel_avx512_f32(void) { return &k_f32; }
 
@@ -244,6 +390,6 @@ static void pack_b_bf16(const void* src, int32_t dt, int64_t ldb, int tb, int64_
 }
 
 static const pt_gemm_kernel k_bf16 = {
-    "avx512bf16", MR, NR, 2, 2, 480, 512, 1024, pack_a_bf16, pack_b_bf16, micro_bf16, NULL, NULL};
+    "avx512bf16", MR, NR, 2, 2, 480, 512, 1024, pack_a_bf16, pack_b_bf16, micro_bf16, NULL, NULL, SM_MAX, pt_gemm_small_avx512};
 
 const pt_gemm_kernel* pt_gemm_kernel_avx512_bf16(void) { return &k_bf16; }
