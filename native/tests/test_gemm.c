@@ -109,6 +109,17 @@ static int run_case(pt_ctx* ctx, const config* cfg, const gcase* t) {
     for (size_t i = 0; i < bsz; i++) {
         if (t->dt == PT_BF16) ((uint16_t*)b)[i] = bf16(bf[i]); else ((float*)b)[i] = bf[i];
     }
+    /* the padding of a and b is NaN: a kernel reading past a row's end would show it */
+    if (P > 0) {
+        for (size_t i = 0; i < asz; i++) {
+            int64_t q = (int64_t)i / ba, r = (int64_t)i % ba;
+            if (q >= nb || r >= M * lda || r % lda >= K) pt_test_poison((char*)a + i * es, es);
+        }
+        for (size_t i = 0; i < bsz; i++) {
+            int64_t q = (int64_t)i / bb, r = (int64_t)i % bb;
+            if (q >= nbb || r >= brows * ldb || r % ldb >= bcols) pt_test_poison((char*)b + i * es, es);
+        }
+    }
     pt_test_poison(c, ec * csz);
     if (t->beta != 0.0f) { /* c holds old values in its elements, NaN in the padding */
         for (int64_t q = 0; q < nb; q++)
@@ -380,6 +391,55 @@ static void scratch_failure(void) {
 }
 #endif
 
+#if defined(__linux__)
+#  include <sys/mman.h>
+/* n bytes that end (at_end) or start right at an inaccessible page */
+static void* guarded(size_t n, int at_end, void** map, size_t* maplen) {
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), span = (n + pg - 1) / pg * pg;
+    char* base = mmap(NULL, span + 2 * pg, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) return NULL;
+    mprotect(base, pg, PROT_NONE);
+    mprotect(base + pg + span, pg, PROT_NONE);
+    *map = base;
+    *maplen = span + 2 * pg;
+    return at_end ? base + pg + span - n : base + pg;
+}
+
+/* No kernel reads or writes outside its tensors: a, b, c and bias sit against inaccessible
+ * pages (a fault would kill the test). */
+static void guard_pages(const config* cfg) {
+    pt_ctx_params params = {cfg->threads, cfg->disable, cfg->use_onednn, 0};
+    pt_ctx* ctx = NULL;
+    EXPECT_OK(pt_ctx_create(&params, &ctx));
+    static const int64_t sz[][3] = {{19, 33, 45}, {1, 33, 45}, {5, 7, 3}, {64, 64, 45}, {3, 100, 31}};
+    for (int dt = 0; dt < 2; dt++)
+        for (size_t s = 0; s < sizeof sz / sizeof sz[0]; s++)
+            for (int tb = 0; tb <= 1; tb++)
+                for (int end = 0; end <= 1; end++) {
+                    int64_t M = sz[s][0], N = sz[s][1], K = sz[s][2];
+                    int32_t d = dt ? PT_BF16 : PT_F32;
+                    size_t es = dt ? 2 : 4;
+                    void* maps[4];
+                    size_t lens[4];
+                    void* a = guarded((size_t)(M * K) * es, end, &maps[0], &lens[0]);
+                    void* b = guarded((size_t)(N * K) * es, end, &maps[1], &lens[1]);
+                    void* c = guarded((size_t)(M * N) * es, end, &maps[2], &lens[2]);
+                    float* bias = guarded((size_t)N * 4, end, &maps[3], &lens[3]);
+                    if (!a || !b || !c || !bias) { EXPECT(0, "mmap failed"); return; }
+                    memset(a, 0x3f, (size_t)(M * K) * es);
+                    memset(b, 0x3f, (size_t)(N * K) * es);
+                    memset(bias, 0, (size_t)N * 4);
+                    int64_t as[2] = {M, K}, bs[2] = {tb ? N : K, tb ? K : N}, cs[2] = {M, N}, ns[1] = {N};
+                    pt_tensor ta = pt_test_tensor(a, d, 2, as), tbt = pt_test_tensor(b, d, 2, bs), tc = pt_test_tensor(c, d, 2, cs);
+                    pt_tensor tbias = pt_test_tensor(bias, PT_F32, 1, ns);
+                    pt_matmul_params p = {tb, PT_ACT_GELU_TANH, 1.0f, 0.5f};
+                    EXPECT_OK(pt_matmul(ctx, &ta, &tbt, &tbias, &tc, &p));
+                    for (int i = 0; i < 4; i++) munmap(maps[i], lens[i]);
+                }
+    pt_ctx_destroy(ctx);
+}
+#endif
+
 #if !defined(_WIN32)
 /* Several threads share one context (and its oneDNN primitive cache) at once; every result
  * is checked. Shapes repeat across threads so cached primitives run concurrently. */
@@ -442,7 +502,12 @@ int main(void) {
     scratch_failure();
 #endif
     pt_test_seed(1);
-    for (int i = 0; i < NCONFIGS; i++) run_config(&CONFIGS[i]);
+    for (int i = 0; i < NCONFIGS; i++) {
+        run_config(&CONFIGS[i]);
+#if defined(__linux__)
+        guard_pages(&CONFIGS[i]);
+#endif
+    }
     bad_inputs();
 #if !defined(_WIN32)
     concurrent_callers(1);
