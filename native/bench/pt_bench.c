@@ -138,15 +138,16 @@ static int bench_matmul(const char* dt, int64_t m, int64_t n, int64_t k, int thr
         printf("{\"op\":\"matmul\",\"dtype\":\"%s\",\"cdtype\":\"%s\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"trans_b\":%d,\"threads\":%d,\"reps\":%d,\"iters\":%d",
                dt, cdtype == PT_BF16 ? "bf16" : "f32", (long long)m, (long long)n, (long long)k, trans_b, threads, reps, run[0].iters);
         for (int w = 0; w < nres; w++)
-            printf(",\"%s_gflops\":%.2f,\"%s_gflops_min\":%.2f,\"%s_gflops_max\":%.2f", names[w], st[w].median, names[w], st[w].lo,
-                   names[w], st[w].hi);
+            printf(",\"%s_gflops\":%.3f,\"%s_gflops_min\":%.3f,\"%s_gflops_max\":%.3f,\"%s_us\":%.3f", names[w], st[w].median, names[w],
+                   st[w].lo, names[w], st[w].hi, names[w], flop / st[w].median * 1e-3);
         if (nres == 2) printf(",\"ratio\":%.3f,\"ratio_min\":%.3f,\"ratio_max\":%.3f", rs.median, rs.lo, rs.hi);
         printf("}\n");
     } else {
         printf("matmul %s->%s %lldx%lldx%lld trans_b=%d threads=%d reps=%d (x%d calls)\n", dt, cdtype == PT_BF16 ? "bf16" : "f32",
                (long long)m, (long long)n, (long long)k, trans_b, threads, reps, run[0].iters);
         for (int w = 0; w < nres; w++)
-            printf("  %-9s %8.2f GFLOP/s (min %.2f, max %.2f)\n", names[w], st[w].median, st[w].lo, st[w].hi);
+            printf("  %-9s %8.2f GFLOP/s (min %.2f, max %.2f)  %.3f us/call\n", names[w], st[w].median, st[w].lo, st[w].hi,
+                   flop / st[w].median * 1e-3);
         if (nres == 2) printf("  ratio panatron/onednn: %.3f (min %.3f, max %.3f)\n", rs.median, rs.lo, rs.hi);
     }
     for (int w = 0; w < nres; w++) pt_ctx_destroy(run[w].ctx);

@@ -337,13 +337,32 @@ static pt_status elem_stride(const pt_tensor* t, int d, const char* what, int64_
     return PT_OK;
 }
 
+/* pt_check_dtype's checks without its string formatting on the success path (tiny matmuls
+ * are dominated by fixed costs); any failure is reported by pt_check_dtype itself. */
+static pt_status check_operand(const pt_tensor* t, const char* what, int allow_bf16) {
+    if (t && t->device == PT_DEVICE_CPU && t->ndim >= 1 && t->ndim <= PT_MAX_DIMS &&
+        (t->dtype == PT_F32 || (allow_bf16 && t->dtype == PT_BF16))) {
+        int ok = 1;
+        int64_t numel = 1;
+        for (int i = 0; i < t->ndim; i++) {
+            ok &= t->shape[i] >= 0;
+            numel *= t->shape[i];
+        }
+        int64_t es = (int64_t)pt_dtype_size(t->dtype);
+        ok &= t->data != NULL || numel == 0;
+        ok &= t->shape[t->ndim - 1] <= 1 || t->stride[t->ndim - 1] == es;
+        if (ok) return PT_OK;
+    }
+    return allow_bf16 ? pt_check_dtype(t, what, 2, PT_F32, PT_BF16) : pt_check_dtype(t, what, 1, PT_F32);
+}
+
 pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const pt_tensor* bias, pt_tensor* c,
                     const pt_matmul_params* params) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    PT_CHECK(pt_check_dtype(a, "pt_matmul a", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(b, "pt_matmul b", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(c, "pt_matmul c", 2, PT_F32, PT_BF16));
+    PT_CHECK(check_operand(a, "pt_matmul a", 1));
+    PT_CHECK(check_operand(b, "pt_matmul b", 1));
+    PT_CHECK(check_operand(c, "pt_matmul c", 1));
     pt_matmul_params p = {0, PT_ACT_NONE, 1.0f, 0.0f};
     if (params) p = *params;
     if (p.alpha == 0.0f) p.alpha = 1.0f;
@@ -364,18 +383,18 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
     int64_t batch = ba ? a->shape[0] : 1;
     int64_t m = a->shape[ba], k = a->shape[ba + 1];
     int64_t bk = p.trans_b ? b->shape[bb + 1] : b->shape[bb], n = p.trans_b ? b->shape[bb] : b->shape[bb + 1];
-    char da[96], db[96], dc[96];
-    pt_describe(a, da, sizeof da); pt_describe(b, db, sizeof db); pt_describe(c, dc, sizeof dc);
-    if (bk != k)
+    char da[96], db[96], dc[96]; /* filled only on the error paths (snprintf is not free) */
+#define DESCRIBE_ABC() (pt_describe(a, da, sizeof da), pt_describe(b, db, sizeof db), pt_describe(c, dc, sizeof dc))
+    if (bk != k && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: inner dims differ: a %s has K=%lld, b %s (trans_b=%d) has K=%lld",
                        da, (long long)k, db, p.trans_b, (long long)bk);
-    if (bb && (!ba || b->shape[0] != batch))
+    if (bb && (!ba || b->shape[0] != batch) && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: batched b %s needs a with the same batch, got a %s", db, da);
-    if (c->shape[ba] != m || c->shape[ba + 1] != n || (ba && c->shape[0] != batch))
+    if ((c->shape[ba] != m || c->shape[ba + 1] != n || (ba && c->shape[0] != batch)) && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s, expected [%s%lld, %lld] for a %s and b %s", dc,
                        ba ? "B, " : "", (long long)m, (long long)n, da, db);
     if (bias) {
-        PT_CHECK(pt_check_dtype(bias, "pt_matmul bias", 1, PT_F32));
+        PT_CHECK(check_operand(bias, "pt_matmul bias", 0));
         if (bias->ndim != 1 || bias->shape[0] != n)
             return pt_fail(PT_ERR_SHAPE, "pt_matmul: bias must be f32[%lld], got %s ndim %d", (long long)n,
                            pt_dtype_name(bias->dtype), bias->ndim);
@@ -395,10 +414,11 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
         if (batch <= 1) g.batch_a = g.batch_c = 0;
     }
     if (bb) { PT_CHECK(elem_stride(b, 0, "b", &g.batch_b)); if (batch <= 1) g.batch_b = 0; }
-    if (m > 1 && n > 1 && g.ldc < n)
+    if (m > 1 && n > 1 && g.ldc < n && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)n);
-    if (batch > 1 && m * n > 1 && g.batch_c < (m - 1) * g.ldc + n)
+    if (batch > 1 && m * n > 1 && g.batch_c < (m - 1) * g.ldc + n && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
+#undef DESCRIBE_ABC
     g.trans_b = p.trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
     if (m == 0 || n == 0 || batch == 0) return PT_OK;
     /* a batch of rows against one b: one taller GEMM when the rows are evenly spaced */
