@@ -25,11 +25,21 @@
 #  define PT_BENCH_PTHREADS 1
 #endif
 
+#if defined(_WIN32)
+#  include <windows.h>
+static double now_s(void) {
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+}
+#else
 static double now_s(void) {
     struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+#endif
 
 static int cmp_d(const void* a, const void* b) {
     double x = *(const double*)a, y = *(const double*)b;

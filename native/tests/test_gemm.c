@@ -74,11 +74,21 @@ static double act_ref(double x, int act) {
 
 static int64_t g_cases = 0;
 
+#if defined(_WIN32)
+#  include <windows.h>
+static double wall(void) {
+    LARGE_INTEGER f, c;
+    QueryPerformanceFrequency(&f);
+    QueryPerformanceCounter(&c);
+    return (double)c.QuadPart / (double)f.QuadPart;
+}
+#else
 static double wall(void) {
     struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
+    clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
+#endif
 
 /* Runs one case on ctx; returns 0 when it passed. */
 static int run_case(pt_ctx* ctx, const config* cfg, const gcase* t) {

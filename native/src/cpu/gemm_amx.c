@@ -15,6 +15,13 @@
 #define NR 32
 #define KB 32
 
+/* Tile loads/stores in our own asm: GCC 12's _tile_loadd/_tile_stored pass the stride as a
+ * `long`, which is 32 bits on Windows (LLP64) and makes an invalid address there. */
+#define TILE_LOAD(t, base, stride) \
+    __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t : : "r"(base), "r"((int64_t)(stride)) : "memory")
+#define TILE_STORE(t, base, stride) \
+    __asm__ volatile("tilestored %%tmm" #t ", (%0,%1,1)" : : "r"(base), "r"((int64_t)(stride)) : "memory")
+
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -45,20 +52,20 @@ static void micro_amx(int64_t kc, const void* pa_, const void* pb_, int mr, int 
     _tile_zero(3);
     const int64_t nkb = (kc + KB - 1) / KB;
     for (int64_t b = 0; b < nkb; b++, pa += 2048, pb += 2048) {
-        _tile_loadd(4, pa, 64);
-        _tile_loadd(6, pb, 128);
-        _tile_loadd(7, pb + 64, 128);
+        TILE_LOAD(4, pa, 64);
+        TILE_LOAD(6, pb, 128);
+        TILE_LOAD(7, pb + 64, 128);
         _tile_dpbf16ps(0, 4, 6);
         _tile_dpbf16ps(1, 4, 7);
-        _tile_loadd(5, pa + 1024, 64);
+        TILE_LOAD(5, pa + 1024, 64);
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
     float acc[MR * NR] __attribute__((aligned(64)));
-    _tile_stored(0, acc, NR * 4);
-    _tile_stored(1, acc + 16, NR * 4);
-    _tile_stored(2, acc + 16 * NR, NR * 4);
-    _tile_stored(3, acc + 16 * NR + 16, NR * 4);
+    TILE_STORE(0, acc, NR * 4);
+    TILE_STORE(1, acc + 16, NR * 4);
+    TILE_STORE(2, acc + 16 * NR, NR * 4);
+    TILE_STORE(3, acc + 16 * NR + 16, NR * 4);
     pt_gemm_store_tile_avx512(acc, NR, mr, nr, o);
 }
 
