@@ -77,8 +77,13 @@ void pt_gemm_pack_b_generic(const void* src, int32_t dt, int64_t ldb, int trans_
 
 /* ================================================================ portable backend */
 
+/* 4 x 16 accumulators fit NEON's 32 registers; SSE2's 16 take 4 x 8 */
 #define P_MR 4
-#define P_NR 16
+#if defined(__aarch64__) || defined(_M_ARM64) || defined(__AVX__)
+#  define P_NR 16
+#else
+#  define P_NR 8
+#endif
 
 /* Scalar epilogue over an mr x nr tile of f32 accumulators (row stride ld). */
 static void store_tile_generic(const float* acc, int64_t ld, int mr, int nr, const pt_gemm_tile_out* o) {
@@ -119,7 +124,11 @@ static void micro_portable(int64_t kc, const void* pa_, const void* pb_, int mr,
             float a = pa[r];
             for (int j = 0; j < P_NR; j++) acc[r][j] += a * pb[j];
         }
-    store_tile_generic(&acc[0][0], P_NR, mr, nr, o);
+    /* a copy whose address escapes, so acc itself can live in registers during the loop */
+    float out[P_MR * P_NR];
+    for (int r = 0; r < P_MR; r++)
+        for (int j = 0; j < P_NR; j++) out[r * P_NR + j] = acc[r][j];
+    store_tile_generic(out, P_NR, mr, nr, o);
 }
 
 static void pack_a_portable(const void* src, int32_t dt, int64_t lda, int64_t mc, int64_t kc, void* dst) {

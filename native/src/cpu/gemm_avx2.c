@@ -142,9 +142,17 @@ static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int 
         pa += MR;
         pb += NR;
     }
+    /* spill once to a buffer: indexing c[] by the runtime mr would keep it in memory (GCC
+     * then stores every accumulator on every iteration of the loop above) */
+    float buf[MR * NR] __attribute__((aligned(32)));
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; r++) {
+        _mm256_store_ps(buf + r * NR, c[r][0]);
+        _mm256_store_ps(buf + r * NR + 8, c[r][1]);
+    }
     for (int r = 0; r < mr; r++) {
-        finish8(c[r][0], o, r, 0, nr);
-        if (nr > 8) finish8(c[r][1], o, r, 8, nr - 8);
+        finish8(_mm256_load_ps(buf + r * NR), o, r, 0, nr);
+        if (nr > 8) finish8(_mm256_load_ps(buf + r * NR + 8), o, r, 8, nr - 8);
     }
 }
 
