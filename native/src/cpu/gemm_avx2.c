@@ -156,32 +156,71 @@ static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int 
     }
 }
 
+static inline void tr8x8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    u[0] = _mm256_shuffle_ps(t[0], t[2], 0x44); u[1] = _mm256_shuffle_ps(t[0], t[2], 0xee);
+    u[2] = _mm256_shuffle_ps(t[1], t[3], 0x44); u[3] = _mm256_shuffle_ps(t[1], t[3], 0xee);
+    u[4] = _mm256_shuffle_ps(t[4], t[6], 0x44); u[5] = _mm256_shuffle_ps(t[4], t[6], 0xee);
+    u[6] = _mm256_shuffle_ps(t[5], t[7], 0x44); u[7] = _mm256_shuffle_ps(t[5], t[7], 0xee);
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x20);
+        r[4 + i] = _mm256_permute2f128_ps(u[i], u[4 + i], 0x31);
+    }
+}
+
+/* rows [0, rows) of 8 floats (the first w valid) from src (row stride ld), transposed */
+static inline void load_tr8(const float* src, int64_t ld, int rows, int w, __m256 r[8]) {
+    __m256i m = lane_mask(w);
+    for (int i = 0; i < 8; i++)
+        r[i] = i >= rows ? _mm256_setzero_ps() : w >= 8 ? _mm256_loadu_ps(src + i * ld) : _mm256_maskload_ps(src + i * ld, m);
+    tr8x8(r);
+}
+
 static void pack_a_f32(const void* src_, int32_t dt, int64_t lda, int64_t mc, int64_t kc, void* dst_) {
     if (dt != PT_F32) { pt_gemm_pack_a_generic(src_, dt, lda, mc, kc, (float*)dst_, MR); return; }
     const float* src = (const float*)src_;
     float* dst = (float*)dst_;
+    const __m256i m6 = lane_mask(MR);
     for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
         int rows = mc - i0 < MR ? (int)(mc - i0) : MR;
-        if (rows < MR) { pt_gemm_pack_a_generic(src + i0 * lda, dt, lda, rows, kc, dst, MR); continue; }
-        const float* s0 = src + i0 * lda;
-        for (int64_t p = 0; p < kc; p++) {
-            float* d = dst + p * MR;
-            for (int r = 0; r < MR; r++) d[r] = s0[r * lda + p];
+        for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+            int w = kc - p0 < 8 ? (int)(kc - p0) : 8;
+            __m256 r[8];
+            load_tr8(src + i0 * lda + p0, lda, rows, w, r);
+            for (int c = 0; c < w; c++) _mm256_maskstore_ps(dst + (p0 + c) * MR, m6, r[c]);
         }
     }
 }
 
 static void pack_b_f32(const void* src_, int32_t dt, int64_t ldb, int tb, int64_t kc, int64_t nc, void* dst_) {
-    if (dt != PT_F32 || tb) { pt_gemm_pack_b_generic(src_, dt, ldb, tb, kc, nc, (float*)dst_, NR); return; }
+    if (dt != PT_F32) { pt_gemm_pack_b_generic(src_, dt, ldb, tb, kc, nc, (float*)dst_, NR); return; }
     const float* src = (const float*)src_;
     float* dst = (float*)dst_;
     for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
         int w = nc - j0 < NR ? (int)(nc - j0) : NR;
-        if (w < NR) { pt_gemm_pack_b_generic(src + j0, dt, ldb, tb, kc, w, dst, NR); continue; }
-        const float* s = src + j0;
-        for (int64_t p = 0; p < kc; p++, s += ldb) {
-            _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(s));
-            _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(s + 8));
+        if (!tb) {
+            if (w < NR) { pt_gemm_pack_b_generic(src + j0, dt, ldb, tb, kc, w, dst, NR); continue; }
+            const float* s = src + j0;
+            for (int64_t p = 0; p < kc; p++, s += ldb) {
+                _mm256_store_ps(dst + p * NR, _mm256_loadu_ps(s));
+                _mm256_store_ps(dst + p * NR + 8, _mm256_loadu_ps(s + 8));
+            }
+        } else {
+            int w0 = w < 8 ? w : 8, w1 = w - w0;
+            for (int64_t p0 = 0; p0 < kc; p0 += 8) {
+                int h = kc - p0 < 8 ? (int)(kc - p0) : 8;
+                __m256 r0[8], r1[8];
+                load_tr8(src + j0 * ldb + p0, ldb, w0, h, r0);
+                load_tr8(src + (j0 + 8) * ldb + p0, ldb, w1, h, r1);
+                for (int c = 0; c < h; c++) {
+                    _mm256_store_ps(dst + (p0 + c) * NR, r0[c]);
+                    _mm256_store_ps(dst + (p0 + c) * NR + 8, r1[c]);
+                }
+            }
         }
     }
 }
