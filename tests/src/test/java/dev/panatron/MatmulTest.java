@@ -252,6 +252,7 @@ class MatmulTest {
         int s = 0;
         for (long[] z : sizes) {
             for (Activation act : Activation.values()) {
+                if (z[2] > 512 && act != Activation.NONE && act != Activation.GELU_ERF) continue; // K blocks: two acts suffice
                 for (float[] x : ab) {
                     s++;
                     boolean tb = s % 2 == 0, bias = s % 3 != 0;
