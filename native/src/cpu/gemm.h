@@ -76,7 +76,7 @@ typedef struct pt_gemm_kernel {
 PT_HIDDEN pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g);
 /* Our own kernels: picks the backend from ctx->caps and runs the blocked driver. */
 PT_HIDDEN pt_status pt_matmul_own(pt_ctx* ctx, const pt_gemm_problem* g);
-/* The backend pt_matmul_own would use for this problem (for tests and pt-bench labels). */
+/* The backend pt_matmul_own uses for this problem (from ctx->caps and the dtype). */
 PT_HIDDEN const pt_gemm_kernel* pt_gemm_pick(const pt_ctx* ctx, const pt_gemm_problem* g);
 /* Applies the activation in place over n floats (scalar libm; the reference semantics). */
 PT_HIDDEN void pt_apply_activation(float* x, int64_t n, int32_t act);
