@@ -339,7 +339,7 @@ static void pack_b_f32(const void* src_, int32_t dt, int64_t ldb, int tb, int64_
 }
 
 static const pt_gemm_kernel k_f32 = {
-    "avx512-f32", MR, NR, 1, 4, 480, 256, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL, SM_MAX, pt_gemm_small_avx512};
+    "avx512-f32", MR, NR, 1, 4, 480, 512, 1024, pack_a_f32, pack_b_f32, micro_f32, NULL, NULL, SM_MAX, pt_gemm_small_avx512};
 
 const pt_gemm_kernel* pt_gemm_kernel_avx512_f32(void) { return &k_f32; }
 
