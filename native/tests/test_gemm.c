@@ -28,8 +28,8 @@ typedef struct {
 static const config CONFIGS[] = {
     {"onednn", 2, 1, 0},
     {"own (AMX for bf16, AVX-512 for f32)", 2, 0, 0},
-    {"own, no AMX (AVX512-BF16)", 2, 0, PT_CPU_AMX_BF16},
-    {"own, no AMX/AVX512-BF16 (bf16 via f32)", 3, 0, PT_CPU_AMX_BF16 | PT_CPU_AVX512_BF16},
+    {"own, no AMX/FP16 (AVX512-BF16 dot products)", 2, 0, PT_CPU_AMX_BF16 | PT_CPU_AVX512_FP16},
+    {"own, no AMX (bf16 widened, AVX-512 f32)", 3, 0, PT_CPU_AMX_BF16},
     {"own, no AVX-512 (AVX2)", 2, 0, PT_CPU_AVX512F},
     {"own, no AVX-512/AVX2 (portable)", 2, 0, PT_CPU_AVX512F | PT_CPU_AVX2},
     {"own, 1 thread", 1, 0, 0},

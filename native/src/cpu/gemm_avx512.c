@@ -294,41 +294,50 @@ static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int 
     STORE_TILE(c, mr, nr, o);
 }
 
+/* f32 packers; bf16 sources (a bf16 GEMM where vdpbf16ps is slow or absent) are widened to
+ * f32 on the way. */
 static void pack_a_f32(const void* src_, int32_t dt, int64_t lda, int64_t mc, int64_t kc, void* dst_) {
-    if (dt != PT_F32) { pt_gemm_pack_a_generic(src_, dt, lda, mc, kc, (float*)dst_, MR); return; }
+    const int bf = dt == PT_BF16;
     const float* src = (const float*)src_;
+    const uint16_t* srch = (const uint16_t*)src_;
     float* dst = (float*)dst_;
     for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kc) {
         int rows = mc - i0 < MR ? (int)(mc - i0) : MR;
         for (int64_t p0 = 0; p0 < kc; p0 += 16) {
             int w = kc - p0 < 16 ? (int)(kc - p0) : 16;
             __m512 r[16];
-            load_tr32(src + i0 * lda + p0, lda, rows, mask_lo(w), r);
+            if (bf) load_tr32_bf16(srch + i0 * lda + p0, lda, rows, mask_lo(w), r);
+            else load_tr32(src + i0 * lda + p0, lda, rows, mask_lo(w), r);
             for (int c = 0; c < w; c++) _mm512_mask_storeu_ps(dst + (p0 + c) * MR, (__mmask16)((1u << MR) - 1u), r[c]);
         }
     }
 }
 
 static void pack_b_f32(const void* src_, int32_t dt, int64_t ldb, int tb, int64_t kc, int64_t nc, void* dst_) {
-    if (dt != PT_F32) { pt_gemm_pack_b_generic(src_, dt, ldb, tb, kc, nc, (float*)dst_, NR); return; }
+    const int bf = dt == PT_BF16;
     const float* src = (const float*)src_;
+    const uint16_t* srch = (const uint16_t*)src_;
     float* dst = (float*)dst_;
     for (int64_t j0 = 0; j0 < nc; j0 += NR, dst += NR * kc) {
         int w = nc - j0 < NR ? (int)(nc - j0) : NR;
         if (!tb) {
             __mmask16 m0 = mask_lo(w), m1 = mask_hi(w);
-            const float* s = src + j0;
-            for (int64_t p = 0; p < kc; p++, s += ldb) {
-                _mm512_store_ps(dst + p * NR, _mm512_maskz_loadu_ps(m0, s));
-                _mm512_store_ps(dst + p * NR + 16, _mm512_maskz_loadu_ps(m1, s + 16));
+            for (int64_t p = 0; p < kc; p++) {
+                _mm512_store_ps(dst + p * NR, load16(src_, bf, p * ldb + j0, m0));
+                _mm512_store_ps(dst + p * NR + 16, load16(src_, bf, p * ldb + j0 + 16, m1));
             }
         } else {
             int w0 = w < 16 ? w : 16, w1 = w - w0;
             for (int64_t p0 = 0; p0 < kc; p0 += 16) {
                 int h = kc - p0 < 16 ? (int)(kc - p0) : 16;
                 __m512 r0[16], r1[16];
-                load_tr32(src + j0 * ldb + p0, ldb, w0, mask_lo(h), r0);
-                load_tr32(src + (j0 + 16) * ldb + p0, ldb, w1, mask_lo(h), r1);
+                if (bf) {
+                    load_tr32_bf16(srch + j0 * ldb + p0, ldb, w0, mask_lo(h), r0);
+                    load_tr32_bf16(srch + (j0 + 16) * ldb + p0, ldb, w1, mask_lo(h), r1);
+                } else {
+                    load_tr32(src + j0 * ldb + p0, ldb, w0, mask_lo(h), r0);
+                    load_tr32(src + (j0 + 16) * ldb + p0, ldb, w1, mask_lo(h), r1);
+                }
                 for (int c = 0; c < h; c++) {
                     _mm512_store_ps(dst + (p0 + c) * NR, r0[c]);
                     _mm512_store_ps(dst + (p0 + c) * NR + 16, r1[c]);

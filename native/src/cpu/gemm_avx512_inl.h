@@ -45,6 +45,14 @@ static inline void load_tr32(const float* src, int64_t ld, int rows, __mmask16 m
     for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
     tr16x16(r);
 }
+/* Same for bf16 rows widened to f32: 16 bf16 per row (mask m). */
+static inline void load_tr32_bf16(const uint16_t* src, int64_t ld, int rows, __mmask16 m, __m512 r[16]) {
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++)
+        r[i] = i < rows ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, src + i * ld)), 16))
+                        : _mm512_setzero_ps();
+    tr16x16(r);
+}
 /* Same for bf16 rows: 32 bf16 = 16 pairs (mask m32 over the bf16 elements). */
 static inline void load_tr16x2(const uint16_t* src, int64_t ld, int rows, __mmask32 m32, __m512 r[16]) {
 #pragma GCC unroll 16

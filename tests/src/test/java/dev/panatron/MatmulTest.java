@@ -39,7 +39,8 @@ class MatmulTest {
         return List.of(
                 new Config("oneDNN", 2, true, 0),
                 new Config("own (AMX bf16, AVX-512 f32)", 2, false, 0),
-                new Config("own, AVX512-BF16", 2, false, CpuCaps.AMX_BF16),
+                new Config("own, AVX512-BF16 dot products", 2, false, CpuCaps.AMX_BF16 | CpuCaps.AVX512_FP16),
+                new Config("own, bf16 widened to f32", 2, false, CpuCaps.AMX_BF16),
                 new Config("own, AVX2", 2, false, CpuCaps.AVX512F),
                 new Config("own, portable", 3, false, CpuCaps.AVX512F | CpuCaps.AVX2),
                 new Config("own, 1 thread", 1, false, 0));
