@@ -7,6 +7,7 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 import java.util.Objects;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * The typed kernel façade: one static method per native op. Every method validates shapes,
@@ -21,31 +22,71 @@ public final class Kernels {
 
     // ================================================================ dense GEMM
 
-    /** Options of {@link #matmul}: transpose of b, fused activation, alpha, beta. */
+    /**
+     * Options of {@link #matmul}: transpose of b, fused activation, alpha, beta.
+     *
+     * @param transB     b is [N, K] (PyTorch Linear weight layout) instead of [K, N]
+     * @param activation applied last: {@code act(alpha * a@b + bias + beta * c)}
+     * @param alpha      scale of the product (0 is read as 1; bias is not scaled)
+     * @param beta       scale of the previous c (0: c is write-only and may hold anything)
+     */
     public record MatmulOptions(boolean transB, Activation activation, float alpha, float beta) {
         public static final MatmulOptions DEFAULT = new MatmulOptions(false, Activation.NONE, 1f, 0f);
         /** b in PyTorch Linear layout [N, K]. */
         public static final MatmulOptions LINEAR = new MatmulOptions(true, Activation.NONE, 1f, 0f);
 
+        /** @throws IllegalArgumentException for a NaN or infinite alpha or beta */
         public MatmulOptions {
             Objects.requireNonNull(activation, "activation");
+            if (!Float.isFinite(alpha) || !Float.isFinite(beta)) {
+                throw new IllegalArgumentException("matmul: alpha " + alpha + " and beta " + beta + " must be finite");
+            }
         }
 
         public MatmulOptions withActivation(Activation a) { return new MatmulOptions(transB, a, alpha, beta); }
+
+        public MatmulOptions withTransB(boolean t) { return new MatmulOptions(t, activation, alpha, beta); }
+
+        public MatmulOptions withAlphaBeta(float newAlpha, float newBeta) { return new MatmulOptions(transB, activation, newAlpha, newBeta); }
     }
 
     /** Activations fusable into matmul epilogues ({@code pt_activation}). */
     public enum Activation { NONE, RELU, GELU_ERF, GELU_TANH, SILU }
 
+    /** pt_matmul_params structs, made once per distinct options (read-only for the native side). */
+    private static final ConcurrentHashMap<MatmulOptions, MemorySegment> MATMUL_PARAMS = new ConcurrentHashMap<>();
+    private static final int MATMUL_PARAMS_MAX = 256;
+
+    private static MemorySegment matmulParams(MatmulOptions o) {
+        MemorySegment p = MATMUL_PARAMS.get(o);
+        if (p != null) return p;
+        boolean keep = MATMUL_PARAMS.size() < MATMUL_PARAMS_MAX;
+        p = pt_matmul_params.allocate(keep ? Arena.global() : Arena.ofAuto());
+        pt_matmul_params.trans_b(p, o.transB() ? 1 : 0);
+        pt_matmul_params.activation(p, o.activation().ordinal());
+        pt_matmul_params.alpha(p, o.alpha());
+        pt_matmul_params.beta(p, o.beta());
+        if (!keep) return p;
+        MemorySegment prev = MATMUL_PARAMS.putIfAbsent(o, p);
+        return prev != null ? prev : p;
+    }
+
     /**
-     * {@code c = act(alpha * a @ op(b) + bias + beta * c)}.
+     * {@code c = act(alpha * a @ op(b) + bias + beta * c)}, accumulated in f32.
      *
+     * <p>Rows (outer dims) of a, b and c may be strided; the innermost dim must be contiguous.
+     * A 3-D a with a 2-D b applies b to every batch. c must not overlap a, b or bias.
+     *
+     * @param ctx  the context (thread count, oneDNN or our own kernels)
      * @param a    [M, K] or [B, M, K], f32 or bf16
      * @param b    [K, N] ([N, K] when {@code transB}), or with a leading [B]; same dtype as a
      * @param bias [N] f32, or null
      * @param c    [M, N] or [B, M, N]; f32 (bf16 allowed when a is bf16)
-     * @throws IllegalArgumentException on a shape or dtype mismatch, or a read-only c
+     * @param opts transpose, activation, alpha, beta
+     * @throws IllegalArgumentException on a shape or dtype mismatch, strides that are not whole
+     *         elements, overlapping c rows, c overlapping an input, or a read-only c
      * @throws IllegalStateException    when any tensor or the context is closed
+     * @throws PanatronException        when the native kernel fails (e.g. out of memory)
      */
     public static void matmul(Context ctx, Tensor a, Tensor b, Tensor bias, Tensor c, MatmulOptions opts) {
         Objects.requireNonNull(opts, "opts");
@@ -68,26 +109,56 @@ public final class Kernels {
             requireDtype("matmul bias", bias, DType.F32);
             if (bias.ndim() != 1 || bias.dim(0) != n) throw shape("matmul: bias must be [" + n + "], got " + bias);
         }
-        requireWritable("matmul c", c);
-        try (Arena tmp = Arena.ofConfined()) {
-            MemorySegment p = pt_matmul_params.allocate(tmp);
-            pt_matmul_params.trans_b(p, opts.transB() ? 1 : 0);
-            pt_matmul_params.activation(p, opts.activation().ordinal());
-            pt_matmul_params.alpha(p, opts.alpha());
-            pt_matmul_params.beta(p, opts.beta());
-            Native.check(panatron_h.pt_matmul(ctx.handle(), a.descriptor(), b.descriptor(),
-                    bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), p));
+        requireWholeElementStrides("matmul a", a);
+        requireWholeElementStrides("matmul b", b);
+        requireWholeElementStrides("matmul c", c);
+        long[] cs = c.strides();
+        long es = c.dtype().byteSize();
+        if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
+            throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
         }
+        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
+            throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
+        }
+        requireWritable("matmul c", c);
+        requireDisjoint("matmul", c, "c", a, "a");
+        requireDisjoint("matmul", c, "c", b, "b");
+        if (bias != null) requireDisjoint("matmul", c, "c", bias, "bias");
+        if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
+        Native.check(panatron_h.pt_matmul(ctx.handle(), a.descriptor(), b.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), matmulParams(opts)));
     }
 
-    /** {@code c = a @ b}. */
+    /** {@code c = a @ b}. See {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)}. */
     public static void matmul(Context ctx, Tensor a, Tensor b, Tensor c) {
         matmul(ctx, a, b, null, c, MatmulOptions.DEFAULT);
     }
 
-    /** A Linear layer: {@code out = x @ weightᵀ + bias}, weight in PyTorch layout [N, K]. */
+    /**
+     * A Linear layer: {@code out = x @ weightᵀ + bias}, weight in PyTorch layout [N, K].
+     * See {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)} for the
+     * exceptions.
+     */
     public static void linear(Context ctx, Tensor x, Tensor weight, Tensor bias, Tensor out) {
         matmul(ctx, x, weight, bias, out, MatmulOptions.LINEAR);
+    }
+
+    private static void requireWholeElementStrides(String what, Tensor t) {
+        long[] st = t.strides();
+        long[] sh = t.shape();
+        int es = t.dtype().byteSize();
+        for (int i = 0; i < st.length - 1; i++) {
+            if (sh[i] > 1 && st[i] % es != 0) {
+                throw shape(what + ": stride " + st[i] + " bytes of dim " + i + " of " + t + " is not a multiple of the element size " + es);
+            }
+        }
+    }
+
+    private static void requireDisjoint(String op, Tensor out, String outName, Tensor in, String inName) {
+        if (out.numel() == 0 || in.numel() == 0) return;
+        if (out.segment().asOverlappingSlice(in.segment()).isPresent()) {
+            throw new IllegalArgumentException(op + ": output " + outName + " " + out + " overlaps input " + inName + " " + in);
+        }
     }
 
     // ================================================================ elementwise and norms
