@@ -34,6 +34,8 @@ static pt_tensor tensor2(void* data, int32_t dtype, int64_t r, int64_t c) {
 
 typedef struct { const char* name; double median, lo, hi; } result;
 
+int pt_bench_attn(int argc, char** argv); /* bench_attn.c: --op attn | attn-decode */
+
 static int run_matmul(pt_ctx* ctx, int32_t dtype, int64_t m, int64_t n, int64_t k, int reps, int warmup, result* r) {
     size_t es = pt_dtype_size(dtype);
     void* a = malloc(m * k * es);
@@ -66,6 +68,8 @@ static int run_matmul(pt_ctx* ctx, int32_t dtype, int64_t m, int64_t n, int64_t 
 }
 
 int main(int argc, char** argv) {
+    for (int i = 1; i + 1 < argc; i++) /* --op attn | attn-decode: bench_attn.c parses its own options */
+        if (!strcmp(argv[i], "--op") && !strncmp(argv[i + 1], "attn", 4)) return pt_bench_attn(argc, argv);
     const char* op = "matmul";
     const char* dt = "f32";
     int64_t m = 512, n = 512, k = 512;

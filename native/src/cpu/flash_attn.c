@@ -380,7 +380,6 @@ pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params) {
     }
     pr.mask_ss = mask ? mask->stride[1] : 0;
     bool avx512 = have_avx512(ctx);
-    pr.use_bf16dp = avx512 && (ctx->caps & PT_CPU_AVX512_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16;
 
     fa_run run;
     memset(&run, 0, sizeof run);
@@ -393,8 +392,17 @@ pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params) {
     run.Hkv = Hkv;
     run.hc = imin(run.G, PT_FA_BR);
     run.nhc = cdiv(run.G, run.hc);
-    run.tt = PT_FA_BR / run.hc;
     run.B = B; run.Sq = Sq; run.Sk = Sk;
+    /* Rows per item: PT_FA_BR sub-tiles, as many (<= PT_FA_MAX_SUB) as keep >= 4 items per
+     * thread. Bigger items read K/V from memory fewer times. */
+    int64_t nsub = avx512 ? PT_FA_MAX_SUB : 1;
+    for (; nsub > 1; nsub /= 2) {
+        int64_t tt = nsub * PT_FA_BR / run.hc, tiles = 0;
+        if (packed) for (int64_t b = 0; b < B; b++) tiles += cdiv(cu_q[b + 1] - cu_q[b], tt);
+        else tiles = B * cdiv(Sq, tt);
+        if (tiles * Hkv * run.nhc >= 4 * (int64_t)ctx->n_threads) break;
+    }
+    run.tt = nsub * PT_FA_BR / run.hc;
     run.cu_q = cu_q; run.cu_k = cu_k;
     run.q = (const char*)q->data; run.k = (const char*)k->data; run.v = (const char*)v->data;
     run.out = (char*)o->data; run.lse = P->lse ? (char*)P->lse->data : NULL;

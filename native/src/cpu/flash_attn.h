@@ -11,7 +11,8 @@
 #define PT_CPU_FLASH_ATTN_H
 #include "common/internal.h"
 
-#define PT_FA_BR 64 /* rows (token, head pairs) per prefill item */
+#define PT_FA_BR 64 /* rows (token, head pairs) per prefill sub-tile (the portable item) */
+#define PT_FA_MAX_SUB 4 /* sub-tiles per AVX-512 item: K/V tiles are staged once for them all */
 #define PT_FA_BC 64 /* keys per key tile */
 #define PT_FD_BK 16 /* keys per decode block */
 
@@ -22,7 +23,6 @@ typedef struct pt_fa_problem {
     int64_t wl, wr;           /* window left/right, -1 = unbounded (causal folded into wr) */
     /* byte strides */
     int64_t q_ss, q_sh, k_ss, v_ss, out_ss, out_sh, lse_ss, lse_sh, mask_ss;
-    int32_t use_bf16dp;       /* AVX512-BF16 dot products (q, k, v bf16) */
 } pt_fa_problem;
 
 typedef struct pt_fa_tile {
