@@ -29,6 +29,14 @@ static double now_s(void) {
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
+/* Process CPU time (all threads). On a shared machine wall time includes the time our
+ * threads wait for a core; CPU time / threads does not (run with OMP_WAIT_POLICY=passive so
+ * idle OpenMP threads sleep instead of spinning). */
+static double cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 static int cmp_d(const void* a, const void* b) {
     double x = *(const double*)a, y = *(const double*)b;
     return x < y ? -1 : x > y;
@@ -181,26 +189,26 @@ static int naive_run(pt_ctx* ctx, naive_t* n) {
 /* ---------------------------------------------------------------- bandwidth */
 typedef struct { char* dst; const char* src; size_t n; double sum; } bw_job;
 static void* copy_thread(void* v) { bw_job* j = (bw_job*)v; memcpy(j->dst, j->src, j->n); return NULL; }
-static void* read_thread(void* v) {
+CLONES static void* read_thread(void* v) {
     bw_job* j = (bw_job*)v;
     const uint64_t* p = (const uint64_t*)j->src;
     size_t n = j->n / 8;
-    uint64_t a0 = 0, a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0, a6 = 0, a7 = 0;
-    for (size_t i = 0; i + 8 <= n; i += 8) {
-        a0 += p[i]; a1 += p[i + 1]; a2 += p[i + 2]; a3 += p[i + 3];
-        a4 += p[i + 4]; a5 += p[i + 5]; a6 += p[i + 6]; a7 += p[i + 7];
-    }
-    j->sum = (double)(a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7);
+    uint64_t sum = 0;
+#pragma omp simd reduction(+ : sum)
+    for (size_t i = 0; i < n; i++) sum += p[i];
+    j->sum = (double)sum;
     return NULL;
 }
-/* mode 0: copy (returns read+write bytes/s), 1: read (bytes/s) */
-static double bandwidth(int mode, char* a, char* b, size_t n, int threads, int reps, stats* st) {
+/* mode 0: copy (read+write bytes/s, the STREAM convention), 1: read (bytes/s). st: wall
+ * time; cst: CPU time / threads. */
+static void bandwidth(int mode, char* a, char* b, size_t n, int threads, int reps, stats* st, stats* cst) {
     double* t = malloc(sizeof(double) * reps);
+    double* c = malloc(sizeof(double) * reps);
     pthread_t th[64];
     bw_job jobs[64];
     if (threads > 64) threads = 64;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s();
+        double t0 = now_s(), c0 = cpu_s();
         for (int i = 0; i < threads; i++) {
             size_t lo = n / threads * i, hi = i == threads - 1 ? n : n / threads * (i + 1);
             jobs[i].dst = b + lo; jobs[i].src = a + lo; jobs[i].n = hi - lo;
@@ -208,12 +216,14 @@ static double bandwidth(int mode, char* a, char* b, size_t n, int threads, int r
         }
         for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
         t[r] = now_s() - t0;
+        c[r] = (cpu_s() - c0) / threads;
     }
     double bytes = mode ? (double)n : 2.0 * (double)n;
-    stats s = summarize(t, reps);
+    stats s = summarize(t, reps), sc = summarize(c, reps);
     st->med = bytes / s.med * 1e-9; st->lo = bytes / s.hi * 1e-9; st->hi = bytes / s.lo * 1e-9;
+    cst->med = bytes / sc.med * 1e-9; cst->lo = bytes / sc.hi * 1e-9; cst->hi = bytes / sc.lo * 1e-9;
     free(t);
-    return st->med;
+    free(c);
 }
 
 static void flush_caches(char* buf, size_t n) {
@@ -327,14 +337,20 @@ int pt_bench_attn(int argc, char** argv) {
             while (reps > 3 && reps * (tf1 + tn1) > 20.0) reps--;
             double* tf = malloc(sizeof(double) * reps);
             double* tn = malloc(sizeof(double) * reps);
+            double* cf = malloc(sizeof(double) * reps);
+            double* cn = malloc(sizeof(double) * reps);
             for (int r = 0; r < reps; r++) { /* interleaved */
                 t0 = now_s();
+                double c0 = cpu_s();
                 pt_flash_attn_fwd(ctx, &fp);
                 tf[r] = now_s() - t0;
+                cf[r] = (cpu_s() - c0) / nthreads;
                 if (hc > 0) {
                     t0 = now_s();
+                    c0 = cpu_s();
                     naive_run(ctx, &nv);
                     tn[r] = now_s() - t0;
+                    cn[r] = (cpu_s() - c0) / nthreads;
                 }
             }
             /* agreement check (not a test: catches a broken benchmark) */
@@ -349,34 +365,36 @@ int pt_bench_attn(int argc, char** argv) {
                     double d = fabs((double)a - b);
                     if (d > maxdiff || d != d) maxdiff = d;
                 }
-            stats sf = summarize(tf, reps), sn = {0, 0, 0};
-            if (hc > 0) sn = summarize(tn, reps);
+            stats sf = summarize(tf, reps), sn = {0, 0, 0}, scf = summarize(cf, reps), scn = {0, 0, 0};
+            if (hc > 0) { sn = summarize(tn, reps); scn = summarize(cn, reps); }
             double naive_mib = hc > 0 ? (double)hc * per_head / 1048576.0 : (double)per_head / 1048576.0;
+            /* the kernel's per-thread workspace (flash_attn_avx512.c: 4 sub-tiles of Qᵀ and Oᵀ,
+             * a 64x64 score tile, K and V tiles), independent of S */
             int64_t Dp = (D + 15) / 16 * 16;
-            double ws_kib = (64.0 * (Dp + Dp + 64) + 64.0 * (Dp + Dp)) * 4 / 1024;
+            double ws_kib = (4.0 * 64 * (D + D) + 64.0 * 64 + 64.0 * Dp + 64.0 * (Dp + 16)) * 4 / 1024;
             if (o.json) {
                 printf("{\"op\":\"attn\",\"dtype\":\"%s\",\"B\":%lld,\"S\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"causal\":%d,\"threads\":%d,"
-                       "\"reps\":%d,\"flash_gflops\":%.2f,\"flash_gflops_min\":%.2f,\"flash_gflops_max\":%.2f,\"flash_ms\":%.3f",
+                       "\"reps\":%d,\"flash_gflops\":%.2f,\"flash_gflops_min\":%.2f,\"flash_gflops_max\":%.2f,\"flash_ms\":%.3f,\"flash_cpu_gflops\":%.2f",
                        dts, (long long)B, (long long)S, (long long)H, (long long)Hkv, (long long)D, o.causal, nthreads, reps,
-                       flop / sf.med * 1e-9, flop / sf.hi * 1e-9, flop / sf.lo * 1e-9, sf.med * 1e3);
+                       flop / sf.med * 1e-9, flop / sf.hi * 1e-9, flop / sf.lo * 1e-9, sf.med * 1e3, flop / scf.med * 1e-9);
                 if (hc > 0)
-                    printf(",\"naive_gflops\":%.2f,\"naive_gflops_min\":%.2f,\"naive_gflops_max\":%.2f,\"naive_ms\":%.3f,\"ratio\":%.3f,"
-                           "\"naive_heads_per_pass\":%lld,\"naive_mib\":%.1f,\"max_abs_diff\":%.2e",
-                           flop / sn.med * 1e-9, flop / sn.hi * 1e-9, flop / sn.lo * 1e-9, sn.med * 1e3, sn.med / sf.med, (long long)hc,
-                           naive_mib, maxdiff);
+                    printf(",\"naive_gflops\":%.2f,\"naive_gflops_min\":%.2f,\"naive_gflops_max\":%.2f,\"naive_ms\":%.3f,\"naive_cpu_gflops\":%.2f,"
+                           "\"ratio\":%.3f,\"ratio_cpu\":%.3f,\"naive_heads_per_pass\":%lld,\"naive_mib\":%.1f,\"max_abs_diff\":%.2e",
+                           flop / sn.med * 1e-9, flop / sn.hi * 1e-9, flop / sn.lo * 1e-9, sn.med * 1e3, flop / scn.med * 1e-9, sn.med / sf.med,
+                           scn.med / scf.med, (long long)hc, naive_mib, maxdiff);
                 else printf(",\"naive\":null,\"naive_mib_needed_per_head\":%.1f", naive_mib);
                 printf(",\"flash_workspace_kib_per_thread\":%.1f}\n", ws_kib);
             } else {
-                printf("  S=%-6lld flash %8.2f GFLOP/s (%.2f..%.2f) %9.3f ms", (long long)S, flop / sf.med * 1e-9, flop / sf.hi * 1e-9,
-                       flop / sf.lo * 1e-9, sf.med * 1e3);
+                printf("  S=%-6lld flash %7.1f GFLOP/s (%.1f..%.1f; cpu %.1f) %9.2f ms", (long long)S, flop / sf.med * 1e-9, flop / sf.hi * 1e-9,
+                       flop / sf.lo * 1e-9, flop / scf.med * 1e-9, sf.med * 1e3);
                 if (hc > 0)
-                    printf(" | naive %8.2f GFLOP/s (%.2f..%.2f) %9.3f ms | speedup %.2fx | naive scores %.0f MiB (%lld heads/pass) | diff %.1e\n",
-                           flop / sn.med * 1e-9, flop / sn.hi * 1e-9, flop / sn.lo * 1e-9, sn.med * 1e3, sn.med / sf.med, naive_mib,
-                           (long long)hc, maxdiff);
-                else printf(" | naive skipped (needs %.0f MiB per head > --naive-max-mib)\n", naive_mib);
+                    printf(" | naive %7.1f GFLOP/s (%.1f..%.1f; cpu %.1f) %9.2f ms | speedup %.2fx (cpu %.2fx) | naive scores %.0f MiB, flash %.0f KiB/thread | diff %.1e\n",
+                           flop / sn.med * 1e-9, flop / sn.hi * 1e-9, flop / sn.lo * 1e-9, flop / scn.med * 1e-9, sn.med * 1e3, sn.med / sf.med,
+                           scn.med / scf.med, naive_mib, ws_kib, maxdiff);
+                else printf(" | naive skipped (needs %.0f MiB per head > --naive-max-mib), flash %.0f KiB/thread\n", naive_mib, ws_kib);
             }
             fflush(stdout);
-            free(q); free(k); free(v); free(out); free(out2); free(nv.scores); free(nv.probs); free(tf); free(tn);
+            free(q); free(k); free(v); free(out); free(out2); free(nv.scores); free(nv.probs); free(tf); free(tn); free(cf); free(cn);
         }
     } else {
         if (o.nlist == 0) {
@@ -392,9 +410,9 @@ int pt_bench_attn(int argc, char** argv) {
         char* bb = malloc(bwn);
         memset(ba, 1, bwn);
         memset(bb, 2, bwn);
-        stats cbw, rbw;
-        bandwidth(0, ba, bb, bwn, nthreads, 5, &cbw);
-        bandwidth(1, ba, bb, bwn, nthreads, 5, &rbw);
+        stats cbw, rbw, ccbw, crbw;
+        bandwidth(0, ba, bb, bwn, nthreads, 5, &cbw, &ccbw);
+        bandwidth(1, ba, bb, bwn, nthreads, 5, &rbw, &crbw);
         free(bb);
         size_t flush_n = (size_t)256 << 20;
         char* flushb = ba; /* reuse 256 MiB of it */
@@ -414,35 +432,41 @@ int pt_bench_attn(int argc, char** argv) {
         dp.window_left = -1; dp.window_right = -1;
         if (!o.json)
             printf("attn decode %s B=%lld H=%lld Hkv=%lld D=%lld Tq=%lld threads=%d\n"
-                   "  copy bandwidth %.2f GB/s (%.2f..%.2f; read+write bytes), read bandwidth %.2f GB/s (%.2f..%.2f)\n",
-                   dts, (long long)B, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, cbw.med, cbw.lo, cbw.hi, rbw.med,
-                   rbw.lo, rbw.hi);
+                   "  copy bandwidth %.2f GB/s (%.2f..%.2f; cpu %.2f; read+write bytes), read bandwidth %.2f GB/s (%.2f..%.2f; cpu %.2f)\n",
+                   dts, (long long)B, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, cbw.med, cbw.lo, cbw.hi, ccbw.med,
+                   rbw.med, rbw.lo, rbw.hi, crbw.med);
         for (int si = 0; si < o.nlist; si++) {
             int64_t KV = o.list[si];
             for (int64_t b = 0; b < B; b++) lens[b] = (int32_t)KV;
             double* t = malloc(sizeof(double) * o.reps);
+            double* c = malloc(sizeof(double) * o.reps);
             for (int w = 0; w < o.warmup; w++)
                 if (pt_flash_attn_decode(ctx, &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
             for (int r = 0; r < o.reps; r++) {
                 flush_caches(flushb, flush_n);
-                double t0 = now_s();
+                double t0 = now_s(), c0 = cpu_s();
                 pt_flash_attn_decode(ctx, &dp);
                 t[r] = now_s() - t0;
+                c[r] = (cpu_s() - c0) / nthreads;
             }
-            stats s = summarize(t, o.reps);
+            stats s = summarize(t, o.reps), sc = summarize(c, o.reps);
             double bytes = (double)B * Hkv * KV * (2 * D) * es;
-            double gbs = bytes / s.med * 1e-9;
+            double gbs = bytes / s.med * 1e-9, cgbs = bytes / sc.med * 1e-9;
             if (o.json)
                 printf("{\"op\":\"attn-decode\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
                        "\"threads\":%d,\"reps\":%d,\"us\":%.1f,\"kv_gbs\":%.2f,\"kv_gbs_min\":%.2f,\"kv_gbs_max\":%.2f,\"copy_gbs\":%.2f,"
-                       "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f}\n",
+                       "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f,\"kv_cpu_gbs\":%.2f,\"copy_cpu_gbs\":%.2f,\"read_cpu_gbs\":%.2f,"
+                       "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f}\n",
                        dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
-                       s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med);
+                       s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med, cgbs, ccbw.med,
+                       crbw.med, cgbs / ccbw.med, cgbs / crbw.med);
             else
-                printf("  KV=%-7lld %9.1f us  K/V read %7.2f GB/s (%.2f..%.2f)  = %3.0f%% of copy, %3.0f%% of read bandwidth\n",
-                       (long long)KV, s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, 100 * gbs / cbw.med, 100 * gbs / rbw.med);
+                printf("  KV=%-7lld %9.1f us  K/V read %6.2f GB/s (%.2f..%.2f) = %3.0f%% of copy, %3.0f%% of read | cpu: %6.2f GB/s = %3.0f%% of copy, %3.0f%% of read\n",
+                       (long long)KV, s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, 100 * gbs / cbw.med, 100 * gbs / rbw.med, cgbs,
+                       100 * cgbs / ccbw.med, 100 * cgbs / crbw.med);
             fflush(stdout);
             free(t);
+            free(c);
         }
         free(ba); free(kc); free(vc); free(q); free(out); free(lens);
     }

@@ -313,56 +313,120 @@ AI __m512 hsum16(const __m512* a) {
     return _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)), _mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-/* One query row against 16 cache rows kr[0..15]: the 16 scores (log2 domain; q prescaled).
- * f32 rows: 16-wide chunks. bf16 rows: 32-wide chunks split into even (x << 16) and odd
- * (x & 0xffff0000) elements, matched by q stored as [even 16 | odd 16] per chunk. */
-AI __m512 dot16(const float* q, const char* const* kr, int64_t nch, int bf16, __mmask32 tail) {
-    __m512 a[PT_FD_BK];
-    UNROLL for (int k = 0; k < PT_FD_BK; k++) a[k] = _mm512_setzero_ps();
-    if (bf16) {
-        const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+/* Decode inner step for a group of RG <= 4 query rows (of one kv head) and 16 cache rows:
+ * each K/V chunk is loaded (and, for bf16, widened) once for all RG rows.
+ *   scores: a[r][kk] over key quads, one 16x16 transpose-add per quad (lanes 4r + kk), then a
+ *           4x4 transpose of 128-bit lanes gives each row its 16 scores in key order;
+ *   PV:     acc[r] = acc[r] * alpha[r] + Σ_k p[r][k] V[k], p[r][k] as embedded broadcasts.
+ * Chunks: f32 16 wide; bf16 32 wide, split into even (x << 16) and odd (x & 0xffff0000)
+ * elements, with q and acc stored as [even 16 | odd 16] per chunk (no shuffles). */
+AI void qk_group(const int RG, const float* q, int64_t qstride, const char* const* kr, int64_t nch, int bf16, __mmask32 tail,
+                 __m512* S) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 g[4];
+    UNROLL for (int kq = 0; kq < 4; kq++) {
+        __m512 a[16];
+        UNROLL for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
         for (int64_t c = 0; c < nch; c++) {
-            int full = c < nch - 1 || tail == 0xffffffffu; /* word-masked loads cost a p05 uop */
-            __m512 qe = _mm512_loadu_ps(q + 32 * c), qo = _mm512_loadu_ps(q + 32 * c + 16);
-            UNROLL for (int k = 0; k < PT_FD_BK; k++) {
-                __m512i x = full ? _mm512_loadu_si512(kr[k] + 64 * c) : _mm512_maskz_loadu_epi16(tail, kr[k] + 64 * c);
-                a[k] = _mm512_fmadd_ps(qe, _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)), a[k]);
-                a[k] = _mm512_fmadd_ps(qo, _mm512_castsi512_ps(_mm512_and_si512(x, hi)), a[k]);
+            int full = c < nch - 1 || tail == (bf16 ? 0xffffffffu : 0xffffu);
+            UNROLL for (int kk = 0; kk < 4; kk++) {
+                const char* src = kr[4 * kq + kk];
+                if (bf16) {
+                    __m512i x = full ? _mm512_loadu_si512(src + 64 * c) : _mm512_maskz_loadu_epi16(tail, src + 64 * c);
+                    __m512 xe = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)), xo = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
+                    UNROLL for (int r = 0; r < RG; r++) {
+                        a[4 * r + kk] = _mm512_fmadd_ps(_mm512_loadu_ps(q + r * qstride + 32 * c), xe, a[4 * r + kk]);
+                        a[4 * r + kk] = _mm512_fmadd_ps(_mm512_loadu_ps(q + r * qstride + 32 * c + 16), xo, a[4 * r + kk]);
+                    }
+                } else {
+                    __m512 x = full ? _mm512_loadu_ps(src + 64 * c) : _mm512_maskz_loadu_ps((__mmask16)tail, src + 64 * c);
+                    UNROLL for (int r = 0; r < RG; r++)
+                        a[4 * r + kk] = _mm512_fmadd_ps(_mm512_loadu_ps(q + r * qstride + 16 * c), x, a[4 * r + kk]);
+                }
             }
         }
-    } else {
-        for (int64_t c = 0; c < nch; c++) {
-            __mmask16 m = c == nch - 1 ? (__mmask16)tail : 0xffff;
-            __m512 qv = _mm512_loadu_ps(q + 16 * c);
-            UNROLL for (int k = 0; k < PT_FD_BK; k++) a[k] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(m, kr[k] + 64 * c), a[k]);
-        }
+        g[kq] = hsum16(a);
     }
-    return hsum16(a);
+    __m512 t0 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(1, 0, 1, 0)), t1 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(3, 2, 3, 2));
+    __m512 t2 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(1, 0, 1, 0)), t3 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(3, 2, 3, 2));
+    S[0] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+    S[1] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+    S[2] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+    S[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
 }
 
-/* acc = acc * alpha + Σ_k pb[k] V[k], V rows read in place (layout as in dot16). */
-AI void pv16(float* acc, const __m512* pb, __m512 alpha, const char* const* vr, int64_t nch, int bf16, __mmask32 tail) {
-    if (bf16) {
-        const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
-        for (int64_t c = 0; c < nch; c++) {
-            int full = c < nch - 1 || tail == 0xffffffffu;
-            __m512 xe = _mm512_mul_ps(_mm512_loadu_ps(acc + 32 * c), alpha), xo = _mm512_mul_ps(_mm512_loadu_ps(acc + 32 * c + 16), alpha);
+AI void pv_group(const int RG, float* acc, int64_t astride, const float* pb /* [4][16] */, const float* alpha, const char* const* vr,
+                 int64_t nch, int bf16, __mmask32 tail) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    for (int64_t c = 0; c < nch; c++) {
+        int full = c < nch - 1 || tail == (bf16 ? 0xffffffffu : 0xffffu);
+        if (bf16) {
+            __m512 xe[4], xo[4];
+            UNROLL for (int r = 0; r < RG; r++) {
+                xe[r] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * astride + 32 * c), _mm512_set1_ps(alpha[r]));
+                xo[r] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * astride + 32 * c + 16), _mm512_set1_ps(alpha[r]));
+            }
             UNROLL for (int k = 0; k < PT_FD_BK; k++) {
                 __m512i x = full ? _mm512_loadu_si512(vr[k] + 64 * c) : _mm512_maskz_loadu_epi16(tail, vr[k] + 64 * c);
-                xe = _mm512_fmadd_ps(pb[k], _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)), xe);
-                xo = _mm512_fmadd_ps(pb[k], _mm512_castsi512_ps(_mm512_and_si512(x, hi)), xo);
+                __m512 ve = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16)), vo = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
+                UNROLL for (int r = 0; r < RG; r++) {
+                    xe[r] = _mm512_fmadd_ps(_mm512_set1_ps(pb[16 * r + k]), ve, xe[r]);
+                    xo[r] = _mm512_fmadd_ps(_mm512_set1_ps(pb[16 * r + k]), vo, xo[r]);
+                }
             }
-            _mm512_storeu_ps(acc + 32 * c, xe);
-            _mm512_storeu_ps(acc + 32 * c + 16, xo);
-        }
-    } else {
-        for (int64_t c = 0; c < nch; c++) {
-            __mmask16 m = c == nch - 1 ? (__mmask16)tail : 0xffff;
-            __m512 x = _mm512_mul_ps(_mm512_loadu_ps(acc + 16 * c), alpha);
-            UNROLL for (int k = 0; k < PT_FD_BK; k++) x = _mm512_fmadd_ps(pb[k], _mm512_maskz_loadu_ps(m, vr[k] + 64 * c), x);
-            _mm512_storeu_ps(acc + 16 * c, x);
+            UNROLL for (int r = 0; r < RG; r++) {
+                _mm512_storeu_ps(acc + r * astride + 32 * c, xe[r]);
+                _mm512_storeu_ps(acc + r * astride + 32 * c + 16, xo[r]);
+            }
+        } else { /* two accumulators per row (even/odd keys): chains of 8 FMAs */
+            __m512 x0[4], x1[4];
+            UNROLL for (int r = 0; r < RG; r++) {
+                x0[r] = _mm512_mul_ps(_mm512_loadu_ps(acc + r * astride + 16 * c), _mm512_set1_ps(alpha[r]));
+                x1[r] = _mm512_setzero_ps();
+            }
+            UNROLL for (int k = 0; k < PT_FD_BK; k += 2) {
+                __m512 v0 = full ? _mm512_loadu_ps(vr[k] + 64 * c) : _mm512_maskz_loadu_ps((__mmask16)tail, vr[k] + 64 * c);
+                __m512 v1 = full ? _mm512_loadu_ps(vr[k + 1] + 64 * c) : _mm512_maskz_loadu_ps((__mmask16)tail, vr[k + 1] + 64 * c);
+                UNROLL for (int r = 0; r < RG; r++) {
+                    x0[r] = _mm512_fmadd_ps(_mm512_set1_ps(pb[16 * r + k]), v0, x0[r]);
+                    x1[r] = _mm512_fmadd_ps(_mm512_set1_ps(pb[16 * r + k + 1]), v1, x1[r]);
+                }
+            }
+            UNROLL for (int r = 0; r < RG; r++) _mm512_storeu_ps(acc + r * astride + 16 * c, _mm512_add_ps(x0[r], x1[r]));
         }
     }
+}
+
+/* One decode block (16 keys from jb, nb valid) for rows r0 .. r0+RG-1. */
+AI void fd_block(const int RG, int64_t r0, int64_t jb, const char* const* kr, const char* const* vr, const float* qb, int64_t Dp,
+                 float* acc, int64_t Dvp, float* mr, float* lr, const int64_t* lo_r, const int64_t* hi_r, int64_t nd, int64_t nv, int bf16,
+                 __mmask32 dtail, __mmask32 vtail) {
+    __m512 S[4];
+    qk_group(RG, qb + r0 * Dp, Dp, kr, nd, bf16, dtail, S);
+    float pbuf[4 * PT_FD_BK] __attribute__((aligned(64)));
+    float alpha[4];
+    const __m512i jj = _mm512_add_epi32(_mm512_set1_epi32((int32_t)jb), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    int any = 0;
+    UNROLL for (int i = 0; i < RG; i++) {
+        int64_t r = r0 + i;
+        __mmask16 ok = _mm512_cmpge_epi32_mask(jj, _mm512_set1_epi32(clamp32(lo_r[r]))) &
+                       _mm512_cmplt_epi32_mask(jj, _mm512_set1_epi32(clamp32(hi_r[r])));
+        __m512 s = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), S[i]);
+        float mb = ok ? _mm512_reduce_max_ps(s) : -INFINITY;
+        if (mb == -INFINITY) { /* nothing visible to this row here */
+            _mm512_store_ps(pbuf + 16 * i, _mm512_setzero_ps());
+            alpha[i] = 1.0f;
+            continue;
+        }
+        any = 1;
+        float m_new = mr[r] > mb ? mr[r] : mb;
+        alpha[i] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - m_new);
+        __m512 e = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(m_new)));
+        lr[r] = lr[r] * alpha[i] + _mm512_reduce_add_ps(e);
+        mr[r] = m_new;
+        _mm512_store_ps(pbuf + 16 * i, e);
+    }
+    if (any) pv_group(RG, acc + r0 * Dvp, Dvp, pbuf, alpha, vr, nv, bf16, vtail);
 }
 
 bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
@@ -387,7 +451,6 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
         float* q = qb + r * Dp;
         for (int64_t c = 0; c < nd; c++)
             for (int64_t i = 0; i < w; i++) {
-                /* bf16 chunks: [even 16 | odd 16] */
                 int64_t src = bf16 ? 32 * c + (i < 16 ? 2 * i : 2 * (i - 16) + 1) : 16 * c + i;
                 q[w * c + i] = qrow[src] * p->scale_log2;
             }
@@ -400,12 +463,13 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
     }
     jlo = imax(jlo, 0);
     const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
-    enum { PF = 4 }; /* blocks ahead (measured 2..16: flat; 0: 10-20% slower at 128k) */
+    /* prefetch distance in blocks: at KV = 128k bf16, one thread, 0 gave 4.5-5 GB/s, 4 gave
+     * 5.5-7.6, 16 gave 5.5-7.8 (of ~10 GB/s read bandwidth); the L2 hint made no difference */
+    enum { PF = 16 };
     for (int64_t j = jlo; j < jlo + PF * BK && j < jhi; j++) {
         for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T0);
         for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T0);
     }
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     for (int64_t jb = jlo; jb < jhi; jb += BK) {
         int64_t nb = imin(BK, jhi - jb);
         const char *kr[BK], *vr[BK];
@@ -418,24 +482,13 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
             for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T0);
             for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T0);
         }
-        for (int64_t r = 0; r < R; r++) {
-            if (jb >= hi_r[r] || jb + nb <= lo_r[r]) continue;
-            __m512 s = dot16(qb + r * Dp, kr, nd, bf16, dtail);
-            __m512i jj = _mm512_add_epi32(_mm512_set1_epi32((int32_t)jb), lane);
-            __mmask16 ok = _mm512_cmpge_epi32_mask(jj, _mm512_set1_epi32(clamp32(lo_r[r]))) &
-                           _mm512_cmplt_epi32_mask(jj, _mm512_set1_epi32(clamp32(hi_r[r])));
-            s = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), s);
-            float mb = _mm512_reduce_max_ps(s);
-            if (mb == -INFINITY) continue;
-            float m_new = mr[r] > mb ? mr[r] : mb;
-            float alpha = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - m_new);
-            __m512 e = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(m_new)));
-            lr[r] = lr[r] * alpha + _mm512_reduce_add_ps(e);
-            mr[r] = m_new;
-            /* the 16 probabilities stay broadcast in registers: one load (V) per FMA pair */
-            __m512 pb[BK];
-            UNROLL for (int k = 0; k < BK; k++) pb[k] = _mm512_permutexvar_ps(_mm512_set1_epi32(k), e);
-            pv16(acc + r * Dvp, pb, _mm512_set1_ps(alpha), vr, nv, bf16, vtail);
+        for (int64_t r0 = 0; r0 < R; r0 += 4) {
+            switch (imin(4, R - r0)) {
+            case 4: fd_block(4, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lr, lo_r, hi_r, nd, nv, bf16, dtail, vtail); break;
+            case 3: fd_block(3, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lr, lo_r, hi_r, nd, nv, bf16, dtail, vtail); break;
+            case 2: fd_block(2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lr, lo_r, hi_r, nd, nv, bf16, dtail, vtail); break;
+            default: fd_block(1, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lr, lo_r, hi_r, nd, nv, bf16, dtail, vtail); break;
+            }
         }
     }
     for (int64_t r = 0; r < R; r++) {
