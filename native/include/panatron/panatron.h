@@ -278,8 +278,9 @@ PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
  * Only the innermost dim (D, Dv) must be contiguous; the three outer dims may have any
  * byte strides (views into a fused QKV buffer work, and so does a KV cache
  * [B, Hkv, S_max, D] passed to prefill as a permuted view [B, Sk, Hkv, D]).
- * 1 <= D, Dv <= 256 (any value; 64, 80, 96, 128 are the tuned ones; odd D runs a slower path
- * for bf16). GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv).
+ * 1 <= D, Dv <= 256, any value (odd ones included; multiples of 16 avoid masked tails).
+ * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). bf16 inputs are widened
+ * to f32 in registers; accumulation is f32 throughout.
  *
  * Variable-length packed batches (no padding tokens computed): pass cu_seqlens_q [B+1] i32
  * (0 = cu[0] <= cu[1] <= ... <= cu[B] = Tq) and give q [Tq, H, D], out [Tq, H, Dv]; keys
@@ -302,12 +303,13 @@ PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
  * row: [B, H, Sq] (padded layout) or [H, Tq] (packed), any strides, innermost contiguous.
  * scale: 0 means 1/sqrt(D); otherwise any finite value.
  *
- * Work and memory: parallel over (batch, head, query tile) with dynamic scheduling (heavy
- * causal tiles first); key tiles wholly outside the causal/window band are skipped, not
- * masked. Workspace is bounded by the tile sizes, never O(S^2) and never O(S): per thread
- * at most (Br*(Dp + Dvp + Bc) + Bc*(Dp + Dvp)) * 4 bytes with Br = Bc = 64 and Dp, Dvp the
- * head dims rounded up to 16 (<= 200 KiB at D = Dv = 256; 96 KiB at D = 128), plus
- * 8*(B+1) bytes on the calling thread for the tile index of packed batches.
+ * Work and memory: parallel over (batch, kv head, query tile) with dynamic scheduling (heavy
+ * causal tiles first); the G = H/Hkv query heads of a kv head share each pass over K and V.
+ * Key tiles wholly outside the causal/window band are skipped, not masked. Workspace is
+ * bounded by the tile sizes, never O(S^2) and never O(S): per thread at most
+ *   (4*Br*(D + Dv) + Bc*(Br + Dp + Dvp + 16)) * 4 bytes,   Br = Bc = 64,
+ * Dp, Dvp = D, Dv rounded up to 16: 340 KiB at D = Dv = 128, 660 KiB at D = Dv = 256 (the
+ * portable kernel needs less), plus 8*(B+1) bytes on the calling thread for packed batches.
  */
 typedef struct pt_flash_attn_params {
     const pt_tensor* q;                /* [B, Sq, H, D] or packed [Tq, H, D] */
@@ -346,11 +348,12 @@ PT_API pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* para
  * The G = H/Hkv query heads that share a kv head, times the Tq tokens, are processed
  * together, so each K/V row is read from memory once per call. Each head's KV length is
  * split into chunks processed in parallel (flash-decoding) and the partial (max, sum, acc)
- * are merged by log-sum-exp. num_splits: 0 chooses (enough chunks of >= 256 rows for
- * every thread to have work); n > 0 caps the chunks per head at n.
- * Workspace: per thread (G*Tq*(Dp + Dvp + 2) + 16*(Dp + Dvp)) * 4 bytes; on the calling
- * thread the partials, (chunks in total) * G*Tq * (Dv + 2) * 4 bytes, where the chunks in
- * total are at most B*Hkv + 4*threads (auto) or B*Hkv*num_splits: independent of S_max.
+ * are merged by log-sum-exp. num_splits: 0 chooses (about 4 chunks per thread, each of
+ * >= 256 rows); n > 0 splits each head's visible KV range into n chunks (of >= 16 rows).
+ * Workspace, independent of S_max: per thread (R*(Dp + Dvp + 2) + Dvp) * 4 bytes with
+ * R = G*Tq <= 256 rows and Dp, Dvp the head dims rounded up to 32; on the calling thread the
+ * partials, (chunks in total) * R * (Dv + 2) * 4 bytes, where the chunks in total are at most
+ * B*Hkv + 4*threads (auto: chunks of >= 256 rows) or B*Hkv*num_splits, plus 8*(4B+1) bytes.
  */
 typedef struct pt_flash_decode_params {
     const pt_tensor* q;                /* [B, Tq, H, D] */

@@ -387,6 +387,8 @@ pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params) {
     run.fn = pt_fa_tile_portable;
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
     if (avx512) run.fn = pt_fa_tile_avx512;
+    if (avx512 && (ctx->caps & PT_CPU_AMX_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16 && D % 32 == 0 && Dv % 32 == 0)
+        run.fn = pt_fa_tile_amx;
 #endif
     run.G = H / Hkv;
     run.Hkv = Hkv;

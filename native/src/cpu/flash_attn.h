@@ -43,6 +43,8 @@ typedef bool (*pt_fa_tile_fn)(const pt_fa_problem* p, const pt_fa_tile* t);
 PT_HIDDEN bool pt_fa_tile_portable(const pt_fa_problem* p, const pt_fa_tile* t);
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN bool pt_fa_tile_avx512(const pt_fa_problem* p, const pt_fa_tile* t);
+/* bf16 q, k, v with D and Dv multiples of 32, on CPUs with AMX-BF16 */
+PT_HIDDEN bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t);
 #endif
 
 /* Decode work item: one batch element, one kv head, all G*Tq rows (token-major,
