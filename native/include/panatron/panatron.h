@@ -345,6 +345,132 @@ PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
 
 /* ==== attention (issue 3) ==== */
 
+/*
+ * Flash attention on the CPU (FlashAttention-2 tiling, flash-decoding split-KV), never
+ * materializing the [Sq, Sk] score matrix.
+ *
+ *   out = softmax(scale * Q Kᵀ + mask) V        per batch element and query head
+ *
+ * Layouts (the ones HF models produce right after the QKV projection, so no transposes):
+ *   q    [B, Sq, H,   D]   f32 | bf16
+ *   k    [B, Sk, Hkv, D]   f32 | bf16 (k and v share one dtype; q may differ)
+ *   v    [B, Sk, Hkv, Dv]
+ *   out  [B, Sq, H,   Dv]  f32 | bf16
+ * Only the innermost dim (D, Dv) must be contiguous; the three outer dims may have any
+ * byte strides (views into a fused QKV buffer work, and so does a KV cache
+ * [B, Hkv, S_max, D] passed to prefill as a permuted view [B, Sk, Hkv, D]).
+ * 1 <= D, Dv <= 256, any value (odd ones included; multiples of 16 avoid masked tails).
+ * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). bf16 inputs are widened
+ * to f32 in registers; accumulation is f32 throughout.
+ *
+ * Variable-length packed batches (no padding tokens computed): pass cu_seqlens_q [B+1] i32
+ * (0 = cu[0] <= cu[1] <= ... <= cu[B] = Tq) and give q [Tq, H, D], out [Tq, H, Dv]; keys
+ * likewise with cu_seqlens_k and k [Tk, Hkv, D], v [Tk, Hkv, Dv] (cu_seqlens_k NULL: the same
+ * offsets as the queries, i.e. self-attention). Sequence b is rows cu[b] .. cu[b+1]-1.
+ *
+ * Positions and masks. Query row i of a sequence with sq queries and sk keys sits at
+ * position p(i) = i + sk - sq (bottom-right alignment, as FlashAttention-2: the queries are
+ * the last sq tokens of the sequence, which is what chunked prefill against a cache needs).
+ * Key j is visible to row i when all of these hold:
+ *   causal:        j <= p(i)
+ *   window_left:   j >= p(i) - window_left    (when window_left  >= 0; -1 = unbounded)
+ *   window_right:  j <= p(i) + window_right   (when window_right >= 0; -1 = unbounded)
+ *   key padding:   key_padding_mask[b, j] != 0 (when given; [B, Sk] u8 | i32 | i64, the HF
+ *                  attention_mask; only with the padded layout)
+ * A Mistral-style sliding window of W tokens is causal=1, window_left=W-1. A query row that
+ * sees no key at all gets out = 0 and lse = -inf.
+ *
+ * lse (optional, f32): the natural-log sum of exp(scale * q·k) over the visible keys, per
+ * row: [B, H, Sq] (padded layout) or [H, Tq] (packed), any strides, innermost contiguous.
+ * scale: 0 means 1/sqrt(D); otherwise any finite value.
+ *
+ * Work and memory: parallel over (batch, kv head, query tile) with dynamic scheduling (heavy
+ * causal tiles first); the G = H/Hkv query heads of a kv head share each pass over K and V.
+ * Key tiles wholly outside the causal/window band are skipped, not masked. Workspace is
+ * bounded by the tile sizes, never O(S^2) and never O(S): per thread at most
+ *   (4*Br*(D + Dv) + Bc*(Br + Dp + Dvp + 16)) * 4 bytes,   Br = Bc = 64,
+ * Dp, Dvp = D, Dv rounded up to 16: 340 KiB at D = Dv = 128, 660 KiB at D = Dv = 256 (the
+ * portable kernel needs less), plus 8*(B+1) bytes on the calling thread for packed batches.
+ */
+typedef struct pt_flash_attn_params {
+    const pt_tensor* q;                /* [B, Sq, H, D] or packed [Tq, H, D] */
+    const pt_tensor* k;                /* [B, Sk, Hkv, D] or packed [Tk, Hkv, D] */
+    const pt_tensor* v;                /* [B, Sk, Hkv, Dv] or packed [Tk, Hkv, Dv] */
+    pt_tensor* out;                    /* [B, Sq, H, Dv] or packed [Tq, H, Dv] */
+    const pt_tensor* key_padding_mask; /* [B, Sk] u8|i32|i64, nonzero = attend; NULL: none */
+    const pt_tensor* cu_seqlens_q;     /* [B+1] i32; NULL: padded layout */
+    const pt_tensor* cu_seqlens_k;     /* [B+1] i32; NULL: same as cu_seqlens_q */
+    pt_tensor* lse;                    /* [B, H, Sq] or [H, Tq] f32; NULL: not wanted */
+    float scale;                       /* 0: 1/sqrt(D) */
+    int32_t causal;                    /* 1: key j visible to row i only when j <= p(i) */
+    int32_t window_left;               /* -1: unbounded; else >= 0 */
+    int32_t window_right;              /* -1: unbounded; else >= 0 */
+} pt_flash_attn_params;
+
+/* Prefill / encoder attention, as described above. out must not overlap q, k or v. */
+PT_API pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params);
+
+/*
+ * KV cache layout used by decode (and written by pt_kv_cache_append):
+ *   k_cache [B, Hkv, S_max, D],  v_cache [B, Hkv, S_max, Dv],  f32 | bf16
+ * so that one head's keys are S_max consecutive rows and decode streams them. Rows must be
+ * contiguous (innermost stride = element size); the outer strides are free, so a
+ * [B, S_max, Hkv, D] buffer passed as a permuted view works too (slower: rows are strided).
+ * Row s of batch b holds the token at position s. kv_lens[b] counts the valid rows.
+ *
+ * Decode: Tq (1 .. a few) new query tokens per sequence against the cache.
+ *   q       [B, Tq, H, D]  f32 | bf16     (the new tokens, already in the cache)
+ *   kv_lens [B] i32, each in [0, S_max];  NULL: every sequence has S_max valid rows
+ *   out     [B, Tq, H, Dv] f32 | bf16
+ *   lse     [B, H, Tq] f32 or NULL
+ * Query t of sequence b sits at position kv_lens[b] - Tq + t; causal / window_left /
+ * window_right / scale mean what they mean for pt_flash_attn_fwd (causal=1 is what a
+ * decoder wants; causal=0 with no window is cross-attention against an encoder cache).
+ * The G = H/Hkv query heads that share a kv head, times the Tq tokens, are processed
+ * together, so each K/V row is read from memory once per call. Each head's KV length is
+ * split into chunks processed in parallel (flash-decoding) and the partial (max, sum, acc)
+ * are merged by log-sum-exp. num_splits: 0 chooses (about 4 chunks per thread, each of
+ * >= 256 rows); n > 0 splits each head's visible KV range into n chunks (of >= 16 rows).
+ * Workspace, independent of S_max: per thread (R*(Dp + Dvp + 2) + Dvp) * 4 bytes with
+ * R = G*Tq <= 256 rows and Dp, Dvp the head dims rounded up to 32; on the calling thread the
+ * partials, (chunks in total) * R * (Dv + 2) * 4 bytes, where the chunks in total are at most
+ * B*Hkv + 4*threads (auto: chunks of >= 256 rows) or B*Hkv*num_splits, plus 8*(4B+1) bytes.
+ */
+typedef struct pt_flash_decode_params {
+    const pt_tensor* q;                /* [B, Tq, H, D] */
+    const pt_tensor* k_cache;          /* [B, Hkv, S_max, D] */
+    const pt_tensor* v_cache;          /* [B, Hkv, S_max, Dv] */
+    const pt_tensor* kv_lens;          /* [B] i32 or NULL */
+    pt_tensor* out;                    /* [B, Tq, H, Dv] */
+    pt_tensor* lse;                    /* [B, H, Tq] f32 or NULL */
+    float scale;                       /* 0: 1/sqrt(D) */
+    int32_t causal;
+    int32_t window_left;               /* -1: unbounded */
+    int32_t window_right;              /* -1: unbounded */
+    int32_t num_splits;                /* 0: auto; n > 0: at most n chunks per head */
+    int32_t reserved;
+} pt_flash_decode_params;
+
+/* Decode attention against a KV cache, as described above. */
+PT_API pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params);
+
+/*
+ * Appends T new tokens per sequence to the KV cache:
+ *   k_cache[b, g, start[b] + t, :] = rope(k_new[b, t, g, :], position start[b] + t)
+ *   v_cache[b, g, start[b] + t, :] = v_new[b, t, g, :]
+ *   k_new [B, T, Hkv, D], v_new [B, T, Hkv, Dv]   f32 | bf16 (any outer strides)
+ *   start [B] i32: the first cache row written for each sequence (its current length);
+ *         start[b] + T <= S_max, else PT_ERR_INVALID_ARGUMENT and nothing is written
+ *   k_cache, v_cache as above, f32 | bf16 (converted on the way in, round to nearest even)
+ *   rope  NULL: k is copied as is; otherwise the rotary embedding of pt_rope (same
+ *         parameters, same angles) is applied to k at position start[b] + t, in f32.
+ * Either of k_new/k_cache or v_new/v_cache may be NULL (both of a pair) to append only the
+ * other. The cache length bookkeeping (start + T) is the caller's.
+ */
+PT_API pt_status pt_kv_cache_append(pt_ctx* ctx, const pt_tensor* k_new, const pt_tensor* v_new,
+                                    const pt_tensor* start, pt_tensor* k_cache, pt_tensor* v_cache,
+                                    const pt_rope_params* rope);
+
 /* ==== end ==== */
 
 #ifdef __cplusplus

@@ -577,6 +577,72 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_flash_attn_fwd {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_flash_attn_fwd");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_flash_attn_fwd(pt_ctx * ctx, const pt_flash_attn_params * params)} */
+    public static FunctionDescriptor pt_flash_attn_fwd$descriptor() { return pt_flash_attn_fwd.DESC; }
+    /** Downcall handle of {@code pt_status pt_flash_attn_fwd(pt_ctx * ctx, const pt_flash_attn_params * params)} */
+    public static MethodHandle pt_flash_attn_fwd$handle() { return pt_flash_attn_fwd.HANDLE; }
+    /** Address of {@code pt_status pt_flash_attn_fwd(pt_ctx * ctx, const pt_flash_attn_params * params)} */
+    public static MemorySegment pt_flash_attn_fwd$address() { return pt_flash_attn_fwd.ADDR; }
+    /** {@snippet lang=c : pt_status pt_flash_attn_fwd(pt_ctx * ctx, const pt_flash_attn_params * params) } */
+    public static int pt_flash_attn_fwd(MemorySegment ctx, MemorySegment params) {
+        var mh$ = pt_flash_attn_fwd.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_flash_attn_decode {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_flash_attn_decode");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_flash_attn_decode(pt_ctx * ctx, const pt_flash_decode_params * params)} */
+    public static FunctionDescriptor pt_flash_attn_decode$descriptor() { return pt_flash_attn_decode.DESC; }
+    /** Downcall handle of {@code pt_status pt_flash_attn_decode(pt_ctx * ctx, const pt_flash_decode_params * params)} */
+    public static MethodHandle pt_flash_attn_decode$handle() { return pt_flash_attn_decode.HANDLE; }
+    /** Address of {@code pt_status pt_flash_attn_decode(pt_ctx * ctx, const pt_flash_decode_params * params)} */
+    public static MemorySegment pt_flash_attn_decode$address() { return pt_flash_attn_decode.ADDR; }
+    /** {@snippet lang=c : pt_status pt_flash_attn_decode(pt_ctx * ctx, const pt_flash_decode_params * params) } */
+    public static int pt_flash_attn_decode(MemorySegment ctx, MemorySegment params) {
+        var mh$ = pt_flash_attn_decode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_kv_cache_append {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_kv_cache_append");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_kv_cache_append(pt_ctx * ctx, const pt_tensor * k_new, const pt_tensor * v_new, const pt_tensor * start, pt_tensor * k_cache, pt_tensor * v_cache, const pt_rope_params * rope)} */
+    public static FunctionDescriptor pt_kv_cache_append$descriptor() { return pt_kv_cache_append.DESC; }
+    /** Downcall handle of {@code pt_status pt_kv_cache_append(pt_ctx * ctx, const pt_tensor * k_new, const pt_tensor * v_new, const pt_tensor * start, pt_tensor * k_cache, pt_tensor * v_cache, const pt_rope_params * rope)} */
+    public static MethodHandle pt_kv_cache_append$handle() { return pt_kv_cache_append.HANDLE; }
+    /** Address of {@code pt_status pt_kv_cache_append(pt_ctx * ctx, const pt_tensor * k_new, const pt_tensor * v_new, const pt_tensor * start, pt_tensor * k_cache, pt_tensor * v_cache, const pt_rope_params * rope)} */
+    public static MemorySegment pt_kv_cache_append$address() { return pt_kv_cache_append.ADDR; }
+    /** {@snippet lang=c : pt_status pt_kv_cache_append(pt_ctx * ctx, const pt_tensor * k_new, const pt_tensor * v_new, const pt_tensor * start, pt_tensor * k_cache, pt_tensor * v_cache, const pt_rope_params * rope) } */
+    public static int pt_kv_cache_append(MemorySegment ctx, MemorySegment k_new, MemorySegment v_new, MemorySegment start, MemorySegment k_cache, MemorySegment v_cache, MemorySegment rope) {
+        var mh$ = pt_kv_cache_append.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, k_new, v_new, start, k_cache, v_cache, rope);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     /** Every function this class binds (used by the bindings test). */
     public static final java.util.List<String> FUNCTIONS = java.util.List.of(
         "pt_last_error",
@@ -599,5 +665,8 @@ public final class panatron_h {
         "pt_rope",
         "pt_embedding",
         "pt_mean_pool",
-        "pt_convert");
+        "pt_convert",
+        "pt_flash_attn_fwd",
+        "pt_flash_attn_decode",
+        "pt_kv_cache_append");
 }
