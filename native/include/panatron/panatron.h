@@ -360,8 +360,10 @@ PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
  * byte strides (views into a fused QKV buffer work, and so does a KV cache
  * [B, Hkv, S_max, D] passed to prefill as a permuted view [B, Sk, Hkv, D]).
  * 1 <= D, Dv <= 256, any value (odd ones included; multiples of 16 avoid masked tails).
- * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). bf16 inputs are widened
- * to f32 in registers; accumulation is f32 throughout.
+ * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). Accumulation is f32
+ * throughout. bf16 q, k, v with D and Dv multiples of 32 run on AMX-BF16 where the CPU has
+ * it (the probabilities are rounded to bf16 for the P·V product, as FlashAttention does on
+ * GPUs); other bf16 inputs are widened to f32 (AVX-512 FMA, or the portable kernel).
  *
  * Variable-length packed batches (no padding tokens computed): pass cu_seqlens_q [B+1] i32
  * (0 = cu[0] <= cu[1] <= ... <= cu[B] = Tq) and give q [Tq, H, D], out [Tq, H, Dv]; keys
