@@ -1,0 +1,237 @@
+/*
+ * Decode attention (one query token per sequence) against a KV cache [B, Hkv, S_max, D]:
+ * flash-decoding. The KV length is split over gridDim.x blocks; in a block, groups of
+ * TPK threads (TPK * 8 >= D) each own one key at a time, every thread holding 8 elements
+ * (16 bytes) of q, of the current K and V rows, and of its running output. Each thread
+ * keeps U keys' K and V loads in flight before using them (memory-level parallelism is
+ * what a memory-bound kernel needs). A block's groups merge their partial softmaxes in
+ * shared memory; with several splits, a second kernel merges the splits by log-sum-exp.
+ * Everything is memory-bound: the floor is the K and V bytes over the copy bandwidth.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math_constants.h>
+#include <stdint.h>
+
+#include "flash.h"
+
+namespace ptfd {
+
+template <typename T> __device__ __forceinline__ void unpack8(const uint4& u, float* f);
+template <> __device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4& u, float* f) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 x = __bfloat1622float2(h[i]);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+template <> __device__ __forceinline__ void unpack8<__half>(const uint4& u, float* f) {
+    const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 x = __half22float2(h[i]);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+constexpr int NWARPS = 4;
+constexpr int U = 4; /* keys per group in flight */
+
+template <int D> struct shape {
+    static constexpr int CH = D / 8;                                         /* 16-byte chunks per row */
+    static constexpr int TPK = CH <= 8 ? 8 : CH <= 16 ? 16 : 32;             /* threads per key */
+    static constexpr int NG = NWARPS * 32 / TPK;                             /* key groups per block */
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_decode_params p) {
+    using S = shape<D>;
+    constexpr int TPK = S::TPK, NG = S::NG;
+    __shared__ float sm_m[NG], sm_l[NG];
+    __shared__ float sm_acc[NG][D];
+
+    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / p.h_ratio;
+    const int tid = threadIdx.x, grp = tid / TPK, sub = tid % TPK;
+    const bool active = sub < S::CH;
+
+    int L = p.seqlens[b];
+    L = L < 0 ? 0 : L > p.s_max ? p.s_max : L;
+    const int k0 = split * p.keys_per_split;
+    const int k1 = min(L, k0 + p.keys_per_split);
+
+    float q[8];
+    {
+        const T* gq = reinterpret_cast<const T*>(p.q) + (int64_t)b * p.q_batch + (int64_t)h * p.q_head;
+        uint4 u = active ? *reinterpret_cast<const uint4*>(gq + sub * 8) : make_uint4(0, 0, 0, 0);
+        unpack8<T>(u, q);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[i] *= p.scale_log2;
+    }
+    const T* gk = reinterpret_cast<const T*>(p.k) + (int64_t)b * p.k_batch + (int64_t)hk * p.k_head + sub * 8;
+    const T* gv = reinterpret_cast<const T*>(p.v) + (int64_t)b * p.v_batch + (int64_t)hk * p.v_head + sub * 8;
+
+    float m = -CUDART_INF_F, l = 0.f, acc[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) acc[i] = 0.f;
+
+    /* the loop bound is uniform over the block, so the shuffles below see every lane */
+    for (int base = k0; base < k1; base += NG * U) {
+        const int key = base + grp;
+        uint4 kr[U], vr[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int kid = key + u * NG;
+            bool ok = active && kid < k1;
+            kr[u] = ok ? ld_stream(gk + (int64_t)kid * p.k_row) : make_uint4(0, 0, 0, 0);
+            vr[u] = ok ? ld_stream(gv + (int64_t)kid * p.v_row) : make_uint4(0, 0, 0, 0);
+        }
+        float s[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float kf[8];
+            unpack8<T>(kr[u], kf);
+            float d = 0.f;
+#pragma unroll
+            for (int i = 0; i < 8; i++) d = fmaf(q[i], kf[i], d);
+#pragma unroll
+            for (int off = TPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
+            s[u] = key + u * NG < k1 ? d : -CUDART_INF_F;
+        }
+        float mx = s[0];
+#pragma unroll
+        for (int u = 1; u < U; u++) mx = fmaxf(mx, s[u]);
+        float m_new = fmaxf(m, mx);
+        float m_use = m_new == -CUDART_INF_F ? 0.f : m_new; /* no valid key yet: keep zeros */
+        float corr = exp2f(m - m_use);
+        m = m_new;
+        l *= corr;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[i] *= corr;
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float pu = exp2f(s[u] - m_use);
+            l += pu;
+            float vf[8];
+            unpack8<T>(vr[u], vf);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[i] = fmaf(pu, vf[i], acc[i]);
+        }
+    }
+
+    /* merge the block's groups */
+    if (sub == 0) {
+        sm_m[grp] = m;
+        sm_l[grp] = l;
+    }
+    if (active) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) sm_acc[grp][sub * 8 + i] = acc[i];
+    }
+    __syncthreads();
+    float M = -CUDART_INF_F;
+#pragma unroll
+    for (int gi = 0; gi < NG; gi++) M = fmaxf(M, sm_m[gi]);
+    float Muse = M == -CUDART_INF_F ? 0.f : M;
+    float lsum = 0.f;
+#pragma unroll
+    for (int gi = 0; gi < NG; gi++) lsum += sm_l[gi] * exp2f(sm_m[gi] - Muse);
+    float inv = lsum > 0.f ? 1.f / lsum : 0.f;
+    for (int d = tid; d < D; d += NWARPS * 32) {
+        float o = 0.f;
+#pragma unroll
+        for (int gi = 0; gi < NG; gi++) o += sm_acc[gi][d] * exp2f(sm_m[gi] - Muse);
+        o *= inv;
+        if (p.splits == 1) {
+            T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+            go[d] = from_f<T>(o);
+        } else {
+            p.part_o[(((int64_t)b * p.hq + h) * p.splits + split) * D + d] = o;
+        }
+    }
+    if (p.splits > 1 && tid == 0)
+        p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] = lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
+}
+
+template <typename T, int D>
+__global__ void combine_kernel(const pt_flash_decode_params p) {
+    extern __shared__ float w[]; /* [splits] */
+    const int h = blockIdx.x, b = blockIdx.y;
+    const float* lse = p.part_lse + ((int64_t)b * p.hq + h) * p.splits;
+    __shared__ float s_inv;
+    if (threadIdx.x == 0) {
+        float M = -CUDART_INF_F;
+        for (int s = 0; s < p.splits; s++) M = fmaxf(M, lse[s]);
+        float Muse = M == -CUDART_INF_F ? 0.f : M, sum = 0.f;
+        for (int s = 0; s < p.splits; s++) {
+            float x = exp2f(lse[s] - Muse);
+            w[s] = x;
+            sum += x;
+        }
+        s_inv = sum > 0.f ? 1.f / sum : 0.f;
+    }
+    __syncthreads();
+    const float* po = p.part_o + ((int64_t)b * p.hq + h) * p.splits * D;
+    T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+        float o = 0.f;
+        for (int s = 0; s < p.splits; s++) o += w[s] * po[(int64_t)s * D + d];
+        go[d] = from_f<T>(o * s_inv);
+    }
+}
+
+template <typename T, int D>
+cudaError_t launch(const pt_flash_decode_params& p, cudaStream_t stream) {
+    dim3 grid(p.splits, p.hq, p.batch);
+    decode_kernel<T, D><<<grid, NWARPS * 32, 0, stream>>>(p);
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess || p.splits == 1) return e;
+    dim3 g2(p.hq, p.batch);
+    combine_kernel<T, D><<<g2, D < 128 ? D : 128, p.splits * sizeof(float), stream>>>(p);
+    return cudaGetLastError();
+}
+
+}  // namespace ptfd
+
+/* keys processed per block step; splits are sized in multiples of it */
+int pt_flash_decode_key_step(int head_dim) {
+    switch (head_dim) {
+    case 64: return ptfd::shape<64>::NG * ptfd::U;
+    case 80: return ptfd::shape<80>::NG * ptfd::U;
+    case 96: return ptfd::shape<96>::NG * ptfd::U;
+    case 128: return ptfd::shape<128>::NG * ptfd::U;
+    default: return ptfd::shape<256>::NG * ptfd::U;
+    }
+}
+
+cudaError_t pt_flash_decode_launch(const pt_flash_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
+                                   int* supported) {
+    *supported = 1;
+#define PT_DEC(D)                                                                              \
+    case D:                                                                                    \
+        return is_bf16 ? ptfd::launch<__nv_bfloat16, D>(p, stream) : ptfd::launch<__half, D>(p, stream);
+    switch (head_dim) {
+        PT_DEC(64)
+        PT_DEC(80)
+        PT_DEC(96)
+        PT_DEC(128)
+        PT_DEC(256)
+    default:
+        *supported = 0;
+        return cudaSuccess;
+    }
+#undef PT_DEC
+}
