@@ -4,6 +4,8 @@
 
 #include <cuda_runtime.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdint.h>
 
 #include <map>

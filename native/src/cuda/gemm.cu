@@ -178,14 +178,15 @@ extern "C" PT_API pt_status pt_cuda_matmul(pt_cuda_ctx* ctx, const pt_tensor* a,
     }
     if (m == 0 || n == 0 || batch == 0) return PT_OK;
     size_t es = pt_dtype_size(a->dtype), cs = pt_dtype_size(c->dtype);
-    int64_t lda = m > 1 ? a->stride[ba] : k, ldb = (p.trans_b ? n : k) > 1 ? b->stride[bb] : (p.trans_b ? k : n);
-    int64_t ldc = m > 1 ? c->stride[ba] : n;
+    /* row strides in bytes; a single row may carry any stride (it is never used) */
+    int64_t lda = m > 1 ? a->stride[ba] : k * (int64_t)es;
+    int64_t ldb = (p.trans_b ? n : k) > 1 ? b->stride[bb] : (p.trans_b ? k : n) * (int64_t)es;
+    int64_t ldc = m > 1 ? c->stride[ba] : n * (int64_t)cs;
     if (lda % (int64_t)es || ldb % (int64_t)es || ldc % (int64_t)cs)
-        return pt_fail(PT_ERR_SHAPE, "pt_cuda_matmul: row strides must be whole elements");
+        return pt_fail(PT_ERR_SHAPE, "pt_cuda_matmul: row strides must be whole elements (a %s, b %s, c %s)", da, db, dc);
     lda /= (int64_t)es;
     ldb /= (int64_t)es;
     ldc /= (int64_t)cs;
-    if (m == 1) lda = k > 0 ? k : 1;
     if (lda < k || ldb < (p.trans_b ? k : n) || ldc < n)
         return pt_fail(PT_ERR_SHAPE, "pt_cuda_matmul: a row stride < K, b row stride too small, or c row stride < N");
     int64_t sa = ba ? a->stride[0] / (int64_t)es : 0, sb = bb ? b->stride[0] / (int64_t)es : 0,

@@ -206,13 +206,16 @@ def attn_case(B, H, S, D, causal, variants):
         add(case, "torch SDPA cuDNN", tt["torch_cudnn"], flops / tt["torch_cudnn"][0] * 1e-6, "TFLOP/s", base, e_cudnn)
     for vv in variants:
         t = tt["ours_v%d" % vv]
-        add(case, "ours v%d" % vv, t, flops / t[0] * 1e-6, "TFLOP/s", base, errs[vv])
+        add(case, VNAME.get(vv, "ours v%d" % vv), t, flops / t[0] * 1e-6, "TFLOP/s", base, errs[vv])
 
 
-VARIANTS = [0, 1, 2, 3]
+VNAME = {0: "ours (auto: wgmma)", 4: "ours mma.sync 128x64", 1: "ours mma.sync 128x32", 2: "ours mma.sync 64x64",
+         3: "ours mma.sync 8 warps", 5: "ours wgmma", 6: "ours wgmma (V desc swapped)"}
+VARIANTS = [0, 4, 6]
 attn_case(4, 32, 2048, 128, False, VARIANTS)
 attn_case(4, 32, 2048, 128, True, VARIANTS)
-attn_case(1, 32, 8192, 128, True, VARIANTS if not QUICK else [0])
+attn_case(1, 32, 8192, 128, True, [0, 4])
+attn_case(4, 32, 2048, 64, False, [0, 4])
 
 # ---------------------------------------------------------------- decode
 def decode_case(B, Hq, Hkv, L, D):

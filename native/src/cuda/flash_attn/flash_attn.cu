@@ -6,21 +6,21 @@
 #include "flash.h"
 
 #define PT_FWD_DECL(D)                                                                                            \
-    cudaError_t pt_flash_fwd_hdim##D##_bf16(const pt_flash_fwd_params&, bool, int, cudaStream_t, int*);         \
-    cudaError_t pt_flash_fwd_hdim##D##_f16(const pt_flash_fwd_params&, bool, int, cudaStream_t, int*);
+    cudaError_t pt_flash_fwd_hdim##D##_bf16(const pt_flash_fwd_params&, bool, int, int, cudaStream_t, int*);    \
+    cudaError_t pt_flash_fwd_hdim##D##_f16(const pt_flash_fwd_params&, bool, int, int, cudaStream_t, int*);
 PT_FWD_DECL(64)
 PT_FWD_DECL(80)
 PT_FWD_DECL(96)
 PT_FWD_DECL(128)
 PT_FWD_DECL(256)
 int pt_flash_decode_key_step(int head_dim);
+int pt_flash_decode_heads_per_block(int h_ratio);
 
 cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
-                                int sm_count, cudaStream_t s, int* supported) {
-    (void)sm_count;
+                                int arch, cudaStream_t s, int* supported) {
     bool c = causal != 0;
 #define PT_FWD_CASE(D) \
-    case D: return is_bf16 ? pt_flash_fwd_hdim##D##_bf16(p, c, variant, s, supported) : pt_flash_fwd_hdim##D##_f16(p, c, variant, s, supported);
+    case D: return is_bf16 ? pt_flash_fwd_hdim##D##_bf16(p, c, variant, arch, s, supported) : pt_flash_fwd_hdim##D##_f16(p, c, variant, arch, s, supported);
     switch (head_dim) {
         PT_FWD_CASE(64)
         PT_FWD_CASE(80)
@@ -156,9 +156,13 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
     p.sk = (int32_t)sk;
     p.scale = pp.scale > 0 ? pp.scale : (float)(1.0 / sqrt((double)D));
     p.scale_log2 = p.scale * 1.4426950408889634f;
+    p.dbg_swap_v = pp.variant == 6;
     int supported = 0;
-    cudaError_t e = pt_flash_fwd_launch(p, (int)D, q->dtype == PT_BF16, pp.causal != 0, pp.variant, ctx->sm_count, ctx->stream, &supported);
-    if (!supported) return pt_fail(PT_ERR_UNSUPPORTED, "pt_cuda_flash_attn_fwd: no kernel for head dim %lld", (long long)D);
+    cudaError_t e = pt_flash_fwd_launch(p, (int)D, q->dtype == PT_BF16, pp.causal != 0, pp.variant,
+                                        ctx->cc_major * 10 + ctx->cc_minor, ctx->stream, &supported);
+    if (!supported)
+        return pt_fail(PT_ERR_UNSUPPORTED, "pt_cuda_flash_attn_fwd: no kernel for head dim %lld, variant %d on compute capability %d.%d",
+                       (long long)D, pp.variant, ctx->cc_major, ctx->cc_minor);
     if (e != cudaSuccess) return pt_cuda_fail(e, "pt_cuda_flash_attn_fwd: kernel launch");
     return PT_OK;
 }
@@ -219,8 +223,9 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     int64_t splits = pp.num_splits;
     if (splits == 0) {
         /* enough blocks for ~8 per SM: the loads of all of them in flight cover the latency */
+        int64_t blocks = B * hq / pt_flash_decode_heads_per_block((int)(hq / hkv));
         int64_t target = (int64_t)ctx->sm_count * 8;
-        splits = (target + B * hq - 1) / (B * hq);
+        splits = (target + blocks - 1) / blocks;
     }
     if (splits > max_splits) splits = max_splits;
     if (splits < 1) splits = 1;

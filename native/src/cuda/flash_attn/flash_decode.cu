@@ -56,15 +56,18 @@ template <int D> struct shape {
     static constexpr int NG = NWARPS * 32 / TPK;                             /* key groups per block */
 };
 
-template <typename T, int D>
+/* G query heads that share one KV head are served by one block: each K/V row is read once
+ * for all of them (GQA). */
+template <typename T, int D, int G>
 __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_decode_params p) {
     using S = shape<D>;
     constexpr int TPK = S::TPK, NG = S::NG;
-    __shared__ float sm_m[NG], sm_l[NG];
-    __shared__ float sm_acc[NG][D];
+    __shared__ float sm_m[G][NG], sm_l[G][NG];
+    __shared__ float sm_acc[G][NG][D];
 
-    const int split = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
-    const int hk = h / p.h_ratio;
+    const int chunks = p.h_ratio / G;
+    const int split = blockIdx.x, hk = blockIdx.y / chunks, b = blockIdx.z;
+    const int h0 = hk * p.h_ratio + (blockIdx.y % chunks) * G; /* first query head of this block */
     const int tid = threadIdx.x, grp = tid / TPK, sub = tid % TPK;
     const bool active = sub < S::CH;
 
@@ -73,20 +76,26 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_deco
     const int k0 = split * p.keys_per_split;
     const int k1 = min(L, k0 + p.keys_per_split);
 
-    float q[8];
-    {
-        const T* gq = reinterpret_cast<const T*>(p.q) + (int64_t)b * p.q_batch + (int64_t)h * p.q_head;
-        uint4 u = active ? *reinterpret_cast<const uint4*>(gq + sub * 8) : make_uint4(0, 0, 0, 0);
-        unpack8<T>(u, q);
+    float q[G][8];
 #pragma unroll
-        for (int i = 0; i < 8; i++) q[i] *= p.scale_log2;
+    for (int gi = 0; gi < G; gi++) {
+        const T* gq = reinterpret_cast<const T*>(p.q) + (int64_t)b * p.q_batch + (int64_t)(h0 + gi) * p.q_head;
+        uint4 u = active ? *reinterpret_cast<const uint4*>(gq + sub * 8) : make_uint4(0, 0, 0, 0);
+        unpack8<T>(u, q[gi]);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[gi][i] *= p.scale_log2;
     }
     const T* gk = reinterpret_cast<const T*>(p.k) + (int64_t)b * p.k_batch + (int64_t)hk * p.k_head + sub * 8;
     const T* gv = reinterpret_cast<const T*>(p.v) + (int64_t)b * p.v_batch + (int64_t)hk * p.v_head + sub * 8;
 
-    float m = -CUDART_INF_F, l = 0.f, acc[8];
+    float m[G], l[G], acc[G][8];
 #pragma unroll
-    for (int i = 0; i < 8; i++) acc[i] = 0.f;
+    for (int gi = 0; gi < G; gi++) {
+        m[gi] = -CUDART_INF_F;
+        l[gi] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[gi][i] = 0.f;
+    }
 
     /* the loop bound is uniform over the block, so the shuffles below see every lane */
     for (int base = k0; base < k1; base += NG * U) {
@@ -99,114 +108,136 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_deco
             kr[u] = ok ? ld_stream(gk + (int64_t)kid * p.k_row) : make_uint4(0, 0, 0, 0);
             vr[u] = ok ? ld_stream(gv + (int64_t)kid * p.v_row) : make_uint4(0, 0, 0, 0);
         }
-        float s[U];
+        float s[G][U];
 #pragma unroll
         for (int u = 0; u < U; u++) {
             float kf[8];
             unpack8<T>(kr[u], kf);
-            float d = 0.f;
 #pragma unroll
-            for (int i = 0; i < 8; i++) d = fmaf(q[i], kf[i], d);
+            for (int gi = 0; gi < G; gi++) {
+                float d = 0.f;
 #pragma unroll
-            for (int off = TPK / 2; off > 0; off >>= 1) d += __shfl_xor_sync(0xffffffffu, d, off);
-            s[u] = key + u * NG < k1 ? d : -CUDART_INF_F;
+                for (int i = 0; i < 8; i++) d = fmaf(q[gi][i], kf[i], d);
+                s[gi][u] = d;
+            }
         }
-        float mx = s[0];
+        /* reduce the G*U partial dots over the TPK lanes of each group */
 #pragma unroll
-        for (int u = 1; u < U; u++) mx = fmaxf(mx, s[u]);
-        float m_new = fmaxf(m, mx);
-        float m_use = m_new == -CUDART_INF_F ? 0.f : m_new; /* no valid key yet: keep zeros */
-        float corr = exp2f(m - m_use);
-        m = m_new;
-        l *= corr;
+        for (int off = TPK / 2; off > 0; off >>= 1)
 #pragma unroll
-        for (int i = 0; i < 8; i++) acc[i] *= corr;
+            for (int gi = 0; gi < G; gi++)
 #pragma unroll
-        for (int u = 0; u < U; u++) {
-            float pu = exp2f(s[u] - m_use);
-            l += pu;
-            float vf[8];
-            unpack8<T>(vr[u], vf);
+                for (int u = 0; u < U; u++) s[gi][u] += __shfl_xor_sync(0xffffffffu, s[gi][u], off);
+        float vf[U][8];
 #pragma unroll
-            for (int i = 0; i < 8; i++) acc[i] = fmaf(pu, vf[i], acc[i]);
+        for (int u = 0; u < U; u++) unpack8<T>(vr[u], vf[u]);
+#pragma unroll
+        for (int gi = 0; gi < G; gi++) {
+            float mx = -CUDART_INF_F;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                if (key + u * NG >= k1) s[gi][u] = -CUDART_INF_F;
+                mx = fmaxf(mx, s[gi][u]);
+            }
+            float m_new = fmaxf(m[gi], mx);
+            float m_use = m_new == -CUDART_INF_F ? 0.f : m_new; /* no valid key yet: keep zeros */
+            float corr = exp2f(m[gi] - m_use);
+            m[gi] = m_new;
+            l[gi] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[gi][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                float pu = exp2f(s[gi][u] - m_use);
+                l[gi] += pu;
+#pragma unroll
+                for (int i = 0; i < 8; i++) acc[gi][i] = fmaf(pu, vf[u][i], acc[gi][i]);
+            }
         }
     }
 
     /* merge the block's groups */
-    if (sub == 0) {
-        sm_m[grp] = m;
-        sm_l[grp] = l;
-    }
-    if (active) {
 #pragma unroll
-        for (int i = 0; i < 8; i++) sm_acc[grp][sub * 8 + i] = acc[i];
+    for (int gi = 0; gi < G; gi++) {
+        if (sub == 0) {
+            sm_m[gi][grp] = m[gi];
+            sm_l[gi][grp] = l[gi];
+        }
+        if (active) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) sm_acc[gi][grp][sub * 8 + i] = acc[gi][i];
+        }
     }
     __syncthreads();
-    float M = -CUDART_INF_F;
+    for (int x = tid; x < G * D; x += NWARPS * 32) {
+        const int gi = x / D, d = x - gi * D, h = h0 + gi;
+        float M = -CUDART_INF_F;
 #pragma unroll
-    for (int gi = 0; gi < NG; gi++) M = fmaxf(M, sm_m[gi]);
-    float Muse = M == -CUDART_INF_F ? 0.f : M;
-    float lsum = 0.f;
+        for (int g2 = 0; g2 < NG; g2++) M = fmaxf(M, sm_m[gi][g2]);
+        const float Muse = M == -CUDART_INF_F ? 0.f : M;
+        float lsum = 0.f, o = 0.f;
 #pragma unroll
-    for (int gi = 0; gi < NG; gi++) lsum += sm_l[gi] * exp2f(sm_m[gi] - Muse);
-    float inv = lsum > 0.f ? 1.f / lsum : 0.f;
-    for (int d = tid; d < D; d += NWARPS * 32) {
-        float o = 0.f;
-#pragma unroll
-        for (int gi = 0; gi < NG; gi++) o += sm_acc[gi][d] * exp2f(sm_m[gi] - Muse);
-        o *= inv;
+        for (int g2 = 0; g2 < NG; g2++) {
+            float w = exp2f(sm_m[gi][g2] - Muse);
+            lsum += sm_l[gi][g2] * w;
+            o += sm_acc[gi][g2][d] * w;
+        }
+        o = lsum > 0.f ? o / lsum : 0.f;
         if (p.splits == 1) {
             T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
             go[d] = from_f<T>(o);
         } else {
             p.part_o[(((int64_t)b * p.hq + h) * p.splits + split) * D + d] = o;
+            if (d == 0) p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] = lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
         }
     }
-    if (p.splits > 1 && tid == 0)
-        p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] = lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
 }
 
+/* Merges the splits of one (batch, head): weights 2^(lse_s - max). Each thread recomputes
+ * the (few) weights itself: no shared memory, no barrier. */
 template <typename T, int D>
 __global__ void combine_kernel(const pt_flash_decode_params p) {
-    extern __shared__ float w[]; /* [splits] */
     const int h = blockIdx.x, b = blockIdx.y;
     const float* lse = p.part_lse + ((int64_t)b * p.hq + h) * p.splits;
-    __shared__ float s_inv;
-    if (threadIdx.x == 0) {
-        float M = -CUDART_INF_F;
-        for (int s = 0; s < p.splits; s++) M = fmaxf(M, lse[s]);
-        float Muse = M == -CUDART_INF_F ? 0.f : M, sum = 0.f;
-        for (int s = 0; s < p.splits; s++) {
-            float x = exp2f(lse[s] - Muse);
-            w[s] = x;
-            sum += x;
-        }
-        s_inv = sum > 0.f ? 1.f / sum : 0.f;
-    }
-    __syncthreads();
+    float M = -CUDART_INF_F;
+    for (int s = 0; s < p.splits; s++) M = fmaxf(M, lse[s]);
+    const float Muse = M == -CUDART_INF_F ? 0.f : M;
+    float sum = 0.f;
+    for (int s = 0; s < p.splits; s++) sum += exp2f(lse[s] - Muse);
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
     const float* po = p.part_o + ((int64_t)b * p.hq + h) * p.splits * D;
     T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
     for (int d = threadIdx.x; d < D; d += blockDim.x) {
         float o = 0.f;
-        for (int s = 0; s < p.splits; s++) o += w[s] * po[(int64_t)s * D + d];
-        go[d] = from_f<T>(o * s_inv);
+        for (int s = 0; s < p.splits; s++) o += exp2f(lse[s] - Muse) * po[(int64_t)s * D + d];
+        go[d] = from_f<T>(o * inv);
     }
 }
 
 template <typename T, int D>
 cudaError_t launch(const pt_flash_decode_params& p, cudaStream_t stream) {
-    dim3 grid(p.splits, p.hq, p.batch);
-    decode_kernel<T, D><<<grid, NWARPS * 32, 0, stream>>>(p);
+    /* heads per block: the largest of 8, 4, 2, 1 dividing the group size */
+    const int G = p.h_ratio % 8 == 0 ? 8 : p.h_ratio % 4 == 0 ? 4 : p.h_ratio % 2 == 0 ? 2 : 1;
+    dim3 grid(p.splits, p.hkv * (p.h_ratio / G), p.batch);
+    switch (G) {
+    case 8: decode_kernel<T, D, 8><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    case 4: decode_kernel<T, D, 4><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    case 2: decode_kernel<T, D, 2><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    default: decode_kernel<T, D, 1><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    }
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || p.splits == 1) return e;
     dim3 g2(p.hq, p.batch);
-    combine_kernel<T, D><<<g2, D < 128 ? D : 128, p.splits * sizeof(float), stream>>>(p);
+    combine_kernel<T, D><<<g2, D < 128 ? D : 128, 0, stream>>>(p);
     return cudaGetLastError();
 }
 
 }  // namespace ptfd
 
 /* keys processed per block step; splits are sized in multiples of it */
+/* heads served by one block for a group size (decode_kernel's G) */
+int pt_flash_decode_heads_per_block(int h_ratio) { return h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1; }
+
 int pt_flash_decode_key_step(int head_dim) {
     switch (head_dim) {
     case 64: return ptfd::shape<64>::NG * ptfd::U;

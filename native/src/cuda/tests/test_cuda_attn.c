@@ -237,8 +237,10 @@ int main(void) {
         }
         run_fwd(ctx, 3, 1, 63, 2, 2, D, 0, PT_BF16, 0, 0);
         run_fwd(ctx, 1, 7, 1, 1, 1, D, 1, PT_F16, 0, 0);
+        run_fwd(ctx, 2, 200, 131, 2, 1, D, 1, PT_BF16, 1, 4); /* mma.sync kernel, every head dim */
     }
-    for (int variant = 1; variant <= 3; variant++) {
+    /* the mma.sync kernels (variants 1-4) also run where the wgmma one is the default */
+    for (int variant = 1; variant <= 4; variant++) {
         run_fwd(ctx, 1, 300, 300, 2, 1, 128, 1, PT_BF16, 1, variant);
         run_fwd(ctx, 2, 129, 250, 2, 2, 128, 0, PT_BF16, 0, variant);
     }

@@ -1,0 +1,276 @@
+/*
+ * FlashAttention forward for Hopper (sm_90a): wgmma tensor-core instructions, the
+ * FlashAttention-3 data path without its warp specialization (yet).
+ *
+ * A CTA has NWG warpgroups (128 threads each); warpgroup w owns query rows
+ * m0 + 64w .. m0 + 64w + 63 (wgmma's M = 64). Q, K and V tiles sit in shared memory in the
+ * canonical 128-byte-swizzled layout that wgmma reads through matrix descriptors: a tile of
+ * R rows x D columns is stored as D/64 column blocks of R x 64 elements (128 bytes a row),
+ * 16-byte chunk c of row r at chunk position c ^ (r % 8). cp.async writes it (every thread
+ * takes part), then fence.proxy.async makes it visible to the tensor cores.
+ *   S = Q K^T : wgmma SS, A = Q (K-major), B = K tile (K-major), M=64, N=BN, K=D
+ *   O += P V  : wgmma RS, A = P from registers (converted from S's accumulator layout),
+ *               B = V tile read MN-major (transposed descriptor), N = D, K = BN
+ * K/V are double-buffered: tile j+1 loads while tile j is computed.
+ */
+#pragma once
+
+#include "flash_fwd_kernel.cuh"
+#include "wgmma.cuh"
+
+namespace ptfa3 {
+
+using ptfa::cp_async16;
+using ptfa::cp_async_commit;
+using ptfa::cp_async_wait;
+using ptfa::smem_u32;
+
+/* byte offset of 16-byte chunk `c` (0 .. D/8-1) of row `r` in a swizzled R x D tile */
+template <int R>
+__device__ __forceinline__ uint32_t swz(int r, int c) {
+    return (uint32_t)((c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
+}
+
+template <int D, int R, int NT, typename T>
+__device__ __forceinline__ void load_tile_swz(uint32_t sm, const T* g, int64_t ld, int row0, int limit, int tid) {
+    constexpr int C = D / 8;
+#pragma unroll
+    for (int i = tid; i < R * C; i += NT) {
+        int r = i / C, c = i - r * C;
+        bool ok = row0 + r < limit;
+        const T* src = ok ? g + (int64_t)(row0 + r) * ld + c * 8 : g;
+        cp_async16(sm + swz<R>(r, c), src, ok);
+    }
+}
+
+/* wgmma matrix descriptor: start address, leading / stride byte offsets, 128B swizzle */
+__device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
+    return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo & 0x3FFFF) >> 4) << 16) |
+           ((uint64_t)((sbo & 0x3FFFF) >> 4) << 32) | (1ull << 62);
+}
+
+template <typename T> struct wg;
+template <> struct wg<__nv_bfloat16> {
+    template <int N> static __device__ __forceinline__ void ss(float* d, uint64_t a, uint64_t b, int sc) {
+        if constexpr (N == 64) ptwg::ss_m64n64k16_bf16(d, a, b, sc); else ptwg::ss_m64n128k16_bf16(d, a, b, sc);
+    }
+    template <int N> static __device__ __forceinline__ void rs(float* d, const uint32_t* a, uint64_t b, int sc) {
+        if constexpr (N == 64) ptwg::rs_m64n64k16_bf16_tb(d, a, b, sc); else ptwg::rs_m64n128k16_bf16_tb(d, a, b, sc);
+    }
+};
+template <> struct wg<__half> {
+    template <int N> static __device__ __forceinline__ void ss(float* d, uint64_t a, uint64_t b, int sc) {
+        if constexpr (N == 64) ptwg::ss_m64n64k16_f16(d, a, b, sc); else ptwg::ss_m64n128k16_f16(d, a, b, sc);
+    }
+    template <int N> static __device__ __forceinline__ void rs(float* d, const uint32_t* a, uint64_t b, int sc) {
+        if constexpr (N == 64) ptwg::rs_m64n64k16_f16_tb(d, a, b, sc); else ptwg::rs_m64n128k16_f16_tb(d, a, b, sc);
+    }
+};
+
+template <typename T, int D, int BN, int NWG, bool CAUSAL>
+__global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_flash_fwd_params p) {
+#if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
+    constexpr int BM = 64 * NWG;
+    constexpr int NT = NWG * 128;
+    constexpr int NS = BN / 8;  /* n8 blocks of S */
+    constexpr int NO = D / 8;   /* n8 blocks of O */
+    constexpr uint32_t Q_BYTES = BM * D * 2, KV_BYTES = BN * D * 2;
+
+    extern __shared__ __align__(1024) unsigned char smem_raw[];
+    /* 1024-byte alignment of every tile: the swizzle pattern repeats every 8 rows of 128 B */
+    const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
+    const uint32_t sQ = base, sK = sQ + Q_BYTES, sV = sK + 2 * KV_BYTES;
+
+    const int tid = threadIdx.x, wgi = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
+    const int g = lane >> 2, t = lane & 3;
+    const int m_block = CAUSAL ? (int)gridDim.x - 1 - (int)blockIdx.x : (int)blockIdx.x;
+    const int h = blockIdx.y, b = blockIdx.z;
+    const int hk = h / p.h_ratio;
+
+    int q_start = 0, k_start = 0, sq = p.sq, sk = p.sk;
+    if (p.cu_q) {
+        q_start = p.cu_q[b];
+        sq = p.cu_q[b + 1] - q_start;
+        k_start = p.cu_k[b];
+        sk = p.cu_k[b + 1] - k_start;
+    }
+    const int m0 = m_block * BM;
+    if (m0 >= sq) return;
+
+    const T* gq = reinterpret_cast<const T*>(p.q) + (p.cu_q ? (int64_t)q_start * p.q_row : (int64_t)b * p.q_batch) + (int64_t)h * p.q_head;
+    const T* gk = reinterpret_cast<const T*>(p.k) + (p.cu_q ? (int64_t)k_start * p.k_row : (int64_t)b * p.k_batch) + (int64_t)hk * p.k_head;
+    const T* gv = reinterpret_cast<const T*>(p.v) + (p.cu_q ? (int64_t)k_start * p.v_row : (int64_t)b * p.v_batch) + (int64_t)hk * p.v_head;
+    T* go = reinterpret_cast<T*>(p.o) + (p.cu_q ? (int64_t)q_start * p.o_row : (int64_t)b * p.o_batch) + (int64_t)h * p.o_head;
+
+    const int diag = sk - sq;
+    int n_blocks = (sk + BN - 1) / BN;
+    if (CAUSAL) {
+        int last_key = m0 + BM - 1 + diag;
+        int nb = last_key < 0 ? 0 : (last_key / BN) + 1;
+        n_blocks = nb < n_blocks ? nb : n_blocks;
+    }
+
+    float o[NO * 4];
+#pragma unroll
+    for (int i = 0; i < NO * 4; i++) o[i] = 0.f;
+    float row_m[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_l[2] = {0.f, 0.f};
+
+    load_tile_swz<D, BM, NT>(sQ, gq, p.q_row, m0, sq, tid);
+    cp_async_commit();
+    if (n_blocks > 0) {
+        load_tile_swz<D, BN, NT>(sK, gk, p.k_row, 0, sk, tid);
+        load_tile_swz<D, BN, NT>(sV, gv, p.v_row, 0, sk, tid);
+    }
+    cp_async_commit();
+
+    /* this warpgroup's Q rows: 64 rows from row 64*wgi of each column block */
+    const uint32_t sQw = sQ + wgi * 64 * 128;
+    const int row_lo = m0 + wgi * 64 + warp * 16 + g; /* rows row_lo and row_lo + 8 */
+
+    for (int j = 0; j < n_blocks; j++) {
+        const int buf = j & 1;
+        if (j + 1 < n_blocks) {
+            load_tile_swz<D, BN, NT>(sK + (buf ^ 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk, tid);
+            load_tile_swz<D, BN, NT>(sV + (buf ^ 1) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk, tid);
+            cp_async_commit();
+            cp_async_wait<1>();
+        } else {
+            cp_async_wait<0>();
+        }
+        ptwg::fence_proxy_async(); /* cp.async wrote through the generic proxy; wgmma reads through the async one */
+        __syncthreads();
+        const uint32_t kb = sK + buf * KV_BYTES, vb = sV + buf * KV_BYTES;
+
+        /* ---- S = Q K^T ---- */
+        float s[NS * 4];
+        ptwg::fence();
+#pragma unroll
+        for (int kk = 0; kk < D / 16; kk++) {
+            const uint32_t qa = sQw + (kk >> 2) * (BM * 128) + (kk & 3) * 32;
+            const uint32_t ka = kb + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
+            wg<T>::template ss<BN>(s, desc(qa, 16, 1024), desc(ka, 16, 1024), kk > 0);
+        }
+        ptwg::commit();
+        ptwg::wait<0>();
+
+        /* ---- mask ---- */
+        const int n0 = j * BN;
+        const bool need_mask = n0 + BN > sk || (CAUSAL && n0 + BN - 1 > m0 + diag);
+        if (need_mask) {
+#pragma unroll
+            for (int n = 0; n < NS; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    int key = n0 + n * 8 + 2 * t + (e & 1);
+                    int row = row_lo + (e >> 1) * 8;
+                    bool off = key >= sk || (CAUSAL && key > row + diag);
+                    if (off) s[n * 4 + e] = -CUDART_INF_F;
+                }
+        }
+
+        /* ---- online softmax (rows row_lo and row_lo + 8) ---- */
+#pragma unroll
+        for (int r = 0; r < 2; r++) {
+            float mx = -CUDART_INF_F;
+#pragma unroll
+            for (int n = 0; n < NS; n++) mx = fmaxf(mx, fmaxf(s[n * 4 + 2 * r], s[n * 4 + 2 * r + 1]));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+            mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+            float m_new = fmaxf(row_m[r], mx * p.scale_log2);
+            float m_use = m_new == -CUDART_INF_F ? 0.f : m_new;
+            float corr = exp2f(row_m[r] - m_use);
+            row_m[r] = m_new;
+            float sum = 0.f;
+#pragma unroll
+            for (int n = 0; n < NS; n++) {
+                float p0 = exp2f(fmaf(s[n * 4 + 2 * r], p.scale_log2, -m_use));
+                float p1 = exp2f(fmaf(s[n * 4 + 2 * r + 1], p.scale_log2, -m_use));
+                s[n * 4 + 2 * r] = p0;
+                s[n * 4 + 2 * r + 1] = p1;
+                sum += p0 + p1;
+            }
+            row_l[r] = row_l[r] * corr + sum;
+#pragma unroll
+            for (int d = 0; d < NO; d++) {
+                o[d * 4 + 2 * r] *= corr;
+                o[d * 4 + 2 * r + 1] *= corr;
+            }
+        }
+
+        /* ---- O += P V ---- */
+        uint32_t pa[BN / 16][4];
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            pa[kk][0] = ptfa::dt<T>::pack(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
+            pa[kk][1] = ptfa::dt<T>::pack(s[(2 * kk) * 4 + 2], s[(2 * kk) * 4 + 3]);
+            pa[kk][2] = ptfa::dt<T>::pack(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
+            pa[kk][3] = ptfa::dt<T>::pack(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
+        }
+        ptwg::fence();
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            /* keys 16kk .. 16kk+15: two 8-row groups (SBO = 1024 B); D/64 column blocks (LBO) */
+            const uint32_t va = vb + kk * 16 * 128;
+            wg<T>::template rs<D>(o, pa[kk], p.dbg_swap_v ? desc(va, 1024, BN * 128) : desc(va, BN * 128, 1024), 1);
+        }
+        ptwg::commit();
+        ptwg::wait<0>();
+        __syncthreads(); /* every warp is done with this stage before it is refilled */
+    }
+
+    /* ---- epilogue: normalize, stage rows in shared memory (Q's space), 16-byte stores ---- */
+    cp_async_wait<0>();
+    __syncthreads();
+    T* stage = reinterpret_cast<T*>(smem_raw + (sQ - smem_u32(smem_raw)));
+    constexpr int SP = D + 8; /* padded staging rows */
+    static_assert(64 * NWG * SP * 2 <= Q_BYTES + 2 * KV_BYTES, "staging fits");
+#pragma unroll
+    for (int r = 0; r < 2; r++) {
+        float l = row_l[r];
+        l += __shfl_xor_sync(0xffffffffu, l, 1);
+        l += __shfl_xor_sync(0xffffffffu, l, 2);
+        float inv = l > 0.f ? 1.f / l : 0.f;
+        int lrow = wgi * 64 + warp * 16 + g + r * 8;
+        T* srow = stage + lrow * SP;
+#pragma unroll
+        for (int d = 0; d < NO; d++)
+            *reinterpret_cast<uint32_t*>(srow + d * 8 + 2 * t) = ptfa::dt<T>::pack(o[d * 4 + 2 * r] * inv, o[d * 4 + 2 * r + 1] * inv);
+        if (p.lse && t == 0 && m0 + lrow < sq) {
+            float lse = l > 0.f ? row_m[r] * 0.69314718055994531f + logf(l) : -CUDART_INF_F;
+            int64_t idx = (int64_t)h * p.lse_head + (p.cu_q ? (int64_t)(q_start + m0 + lrow) : (int64_t)b * p.lse_batch + m0 + lrow);
+            p.lse[idx] = lse;
+        }
+    }
+    __syncwarp();
+    constexpr int C = D / 8;
+#pragma unroll
+    for (int i = lane; i < 16 * C; i += 32) {
+        int r = i / C, c = i - r * C;
+        int lrow = wgi * 64 + warp * 16 + r;
+        if (m0 + lrow < sq)
+            *reinterpret_cast<uint4*>(go + (int64_t)(m0 + lrow) * p.o_row + c * 8) = *reinterpret_cast<const uint4*>(stage + lrow * SP + c * 8);
+    }
+#else
+    __trap(); /* built without sm_90a code: the host never launches this */
+#endif
+}
+
+template <typename T, int D, int BN, int NWG>
+cudaError_t launch_fwd_sm90(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream) {
+    constexpr size_t smem = (size_t)(64 * NWG + 4 * BN) * D * 2 + 1024;
+    dim3 grid((p.sq + 64 * NWG - 1) / (64 * NWG), p.hq, p.batch);
+    if (causal) {
+        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, true>;
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        kern<<<grid, NWG * 128, smem, stream>>>(p);
+    } else {
+        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, false>;
+        cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+        if (e != cudaSuccess) return e;
+        kern<<<grid, NWG * 128, smem, stream>>>(p);
+    }
+    return cudaGetLastError();
+}
+
+}  // namespace ptfa3
