@@ -62,6 +62,7 @@ template <typename T, int D, int G>
 __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_decode_params p) {
     using S = shape<D>;
     constexpr int TPK = S::TPK, NG = S::NG;
+    constexpr int U = G >= 8 ? 2 : ptfd::U; /* keys in flight per group: fewer for 8 heads (registers) */
     __shared__ float sm_m[G][NG], sm_l[G][NG];
     __shared__ float sm_acc[G][NG][D];
 
@@ -193,23 +194,44 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_deco
     }
 }
 
-/* Merges the splits of one (batch, head): weights 2^(lse_s - max). Each thread recomputes
- * the (few) weights itself: no shared memory, no barrier. */
+/* Merges the splits of one (batch, head): weights 2^(lse_s - max) computed once into
+ * shared memory, then every thread sums its output element over the splits. */
+constexpr int MAX_SPLITS = 1024;
 template <typename T, int D>
 __global__ void combine_kernel(const pt_flash_decode_params p) {
-    const int h = blockIdx.x, b = blockIdx.y;
+    __shared__ float w[MAX_SPLITS];
+    __shared__ float red[32];
+    const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
     const float* lse = p.part_lse + ((int64_t)b * p.hq + h) * p.splits;
     float M = -CUDART_INF_F;
-    for (int s = 0; s < p.splits; s++) M = fmaxf(M, lse[s]);
+    for (int s = tid; s < p.splits; s += nt) M = fmaxf(M, lse[s]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    if ((tid & 31) == 0) red[tid >> 5] = M;
+    __syncthreads();
+    M = -CUDART_INF_F;
+    for (int i = 0; i < nt / 32; i++) M = fmaxf(M, red[i]);
     const float Muse = M == -CUDART_INF_F ? 0.f : M;
+    __syncthreads();
     float sum = 0.f;
-    for (int s = 0; s < p.splits; s++) sum += exp2f(lse[s] - Muse);
+    for (int s = tid; s < p.splits; s += nt) {
+        float x = exp2f(lse[s] - Muse);
+        w[s] = x;
+        sum += x;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((tid & 31) == 0) red[tid >> 5] = sum;
+    __syncthreads();
+    sum = 0.f;
+    for (int i = 0; i < nt / 32; i++) sum += red[i];
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     const float* po = p.part_o + ((int64_t)b * p.hq + h) * p.splits * D;
     T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
-    for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    for (int d = tid; d < D; d += nt) {
         float o = 0.f;
-        for (int s = 0; s < p.splits; s++) o += exp2f(lse[s] - Muse) * po[(int64_t)s * D + d];
+#pragma unroll 8
+        for (int s = 0; s < p.splits; s++) o = fmaf(w[s], po[(int64_t)s * D + d], o);
         go[d] = from_f<T>(o * inv);
     }
 }
@@ -228,7 +250,7 @@ cudaError_t launch(const pt_flash_decode_params& p, cudaStream_t stream) {
     cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || p.splits == 1) return e;
     dim3 g2(p.hq, p.batch);
-    combine_kernel<T, D><<<g2, D < 128 ? D : 128, 0, stream>>>(p);
+    combine_kernel<T, D><<<g2, D < 128 ? 64 : 128, 0, stream>>>(p);
     return cudaGetLastError();
 }
 

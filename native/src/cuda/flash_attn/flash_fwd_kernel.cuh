@@ -50,6 +50,13 @@ template <> struct dt<__half> {
     static __device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
 };
 
+/* 2^x on the special-function unit, denormal results flushed (arguments here are <= 0) */
+__device__ __forceinline__ float ex2(float x) {
+    float y;
+    asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
+    return y;
+}
+
 __device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
 
 __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool pred) {
@@ -220,13 +227,13 @@ __global__ void __launch_bounds__(NWARPS * 32, MINB) flash_fwd_kernel(const pt_f
                 mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
                 float m_new = fmaxf(row_m[mt][r], mx * p.scale_log2);
                 float m_use = m_new == -CUDART_INF_F ? 0.f : m_new;
-                float corr = exp2f(row_m[mt][r] - m_use);
+                float corr = ex2(row_m[mt][r] - m_use);
                 row_m[mt][r] = m_new;
                 float sum = 0.f;
 #pragma unroll
                 for (int n = 0; n < NTILE; n++) {
-                    float p0 = exp2f(fmaf(s[mt][n][2 * r], p.scale_log2, -m_use));
-                    float p1 = exp2f(fmaf(s[mt][n][2 * r + 1], p.scale_log2, -m_use));
+                    float p0 = ex2(fmaf(s[mt][n][2 * r], p.scale_log2, -m_use));
+                    float p1 = ex2(fmaf(s[mt][n][2 * r + 1], p.scale_log2, -m_use));
                     s[mt][n][2 * r] = p0;
                     s[mt][n][2 * r + 1] = p1;
                     sum += p0 + p1;

@@ -11,7 +11,8 @@
  *   S = Q K^T : wgmma SS, A = Q (K-major), B = K tile (K-major), M=64, N=BN, K=D
  *   O += P V  : wgmma RS, A = P from registers (converted from S's accumulator layout),
  *               B = V tile read MN-major (transposed descriptor), N = D, K = BN
- * K/V are double-buffered: tile j+1 loads while tile j is computed.
+ * Loads run one block ahead (K 2 stages, V 3); the tensor cores overlap the softmax (see
+ * the pipeline comment in the kernel).
  */
 #pragma once
 
@@ -31,16 +32,43 @@ __device__ __forceinline__ uint32_t swz(int r, int c) {
     return (uint32_t)((c >> 3) * (R * 128) + r * 128 + (((c & 7) ^ (r & 7)) << 4));
 }
 
-template <int D, int R, int NT, typename T>
-__device__ __forceinline__ void load_tile_swz(uint32_t sm, const T* g, int64_t ld, int row0, int limit, int tid) {
-    constexpr int C = D / 8;
-#pragma unroll
-    for (int i = tid; i < R * C; i += NT) {
-        int r = i / C, c = i - r * C;
-        bool ok = row0 + r < limit;
-        const T* src = ok ? g + (int64_t)(row0 + r) * ld + c * 8 : g;
-        cp_async16(sm + swz<R>(r, c), src, ok);
+/* Per-thread addressing of tile loads, computed once: thread `tid` always copies chunk
+ * c = tid % C of rows r0 + k * (NT / C) (NT % C == 0), so the swizzled shared-memory offsets
+ * of its chunks are fixed (r % 8 does not change when NT / C is a multiple of 8). */
+template <int D, int R, int NT>
+struct tile_loader {
+    static constexpr int C = D / 8, STEP = NT / C, ITERS = R / STEP;
+    static_assert(NT % C == 0 && STEP % 8 == 0 && R % STEP == 0, "loader shape");
+    int r0, c;
+    uint32_t soff;
+    __device__ __forceinline__ explicit tile_loader(int tid) {
+        r0 = tid / C;
+        c = tid - r0 * C;
+        soff = swz<R>(r0, c);
     }
+    template <typename T>
+    __device__ __forceinline__ void load(uint32_t sm, const T* g, int64_t ld, int row0, int limit) const {
+        const T* src = g + (int64_t)(row0 + r0) * ld + c * 8;
+#pragma unroll
+        for (int k = 0; k < ITERS; k++) {
+            bool ok = row0 + r0 + k * STEP < limit;
+            cp_async16(sm + soff + k * STEP * 128, ok ? src + (int64_t)k * STEP * ld : g, ok);
+        }
+    }
+};
+
+using ptfa::ex2;
+
+/* Keeps the compiler from moving reads/writes of wgmma accumulators across a wait. */
+template <int N>
+__device__ __forceinline__ void fence_regs(float* r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+f"(r[i])::"memory");
+}
+template <int N>
+__device__ __forceinline__ void fence_regs(uint32_t* r) {
+#pragma unroll
+    for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
 }
 
 /* wgmma matrix descriptor: start address, leading / stride byte offsets, 128B swizzle */
@@ -79,7 +107,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     extern __shared__ __align__(1024) unsigned char smem_raw[];
     /* 1024-byte alignment of every tile: the swizzle pattern repeats every 8 rows of 128 B */
     const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
-    const uint32_t sQ = base, sK = sQ + Q_BYTES, sV = sK + 2 * KV_BYTES;
+    const uint32_t sQ = base, sK = sQ + Q_BYTES, sV = sK + 2 * KV_BYTES; /* K: 2 stages, V: 3 */
 
     const int tid = threadIdx.x, wgi = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -115,11 +143,12 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     for (int i = 0; i < NO * 4; i++) o[i] = 0.f;
     float row_m[2] = {-CUDART_INF_F, -CUDART_INF_F}, row_l[2] = {0.f, 0.f};
 
-    load_tile_swz<D, BM, NT>(sQ, gq, p.q_row, m0, sq, tid);
-    cp_async_commit();
+    const tile_loader<D, BM, NT> ldq(tid);
+    const tile_loader<D, BN, NT> ldkv(tid);
+    ldq.load(sQ, gq, p.q_row, m0, sq);
     if (n_blocks > 0) {
-        load_tile_swz<D, BN, NT>(sK, gk, p.k_row, 0, sk, tid);
-        load_tile_swz<D, BN, NT>(sV, gv, p.v_row, 0, sk, tid);
+        ldkv.load(sK, gk, p.k_row, 0, sk);
+        ldkv.load(sV, gv, p.v_row, 0, sk);
     }
     cp_async_commit();
 
@@ -127,33 +156,24 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     const uint32_t sQw = sQ + wgi * 64 * 128;
     const int row_lo = m0 + wgi * 64 + warp * 16 + g; /* rows row_lo and row_lo + 8 */
 
-    for (int j = 0; j < n_blocks; j++) {
-        const int buf = j & 1;
-        if (j + 1 < n_blocks) {
-            load_tile_swz<D, BN, NT>(sK + (buf ^ 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk, tid);
-            load_tile_swz<D, BN, NT>(sV + (buf ^ 1) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk, tid);
-            cp_async_commit();
-            cp_async_wait<1>();
-        } else {
-            cp_async_wait<0>();
-        }
-        ptwg::fence_proxy_async(); /* cp.async wrote through the generic proxy; wgmma reads through the async one */
-        __syncthreads();
-        const uint32_t kb = sK + buf * KV_BYTES, vb = sV + buf * KV_BYTES;
-
-        /* ---- S = Q K^T ---- */
-        float s[NS * 4];
-        ptwg::fence();
+    auto issue_s = [&](float* s, uint32_t kb) {
 #pragma unroll
         for (int kk = 0; kk < D / 16; kk++) {
             const uint32_t qa = sQw + (kk >> 2) * (BM * 128) + (kk & 3) * 32;
             const uint32_t ka = kb + (kk >> 2) * (BN * 128) + (kk & 3) * 32;
             wg<T>::template ss<BN>(s, desc(qa, 16, 1024), desc(ka, 16, 1024), kk > 0);
         }
-        ptwg::commit();
-        ptwg::wait<0>();
-
-        /* ---- mask ---- */
+    };
+    auto issue_pv = [&](const uint32_t (*pa)[4], uint32_t vb) {
+#pragma unroll
+        for (int kk = 0; kk < BN / 16; kk++) {
+            /* keys 16kk .. 16kk+15: two 8-row groups (SBO = 1024 B); D/64 column blocks (LBO) */
+            const uint32_t va = vb + kk * 16 * 128;
+            wg<T>::template rs<D>(o, pa[kk], desc(va, BN * 128, 1024), 1);
+        }
+    };
+    /* mask + online softmax of block j's scores; P into pa; returns the rescale factors */
+    auto softmax = [&](float* s, int j, float* corr) {
         const int n0 = j * BN;
         const bool need_mask = n0 + BN > sk || (CAUSAL && n0 + BN - 1 > m0 + diag);
         if (need_mask) {
@@ -167,8 +187,6 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
                     if (off) s[n * 4 + e] = -CUDART_INF_F;
                 }
         }
-
-        /* ---- online softmax (rows row_lo and row_lo + 8) ---- */
 #pragma unroll
         for (int r = 0; r < 2; r++) {
             float mx = -CUDART_INF_F;
@@ -178,27 +196,22 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
             mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
             float m_new = fmaxf(row_m[r], mx * p.scale_log2);
             float m_use = m_new == -CUDART_INF_F ? 0.f : m_new;
-            float corr = exp2f(row_m[r] - m_use);
+            corr[r] = ex2(row_m[r] - m_use);
             row_m[r] = m_new;
             float sum = 0.f;
 #pragma unroll
             for (int n = 0; n < NS; n++) {
-                float p0 = exp2f(fmaf(s[n * 4 + 2 * r], p.scale_log2, -m_use));
-                float p1 = exp2f(fmaf(s[n * 4 + 2 * r + 1], p.scale_log2, -m_use));
+                float p0 = ex2(fmaf(s[n * 4 + 2 * r], p.scale_log2, -m_use));
+                float p1 = ex2(fmaf(s[n * 4 + 2 * r + 1], p.scale_log2, -m_use));
                 s[n * 4 + 2 * r] = p0;
                 s[n * 4 + 2 * r + 1] = p1;
                 sum += p0 + p1;
             }
-            row_l[r] = row_l[r] * corr + sum;
-#pragma unroll
-            for (int d = 0; d < NO; d++) {
-                o[d * 4 + 2 * r] *= corr;
-                o[d * 4 + 2 * r + 1] *= corr;
-            }
+            row_l[r] = row_l[r] * corr[r] + sum;
         }
-
-        /* ---- O += P V ---- */
-        uint32_t pa[BN / 16][4];
+    };
+    /* P (bf16/f16) in the A-operand layout, straight from the S accumulator layout */
+    auto pack_p = [&](const float* s, uint32_t (*pa)[4]) {
 #pragma unroll
         for (int kk = 0; kk < BN / 16; kk++) {
             pa[kk][0] = ptfa::dt<T>::pack(s[(2 * kk) * 4 + 0], s[(2 * kk) * 4 + 1]);
@@ -206,16 +219,69 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
             pa[kk][2] = ptfa::dt<T>::pack(s[(2 * kk + 1) * 4 + 0], s[(2 * kk + 1) * 4 + 1]);
             pa[kk][3] = ptfa::dt<T>::pack(s[(2 * kk + 1) * 4 + 2], s[(2 * kk + 1) * 4 + 3]);
         }
-        ptwg::fence();
+    };
+    auto rescale_o = [&](const float* corr) {
 #pragma unroll
-        for (int kk = 0; kk < BN / 16; kk++) {
-            /* keys 16kk .. 16kk+15: two 8-row groups (SBO = 1024 B); D/64 column blocks (LBO) */
-            const uint32_t va = vb + kk * 16 * 128;
-            wg<T>::template rs<D>(o, pa[kk], p.dbg_swap_v ? desc(va, 1024, BN * 128) : desc(va, BN * 128, 1024), 1);
+        for (int d = 0; d < NO; d++) {
+            o[d * 4 + 0] *= corr[0];
+            o[d * 4 + 1] *= corr[0];
+            o[d * 4 + 2] *= corr[1];
+            o[d * 4 + 3] *= corr[1];
         }
+    };
+
+    /*
+     * Software pipeline (FlashAttention-3's intra-warpgroup overlap): in step j the tensor
+     * cores run S_j = Q K_j^T and O += P_{j-1} V_{j-1} while this warpgroup computes the
+     * softmax of S_j. K has 2 stages, V 3 (V_{j-1} is still read while V_{j+1} loads).
+     */
+    float s[NS * 4];
+    uint32_t pa[BN / 16][4];
+    float corr[2];
+    if (n_blocks > 0) {
+        cp_async_wait<0>();
+        ptwg::fence_proxy_async();
+        __syncthreads();
+        ptwg::fence();
+        issue_s(s, sK);
         ptwg::commit();
         ptwg::wait<0>();
-        __syncthreads(); /* every warp is done with this stage before it is refilled */
+        fence_regs<NS * 4>(s);
+        softmax(s, 0, corr);
+        pack_p(s, pa);
+    }
+    for (int j = 1; j < n_blocks; j++) {
+        __syncthreads(); /* K_{j-1} and V_{j-2} are no longer read: their buffers may refill */
+        if (j + 1 < n_blocks) {
+            ldkv.load(sK + ((j + 1) & 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk);
+            ldkv.load(sV + ((j + 1) % 3) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk);
+        }
+        cp_async_commit();
+        cp_async_wait<1>(); /* K_j, V_j have landed (this thread's part) */
+        ptwg::fence_proxy_async();
+        __syncthreads();
+        fence_regs<NS * 4>(s);
+        fence_regs<NO * 4>(o);
+        ptwg::fence();
+        issue_s(s, sK + (j & 1) * KV_BYTES);
+        ptwg::commit();
+        issue_pv(pa, sV + ((j - 1) % 3) * KV_BYTES);
+        ptwg::commit();
+        ptwg::wait<1>(); /* S_j done; P_{j-1} V_{j-1} may still run: touch neither O nor P */
+        fence_regs<NS * 4>(s);
+        softmax(s, j, corr);
+        ptwg::wait<0>();
+        fence_regs<NO * 4>(o);
+        fence_regs<BN / 4>(&pa[0][0]);
+        rescale_o(corr);
+        pack_p(s, pa);
+    }
+    if (n_blocks > 0) {
+        ptwg::fence();
+        issue_pv(pa, sV + ((n_blocks - 1) % 3) * KV_BYTES);
+        ptwg::commit();
+        ptwg::wait<0>();
+        fence_regs<NO * 4>(o);
     }
 
     /* ---- epilogue: normalize, stage rows in shared memory (Q's space), 16-byte stores ---- */
@@ -223,7 +289,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     __syncthreads();
     T* stage = reinterpret_cast<T*>(smem_raw + (sQ - smem_u32(smem_raw)));
     constexpr int SP = D + 8; /* padded staging rows */
-    static_assert(64 * NWG * SP * 2 <= Q_BYTES + 2 * KV_BYTES, "staging fits");
+    static_assert(64 * NWG * SP * 2 <= Q_BYTES + 5 * KV_BYTES, "staging fits");
 #pragma unroll
     for (int r = 0; r < 2; r++) {
         float l = row_l[r];
@@ -257,7 +323,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
 
 template <typename T, int D, int BN, int NWG>
 cudaError_t launch_fwd_sm90(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream) {
-    constexpr size_t smem = (size_t)(64 * NWG + 4 * BN) * D * 2 + 1024;
+    constexpr size_t smem = (size_t)(64 * NWG + 5 * BN) * D * 2 + 1024;
     dim3 grid((p.sq + 64 * NWG - 1) / (64 * NWG), p.hq, p.batch);
     if (causal) {
         auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, true>;

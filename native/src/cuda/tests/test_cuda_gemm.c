@@ -82,6 +82,13 @@ static void run(pt_cuda_ctx* ctx, gcase g) {
     /* f32 accumulation (or tf32-free f32) slack: k * 2^-23 relative to the sum of |terms| */
     double slack = (double)k * 1.2e-7 * scale + 1e-6;
     double tol = 2.0 * worst_same + slack;
+    if (g.act == PT_ACT_GELU_TANH) {
+        /* fused in cuBLASLt, whose GELU is its own approximation of the tanh form (seen: 4e-6
+         * absolute in f32), which can also move a 16-bit result across a rounding boundary */
+        double mx = 0;
+        for (int64_t i = 0; i < B * m * n; i++) mx = fabs(got[i]) > mx ? fabs(got[i]) : mx;
+        tol += 1e-5 * (1.0 + mx) + (g.c_dt == PT_BF16 ? mx / 256.0 : g.c_dt == PT_F16 ? mx / 2048.0 : 0.0);
+    }
     EXPECT(!nan && worst <= tol,
            "B=%lld m=%lld n=%lld k=%lld in=%s c=%s trans_b=%d act=%d bias=%d alpha=%g beta=%g: max err %.3g > tol %.3g (same-precision %.3g)",
            (long long)B, (long long)m, (long long)n, (long long)k, dtname(g.in_dt), dtname(g.c_dt), g.tb, g.act, g.bias_mode,
