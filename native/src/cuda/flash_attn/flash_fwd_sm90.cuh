@@ -150,7 +150,12 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
         ldkv.load(sK, gk, p.k_row, 0, sk);
         ldkv.load(sV, gv, p.v_row, 0, sk);
     }
-    cp_async_commit();
+    cp_async_commit(); /* group 0: Q and block 0 */
+    if (n_blocks > 1) {
+        ldkv.load(sK + KV_BYTES, gk, p.k_row, BN, sk);
+        ldkv.load(sV + KV_BYTES, gv, p.v_row, BN, sk);
+    }
+    cp_async_commit(); /* group 1: block 1 (group j holds block j from here on) */
 
     /* this warpgroup's Q rows: 64 rows from row 64*wgi of each column block */
     const uint32_t sQw = sQ + wgi * 64 * 128;
@@ -239,7 +244,7 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     uint32_t pa[BN / 16][4];
     float corr[2];
     if (n_blocks > 0) {
-        cp_async_wait<0>();
+        cp_async_wait<1>();
         ptwg::fence_proxy_async();
         __syncthreads();
         ptwg::fence();
@@ -256,8 +261,8 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
             ldkv.load(sK + ((j + 1) & 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk);
             ldkv.load(sV + ((j + 1) % 3) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk);
         }
-        cp_async_commit();
-        cp_async_wait<1>(); /* K_j, V_j have landed (this thread's part) */
+        cp_async_commit();  /* group j + 1 (possibly empty) */
+        cp_async_wait<1>(); /* group j: K_j, V_j have landed (this thread's part) */
         ptwg::fence_proxy_async();
         __syncthreads();
         fence_regs<NS * 4>(s);
