@@ -223,10 +223,9 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     if (splits == 0) {
         /* enough blocks for ~8 per SM: the loads of all of them in flight cover the latency */
         int64_t blocks = B * hq / pt_flash_decode_heads_per_block((int)(hq / hkv));
-        /* ~4 blocks per SM, one wave: enough loads in flight to cover the memory latency,
-         * few splits for the combine kernel (8 per SM measured 74 us vs torch's 55 on
-         * B1 Hq32 Hkv8 KV32k; see NOTES.md) */
-        int64_t target = (int64_t)ctx->sm_count * 4;
+        /* ~8 blocks per SM: enough loads in flight to cover the memory latency (4 per SM
+         * lost 15% on B8 Hkv8 KV4k; see NOTES.md) */
+        int64_t target = (int64_t)ctx->sm_count * 8;
         splits = (target + blocks - 1) / blocks;
     }
     if (splits > max_splits) splits = max_splits;
