@@ -209,13 +209,13 @@ def attn_case(B, H, S, D, causal, variants):
         add(case, VNAME.get(vv, "ours v%d" % vv), t, flops / t[0] * 1e-6, "TFLOP/s", base, errs[vv])
 
 
-VNAME = {0: "ours (auto: wgmma)", 4: "ours mma.sync 128x64", 1: "ours mma.sync 128x32", 2: "ours mma.sync 64x64",
-         3: "ours mma.sync 8 warps", 5: "ours wgmma", 6: "ours wgmma (V desc swapped)"}
-VARIANTS = [0, 4, 1]
+VNAME = {0: "ours (auto)", 4: "ours mma.sync 128x64", 1: "ours mma.sync 128x32", 2: "ours mma.sync 64x64",
+         3: "ours mma.sync 8 warps", 5: "ours wgmma cp.async", 6: "ours wgmma TMA+mbarrier"}
+VARIANTS = [0, 5, 6, 4]
 attn_case(4, 32, 2048, 128, False, VARIANTS)
 attn_case(4, 32, 2048, 128, True, VARIANTS)
-attn_case(1, 32, 8192, 128, True, [0, 4])
-attn_case(4, 32, 2048, 64, False, [0, 4])
+attn_case(1, 32, 8192, 128, True, [0, 5, 4])
+attn_case(4, 32, 2048, 64, False, [0, 5, 4])
 
 # ---------------------------------------------------------------- decode
 def decode_case(B, Hq, Hkv, L, D):

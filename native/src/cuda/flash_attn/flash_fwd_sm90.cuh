@@ -16,6 +16,12 @@
  */
 #pragma once
 
+#include <string.h>
+
+#include <type_traits>
+
+#include <cuda.h> /* CUtensorMap (the type only; the driver is reached at run time) */
+
 #include "flash_fwd_kernel.cuh"
 #include "wgmma.cuh"
 
@@ -71,6 +77,30 @@ __device__ __forceinline__ void fence_regs(uint32_t* r) {
     for (int i = 0; i < N; i++) asm volatile("" : "+r"(r[i])::"memory");
 }
 
+/* ---- mbarriers and the tensor-memory-access (TMA) engine (warp-specialized variant) ---- */
+__device__ __forceinline__ void mbar_init(uint32_t bar, int count) {
+    asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+__device__ __forceinline__ void mbar_arrive(uint32_t bar) {
+    asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+__device__ __forceinline__ void mbar_expect_tx(uint32_t bar, uint32_t bytes) {
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+__device__ __forceinline__ void mbar_wait(uint32_t bar, uint32_t parity) {
+    asm volatile(
+        "{\n.reg .pred done;\nWAIT_%=:\n"
+        "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+        "@!done bra WAIT_%=;\n}\n" ::"r"(bar), "r"(parity) : "memory");
+}
+/* 4-D tile (d, row, head, batch) of a tensor map into shared memory, completing on `bar` */
+__device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, int c0, int c1, int c2, int c3, uint32_t bar) {
+    asm volatile(
+        "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4, %5}], [%6];\n"
+        ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
+}
+__device__ __forceinline__ void named_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
+
 /* wgmma matrix descriptor: start address, leading / stride byte offsets, 128B swizzle */
 __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
     return (uint64_t)((addr & 0x3FFFF) >> 4) | ((uint64_t)((lbo & 0x3FFFF) >> 4) << 16) |
@@ -95,8 +125,17 @@ template <> struct wg<__half> {
     }
 };
 
-template <typename T, int D, int BN, int NWG, bool CAUSAL>
-__global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_flash_fwd_params p) {
+/* WS: TMA + mbarriers. Thread 0 issues TMA loads of Q/K/V tiles (the engine writes the
+ * swizzled layout itself, one instruction per 64-column block) and the warpgroups meet only
+ * at mbarriers: full[stage] (data landed) and empty[stage] (every warp is done with it).
+ * Without CTA-wide barriers in the loop the two warpgroups can drift apart, so that one's
+ * softmax runs under the other's GEMMs. (A separate producer warp would cap the consumers
+ * at 168 registers: 9 warps put 3 on one scheduler; setmaxnreg would be the way around.)
+ * Not WS: every thread copies with cp.async, two CTA barriers per block. */
+template <typename T, int D, int BN, int NWG, bool CAUSAL, bool WS>
+__global__ void __launch_bounds__(NWG * 128, 1)
+    flash_fwd_sm90_kernel(const pt_flash_fwd_params p, const __grid_constant__ CUtensorMap tmq,
+                          const __grid_constant__ CUtensorMap tmk, const __grid_constant__ CUtensorMap tmv) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int BM = 64 * NWG;
     constexpr int NT = NWG * 128;
@@ -108,6 +147,9 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     /* 1024-byte alignment of every tile: the swizzle pattern repeats every 8 rows of 128 B */
     const uint32_t base = (smem_u32(smem_raw) + 1023) & ~1023u;
     const uint32_t sQ = base, sK = sQ + Q_BYTES, sV = sK + 2 * KV_BYTES; /* K: 2 stages, V: 3 */
+    /* WS mbarriers: full_q, full_k[2], full_v[3], empty_k[2], empty_v[3] */
+    const uint32_t bars = sV + 3 * KV_BYTES;
+    const uint32_t full_q = bars, full_k = bars + 8, full_v = bars + 24, empty_k = bars + 48, empty_v = bars + 64;
 
     const int tid = threadIdx.x, wgi = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31;
     const int g = lane >> 2, t = lane & 3;
@@ -145,17 +187,60 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
 
     const tile_loader<D, BM, NT> ldq(tid);
     const tile_loader<D, BN, NT> ldkv(tid);
-    ldq.load(sQ, gq, p.q_row, m0, sq);
-    if (n_blocks > 0) {
-        ldkv.load(sK, gk, p.k_row, 0, sk);
-        ldkv.load(sV, gv, p.v_row, 0, sk);
+    constexpr int CONSUMER_WARPS = NWG * 4;
+    const int qrow = p.cu_q ? q_start + m0 : m0, krow = p.cu_q ? k_start : 0, bb = p.cu_q ? 0 : b;
+    auto produce_k = [&](int j) {
+        const int ks = j & 1;
+        if (j >= 2) mbar_wait(empty_k + 8 * ks, ((j >> 1) - 1) & 1);
+        mbar_expect_tx(full_k + 8 * ks, KV_BYTES);
+#pragma unroll
+        for (int cb = 0; cb < D / 64; cb++)
+            tma_load(sK + ks * KV_BYTES + cb * BN * 128, &tmk, cb * 64, krow + j * BN, hk, bb, full_k + 8 * ks);
+    };
+    auto produce_v = [&](int j) {
+        const int vs = j % 3;
+        if (j >= 3) mbar_wait(empty_v + 8 * vs, ((j / 3) - 1) & 1);
+        mbar_expect_tx(full_v + 8 * vs, KV_BYTES);
+#pragma unroll
+        for (int cb = 0; cb < D / 64; cb++)
+            tma_load(sV + vs * KV_BYTES + cb * BN * 128, &tmv, cb * 64, krow + j * BN, hk, bb, full_v + 8 * vs);
+    };
+    if constexpr (WS) {
+        if (tid == 0) {
+            mbar_init(full_q, 1);
+            for (int i = 0; i < 2; i++) mbar_init(full_k + 8 * i, 1), mbar_init(empty_k + 8 * i, CONSUMER_WARPS);
+            for (int i = 0; i < 3; i++) mbar_init(full_v + 8 * i, 1), mbar_init(empty_v + 8 * i, CONSUMER_WARPS);
+            asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
+        }
+        __syncthreads();
+        if (tid == 0) {
+            mbar_expect_tx(full_q, Q_BYTES);
+#pragma unroll
+            for (int cb = 0; cb < D / 64; cb++) tma_load(sQ + cb * BM * 128, &tmq, cb * 64, qrow, h, bb, full_q);
+            for (int j = 0; j < 2 && j < n_blocks; j++) {
+                produce_k(j);
+                produce_v(j);
+            }
+        }
+        __syncwarp();
+    } else {
+        ldq.load(sQ, gq, p.q_row, m0, sq);
+        if (n_blocks > 0) {
+            ldkv.load(sK, gk, p.k_row, 0, sk);
+            ldkv.load(sV, gv, p.v_row, 0, sk);
+        }
+        cp_async_commit(); /* group 0: Q and block 0 */
+        if (n_blocks > 1) {
+            ldkv.load(sK + KV_BYTES, gk, p.k_row, BN, sk);
+            ldkv.load(sV + KV_BYTES, gv, p.v_row, BN, sk);
+        }
+        cp_async_commit(); /* group 1: block 1 (group j holds block j from here on) */
     }
-    cp_async_commit(); /* group 0: Q and block 0 */
-    if (n_blocks > 1) {
-        ldkv.load(sK + KV_BYTES, gk, p.k_row, BN, sk);
-        ldkv.load(sV + KV_BYTES, gv, p.v_row, BN, sk);
-    }
-    cp_async_commit(); /* group 1: block 1 (group j holds block j from here on) */
+    /* consumer warps: one arrival per warp on an empty barrier once its reads are retired */
+    auto release = [&](uint32_t bar) {
+        __syncwarp();
+        if (lane == 0) mbar_arrive(bar);
+    };
 
     /* this warpgroup's Q rows: 64 rows from row 64*wgi of each column block */
     const uint32_t sQw = sQ + wgi * 64 * 128;
@@ -243,28 +328,44 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     float s[NS * 4];
     uint32_t pa[BN / 16][4];
     float corr[2];
+    if constexpr (WS) mbar_wait(full_q, 0); /* also when n_blocks == 0: no copy may outlive the CTA */
     if (n_blocks > 0) {
-        cp_async_wait<1>();
-        ptwg::fence_proxy_async();
-        __syncthreads();
+        if constexpr (WS) {
+            mbar_wait(full_k, 0);
+        } else {
+            cp_async_wait<1>();
+            ptwg::fence_proxy_async();
+            __syncthreads();
+        }
         ptwg::fence();
         issue_s(s, sK);
         ptwg::commit();
         ptwg::wait<0>();
         fence_regs<NS * 4>(s);
+        if constexpr (WS) release(empty_k);
         softmax(s, 0, corr);
         pack_p(s, pa);
     }
     for (int j = 1; j < n_blocks; j++) {
-        __syncthreads(); /* K_{j-1} and V_{j-2} are no longer read: their buffers may refill */
-        if (j + 1 < n_blocks) {
-            ldkv.load(sK + ((j + 1) & 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk);
-            ldkv.load(sV + ((j + 1) % 3) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk);
+        if constexpr (WS) {
+            if (tid == 0 && j + 1 < n_blocks) { /* K_{j-1} and V_{j-2} were released in step j-1 */
+                produce_k(j + 1);
+                produce_v(j + 1);
+            }
+            __syncwarp();
+            mbar_wait(full_k + 8 * (j & 1), (j >> 1) & 1);
+            mbar_wait(full_v + 8 * ((j - 1) % 3), ((j - 1) / 3) & 1);
+        } else {
+            __syncthreads(); /* K_{j-1} and V_{j-2} are no longer read: their buffers may refill */
+            if (j + 1 < n_blocks) {
+                ldkv.load(sK + ((j + 1) & 1) * KV_BYTES, gk, p.k_row, (j + 1) * BN, sk);
+                ldkv.load(sV + ((j + 1) % 3) * KV_BYTES, gv, p.v_row, (j + 1) * BN, sk);
+            }
+            cp_async_commit();  /* group j + 1 (possibly empty) */
+            cp_async_wait<1>(); /* group j: K_j, V_j have landed (this thread's part) */
+            ptwg::fence_proxy_async();
+            __syncthreads();
         }
-        cp_async_commit();  /* group j + 1 (possibly empty) */
-        cp_async_wait<1>(); /* group j: K_j, V_j have landed (this thread's part) */
-        ptwg::fence_proxy_async();
-        __syncthreads();
         fence_regs<NS * 4>(s);
         fence_regs<NO * 4>(o);
         ptwg::fence();
@@ -274,14 +375,17 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
         ptwg::commit();
         ptwg::wait<1>(); /* S_j done; P_{j-1} V_{j-1} may still run: touch neither O nor P */
         fence_regs<NS * 4>(s);
+        if constexpr (WS) release(empty_k + 8 * (j & 1));
         softmax(s, j, corr);
         ptwg::wait<0>();
         fence_regs<NO * 4>(o);
+        if constexpr (WS) release(empty_v + 8 * ((j - 1) % 3));
         fence_regs<BN / 4>(&pa[0][0]);
         rescale_o(corr);
         pack_p(s, pa);
     }
     if (n_blocks > 0) {
+        if constexpr (WS) mbar_wait(full_v + 8 * ((n_blocks - 1) % 3), ((n_blocks - 1) / 3) & 1);
         ptwg::fence();
         issue_pv(pa, sV + ((n_blocks - 1) % 3) * KV_BYTES);
         ptwg::commit();
@@ -290,8 +394,12 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
     }
 
     /* ---- epilogue: normalize, stage rows in shared memory (Q's space), 16-byte stores ---- */
-    cp_async_wait<0>();
-    __syncthreads();
+    if constexpr (WS) {
+        __syncthreads(); /* the other warpgroup may still read its Q rows next to ours */
+    } else {
+        cp_async_wait<0>();
+        __syncthreads();
+    }
     T* stage = reinterpret_cast<T*>(smem_raw + (sQ - smem_u32(smem_raw)));
     constexpr int SP = D + 8; /* padded staging rows */
     static_assert(64 * NWG * SP * 2 <= Q_BYTES + 5 * KV_BYTES, "staging fits");
@@ -326,20 +434,74 @@ __global__ void __launch_bounds__(NWG * 128, 1) flash_fwd_sm90_kernel(const pt_f
 #endif
 }
 
-template <typename T, int D, int BN, int NWG>
-cudaError_t launch_fwd_sm90(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream) {
-    constexpr size_t smem = (size_t)(64 * NWG + 5 * BN) * D * 2 + 1024;
+/* Tensor maps for the TMA engine: 4-D (d, row, head, batch), boxes of 64 x rows (128 B
+ * wide, the 128-byte swizzle). cuTensorMapEncodeTiled is found through the runtime's driver
+ * entry point, so nothing links against libcuda. */
+typedef CUresult (*encode_fn)(CUtensorMap*, CUtensorMapDataType, cuuint32_t, void*, const cuuint64_t*, const cuuint64_t*,
+                              const cuuint32_t*, const cuuint32_t*, CUtensorMapInterleave, CUtensorMapSwizzle,
+                              CUtensorMapL2promotion, CUtensorMapFloatOOBfill);
+inline encode_fn get_encode() {
+    static encode_fn fn = nullptr;
+    static bool tried = false;
+    if (!tried) {
+        tried = true;
+        cudaDriverEntryPointQueryResult q;
+        void* f = nullptr;
+        if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) == cudaSuccess &&
+            q == cudaDriverEntryPointSuccess)
+            fn = (encode_fn)f;
+        cudaGetLastError();
+    }
+    return fn;
+}
+
+template <typename T>
+inline bool make_map(CUtensorMap* m, const void* base, int D, int64_t rows, int64_t heads, int64_t batch, int64_t row_st,
+                     int64_t head_st, int64_t batch_st, int box_rows) {
+    encode_fn enc = get_encode();
+    if (!enc) return false;
+    if (rows < 1) rows = 1;
+    /* a dim of size 1 has no stride of its own (0 in the params): pack it after the previous */
+    int64_t s1 = row_st > 0 ? row_st : D, s2 = head_st > 0 ? head_st : s1 * rows, s3 = batch_st > 0 ? batch_st : s2 * heads;
+    cuuint64_t dims[4] = {(cuuint64_t)D, (cuuint64_t)rows, (cuuint64_t)heads, (cuuint64_t)batch};
+    cuuint64_t strides[3] = {(cuuint64_t)s1 * 2, (cuuint64_t)s2 * 2, (cuuint64_t)s3 * 2};
+    cuuint32_t box[4] = {64, (cuuint32_t)box_rows, 1, 1}, es[4] = {1, 1, 1, 1};
+    CUtensorMapDataType dt = sizeof(T) == 2 && std::is_same<T, __half>::value ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16 : CU_TENSOR_MAP_DATA_TYPE_BFLOAT16;
+    return enc(m, dt, 4, const_cast<void*>(base), dims, strides, box, es, CU_TENSOR_MAP_INTERLEAVE_NONE,
+               CU_TENSOR_MAP_SWIZZLE_128B, CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+template <typename T, int D, int BN, int NWG, bool WS>
+cudaError_t launch_fwd_sm90(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream, int* supported) {
+    constexpr size_t smem = (size_t)(64 * NWG + 5 * BN) * D * 2 + 1024 + 128; /* + alignment + mbarriers */
     dim3 grid((p.sq + 64 * NWG - 1) / (64 * NWG), p.hq, p.batch);
+    CUtensorMap mq, mk, mv;
+    memset(&mq, 0, sizeof mq);
+    memset(&mk, 0, sizeof mk);
+    memset(&mv, 0, sizeof mv);
+    if (WS) {
+        /* varlen: one "batch" of all packed rows; rows are addressed from cu_seqlens */
+        const bool vl = p.cu_q != nullptr;
+        int64_t tq = vl ? (int64_t)p.total_q : p.sq, tk = vl ? (int64_t)p.total_k : p.sk, nb = vl ? 1 : p.batch;
+        bool ok = make_map<T>(&mq, p.q, D, tq, p.hq, nb, p.q_row, p.q_head, p.q_batch, 64 * NWG) &&
+                  make_map<T>(&mk, p.k, D, tk, p.hkv, nb, p.k_row, p.k_head, p.k_batch, BN) &&
+                  make_map<T>(&mv, p.v, D, tk, p.hkv, nb, p.v_row, p.v_head, p.v_batch, BN);
+        if (!ok) {
+            *supported = 0;
+            return cudaSuccess;
+        }
+    }
+    const int threads = NWG * 128;
     if (causal) {
-        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, true>;
+        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, true, WS>;
         cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
-        kern<<<grid, NWG * 128, smem, stream>>>(p);
+        kern<<<grid, threads, smem, stream>>>(p, mq, mk, mv);
     } else {
-        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, false>;
+        auto kern = flash_fwd_sm90_kernel<T, D, BN, NWG, false, WS>;
         cudaError_t e = cudaFuncSetAttribute(kern, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
         if (e != cudaSuccess) return e;
-        kern<<<grid, NWG * 128, smem, stream>>>(p);
+        kern<<<grid, threads, smem, stream>>>(p, mq, mk, mv);
     }
     return cudaGetLastError();
 }

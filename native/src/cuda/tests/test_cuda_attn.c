@@ -6,6 +6,8 @@
  * plain bf16/f16 implementation would. */
 #include "cuda_test_util.h"
 
+static int g_sm90;
+
 typedef struct {
     double err, err_same;
     int nan;
@@ -223,6 +225,9 @@ static void run_decode(pt_cuda_ctx* ctx, int B, int hq, int hkv, int smax, const
 
 int main(void) {
     skip_without_gpu("test_cuda_attn");
+    pt_cuda_device_info info;
+    EXPECT_CUDA_OK(pt_cuda_device_info_get(0, &info));
+    g_sm90 = info.cc_major == 9 && info.cc_minor == 0; /* the wgmma kernels exist there */
     pt_test_seed(3);
     pt_cuda_ctx* ctx = NULL;
     EXPECT_CUDA_OK(pt_cuda_ctx_create(NULL, &ctx));
@@ -238,9 +243,14 @@ int main(void) {
         run_fwd(ctx, 3, 1, 63, 2, 2, D, 0, PT_BF16, 0, 0);
         run_fwd(ctx, 1, 7, 1, 1, 1, D, 1, PT_F16, 0, 0);
         run_fwd(ctx, 2, 200, 131, 2, 1, D, 1, PT_BF16, 1, 4); /* mma.sync kernel, every head dim */
+        if ((D == 64 || D == 128) && g_sm90) {
+            run_fwd(ctx, 2, 300, 333, 4, 2, D, 1, PT_F16, 0, 5); /* the cp.async wgmma kernel */
+            run_fwd(ctx, 1, 257, 257, 2, 2, D, 0, PT_BF16, 1, 5);
+        }
     }
-    /* the mma.sync kernels (variants 1-4) also run where the wgmma one is the default */
-    for (int variant = 1; variant <= 4; variant++) {
+    /* the other kernels also run where the default is another: mma.sync tiles 1-4, the
+     * cp.async wgmma kernel 5 (variant 6, TMA, is the default on sm_90a) */
+    for (int variant = 1; variant <= (g_sm90 ? 5 : 4); variant++) {
         run_fwd(ctx, 1, 300, 300, 2, 1, 128, 1, PT_BF16, 1, variant);
         run_fwd(ctx, 2, 129, 250, 2, 2, 128, 0, PT_BF16, 0, variant);
     }
