@@ -22,6 +22,7 @@ struct pt_flash_fwd_params {
     int32_t batch, hq, hkv, h_ratio;
     int32_t sq, sk;                /* per-sequence lengths (max bounds for varlen) */
     int32_t total_q, total_k;      /* varlen: packed rows of q and k/v */
+    int32_t pingpong;              /* sm90 TMA kernel: warpgroups alternate their GEMMs */
     float scale;                   /* softmax scale */
     float scale_log2;              /* scale * log2(e) */
 };
@@ -47,7 +48,8 @@ struct pt_flash_decode_params {
  * (0 = default). Return the launch error. is_bf16: 1 bf16, 0 f16. */
 /* variant: 0 auto (sm_90a wgmma kernel on compute capability 9.0 for D 64/128, else the
  * mma.sync kernel); 1-3 mma.sync tile alternatives (D 128 bf16); 4 mma.sync default tiles;
- * 5 wgmma kernel, cp.async loads; 6 wgmma kernel, warp-specialized with TMA (unsupported elsewhere).
+ * 5 wgmma kernel, cp.async loads; 6 wgmma kernel with TMA + mbarriers (unsupported elsewhere);
+ * 7 = 6 without the warpgroup ping-pong.
  * arch: 10 * major + minor of the device. */
 cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t stream, int* supported);

@@ -15,6 +15,7 @@ PT_FWD_DECL(128)
 PT_FWD_DECL(256)
 int pt_flash_decode_key_step(int head_dim);
 int pt_flash_decode_heads_per_block(int h_ratio);
+int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio);
 
 cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t s, int* supported) {
@@ -154,6 +155,7 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
     p.h_ratio = (int32_t)(hq / hkv);
     p.sq = (int32_t)sq;
     p.sk = (int32_t)sk;
+    p.pingpong = pp.variant != 7;
     p.total_q = (int32_t)q->shape[0];
     p.total_k = (int32_t)k->shape[0];
     p.scale = pp.scale > 0 ? pp.scale : (float)(1.0 / sqrt((double)D));
@@ -225,10 +227,10 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     if (splits == 0) {
         /* enough blocks for ~8 per SM: the loads of all of them in flight cover the latency */
         int64_t blocks = B * hq / pt_flash_decode_heads_per_block((int)(hq / hkv));
-        /* ~8 blocks per SM: enough loads in flight to cover the memory latency (4 per SM
-         * lost 15% on B8 Hkv8 KV4k; see NOTES.md) */
-        int64_t target = (int64_t)ctx->sm_count * 8;
-        splits = (target + blocks - 1) / blocks;
+        /* one full wave: as many blocks as the SMs hold at once (a second, part-empty wave
+         * cost 15% on B8 Hkv8 KV4k; see NOTES.md) */
+        int64_t target = (int64_t)ctx->sm_count * pt_flash_decode_blocks_per_sm((int)D, q->dtype == PT_BF16, (int)(hq / hkv));
+        splits = target / blocks > 0 ? target / blocks : 1;
     }
     if (splits > max_splits) splits = max_splits;
     if (splits < 1) splits = 1;

@@ -257,6 +257,39 @@ cudaError_t launch(const pt_flash_decode_params& p, cudaStream_t stream) {
 }  // namespace ptfd
 
 /* keys processed per block step; splits are sized in multiples of it */
+/* Blocks of the decode kernel one SM holds at once (registers and shared memory), for
+ * sizing the grid to exactly one wave. */
+template <typename T, int D>
+static int resident(int G) {
+    int n = 0;
+    cudaError_t e;
+    switch (G) {
+    case 8: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 8>, ptfd::NWARPS * 32, 0); break;
+    case 4: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 4>, ptfd::NWARPS * 32, 0); break;
+    case 2: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 2>, ptfd::NWARPS * 32, 0); break;
+    default: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 1>, ptfd::NWARPS * 32, 0); break;
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return 4;
+    }
+    return n > 0 ? n : 1;
+}
+int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio) {
+    int G = h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1;
+#define PT_RES(D) \
+    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G) : resident<__half, D>(G);
+    switch (head_dim) {
+        PT_RES(64)
+        PT_RES(80)
+        PT_RES(96)
+        PT_RES(128)
+        PT_RES(256)
+    default: return 4;
+    }
+#undef PT_RES
+}
+
 /* heads served by one block for a group size (decode_kernel's G) */
 int pt_flash_decode_heads_per_block(int h_ratio) { return h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1; }
 

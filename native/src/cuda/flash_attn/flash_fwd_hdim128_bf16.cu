@@ -5,9 +5,9 @@
 cudaError_t pt_flash_fwd_hdim128_bf16(const pt_flash_fwd_params& p, bool causal, int variant, int arch, cudaStream_t s, int* supported) {
     *supported = 1;
 #if PT_HAVE_SM90A
-    if (arch == 90 && (variant == 0 || variant == 6)) {
+    if (arch == 90 && (variant == 0 || variant == 6 || variant == 7)) {
         cudaError_t e = ptfa3::launch_fwd_sm90<__nv_bfloat16, 128, 128, 2, true>(p, causal, s, supported);
-        if (*supported || variant == 6) return e;
+        if (*supported || variant >= 6) return e;
         *supported = 1; /* no TMA encoder in this driver: the cp.async kernel */
     }
     if (arch == 90 && (variant == 0 || variant == 5)) return ptfa3::launch_fwd_sm90<__nv_bfloat16, 128, 128, 2, false>(p, causal, s, supported);

@@ -100,6 +100,7 @@ __device__ __forceinline__ void tma_load(uint32_t dst, const CUtensorMap* map, i
         ::"r"(dst), "l"(reinterpret_cast<uint64_t>(map)), "r"(c0), "r"(c1), "r"(c2), "r"(c3), "r"(bar) : "memory");
 }
 __device__ __forceinline__ void named_bar_sync(int id, int n) { asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
+__device__ __forceinline__ void named_bar_arrive(int id, int n) { asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(n) : "memory"); }
 
 /* wgmma matrix descriptor: start address, leading / stride byte offsets, 128B swizzle */
 __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t sbo) {
@@ -346,6 +347,7 @@ __global__ void __launch_bounds__(NWG * 128, 1)
         softmax(s, 0, corr);
         pack_p(s, pa);
     }
+    if (WS && NWG == 2 && p.pingpong && wgi == 1 && n_blocks > 1) named_bar_arrive(1, NT); /* warpgroup 0 goes first */
     for (int j = 1; j < n_blocks; j++) {
         if constexpr (WS) {
             if (tid == 0 && j + 1 < n_blocks) { /* K_{j-1} and V_{j-2} were released in step j-1 */
@@ -368,11 +370,16 @@ __global__ void __launch_bounds__(NWG * 128, 1)
         }
         fence_regs<NS * 4>(s);
         fence_regs<NO * 4>(o);
+        /* ping-pong (FA3): the warpgroups take turns issuing their GEMMs, so one's softmax
+         * runs while the other's GEMMs occupy the tensor cores (named barriers 1 + wg) */
+        const bool pp = WS && NWG == 2 && p.pingpong;
+        if (pp) named_bar_sync(1 + wgi, NT);
         ptwg::fence();
         issue_s(s, sK + (j & 1) * KV_BYTES);
         ptwg::commit();
         issue_pv(pa, sV + ((j - 1) % 3) * KV_BYTES);
         ptwg::commit();
+        if (pp && !(wgi == 1 && j == n_blocks - 1)) named_bar_arrive(1 + (wgi ^ 1), NT); /* the other's turn */
         ptwg::wait<1>(); /* S_j done; P_{j-1} V_{j-1} may still run: touch neither O nor P */
         fence_regs<NS * 4>(s);
         if constexpr (WS) release(empty_k + 8 * (j & 1));

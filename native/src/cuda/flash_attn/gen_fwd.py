@@ -17,9 +17,9 @@ for D, (bm, bn, nw, mb) in CFG.items():
         if D in SM90:
             sbn, nwg = SM90[D]
             L += ["#if PT_HAVE_SM90A",
-                  "    if (arch == 90 && (variant == 0 || variant == 6)) {",
+                  "    if (arch == 90 && (variant == 0 || variant == 6 || variant == 7)) {",
                   "        cudaError_t e = ptfa3::launch_fwd_sm90<%s, %d, %d, %d, true>(p, causal, s, supported);" % (T, D, sbn, nwg),
-                  "        if (*supported || variant == 6) return e;",
+                  "        if (*supported || variant >= 6) return e;",
                   "        *supported = 1; /* no TMA encoder in this driver: the cp.async kernel */",
                   "    }",
                   "    if (arch == 90 && (variant == 0 || variant == 5)) return ptfa3::launch_fwd_sm90<%s, %d, %d, %d, false>(p, causal, s, supported);" % (T, D, sbn, nwg),

@@ -246,6 +246,7 @@ int main(void) {
         if ((D == 64 || D == 128) && g_sm90) {
             run_fwd(ctx, 2, 300, 333, 4, 2, D, 1, PT_F16, 0, 5); /* the cp.async wgmma kernel */
             run_fwd(ctx, 1, 257, 257, 2, 2, D, 0, PT_BF16, 1, 5);
+            run_fwd(ctx, 2, 500, 389, 2, 1, D, 1, PT_BF16, 0, 7); /* TMA kernel without ping-pong */
         }
     }
     /* the other kernels also run where the default is another: mma.sync tiles 1-4, the
