@@ -39,7 +39,8 @@ constexpr int DESC_TRANSA = 3, DESC_TRANSB = 4, DESC_EPILOGUE = 7, DESC_BIAS_POI
 /* cublasLtMatrixLayoutAttribute_t */
 constexpr int LAYOUT_BATCH_COUNT = 5, LAYOUT_STRIDED_BATCH_OFFSET = 6;
 /* cublasLtMatmulPreferenceAttributes_t */
-constexpr int PREF_MAX_WORKSPACE_BYTES = 1;
+constexpr int PREF_MAX_WORKSPACE_BYTES = 1, PREF_MIN_ALIGNMENT_A = 5, PREF_MIN_ALIGNMENT_B = 6, PREF_MIN_ALIGNMENT_C = 7,
+              PREF_MIN_ALIGNMENT_D = 8;
 /* cublasLtEpilogue_t */
 constexpr int EPI_DEFAULT = 1, EPI_RELU = 2, EPI_BIAS = 4, EPI_RELU_BIAS = 6, EPI_GELU = 32, EPI_GELU_BIAS = 36;
 

@@ -28,6 +28,8 @@ struct pt_cuda_ctx {
     bool own_stream = false;
     /* cuBLASLt: handle created on first matmul (the library is dlopen'ed then) */
     void* lt_handle = nullptr;
+    void* lt_cache = nullptr;   /* struct pt_lt_cache (gemm.cu): recent matmul plans */
+    std::mutex lt_mu;           /* guards lt_handle creation and lt_cache */
     void* workspace = nullptr;
     size_t workspace_bytes = 0;
     /* caching allocator: free blocks by size, live blocks by pointer */

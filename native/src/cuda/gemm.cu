@@ -60,8 +60,51 @@ const api* load() {
 
 }  // namespace ptlt
 
-void pt_cublaslt_destroy(void* handle) {
-    if (handle && ptlt::g_state == 1) ptlt::g_api.Destroy(handle);
+/* ---------------------------------------------------------------- plan cache */
+
+/* A matmul plan: descriptors and the heuristic's algorithm for one problem (shapes, strides,
+ * dtypes, epilogue, pointer alignments). Decoding runs the same few GEMMs every token; the
+ * heuristic query costs 10-30 us of host time, the cached plan nothing. */
+struct lt_plan {
+    int64_t key[24];
+    uint64_t stamp = 0;
+    bool used = false, bias_converted = false;
+    ptlt::desc_t op = nullptr;
+    ptlt::layout_t la = nullptr, lb = nullptr, lc = nullptr;
+    ptlt::algo_t algo;
+};
+struct pt_lt_cache {
+    static constexpr int N = 32;
+    lt_plan plans[N];
+    uint64_t clock = 0;
+};
+
+static void plan_free(const ptlt::api* L, lt_plan& pl) {
+    if (pl.op) L->MatmulDescDestroy(pl.op);
+    if (pl.la) L->MatrixLayoutDestroy(pl.la);
+    if (pl.lb) L->MatrixLayoutDestroy(pl.lb);
+    if (pl.lc) L->MatrixLayoutDestroy(pl.lc);
+    pl = lt_plan();
+}
+
+void pt_cublaslt_release(pt_cuda_ctx* ctx) {
+    if (ptlt::g_state != 1) return;
+    if (ctx->lt_cache) {
+        pt_lt_cache* c = (pt_lt_cache*)ctx->lt_cache;
+        for (auto& pl : c->plans)
+            if (pl.used) plan_free(&ptlt::g_api, pl);
+        delete c;
+        ctx->lt_cache = nullptr;
+    }
+    if (ctx->lt_handle) ptlt::g_api.Destroy(ctx->lt_handle);
+    ctx->lt_handle = nullptr;
+}
+
+static int64_t ptr_align(const void* p) {
+    uintptr_t a = (uintptr_t)p;
+    int64_t al = 256;
+    while (al > 1 && (a % (uintptr_t)al) != 0) al >>= 1;
+    return al;
 }
 
 /* ---------------------------------------------------------------- epilogue kernels */
@@ -105,25 +148,6 @@ static pt_status lt_fail(const ptlt::api* L, ptlt::status_t s, const char* what)
     return pt_fail(PT_ERR_BACKEND, "pt_cuda_matmul: %s failed: cuBLASLt status %d (%s)", what, s, L->GetStatusString(s));
 }
 
-namespace {
-/* Descriptors freed on every exit path. */
-struct lt_objs {
-    const ptlt::api* L;
-    ptlt::desc_t op = nullptr;
-    ptlt::layout_t la = nullptr, lb = nullptr, lc = nullptr;
-    ptlt::pref_t pref = nullptr;
-    void* bias_tmp = nullptr;
-    pt_cuda_ctx* ctx = nullptr;
-    ~lt_objs() {
-        if (op) L->MatmulDescDestroy(op);
-        if (la) L->MatrixLayoutDestroy(la);
-        if (lb) L->MatrixLayoutDestroy(lb);
-        if (lc) L->MatrixLayoutDestroy(lc);
-        if (pref) L->MatmulPreferenceDestroy(pref);
-        if (bias_tmp) pt_cuda_free_internal(ctx, bias_tmp);
-    }
-};
-}  // namespace
 
 #define LT_TRY(call, what)                                   \
     do {                                                     \
@@ -203,72 +227,127 @@ extern "C" PT_API pt_status pt_cuda_matmul(pt_cuda_ctx* ctx, const pt_tensor* a,
 
     const ptlt::api* L = ptlt::load();
     if (!L) return PT_ERR_UNSUPPORTED;
-    if (!ctx->lt_handle) {
-        std::lock_guard<std::mutex> lock(ctx->mu);
-        if (!ctx->lt_handle) LT_TRY(L->Create(&ctx->lt_handle), "cublasLtCreate");
+    std::lock_guard<std::mutex> lock(ctx->lt_mu); /* the plans are shared objects */
+    if (!ctx->lt_handle) LT_TRY(L->Create(&ctx->lt_handle), "cublasLtCreate");
+    if (!ctx->lt_cache) {
+        ctx->lt_cache = new (std::nothrow) pt_lt_cache();
+        if (!ctx->lt_cache) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_cuda_matmul: out of host memory");
     }
-    lt_objs o;
-    o.L = L;
-    o.ctx = ctx;
+    pt_lt_cache* cache = (pt_lt_cache*)ctx->lt_cache;
     int compute = a->dtype == PT_F32 ? (ctx->allow_tf32 ? ptlt::COMPUTE_32F_FAST_TF32 : ptlt::COMPUTE_32F) : ptlt::COMPUTE_32F;
-    LT_TRY(L->MatmulDescCreate(&o.op, compute, ptlt::R_32F), "cublasLtMatmulDescCreate");
-    /* row-major C[M,N] = A[M,K] op(B) is column-major C^T[N,M] = op(B)^T A^T: Lt's A is our b */
-    int32_t ta = p.trans_b ? ptlt::OP_T : ptlt::OP_N, tb = ptlt::OP_N;
-    LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_TRANSA, &ta, sizeof ta), "set TRANSA");
-    LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_TRANSB, &tb, sizeof tb), "set TRANSB");
     int fused_act = p.activation == PT_ACT_RELU || p.activation == PT_ACT_GELU_TANH;
     int32_t epi = p.activation == PT_ACT_RELU ? ptlt::EPI_RELU : p.activation == PT_ACT_GELU_TANH ? ptlt::EPI_GELU : ptlt::EPI_DEFAULT;
     if (bias) epi = epi == ptlt::EPI_DEFAULT ? ptlt::EPI_BIAS : epi | ptlt::EPI_BIAS;
-    LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_EPILOGUE, &epi, sizeof epi), "set EPILOGUE");
-    const void* bias_ptr = bias ? bias->data : nullptr;
-    if (bias) {
-        LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_BIAS_POINTER, &bias_ptr, sizeof bias_ptr), "set BIAS_POINTER");
-        if (bias->dtype != c->dtype) {
+    const int64_t al_a = ptr_align(a->data), al_b = ptr_align(b->data), al_c = ptr_align(c->data);
+    const int64_t key[24] = {a->dtype, c->dtype, bias ? bias->dtype : -1, p.trans_b, epi, compute, m, n, k, lda, ldb, ldc,
+                             batch, sa, sb, sc, al_a, al_b, al_c, (int64_t)ctx->workspace_bytes, 0, 0, 0, 0};
+    lt_plan* plan = nullptr;
+    for (auto& pl : cache->plans)
+        if (pl.used && memcmp(pl.key, key, sizeof key) == 0) {
+            plan = &pl;
+            break;
+        }
+    if (!plan) {
+        lt_plan* victim = &cache->plans[0];
+        for (auto& pl : cache->plans) {
+            if (!pl.used) { victim = &pl; break; }
+            if (pl.stamp < victim->stamp) victim = &pl;
+        }
+        if (victim->used) plan_free(L, *victim);
+        lt_plan fresh;
+        memcpy(fresh.key, key, sizeof key);
+        /* descriptors are freed on any failure below */
+        struct guard {
+            const ptlt::api* L;
+            lt_plan* pl;
+            ~guard() { if (pl) plan_free(L, *pl); }
+        } gd{L, &fresh};
+        LT_TRY(L->MatmulDescCreate(&fresh.op, compute, ptlt::R_32F), "cublasLtMatmulDescCreate");
+        /* row-major C[M,N] = A[M,K] op(B) is column-major C^T[N,M] = op(B)^T A^T: Lt's A is our b */
+        int32_t ta = p.trans_b ? ptlt::OP_T : ptlt::OP_N, tb = ptlt::OP_N;
+        LT_TRY(L->MatmulDescSetAttribute(fresh.op, ptlt::DESC_TRANSA, &ta, sizeof ta), "set TRANSA");
+        LT_TRY(L->MatmulDescSetAttribute(fresh.op, ptlt::DESC_TRANSB, &tb, sizeof tb), "set TRANSB");
+        LT_TRY(L->MatmulDescSetAttribute(fresh.op, ptlt::DESC_EPILOGUE, &epi, sizeof epi), "set EPILOGUE");
+        if (bias && bias->dtype != c->dtype) {
             int32_t bt = lt_dtype(bias->dtype);
-            LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "set BIAS_DATA_TYPE");
+            LT_TRY(L->MatmulDescSetAttribute(fresh.op, ptlt::DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "set BIAS_DATA_TYPE");
+        }
+        int dt = lt_dtype(a->dtype), ct = lt_dtype(c->dtype);
+        LT_TRY(L->MatrixLayoutCreate(&fresh.la, dt, p.trans_b ? k : n, p.trans_b ? n : k, ldb), "layout(b)");
+        LT_TRY(L->MatrixLayoutCreate(&fresh.lb, dt, k, m, lda), "layout(a)");
+        LT_TRY(L->MatrixLayoutCreate(&fresh.lc, ct, n, m, ldc), "layout(c)");
+        if (batch > 1) {
+            int32_t bc = (int32_t)batch;
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.la, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(b)");
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.lb, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(a)");
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.lc, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(c)");
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.la, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb), "stride(b)");
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.lb, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa), "stride(a)");
+            LT_TRY(L->MatrixLayoutSetAttribute(fresh.lc, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc), "stride(c)");
+        }
+        ptlt::pref_t pref = nullptr;
+        LT_TRY(L->MatmulPreferenceCreate(&pref), "cublasLtMatmulPreferenceCreate");
+        struct pref_guard {
+            const ptlt::api* L;
+            ptlt::pref_t p;
+            ~pref_guard() { L->MatmulPreferenceDestroy(p); }
+        } pg{L, pref};
+        uint64_t ws = ctx->workspace_bytes;
+        uint32_t aa = (uint32_t)al_b, ab = (uint32_t)al_a, ac = (uint32_t)al_c; /* Lt's A is our b */
+        LT_TRY(L->MatmulPreferenceSetAttribute(pref, ptlt::PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "set workspace");
+        LT_TRY(L->MatmulPreferenceSetAttribute(pref, ptlt::PREF_MIN_ALIGNMENT_A, &aa, sizeof aa), "set alignment A");
+        LT_TRY(L->MatmulPreferenceSetAttribute(pref, ptlt::PREF_MIN_ALIGNMENT_B, &ab, sizeof ab), "set alignment B");
+        LT_TRY(L->MatmulPreferenceSetAttribute(pref, ptlt::PREF_MIN_ALIGNMENT_C, &ac, sizeof ac), "set alignment C");
+        LT_TRY(L->MatmulPreferenceSetAttribute(pref, ptlt::PREF_MIN_ALIGNMENT_D, &ac, sizeof ac), "set alignment D");
+        ptlt::heuristic_t heur[1];
+        int found = 0;
+        ptlt::status_t hs = L->MatmulAlgoGetHeuristic(ctx->lt_handle, fresh.op, fresh.la, fresh.lb, fresh.lc, fresh.lc, pref, 1, heur, &found);
+        if ((hs != ptlt::SUCCESS || found == 0) && bias && bias->dtype != c->dtype) {
+            /* this cuBLASLt takes no f32 bias with a 16-bit output: convert the bias to c's dtype per call */
+            int32_t bt = ct;
+            LT_TRY(L->MatmulDescSetAttribute(fresh.op, ptlt::DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "set BIAS_DATA_TYPE");
+            fresh.bias_converted = true;
+            hs = L->MatmulAlgoGetHeuristic(ctx->lt_handle, fresh.op, fresh.la, fresh.lb, fresh.lc, fresh.lc, pref, 1, heur, &found);
+        }
+        if (hs != ptlt::SUCCESS) return lt_fail(L, hs, "cublasLtMatmulAlgoGetHeuristic");
+        if (found == 0)
+            return pt_fail(PT_ERR_UNSUPPORTED, "pt_cuda_matmul: cuBLASLt has no algorithm for a %s, b %s, c %s (trans_b=%d, epilogue %d)",
+                           da, db, dc, p.trans_b, epi);
+        fresh.algo = heur[0].algo;
+        fresh.used = true;
+        *victim = fresh;
+        gd.pl = nullptr; /* owned by the cache now */
+        plan = victim;
+    }
+    plan->stamp = ++cache->clock;
+    void* bias_tmp = nullptr;
+    if (bias) {
+        const void* bias_ptr = bias->data;
+        if (plan->bias_converted) {
+            PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)n * cs, &bias_tmp));
+            int blocks = (int)((n + 255) / 256);
+            if (c->dtype == PT_BF16)
+                convert_kernel<__nv_bfloat16><<<blocks, 256, 0, ctx->stream>>>((const float*)bias->data, (__nv_bfloat16*)bias_tmp, n);
+            else
+                convert_kernel<__half><<<blocks, 256, 0, ctx->stream>>>((const float*)bias->data, (__half*)bias_tmp, n);
+            cudaError_t e = cudaGetLastError();
+            if (e != cudaSuccess) {
+                pt_cuda_free_internal(ctx, bias_tmp);
+                return pt_cuda_fail(e, "pt_cuda_matmul: bias conversion launch");
+            }
+            bias_ptr = bias_tmp;
+        }
+        ptlt::status_t st = L->MatmulDescSetAttribute(plan->op, ptlt::DESC_BIAS_POINTER, &bias_ptr, sizeof bias_ptr);
+        if (st != ptlt::SUCCESS) {
+            pt_cuda_free_internal(ctx, bias_tmp);
+            return lt_fail(L, st, "set BIAS_POINTER");
         }
     }
-    int dt = lt_dtype(a->dtype), ct = lt_dtype(c->dtype);
-    LT_TRY(L->MatrixLayoutCreate(&o.la, dt, p.trans_b ? k : n, p.trans_b ? n : k, ldb), "layout(b)");
-    LT_TRY(L->MatrixLayoutCreate(&o.lb, dt, k, m, lda), "layout(a)");
-    LT_TRY(L->MatrixLayoutCreate(&o.lc, ct, n, m, ldc), "layout(c)");
-    if (batch > 1) {
-        int32_t bc = (int32_t)batch;
-        LT_TRY(L->MatrixLayoutSetAttribute(o.la, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(b)");
-        LT_TRY(L->MatrixLayoutSetAttribute(o.lb, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(a)");
-        LT_TRY(L->MatrixLayoutSetAttribute(o.lc, ptlt::LAYOUT_BATCH_COUNT, &bc, sizeof bc), "batch(c)");
-        LT_TRY(L->MatrixLayoutSetAttribute(o.la, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sb, sizeof sb), "stride(b)");
-        LT_TRY(L->MatrixLayoutSetAttribute(o.lb, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sa, sizeof sa), "stride(a)");
-        LT_TRY(L->MatrixLayoutSetAttribute(o.lc, ptlt::LAYOUT_STRIDED_BATCH_OFFSET, &sc, sizeof sc), "stride(c)");
-    }
-    LT_TRY(L->MatmulPreferenceCreate(&o.pref), "cublasLtMatmulPreferenceCreate");
-    uint64_t ws = ctx->workspace_bytes;
-    LT_TRY(L->MatmulPreferenceSetAttribute(o.pref, ptlt::PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws), "set workspace");
-    ptlt::heuristic_t heur[1];
-    int found = 0;
-    ptlt::status_t hs = L->MatmulAlgoGetHeuristic(ctx->lt_handle, o.op, o.la, o.lb, o.lc, o.lc, o.pref, 1, heur, &found);
-    if ((hs != ptlt::SUCCESS || found == 0) && bias && bias->dtype != c->dtype) {
-        /* this cuBLASLt takes no f32 bias with a 16-bit output: convert the bias to c's dtype */
-        PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)n * cs, &o.bias_tmp));
-        int blocks = (int)((n + 255) / 256);
-        if (c->dtype == PT_BF16)
-            convert_kernel<__nv_bfloat16><<<blocks, 256, 0, ctx->stream>>>((const float*)bias->data, (__nv_bfloat16*)o.bias_tmp, n);
-        else
-            convert_kernel<__half><<<blocks, 256, 0, ctx->stream>>>((const float*)bias->data, (__half*)o.bias_tmp, n);
-        PT_CUDA_LAUNCH_CHECK("pt_cuda_matmul: bias conversion launch");
-        int32_t bt = ct;
-        LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_BIAS_DATA_TYPE, &bt, sizeof bt), "set BIAS_DATA_TYPE");
-        LT_TRY(L->MatmulDescSetAttribute(o.op, ptlt::DESC_BIAS_POINTER, &o.bias_tmp, sizeof o.bias_tmp), "set BIAS_POINTER");
-        hs = L->MatmulAlgoGetHeuristic(ctx->lt_handle, o.op, o.la, o.lb, o.lc, o.lc, o.pref, 1, heur, &found);
-    }
-    if (hs != ptlt::SUCCESS) return lt_fail(L, hs, "cublasLtMatmulAlgoGetHeuristic");
-    if (found == 0)
-        return pt_fail(PT_ERR_UNSUPPORTED, "pt_cuda_matmul: cuBLASLt has no algorithm for a %s, b %s, c %s (trans_b=%d, epilogue %d)",
-                       da, db, dc, p.trans_b, epi);
     float alpha = p.alpha, beta = p.beta;
-    LT_TRY(L->Matmul(ctx->lt_handle, o.op, &alpha, b->data, o.la, a->data, o.lb, &beta, c->data, o.lc, c->data, o.lc,
-                     &heur[0].algo, ctx->workspace, ctx->workspace_bytes, ctx->stream),
-           "cublasLtMatmul");
+    ptlt::status_t ms = L->Matmul(ctx->lt_handle, plan->op, &alpha, b->data, plan->la, a->data, plan->lb, &beta, c->data, plan->lc,
+                                  c->data, plan->lc, &plan->algo, ctx->workspace, ctx->workspace_bytes, ctx->stream);
+    pt_cuda_free_internal(ctx, bias_tmp); /* stream-ordered reuse */
+    if (ms != ptlt::SUCCESS) return lt_fail(L, ms, "cublasLtMatmul");
     if (p.activation != PT_ACT_NONE && !fused_act) {
         int64_t total = batch * m * n;
         int blocks = (int)((total + 255) / 256 < 65535 * 8 ? (total + 255) / 256 : 65535 * 8);

@@ -112,9 +112,9 @@ extern "C" PT_API pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_devi
 
 static void ctx_release(pt_cuda_ctx* ctx) {
     if (ctx->stream) cudaStreamSynchronize(ctx->stream);
-    if (ctx->lt_handle) {
-        extern void pt_cublaslt_destroy(void* handle);
-        pt_cublaslt_destroy(ctx->lt_handle);
+    {
+        extern void pt_cublaslt_release(pt_cuda_ctx * ctx);
+        pt_cublaslt_release(ctx);
     }
     for (auto& kv : ctx->free_blocks) cudaFree(kv.second);
     for (auto& kv : ctx->live) cudaFree(kv.first);

@@ -46,10 +46,10 @@ struct pt_flash_decode_params {
 
 /* Launchers: one translation unit per (head dim, dtype); variant selects a tile shape
  * (0 = default). Return the launch error. is_bf16: 1 bf16, 0 f16. */
-/* variant: 0 auto (sm_90a wgmma kernel on compute capability 9.0 for D 64/128, else the
- * mma.sync kernel); 1-3 mma.sync tile alternatives (D 128 bf16); 4 mma.sync default tiles;
- * 5 wgmma kernel, cp.async loads; 6 wgmma kernel with TMA + mbarriers (unsupported elsewhere);
- * 7 = 6 without the warpgroup ping-pong.
+/* variant: 0 auto (on compute capability 9.0 for D 64/128 the sm_90a wgmma kernel with TMA
+ * loads, else the mma.sync kernel); 4 mma.sync kernel; 5 wgmma kernel with cp.async loads;
+ * 6 wgmma + TMA with the warpgroup ping-pong; 7 wgmma + TMA (what auto picks); 5-7 exist only
+ * on sm_90a. 1-3 were tile alternatives of the mma.sync kernel (gen_fwd.py).
  * arch: 10 * major + minor of the device. */
 cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t stream, int* supported);

@@ -16,11 +16,5 @@ cudaError_t pt_flash_fwd_hdim128_bf16(const pt_flash_fwd_params& p, bool causal,
         *supported = 0;
         return cudaSuccess;
     }
-    switch (variant) {
-    case 1: return ptfa::launch_fwd<__nv_bfloat16, 128, 128, 32, 4, 2>(p, causal, s);
-    case 2: return ptfa::launch_fwd<__nv_bfloat16, 128, 64, 64, 4, 2>(p, causal, s);
-    case 3: return ptfa::launch_fwd<__nv_bfloat16, 128, 128, 64, 8, 1>(p, causal, s);
-    default: break;
-    }
     return ptfa::launch_fwd<__nv_bfloat16, 128, 128, 64, 4, 2>(p, causal, s);
 }

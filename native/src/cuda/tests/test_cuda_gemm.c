@@ -125,6 +125,11 @@ int main(void) {
     run(ctx, g3);
     gcase g4 = {5, 7, 64, 64, 1, PT_ACT_GELU_ERF, 2, PT_BF16, PT_BF16, 0, 1.0f, 0.0f};
     run(ctx, g4);
+    /* the same problems again: cached plans, new buffers and bias pointers */
+    run(ctx, g4);
+    run(ctx, g1);
+    gcase g5 = {1, 33, 17, 257, 1, PT_ACT_RELU, 1, PT_BF16, PT_BF16, 0, 1.0f, 0.0f};
+    for (int rep = 0; rep < 3; rep++) run(ctx, g5);
 
     /* tf32: allowed only when the context says so; error near 1e-3 relative */
     pt_cuda_ctx_params tp = {0, 1, 0, NULL};
