@@ -156,6 +156,26 @@ add(case + " x W^T", "ours trans_b", tt["ours_tb"], fl / tt["ours_tb"][0] * 1e-6
 gemm_peak = max(fl / tt[k][0] * 1e-6 for k in tt)
 del a, b, w, c, ref
 
+# decode-shaped GEMM: one token through a 4096 x 4096 Linear (bytes-bound; host overhead shows)
+for Mx in (1, 16):
+    x = torch.randn(Mx, 4096, device=dev, dtype=torch.bfloat16)
+    wl = torch.randn(4096, 4096, device=dev, dtype=torch.bfloat16)
+    bl = torch.randn(4096, device=dev, dtype=torch.bfloat16)
+    yl = torch.empty(Mx, 4096, device=dev, dtype=torch.bfloat16)
+    dx, dwl, dbl, dyl = desc(x), desc(wl), desc(bl), desc(yl)
+    mpl = MatmulParams(1, 0, 1.0, 0.0)
+    check(lib.pt_cuda_matmul(ctx, C.byref(dx), C.byref(dwl), C.byref(dbl), C.byref(dyl), C.byref(mpl)), "linear")
+    e_l = relerr(yl, x.float() @ wl.float().t() + bl.float())
+    tl = bench_pair({
+        "torch": lambda: F.linear(x, wl, bl),
+        "ours": lambda: lib.pt_cuda_matmul(ctx, C.byref(dx), C.byref(dwl), C.byref(dbl), C.byref(dyl), C.byref(mpl)),
+    }, 50)
+    byl = 4096 * 4096 * 2
+    case = "Linear bf16 M%d 4096x4096 + bias" % Mx
+    add(case, "torch F.linear", tl["torch"], byl / tl["torch"][0] * 1e-6, "TB/s")
+    add(case, "ours (cached plan)", tl["ours"], byl / tl["ours"][0] * 1e-6, "TB/s", tl["torch"][0], e_l)
+    del x, wl, bl, yl
+
 # ---------------------------------------------------------------- attention prefill
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -217,6 +237,7 @@ attn_case(4, 32, 2048, 128, True, VARIANTS)
 attn_case(1, 32, 8192, 128, True, [0, 5, 4])
 attn_case(4, 32, 2048, 64, False, [0, 4])
 attn_case(4, 32, 2048, 64, True, [0, 4])
+attn_case(2, 16, 2048, 256, False, [0, 4])
 
 # ---------------------------------------------------------------- decode
 def decode_case(B, Hq, Hkv, L, D):

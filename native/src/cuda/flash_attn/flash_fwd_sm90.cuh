@@ -111,18 +111,26 @@ __device__ __forceinline__ uint64_t desc(uint32_t addr, uint32_t lbo, uint32_t s
 template <typename T> struct wg;
 template <> struct wg<__nv_bfloat16> {
     template <int N> static __device__ __forceinline__ void ss(float* d, uint64_t a, uint64_t b, int sc) {
-        if constexpr (N == 64) ptwg::ss_m64n64k16_bf16(d, a, b, sc); else ptwg::ss_m64n128k16_bf16(d, a, b, sc);
+        if constexpr (N == 64) ptwg::ss_m64n64k16_bf16(d, a, b, sc);
+        else if constexpr (N == 128) ptwg::ss_m64n128k16_bf16(d, a, b, sc);
+        else ptwg::ss_m64n256k16_bf16(d, a, b, sc);
     }
     template <int N> static __device__ __forceinline__ void rs(float* d, const uint32_t* a, uint64_t b, int sc) {
-        if constexpr (N == 64) ptwg::rs_m64n64k16_bf16_tb(d, a, b, sc); else ptwg::rs_m64n128k16_bf16_tb(d, a, b, sc);
+        if constexpr (N == 64) ptwg::rs_m64n64k16_bf16_tb(d, a, b, sc);
+        else if constexpr (N == 128) ptwg::rs_m64n128k16_bf16_tb(d, a, b, sc);
+        else ptwg::rs_m64n256k16_bf16_tb(d, a, b, sc);
     }
 };
 template <> struct wg<__half> {
     template <int N> static __device__ __forceinline__ void ss(float* d, uint64_t a, uint64_t b, int sc) {
-        if constexpr (N == 64) ptwg::ss_m64n64k16_f16(d, a, b, sc); else ptwg::ss_m64n128k16_f16(d, a, b, sc);
+        if constexpr (N == 64) ptwg::ss_m64n64k16_f16(d, a, b, sc);
+        else if constexpr (N == 128) ptwg::ss_m64n128k16_f16(d, a, b, sc);
+        else ptwg::ss_m64n256k16_f16(d, a, b, sc);
     }
     template <int N> static __device__ __forceinline__ void rs(float* d, const uint32_t* a, uint64_t b, int sc) {
-        if constexpr (N == 64) ptwg::rs_m64n64k16_f16_tb(d, a, b, sc); else ptwg::rs_m64n128k16_f16_tb(d, a, b, sc);
+        if constexpr (N == 64) ptwg::rs_m64n64k16_f16_tb(d, a, b, sc);
+        else if constexpr (N == 128) ptwg::rs_m64n128k16_f16_tb(d, a, b, sc);
+        else ptwg::rs_m64n256k16_f16_tb(d, a, b, sc);
     }
 };
 

@@ -4,7 +4,8 @@ nvcc builds them in parallel:  python3 gen_fwd.py  (run in this folder)."""
 CFG = {  # D: mma.sync default (BM, BN, NWARPS, MINB)
     64: (128, 64, 4, 2), 80: (128, 64, 4, 2), 96: (128, 64, 4, 2), 128: (128, 64, 4, 2), 256: (64, 32, 4, 2),
 }
-SM90 = {64: (128, 2), 128: (128, 2)}  # D: wgmma kernel (BN, warpgroups)
+SM90 = {64: (128, 2), 128: (128, 2), 256: (64, 2)}  # D: wgmma kernel (BN, warpgroups)
+SM90_TMA_ONLY = {256}  # no cp.async wgmma build (compile time); without TMA: mma.sync
 # Tile alternatives measured once for bf16 D=128 (NOTES.md, version 1) and dropped from the build:
 # (128, 32, 4, 2), (64, 64, 4, 2), (128, 64, 8, 1). Add them back here as variants 1-3 to re-measure.
 VARIANTS128 = {}
@@ -24,8 +25,10 @@ for D, (bm, bn, nw, mb) in CFG.items():
                   "        if (*supported || variant >= 6) return e;",
                   "        *supported = 1; /* no TMA encoder in this driver: the cp.async kernel */",
                   "    }",
-                  "    if (arch == 90 && (variant == 0 || variant == 5)) return ptfa3::launch_fwd_sm90<%s, %d, %d, %d, false>(p, causal, s, supported);" % (T, D, sbn, nwg),
-                  "#endif"]
+                  ]
+            if D not in SM90_TMA_ONLY:
+                L += ["    if (arch == 90 && (variant == 0 || variant == 5)) return ptfa3::launch_fwd_sm90<%s, %d, %d, %d, false>(p, causal, s, supported);" % (T, D, sbn, nwg)]
+            L += ["#endif"]
         L += ["    if (variant >= 5) {", "        *supported = 0;", "        return cudaSuccess;", "    }"]
         if D == 128 and dt == "bf16" and VARIANTS128:
             L.append("    switch (variant) {")
