@@ -347,6 +347,14 @@ PT_API pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx* ctx, void* dst, const void* src
 /* Sets `bytes` of device memory to the byte `value`, enqueued (tests poison with 0xff). */
 PT_API pt_status pt_cuda_memset(pt_cuda_ctx* ctx, void* dst, int32_t value, size_t bytes);
 
+/* Timing events (cudaEvent_t, opaque here). Record enqueues on the context's stream;
+ * elapsed waits for `end` to complete and gives the milliseconds between the two records. */
+PT_API pt_status pt_cuda_event_create(pt_cuda_ctx* ctx, void** out);
+PT_API pt_status pt_cuda_event_record(pt_cuda_ctx* ctx, void* event);
+PT_API pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx* ctx, void* start, void* end, float* out_ms);
+/* NULL is accepted. */
+PT_API pt_status pt_cuda_event_destroy(pt_cuda_ctx* ctx, void* event);
+
 /*
  * c = act(alpha * (a @ op(b)) + bias + beta * c) on the GPU, through cuBLASLt.
  *   a    [M, K] or [B, M, K]        f32 | f16 | bf16, innermost contiguous, any row stride

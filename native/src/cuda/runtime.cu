@@ -411,3 +411,41 @@ extern "C" PT_API pt_status pt_cuda_memset(pt_cuda_ctx* ctx, void* dst, int32_t 
     PT_CUDA_TRY(cudaMemsetAsync(dst, value, bytes, ctx->stream), "pt_cuda_memset: cudaMemsetAsync");
     return PT_OK;
 }
+
+/* ---------------------------------------------------------------- events */
+
+extern "C" PT_API pt_status pt_cuda_event_create(pt_cuda_ctx* ctx, void** out) {
+    pt_clear_error();
+    if (!out) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_event_create: out is NULL");
+    *out = NULL;
+    PT_CHECK(pt_cuda_enter(ctx, "pt_cuda_event_create"));
+    cudaEvent_t e = nullptr;
+    PT_CUDA_TRY(cudaEventCreate(&e), "pt_cuda_event_create: cudaEventCreate");
+    *out = (void*)e;
+    return PT_OK;
+}
+
+extern "C" PT_API pt_status pt_cuda_event_record(pt_cuda_ctx* ctx, void* event) {
+    pt_clear_error();
+    PT_CHECK(pt_cuda_enter(ctx, "pt_cuda_event_record"));
+    if (!event) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_event_record: event is NULL");
+    PT_CUDA_TRY(cudaEventRecord((cudaEvent_t)event, ctx->stream), "pt_cuda_event_record: cudaEventRecord");
+    return PT_OK;
+}
+
+extern "C" PT_API pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx* ctx, void* start, void* end, float* out_ms) {
+    pt_clear_error();
+    PT_CHECK(pt_cuda_enter(ctx, "pt_cuda_event_elapsed_ms"));
+    if (!start || !end || !out_ms) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_event_elapsed_ms: start, end and out_ms must be non-NULL");
+    PT_CUDA_TRY(cudaEventSynchronize((cudaEvent_t)end), "pt_cuda_event_elapsed_ms: cudaEventSynchronize");
+    PT_CUDA_TRY(cudaEventElapsedTime(out_ms, (cudaEvent_t)start, (cudaEvent_t)end), "pt_cuda_event_elapsed_ms: cudaEventElapsedTime");
+    return PT_OK;
+}
+
+extern "C" PT_API pt_status pt_cuda_event_destroy(pt_cuda_ctx* ctx, void* event) {
+    pt_clear_error();
+    if (!event) return PT_OK;
+    PT_CHECK(pt_cuda_enter(ctx, "pt_cuda_event_destroy"));
+    PT_CUDA_TRY(cudaEventDestroy((cudaEvent_t)event), "pt_cuda_event_destroy: cudaEventDestroy");
+    return PT_OK;
+}

@@ -114,7 +114,7 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
         bool ok = varlen ? (lse->shape[0] == hq && lse->shape[1] == q->shape[0])
                          : (lse->shape[0] == batch && lse->shape[1] == hq && lse->shape[2] == sq);
         if (ok && varlen) ok = lse->shape[1] <= 1 || lse->stride[0] == lse->shape[1] * 4;
-        if (ok && !varlen) ok = lse->stride[1] == sq * 4 || hq <= 1, ok = ok && (lse->stride[0] == hq * sq * 4 || batch <= 1);
+        if (ok && !varlen) ok = (lse->stride[1] == sq * 4 || hq <= 1) && (lse->stride[0] == hq * sq * 4 || batch <= 1);
         if (!ok) {
             char dl[96];
             pt_describe(lse, dl, sizeof dl);

@@ -61,6 +61,23 @@ int main(void) {
     EXPECT_CUDA_OK(pt_cuda_malloc(ctx, 0, &z));
     EXPECT(z == NULL, "0 bytes gives NULL");
 
+    /* events around a copy: a positive elapsed time */
+    {
+        void *e0 = NULL, *e1 = NULL, *d = NULL;
+        EXPECT_CUDA_OK(pt_cuda_event_create(ctx, &e0));
+        EXPECT_CUDA_OK(pt_cuda_event_create(ctx, &e1));
+        EXPECT_CUDA_OK(pt_cuda_malloc(ctx, 64 << 20, &d));
+        EXPECT_CUDA_OK(pt_cuda_event_record(ctx, e0));
+        EXPECT_CUDA_OK(pt_cuda_memset(ctx, d, 1, 64 << 20));
+        EXPECT_CUDA_OK(pt_cuda_event_record(ctx, e1));
+        float ms = -1;
+        EXPECT_CUDA_OK(pt_cuda_event_elapsed_ms(ctx, e0, e1, &ms));
+        EXPECT(ms > 0 && ms < 1000, "elapsed %g ms", ms);
+        EXPECT_CUDA_OK(pt_cuda_free(ctx, d));
+        EXPECT_CUDA_OK(pt_cuda_event_destroy(ctx, e0));
+        EXPECT_CUDA_OK(pt_cuda_event_destroy(ctx, e1));
+    }
+
     /* errors */
     int x = 0;
     EXPECT(pt_cuda_free(ctx, &x) == PT_ERR_INVALID_ARGUMENT, "foreign pointer");

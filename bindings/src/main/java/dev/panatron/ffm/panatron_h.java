@@ -837,6 +837,94 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_event_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static FunctionDescriptor pt_cuda_event_create$descriptor() { return pt_cuda_event_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MethodHandle pt_cuda_event_create$handle() { return pt_cuda_event_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MemorySegment pt_cuda_event_create$address() { return pt_cuda_event_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out) } */
+    public static int pt_cuda_event_create(MemorySegment ctx, MemorySegment out) {
+        var mh$ = pt_cuda_event_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_record {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_record");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_record$descriptor() { return pt_cuda_event_record.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_record$handle() { return pt_cuda_event_record.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_record$address() { return pt_cuda_event_record.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_record(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_record.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_elapsed_ms {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_elapsed_ms");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static FunctionDescriptor pt_cuda_event_elapsed_ms$descriptor() { return pt_cuda_event_elapsed_ms.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MethodHandle pt_cuda_event_elapsed_ms$handle() { return pt_cuda_event_elapsed_ms.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MemorySegment pt_cuda_event_elapsed_ms$address() { return pt_cuda_event_elapsed_ms.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms) } */
+    public static int pt_cuda_event_elapsed_ms(MemorySegment ctx, MemorySegment start, MemorySegment end, MemorySegment out_ms) {
+        var mh$ = pt_cuda_event_elapsed_ms.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, start, end, out_ms);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_destroy$descriptor() { return pt_cuda_event_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_destroy$handle() { return pt_cuda_event_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_destroy$address() { return pt_cuda_event_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_destroy(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_cuda_matmul {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_cuda_matmul");
@@ -938,6 +1026,10 @@ public final class panatron_h {
         "pt_cuda_memcpy_d2h",
         "pt_cuda_memcpy_d2d",
         "pt_cuda_memset",
+        "pt_cuda_event_create",
+        "pt_cuda_event_record",
+        "pt_cuda_event_elapsed_ms",
+        "pt_cuda_event_destroy",
         "pt_cuda_matmul",
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode");
