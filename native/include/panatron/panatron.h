@@ -343,6 +343,165 @@ PT_API pt_status pt_mean_pool(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* 
  */
 PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
 
+/* ==== CUDA (issue 7) ==== */
+/*
+ * The CUDA backend lives in a separate shared library, libpanatron_cuda (CMake option
+ * PANATRON_CUDA=ON). It does not need libpanatron or oneDNN; load it only where an NVIDIA
+ * driver is present (pt_cuda_device_count reports 0 devices, with PT_OK, where none is).
+ * Its own errors are read with pt_cuda_last_error() (same thread-local rules as
+ * pt_last_error(), a separate buffer since the two libraries are loaded independently).
+ *
+ * Device tensors are pt_tensor with device == PT_DEVICE_CUDA and data a device pointer
+ * (from pt_cuda_malloc or any cudaMalloc'd memory of the context's device). All ops are
+ * enqueued on the context's stream and return before the GPU has finished (asynchronous);
+ * pt_cuda_synchronize waits. Launch and CUDA errors detected at enqueue time are returned
+ * as PT_ERR_BACKEND with the CUDA error name; asynchronous faults surface at the next
+ * synchronizing call (pt_cuda_synchronize, pt_cuda_memcpy_d2h).
+ * A pt_cuda_ctx may be used from several host threads, but calls are serialized on its
+ * one stream; use one context per stream for concurrency.
+ */
+
+/* Properties of one CUDA device. */
+typedef struct pt_cuda_device_info {
+    char     name[256];
+    int32_t  device;              /* ordinal */
+    int32_t  cc_major, cc_minor;  /* compute capability, e.g. 9.0 for H100 */
+    int32_t  sm_count;            /* streaming multiprocessors */
+    int64_t  total_mem;           /* bytes of device memory */
+    int64_t  free_mem;            /* bytes free at the time of the call */
+    int32_t  l2_bytes;
+    int32_t  smem_per_block_optin;/* max dynamic shared memory one block can opt into */
+    int32_t  mem_bus_width;       /* bits */
+    int32_t  driver_version;      /* e.g. 13000 */
+    int32_t  runtime_version;     /* the CUDA runtime this library was built with */
+    int32_t  reserved[3];
+} pt_cuda_device_info;
+
+/* The last error message of a libpanatron_cuda call on this thread ("" if none). */
+PT_API const char* pt_cuda_last_error(void);
+
+/* Number of CUDA devices; 0 (and PT_OK) where no driver or no device is present. */
+PT_API pt_status pt_cuda_device_count(int32_t* out);
+
+/* Fills *out for device ordinal `device` (0 .. count-1). */
+PT_API pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info* out);
+
+typedef struct pt_cuda_ctx pt_cuda_ctx;
+
+typedef struct pt_cuda_ctx_params {
+    int32_t device;            /* device ordinal */
+    int32_t allow_tf32;        /* 1: f32 matmuls may round inputs to tf32 (tensor cores) */
+    int64_t workspace_bytes;   /* cuBLASLt workspace; 0: 32 MiB */
+    void*   stream;            /* a cudaStream_t to enqueue on; NULL: the context creates its own */
+} pt_cuda_ctx_params;
+
+/* Creates a context on a device: stream, cuBLASLt handle (loaded on first use), workspace,
+ * caching allocator and pinned staging buffers. params may be NULL (device 0, defaults). */
+PT_API pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params* params, pt_cuda_ctx** out);
+/* Waits for the stream, frees everything the context owns (cached device blocks included;
+ * blocks still handed out by pt_cuda_malloc are freed too). NULL is accepted. */
+PT_API pt_status pt_cuda_ctx_destroy(pt_cuda_ctx* ctx);
+/* The cudaStream_t the context enqueues on. */
+PT_API pt_status pt_cuda_ctx_stream(pt_cuda_ctx* ctx, void** out);
+/* Blocks until all work enqueued on the context's stream has finished; reports faults. */
+PT_API pt_status pt_cuda_synchronize(pt_cuda_ctx* ctx);
+
+/* Device memory from the context's caching allocator (256-byte aligned). Freed blocks go
+ * back to the cache and are reused in stream order, so a block freed after enqueuing work
+ * that reads it may be handed out again to later work on the same stream. bytes 0 gives
+ * NULL and PT_OK. */
+PT_API pt_status pt_cuda_malloc(pt_cuda_ctx* ctx, size_t bytes, void** out);
+/* Returns a block from pt_cuda_malloc to the cache; NULL is accepted. */
+PT_API pt_status pt_cuda_free(pt_cuda_ctx* ctx, void* ptr);
+/* Releases cached (unused) blocks to the driver after waiting for the stream. */
+PT_API pt_status pt_cuda_empty_cache(pt_cuda_ctx* ctx);
+/* Bytes handed out and bytes held in the cache (either pointer may be NULL). */
+PT_API pt_status pt_cuda_memory_stats(pt_cuda_ctx* ctx, int64_t* in_use, int64_t* cached);
+
+/* Host -> device copy of `bytes`. Pageable host memory goes through pinned staging buffers
+ * (double-buffered); returns once `src` may be reused (the copy itself may still run). */
+PT_API pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Device -> host copy; waits for the stream first, so earlier work is visible in `dst`. */
+PT_API pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Device -> device copy, enqueued on the stream. */
+PT_API pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Sets `bytes` of device memory to the byte `value`, enqueued (tests poison with 0xff). */
+PT_API pt_status pt_cuda_memset(pt_cuda_ctx* ctx, void* dst, int32_t value, size_t bytes);
+
+/* Timing events (cudaEvent_t, opaque here). Record enqueues on the context's stream;
+ * elapsed waits for `end` to complete and gives the milliseconds between the two records. */
+PT_API pt_status pt_cuda_event_create(pt_cuda_ctx* ctx, void** out);
+PT_API pt_status pt_cuda_event_record(pt_cuda_ctx* ctx, void* event);
+PT_API pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx* ctx, void* start, void* end, float* out_ms);
+/* NULL is accepted. */
+PT_API pt_status pt_cuda_event_destroy(pt_cuda_ctx* ctx, void* event);
+
+/*
+ * c = act(alpha * (a @ op(b)) + bias + beta * c) on the GPU, through cuBLASLt.
+ *   a    [M, K] or [B, M, K]        f32 | f16 | bf16, innermost contiguous, any row stride
+ *   b    [K, N] (trans_b=0) or [N, K] (trans_b=1, the Linear weight layout), optionally
+ *        with a leading [B]; a 2-D b is broadcast over a 3-D a's batch. Same dtype as a.
+ *   bias [N] or NULL: f32, or the dtype of c
+ *   c    [M, N] or [B, M, N]: f32 for f32 inputs; f16/bf16 inputs give c of their own dtype
+ *        or f32. Innermost contiguous. Batched (3-D) tensors need uniform batch strides.
+ * Accumulation is f32 (f16/bf16 on tensor cores; f32 exact unless the context allows tf32).
+ * Epilogues: bias, ReLU and GELU(tanh) are fused in cuBLASLt; GELU(erf) and SiLU run as a
+ * second pass over c. params may be NULL (trans_b=0, no activation, alpha=1, beta=0).
+ */
+PT_API pt_status pt_cuda_matmul(pt_cuda_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
+                                const pt_tensor* bias, pt_tensor* c, const pt_matmul_params* params);
+
+typedef struct pt_cuda_attn_params {
+    float   scale;            /* softmax scale; 0: 1/sqrt(D) */
+    int32_t causal;           /* 1: query i (of Sq) sees keys j <= i + (Sk - Sq) (bottom-right
+                                 aligned, as FlashAttention 2.1+; equal to top-left when Sq == Sk) */
+    const int32_t* cu_seqlens_q; /* varlen: device [B+1] i32 prefix sums of query lengths, or NULL */
+    const int32_t* cu_seqlens_k; /* varlen: device [B+1] i32 prefix sums of key lengths, or NULL */
+    int32_t batch;            /* varlen: number of sequences (cu_seqlens hold batch + 1 entries) */
+    int32_t max_seqlen_q;     /* varlen: upper bound of the query lengths (host value) */
+    int32_t max_seqlen_k;     /* varlen: upper bound of the key lengths (host value); decode: 0 = S_max */
+    int32_t num_splits;       /* decode: KV splits; 0 = chosen from the SM count */
+    int32_t variant;          /* 0 = automatic kernel choice (others: benchmarking only) */
+    int32_t reserved;
+} pt_cuda_attn_params;
+
+/*
+ * Flash attention forward (prefill), FlashAttention-2 tiling on tensor cores (mma.sync):
+ * out = softmax(scale * q k^T [causal mask]) v, never materializing S x S.
+ *   q    [B, Sq, Hq, D]  bf16 | f16; any strides but the innermost (contiguous). A PyTorch
+ *        [B, H, S, D] tensor is passed as its transpose(1, 2) view (strides swapped).
+ *   k, v [B, Sk, Hkv, D] same dtype; Hq % Hkv == 0 (GQA/MQA: query head h reads kv head
+ *        h / (Hq / Hkv)).
+ *   out  [B, Sq, Hq, D]  same dtype as q; innermost contiguous.
+ *   lse  [B, Hq, Sq] f32 contiguous, or NULL: log-sum-exp of the scaled scores per row
+ *        (natural log; -inf for a row that sees no key, whose output is 0).
+ *   D in {64, 80, 96, 128, 256}.
+ * Varlen (packed batches, params->cu_seqlens_q/k non-NULL): q [Tq, Hq, D], k/v [Tk, Hkv, D],
+ * out [Tq, Hq, D], lse [Hq, Tq]; sequence b < params->batch owns rows
+ * cu_seqlens[b] .. cu_seqlens[b+1]-1; max_seqlen_q/k bound the lengths (the grid is sized
+ * from them; a larger length is an error the kernel cannot report, so pass true bounds).
+ */
+PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_tensor* q, const pt_tensor* k,
+                                        const pt_tensor* v, pt_tensor* out, pt_tensor* lse,
+                                        const pt_cuda_attn_params* params);
+
+/*
+ * Decode attention against a KV cache (flash-decoding: the KV length is split across
+ * blocks, each writes a partial softmax, a second kernel combines them by log-sum-exp).
+ *   q        [B, Hq, D]             bf16 | f16, innermost contiguous (one new token per sequence)
+ *   k_cache  [B, Hkv, S_max, D]     same dtype, innermost contiguous, any outer strides
+ *   v_cache  [B, Hkv, S_max, D]
+ *   seqlens_k [B] i32 device: keys valid in each sequence's cache (1 .. S_max), the new
+ *            token's included; the query sees all of them (no mask needed).
+ *   out      [B, Hq, D]  same dtype as q.
+ *   D in {64, 80, 96, 128, 256}. Scratch for the partial results comes from the context's
+ *   allocator.
+ */
+PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
+                                           const pt_tensor* k_cache, const pt_tensor* v_cache,
+                                           const pt_tensor* seqlens_k, pt_tensor* out,
+                                           const pt_cuda_attn_params* params);
+
 /* ==== attention (issue 3) ==== */
 
 /*

@@ -577,6 +577,490 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_last_error {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_last_error");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code const char * pt_cuda_last_error()} */
+    public static FunctionDescriptor pt_cuda_last_error$descriptor() { return pt_cuda_last_error.DESC; }
+    /** Downcall handle of {@code const char * pt_cuda_last_error()} */
+    public static MethodHandle pt_cuda_last_error$handle() { return pt_cuda_last_error.HANDLE; }
+    /** Address of {@code const char * pt_cuda_last_error()} */
+    public static MemorySegment pt_cuda_last_error$address() { return pt_cuda_last_error.ADDR; }
+    /** {@snippet lang=c : const char * pt_cuda_last_error() } */
+    public static MemorySegment pt_cuda_last_error() {
+        var mh$ = pt_cuda_last_error.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_device_count {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_device_count");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static FunctionDescriptor pt_cuda_device_count$descriptor() { return pt_cuda_device_count.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static MethodHandle pt_cuda_device_count$handle() { return pt_cuda_device_count.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static MemorySegment pt_cuda_device_count$address() { return pt_cuda_device_count.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_device_count(int32_t * out) } */
+    public static int pt_cuda_device_count(MemorySegment out) {
+        var mh$ = pt_cuda_device_count.HANDLE;
+        try {
+            return (int) mh$.invokeExact(out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_device_info_get {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_device_info_get");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static FunctionDescriptor pt_cuda_device_info_get$descriptor() { return pt_cuda_device_info_get.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static MethodHandle pt_cuda_device_info_get$handle() { return pt_cuda_device_info_get.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static MemorySegment pt_cuda_device_info_get$address() { return pt_cuda_device_info_get.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out) } */
+    public static int pt_cuda_device_info_get(int device, MemorySegment out) {
+        var mh$ = pt_cuda_device_info_get.HANDLE;
+        try {
+            return (int) mh$.invokeExact(device, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static FunctionDescriptor pt_cuda_ctx_create$descriptor() { return pt_cuda_ctx_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static MethodHandle pt_cuda_ctx_create$handle() { return pt_cuda_ctx_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static MemorySegment pt_cuda_ctx_create$address() { return pt_cuda_ctx_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out) } */
+    public static int pt_cuda_ctx_create(MemorySegment params, MemorySegment out) {
+        var mh$ = pt_cuda_ctx_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(params, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_ctx_destroy$descriptor() { return pt_cuda_ctx_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_ctx_destroy$handle() { return pt_cuda_ctx_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_ctx_destroy$address() { return pt_cuda_ctx_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_ctx_destroy(MemorySegment ctx) {
+        var mh$ = pt_cuda_ctx_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_stream {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_stream");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static FunctionDescriptor pt_cuda_ctx_stream$descriptor() { return pt_cuda_ctx_stream.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static MethodHandle pt_cuda_ctx_stream$handle() { return pt_cuda_ctx_stream.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static MemorySegment pt_cuda_ctx_stream$address() { return pt_cuda_ctx_stream.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out) } */
+    public static int pt_cuda_ctx_stream(MemorySegment ctx, MemorySegment out) {
+        var mh$ = pt_cuda_ctx_stream.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_synchronize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_synchronize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_synchronize$descriptor() { return pt_cuda_synchronize.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_synchronize$handle() { return pt_cuda_synchronize.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_synchronize$address() { return pt_cuda_synchronize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_synchronize(MemorySegment ctx) {
+        var mh$ = pt_cuda_synchronize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_malloc {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_malloc");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static FunctionDescriptor pt_cuda_malloc$descriptor() { return pt_cuda_malloc.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static MethodHandle pt_cuda_malloc$handle() { return pt_cuda_malloc.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static MemorySegment pt_cuda_malloc$address() { return pt_cuda_malloc.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out) } */
+    public static int pt_cuda_malloc(MemorySegment ctx, long bytes, MemorySegment out) {
+        var mh$ = pt_cuda_malloc.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, bytes, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_free {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_free");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static FunctionDescriptor pt_cuda_free$descriptor() { return pt_cuda_free.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static MethodHandle pt_cuda_free$handle() { return pt_cuda_free.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static MemorySegment pt_cuda_free$address() { return pt_cuda_free.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr) } */
+    public static int pt_cuda_free(MemorySegment ctx, MemorySegment ptr) {
+        var mh$ = pt_cuda_free.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, ptr);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_empty_cache {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_empty_cache");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_empty_cache$descriptor() { return pt_cuda_empty_cache.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_empty_cache$handle() { return pt_cuda_empty_cache.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_empty_cache$address() { return pt_cuda_empty_cache.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_empty_cache(MemorySegment ctx) {
+        var mh$ = pt_cuda_empty_cache.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memory_stats {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memory_stats");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static FunctionDescriptor pt_cuda_memory_stats$descriptor() { return pt_cuda_memory_stats.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static MethodHandle pt_cuda_memory_stats$handle() { return pt_cuda_memory_stats.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static MemorySegment pt_cuda_memory_stats$address() { return pt_cuda_memory_stats.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached) } */
+    public static int pt_cuda_memory_stats(MemorySegment ctx, MemorySegment in_use, MemorySegment cached) {
+        var mh$ = pt_cuda_memory_stats.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, in_use, cached);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_h2d {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_h2d");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_h2d$descriptor() { return pt_cuda_memcpy_h2d.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_h2d$handle() { return pt_cuda_memcpy_h2d.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_h2d$address() { return pt_cuda_memcpy_h2d.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_h2d(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_h2d.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_d2h {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_d2h");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_d2h$descriptor() { return pt_cuda_memcpy_d2h.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_d2h$handle() { return pt_cuda_memcpy_d2h.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_d2h$address() { return pt_cuda_memcpy_d2h.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_d2h(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_d2h.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_d2d {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_d2d");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_d2d$descriptor() { return pt_cuda_memcpy_d2d.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_d2d$handle() { return pt_cuda_memcpy_d2d.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_d2d$address() { return pt_cuda_memcpy_d2d.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_d2d(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_d2d.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memset {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memset");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memset$descriptor() { return pt_cuda_memset.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static MethodHandle pt_cuda_memset$handle() { return pt_cuda_memset.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static MemorySegment pt_cuda_memset$address() { return pt_cuda_memset.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes) } */
+    public static int pt_cuda_memset(MemorySegment ctx, MemorySegment dst, int value, long bytes) {
+        var mh$ = pt_cuda_memset.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, value, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static FunctionDescriptor pt_cuda_event_create$descriptor() { return pt_cuda_event_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MethodHandle pt_cuda_event_create$handle() { return pt_cuda_event_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MemorySegment pt_cuda_event_create$address() { return pt_cuda_event_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out) } */
+    public static int pt_cuda_event_create(MemorySegment ctx, MemorySegment out) {
+        var mh$ = pt_cuda_event_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_record {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_record");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_record$descriptor() { return pt_cuda_event_record.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_record$handle() { return pt_cuda_event_record.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_record$address() { return pt_cuda_event_record.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_record(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_record.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_elapsed_ms {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_elapsed_ms");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static FunctionDescriptor pt_cuda_event_elapsed_ms$descriptor() { return pt_cuda_event_elapsed_ms.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MethodHandle pt_cuda_event_elapsed_ms$handle() { return pt_cuda_event_elapsed_ms.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MemorySegment pt_cuda_event_elapsed_ms$address() { return pt_cuda_event_elapsed_ms.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms) } */
+    public static int pt_cuda_event_elapsed_ms(MemorySegment ctx, MemorySegment start, MemorySegment end, MemorySegment out_ms) {
+        var mh$ = pt_cuda_event_elapsed_ms.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, start, end, out_ms);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_destroy$descriptor() { return pt_cuda_event_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_destroy$handle() { return pt_cuda_event_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_destroy$address() { return pt_cuda_event_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_destroy(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static FunctionDescriptor pt_cuda_matmul$descriptor() { return pt_cuda_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MethodHandle pt_cuda_matmul$handle() { return pt_cuda_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MemorySegment pt_cuda_matmul$address() { return pt_cuda_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params) } */
+    public static int pt_cuda_matmul(MemorySegment ctx, MemorySegment a, MemorySegment b, MemorySegment bias, MemorySegment c, MemorySegment params) {
+        var mh$ = pt_cuda_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, a, b, bias, c, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_flash_attn_fwd {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_flash_attn_fwd");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static FunctionDescriptor pt_cuda_flash_attn_fwd$descriptor() { return pt_cuda_flash_attn_fwd.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static MethodHandle pt_cuda_flash_attn_fwd$handle() { return pt_cuda_flash_attn_fwd.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static MemorySegment pt_cuda_flash_attn_fwd$address() { return pt_cuda_flash_attn_fwd.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params) } */
+    public static int pt_cuda_flash_attn_fwd(MemorySegment ctx, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment params) {
+        var mh$ = pt_cuda_flash_attn_fwd.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, q, k, v, out, lse, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_flash_attn_decode {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_flash_attn_decode");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static FunctionDescriptor pt_cuda_flash_attn_decode$descriptor() { return pt_cuda_flash_attn_decode.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MethodHandle pt_cuda_flash_attn_decode$handle() { return pt_cuda_flash_attn_decode.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MemorySegment pt_cuda_flash_attn_decode$address() { return pt_cuda_flash_attn_decode.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params) } */
+    public static int pt_cuda_flash_attn_decode(MemorySegment ctx, MemorySegment q, MemorySegment k_cache, MemorySegment v_cache, MemorySegment seqlens_k, MemorySegment out, MemorySegment params) {
+        var mh$ = pt_cuda_flash_attn_decode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, q, k_cache, v_cache, seqlens_k, out, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_flash_attn_fwd {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_flash_attn_fwd");
@@ -666,6 +1150,28 @@ public final class panatron_h {
         "pt_embedding",
         "pt_mean_pool",
         "pt_convert",
+        "pt_cuda_last_error",
+        "pt_cuda_device_count",
+        "pt_cuda_device_info_get",
+        "pt_cuda_ctx_create",
+        "pt_cuda_ctx_destroy",
+        "pt_cuda_ctx_stream",
+        "pt_cuda_synchronize",
+        "pt_cuda_malloc",
+        "pt_cuda_free",
+        "pt_cuda_empty_cache",
+        "pt_cuda_memory_stats",
+        "pt_cuda_memcpy_h2d",
+        "pt_cuda_memcpy_d2h",
+        "pt_cuda_memcpy_d2d",
+        "pt_cuda_memset",
+        "pt_cuda_event_create",
+        "pt_cuda_event_record",
+        "pt_cuda_event_elapsed_ms",
+        "pt_cuda_event_destroy",
+        "pt_cuda_matmul",
+        "pt_cuda_flash_attn_fwd",
+        "pt_cuda_flash_attn_decode",
         "pt_flash_attn_fwd",
         "pt_flash_attn_decode",
         "pt_kv_cache_append");
