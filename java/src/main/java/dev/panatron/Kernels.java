@@ -112,14 +112,7 @@ public final class Kernels {
         requireWholeElementStrides("matmul a", a);
         requireWholeElementStrides("matmul b", b);
         requireWholeElementStrides("matmul c", c);
-        long[] cs = c.strides();
-        long es = c.dtype().byteSize();
-        if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
-            throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
-        }
-        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
-            throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
-        }
+        requireNoSelfOverlap("matmul c", c);
         requireWritable("matmul c", c);
         requireDisjoint("matmul", c, "c", a, "a");
         requireDisjoint("matmul", c, "c", b, "b");
@@ -151,6 +144,32 @@ public final class Kernels {
             if (sh[i] > 1 && st[i] % es != 0) {
                 throw shape(what + ": stride " + st[i] + " bytes of dim " + i + " of " + t + " is not a multiple of the element size " + es);
             }
+        }
+    }
+
+    /**
+     * Rejects a view whose distinct indices could address the same bytes (an output written
+     * through it would race with itself). Sufficient test: ordering the dims of size > 1 by
+     * stride, each stride must reach past the extent of all smaller-strided dims.
+     */
+    static void requireNoSelfOverlap(String what, Tensor t) {
+        long[] sh = t.shape();
+        long[] st = t.strides();
+        int es = Math.max(1, t.dtype().byteSize());
+        java.util.List<Integer> dims = new java.util.ArrayList<>();
+        for (int i = 0; i < sh.length; i++) if (sh[i] > 1) dims.add(i);
+        dims.sort(java.util.Comparator.comparingLong(i -> st[i]));
+        long extent = es;
+        for (int i : dims) {
+            if (i == sh.length - 1 && t.dtype() == DType.U4) {
+                extent = (sh[i] + 1) / 2;
+                continue;
+            }
+            if (st[i] < extent) {
+                throw shape(what + ": " + t + " with strides " + java.util.Arrays.toString(st)
+                        + " addresses the same bytes from different indices (dim " + i + " stride " + st[i] + " < " + extent + ")");
+            }
+            extent = st[i] * (sh[i] - 1) + extent;
         }
     }
 
