@@ -9,7 +9,11 @@
 #include <string.h>
 
 #if defined(__GNUC__)
-#  define PT_HIDDEN __attribute__((visibility("hidden")))
+#  if defined(_WIN32) || defined(__CYGWIN__)
+#    define PT_HIDDEN /* PE/COFF: only PT_API (dllexport) symbols leave the DLL anyway */
+#  else
+#    define PT_HIDDEN __attribute__((visibility("hidden")))
+#  endif
 #  define PT_LIKELY(x) __builtin_expect(!!(x), 1)
 #  define PT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #  define PT_RESTRICT __restrict__
@@ -28,7 +32,9 @@
 
 /* Records a formatted message as this thread's last error and returns `status`. */
 PT_HIDDEN pt_status pt_fail(pt_status status, const char* fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+    __attribute__((format(gnu_printf, 2, 3))) /* C99 printf: __USE_MINGW_ANSI_STDIO */
+#elif defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# scripts/cross-build.sh — cross-compile the native library and its C tests, and run the tests.
+#
+#   scripts/cross-build.sh [linux-aarch64] [windows-x86_64]     (no argument: both)
+#
+#   linux-aarch64   aarch64-linux-gnu-gcc (Debian gcc-aarch64-linux-gnu); the C tests run under
+#                   qemu-user (`qemu-aarch64 -L /usr/aarch64-linux-gnu`) through ctest.
+#   windows-x86_64  x86_64-w64-mingw32-gcc (Debian mingw-w64); panatron.dll and the tests .exe
+#                   must build; the tests run under wine when it works (Debian wine64).
+#
+# Both are built without oneDNN (our own kernels only), with the CMake toolchain files in
+# cmake/toolchains/. For each target it also checks that the outputs are of the target's
+# machine type and that the library exports every function the Java bindings bind
+# (bindings/jextract.args), and that the bindings layout test (native/tests/
+# test_bindings_layout.c: struct sizes/offsets/constants of the Java bindings against this
+# compiler) is among the tests that ran.
+#
+# Environment:
+#   PT_JOBS=2            build parallelism
+#   PT_WINE=auto|require|off
+#                        auto (default): run the Windows tests under wine when a working wine64
+#                        is found, else only build them; require: fail without wine; off: skip.
+#   PT_CROSS_BUILD_ROOT  where the build folders go (default: build/)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS="${PT_JOBS:-2}"
+BUILD_ROOT="${PT_CROSS_BUILD_ROOT:-$ROOT/build}"
+PT_WINE="${PT_WINE:-auto}"
+
+say() { printf '\n=== %s\n' "$*"; }
+die() { printf 'cross-build: FAILED: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found (${2:-install it})"; }
+
+# The functions the Java bindings bind (generated from panatron.h by bindings/generate.py).
+bound_functions() {
+  awk 'prev == "--include-function" { print } { prev = $0 }' "$ROOT/bindings/jextract.args" | sort -u
+}
+
+# $1: label, $2: file with the exported pt_* names (one a line)
+check_exports() {
+  local label="$1" exported="$2" missing
+  missing=$(comm -23 <(bound_functions) <(sort -u "$exported"))
+  if [ -n "$missing" ]; then
+    die "$label does not export these functions that the Java bindings bind:"$'\n'"$missing"
+  fi
+  echo "$label exports all $(bound_functions | wc -l) bound functions"
+}
+
+# $1: build dir — ctest must know the bindings layout test, and every test must pass.
+run_ctest() {
+  local dir="$1"
+  ctest --test-dir "$dir" -N | grep -q 'test_bindings_layout' \
+    || die "test_bindings_layout is not among the tests of $dir"
+  ctest --test-dir "$dir" --output-on-failure --timeout 600
+}
+
+configure_and_build() {
+  local dir="$1" toolchain="$2"; shift 2
+  cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release \
+    -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/$toolchain" \
+    -DPANATRON_ONEDNN_ROOT= -DPANATRON_TESTS=ON -DPANATRON_BENCH=ON "$@"
+  cmake --build "$dir" --parallel "$JOBS"
+}
+
+build_linux_aarch64() {
+  say "cross: linux-aarch64 (aarch64-linux-gnu-gcc, no oneDNN, tests under qemu-aarch64)"
+  need aarch64-linux-gnu-gcc "apt-get install gcc-aarch64-linux-gnu"
+  need qemu-aarch64 "apt-get install qemu-user"
+  [ -d /usr/aarch64-linux-gnu/lib ] || die "/usr/aarch64-linux-gnu (the aarch64 sysroot) is missing"
+  local dir="$BUILD_ROOT/cross-linux-aarch64"
+  configure_and_build "$dir" aarch64-linux-gnu.cmake \
+    "-DCMAKE_CROSSCOMPILING_EMULATOR=$(command -v qemu-aarch64);-L;/usr/aarch64-linux-gnu"
+  for f in "$dir/libpanatron.so" "$dir/test_gemm" "$dir/pt-bench"; do
+    readelf -h "$f" | grep -q 'Machine:.*AArch64' || die "$f is not an AArch64 ELF file"
+  done
+  aarch64-linux-gnu-nm -D --defined-only "$dir/libpanatron.so" | awk '$3 ~ /^pt_/ { print $3 }' >"$dir/exports.txt"
+  check_exports "linux-aarch64 libpanatron.so" "$dir/exports.txt"
+  run_ctest "$dir"
+  echo "pt-bench smoke run under qemu:"
+  qemu-aarch64 -L /usr/aarch64-linux-gnu "$dir/pt-bench" --m 33 --n 17 --k 65 --reps 3 --warmup 1
+}
+
+# Prints the wine64 command when one is installed; returns 1 otherwise.
+find_wine() {
+  local w
+  for w in "${WINE:-}" "$(command -v wine64 || true)" /usr/lib/wine/wine64 /usr/lib/x86_64-linux-gnu/wine/wine64 "$(command -v wine || true)"; do
+    if [ -n "$w" ] && [ -x "$w" ]; then echo "$w"; return 0; fi
+  done
+  return 1
+}
+
+build_windows_x86_64() {
+  say "cross: windows-x86_64 (x86_64-w64-mingw32-gcc, no oneDNN)"
+  need x86_64-w64-mingw32-gcc "apt-get install mingw-w64"
+  local dir="$BUILD_ROOT/cross-windows-x86_64" wine="" emulator=()
+  if [ "$PT_WINE" != off ]; then
+    if wine=$(find_wine); then
+      # a private, headless wine prefix; no Mono/Gecko install prompts
+      export WINEPREFIX="$BUILD_ROOT/wineprefix" WINEDEBUG=-all WINEDLLOVERRIDES="mscoree=;mshtml="
+      unset DISPLAY
+      emulator=("-DCMAKE_CROSSCOMPILING_EMULATOR=$wine")
+    elif [ "$PT_WINE" = require ]; then
+      die "PT_WINE=require but no wine64 found (apt-get install wine64)"
+    fi
+  fi
+  configure_and_build "$dir" x86_64-w64-mingw32.cmake "${emulator[@]}"
+  for f in "$dir/panatron.dll" "$dir/test_gemm.exe" "$dir/pt-bench.exe"; do
+    x86_64-w64-mingw32-objdump -f "$f" | grep -q 'file format pei-x86-64' || die "$f is not a PE32+ x86-64 file"
+  done
+  echo "panatron.dll imports: $(x86_64-w64-mingw32-objdump -p "$dir/panatron.dll" | awk '/DLL Name:/ { printf "%s ", $3 }')"
+  x86_64-w64-mingw32-objdump -p "$dir/panatron.dll" \
+    | awk '/\[Ordinal\/Name Pointer\] Table/ { t = 1; next } t && /^\t\[/ { print $3 } t && /^$/ { t = 0 }' \
+    | grep '^pt_' >"$dir/exports.txt" || true
+  check_exports "windows-x86_64 panatron.dll" "$dir/exports.txt"
+  if [ ${#emulator[@]} -eq 0 ]; then
+    echo "wine: not used (PT_WINE=$PT_WINE); the Windows tests were built, not run"
+    return 0
+  fi
+  # wine's first start creates the prefix; a failure here means wine does not work headless
+  if ! timeout 300 "$wine" "$dir/test_bindings_layout.exe" >"$dir/wine-probe.log" 2>&1; then
+    cat "$dir/wine-probe.log" >&2
+    if [ "$PT_WINE" = require ]; then die "wine cannot run the Windows tests"; fi
+    echo "wine: does not work here; the Windows tests were built, not run"
+    return 0
+  fi
+  echo "running the Windows tests under $wine"
+  run_ctest "$dir"
+  echo "pt-bench smoke run under wine:"
+  "$wine" "$dir/pt-bench.exe" --m 33 --n 17 --k 65 --reps 3 --warmup 1
+}
+
+need cmake "apt-get install cmake"
+need ctest "apt-get install cmake"
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(linux-aarch64 windows-x86_64)
+for t in "${targets[@]}"; do
+  case "$t" in
+    linux-aarch64) build_linux_aarch64 ;;
+    windows-x86_64) build_windows_x86_64 ;;
+    *) die "unknown target '$t' (linux-aarch64 | windows-x86_64)" ;;
+  esac
+done
+say "cross builds OK: ${targets[*]}"
