@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
 # scripts/cross-build.sh — cross-compile the native library and its C tests, and run the tests.
 #
-#   scripts/cross-build.sh [linux-aarch64] [windows-x86_64]     (no argument: both)
+#   scripts/cross-build.sh [TARGET ...]      (no argument: all four)
 #
-#   linux-aarch64   aarch64-linux-gnu-gcc (Debian gcc-aarch64-linux-gnu); the C tests run under
-#                   qemu-user (`qemu-aarch64 -L /usr/aarch64-linux-gnu`) through ctest.
-#   windows-x86_64  x86_64-w64-mingw32-gcc (Debian mingw-w64); panatron.dll and the tests .exe
-#                   must build; the tests run under wine when it works (Debian wine64).
+#   linux-aarch64          aarch64-linux-gnu-gcc (Debian gcc-aarch64-linux-gnu), own kernels only;
+#                          the C tests run under qemu-user (`qemu-aarch64 -L /usr/aarch64-linux-gnu`).
+#   linux-aarch64-onednn   the same, linked with oneDNN from the org.bytedeco:dnnl linux-arm64 jar.
+#   windows-x86_64         x86_64-w64-mingw32-gcc (Debian mingw-w64), own kernels only:
+#                          panatron.dll and the test .exe must build; the tests run under wine
+#                          (Debian wine64) when it works.
+#   windows-x86_64-onednn  the same, linked with dnnl.dll from the windows-x86_64 jar, with the
+#                          MSVC runtime it imports (vcomp140, msvcp140, vcruntime140*) from
+#                          org.bytedeco:javacpp beside it: the file set the Windows jar ships.
 #
-# Both are built without oneDNN (our own kernels only), with the CMake toolchain files in
-# cmake/toolchains/. For each target it also checks that the outputs are of the target's
-# machine type and that the library exports every function the Java bindings bind
+# Toolchain files: cmake/toolchains/. For each target it also checks that the outputs are of the
+# target's machine type, that the library exports every function the Java bindings bind
 # (bindings/jextract.args), and that the bindings layout test (native/tests/
 # test_bindings_layout.c: struct sizes/offsets/constants of the Java bindings against this
-# compiler) is among the tests that ran.
+# compiler) is among the tests that ran. The oneDNN jars are unpacked by ./mvnw into build/onednn
+# (the folder the Maven build uses).
 #
 # Environment:
 #   PT_JOBS=2            build parallelism
@@ -50,8 +55,9 @@ check_exports() {
 # $1: build dir — ctest must know the bindings layout test, and every test must pass.
 run_ctest() {
   local dir="$1"
-  ctest --test-dir "$dir" -N | grep -q 'test_bindings_layout' \
-    || die "test_bindings_layout is not among the tests of $dir"
+  local listed
+  listed=$(ctest --test-dir "$dir" -N)
+  grep -q 'test_bindings_layout' <<<"$listed" || die "test_bindings_layout is not among the tests of $dir"
   ctest --test-dir "$dir" --output-on-failure --timeout 600
 }
 
@@ -59,21 +65,50 @@ configure_and_build() {
   local dir="$1" toolchain="$2"; shift 2
   cmake -S "$ROOT" -B "$dir" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_TOOLCHAIN_FILE="$ROOT/cmake/toolchains/$toolchain" \
-    -DPANATRON_ONEDNN_ROOT= -DPANATRON_TESTS=ON -DPANATRON_BENCH=ON "$@"
+    -DPANATRON_TESTS=ON -DPANATRON_BENCH=ON "$@"
   cmake --build "$dir" --parallel "$JOBS"
 }
 
+pom_property() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" "$ROOT/pom.xml" | head -1; }
+
+# $1: groupId:artifactId:version:classifier, $2: output folder, $3: includes — through ./mvnw
+# (Maven Central, the same local repository as the build).
+unpack_jar() {
+  "$ROOT/mvnw" -q -B -N -f "$ROOT/pom.xml" org.apache.maven.plugins:maven-dependency-plugin:3.8.1:unpack \
+    "-Dartifact=${1%:*}:jar:${1##*:}" "-DoutputDirectory=$2" "-Dmdep.unpack.includes=$3" \
+    "-Dmdep.unpack.excludes=**/libjnidnnl*,**/jnidnnl*" \
+    || die "cannot fetch/unpack $1 from Maven Central"
+}
+
+# $1: javacpp classifier; prints the unpacked oneDNN folder
+onednn_root() {
+  local dir="$ROOT/build/onednn/org/bytedeco/dnnl/$1"
+  if [ ! -d "$dir/include" ]; then
+    unpack_jar "org.bytedeco:dnnl:$(pom_property dnnl.version):$1" "$ROOT/build/onednn" "org/bytedeco/dnnl/$1/**" >&2
+  fi
+  echo "$dir"
+}
+
 build_linux_aarch64() {
-  say "cross: linux-aarch64 (aarch64-linux-gnu-gcc, no oneDNN, tests under qemu-aarch64)"
+  local onednn="$1" dir="$BUILD_ROOT/cross-linux-aarch64" root=""
   need aarch64-linux-gnu-gcc "apt-get install gcc-aarch64-linux-gnu"
   need qemu-aarch64 "apt-get install qemu-user"
   [ -d /usr/aarch64-linux-gnu/lib ] || die "/usr/aarch64-linux-gnu (the aarch64 sysroot) is missing"
-  local dir="$BUILD_ROOT/cross-linux-aarch64"
-  configure_and_build "$dir" aarch64-linux-gnu.cmake \
+  if [ "$onednn" = 1 ]; then
+    say "cross: linux-aarch64 + oneDNN (linux-arm64 jar), tests under qemu-aarch64"
+    root=$(onednn_root linux-arm64)
+    dir="$dir-onednn"
+  else
+    say "cross: linux-aarch64 (aarch64-linux-gnu-gcc, no oneDNN, tests under qemu-aarch64)"
+  fi
+  configure_and_build "$dir" aarch64-linux-gnu.cmake "-DPANATRON_ONEDNN_ROOT=$root" \
     "-DCMAKE_CROSSCOMPILING_EMULATOR=$(command -v qemu-aarch64);-L;/usr/aarch64-linux-gnu"
   for f in "$dir/libpanatron.so" "$dir/test_gemm" "$dir/pt-bench"; do
-    readelf -h "$f" | grep -q 'Machine:.*AArch64' || die "$f is not an AArch64 ELF file"
+    grep -q 'Machine:.*AArch64' <<<"$(readelf -h "$f")" || die "$f is not an AArch64 ELF file"
   done
+  if [ "$onednn" = 1 ]; then
+    [ -f "$dir/libdnnl.so.3" ] && [ -f "$dir/libgomp.so.1" ] || die "libdnnl.so.3/libgomp.so.1 not beside libpanatron.so"
+  fi
   aarch64-linux-gnu-nm -D --defined-only "$dir/libpanatron.so" | awk '$3 ~ /^pt_/ { print $3 }' >"$dir/exports.txt"
   check_exports "linux-aarch64 libpanatron.so" "$dir/exports.txt"
   run_ctest "$dir"
@@ -91,9 +126,20 @@ find_wine() {
 }
 
 build_windows_x86_64() {
-  say "cross: windows-x86_64 (x86_64-w64-mingw32-gcc, no oneDNN)"
+  local onednn="$1" dir="$BUILD_ROOT/cross-windows-x86_64" wine="" root="" runtime="" emulator=()
   need x86_64-w64-mingw32-gcc "apt-get install mingw-w64"
-  local dir="$BUILD_ROOT/cross-windows-x86_64" wine="" emulator=()
+  if [ "$onednn" = 1 ]; then
+    say "cross: windows-x86_64 + oneDNN (dnnl.dll of the windows-x86_64 jar + MSVC runtime)"
+    root=$(onednn_root windows-x86_64)
+    runtime="$ROOT/build/msvc-runtime/org/bytedeco/javacpp/windows-x86_64"
+    if [ ! -f "$runtime/vcomp140.dll" ]; then
+      unpack_jar "org.bytedeco:javacpp:$(pom_property javacpp.version):windows-x86_64" "$ROOT/build/msvc-runtime" \
+        "**/vcruntime140.dll,**/vcruntime140_1.dll,**/msvcp140.dll,**/vcomp140.dll"
+    fi
+    dir="$dir-onednn"
+  else
+    say "cross: windows-x86_64 (x86_64-w64-mingw32-gcc, no oneDNN)"
+  fi
   if [ "$PT_WINE" != off ]; then
     if wine=$(find_wine); then
       # a private, headless wine prefix; no Mono/Gecko install prompts
@@ -104,10 +150,16 @@ build_windows_x86_64() {
       die "PT_WINE=require but no wine64 found (apt-get install wine64)"
     fi
   fi
-  configure_and_build "$dir" x86_64-w64-mingw32.cmake "${emulator[@]}"
+  configure_and_build "$dir" x86_64-w64-mingw32.cmake "-DPANATRON_ONEDNN_ROOT=$root" \
+    "-DPANATRON_RUNTIME_DIR=$runtime" "${emulator[@]}"
   for f in "$dir/panatron.dll" "$dir/test_gemm.exe" "$dir/pt-bench.exe"; do
-    x86_64-w64-mingw32-objdump -f "$f" | grep -q 'file format pei-x86-64' || die "$f is not a PE32+ x86-64 file"
+    grep -q 'file format pei-x86-64' <<<"$(x86_64-w64-mingw32-objdump -f "$f")" || die "$f is not a PE32+ x86-64 file"
   done
+  if [ "$onednn" = 1 ]; then
+    for f in dnnl.dll vcomp140.dll msvcp140.dll vcruntime140.dll vcruntime140_1.dll; do
+      [ -f "$dir/$f" ] || die "$f not beside panatron.dll"
+    done
+  fi
   echo "panatron.dll imports: $(x86_64-w64-mingw32-objdump -p "$dir/panatron.dll" | awk '/DLL Name:/ { printf "%s ", $3 }')"
   x86_64-w64-mingw32-objdump -p "$dir/panatron.dll" \
     | awk '/\[Ordinal\/Name Pointer\] Table/ { t = 1; next } t && /^\t\[/ { print $3 } t && /^$/ { t = 0 }' \
@@ -133,12 +185,14 @@ build_windows_x86_64() {
 need cmake "apt-get install cmake"
 need ctest "apt-get install cmake"
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(linux-aarch64 windows-x86_64)
+[ ${#targets[@]} -gt 0 ] || targets=(linux-aarch64 linux-aarch64-onednn windows-x86_64 windows-x86_64-onednn)
 for t in "${targets[@]}"; do
   case "$t" in
-    linux-aarch64) build_linux_aarch64 ;;
-    windows-x86_64) build_windows_x86_64 ;;
-    *) die "unknown target '$t' (linux-aarch64 | windows-x86_64)" ;;
+    linux-aarch64) build_linux_aarch64 0 ;;
+    linux-aarch64-onednn) build_linux_aarch64 1 ;;
+    windows-x86_64) build_windows_x86_64 0 ;;
+    windows-x86_64-onednn) build_windows_x86_64 1 ;;
+    *) die "unknown target '$t' (linux-aarch64[-onednn] | windows-x86_64[-onednn])" ;;
   esac
 done
 say "cross builds OK: ${targets[*]}"
