@@ -3,8 +3,18 @@
 # (/usr/lib/jvm, /opt, macOS JavaVirtualMachines, SDKMAN). The newest suitable JDK wins.
 # Prints a clear message and returns 1 when none is found. Also exports PT_JAVA_MAJOR.
 pt_java_major() {
-  # $1: a java executable; prints its feature version (17, 22, 25, ...) or nothing
-  "$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -1
+  # $1: a java executable; prints its feature version (17, 22, 25, ...) or nothing. Reads the
+  # JDK's `release` file (every JDK >= 9 has one: no JVM start, so discovery stays instant);
+  # asks the JVM itself only when that file is missing.
+  local home v=""
+  home=$(dirname "$(dirname "$1")")
+  if [ -r "$home/release" ]; then
+    v=$(sed -n 's/^JAVA_VERSION="\([0-9][0-9]*\).*/\1/p' "$home/release" | head -1)
+  fi
+  if [ -z "$v" ]; then
+    v=$("$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9][0-9]*\).*/\1/p' | head -1)
+  fi
+  echo "$v"
 }
 pt_find_jdk() {
   case $- in *f*) set +f; pt_find_jdk_impl; local rc=$?; set -f; return $rc ;; esac
