@@ -10,27 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-/* A monotonic clock in seconds: QueryPerformanceCounter on Windows (MSVC has no
- * clock_gettime), CLOCK_MONOTONIC elsewhere (Linux, macOS 10.12+). */
-#if defined(_WIN32)
-#  define WIN32_LEAN_AND_MEAN
-#  include <windows.h>
-static double now_s(void) {
-    static LARGE_INTEGER freq;
-    LARGE_INTEGER t;
-    if (!freq.QuadPart) QueryPerformanceFrequency(&freq);
-    QueryPerformanceCounter(&t);
-    return (double)t.QuadPart / (double)freq.QuadPart;
-}
-#else
-#  include <time.h>
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
-#endif
 
 static int cmp_d(const void* a, const void* b) {
     double x = *(const double*)a, y = *(const double*)b;
