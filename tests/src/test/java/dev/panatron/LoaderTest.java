@@ -41,9 +41,15 @@ class LoaderTest {
     private static final String PLATFORM = Native.platform();
     private static final String LIB = Native.libraryFiles(PLATFORM).getLast();
     private static final String RESOURCE = "/dev/panatron/native/" + PLATFORM + "/" + LIB;
-    /** The CMake build folder of this build (build/native, or build/native-plain without oneDNN). */
-    private static final Path NATIVE_DIR = Path.of(System.getProperty("panatron.test.native.dir", "../build/native"))
-            .toAbsolutePath().normalize();
+    /** The folder of the built library: build/native (build/native-plain without oneDNN), or its
+     *  Release/ subfolder with a multi-config generator (Visual Studio). */
+    private static final Path NATIVE_DIR = nativeDir();
+
+    private static Path nativeDir() {
+        Path dir = Path.of(System.getProperty("panatron.test.native.dir", "../build/native")).toAbsolutePath().normalize();
+        Path release = dir.resolve("Release");
+        return !Files.isRegularFile(dir.resolve(LIB)) && Files.isRegularFile(release.resolve(LIB)) ? release : dir;
+    }
 
     /** Runs in the forked JVMs: loads the library, prints where from, makes two downcalls. */
     public static final class Probe {
