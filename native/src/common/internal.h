@@ -24,6 +24,27 @@
 #  define PT_RESTRICT __restrict
 #endif
 
+/* Portable spellings of the GNU C extensions kernels use, so that MSVC compiles them too:
+ *   _Alignas(64) float buf[64];       (C11; not __attribute__((aligned(64))) after the name)
+ *   static PT_ALWAYS_INLINE void f(void);
+ *   PT_UNROLL(8) for (...)            (#pragma GCC unroll 8 / clang's #pragma unroll; else nothing) */
+#if defined(__GNUC__)
+#  define PT_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define PT_ALWAYS_INLINE __forceinline
+#else
+#  define PT_ALWAYS_INLINE inline
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#  define PT_PRAGMA_(x) _Pragma(#x)
+#  define PT_UNROLL(n) PT_PRAGMA_(GCC unroll n)
+#elif defined(__clang__)
+#  define PT_PRAGMA_(x) _Pragma(#x)
+#  define PT_UNROLL(n) PT_PRAGMA_(unroll n)
+#else
+#  define PT_UNROLL(n)
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #  define PT_X86 1
 #else
