@@ -133,7 +133,7 @@ find_wine() {
 
 build_windows_x86_64() {
   local onednn="$1" dir="$BUILD_ROOT/cross-windows-x86_64" wine="" root="" runtime="" emulator=()
-  need x86_64-w64-mingw32-gcc "apt-get install mingw-w64"
+  command -v x86_64-w64-mingw32-gcc-posix >/dev/null 2>&1 || need x86_64-w64-mingw32-gcc "apt-get install gcc-mingw-w64-x86-64-posix"
   if [ "$onednn" = 1 ]; then
     say "cross: windows-x86_64 + oneDNN (dnnl.dll of the windows-x86_64 jar + MSVC runtime)"
     root=$(onednn_root windows-x86_64)
