@@ -15,7 +15,7 @@
 #
 # Toolchain files: cmake/toolchains/. For each target it also checks that the outputs are of the
 # target's machine type, that the library exports every function the Java bindings bind
-# (bindings/jextract.args), and that the bindings layout test (native/tests/
+# (bindings/jextract.args; pt_cuda_* belong to libpanatron_cuda, not built here), and that the bindings layout test (native/tests/
 # test_bindings_layout.c: struct sizes/offsets/constants of the Java bindings against this
 # compiler) is among the tests that ran. The oneDNN jars are unpacked by ./mvnw into build/onednn
 # (the folder the Maven build uses).
@@ -41,9 +41,11 @@ say() { printf '\n=== %s\n' "$*"; }
 die() { printf 'cross-build: FAILED: %s\n' "$*" >&2; exit 1; }
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found (${2:-install it})"; }
 
-# The functions the Java bindings bind (generated from panatron.h by bindings/generate.py).
+# The functions the Java bindings bind (generated from panatron.h by bindings/generate.py) that
+# libpanatron must export: all but pt_cuda_*, which live in the separate libpanatron_cuda.
 bound_functions() {
-  awk 'prev == "--include-function" { print } { prev = $0 }' "$ROOT/bindings/jextract.args" | sort -u
+  awk 'prev == "--include-function" { print } { prev = $0 }' "$ROOT/bindings/jextract.args" \
+    | grep -v '^pt_cuda_' | sort -u
 }
 
 # $1: label, $2: file with the exported pt_* names (one a line)

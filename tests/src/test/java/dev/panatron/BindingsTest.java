@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeFalse;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panatron.ffm.panatron_h;
 import java.io.IOException;
@@ -35,8 +37,10 @@ import org.junit.jupiter.api.Test;
  * The generated FFM bindings (bindings/, made by bindings/generate.py from panatron.h) against
  * the library actually loaded and against the C compiler:
  * <ul>
- *   <li>every function in {@code panatron_h.FUNCTIONS} is exported by the loaded library file, and
- *       its downcall handle links with the generated descriptor;</li>
+ *   <li>every function in {@code panatron_h.FUNCTIONS} is exported by the library it belongs to:
+ *       {@code pt_cuda_*} by libpanatron_cuda (the separate CUDA library, checked when the build
+ *       folder has one: {@code -DPANATRON_CUDA=ON}), every other one by the loaded libpanatron;
+ *       and its downcall handle links with the generated descriptor;</li>
  *   <li>the bound functions are exactly the {@code PT_API} declarations of panatron.h;</li>
  *   <li>struct sizes, field offsets and constants of the Java classes equal the numbers that
  *       native/tests/test_bindings_layout.c (generated together with the bindings) asserts
@@ -46,6 +50,22 @@ import org.junit.jupiter.api.Test;
  */
 class BindingsTest {
     private static final Path ROOT = Path.of(System.getProperty("panatron.test.root", "..")).toAbsolutePath().normalize();
+    /** Functions of the separate CUDA library (panatron.h, "CUDA" section). */
+    private static final String CUDA_PREFIX = "pt_cuda_";
+
+    private static boolean isCuda(String function) {
+        return function.startsWith(CUDA_PREFIX);
+    }
+
+    /** libpanatron_cuda in the CMake build folder, or null when it was not built. */
+    private static Path cudaLibrary() {
+        Path dir = Path.of(System.getProperty("panatron.test.native.dir", "../build/native")).toAbsolutePath().normalize();
+        for (String name : List.of("libpanatron_cuda.so", "libpanatron_cuda.dylib", "panatron_cuda.dll",
+                "Release/panatron_cuda.dll")) {
+            if (Files.isRegularFile(dir.resolve(name))) return dir.resolve(name);
+        }
+        return null;
+    }
 
     @BeforeAll
     static void load() {
@@ -53,20 +73,41 @@ class BindingsTest {
     }
 
     @Test
-    void everyBoundFunctionIsExportedByTheLoadedLibraryFile() {
+    void everyBoundCpuFunctionIsExportedByTheLoadedLibraryFile() {
         String from = Native.loadedFrom();
         List<String> missing = new ArrayList<>();
+        List<String> cudaInCpu = new ArrayList<>();
         try (Arena arena = Arena.ofConfined()) {
             // look up in that one file, not through the class loader (which sees all it loaded)
             SymbolLookup lookup = "system".equals(from) ? SymbolLookup.loaderLookup()
                     : SymbolLookup.libraryLookup(Path.of(from), arena);
             for (String name : panatron_h.FUNCTIONS) {
-                if (lookup.find(name).isEmpty()) missing.add(name);
+                boolean found = lookup.find(name).isPresent();
+                if (!isCuda(name) && !found) missing.add(name);
+                if (isCuda(name) && found && !"system".equals(from)) cudaInCpu.add(name);
             }
         }
         assertTrue(missing.isEmpty(), () -> "declared in panatron.h and bound in panatron_h, but not exported by "
                 + from + ": " + missing + " (not implemented yet, or missing PT_API?)");
-        assertFalse(panatron_h.FUNCTIONS.isEmpty(), "panatron_h.FUNCTIONS is empty");
+        assertTrue(cudaInCpu.isEmpty(), () -> "the CPU library " + from + " exports CUDA functions " + cudaInCpu
+                + " (they belong to libpanatron_cuda)");
+        assertFalse(panatron_h.FUNCTIONS.stream().filter(n -> !isCuda(n)).toList().isEmpty(), "no CPU functions bound");
+    }
+
+    @Test
+    void everyBoundCudaFunctionIsExportedByLibpanatronCuda() {
+        List<String> cuda = panatron_h.FUNCTIONS.stream().filter(BindingsTest::isCuda).toList();
+        assumeFalse(cuda.isEmpty(), "no CUDA functions bound");
+        Path lib = cudaLibrary();
+        assumeTrue(lib != null, "libpanatron_cuda was not built (cmake -DPANATRON_CUDA=ON): "
+                + cuda.size() + " pt_cuda_* functions not checked against a library");
+        assumeTrue(cudaLoaded(), "cannot load " + lib + " here");
+        List<String> missing = new ArrayList<>();
+        try (Arena arena = Arena.ofConfined()) {
+            SymbolLookup lookup = SymbolLookup.libraryLookup(lib, arena);
+            for (String name : cuda) if (lookup.find(name).isEmpty()) missing.add(name);
+        }
+        assertTrue(missing.isEmpty(), () -> lib + " does not export " + missing);
     }
 
     @Test
@@ -74,6 +115,8 @@ class BindingsTest {
         Linker linker = Linker.nativeLinker();
         List<String> problems = new ArrayList<>();
         for (String name : panatron_h.FUNCTIONS) {
+            // pt_cuda_* resolve only once libpanatron_cuda is loaded (never on the CPU path)
+            if (isCuda(name) && !cudaLoaded()) continue;
             try {
                 FunctionDescriptor desc = (FunctionDescriptor) call(name + "$descriptor");
                 MemorySegment addr = (MemorySegment) call(name + "$address");
@@ -171,6 +214,22 @@ class BindingsTest {
             if (v != e.getValue()) problems.add(e.getKey() + " = " + v + ", C: " + e.getValue());
         }
         if (!problems.isEmpty()) fail("bindings disagree with test_bindings_layout.c:\n  " + String.join("\n  ", problems));
+    }
+
+    private static Boolean cudaLoaded;
+
+    /** Loads libpanatron_cuda of the build folder into this JVM, when it was built and loads. */
+    private static synchronized boolean cudaLoaded() {
+        if (cudaLoaded == null) {
+            Path lib = cudaLibrary();
+            try {
+                if (lib != null) System.load(lib.toString());
+                cudaLoaded = lib != null;
+            } catch (UnsatisfiedLinkError e) {
+                cudaLoaded = false;
+            }
+        }
+        return cudaLoaded;
     }
 
     private static Object call(String method) throws ReflectiveOperationException {
