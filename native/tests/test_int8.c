@@ -2,8 +2,8 @@
  * double-precision reference of the SAME quantized math, written plainly here: the weight and
  * activation quantization (absmax, round half to even of the f32 product), the exact integer
  * dot products, the f32 outlier columns and the dequantizing outer product of the scales.
- * Random inputs with planted outlier columns, odd sizes, NaN-poisoned outputs, the VNNI and
- * the portable micro kernels, and bad arguments. */
+ * Random inputs with planted outlier columns, odd sizes, NaN-poisoned outputs, the AMX, VNNI
+ * and portable micro kernels, and bad arguments. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -25,7 +25,8 @@ static double gelu(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
 typedef struct { const char* name; uint32_t disable; int threads; } config;
 static const config CONFIGS[] = {
-    {"AVX512-VNNI", 0, 2},
+    {"default (AMX-INT8 where present)", 0, 2},
+    {"AVX512-VNNI", PT_CPU_AMX_INT8, 2},
     {"portable", PT_CPU_AVX512F | PT_CPU_AVX512_VNNI | PT_CPU_AVX2, 2},
     {"VNNI, 1 thread", 0, 1},
 };

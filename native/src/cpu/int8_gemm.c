@@ -119,6 +119,9 @@ typedef struct {
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
     pt_i8_micro_fn micro;
+    int32_t mr;               /* rows per micro call */
+    int32_t amx;
+    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
     volatile int failed;
 } i8_arg;
 
@@ -171,7 +174,7 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
             v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v; /* only rounding of amax * inv can reach past */
             q[j] = (uint8_t)((int32_t)v + 128);
         }
-        for (int64_t j = k; j < g->k4; j++) q[j] = 128;
+        for (int64_t j = k; j < g->lda; j++) q[j] = 128;
         float* xo = g->xo + r * g->no;
         for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
     }
@@ -187,38 +190,43 @@ static float wo_value(const i8_arg* g, int64_t n, int64_t col) {
 
 static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
-    const int64_t k = g->k, k4 = g->k4;
-    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)(k4 > 0 ? k4 : 4) * PT_I8_NB);
+    const int64_t k = g->k;
+    const int64_t kp = g->kp;
+    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)(kp > 0 ? kp : 64) * PT_I8_NB);
     float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
     if (!bp || !wop) { g->failed = 1; return; }
     int32_t colsum[PT_I8_NB];
     float wsc[PT_I8_NB], bias[PT_I8_NB];
-    int32_t acc[PT_I8_MR * PT_I8_NB];
+    int32_t acc[PT_I8_MR_MAX * PT_I8_NB];
     float tmp[PT_I8_NB];
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->amx) pt_i8_amx_begin();
+#endif
     for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t n0 = blk * PT_I8_NB;
         const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
-        memset(bp, 0, (size_t)k4 * PT_I8_NB);
+        const int64_t kfull = k & ~(int64_t)3;
+        if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
         for (int j = 0; j < PT_I8_NB; j++) {
             colsum[j] = 0;
             wsc[j] = 0.0f;
             bias[j] = 0.0f;
             if (j >= nb) continue;
             const int8_t* w = (const int8_t*)pt_row_ptr(g->wq, n0 + j);
+            int8_t* d = bp + j * 4;
+            for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
+            for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
             int32_t s = 0;
-            for (int64_t p = 0; p < k; p++) {
-                bp[(p >> 2) * 4 * PT_I8_NB + j * 4 + (p & 3)] = w[p];
-                s += w[p];
-            }
+            for (int64_t p = 0; p < k; p++) s += w[p];
             colsum[j] = s;
             wsc[j] = g->wscale[(n0 + j) * g->wscale_stride];
             if (g->bias) bias[j] = g->bias[(n0 + j) * g->bias_stride];
         }
         for (int64_t o = 0; o < g->no; o++)
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
-        for (int64_t m0 = 0; m0 < g->m; m0 += PT_I8_MR) {
-            const int mr = (int)(g->m - m0 < PT_I8_MR ? g->m - m0 : PT_I8_MR);
-            g->micro(k4, g->aq + m0 * g->lda, g->lda, mr, bp, acc);
+        for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
+            const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
+            g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bp, acc);
             for (int r = 0; r < mr; r++) {
                 const int64_t row = m0 + r;
                 const int32_t* c = acc + r * PT_I8_NB;
@@ -238,6 +246,9 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
             }
         }
     }
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->amx) pt_i8_amx_end();
+#endif
 }
 
 /* W8A32: a block of 64 channels dequantized to f32 [k][64] in scratch, 4 rows of x at a time. */
@@ -343,8 +354,16 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.bias = bias ? (const float*)bias->data : NULL; g.bias_stride = bias && n > 1 ? bias->stride[0] / 4 : 0;
     g.act = p.activation; g.mode = p.mode; g.thr = p.threshold;
     g.micro = pt_i8_micro_portable;
+    g.mr = PT_I8_MR;
+    g.kp = g.k4;
 #if defined(PT_HAVE_X86_KERNELS)
     if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) g.micro = pt_i8_micro_vnni;
+    if (ctx->caps & PT_CPU_AMX_INT8) {
+        g.micro = pt_i8_micro_amx;
+        g.mr = PT_I8_MR_MAX;
+        g.amx = 1;
+        g.kp = g.lda; /* K padded to 64 */
+    }
 #endif
     const int64_t nblk = ceil_div(n, PT_I8_NB);
     const double flops = 2.0 * (double)m * (double)n * (double)(k > 0 ? k : 1);
@@ -369,7 +388,8 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
     }
     /* 2. quantized rows (slot 0, read by every worker in step 3) */
-    size_t abytes = (size_t)m * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
+    const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
+    size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
     char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * (sizeof(float) + 1) + 256);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
                             (long long)m, (long long)k);
@@ -377,6 +397,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
     g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
     g.bad = (uint8_t*)(g.sx + m);
+    if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
     pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     /* 3. int8 GEMM + epilogue over blocks of 64 output channels */

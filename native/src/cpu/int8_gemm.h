@@ -13,13 +13,18 @@
 #include "common/internal.h"
 
 #define PT_I8_NB 64
-#define PT_I8_MR 6
+#define PT_I8_MR 6      /* VNNI and portable tile rows */
+#define PT_I8_MR_MAX 32 /* AMX tile rows */
 
 typedef void (*pt_i8_micro_fn)(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b,
                                int32_t* acc /* [mr][64] */);
 
 PT_HIDDEN void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 #if defined(PT_HAVE_X86_KERNELS)
+/* AMX: K padded to 64 (k argument = k64), A with 32 readable rows; begin/end per thread */
+PT_HIDDEN void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
+PT_HIDDEN void pt_i8_amx_begin(void);
+PT_HIDDEN void pt_i8_amx_end(void);
 PT_HIDDEN void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 #endif
 #endif
