@@ -2,11 +2,15 @@
  * f32 dense matmul (pt_matmul through oneDNN), in the same run, interleaved.
  *
  *   pt-bench --op int8 [--m 16,128,512] [--kn 768x3072,3072x768,768x768] [--outliers F]
- *            [--threads T] [--reps R] [--min-ms MS] [--json]
+ *            [--threads T] [--reps R] [--min-ms MS] [--clock wall|cpu] [--json]
+ *
+ * --clock cpu times with the process CPU clock: on a loaded machine, run it with --threads 1
+ * and OMP_NUM_THREADS=1 (oneDNN then runs on the calling thread too) to ignore preemption.
  *
  * Shapes: y[M,N] = x[M,K] @ W[N,K]^T + bias (BERT-base: K,N in {768, 3072}). --outliers F
  * (default 0.005) plants F*K outlier feature columns (|x| in [8, 16] in every 4th row).
- * Ours: activation quantization + outlier detection per call, as a model would run it.
+ * Ours: activation quantization + outlier detection per call, as a model would run it; the
+ * weight quantized and packed once (pt_pack_int8_weight).
  * oneDNN s8: src s8 [M,K] already quantized (its quantization is NOT timed: a lower bound for
  * its cost), weights s8 in oneDNN's preferred (prepacked) layout, f32 dst with src/weight
  * scales and bias. Each repeat times enough calls to last --min-ms; the methods are
@@ -22,9 +26,10 @@
 #  include <oneapi/dnnl/dnnl.h>
 #endif
 
+static int qcpu = 0; /* --clock cpu: process CPU time (use with --threads 1 and OMP_NUM_THREADS=1) */
 static double qnow(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(qcpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 static int qcmp(const void* a, const void* b) {
@@ -193,6 +198,7 @@ int pt_bench_quant(int argc, char** argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
         else if (!strcmp(argv[i], "--min-ms")) min_ms = atof(v), i++;
         else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--clock")) qcpu = !strcmp(v, "cpu"), i++;
         else if (!strcmp(argv[i], "--op")) i++;
         else { fprintf(stderr, "pt-bench --op int8: unknown option %s\n", argv[i]); return 2; }
     }
@@ -235,8 +241,15 @@ int pt_bench_quant(int argc, char** argv) {
             c.x = qt(x, PT_F32, m, k); c.w = qt(w, PT_F32, n, k); c.wq = qt(wq, PT_I8, n, k);
             c.ws = qv(ws, n); c.bias = qv(bias, n); c.y = qt(y, PT_F32, m, n);
             if (pt_quantize_int8_weight(ctx, &c.w, &c.wq, &c.ws) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
-            c.llm = (pt_int8_matmul_params){PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0};
-            c.w8 = (pt_int8_matmul_params){PT_INT8_W8A8, PT_ACT_NONE, 6.0f, 0};
+            /* the weight is quantized and packed once, like oneDNN's reordered weight */
+            int64_t pbytes = pt_int8_packed_bytes(n, k);
+            int8_t* packed = malloc((size_t)pbytes);
+            pt_tensor tp;
+            memset(&tp, 0, sizeof tp);
+            tp.data = packed; tp.dtype = PT_I8; tp.ndim = 1; tp.shape[0] = pbytes; tp.stride[0] = 1;
+            if (pt_pack_int8_weight(ctx, &c.wq, &tp) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+            c.llm = (pt_int8_matmul_params){PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0, &tp};
+            c.w8 = (pt_int8_matmul_params){PT_INT8_W8A8, PT_ACT_NONE, 6.0f, 0, &tp};
             c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
 #if defined(PT_BENCH_ONEDNN)
             dnnl_setup(&c, m, n, k, wq, ws, bias);
@@ -284,7 +297,7 @@ int pt_bench_quant(int argc, char** argv) {
             dnnl_stream_destroy(c.strm);
             dnnl_engine_destroy(c.eng);
 #endif
-            free(x); free(w); free(wq); free(ws); free(bias); free(y);
+            free(packed); free(x); free(w); free(wq); free(ws); free(bias); free(y);
         }
     if (json) printf("\n]\n");
     pt_ctx_destroy(ctx);

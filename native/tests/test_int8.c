@@ -120,7 +120,14 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
         }
     }
     pt_test_poison(y, 4 * (size_t)(m * n));
-    pt_int8_matmul_params prm = {mode, act, 0.0f, 0};
+    pt_int8_matmul_params prm = {mode, act, 0.0f, 0, NULL};
+    int64_t pb = pt_int8_packed_bytes(n, k);
+    int8_t* packed = malloc((size_t)pb);
+    pt_tensor tp = pt_test_tensor(packed, PT_I8, 1, &pb);
+    if (bias_on) { /* half the cases on a weight packed once */
+        EXPECT_OK(pt_pack_int8_weight(ctx, &twq, &tp));
+        prm.w_packed = &tp;
+    }
     pt_tensor two = tw;
     EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, use_wo ? &two : NULL, bias_on ? &tb : NULL, &ty, &prm));
     for (int64_t i = 0; i < m * n; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
@@ -128,7 +135,7 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     double err = pt_test_err(yf, ref, (size_t)(m * n), tol * 4, tol);
     EXPECT(err <= 1.0, "%s: mode %d M=%lld K=%lld N=%lld xbf=%d ybf=%d wo=%d bias=%d act=%d outliers=%d: err %.3g", cname, mode,
            (long long)m, (long long)k, (long long)n, xbf, ybf, use_wo, bias_on, act, nO, err);
-    free(outl); free(w); free(x); free(xb); free(wq); free(ws); free(bias); free(y); free(yf); free(ref);
+    free(packed); free(outl); free(w); free(x); free(xb); free(wq); free(ws); free(bias); free(y); free(yf); free(ref);
 }
 
 /* The decomposition must matter: with planted outliers LLM.int8 is closer to the exact f32
@@ -145,7 +152,7 @@ static void outliers_matter(pt_ctx* ctx) {
     pt_tensor tw = pt_test_tensor(w, PT_F32, 2, sw), twq = pt_test_tensor(wq, PT_I8, 2, sw), tws = pt_test_tensor(ws, PT_F32, 1, sn);
     pt_tensor tx = pt_test_tensor(x, PT_F32, 2, sx), t1 = pt_test_tensor(y1, PT_F32, 2, sy), t2 = pt_test_tensor(y2, PT_F32, 2, sy);
     EXPECT_OK(pt_quantize_int8_weight(ctx, &tw, &twq, &tws));
-    pt_int8_matmul_params llm = {PT_INT8_LLM, 0, 6.0f, 0}, w8 = {PT_INT8_W8A8, 0, 0.0f, 0};
+    pt_int8_matmul_params llm = {PT_INT8_LLM, 0, 6.0f, 0, NULL}, w8 = {PT_INT8_W8A8, 0, 0.0f, 0, NULL};
     EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, &tw, NULL, &t1, &llm));
     EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, &tw, NULL, &t2, &w8));
     double e1 = 0, e2 = 0;
@@ -182,10 +189,18 @@ static void bad_args(pt_ctx* ctx) {
     pt_tensor bs = pt_test_tensor(s, PT_F32, 1, sn2);
     EXPECT(pt_matmul_int8(ctx, &tx, &tq, &bs, NULL, NULL, &ty, NULL) == PT_ERR_SHAPE && strstr(pt_last_error(), "w_scale"), "scale: %s",
            pt_last_error());
-    pt_int8_matmul_params p = {7, 0, 0, 0};
+    pt_int8_matmul_params p = {7, 0, 0, 0, NULL};
     EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p) == PT_ERR_INVALID_ARGUMENT && strstr(pt_last_error(), "mode"),
            "mode: %s", pt_last_error());
-    pt_int8_matmul_params p2 = {0, 0, -1.0f, 0};
+    pt_int8_matmul_params p2 = {0, 0, -1.0f, 0, NULL};
+    int8_t pk[8];
+    int64_t s8[1] = {8};
+    pt_tensor tpk = pt_test_tensor(pk, PT_I8, 1, s8);
+    EXPECT(pt_pack_int8_weight(ctx, &tq, &tpk) == PT_ERR_SHAPE && strstr(pt_last_error(), "pt_int8_packed_bytes"), "packed size: %s",
+           pt_last_error());
+    pt_int8_matmul_params p3 = {0, 0, 0.0f, 0, &tpk};
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p3) == PT_ERR_SHAPE && strstr(pt_last_error(), "w_packed"), "w_packed: %s",
+           pt_last_error());
     EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p2) == PT_ERR_INVALID_ARGUMENT && strstr(pt_last_error(), "threshold"),
            "threshold: %s", pt_last_error());
     pt_tensor by = pt_test_tensor(y, PT_F32, 2, sx);

@@ -213,7 +213,19 @@ typedef struct pt_int8_matmul_params {
     float   threshold;    /* LLM: column j is an outlier when some |x[m,j]| >= threshold;
                            * 0 is read as 6.0; must be > 0 */
     int32_t reserved;
+    const pt_tensor* w_packed; /* NULL, or wq packed by pt_pack_int8_weight (skips the
+                                * per-call packing of the weight; wq must still be given) */
 } pt_int8_matmul_params;
+
+/* Bytes of the packed form of an int8 weight [N, K] (pt_pack_int8_weight). */
+PT_API int64_t pt_int8_packed_bytes(int64_t n, int64_t k);
+
+/*
+ * Packs wq [N, K] i8 once for pt_matmul_int8 (blocks of 64 channels in the VNNI/AMX dot-product
+ * layout, K padded to 64, with their column sums):
+ *   packed  1-D i8 of pt_int8_packed_bytes(N, K) elements, contiguous
+ */
+PT_API pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packed);
 
 /*
  * y = act(x @ W^T + bias), W given as wq (int8) with per-channel scales w_scale:

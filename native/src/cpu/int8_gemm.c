@@ -96,6 +96,54 @@ pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq
     return PT_OK;
 }
 
+/* ================================================================ weight packing */
+
+/* One block of 64 channels: colsum [64] s32, then B [k64 / 4][64][4] s8 (zero past K and N). */
+static int64_t block_bytes(int64_t k) { return 256 + ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
+
+int64_t pt_int8_packed_bytes(int64_t n, int64_t k) {
+    if (n < 0 || k < 0) return 0;
+    return (n + PT_I8_NB - 1) / PT_I8_NB * block_bytes(k);
+}
+
+/* Packs channels [n0, n0 + 64) of wq into one block (kp: K padded to 4 or 64). */
+static void pack_block(const pt_tensor* wq, int64_t n0, int64_t kp, int32_t* colsum, int8_t* bp) {
+    const int64_t n = wq->shape[0], k = wq->shape[1];
+    const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+    const int64_t kfull = k & ~(int64_t)3;
+    if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
+    for (int j = 0; j < PT_I8_NB; j++) {
+        colsum[j] = 0;
+        if (j >= nb) continue;
+        const int8_t* w = (const int8_t*)pt_row_ptr(wq, n0 + j);
+        int8_t* d = bp + j * 4;
+        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
+        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
+        int32_t s = 0;
+        for (int64_t p = 0; p < k; p++) s += w[p];
+        colsum[j] = s;
+    }
+}
+
+pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packed) {
+    pt_clear_error();
+    PT_CHECK(pt_check_ctx(ctx));
+    PT_CHECK(check_2d(wq, "pt_pack_int8_weight wq", PT_I8, -1));
+    PT_CHECK(pt_check_dtype(packed, "pt_pack_int8_weight packed", 1, PT_I8));
+    const int64_t n = wq->shape[0], k = wq->shape[1], need = pt_int8_packed_bytes(n, k);
+    if (packed->ndim != 1 || packed->shape[0] != need)
+        return pt_fail(PT_ERR_SHAPE, "pt_pack_int8_weight: packed must be 1-D i8[%lld] (pt_int8_packed_bytes(%lld, %lld)), got ndim %d shape[0] %lld",
+                       (long long)need, (long long)n, (long long)k, packed->ndim, (long long)packed->shape[0]);
+    const int64_t bb = block_bytes(k);
+    for (int64_t blk = 0; blk * PT_I8_NB < n; blk++) {
+        char* base = (char*)packed->data + blk * bb;
+        int32_t colsum[PT_I8_NB];
+        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB - 4, colsum, (int8_t*)(base + 256));
+        memcpy(base, colsum, sizeof colsum);
+    }
+    return PT_OK;
+}
+
 /* ================================================================ pt_matmul_int8 driver */
 
 typedef struct {
@@ -121,6 +169,8 @@ typedef struct {
     pt_i8_micro_fn micro;
     int32_t mr;               /* rows per micro call */
     int32_t amx;
+    int32_t avx512;           /* AVX-512 row quantization and epilogue */
+    const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
     volatile int failed;
 } i8_arg;
@@ -156,6 +206,20 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
     const uint8_t* keep = g->keep;
     for (int64_t r = r0; r < r1; r++) {
         const float* xr = load_x_row(g, r, 0, k, buf);
+        uint8_t* q = g->aq + r * g->lda;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) {
+            float am;
+            int nf;
+            pt_i8_quant_row_avx512(xr, keep, k, q, &am, &nf);
+            g->bad[r] = (uint8_t)nf;
+            g->sx[r] = am / 127.0f;
+            for (int64_t j = k; j < g->lda; j++) q[j] = 128;
+            float* xo = g->xo + r * g->no;
+            for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
+            continue;
+        }
+#endif
         uint32_t nonfinite = 0;
         float amax = 0.0f;
         for (int64_t j = 0; j < k; j++) {
@@ -168,7 +232,6 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
         g->bad[r] = (uint8_t)(nonfinite != 0);
         float inv = amax > 0.0f && !nonfinite ? 127.0f / amax : 0.0f;
         g->sx[r] = amax / 127.0f;
-        uint8_t* q = g->aq + r * g->lda;
         for (int64_t j = 0; j < k; j++) {
             float v = keep[j] ? rne(xr[j] * inv) : 0.0f;
             v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v; /* only rounding of amax * inv can reach past */
@@ -198,45 +261,46 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     int32_t colsum[PT_I8_NB];
     float wsc[PT_I8_NB], bias[PT_I8_NB];
     int32_t acc[PT_I8_MR_MAX * PT_I8_NB];
-    float tmp[PT_I8_NB];
+    float etile[PT_I8_MR_MAX * PT_I8_NB];
 #if defined(PT_HAVE_X86_KERNELS)
     if (g->amx) pt_i8_amx_begin();
 #endif
     for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t n0 = blk * PT_I8_NB;
         const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
-        const int64_t kfull = k & ~(int64_t)3;
-        if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
+        const int8_t* bk = bp;
+        if (g->packed) {
+            const char* base = g->packed + blk * block_bytes(k);
+            memcpy(colsum, base, sizeof colsum);
+            bk = (const int8_t*)(base + 256);
+        } else {
+            pack_block(g->wq, n0, kp, colsum, bp);
+        }
         for (int j = 0; j < PT_I8_NB; j++) {
-            colsum[j] = 0;
-            wsc[j] = 0.0f;
-            bias[j] = 0.0f;
-            if (j >= nb) continue;
-            const int8_t* w = (const int8_t*)pt_row_ptr(g->wq, n0 + j);
-            int8_t* d = bp + j * 4;
-            for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
-            for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
-            int32_t s = 0;
-            for (int64_t p = 0; p < k; p++) s += w[p];
-            colsum[j] = s;
-            wsc[j] = g->wscale[(n0 + j) * g->wscale_stride];
-            if (g->bias) bias[j] = g->bias[(n0 + j) * g->bias_stride];
+            wsc[j] = j < nb ? g->wscale[(n0 + j) * g->wscale_stride] : 0.0f;
+            bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
         }
         for (int64_t o = 0; o < g->no; o++)
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
             const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
-            g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bp, acc);
+            g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bk, acc);
+#if defined(PT_HAVE_X86_KERNELS)
+            if (g->avx512) pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile);
+#endif
             for (int r = 0; r < mr; r++) {
                 const int64_t row = m0 + r;
-                const int32_t* c = acc + r * PT_I8_NB;
-                const float s = g->sx[row];
-                for (int j = 0; j < PT_I8_NB; j++) tmp[j] = (float)(c[j] - 128 * colsum[j]) * (s * wsc[j]) + bias[j];
-                const float* xo = g->xo + row * g->no;
-                for (int64_t o = 0; o < g->no; o++) {
-                    const float xv = xo[o];
-                    const float* wr = wop + o * PT_I8_NB;
-                    for (int j = 0; j < PT_I8_NB; j++) tmp[j] += xv * wr[j];
+                float* tmp = etile + r * PT_I8_NB;
+                if (!g->avx512) {
+                    const int32_t* c = acc + r * PT_I8_NB;
+                    const float s = g->sx[row];
+                    for (int j = 0; j < PT_I8_NB; j++) tmp[j] = (float)(c[j] - 128 * colsum[j]) * (s * wsc[j]) + bias[j];
+                    const float* xo = g->xo + row * g->no;
+                    for (int64_t o = 0; o < g->no; o++) {
+                        const float xv = xo[o];
+                        const float* wr = wop + o * PT_I8_NB;
+                        for (int j = 0; j < PT_I8_NB; j++) tmp[j] += xv * wr[j];
+                    }
                 }
                 if (g->bad[row])
                     for (int j = 0; j < nb; j++) tmp[j] = NAN;
@@ -303,7 +367,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
                          const pt_int8_matmul_params* params) {
     pt_clear_error();
     PT_CHECK(pt_check_ctx(ctx));
-    pt_int8_matmul_params p = {PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0};
+    pt_int8_matmul_params p = {PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0, NULL};
     if (params) p = *params;
     if (p.threshold == 0.0f) p.threshold = 6.0f;
     if (p.mode < PT_INT8_LLM || p.mode > PT_INT8_WEIGHT_ONLY)
@@ -339,6 +403,12 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
             return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: w_outlier %s must be [N=%lld, K=%lld] like wq", dw, (long long)n, (long long)k);
         }
     }
+    if (p.w_packed) {
+        PT_CHECK(pt_check_dtype(p.w_packed, "pt_matmul_int8 params->w_packed", 1, PT_I8));
+        if (p.w_packed->ndim != 1 || p.w_packed->shape[0] != pt_int8_packed_bytes(n, k))
+            return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: params->w_packed must be i8[%lld] (pt_pack_int8_weight of wq [%lld, %lld]), got shape[0] %lld",
+                           (long long)pt_int8_packed_bytes(n, k), (long long)n, (long long)k, (long long)p.w_packed->shape[0]);
+    }
     if (m > 1 && n > 1 && y->stride[0] < n * (int64_t)pt_dtype_size(y->dtype)) {
         pt_describe(y, dy, sizeof dy);
         return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: y %s rows overlap", dy);
@@ -353,12 +423,14 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.wscale = (const float*)w_scale->data; g.wscale_stride = n > 1 ? w_scale->stride[0] / 4 : 0;
     g.bias = bias ? (const float*)bias->data : NULL; g.bias_stride = bias && n > 1 ? bias->stride[0] / 4 : 0;
     g.act = p.activation; g.mode = p.mode; g.thr = p.threshold;
+    g.packed = p.w_packed ? (const char*)p.w_packed->data : NULL;
     g.micro = pt_i8_micro_portable;
     g.mr = PT_I8_MR;
     g.kp = g.k4;
 #if defined(PT_HAVE_X86_KERNELS)
+    if (ctx->caps & PT_CPU_AVX512F) g.avx512 = 1;
     if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) g.micro = pt_i8_micro_vnni;
-    if (ctx->caps & PT_CPU_AMX_INT8) {
+    if ((ctx->caps & PT_CPU_AMX_INT8) && g.avx512) {
         g.micro = pt_i8_micro_amx;
         g.mr = PT_I8_MR_MAX;
         g.amx = 1;
