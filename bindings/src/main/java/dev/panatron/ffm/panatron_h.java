@@ -341,6 +341,50 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_int8_packed_bytes {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_int8_packed_bytes");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static FunctionDescriptor pt_int8_packed_bytes$descriptor() { return pt_int8_packed_bytes.DESC; }
+    /** Downcall handle of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MethodHandle pt_int8_packed_bytes$handle() { return pt_int8_packed_bytes.HANDLE; }
+    /** Address of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MemorySegment pt_int8_packed_bytes$address() { return pt_int8_packed_bytes.ADDR; }
+    /** {@snippet lang=c : int64_t pt_int8_packed_bytes(int64_t n, int64_t k) } */
+    public static long pt_int8_packed_bytes(long n, long k) {
+        var mh$ = pt_int8_packed_bytes.HANDLE;
+        try {
+            return (long) mh$.invokeExact(n, k);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_pack_int8_weight {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_pack_int8_weight");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static FunctionDescriptor pt_pack_int8_weight$descriptor() { return pt_pack_int8_weight.DESC; }
+    /** Downcall handle of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MethodHandle pt_pack_int8_weight$handle() { return pt_pack_int8_weight.HANDLE; }
+    /** Address of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MemorySegment pt_pack_int8_weight$address() { return pt_pack_int8_weight.ADDR; }
+    /** {@snippet lang=c : pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed) } */
+    public static int pt_pack_int8_weight(MemorySegment ctx, MemorySegment wq, MemorySegment packed) {
+        var mh$ = pt_pack_int8_weight.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, wq, packed);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_matmul_int8 {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_matmul_int8");
@@ -1189,6 +1233,8 @@ public final class panatron_h {
         "pt_ctx_threads",
         "pt_matmul",
         "pt_quantize_int8_weight",
+        "pt_int8_packed_bytes",
+        "pt_pack_int8_weight",
         "pt_matmul_int8",
         "pt_add",
         "pt_unary",

@@ -3,7 +3,7 @@ package dev.panatron.ffm;
 
 import java.lang.foreign.*;
 
-/** {@code struct pt_int8_matmul_params} (16 bytes). */
+/** {@code struct pt_int8_matmul_params} (24 bytes). */
 @SuppressWarnings("unused")
 public final class pt_int8_matmul_params {
     private pt_int8_matmul_params() {}
@@ -12,7 +12,8 @@ public final class pt_int8_matmul_params {
         panatron_h.C_INT.withName("mode"),
         panatron_h.C_INT.withName("activation"),
         panatron_h.C_FLOAT.withName("threshold"),
-        panatron_h.C_INT.withName("reserved")).withName("pt_int8_matmul_params");
+        panatron_h.C_INT.withName("reserved"),
+        panatron_h.C_POINTER.withName("w_packed")).withName("pt_int8_matmul_params");
 
     /** The layout of this struct */
     public static GroupLayout layout() { return $LAYOUT; }
@@ -52,5 +53,13 @@ public final class pt_int8_matmul_params {
     public static int reserved(MemorySegment struct) { return struct.get(panatron_h.C_INT, reserved$OFFSET); }
     /** Setter for {@code reserved} */
     public static void reserved(MemorySegment struct, int fieldValue) { struct.set(panatron_h.C_INT, reserved$OFFSET, fieldValue); }
+
+    private static final long w_packed$OFFSET = 16;
+    /** Offset of field {@code w_packed} */
+    public static long w_packed$offset() { return w_packed$OFFSET; }
+    /** Getter for {@code w_packed} */
+    public static MemorySegment w_packed(MemorySegment struct) { return struct.get(panatron_h.C_POINTER, w_packed$OFFSET); }
+    /** Setter for {@code w_packed} */
+    public static void w_packed(MemorySegment struct, MemorySegment fieldValue) { struct.set(panatron_h.C_POINTER, w_packed$OFFSET, fieldValue); }
 
 }
