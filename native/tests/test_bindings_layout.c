@@ -30,6 +30,12 @@ int main(void) {
     EXPECT(offsetof(pt_matmul_params, activation) == 4, "offsetof(pt_matmul_params, activation) is %zu", offsetof(pt_matmul_params, activation));
     EXPECT(offsetof(pt_matmul_params, alpha) == 8, "offsetof(pt_matmul_params, alpha) is %zu", offsetof(pt_matmul_params, alpha));
     EXPECT(offsetof(pt_matmul_params, beta) == 12, "offsetof(pt_matmul_params, beta) is %zu", offsetof(pt_matmul_params, beta));
+    EXPECT(sizeof(pt_int8_matmul_params) == 24, "sizeof(pt_int8_matmul_params) is %zu", sizeof(pt_int8_matmul_params));
+    EXPECT(offsetof(pt_int8_matmul_params, mode) == 0, "offsetof(pt_int8_matmul_params, mode) is %zu", offsetof(pt_int8_matmul_params, mode));
+    EXPECT(offsetof(pt_int8_matmul_params, activation) == 4, "offsetof(pt_int8_matmul_params, activation) is %zu", offsetof(pt_int8_matmul_params, activation));
+    EXPECT(offsetof(pt_int8_matmul_params, threshold) == 8, "offsetof(pt_int8_matmul_params, threshold) is %zu", offsetof(pt_int8_matmul_params, threshold));
+    EXPECT(offsetof(pt_int8_matmul_params, reserved) == 12, "offsetof(pt_int8_matmul_params, reserved) is %zu", offsetof(pt_int8_matmul_params, reserved));
+    EXPECT(offsetof(pt_int8_matmul_params, w_packed) == 16, "offsetof(pt_int8_matmul_params, w_packed) is %zu", offsetof(pt_int8_matmul_params, w_packed));
     EXPECT(sizeof(pt_rope_params) == 24, "sizeof(pt_rope_params) is %zu", sizeof(pt_rope_params));
     EXPECT(offsetof(pt_rope_params, mode) == 0, "offsetof(pt_rope_params, mode) is %zu", offsetof(pt_rope_params, mode));
     EXPECT(offsetof(pt_rope_params, rotary_dim) == 4, "offsetof(pt_rope_params, rotary_dim) is %zu", offsetof(pt_rope_params, rotary_dim));
@@ -125,6 +131,9 @@ int main(void) {
     EXPECT((long long)(PT_ACT_GELU_ERF) == 2LL, "PT_ACT_GELU_ERF is %lld", (long long)(PT_ACT_GELU_ERF));
     EXPECT((long long)(PT_ACT_GELU_TANH) == 3LL, "PT_ACT_GELU_TANH is %lld", (long long)(PT_ACT_GELU_TANH));
     EXPECT((long long)(PT_ACT_SILU) == 4LL, "PT_ACT_SILU is %lld", (long long)(PT_ACT_SILU));
+    EXPECT((long long)(PT_INT8_LLM) == 0LL, "PT_INT8_LLM is %lld", (long long)(PT_INT8_LLM));
+    EXPECT((long long)(PT_INT8_W8A8) == 1LL, "PT_INT8_W8A8 is %lld", (long long)(PT_INT8_W8A8));
+    EXPECT((long long)(PT_INT8_WEIGHT_ONLY) == 2LL, "PT_INT8_WEIGHT_ONLY is %lld", (long long)(PT_INT8_WEIGHT_ONLY));
     EXPECT((long long)(PT_UNARY_GELU_ERF) == 0LL, "PT_UNARY_GELU_ERF is %lld", (long long)(PT_UNARY_GELU_ERF));
     EXPECT((long long)(PT_UNARY_GELU_TANH) == 1LL, "PT_UNARY_GELU_TANH is %lld", (long long)(PT_UNARY_GELU_TANH));
     EXPECT((long long)(PT_UNARY_SILU) == 2LL, "PT_UNARY_SILU is %lld", (long long)(PT_UNARY_SILU));

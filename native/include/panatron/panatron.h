@@ -189,6 +189,67 @@ typedef struct pt_matmul_params {
 PT_API pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
                            const pt_tensor* bias, pt_tensor* c, const pt_matmul_params* params);
 
+/* ==== int8 and block-sparse GEMM (issue 5) ==== */
+
+/*
+ * Per-output-channel (absmax) int8 quantization of a Linear weight, done once at load time:
+ *   w      [N, K]  f32 | bf16, innermost contiguous
+ *   wq     [N, K]  i8 (out), innermost contiguous: wq[n,k] = rne(w[n,k] * (127 / absmax_n))
+ *   scale  [N]     f32 (out): absmax_n / 127 (0 for an all-zero row)
+ * A non-finite weight is PT_ERR_INVALID_ARGUMENT (naming its index).
+ */
+PT_API pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq,
+                                         pt_tensor* scale);
+
+typedef enum pt_int8_mode {
+    PT_INT8_LLM = 0,          /* LLM.int8: outlier feature columns in f32, the rest int8 */
+    PT_INT8_W8A8 = 1,         /* every column quantized, no decomposition */
+    PT_INT8_WEIGHT_ONLY = 2   /* W8A32: x stays f32, the weight is dequantized block-wise */
+} pt_int8_mode;
+
+typedef struct pt_int8_matmul_params {
+    int32_t mode;         /* pt_int8_mode */
+    int32_t activation;   /* pt_activation applied after the bias */
+    float   threshold;    /* LLM: column j is an outlier when some |x[m,j]| >= threshold;
+                           * 0 is read as 6.0; must be > 0 */
+    int32_t reserved;
+    const pt_tensor* w_packed; /* NULL, or wq packed by pt_pack_int8_weight (skips the
+                                * per-call packing of the weight; wq must still be given) */
+} pt_int8_matmul_params;
+
+/* Bytes of the packed form of an int8 weight [N, K] (pt_pack_int8_weight). */
+PT_API int64_t pt_int8_packed_bytes(int64_t n, int64_t k);
+
+/*
+ * Packs wq [N, K] i8 once for pt_matmul_int8 (blocks of 64 channels in the VNNI/AMX dot-product
+ * layout, K padded to 64, with their column sums):
+ *   packed  1-D i8 of pt_int8_packed_bytes(N, K) elements, contiguous
+ */
+PT_API pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packed);
+
+/*
+ * y = act(x @ W^T + bias), W given as wq (int8) with per-channel scales w_scale:
+ *   x          [M, K]  f32 | bf16, innermost contiguous, any row stride
+ *   wq         [N, K]  i8, innermost contiguous (pt_quantize_int8_weight)
+ *   w_scale    [N]     f32
+ *   w_outlier  [N, K]  f32 | bf16 or NULL: the full-precision weight the LLM mode uses for
+ *                      the outlier columns; NULL: the dequantized wq (wq * w_scale)
+ *   bias       [N]     f32 or NULL
+ *   y          [M, N]  f32 | bf16, innermost contiguous
+ * LLM / W8A8 math (exactly what the tests' reference computes): O = outlier columns of this
+ * call (LLM only; empty for W8A8); per row s_m = max_{j not in O} |x[m,j]| / 127 and
+ * xq[m,j] = rne(x[m,j] * (127 / (127 s_m))) (f32 product), 0 for j in O;
+ *   y[m,n] = act(s_m * w_scale[n] * sum_j xq[m,j] wq[n,j] + sum_{j in O} x[m,j] Wo[n,j] + bias[n])
+ * with the integer sum exact (s32; AVX512-VNNI u8 x s8 with a +128 shift and a column-sum
+ * correction, portable C elsewhere). A non-finite x value makes its output row NaN.
+ * WEIGHT_ONLY: y = act(sum_j x[m,j] (wq[n,j] w_scale[n]) + bias) in f32.
+ * params may be NULL (LLM, threshold 6.0, no activation).
+ */
+PT_API pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq,
+                                const pt_tensor* w_scale, const pt_tensor* w_outlier,
+                                const pt_tensor* bias, pt_tensor* y,
+                                const pt_int8_matmul_params* params);
+
 /* ------------------------------------------------------------------------------------------
  * Elementwise, normalization and the rest of a transformer block.
  *

@@ -90,6 +90,12 @@ public final class panatron_h {
     public static int PT_ACT_GELU_TANH() { return 3; }
     /** {@code PT_ACT_SILU = 4} */
     public static int PT_ACT_SILU() { return 4; }
+    /** {@code PT_INT8_LLM = 0} */
+    public static int PT_INT8_LLM() { return 0; }
+    /** {@code PT_INT8_W8A8 = 1} */
+    public static int PT_INT8_W8A8() { return 1; }
+    /** {@code PT_INT8_WEIGHT_ONLY = 2} */
+    public static int PT_INT8_WEIGHT_ONLY() { return 2; }
     /** {@code PT_UNARY_GELU_ERF = 0} */
     public static int PT_UNARY_GELU_ERF() { return 0; }
     /** {@code PT_UNARY_GELU_TANH = 1} */
@@ -308,6 +314,94 @@ public final class panatron_h {
         var mh$ = pt_matmul.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, a, b, bias, c, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_quantize_int8_weight {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_quantize_int8_weight");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static FunctionDescriptor pt_quantize_int8_weight$descriptor() { return pt_quantize_int8_weight.DESC; }
+    /** Downcall handle of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static MethodHandle pt_quantize_int8_weight$handle() { return pt_quantize_int8_weight.HANDLE; }
+    /** Address of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static MemorySegment pt_quantize_int8_weight$address() { return pt_quantize_int8_weight.ADDR; }
+    /** {@snippet lang=c : pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale) } */
+    public static int pt_quantize_int8_weight(MemorySegment ctx, MemorySegment w, MemorySegment wq, MemorySegment scale) {
+        var mh$ = pt_quantize_int8_weight.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, wq, scale);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_int8_packed_bytes {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_int8_packed_bytes");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static FunctionDescriptor pt_int8_packed_bytes$descriptor() { return pt_int8_packed_bytes.DESC; }
+    /** Downcall handle of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MethodHandle pt_int8_packed_bytes$handle() { return pt_int8_packed_bytes.HANDLE; }
+    /** Address of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MemorySegment pt_int8_packed_bytes$address() { return pt_int8_packed_bytes.ADDR; }
+    /** {@snippet lang=c : int64_t pt_int8_packed_bytes(int64_t n, int64_t k) } */
+    public static long pt_int8_packed_bytes(long n, long k) {
+        var mh$ = pt_int8_packed_bytes.HANDLE;
+        try {
+            return (long) mh$.invokeExact(n, k);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_pack_int8_weight {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_pack_int8_weight");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static FunctionDescriptor pt_pack_int8_weight$descriptor() { return pt_pack_int8_weight.DESC; }
+    /** Downcall handle of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MethodHandle pt_pack_int8_weight$handle() { return pt_pack_int8_weight.HANDLE; }
+    /** Address of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MemorySegment pt_pack_int8_weight$address() { return pt_pack_int8_weight.ADDR; }
+    /** {@snippet lang=c : pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed) } */
+    public static int pt_pack_int8_weight(MemorySegment ctx, MemorySegment wq, MemorySegment packed) {
+        var mh$ = pt_pack_int8_weight.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, wq, packed);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_matmul_int8 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_matmul_int8");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static FunctionDescriptor pt_matmul_int8$descriptor() { return pt_matmul_int8.DESC; }
+    /** Downcall handle of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MethodHandle pt_matmul_int8$handle() { return pt_matmul_int8.HANDLE; }
+    /** Address of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MemorySegment pt_matmul_int8$address() { return pt_matmul_int8.ADDR; }
+    /** {@snippet lang=c : pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params) } */
+    public static int pt_matmul_int8(MemorySegment ctx, MemorySegment x, MemorySegment wq, MemorySegment w_scale, MemorySegment w_outlier, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_matmul_int8.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, wq, w_scale, w_outlier, bias, y, params);
         } catch (Throwable ex$) {
             throw new AssertionError("should not reach here", ex$);
         }
@@ -1138,6 +1232,10 @@ public final class panatron_h {
         "pt_ctx_destroy",
         "pt_ctx_threads",
         "pt_matmul",
+        "pt_quantize_int8_weight",
+        "pt_int8_packed_bytes",
+        "pt_pack_int8_weight",
+        "pt_matmul_int8",
         "pt_add",
         "pt_unary",
         "pt_swiglu",
