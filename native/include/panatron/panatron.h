@@ -563,6 +563,121 @@ PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
                                            const pt_tensor* seqlens_k, pt_tensor* out,
                                            const pt_cuda_attn_params* params);
 
+/* ==== FP4 (issue 5) ==== */
+
+/*
+ * 4-bit weight formats (LLM-FP4 and bitsandbytes). A code is 4 bits; packed codes are PT_U4
+ * tensors (two per byte, element 2i in the low nibble). A code c decodes to
+ *     value = level[format][c] * scale
+ * where scale is the code's group (or row) scale. The 16 levels of each format:
+ *   E2M1 (OCP MX FP4, bias 1): c = s<<3 | e<<1 | m;  e=0: m*0.5;  e>0: (1 + m/2) * 2^(e-1)
+ *        ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}
+ *   E1M2 (bias 1):             c = s<<3 | e<<2 | m;  e=0: m*0.25; e=1: 1 + m/4
+ *        ±{0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75}
+ *   E3M0 (bias 3):             c = s<<3 | e;          e=0: 0;      e>0: 2^(e-3)
+ *        ±{0, 0.25, 0.5, 1, 2, 4, 8, 16}
+ *   NF4 (bitsandbytes' normal float, code order as bitsandbytes' lookup table): the 16
+ *        quantiles of N(0,1) normalized to [-1, 1], code 7 = 0, code 0 = -1, code 15 = 1.
+ * (For the FP splits, code 8 is -0.) The exponent bias is only a convention: the scale
+ * absorbs it. Quantization is round-to-nearest onto the scaled levels after clipping to
+ * ±clip*absmax (ties go to the level of smaller magnitude).
+ */
+typedef enum pt_fp4_format {
+    PT_FP4_E2M1 = 0,
+    PT_FP4_E1M2 = 1,
+    PT_FP4_E3M0 = 2,
+    PT_FP4_NF4 = 3
+} pt_fp4_format;
+
+/* Writes the 16 levels of `format` (code order) to out[0..15]. */
+PT_API pt_status pt_fp4_levels(int32_t format, float* out);
+
+/*
+ * Quantization parameters (and the layout contract every FP4 op shares):
+ *   w      [N, K]      the weight in PyTorch Linear layout (y = x @ wᵀ); K even
+ *   codes  [N, K]      PT_U4, rows contiguous (any row stride in bytes >= K/2)
+ *   scales [N, K/G]    f32 | bf16, one scale per group of G consecutive elements of a row
+ *                      (group = G in {32, 64, 128}, K % G == 0), or
+ *          [N, 1]      per-channel (group = 0): one scale per row
+ * scale = clip * absmax(group) / max|level|, stored in the scales' dtype; the codes are
+ * chosen against the STORED (rounded) scale, so decoding reproduces the quantizer's values.
+ * An all-zero group gets scale 0 (every code decodes to 0).
+ */
+typedef struct pt_fp4_quant_params {
+    int32_t format;               /* pt_fp4_format */
+    int32_t group;                /* 0: per channel; else 32, 64 or 128 */
+    float clip;                   /* in (0, 1]; 0 is read as 1 (no clipping) */
+    int32_t reserved;
+    const pt_tensor* act_shift;   /* NULL, or [K] i32: W4A4 fold — quantizes w[n,k] * 2^shift[k] */
+} pt_fp4_quant_params;
+
+/* codes, scales = quantize(w). w f32 | bf16 [N, K], innermost contiguous. */
+PT_API pt_status pt_fp4_quantize(pt_ctx* ctx, const pt_tensor* w, const pt_fp4_quant_params* params,
+                                 pt_tensor* codes, pt_tensor* scales);
+
+/* out[n, k] = level[codes[n, k]] * scale(n, k); out f32 | bf16 [N, K]. For tests and
+ * conversions only: the matmul never materializes this. */
+PT_API pt_status pt_fp4_dequantize(pt_ctx* ctx, const pt_tensor* codes, const pt_tensor* scales,
+                                   int32_t format, int32_t group, pt_tensor* out);
+
+/*
+ * FP4 matmul, W4A32/W4A16 (weight-only) or W4A4:
+ *   y[m, n] = bias[n] + sum_k xq[m, k] * level[codes[n, k]] * scale(n, k)
+ *   x      [M, K]  f32 | bf16, innermost contiguous, any row stride
+ *   codes, scales  as in pt_fp4_quant_params (format and group given here)
+ *   bias   [N] f32 or NULL
+ *   y      [M, N]  f32 | bf16, innermost contiguous; must not overlap the inputs
+ * Weight-only (w4a4 = 0): xq = x. The weight is decoded in registers (a 16-entry LUT
+ * permute per nibble, AVX-512; the portable build does it with a table); for M = 1 each
+ * weight byte is read once (GEMV, parallel over N), for M > 1 a [K-panel x 16 rows] tile is
+ * decoded into L1 and reused across all M rows. Accumulation f32.
+ * W4A4 (w4a4 = 1, LLM-FP4): per token m, the activations are divided by the per-channel
+ * power of two 2^act_shift[k] (the shift the weights absorbed through
+ * pt_fp4_quant_params.act_shift), then quantized to act_format with one scale per token
+ *   a_m = act_clip * max_k |x[m,k] * 2^-shift[k]| / max|level|,
+ *   xq[m,k] = a_m * level_act[rtn(x[m,k] * 2^-shift[k] / a_m)]
+ * and multiplied with the decoded weight (dequantize-and-FMA in f32, not an integer path).
+ */
+typedef struct pt_fp4_matmul_params {
+    int32_t format;               /* weight format, pt_fp4_format */
+    int32_t group;                /* 0: per channel; else 32, 64, 128 */
+    int32_t w4a4;                 /* 0: weight-only; 1: quantize activations too */
+    int32_t act_format;           /* W4A4: the activations' format */
+    float act_clip;               /* W4A4: in (0, 1]; 0 is read as 1 */
+    int32_t reserved;
+    const pt_tensor* act_shift;   /* W4A4: [K] i32 or NULL (no shift) */
+} pt_fp4_matmul_params;
+
+PT_API pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
+                               const pt_tensor* scales, const pt_tensor* bias, pt_tensor* y,
+                               const pt_fp4_matmul_params* params);
+
+/*
+ * LLM-FP4's search: for a weight w [N, K] f32 and calibration inputs x [M, K] f32, tries every
+ * format in `formats` (bit i set = pt_fp4_format i; 0 means E1M2 | E2M1 | E3M0) and every clip
+ * in clips[0 .. n_clips-1] (each in (0, 1]; n_clips 0 means {1.0}), quantizes w with `group`,
+ * and keeps the pair with the least output error
+ *   mse = mean over (m, n) of (x @ wᵀ - x @ dequant(wq)ᵀ)²
+ * (ties: the earlier format, then the earlier clip). Workspace: N*K/2 + N*K/G*4 + 2*M*N*4 bytes.
+ */
+typedef struct pt_fp4_search_params {
+    int32_t group;
+    uint32_t formats;
+    int32_t n_clips;
+    int32_t reserved;
+    const float* clips;
+} pt_fp4_search_params;
+
+typedef struct pt_fp4_search_result {
+    int32_t format;
+    float clip;
+    double mse;           /* of the best pair */
+    double ref_power;     /* mean of (x @ wᵀ)², to turn mse into a relative error */
+} pt_fp4_search_result;
+
+PT_API pt_status pt_fp4_search(pt_ctx* ctx, const pt_tensor* w, const pt_tensor* x,
+                               const pt_fp4_search_params* params, pt_fp4_search_result* out);
+
 /* ==== attention (issue 3) ==== */
 
 /*

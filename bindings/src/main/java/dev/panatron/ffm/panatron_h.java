@@ -112,6 +112,14 @@ public final class panatron_h {
     public static int PT_ROPE_NEOX() { return 0; }
     /** {@code PT_ROPE_GPTJ = 1} */
     public static int PT_ROPE_GPTJ() { return 1; }
+    /** {@code PT_FP4_E2M1 = 0} */
+    public static int PT_FP4_E2M1() { return 0; }
+    /** {@code PT_FP4_E1M2 = 1} */
+    public static int PT_FP4_E1M2() { return 1; }
+    /** {@code PT_FP4_E3M0 = 2} */
+    public static int PT_FP4_E3M0() { return 2; }
+    /** {@code PT_FP4_NF4 = 3} */
+    public static int PT_FP4_NF4() { return 3; }
     /** {@code PT_VERSION_MAJOR = 0} */
     public static int PT_VERSION_MAJOR() { return 0; }
     /** {@code PT_VERSION_MINOR = 1} */
@@ -1155,6 +1163,116 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_fp4_levels {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_levels");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static FunctionDescriptor pt_fp4_levels$descriptor() { return pt_fp4_levels.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static MethodHandle pt_fp4_levels$handle() { return pt_fp4_levels.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static MemorySegment pt_fp4_levels$address() { return pt_fp4_levels.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_levels(int32_t format, float * out) } */
+    public static int pt_fp4_levels(int format, MemorySegment out) {
+        var mh$ = pt_fp4_levels.HANDLE;
+        try {
+            return (int) mh$.invokeExact(format, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_quantize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_quantize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static FunctionDescriptor pt_fp4_quantize$descriptor() { return pt_fp4_quantize.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static MethodHandle pt_fp4_quantize$handle() { return pt_fp4_quantize.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static MemorySegment pt_fp4_quantize$address() { return pt_fp4_quantize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales) } */
+    public static int pt_fp4_quantize(MemorySegment ctx, MemorySegment w, MemorySegment params, MemorySegment codes, MemorySegment scales) {
+        var mh$ = pt_fp4_quantize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, params, codes, scales);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_dequantize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_dequantize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static FunctionDescriptor pt_fp4_dequantize$descriptor() { return pt_fp4_dequantize.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static MethodHandle pt_fp4_dequantize$handle() { return pt_fp4_dequantize.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static MemorySegment pt_fp4_dequantize$address() { return pt_fp4_dequantize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out) } */
+    public static int pt_fp4_dequantize(MemorySegment ctx, MemorySegment codes, MemorySegment scales, int format, int group, MemorySegment out) {
+        var mh$ = pt_fp4_dequantize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, codes, scales, format, group, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static FunctionDescriptor pt_fp4_matmul$descriptor() { return pt_fp4_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static MethodHandle pt_fp4_matmul$handle() { return pt_fp4_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static MemorySegment pt_fp4_matmul$address() { return pt_fp4_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params) } */
+    public static int pt_fp4_matmul(MemorySegment ctx, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_fp4_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, codes, scales, bias, y, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_search {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_search");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static FunctionDescriptor pt_fp4_search$descriptor() { return pt_fp4_search.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static MethodHandle pt_fp4_search$handle() { return pt_fp4_search.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static MemorySegment pt_fp4_search$address() { return pt_fp4_search.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out) } */
+    public static int pt_fp4_search(MemorySegment ctx, MemorySegment w, MemorySegment x, MemorySegment params, MemorySegment out) {
+        var mh$ = pt_fp4_search.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, x, params, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_flash_attn_fwd {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_flash_attn_fwd");
@@ -1270,6 +1388,11 @@ public final class panatron_h {
         "pt_cuda_matmul",
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode",
+        "pt_fp4_levels",
+        "pt_fp4_quantize",
+        "pt_fp4_dequantize",
+        "pt_fp4_matmul",
+        "pt_fp4_search",
         "pt_flash_attn_fwd",
         "pt_flash_attn_decode",
         "pt_kv_cache_append");
