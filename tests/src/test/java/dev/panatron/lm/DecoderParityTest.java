@@ -20,6 +20,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
  * 32-token greedy continuation as HF generate.
  */
 class DecoderParityTest {
+    /** One thread: the tiny models are latency-bound and the test machine is shared. */
+    static final dev.panatron.Context CTX = dev.panatron.Context.create(1);
+
     static Path model(String name) {
         try {
             return Path.of(DecoderParityTest.class.getResource("/tiny-models/" + name + "/config.json").toURI()).getParent();
@@ -52,7 +55,7 @@ class DecoderParityTest {
         Expected e = Expected.read(dir);
         // 16 rows per forward call: the 48-token input runs as three prefill chunks, so both
         // the flash-attention (first chunk) and the decode-attention (later chunks) paths count
-        try (DecoderModel m = DecoderModel.load(dir, Precision.FP32, dev.panatron.Context.shared(), 16)) {
+        try (DecoderModel m = DecoderModel.load(dir, Precision.FP32, CTX, 16)) {
             int v = m.config().vocab();
             float[][] got = m.forwardAll(e.ids());
             assertEquals(e.ids().length, got.length);
@@ -74,7 +77,7 @@ class DecoderParityTest {
     void greedyContinuationMatchesHf(String name) throws Exception {
         Path dir = model(name);
         Expected e = Expected.read(dir);
-        try (DecoderModel m = DecoderModel.load(dir, Precision.FP32, dev.panatron.Context.shared(), 8)) {
+        try (DecoderModel m = DecoderModel.load(dir, Precision.FP32, CTX, 8)) {
             Generator g = new Generator(m);
             int[][] out = g.generate(new int[][] {e.prompt()}, GenerationConfig.greedy(e.greedy().length), null);
             assertArrayEquals(e.greedy(), out[0], name + ": ours " + Arrays.toString(out[0]) + " vs HF " + Arrays.toString(e.greedy()));
