@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code panatron} command line: {@code ./panatron <command> ...}. */
 @Command(name = "panatron", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Compressed transformer inference on native kernels.",
-        subcommands = {InfoCommand.class})
+        subcommands = {InfoCommand.class, GenerateCommand.class, ForwardCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {
@@ -14,7 +14,14 @@ public final class Main implements Runnable {
     }
 
     public static void main(String[] args) {
-        int rc = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true).execute(args);
+        int rc = new CommandLine(new Main()).setCaseInsensitiveEnumValuesAllowed(true)
+                .setExecutionExceptionHandler((ex, cl, parsed) -> {
+                    if (!(ex instanceof IllegalArgumentException || ex instanceof java.io.IOException)) throw ex;
+                    // bad input (options, model files, prompts): one clear line, no stack trace
+                    cl.getErr().println("error: " + ex.getMessage());
+                    return 2;
+                })
+                .execute(args);
         System.exit(rc);
     }
 
