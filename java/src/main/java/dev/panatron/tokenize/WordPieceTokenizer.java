@@ -41,7 +41,7 @@ import java.util.OptionalInt;
  * <p>Offsets are UTF-16 indices into the input string (HF's Python API gives code point indices;
  * they differ only after characters outside the BMP).
  */
-public final class WordPieceTokenizer {
+public final class WordPieceTokenizer implements Tokenizer {
 
     private final Core core;
     private final Truncation truncation; // null: none
@@ -97,7 +97,7 @@ public final class WordPieceTokenizer {
         return fromBytes(json.getBytes(java.nio.charset.StandardCharsets.UTF_8), source);
     }
 
-    private static WordPieceTokenizer fromBytes(byte[] bytes, String source) throws TokenizerFormatException {
+    static WordPieceTokenizer fromBytes(byte[] bytes, String source) throws TokenizerFormatException {
         TokenizerJson.Parsed parsed = TokenizerJson.parse(bytes, source);
         return new Parser(source, parsed.root(), parsed.vocab()).build();
     }
@@ -208,6 +208,13 @@ public final class WordPieceTokenizer {
 
     /** Whether {@code id} is a special added token ([CLS], [SEP], [PAD], [MASK], [UNK] in BERT files). */
     public boolean isSpecial(int id) { return id >= 0 && core.specialIds.get(id); }
+
+    @Override
+    public Map<String, Integer> specialTokens() {
+        Map<String, Integer> m = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, Integer> e : core.added.entrySet()) if (core.specialIds.get(e.getValue())) m.put(e.getKey(), e.getValue());
+        return java.util.Collections.unmodifiableMap(m);
+    }
 
     /** The token strings of an encoding (for debugging). */
     public String[] tokens(Encoding e) {
