@@ -13,11 +13,15 @@ import java.util.concurrent.ConcurrentHashMap;
  * is itself in the vocabulary is one token. Results are cached per word (bounded).
  *
  * <p>Byte-level models take the word as UTF-8 bytes (each byte's symbol is the vocabulary id of its
- * byte-level character); the others take it as characters. Token spans are in those units.
+ * byte-level character); the others take it as characters. Token spans are in UTF-8 bytes of the word.
  */
 final class BpeModel {
 
-    /** A tokenized word: ids and, per token, its [start, end) in the word's units (bytes or UTF-16 chars). */
+    /**
+     * A tokenized word: ids and, per token, its [start, end) in UTF-8 bytes of the word, counted as HF
+     * counts them: each symbol's length added to the previous symbol's end (so a character dropped for
+     * want of an unk token shifts the offsets after it, as in HF).
+     */
     record Word(int[] ids, int[] spans) {}
 
     /** HF's cache: 10,000 words, each shorter than 256 units. */
@@ -67,7 +71,7 @@ final class BpeModel {
     Word tokenize(String key, byte[] bytes, int from, int to) {
         Word w = cache.get(key);
         if (w != null) return w;
-        int units = byteLevel ? to - from : key.length();
+        int units = byteLevel ? to - from : key.length() * 3;
         w = ignoreMerges ? whole(key, bytes, from, to) : null;
         if (w == null) w = byteLevel ? mergeBytes(bytes, from, to) : mergeChars(key);
         if (units < CACHE_MAX_LENGTH) {
@@ -82,7 +86,7 @@ final class BpeModel {
         String s = byteLevel ? ByteLevel.map(bytes, from, to) : key;
         Integer id = vocab.get(s);
         if (id == null) return null;
-        return new Word(new int[] {id}, new int[] {0, byteLevel ? to - from : key.length()});
+        return new Word(new int[] {id}, new int[] {0, byteLevel ? to - from : utf8Length(key)});
     }
 
     // ------------------------------------------------------------------ initial symbols
@@ -100,7 +104,9 @@ final class BpeModel {
             end = new int[id.length];
         }
 
-        void add(int i, int s, int e) {
+        /** HF's Word::add: the symbol starts where the previous one ends. */
+        void add(int i, int len) {
+            int s = n == 0 ? 0 : end[n - 1];
             if (n == id.length) {
                 id = Arrays.copyOf(id, n * 2);
                 start = Arrays.copyOf(start, n * 2);
@@ -108,7 +114,7 @@ final class BpeModel {
             }
             id[n] = i;
             start[n] = s;
-            end[n] = e;
+            end[n] = s + len;
             n++;
         }
     }
@@ -121,65 +127,81 @@ final class BpeModel {
             for (int i = 0; i < n; i++) {
                 int id = byteIds[bytes[from + i] & 0xFF];
                 if (id < 0) { direct = false; break; }
-                sy.add(id, i, i + 1);
+                sy.add(id, 1);
             }
         }
         if (!direct) { // the general rules on the byte-level characters
             sy.n = 0;
             String mapped = ByteLevel.map(bytes, from, to);
-            initialSymbols(mapped, sy);
+            initialSymbols(mapped, sy, true);
         }
         return mergeAll(sy);
     }
 
     private Word mergeChars(String word) {
         Symbols sy = new Symbols(word.length());
-        initialSymbols(word, sy);
+        initialSymbols(word, sy, false);
         return mergeAll(sy);
     }
 
-    /** HF's BPE::merge_word before merge_all: one symbol per character, with prefix/suffix, byte fallback, unk. */
-    private void initialSymbols(String w, Symbols sy) {
-        int unkStart = -1, unkEnd = -1;
+    /**
+     * HF's BPE::merge_word before merge_all: one symbol per character, with prefix/suffix, byte
+     * fallback, unk. Lengths are UTF-8 bytes of the character ({@code unitsPerChar}: 1 for a
+     * byte-level word, whose characters each stand for one byte of the input).
+     */
+    private void initialSymbols(String w, Symbols sy, boolean oneUnitPerChar) {
+        int unkLen = -1;
         int n = w.length();
         for (int i = 0; i < n; ) {
             int cp = w.codePointAt(i);
             int e = i + Character.charCount(cp);
+            int len = oneUnitPerChar ? 1 : cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
             String s = w.substring(i, e);
             if (i > 0 && prefix != null) s = prefix + s;
             if (e == n && suffix != null) s = s + suffix;
             Integer id = vocab.get(s);
             if (id != null) {
-                if (unkStart >= 0) {
-                    sy.add(unkId, unkStart, unkEnd);
-                    unkStart = -1;
+                if (unkLen >= 0) {
+                    sy.add(unkId, unkLen);
+                    unkLen = -1;
                 }
-                sy.add(id, i, e);
+                sy.add(id, len);
             } else {
                 boolean done = false;
                 if (byteFallback) {
                     byte[] b = s.getBytes(java.nio.charset.StandardCharsets.UTF_8);
                     boolean all = true;
                     for (byte x : b) if (fallbackIds[x & 0xFF] < 0) { all = false; break; }
-                    if (all) { // (as HF: a pending unk is not flushed first)
-                        for (byte x : b) sy.add(fallbackIds[x & 0xFF], i, e);
+                    if (all) { // (as HF: a pending unk is not flushed first; each byte token has length 1)
+                        for (byte x : b) sy.add(fallbackIds[x & 0xFF], 1);
                         done = true;
                     }
                 }
                 if (!done && unkId >= 0) {
-                    if (unkStart >= 0 && fuseUnk) {
-                        unkEnd = e;
+                    if (unkLen >= 0 && fuseUnk) {
+                        unkLen += len;
                     } else {
-                        if (unkStart >= 0) sy.add(unkId, unkStart, unkEnd);
-                        unkStart = i;
-                        unkEnd = e;
+                        if (unkLen >= 0) sy.add(unkId, unkLen);
+                        unkLen = len;
                     }
                 }
                 // no unk token: HF drops the character
             }
             i = e;
         }
-        if (unkStart >= 0) sy.add(unkId, unkStart, unkEnd);
+        if (unkLen >= 0) sy.add(unkId, unkLen);
+    }
+
+    static int utf8Length(String s) {
+        int n = 0;
+        for (int i = 0; i < s.length(); i++) {
+            char c = s.charAt(i);
+            if (c < 0x80) n++;
+            else if (c < 0x800) n += 2;
+            else if (Character.isHighSurrogate(c) && i + 1 < s.length() && Character.isLowSurrogate(s.charAt(i + 1))) { n += 4; i++; }
+            else n += 3;
+        }
+        return n;
     }
 
     // ------------------------------------------------------------------ merging

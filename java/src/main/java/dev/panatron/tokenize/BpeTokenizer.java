@@ -303,6 +303,7 @@ public final class BpeTokenizer implements Tokenizer {
             for (int k = 0; k < m.size; k += 3) {
                 int s = m.get(k), e = m.get(k + 1), id = m.get(k + 2);
                 if (s > at) segment(raw, at, s, w);
+                w.added.set(w.ids.size);
                 w.add(id, s, e);
                 at = e;
             }
@@ -310,7 +311,7 @@ public final class BpeTokenizer implements Tokenizer {
         } else if (n > 0) {
             segment(raw, 0, n, w);
         }
-        if (core.trimOffsets) trimOffsets(w);
+        if (core.trimOffsets) trimOffsets(w, text);
         return new Seq(w.ids, w.offsets);
     }
 
@@ -322,6 +323,7 @@ public final class BpeTokenizer implements Tokenizer {
         final IntList ranges = new IntList(64);
         final List<Piece> pieces = new ArrayList<>();
         final List<Piece> pieces2 = new ArrayList<>();
+        final BitSet added = new BitSet(); // tokens that are added tokens matched in the text
 
         Work(int n) {
             ids = new IntList(n / 3 + 8);
@@ -352,6 +354,7 @@ public final class BpeTokenizer implements Tokenizer {
             for (int k = 0; k < m.size; k += 3) {
                 int s = m.get(k), e = m.get(k + 1), id = m.get(k + 2);
                 if (s > at) preTokenize(t, at, s, w);
+                w.added.set(w.ids.size);
                 w.add(id, t.origStart(s), t.origEnd(e - 1));
                 at = e;
             }
@@ -397,26 +400,23 @@ public final class BpeTokenizer implements Tokenizer {
     private void model(Text t, int from, int to, Work w) {
         if (from >= to) return;
         String key = t.s.substring(from, to);
-        if (!core.byteLevel) {
-            BpeModel.Word word = core.model.tokenize(key, null, 0, 0);
-            int[] ids = word.ids(), spans = word.spans();
-            for (int i = 0; i < ids.length; i++) {
-                w.add(ids[i], t.origStart(from + spans[2 * i]), t.origEnd(from + spans[2 * i + 1] - 1));
-            }
-            return;
+        BpeModel.Word word;
+        if (core.byteLevel) {
+            ByteLevel.Bytes b = w.bytes;
+            b.size = 0;
+            ByteLevel.appendUtf8(key, 0, key.length(), b);
+            word = core.model.tokenize(key, b.a, 0, b.size);
+        } else {
+            word = core.model.tokenize(key, null, 0, 0);
         }
-        ByteLevel.Bytes b = w.bytes;
-        b.size = 0;
-        ByteLevel.appendUtf8(key, 0, key.length(), b);
-        BpeModel.Word word = core.model.tokenize(key, b.a, 0, b.size);
         int[] ids = word.ids(), spans = word.spans();
-        // walk characters and bytes together: token bytes [b0, b1) -> the characters holding them
+        // walk characters and UTF-8 bytes together: token bytes [b0, b1) -> the characters holding them
         int ci = from, cb = 0; // character index in t.s, its first byte
         for (int i = 0; i < ids.length; i++) {
             int b0 = spans[2 * i], b1 = spans[2 * i + 1];
             while (true) {
                 int len = charBytes(t.s, ci, to);
-                if (cb + len > b0) break;
+                if (cb + len > b0 || ci + charUnits(t.s, ci, to) >= to) break;
                 cb += len;
                 ci += charUnits(t.s, ci, to);
             }
@@ -424,7 +424,7 @@ public final class BpeTokenizer implements Tokenizer {
             int ce = ci, eb = cb;
             while (true) {
                 int len = charBytes(t.s, ce, to);
-                if (eb + len >= b1) break;
+                if (eb + len >= b1 || ce + charUnits(t.s, ce, to) >= to) break;
                 eb += len;
                 ce += charUnits(t.s, ce, to);
             }
@@ -444,11 +444,15 @@ public final class BpeTokenizer implements Tokenizer {
         return charUnits(s, i, to) == 2 ? 4 : 3;
     }
 
-    /** HF ByteLevel process_offsets (trim_offsets): leading/trailing spaces leave the offsets. */
-    private void trimOffsets(Work w) {
+    /**
+     * HF ByteLevel process_offsets (trim_offsets): leading/trailing spaces leave the offsets. The
+     * "token" HF looks at is the model's token string, or for an added token the text it matched
+     * (with what lstrip/rstrip took).
+     */
+    private void trimOffsets(Work w, String text) {
         int[] ids = w.ids.a, off = w.offsets.a;
         for (int i = 0; i < w.ids.size; i++) {
-            String tok = idToTokenOrNull(ids[i]);
+            String tok = w.added.get(i) ? text.substring(off[2 * i], off[2 * i + 1]) : idToTokenOrNull(ids[i]);
             if (tok == null) continue;
             int lead = 0, trail = 0;
             while (lead < tok.length() && isTrimmed(tok.charAt(lead))) lead++;

@@ -104,7 +104,10 @@ final class Normalizers {
         return from == 0 && to == t.s.length() ? t : t.sub(from, to);
     }
 
-    /** Per code point, as Rust's char::to_lowercase (context-free; U+0130 becomes "i\u0307"). */
+    /**
+     * Per code point, as Rust's char::to_lowercase (context-free; U+0130 becomes "i\u0307"). HF's
+     * build knows Unicode 17's case pairs, newer than the JDK's: those are added here.
+     */
     static Text lowercase(Text t) {
         TextBuilder b = new TextBuilder(t.s.length() + 4);
         for (int i = 0; i < t.s.length(); ) {
@@ -116,6 +119,7 @@ final class Normalizers {
                 b.append('\u0307', s, e);
             } else {
                 int lc = Character.toLowerCase(cp);
+                if (lc == cp) lc = lowercaseUnicode17(cp);
                 if (lc < 0x10000) b.append((char) lc, s, e);
                 else {
                     b.append(Character.highSurrogate(lc), s, e);
@@ -127,34 +131,126 @@ final class Normalizers {
         return b.build();
     }
 
+    /** The lowercase mappings Unicode 17 added (Latin Extended-D, Beria Erfe); {@code cp} itself if none. */
+    static int lowercaseUnicode17(int cp) {
+        if (cp == 0xA7CE || cp == 0xA7D2 || cp == 0xA7D4) return cp + 1;
+        if (cp >= 0x16EA0 && cp <= 0x16EB8) return cp + 0x1B;
+        return cp;
+    }
+
     /**
      * A Unicode normalization form. The text is normalized cluster by cluster (a cluster: a
-     * character and the marks and Hangul vowels/trailing consonants that follow it), so each
-     * output unit is aligned to its cluster; if that ever differs from normalizing the whole text,
-     * the whole text's result wins and every unit is aligned to the whole piece.
+     * character and the marks and Hangul vowels/trailing consonants that follow it), with
+     * alignments as HF's unicode-normalization-alignments gives them: each character of a
+     * character's decomposition is aligned to that character; reordered marks keep the alignment
+     * of the position they move to; a composed character takes the alignment of the first
+     * decomposed character it absorbs.
+     *
+     * <p>HF's crate knows Unicode 9.0: a code point assigned later has no decomposition and
+     * combining class 0 there (a starter nothing composes with), so here it is a cluster of its own,
+     * left as it is, and it ends the cluster before it.
      */
     static Normalizer unicode(Form form) {
+        Form decomposed = form == Form.NFC || form == Form.NFD ? Form.NFD : Form.NFKD;
+        boolean compose = form == Form.NFC || form == Form.NFKC;
         return t -> {
             String s = t.s;
             if (java.text.Normalizer.isNormalized(s, form)) return t;
-            String whole = java.text.Normalizer.normalize(s, form);
-            TextBuilder b = new TextBuilder(whole.length() + 4);
+            TextBuilder b = new TextBuilder(s.length() + 4);
             int i = 0, n = s.length();
             while (i < n) {
-                int j = i + Character.charCount(s.codePointAt(i));
-                while (j < n && continuesCluster(s.codePointAt(j))) j += Character.charCount(s.codePointAt(j));
-                String part = java.text.Normalizer.normalize(s.substring(i, j), form);
-                b.append(part, t.origStart(i), t.origEnd(j - 1));
+                int first = s.codePointAt(i);
+                int j = i + Character.charCount(first);
+                boolean inert = !CharClass.presentInUnicode9(first);
+                while (!inert && j < n && continuesCluster(s.codePointAt(j))) j += Character.charCount(s.codePointAt(j));
+                String in = s.substring(i, j);
+                String part = inert ? in : java.text.Normalizer.normalize(in, form);
+                if (part.equals(in)) {
+                    for (int k = i; k < j; k++) b.append(s.charAt(k), t.origStart(k), t.origEnd(k));
+                } else {
+                    cluster(t, i, in, part, decomposed, compose, b);
+                }
                 i = j;
             }
-            if (b.sb.toString().equals(whole)) return b.build();
-            TextBuilder w = new TextBuilder(whole.length());
-            w.append(whole, t.origStart(0), t.origEnd(n - 1));
-            return w.build();
+            return b.build();
         };
     }
 
+    /**
+     * One changed cluster {@code in} (at {@code t.s[at]}) normalized to {@code out}, aligned as HF's
+     * NormalizedString::transform aligns the (char, change) stream of its normalization crate: the
+     * decomposition gives each character's first part change 0 and the others +1; canonical
+     * reordering (a stable sort) carries the changes along; a composition adds, for each absorbed
+     * character, its change minus one. Then, walking the input: change &lt;= 0 takes the alignment of
+     * the input character at the cursor and moves past it and -change more; change &gt; 0 (an insertion)
+     * takes the alignment of the input character before the cursor.
+     */
+    private static void cluster(Text t, int at, String in, String out, Form decomposed, boolean compose, TextBuilder b) {
+        int[] inCps = in.codePoints().toArray();
+        int[] inUnit = new int[inCps.length]; // unit (in t.s) where each input code point starts
+        for (int k = 0, u = 0; k < inCps.length; k++) { inUnit[k] = at + u; u += Character.charCount(inCps[k]); }
+        // the decomposition, per input character, with changes
+        AddedTokens.IntList pCp = new AddedTokens.IntList(8), pChange = new AddedTokens.IntList(8);
+        for (int cp : inCps) {
+            int[] d = java.text.Normalizer.normalize(Character.toString(cp), decomposed).codePoints().toArray();
+            for (int k = 0; k < d.length; k++) { pCp.add(d[k]); pChange.add(k == 0 ? 0 : 1); }
+        }
+        // canonical order: the whole cluster's decomposition, matched to P stably
+        int[] w = java.text.Normalizer.normalize(in, decomposed).codePoints().toArray();
+        int[] wChange = new int[w.length];
+        boolean[] taken = new boolean[pCp.size];
+        boolean ok = w.length == pCp.size;
+        for (int k = 0; ok && k < w.length; k++) {
+            int j = 0;
+            while (j < pCp.size && (taken[j] || pCp.get(j) != w[k])) j++;
+            if (j == pCp.size) { ok = false; break; }
+            taken[j] = true;
+            wChange[k] = pChange.get(j);
+        }
+        int[] outCps = out.codePoints().toArray();
+        int[] outChange = new int[outCps.length];
+        if (ok && compose) {
+            boolean[] used = new boolean[w.length];
+            for (int k = 0; ok && k < outCps.length; k++) {
+                int[] d = java.text.Normalizer.normalize(Character.toString(outCps[k]), decomposed).codePoints().toArray();
+                int j = 0;
+                while (j < w.length && used[j]) j++;
+                if (j == w.length || w[j] != d[0]) { ok = false; break; }
+                used[j] = true;
+                int change = wChange[j];
+                for (int m = 1; m < d.length; m++) {
+                    int x = j + 1;
+                    while (x < w.length && (used[x] || w[x] != d[m])) x++;
+                    if (x == w.length) { ok = false; break; }
+                    used[x] = true;
+                    change += wChange[x] - 1;
+                }
+                outChange[k] = change;
+            }
+        } else if (ok) {
+            ok = outCps.length == w.length;
+            if (ok) outChange = wChange;
+        }
+        int cursor = 0;
+        for (int k = 0, u = 0; k < outCps.length; k++) {
+            int src;
+            if (!ok) src = Math.min(k, inCps.length - 1); // (not expected) position by position
+            else if (outChange[k] > 0) src = Math.max(0, cursor - 1);
+            else {
+                src = Math.min(cursor, inCps.length - 1);
+                cursor += 1 - outChange[k];
+            }
+            int from = inUnit[src];
+            int os = t.origStart(from), oe = t.origEnd(from + Character.charCount(inCps[src]) - 1);
+            int n = Character.charCount(outCps[k]);
+            for (int x = 0; x < n; x++) b.append(out.charAt(u + x), os, oe);
+            u += n;
+        }
+    }
+
+    /** A mark or a Hangul vowel/trailing consonant (which can follow a starter in a cluster), known to Unicode 9.0. */
     private static boolean continuesCluster(int cp) {
+        if (!CharClass.presentInUnicode9(cp)) return false;
         int ty = Character.getType(cp);
         return ty == Character.NON_SPACING_MARK || ty == Character.COMBINING_SPACING_MARK || ty == Character.ENCLOSING_MARK
                 || (cp >= 0x1160 && cp <= 0x11FF) || (cp >= 0xD7B0 && cp <= 0xD7FF);
