@@ -71,6 +71,15 @@ final class BpeModel {
     Word tokenize(String key, byte[] bytes, int from, int to) {
         Word w = cache.get(key);
         if (w != null) return w;
+        return tokenizeUncached(key, bytes, from, to);
+    }
+
+    /** The cached result for a word, or null. */
+    Word cached(String key) { return cache.get(key); }
+
+    /** {@link #tokenize} for a word {@link #cached} did not have. */
+    Word tokenizeUncached(String key, byte[] bytes, int from, int to) {
+        Word w;
         int units = byteLevel ? to - from : key.length() * 3;
         w = ignoreMerges ? whole(key, bytes, from, to) : null;
         if (w == null) w = byteLevel ? mergeBytes(bytes, from, to) : mergeChars(key);

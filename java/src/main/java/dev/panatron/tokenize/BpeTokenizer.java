@@ -253,8 +253,8 @@ public final class BpeTokenizer implements Tokenizer {
      */
     public int[] encodeToIds(String text, boolean addSpecialTokens) {
         Objects.requireNonNull(text, "text: the text to encode must not be null");
+        if (!addSpecialTokens) return sequence(text, false).ids().toArray(); // (no offsets needed)
         Seq a = sequence(text);
-        if (!addSpecialTokens) return a.ids().toArray();
         return Assembly.postProcess(core.single, core.pair, null, a, null, true).ids();
     }
 
@@ -291,9 +291,12 @@ public final class BpeTokenizer implements Tokenizer {
     }
 
     /** Token ids and offsets of one text: added tokens, normalizer, pre-tokenizer, model. */
-    private Seq sequence(String text) {
+    private Seq sequence(String text) { return sequence(text, true); }
+
+    private Seq sequence(String text, boolean withOffsets) {
         int n = text.length();
         Work w = new Work(n);
+        w.withOffsets = withOffsets;
         Text raw = Text.identity(text);
         if (!core.rawAdded.isEmpty() && n > 0) {
             char[] chars = text.toCharArray();
@@ -311,7 +314,7 @@ public final class BpeTokenizer implements Tokenizer {
         } else if (n > 0) {
             segment(raw, 0, n, w);
         }
-        if (core.trimOffsets) trimOffsets(w, text);
+        if (core.trimOffsets && withOffsets) trimOffsets(w, text);
         return new Seq(w.ids, w.offsets);
     }
 
@@ -324,6 +327,7 @@ public final class BpeTokenizer implements Tokenizer {
         final List<Piece> pieces = new ArrayList<>();
         final List<Piece> pieces2 = new ArrayList<>();
         final BitSet added = new BitSet(); // tokens that are added tokens matched in the text
+        boolean withOffsets = true;        // false: ids only (offsets stay empty)
 
         Work(int n) {
             ids = new IntList(n / 3 + 8);
@@ -332,8 +336,10 @@ public final class BpeTokenizer implements Tokenizer {
 
         void add(int id, int start, int end) {
             ids.add(id);
-            offsets.add(start);
-            offsets.add(end);
+            if (withOffsets) {
+                offsets.add(start);
+                offsets.add(end);
+            }
         }
     }
 
@@ -400,16 +406,22 @@ public final class BpeTokenizer implements Tokenizer {
     private void model(Text t, int from, int to, Work w) {
         if (from >= to) return;
         String key = t.s.substring(from, to);
-        BpeModel.Word word;
-        if (core.byteLevel) {
-            ByteLevel.Bytes b = w.bytes;
-            b.size = 0;
-            ByteLevel.appendUtf8(key, 0, key.length(), b);
-            word = core.model.tokenize(key, b.a, 0, b.size);
-        } else {
-            word = core.model.tokenize(key, null, 0, 0);
+        BpeModel.Word word = core.model.cached(key);
+        if (word == null) {
+            if (core.byteLevel) {
+                ByteLevel.Bytes b = w.bytes;
+                b.size = 0;
+                ByteLevel.appendUtf8(key, 0, key.length(), b);
+                word = core.model.tokenizeUncached(key, b.a, 0, b.size);
+            } else {
+                word = core.model.tokenizeUncached(key, null, 0, 0);
+            }
         }
         int[] ids = word.ids(), spans = word.spans();
+        if (!w.withOffsets) {
+            for (int id : ids) w.ids.add(id);
+            return;
+        }
         // walk characters and UTF-8 bytes together: token bytes [b0, b1) -> the characters holding them
         int ci = from, cb = 0; // character index in t.s, its first byte
         for (int i = 0; i < ids.length; i++) {
@@ -861,10 +873,8 @@ public final class BpeTokenizer implements Tokenizer {
                     throw fail("model.merges[" + i + "] = \"" + m[0] + " " + m[1] + "\": token \"" + (a == null ? m[0] : m[1])
                             + "\" is not in model.vocab");
                 }
-                String right = m[1];
-                if (prefixLen > 0 && right.startsWith(prefix)) right = right.substring(prefixLen);
-                else if (prefixLen > 0) right = right.substring(Math.min(prefixLen, right.length()));
-                String merged = m[0] + right;
+                // HF: the new token is a + b without b's first prefix_len characters (its continuing_subword_prefix)
+                String merged = m[0] + m[1].substring(Math.min(prefixLen, m[1].length()));
                 Integer id = vocab.get(merged);
                 if (id == null) {
                     throw fail("model.merges[" + i + "] = \"" + m[0] + " " + m[1] + "\" makes \"" + merged

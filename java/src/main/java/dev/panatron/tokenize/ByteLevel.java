@@ -115,14 +115,6 @@ final class ByteLevel {
         }
     }
 
-    /** The UTF-8 length of the code point starting at {@code s[i]} (3 for a lone surrogate: U+FFFD). */
-    static int utf8Length(char c) {
-        if (c < 0x80) return 1;
-        if (c < 0x800) return 2;
-        if (Character.isHighSurrogate(c)) return 4; // callers check that a low surrogate follows
-        return 3;
-    }
-
     /**
      * Decodes UTF-8 as Rust's {@code String::from_utf8_lossy} does: each maximal prefix of a
      * well-formed sequence that cannot be completed (and each byte that cannot start one) becomes
@@ -183,18 +175,5 @@ final class ByteLevel {
             i = j;
         }
         return sb.toString();
-    }
-
-    /** The length of the longest prefix of {@code b[from, to)} that does not end inside a code point. */
-    static int completePrefix(byte[] b, int from, int to) {
-        int i = to;
-        // walk back over at most 3 continuation bytes to the lead byte of the last sequence
-        int k = 0;
-        while (i > from && k < 3 && (b[i - 1] & 0xC0) == 0x80) { i--; k++; }
-        if (i == from) return to - from; // only continuation bytes: invalid anyway, emit them
-        int lead = b[i - 1] & 0xFF;
-        int need = lead >= 0xF0 && lead <= 0xF4 ? 3 : lead >= 0xE0 && lead <= 0xEF ? 2 : lead >= 0xC2 && lead <= 0xDF ? 1 : 0;
-        if (need > k) return i - 1 - from; // the last sequence is incomplete: keep it back
-        return to - from;
     }
 }

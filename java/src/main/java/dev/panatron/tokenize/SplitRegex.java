@@ -16,7 +16,8 @@ import java.util.regex.PatternSyntaxException;
  *   <li>{@link #GPT2}: {@code 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+}
  *       (HF's ByteLevel pre-tokenizer with use_regex; GPT-2, RoBERTa, GPT-J, ...)</li>
  *   <li>{@link #LLAMA3}: {@code (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+}
- *       (Llama-3 and tiktoken's cl100k_base)</li>
+ *       (Llama-3 and tiktoken's cl100k_base), and {@link #QWEN2}, the same with {@code \p{N}} for
+ *       {@code \p{N}{1,3}} (Qwen2, Qwen2.5: one token per digit)</li>
  * </ul>
  *
  * Any other pattern runs on {@link java.util.regex} with Oniguruma's meaning kept: Unicode
@@ -70,8 +71,12 @@ abstract class SplitRegex {
     static final String LLAMA3_PATTERN = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}"
             + "| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
 
+    /** Qwen2's: Llama-3's with single digits. */
+    static final String QWEN2_PATTERN = LLAMA3_PATTERN.replace("\\p{N}{1,3}", "\\p{N}");
+
     static final SplitRegex GPT2 = new Gpt2();
-    static final SplitRegex LLAMA3 = new Llama3();
+    static final SplitRegex LLAMA3 = new Llama3(LLAMA3_PATTERN, 3);
+    static final SplitRegex QWEN2 = new Llama3(QWEN2_PATTERN, 1);
 
     /**
      * The splitter for a pattern: a hand-written scanner for the known ones, java.util.regex for
@@ -84,6 +89,7 @@ abstract class SplitRegex {
         if (!literal) {
             if (pattern.equals(GPT2_PATTERN)) return GPT2;
             if (pattern.equals(LLAMA3_PATTERN)) return LLAMA3;
+            if (pattern.equals(QWEN2_PATTERN)) return QWEN2;
         }
         return new Generic(pattern, literal);
     }
@@ -153,15 +159,20 @@ abstract class SplitRegex {
         }
     }
 
-    /** Llama-3 / cl100k_base. */
+    /** Llama-3 / cl100k_base; Qwen2 with {@code maxDigits} 1. */
     private static final class Llama3 extends SplitRegex {
-        Llama3() { super(LLAMA3_PATTERN); }
+        private final int maxDigits;
+
+        Llama3(String pattern, int maxDigits) {
+            super(pattern);
+            this.maxDigits = maxDigits;
+        }
 
         @Override
         void matches(String s, int from, int to, IntList out) {
             int i = from;
             while (i < to) {
-                int e = next(s, i, to);
+                int e = next(s, i, to, maxDigits);
                 out.add(i);
                 out.add(e);
                 i = e;
@@ -183,7 +194,7 @@ abstract class SplitRegex {
             return -1;
         }
 
-        private static int next(String s, int i, int to) {
+        private static int next(String s, int i, int to, int maxDigits) {
             char c = s.charAt(i);
             if (c == '\'') {
                 int e = contraction(s, i, to);
@@ -197,9 +208,9 @@ abstract class SplitRegex {
             if (k != NUMBER && c != '\r' && c != '\n' && i + n < to && classOf(cpAt(s, i + n, to)) == LETTER) {
                 return run(s, i + n, to, LETTER);
             }
-            if (k == NUMBER) { // \p{N}{1,3}
+            if (k == NUMBER) { // \p{N}{1,3} (Qwen2: \p{N})
                 int e = i;
-                for (int m = 0; m < 3 && e < to; m++) {
+                for (int m = 0; m < maxDigits && e < to; m++) {
                     int x = cpAt(s, e, to);
                     if (classOf(x) != NUMBER) break;
                     e += Character.charCount(x);

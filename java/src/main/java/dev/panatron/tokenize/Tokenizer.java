@@ -35,7 +35,7 @@ public interface Tokenizer {
         String type = new TokenizerJson(source).modelType(parsed.root());
         return switch (type) {
             case "BPE" -> BpeTokenizer.fromParsed(parsed, source);
-            case "WordPiece" -> WordPieceTokenizer.fromBytes(bytes, source);
+            case "WordPiece" -> WordPieceTokenizer.fromParsed(parsed, source);
             default -> throw new TokenizerFormatException(source + ": model type " + type
                     + " is not supported (supported: BPE for GPT-2/Llama-style files, WordPiece for BERT-style files)");
         };

@@ -97,8 +97,11 @@ public final class WordPieceTokenizer implements Tokenizer {
         return fromBytes(json.getBytes(java.nio.charset.StandardCharsets.UTF_8), source);
     }
 
-    static WordPieceTokenizer fromBytes(byte[] bytes, String source) throws TokenizerFormatException {
-        TokenizerJson.Parsed parsed = TokenizerJson.parse(bytes, source);
+    private static WordPieceTokenizer fromBytes(byte[] bytes, String source) throws TokenizerFormatException {
+        return fromParsed(TokenizerJson.parse(bytes, source), source);
+    }
+
+    static WordPieceTokenizer fromParsed(TokenizerJson.Parsed parsed, String source) throws TokenizerFormatException {
         return new Parser(source, parsed.root(), parsed.vocab()).build();
     }
 

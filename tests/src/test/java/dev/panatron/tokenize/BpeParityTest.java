@@ -288,6 +288,67 @@ class BpeParityTest {
         mm.check(200);
     }
 
+    /**
+     * continuing_subword_prefix ("##") and end_of_word_suffix ("</w>"), unk, WhitespaceSplit and the
+     * BPEDecoder on a random vocabulary (HF's rule for a merge (a, b): the new token is a + b minus
+     * b's prefix).
+     */
+    @Test
+    void prefixAndSuffixMatchHf() throws IOException {
+        Random r = new Random(42L);
+        List<String> vocab = new ArrayList<>(List.of("<unk>"));
+        for (char c = 'a'; c <= 'f'; c++) {
+            for (String v : new String[] {"" + c, "##" + c, c + "</w>", "##" + c + "</w>"}) vocab.add(v);
+        }
+        java.util.Set<String> known = new java.util.HashSet<>(vocab);
+        ArrayNode merges = JSON.createArrayNode();
+        int made = 0;
+        while (made < 400) {
+            String a = vocab.get(1 + r.nextInt(vocab.size() - 1)), b = vocab.get(1 + r.nextInt(vocab.size() - 1));
+            if (a.endsWith("</w>") || !b.startsWith("##")) continue;
+            String merged = a + b.substring(2);
+            if (merged.length() > 14 || known.contains(merged)) continue;
+            vocab.add(merged);
+            known.add(merged);
+            merges.add(a + " " + b);
+            made++;
+        }
+        ObjectNode root = JSON.createObjectNode();
+        root.put("version", "1.0");
+        root.putArray("added_tokens").addObject().put("id", 0).put("content", "<unk>").put("single_word", false)
+                .put("lstrip", false).put("rstrip", false).put("normalized", false).put("special", true);
+        root.putNull("normalizer");
+        root.putObject("pre_tokenizer").put("type", "WhitespaceSplit");
+        root.putNull("post_processor");
+        root.putObject("decoder").put("type", "BPEDecoder").put("suffix", "</w>");
+        ObjectNode model = root.putObject("model").put("type", "BPE").putNull("dropout").put("unk_token", "<unk>")
+                .put("continuing_subword_prefix", "##").put("end_of_word_suffix", "</w>").put("fuse_unk", false)
+                .put("byte_fallback", false);
+        ObjectNode v = model.putObject("vocab");
+        for (int i = 0; i < vocab.size(); i++) v.put(vocab.get(i), i);
+        model.set("merges", merges);
+        Path p = BpeTestFiles.dir().resolve("variant-prefix-suffix.json");
+        JSON.writeValue(p.toFile(), root);
+        HuggingFaceTokenizer ref = ref(p);
+        BpeTokenizer tok = BpeTokenizer.fromFile(p);
+        List<String> texts = new ArrayList<>();
+        for (int k = 0; k < 1500; k++) {
+            StringBuilder sb = new StringBuilder();
+            int n = r.nextInt(40);
+            String alphabet = "abcdefabcdef xyz\t\u00e9";
+            for (int i = 0; i < n; i++) sb.append(alphabet.charAt(r.nextInt(alphabet.length())));
+            texts.add(sb.toString());
+        }
+        Mismatches mm = new Mismatches("continuing_subword_prefix + end_of_word_suffix");
+        for (String t : texts) compare(mm, t, ref.encode(t), tok.encode(t), tok);
+        mm.check(1500);
+        for (String t : texts.subList(0, 300)) {
+            long[] ids = ref.encode(t).getIds();
+            assertEquals(ref.decode(ids, false), tok.decode(ints(ids), false), () -> "decode of [" + t + "]");
+        }
+        Files.deleteIfExists(p);
+    }
+
     // ------------------------------------------------------------------ variants of the files
 
     static final ObjectMapper JSON = new ObjectMapper();
@@ -320,7 +381,7 @@ class BpeParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-prefix-space", "gpt2-added-tokens", "gpt2-roberta", "gpt2-trim-offsets", "gpt2-no-decoder",
-        "gpt2-split-behaviors", "gpt2-split-invert-digits", "llama3-merges-no-ignore", "llama2-unk-no-fallback",
+        "gpt2-split-behaviors", "gpt2-split-invert-digits", "llama3-merges-no-ignore", "llama3-qwen2-style", "llama2-unk-no-fallback",
         "llama2-unk-no-fuse", "llama2-no-unk", "llama2-normalizers", "llama2-metaspace-always-split"})
     void variantsMatch(String name) throws IOException {
         String base = name.startsWith("gpt2") ? "gpt2" : name.startsWith("llama3") ? "llama3"
@@ -368,6 +429,10 @@ class BpeParityTest {
                     byteLevelPre(seq, true, true);
                 }
                 case "llama3-merges-no-ignore" -> model(root).put("ignore_merges", false);
+                case "llama3-qwen2-style" -> { // Qwen2's regex (single digits) and NFC normalizer
+                    ((ObjectNode) root.get("pre_tokenizer").get("pretokenizers").get(0).get("pattern")).put("Regex", SplitRegex.QWEN2_PATTERN);
+                    root.putObject("normalizer").put("type", "NFC");
+                }
                 case "llama2-unk-no-fallback" -> model(root).put("byte_fallback", false);
                 case "llama2-unk-no-fuse" -> model(root).put("byte_fallback", false).put("fuse_unk", false);
                 case "llama2-no-unk" -> model(root).put("byte_fallback", false).putNull("unk_token");

@@ -112,9 +112,13 @@ class BpeTokenizerTest {
     // ------------------------------------------------------------------ the split scanners
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "llama3"})
+    @ValueSource(strings = {"gpt2", "llama3", "qwen2"})
     void handWrittenSplitMatchesTheRegex(String which) {
-        SplitRegex fast = which.equals("gpt2") ? SplitRegex.GPT2 : SplitRegex.LLAMA3;
+        SplitRegex fast = switch (which) {
+            case "gpt2" -> SplitRegex.GPT2;
+            case "llama3" -> SplitRegex.LLAMA3;
+            default -> SplitRegex.QWEN2;
+        };
         SplitRegex slow = SplitRegex.generic(fast.source);
         assertTrue(fast != slow && !fast.getClass().equals(slow.getClass()));
         List<String> texts = new ArrayList<>(TokenizerTexts.bpeCurated());
