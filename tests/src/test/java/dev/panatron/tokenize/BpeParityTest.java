@@ -237,7 +237,7 @@ class BpeParityTest {
         BpeTokenizer tok = ours(name);
         assertTrue(tok.isByteLevel());
         List<String> texts = new ArrayList<>(TokenizerTexts.bpeCurated());
-        texts.addAll(TokenizerTexts.randomBpe(77L + name.hashCode(), 2000, 60));
+        texts.addAll(TokenizerTexts.randomBpe(77L + name.hashCode(), 1200, 60));
         texts.addAll(TokenizerTexts.randomBpe(78L, 10, 5000));
         int n = 0;
         for (String t : texts) {
@@ -248,7 +248,7 @@ class BpeParityTest {
             assertEquals(stripSpecials(tok, t), tok.decode(tok.encode(t).ids(), true), () -> "skipping specials: [" + show(t) + "]");
             n++;
         }
-        assertTrue(n >= 2000);
+        assertTrue(n >= 1200);
     }
 
     /** The text with the special tokens it holds removed (what decode with skipping gives back). */
