@@ -79,6 +79,7 @@ typedef struct {
     pt_ctx* ctx;
     pt_tensor a, b, c;
     pt_matmul_params p;
+    pt_packed_matrix* packed; /* --packed: b packed once, pt_matmul_packed per call */
     int iters;
 } mm_runner;
 
@@ -90,7 +91,8 @@ int pt_bench_fp4(int argc, char** argv);  /* bench_fp4.c: --op fp4 */
 static double time_calls(mm_runner* r) {
     double t0 = now_s();
     for (int i = 0; i < r->iters; i++)
-        if (pt_matmul(r->ctx, &r->a, &r->b, NULL, &r->c, &r->p) != PT_OK) {
+        if ((r->packed ? pt_matmul_packed(r->ctx, &r->a, r->packed, NULL, &r->c, &r->p)
+                       : pt_matmul(r->ctx, &r->a, &r->b, NULL, &r->c, &r->p)) != PT_OK) {
             fprintf(stderr, "pt_matmul: %s\n", pt_last_error());
             return -1;
         }
@@ -98,7 +100,7 @@ static double time_calls(mm_runner* r) {
 }
 
 static int bench_matmul(const char* dt, int64_t m, int64_t n, int64_t k, int threads, int reps, int warmup, int json,
-                        int trans_b, const char* cdt, uint32_t disable, double min_ms) {
+                        int trans_b, const char* cdt, uint32_t disable, double min_ms, const char* packed) {
     int32_t dtype = !strcmp(dt, "bf16") ? PT_BF16 : PT_F32;
     int32_t cdtype = dtype == PT_BF16 && cdt && !strcmp(cdt, "bf16") ? PT_BF16 : PT_F32;
     size_t es = pt_dtype_size(dtype);
@@ -126,6 +128,12 @@ static int bench_matmul(const char* dt, int64_t m, int64_t n, int64_t k, int thr
         run[w].b = trans_b ? tensor2(b, dtype, n, k) : tensor2(b, dtype, k, n);
         run[w].c = tensor2(c, cdtype, m, n);
         run[w].p.trans_b = trans_b; run[w].p.activation = PT_ACT_NONE; run[w].p.alpha = 1.0f; run[w].p.beta = 0.0f;
+        run[w].packed = NULL;
+        if (w == 0 && packed && pt_matmul_pack(run[w].ctx, &run[w].b, trans_b, !strcmp(packed, "bf16") ? PT_BF16 : PT_F32,
+                                               &run[w].packed) != PT_OK) {
+            fprintf(stderr, "pt_matmul_pack: %s\n", pt_last_error());
+            return 1;
+        }
         run[w].iters = 1;
         double t = 0;
         for (int i = 0; i < (warmup > 0 ? warmup : 1); i++)
@@ -162,14 +170,18 @@ static int bench_matmul(const char* dt, int64_t m, int64_t n, int64_t k, int thr
         if (nres == 2) printf(",\"ratio\":%.3f,\"ratio_min\":%.3f,\"ratio_max\":%.3f", rs.median, rs.lo, rs.hi);
         printf("}\n");
     } else {
-        printf("matmul %s->%s %lldx%lldx%lld trans_b=%d threads=%d reps=%d (x%d calls)\n", dt, cdtype == PT_BF16 ? "bf16" : "f32",
-               (long long)m, (long long)n, (long long)k, trans_b, threads, reps, run[0].iters);
+        printf("matmul %s->%s %lldx%lldx%lld trans_b=%d threads=%d reps=%d (x%d calls)%s%s\n", dt, cdtype == PT_BF16 ? "bf16" : "f32",
+               (long long)m, (long long)n, (long long)k, trans_b, threads, reps, run[0].iters, packed ? "; panatron: b prepacked as " : "",
+               packed ? packed : "");
         for (int w = 0; w < nres; w++)
             printf("  %-9s %8.2f GFLOP/s (min %.2f, max %.2f)  %.3f us/call\n", names[w], st[w].median, st[w].lo, st[w].hi,
                    flop / st[w].median * 1e-3);
         if (nres == 2) printf("  ratio panatron/onednn: %.3f (min %.3f, max %.3f)\n", rs.median, rs.lo, rs.hi);
     }
-    for (int w = 0; w < nres; w++) pt_ctx_destroy(run[w].ctx);
+    for (int w = 0; w < nres; w++) {
+        pt_packed_matrix_destroy(run[w].packed);
+        pt_ctx_destroy(run[w].ctx);
+    }
     free(a); free(b); free(c); free(g[0]); free(g[1]); free(ratio);
     return 0;
 }
@@ -250,6 +262,7 @@ int main(int argc, char** argv) {
     const char* op = "matmul";
     const char* dt = "f32";
     const char* cdt = "f32";
+    const char* packed = NULL;
     int64_t m = 512, n = 512, k = 512;
     long long bytes = 256ll << 20;
     int threads = 0, reps = 30, warmup = 5, json = 0, trans_b = 0;
@@ -261,7 +274,7 @@ int main(int argc, char** argv) {
         if (!strcmp(a, "--json")) { json = 1; continue; }
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             printf("pt-bench [--op matmul|copy] [--dtype f32|bf16] [--cdtype f32|bf16] [--m M --n N --k K] [--trans-b 0|1]\n"
-                   "         [--threads T] [--reps R] [--warmup W] [--min-ms MS] [--disable-caps MASK] [--clock wall|cpu]\n"
+                   "         [--packed f32|bf16 (ours: b prepacked, pt_matmul_packed)] [--threads T] [--reps R] [--warmup W] [--min-ms MS] [--disable-caps MASK] [--clock wall|cpu]\n"
                    "         [--bytes N] [--json]\n");
             return 0;
         }
@@ -269,6 +282,7 @@ int main(int argc, char** argv) {
         if (!strcmp(a, "--op")) op = v;
         else if (!strcmp(a, "--dtype")) dt = v;
         else if (!strcmp(a, "--cdtype")) cdt = v;
+        else if (!strcmp(a, "--packed")) packed = v;
         else if (!strcmp(a, "--m")) m = atoll(v);
         else if (!strcmp(a, "--n")) n = atoll(v);
         else if (!strcmp(a, "--k")) k = atoll(v);
@@ -295,5 +309,6 @@ int main(int argc, char** argv) {
     if (strcmp(op, "matmul") != 0) { fprintf(stderr, "unknown op %s (known: matmul, copy)\n", op); return 2; }
     if (strcmp(dt, "f32") && strcmp(dt, "bf16")) { fprintf(stderr, "unknown dtype %s (f32, bf16)\n", dt); return 2; }
     if (m <= 0 || n <= 0 || k <= 0) { fprintf(stderr, "--m --n --k must be positive\n"); return 2; }
-    return bench_matmul(dt, m, n, k, threads, reps, warmup, json, trans_b, cdt, (uint32_t)disable, min_ms);
+    if (packed && strcmp(packed, "f32") && strcmp(packed, "bf16")) { fprintf(stderr, "unknown --packed %s (f32, bf16)\n", packed); return 2; }
+    return bench_matmul(dt, m, n, k, threads, reps, warmup, json, trans_b, cdt, (uint32_t)disable, min_ms, packed);
 }

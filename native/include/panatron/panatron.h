@@ -250,6 +250,50 @@ PT_API pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor
                                 const pt_tensor* bias, pt_tensor* y,
                                 const pt_int8_matmul_params* params);
 
+/*
+ * Prepacked right-hand operands (constant weights): packed once into the layout our GEMM
+ * kernel reads, so pt_matmul_packed skips packing B on every call (what a model's linear
+ * layers want: the packing is about 8/M of a call's work, half of it at M = 16).
+ */
+typedef struct pt_packed_matrix pt_packed_matrix;
+
+/*
+ * Packs b for pt_matmul_packed:
+ *   b      [K, N] (trans_b=0) or [N, K] (trans_b=1, PyTorch Linear layout), f32 | bf16,
+ *          innermost contiguous, any row stride; read only during this call
+ *   dtype  PT_F32 or PT_BF16: the precision of the products. PT_BF16 rounds b to bf16 (to
+ *          nearest even) and runs on AMX-BF16 / AVX512-BF16 where the CPU has them (else on
+ *          the f32 kernel, with b's values rounded to bf16: the same results up to rounding
+ *          of the sums)
+ * The kernel is chosen from ctx's CPU features now (ctx->caps); the handle must later be used
+ * with a context that has those features. *out receives a handle owning its copy (about
+ * K * N * sizeof(dtype) bytes, padded to the kernel's blocks); free it with
+ * pt_packed_matrix_destroy.
+ */
+PT_API pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32_t dtype,
+                                pt_packed_matrix** out);
+
+/* Frees a packed matrix; NULL is accepted. */
+PT_API pt_status pt_packed_matrix_destroy(pt_packed_matrix* p);
+
+/* Shape and size of a packed matrix: K, N, the products' dtype, and bytes held (any out
+ * pointer may be NULL). */
+PT_API pt_status pt_packed_matrix_info(const pt_packed_matrix* p, int64_t* k, int64_t* n,
+                                       int32_t* dtype, int64_t* bytes);
+
+/*
+ * c = act(alpha * (a @ B) + bias + beta * c), B packed by pt_matmul_pack (its trans_b is
+ * the packing's; params->trans_b is ignored):
+ *   a     [M, K] or [B, M, K]  f32 | bf16 (either, whatever the packed dtype: a bf16 packing
+ *         rounds a's rows to bf16 while packing them; an f32 one widens bf16 rows)
+ *   bias  [N] f32 or NULL
+ *   c     [M, N] or [B, M, N] (a's rank)  f32 | bf16, innermost contiguous
+ * Our kernels run it whether or not ctx uses oneDNN; threads as pt_matmul. A context without
+ * the CPU features the packing chose gives PT_ERR_UNSUPPORTED. params may be NULL.
+ */
+PT_API pt_status pt_matmul_packed(pt_ctx* ctx, const pt_tensor* a, const pt_packed_matrix* b,
+                                  const pt_tensor* bias, pt_tensor* c, const pt_matmul_params* params);
+
 /* ------------------------------------------------------------------------------------------
  * Elementwise, normalization and the rest of a transformer block.
  *

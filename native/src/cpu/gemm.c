@@ -205,11 +205,12 @@ static int run_block(const pt_gemm_problem* g, const pt_gemm_kernel* kr, int64_t
         if (NC > cap) NC = cap;
     }
     int64_t ncb = min64(NC, n1 - n0);
+    const pt_packed_matrix* pk = g->packed;
     char* pa = (char*)pt_scratch(0, (size_t)round_up(min64(MC, m1 - m0), MR) * (size_t)KC * ps + 64);
-    char* pb = (char*)pt_scratch(1, (size_t)round_up(ncb, NR) * (size_t)KC * ps + 64);
+    char* pb = pk ? NULL : (char*)pt_scratch(1, (size_t)round_up(ncb, NR) * (size_t)KC * ps + 64);
     int64_t ldw = round_up(ncb, 16);
     float* W = use_w ? (float*)pt_scratch(2, (size_t)(m1 - m0) * (size_t)ldw * 4 + 64) : NULL;
-    if (!pa || !pb || (use_w && !W)) return -1;
+    if (!pa || (!pk && !pb) || (use_w && !W)) return -1;
 
     for (int64_t jc = n0; jc < n1; jc += NC) {
         const int64_t nc = min64(NC, n1 - jc);
@@ -217,8 +218,12 @@ static int run_block(const pt_gemm_problem* g, const pt_gemm_kernel* kr, int64_t
             const int64_t kc = min64(KC, k - pc);
             const int64_t kcp = round_up(kc, KP);
             const int first = pc == 0, last = pc + kc >= k;
-            const char* bsrc = g->trans_b ? B + (size_t)(jc * g->ldb + pc) * ea : B + (size_t)(pc * g->ldb + jc) * ea;
-            kr->pack_b(bsrc, g->a_dtype, g->ldb, g->trans_b, kc, nc, pb);
+            if (pk) { /* prepacked: the panels of columns jc.. in K block pc */
+                pb = (char*)pk->data + (size_t)(pc / KC) * (size_t)pk->block_bytes + (size_t)(jc * kcp) * ps;
+            } else {
+                const char* bsrc = g->trans_b ? B + (size_t)(jc * g->ldb + pc) * ea : B + (size_t)(pc * g->ldb + jc) * ea;
+                kr->pack_b(bsrc, g->a_dtype, g->ldb, g->trans_b, kc, nc, pb);
+            }
             for (int64_t ic = m0; ic < m1; ic += MC) {
                 const int64_t mc = min64(MC, m1 - ic);
                 kr->pack_a(A + (size_t)(ic * g->lda + pc) * ea, g->a_dtype, g->lda, mc, kc, pa);
@@ -287,7 +292,8 @@ static void plan_split(const pt_ctx* ctx, const pt_gemm_problem* g, const pt_gem
             if (units > 4 * T && tm * tn > 1) break;
             int64_t busy = ceil_div(units, T < units ? T : units);
             double mu = (double)(ceil_div(mt, tm) * kr->mr), nu = (double)(ceil_div(nt, tn) * kr->nr);
-            double cost = (double)busy * (2.0 * mu * nu * k + pack_w * k * (mu * ceil((double)nu / (double)kr->nc) + nu) + 2e4);
+            double pack_b = g->packed ? 0.0 : nu; /* a prepacked B costs nothing to pack */
+            double cost = (double)busy * (2.0 * mu * nu * k + pack_w * k * (mu * ceil((double)nu / (double)kr->nc) + pack_b) + 2e4);
             if (cost < best * 0.999) { best = cost; *tm_out = tm; *tn_out = tn; }
         }
     }
@@ -307,11 +313,11 @@ static void small_units(int64_t u0, int64_t u1, void* argp) {
 }
 
 pt_status pt_matmul_own(pt_ctx* ctx, const pt_gemm_problem* g) {
-    const pt_gemm_kernel* kr = pt_gemm_pick(ctx, g);
+    const pt_gemm_kernel* kr = g->packed ? g->packed->kr : pt_gemm_pick(ctx, g);
     drv_arg d;
     d.g = g; d.kr = kr; d.failed = 0;
     int64_t threads;
-    if (kr->small && g->m <= kr->small_m_max) {
+    if (kr->small && g->m <= kr->small_m_max && !g->packed) {
         /* split N (in 64-column steps) over the threads; a thread per ~0.2 MFLOP at most */
         int64_t tmax = (int64_t)(2.0 * (double)g->batch * (double)g->m * (double)g->n * (double)(g->k > 0 ? g->k : 1) / 2e5);
         threads = ctx->n_threads < tmax ? ctx->n_threads : tmax;
@@ -459,6 +465,208 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
         pt_status st = pt_matmul_onednn(ctx, &g);
         if (st != PT_ERR_UNSUPPORTED) return st;
         pt_clear_error(); /* a problem oneDNN does not implement: ours serve it */
+    }
+    return pt_matmul_own(ctx, &g);
+}
+
+/* ================================================================ prepacked B */
+
+/* The CPU features a backend's code needs (a packed matrix stays tied to its backend). */
+static uint32_t kernel_caps(const pt_gemm_kernel* kr) {
+#if defined(PT_HAVE_X86_KERNELS)
+    if (kr == pt_gemm_kernel_amx_bf16()) return PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
+    if (kr == pt_gemm_kernel_avx512_bf16()) return PT_CPU_AVX512F | PT_CPU_AVX512_BF16;
+    if (kr == pt_gemm_kernel_avx512_f32()) return PT_CPU_AVX512F;
+    if (kr == pt_gemm_kernel_avx2_f32()) return PT_CPU_AVX2 | PT_CPU_FMA;
+#else
+    (void)kr;
+#endif
+    return 0;
+}
+
+static void* alloc64(size_t n) {
+#if defined(_WIN32)
+    return _aligned_malloc(n, 64);
+#else
+    void* p = NULL;
+    return posix_memalign(&p, 64, n) == 0 ? p : NULL;
+#endif
+}
+
+static void free64(void* p) {
+#if defined(_WIN32)
+    _aligned_free(p);
+#else
+    free(p);
+#endif
+}
+
+typedef struct {
+    pt_packed_matrix* pk;
+    const char* src;
+    int32_t src_dtype;
+    int64_t ldb;
+} pack_arg;
+
+/* Packs K blocks [b0, b1). */
+static void pack_blocks(int64_t b0, int64_t b1, void* argp) {
+    pack_arg* a = (pack_arg*)argp;
+    pt_packed_matrix* pk = a->pk;
+    const size_t es = pt_dtype_size(a->src_dtype);
+    for (int64_t blk = b0; blk < b1; blk++) {
+        int64_t pc = blk * pk->kc, kc = min64(pk->kc, pk->k - pc);
+        const char* src = pk->trans_b ? a->src + (size_t)pc * es : a->src + (size_t)(pc * a->ldb) * es;
+        pk->kr->pack_b(src, a->src_dtype, a->ldb, pk->trans_b, kc, pk->n, (char*)pk->data + (size_t)(blk * pk->block_bytes));
+    }
+}
+
+pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32_t dtype, pt_packed_matrix** out) {
+    pt_clear_error();
+    if (!out) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_pack: out is NULL");
+    *out = NULL;
+    PT_CHECK(pt_check_ctx(ctx));
+    PT_CHECK(check_operand(b, "pt_matmul_pack b", 1));
+    if (trans_b != 0 && trans_b != 1) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_pack: trans_b must be 0 or 1, got %d", trans_b);
+    if (dtype != PT_F32 && dtype != PT_BF16)
+        return pt_fail(PT_ERR_DTYPE, "pt_matmul_pack: dtype must be f32 or bf16, got %s", pt_dtype_name(dtype));
+    if (b->ndim != 2) return pt_fail(PT_ERR_SHAPE, "pt_matmul_pack: b must be 2-D ([K, N], or [N, K] with trans_b), got ndim %d", b->ndim);
+    const int64_t k = trans_b ? b->shape[1] : b->shape[0], n = trans_b ? b->shape[0] : b->shape[1];
+    int64_t ldb;
+    PT_CHECK(elem_stride(b, 0, "b", &ldb));
+    if (b->shape[0] <= 1) ldb = b->shape[1];
+
+    pt_gemm_problem g;
+    memset(&g, 0, sizeof g);
+    g.m = 1024; g.n = n; g.k = k; g.batch = 1; g.a_dtype = dtype; g.c_dtype = PT_F32;
+    const pt_gemm_kernel* kr = pt_gemm_pick(ctx, &g);
+    const int64_t KP = kr->kpack, NR = kr->nr, ps = kr->pack_size;
+    const int64_t KC = k > 0 ? min64(kr->kc, round_up(k, KP)) : KP;
+    const int64_t blocks = k > 0 ? ceil_div(k, KC) : 0;
+    const int64_t block_bytes = round_up(ceil_div(n, NR) * NR * KC * ps, 64);
+
+    pt_packed_matrix* pk = (pt_packed_matrix*)calloc(1, sizeof *pk);
+    if (!pk) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_pack: out of memory");
+    pk->kr = kr; pk->k = k; pk->n = n; pk->kc = KC; pk->block_bytes = block_bytes;
+    pk->dtype = dtype; pk->trans_b = trans_b; pk->caps = kernel_caps(kr);
+    pk->bytes = (size_t)(blocks * block_bytes) + 64;
+    pk->data = alloc64(pk->bytes);
+    if (!pk->data) {
+        free(pk);
+        return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_pack: cannot allocate %zu bytes for a packed %lld x %lld %s matrix",
+                       (size_t)(blocks * block_bytes) + 64, (long long)k, (long long)n, pt_dtype_name(dtype));
+    }
+    memset(pk->data, 0, pk->bytes);
+
+    /* bf16 products from an f32 b: round b to bf16 first (the bf16 kernels' packers read bf16;
+     * the f32 one widens bf16, so its products see the same rounded values) */
+    const char* src = (const char*)b->data;
+    int32_t src_dtype = b->dtype;
+    uint16_t* tmp = NULL;
+    if (dtype == PT_BF16 && b->dtype == PT_F32 && k > 0 && n > 0) {
+        const int64_t rows = b->shape[0], cols = b->shape[1];
+        tmp = (uint16_t*)malloc((size_t)(rows * cols) * 2);
+        if (!tmp) {
+            pt_packed_matrix_destroy(pk);
+            return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_pack: out of memory converting b to bf16");
+        }
+        for (int64_t r = 0; r < rows; r++) pt_store_row_f32((const float*)(src + (size_t)(r * ldb) * 4), cols, PT_BF16, tmp + r * cols);
+        src = (const char*)tmp;
+        src_dtype = PT_BF16;
+        ldb = cols;
+    } else if (dtype == PT_F32 && kr->pack_size == 2) {
+        /* cannot happen: an f32 problem never picks a bf16 backend */
+        pt_packed_matrix_destroy(pk);
+        return pt_fail(PT_ERR_INTERNAL, "pt_matmul_pack: backend %s cannot pack f32", kr->name);
+    }
+    if (blocks > 0 && n > 0) {
+        pack_arg pa = {pk, src, src_dtype, ldb};
+        pt_parallel_range(ctx, blocks, 1, pack_blocks, &pa);
+    }
+    free(tmp);
+    *out = pk;
+    return PT_OK;
+}
+
+pt_status pt_packed_matrix_destroy(pt_packed_matrix* p) {
+    pt_clear_error();
+    if (!p) return PT_OK;
+    free64(p->data);
+    free(p);
+    return PT_OK;
+}
+
+pt_status pt_packed_matrix_info(const pt_packed_matrix* p, int64_t* k, int64_t* n, int32_t* dtype, int64_t* bytes) {
+    pt_clear_error();
+    if (!p) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_packed_matrix_info: p is NULL");
+    if (k) *k = p->k;
+    if (n) *n = p->n;
+    if (dtype) *dtype = p->dtype;
+    if (bytes) *bytes = (int64_t)p->bytes;
+    return PT_OK;
+}
+
+pt_status pt_matmul_packed(pt_ctx* ctx, const pt_tensor* a, const pt_packed_matrix* b, const pt_tensor* bias, pt_tensor* c,
+                           const pt_matmul_params* params) {
+    pt_clear_error();
+    PT_CHECK(pt_check_ctx(ctx));
+    if (!b) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_packed: b (the packed matrix) is NULL");
+    PT_CHECK(check_operand(a, "pt_matmul_packed a", 1));
+    PT_CHECK(check_operand(c, "pt_matmul_packed c", 1));
+    pt_matmul_params p = {0, PT_ACT_NONE, 1.0f, 0.0f};
+    if (params) p = *params;
+    if (p.alpha == 0.0f) p.alpha = 1.0f;
+    if (p.activation < PT_ACT_NONE || p.activation > PT_ACT_SILU)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_packed: unknown activation %d (expected 0..%d)", p.activation, PT_ACT_SILU);
+    if (!isfinite(p.alpha) || !isfinite(p.beta))
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_packed: alpha %g and beta %g must be finite", (double)p.alpha, (double)p.beta);
+    if ((ctx->caps & b->caps) != b->caps)
+        return pt_fail(PT_ERR_UNSUPPORTED, "pt_matmul_packed: b was packed for the %s kernel, whose CPU features (0x%x) this context lacks or disables (0x%x)",
+                       b->kr->name, b->caps, ctx->caps);
+    if (a->ndim < 2 || a->ndim > 3 || c->ndim != a->ndim)
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: ranks a=%d c=%d; expected both 2-D or both 3-D", a->ndim, c->ndim);
+    const int ba = a->ndim == 3;
+    const int64_t batch = ba ? a->shape[0] : 1, m = a->shape[ba], k = a->shape[ba + 1];
+    char da[96], dc[96];
+    if (k != b->k && (pt_describe(a, da, sizeof da), 1))
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: a %s has K=%lld but the packed matrix is %lld x %lld (K x N)", da, (long long)k,
+                       (long long)b->k, (long long)b->n);
+    if ((c->shape[ba] != m || c->shape[ba + 1] != b->n || (ba && c->shape[0] != batch)) &&
+        (pt_describe(a, da, sizeof da), pt_describe(c, dc, sizeof dc), 1))
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s, expected [%s%lld, %lld] for a %s and the packed %lld x %lld matrix", dc,
+                       ba ? "B, " : "", (long long)m, (long long)b->n, da, (long long)b->k, (long long)b->n);
+    if (bias) {
+        PT_CHECK(check_operand(bias, "pt_matmul_packed bias", 0));
+        if (bias->ndim != 1 || bias->shape[0] != b->n)
+            return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: bias must be f32[%lld], got %s ndim %d", (long long)b->n,
+                           pt_dtype_name(bias->dtype), bias->ndim);
+    }
+    pt_gemm_problem g;
+    memset(&g, 0, sizeof g);
+    g.m = m; g.n = b->n; g.k = k; g.batch = batch;
+    g.a_dtype = a->dtype; g.c_dtype = c->dtype;
+    g.a = a->data; g.b = NULL; g.bias = bias ? (const float*)bias->data : NULL; g.c = c->data;
+    g.packed = b;
+    int64_t s;
+    PT_CHECK(elem_stride(a, ba, "a", &s)); g.lda = m > 1 ? s : k;
+    PT_CHECK(elem_stride(c, ba, "c", &s)); g.ldc = m > 1 ? s : b->n;
+    if (ba) {
+        PT_CHECK(elem_stride(a, 0, "a", &g.batch_a));
+        PT_CHECK(elem_stride(c, 0, "c", &g.batch_c));
+        if (batch <= 1) g.batch_a = g.batch_c = 0;
+    }
+    if (m > 1 && b->n > 1 && g.ldc < b->n && (pt_describe(c, dc, sizeof dc), 1))
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)b->n);
+    if (batch > 1 && m * b->n > 1 && g.batch_c < (m - 1) * g.ldc + b->n && (pt_describe(c, dc, sizeof dc), 1))
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
+    g.trans_b = b->trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
+    if (m == 0 || b->n == 0 || batch == 0) return PT_OK;
+    if (batch > 1 && g.batch_a == m * g.lda && g.batch_c == m * g.ldc) {
+        g.m = m * batch; g.batch = 1; g.batch_a = g.batch_c = 0;
+    }
+    if (k == 0) {
+        g.alpha = 0.0f;
+        g.packed = NULL; /* the driver's empty-reduction path packs nothing */
+        return pt_matmul_own(ctx, &g);
     }
     return pt_matmul_own(ctx, &g);
 }

@@ -24,7 +24,20 @@ typedef struct pt_gemm_problem {
     int64_t lda, ldb, ldc, batch_a, batch_b, batch_c;
     int32_t trans_b, activation;
     float alpha, beta;
+    const struct pt_packed_matrix* packed; /* B prepacked (then b is unused), or NULL */
 } pt_gemm_problem;
+
+/* A prepacked B (pt_matmul_pack): for each K block of kc rows (the driver's KC for this k and
+ * kernel), the ceil(n / NR) panels of all columns as the kernel's pack_b writes them, blocks
+ * block_bytes apart. */
+struct pt_packed_matrix {
+    const struct pt_gemm_kernel* kr;
+    int64_t k, n, kc, block_bytes;
+    int32_t dtype, trans_b;
+    uint32_t caps;            /* ctx caps the kernel needs */
+    size_t bytes;
+    void* data;               /* 64-byte aligned */
+};
 
 /* How a microkernel finishes one MR x NR tile (element strides):
  *   out[r][j] = act(alpha * acc[r][j] + bias[j] + beta * prev[r][j])

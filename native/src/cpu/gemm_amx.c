@@ -46,11 +46,27 @@ static void amx_end(void) { _tile_release(); }
 static void micro_amx(int64_t kc, const void* pa_, const void* pb_, int mr, int nr, const pt_gemm_tile_out* o) {
     const char* pa = (const char*)pa_;
     const char* pb = (const char*)pb_;
+    const int64_t nkb = (kc + KB - 1) / KB;
+    float acc[MR * NR] __attribute__((aligned(64)));
+    if (mr <= 16) { /* a short tail tile (M = 16, GEMV-like shapes): the upper C tiles only */
+        _tile_zero(0);
+        _tile_zero(1);
+        for (int64_t b = 0; b < nkb; b++, pa += 2048, pb += 2048) {
+            TILE_LOAD(4, pa, 64);
+            TILE_LOAD(6, pb, 128);
+            TILE_LOAD(7, pb + 64, 128);
+            _tile_dpbf16ps(0, 4, 6);
+            _tile_dpbf16ps(1, 4, 7);
+        }
+        TILE_STORE(0, acc, NR * 4);
+        TILE_STORE(1, acc + 16, NR * 4);
+        pt_gemm_store_tile_avx512(acc, NR, mr, nr, o);
+        return;
+    }
     _tile_zero(0);
     _tile_zero(1);
     _tile_zero(2);
     _tile_zero(3);
-    const int64_t nkb = (kc + KB - 1) / KB;
     for (int64_t b = 0; b < nkb; b++, pa += 2048, pb += 2048) {
         TILE_LOAD(4, pa, 64);
         TILE_LOAD(6, pb, 128);
@@ -61,7 +77,6 @@ static void micro_amx(int64_t kc, const void* pa_, const void* pb_, int mr, int 
         _tile_dpbf16ps(2, 5, 6);
         _tile_dpbf16ps(3, 5, 7);
     }
-    float acc[MR * NR] __attribute__((aligned(64)));
     TILE_STORE(0, acc, NR * 4);
     TILE_STORE(1, acc + 16, NR * 4);
     TILE_STORE(2, acc + 16 * NR, NR * 4);
@@ -69,17 +84,30 @@ static void micro_amx(int64_t kc, const void* pa_, const void* pb_, int mr, int 
     pt_gemm_store_tile_avx512(acc, NR, mr, nr, o);
 }
 
+/* bf16 rows are copied; f32 rows (an f32 activation against a bf16-packed weight) are
+ * rounded to bf16 (nearest even) on the way. */
 static void pack_a_amx(const void* src_, int32_t dt, int64_t lda, int64_t mc, int64_t kc, void* dst_) {
     const uint16_t* src = (const uint16_t*)src_;
+    const float* srcf = (const float*)src_;
     uint16_t* dst = (uint16_t*)dst_;
     const int64_t nkb = (kc + KB - 1) / KB;
     for (int64_t i0 = 0; i0 < mc; i0 += MR) {
         int rows = mc - i0 < MR ? (int)(mc - i0) : MR;
         for (int64_t b = 0; b < nkb; b++, dst += MR * KB) {
-            __mmask32 m = mask32(kc - b * KB);
-            const uint16_t* s = src + i0 * lda + b * KB;
+            int64_t w = kc - b * KB;
             int r = 0;
-            for (; r < rows; r++) _mm512_store_si512(dst + r * KB, _mm512_maskz_loadu_epi16(m, s + r * lda));
+            if (dt == PT_F32) {
+                __mmask16 m0 = mask_lo((int)(w < 16 ? w : 16)), m1 = w > 16 ? mask_lo((int)(w - 16)) : 0;
+                const float* s = srcf + i0 * lda + b * KB;
+                for (; r < rows; r++) {
+                    __m512 lo = _mm512_maskz_loadu_ps(m0, s + r * lda), hi = _mm512_maskz_loadu_ps(m1, s + r * lda + 16);
+                    _mm512_store_si512(dst + r * KB, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                }
+            } else {
+                __mmask32 m = mask32(w);
+                const uint16_t* s = src + i0 * lda + b * KB;
+                for (; r < rows; r++) _mm512_store_si512(dst + r * KB, _mm512_maskz_loadu_epi16(m, s + r * lda));
+            }
             for (; r < MR; r++) _mm512_store_si512(dst + r * KB, _mm512_setzero_si512());
         }
     }

@@ -274,16 +274,17 @@ int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_
 
 /* ================================================================ f32 kernel */
 
-static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int nr, const pt_gemm_tile_out* o) {
-    const float* pa = (const float*)pa_;
-    const float* pb = (const float*)pb_;
+/* R of the MR rows of a packed A panel (R >= mr): a tail tile of 4 or 8 rows (M = 16 is
+ * 12 + 4) does not pay for the 12-row tile's padding. */
+static inline __attribute__((always_inline)) void micro_f32_rows(const int R, int64_t kc, const float* pa, const float* pb, int mr,
+                                                                 int nr, const pt_gemm_tile_out* o) {
     __m512 c[MR][2];
 #pragma GCC unroll 12
-    for (int r = 0; r < MR; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < R; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
 #pragma GCC unroll 12
-        for (int r = 0; r < MR; r++) {
+        for (int r = 0; r < R; r++) {
             __m512 a = _mm512_set1_ps(pa[r]);
             c[r][0] = _mm512_fmadd_ps(a, b0, c[r][0]);
             c[r][1] = _mm512_fmadd_ps(a, b1, c[r][1]);
@@ -292,6 +293,12 @@ static void micro_f32(int64_t kc, const void* pa_, const void* pb_, int mr, int 
         pb += NR;
     }
     STORE_TILE(c, mr, nr, o);
+}
+
+static void micro_f32(int64_t kc, const void* pa, const void* pb, int mr, int nr, const pt_gemm_tile_out* o) {
+    if (mr > 8) micro_f32_rows(MR, kc, (const float*)pa, (const float*)pb, mr, nr, o);
+    else if (mr > 4) micro_f32_rows(8, kc, (const float*)pa, (const float*)pb, mr, nr, o);
+    else micro_f32_rows(4, kc, (const float*)pa, (const float*)pb, mr, nr, o);
 }
 
 /* f32 packers; bf16 sources (a bf16 GEMM where vdpbf16ps is slow or absent) are widened to
@@ -377,17 +384,31 @@ static void micro_bf16(int64_t kc, const void* pa_, const void* pb_, int mr, int
     STORE_TILE(c, mr, nr, o);
 }
 
+/* bf16 rows; f32 rows (an f32 activation against a bf16-packed weight) are rounded to bf16
+ * (nearest even) through a 16 x 32 staging block first. */
 static void pack_a_bf16(const void* src_, int32_t dt, int64_t lda, int64_t mc, int64_t kc, void* dst_) {
     const uint16_t* src = (const uint16_t*)src_;
+    const float* srcf = (const float*)src_;
     int32_t* dst = (int32_t*)dst_;
     const int64_t kq = (kc + 1) / 2;
+    uint16_t stage[16 * 32] __attribute__((aligned(64)));
     for (int64_t i0 = 0; i0 < mc; i0 += MR, dst += MR * kq) {
         int rows = mc - i0 < MR ? (int)(mc - i0) : MR;
         for (int64_t p0 = 0; p0 < kc; p0 += 32) {
             int64_t w = kc - p0 < 32 ? kc - p0 : 32;
             int wq = (int)((w + 1) / 2);
             __m512 r[16];
-            load_tr16x2(src + i0 * lda + p0, lda, rows, mask32(w), r);
+            if (dt == PT_F32) {
+                __mmask16 m0 = mask_lo((int)(w < 16 ? w : 16)), m1 = w > 16 ? mask_lo((int)(w - 16)) : 0;
+                for (int i = 0; i < rows; i++) {
+                    const float* s = srcf + (i0 + i) * lda + p0;
+                    __m512 lo = _mm512_maskz_loadu_ps(m0, s), hi = _mm512_maskz_loadu_ps(m1, s + 16);
+                    _mm512_store_si512(stage + i * 32, (__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+                }
+                load_tr16x2(stage, 32, rows, mask32(w), r);
+            } else {
+                load_tr16x2(src + i0 * lda + p0, lda, rows, mask32(w), r);
+            }
             for (int c = 0; c < wq; c++)
                 _mm512_mask_storeu_epi32(dst + (p0 / 2 + c) * MR, (__mmask16)((1u << MR) - 1u), _mm512_castps_si512(r[c]));
         }

@@ -136,6 +136,146 @@ public final class Kernels {
         matmul(ctx, x, weight, bias, out, MatmulOptions.LINEAR);
     }
 
+    /**
+     * A right-hand matmul operand packed once into the layout the GEMM kernel reads
+     * ({@code pt_matmul_pack}): for weights used by many calls, which then skip packing B
+     * ({@link #matmul(Context, Tensor, PackedMatrix, Tensor, Tensor, MatmulOptions)}). It owns
+     * its native copy; {@link #close()} frees it (twice is harmless).
+     */
+    public static final class PackedMatrix implements AutoCloseable {
+        private final Arena arena = Arena.ofShared();
+        private final MemorySegment handle;
+        private final long k, n, bytes;
+        private final DType dtype;
+        private final boolean transB;
+        private volatile boolean closed;
+
+        private PackedMatrix(MemorySegment raw, long k, long n, DType dtype, boolean transB, long bytes) {
+            this.handle = raw.reinterpret(arena, h -> panatron_h.pt_packed_matrix_destroy(h));
+            this.k = k;
+            this.n = n;
+            this.dtype = dtype;
+            this.transB = transB;
+            this.bytes = bytes;
+        }
+
+        /** Rows of the logical B (its K). */
+        public long k() { return k; }
+
+        /** Columns of the logical B (its N). */
+        public long n() { return n; }
+
+        /** The precision of the products: F32 or BF16. */
+        public DType dtype() { return dtype; }
+
+        /** Whether it was packed from a [N, K] (PyTorch Linear layout) source. */
+        public boolean transB() { return transB; }
+
+        /** Bytes of the packed copy. */
+        public long byteSize() { return bytes; }
+
+        MemorySegment handle() {
+            if (closed) throw new IllegalStateException("packed matrix is closed");
+            return handle;
+        }
+
+        @Override
+        public void close() {
+            synchronized (this) {
+                if (closed) return;
+                closed = true;
+            }
+            arena.close();
+        }
+
+        @Override
+        public String toString() { return "packed " + dtype.name().toLowerCase() + "[" + k + ", " + n + "]"; }
+    }
+
+    /**
+     * Packs {@code b} for {@link #matmul(Context, Tensor, PackedMatrix, Tensor, Tensor, MatmulOptions)}.
+     * The kernel is chosen from {@code ctx}'s CPU features; use the result with contexts that
+     * have them. {@code b} is read only during this call.
+     *
+     * @param b      [K, N], or [N, K] when {@code transB}; f32 or bf16
+     * @param dtype  F32, or BF16 (b rounded to bf16; AMX-BF16 / AVX512-BF16 products where the
+     *               CPU has them)
+     * @throws IllegalArgumentException for a b that is not 2-D, f32 or bf16, or a dtype other
+     *         than F32 or BF16
+     * @throws IllegalStateException    when b or the context is closed
+     * @throws PanatronException        when the native side fails (out of memory)
+     */
+    public static PackedMatrix pack(Context ctx, Tensor b, boolean transB, DType dtype) {
+        Objects.requireNonNull(dtype, "dtype");
+        requireOpen(ctx, b);
+        requireDtype("pack b", b, DType.F32, DType.BF16);
+        if (dtype != DType.F32 && dtype != DType.BF16) throw new IllegalArgumentException("pack: dtype must be F32 or BF16, got " + dtype);
+        if (b.ndim() != 2) throw shape("pack: b must be 2-D ([K, N], or [N, K] with transB), got " + b);
+        requireWholeElementStrides("pack b", b);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment out = tmp.allocate(java.lang.foreign.ValueLayout.ADDRESS);
+            Native.check(panatron_h.pt_matmul_pack(ctx.handle(), b.descriptor(), transB ? 1 : 0, dtype.code(), out));
+            MemorySegment raw = out.get(java.lang.foreign.ValueLayout.ADDRESS, 0);
+            MemorySegment bytes = tmp.allocate(java.lang.foreign.ValueLayout.JAVA_LONG);
+            Native.check(panatron_h.pt_packed_matrix_info(raw, MemorySegment.NULL, MemorySegment.NULL, MemorySegment.NULL, bytes));
+            long k = transB ? b.dim(1) : b.dim(0), n = transB ? b.dim(0) : b.dim(1);
+            return new PackedMatrix(raw, k, n, dtype, transB, bytes.get(java.lang.foreign.ValueLayout.JAVA_LONG, 0));
+        }
+    }
+
+    /**
+     * {@code c = act(alpha * a @ B + bias + beta * c)} with B packed by {@link #pack} (its
+     * transB is the packing's; {@code opts.transB()} is ignored). Our kernels run it, whether
+     * or not the context uses oneDNN.
+     *
+     * @param a    [M, K] or [B, M, K], f32 or bf16 (either, whatever B's dtype: a bf16
+     *             packing rounds a's rows to bf16 while packing them)
+     * @param b    the packed [K, N] matrix
+     * @param bias [N] f32, or null
+     * @param c    a's rank: [M, N] or [B, M, N], f32 or bf16
+     * @throws IllegalArgumentException on a shape or dtype mismatch, c overlapping a or bias,
+     *         overlapping c rows, or a read-only c
+     * @throws IllegalStateException    when a tensor, the packed matrix or the context is closed
+     * @throws PanatronException        when the native side fails (a context without the CPU
+     *         features the packing chose)
+     */
+    public static void matmul(Context ctx, Tensor a, PackedMatrix b, Tensor bias, Tensor c, MatmulOptions opts) {
+        Objects.requireNonNull(opts, "opts");
+        Objects.requireNonNull(b, "b");
+        requireOpen(ctx, a, c);
+        MemorySegment bh = b.handle();
+        if (bias != null) bias.checkOpen();
+        requireDtype("matmul a", a, DType.F32, DType.BF16);
+        requireDtype("matmul c", c, DType.F32, DType.BF16);
+        if (a.ndim() < 2 || a.ndim() > 3) throw shape("matmul: a must be 2-D or 3-D, got " + a);
+        if (c.ndim() != a.ndim()) throw shape("matmul: c " + c + " must have the rank of a " + a);
+        long m = a.dim(-2), k = a.dim(-1), n = b.n();
+        if (k != b.k()) throw shape("matmul: inner dims differ: a " + a + " has K=" + k + ", " + b + " has K=" + b.k());
+        if (c.dim(-2) != m || c.dim(-1) != n || (a.ndim() == 3 && c.dim(0) != a.dim(0))) {
+            throw shape("matmul: c " + c + " must be [" + (a.ndim() == 3 ? a.dim(0) + ", " : "") + m + ", " + n + "] for a " + a + " and " + b);
+        }
+        if (bias != null) {
+            requireDtype("matmul bias", bias, DType.F32);
+            if (bias.ndim() != 1 || bias.dim(0) != n) throw shape("matmul: bias must be [" + n + "], got " + bias);
+        }
+        requireWholeElementStrides("matmul a", a);
+        requireWholeElementStrides("matmul c", c);
+        long[] cs = c.strides();
+        long es = c.dtype().byteSize();
+        if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
+            throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
+        }
+        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
+            throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
+        }
+        requireWritable("matmul c", c);
+        requireDisjoint("matmul", c, "c", a, "a");
+        if (bias != null) requireDisjoint("matmul", c, "c", bias, "bias");
+        if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
+        Native.check(panatron_h.pt_matmul_packed(ctx.handle(), a.descriptor(), bh, bias == null ? MemorySegment.NULL : bias.descriptor(),
+                c.descriptor(), matmulParams(opts)));
+    }
+
     private static void requireWholeElementStrides(String what, Tensor t) {
         long[] st = t.strides();
         long[] sh = t.shape();
@@ -720,8 +860,15 @@ public final class Kernels {
      * @throws IllegalStateException    when any tensor or the context is closed
      */
     public static void flashAttention(Context ctx, Tensor q, Tensor k, Tensor v, Tensor out, AttentionOptions opts) {
-        final String op = "flashAttention";
         Objects.requireNonNull(opts, "opts");
+        checkFlashAttention(ctx, q, k, v, out, opts);
+        try (Arena tmp = Arena.ofConfined()) {
+            Native.check(panatron_h.pt_flash_attn_fwd(ctx.handle(), flashParams(tmp, q, k, v, out, opts)));
+        }
+    }
+
+    private static void checkFlashAttention(Context ctx, Tensor q, Tensor k, Tensor v, Tensor out, AttentionOptions opts) {
+        final String op = "flashAttention";
         requireOpen(ctx, q, k, v, out);
         requireDtype(op + " q", q, DType.F32, DType.BF16);
         requireDtype(op + " k", k, DType.F32, DType.BF16);
@@ -786,8 +933,14 @@ public final class Kernels {
         }
         requireWritable(op + " out", out);
         requireDisjoint(op, "out", out, q, k, v);
-        try (Arena tmp = Arena.ofConfined()) {
-            MemorySegment p = dev.panatron.ffm.pt_flash_attn_params.allocate(tmp);
+    }
+
+    /** The pt_flash_attn_params struct of a checked flashAttention call, in {@code arena}. */
+    private static MemorySegment flashParams(Arena arena, Tensor q, Tensor k, Tensor v, Tensor out, AttentionOptions opts) {
+        Tensor mask = opts.keyPaddingMask(), lse = opts.lse();
+        boolean packed = opts.cuSeqlensQ() != null;
+        {
+            MemorySegment p = dev.panatron.ffm.pt_flash_attn_params.allocate(arena);
             dev.panatron.ffm.pt_flash_attn_params.q(p, q.descriptor());
             dev.panatron.ffm.pt_flash_attn_params.k(p, k.descriptor());
             dev.panatron.ffm.pt_flash_attn_params.v(p, v.descriptor());
@@ -800,8 +953,55 @@ public final class Kernels {
             dev.panatron.ffm.pt_flash_attn_params.causal(p, opts.causal() ? 1 : 0);
             dev.panatron.ffm.pt_flash_attn_params.window_left(p, opts.windowLeft());
             dev.panatron.ffm.pt_flash_attn_params.window_right(p, opts.windowRight());
-            Native.check(panatron_h.pt_flash_attn_fwd(ctx.handle(), p));
+            return p;
         }
+    }
+
+    /**
+     * A {@link #flashAttention} call checked once and bound to its tensors, for calls repeated
+     * on the same views (an executor's plan): {@link #run()} is the downcall alone, with the
+     * params struct built at creation (no allocation, no argument re-checks beyond the open
+     * state). The tensors' contents may change between runs: masks and cu_seqlens are checked
+     * by the native side on every call.
+     */
+    public static final class FlashAttentionCall {
+        private final Context ctx;
+        private final Tensor[] tensors;
+        private final MemorySegment params;
+
+        private FlashAttentionCall(Context ctx, Tensor[] tensors, MemorySegment params) {
+            this.ctx = ctx;
+            this.tensors = tensors;
+            this.params = params;
+        }
+
+        /**
+         * Runs the attention.
+         *
+         * @throws IllegalStateException when the context or a tensor was closed since
+         * @throws PanatronException     when the native kernel fails (bad cu_seqlens content,
+         *                               out of memory)
+         */
+        public void run() {
+            MemorySegment h = ctx.handle();
+            for (Tensor t : tensors) t.checkOpen();
+            Native.check(panatron_h.pt_flash_attn_fwd(h, params));
+        }
+    }
+
+    /**
+     * Checks a {@link #flashAttention} call as that method does and binds it for repeated
+     * {@link FlashAttentionCall#run()}s.
+     *
+     * @throws IllegalArgumentException as {@link #flashAttention}
+     * @throws IllegalStateException    when any tensor or the context is closed
+     */
+    public static FlashAttentionCall prepareFlashAttention(Context ctx, Tensor q, Tensor k, Tensor v, Tensor out, AttentionOptions opts) {
+        Objects.requireNonNull(opts, "opts");
+        checkFlashAttention(ctx, q, k, v, out, opts);
+        java.util.List<Tensor> ts = new java.util.ArrayList<>(java.util.List.of(q, k, v, out));
+        for (Tensor t : new Tensor[] {opts.keyPaddingMask(), opts.cuSeqlensQ(), opts.cuSeqlensK(), opts.lse()}) if (t != null) ts.add(t);
+        return new FlashAttentionCall(ctx, ts.toArray(Tensor[]::new), flashParams(Arena.ofAuto(), q, k, v, out, opts));
     }
 
     /** Full (non-causal) attention with the default scale. */

@@ -415,6 +415,94 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_matmul_pack {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_matmul_pack");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_matmul_pack(pt_ctx * ctx, const pt_tensor * b, int32_t trans_b, int32_t dtype, pt_packed_matrix ** out)} */
+    public static FunctionDescriptor pt_matmul_pack$descriptor() { return pt_matmul_pack.DESC; }
+    /** Downcall handle of {@code pt_status pt_matmul_pack(pt_ctx * ctx, const pt_tensor * b, int32_t trans_b, int32_t dtype, pt_packed_matrix ** out)} */
+    public static MethodHandle pt_matmul_pack$handle() { return pt_matmul_pack.HANDLE; }
+    /** Address of {@code pt_status pt_matmul_pack(pt_ctx * ctx, const pt_tensor * b, int32_t trans_b, int32_t dtype, pt_packed_matrix ** out)} */
+    public static MemorySegment pt_matmul_pack$address() { return pt_matmul_pack.ADDR; }
+    /** {@snippet lang=c : pt_status pt_matmul_pack(pt_ctx * ctx, const pt_tensor * b, int32_t trans_b, int32_t dtype, pt_packed_matrix ** out) } */
+    public static int pt_matmul_pack(MemorySegment ctx, MemorySegment b, int trans_b, int dtype, MemorySegment out) {
+        var mh$ = pt_matmul_pack.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, b, trans_b, dtype, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_packed_matrix_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_packed_matrix_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_packed_matrix_destroy(pt_packed_matrix * p)} */
+    public static FunctionDescriptor pt_packed_matrix_destroy$descriptor() { return pt_packed_matrix_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_packed_matrix_destroy(pt_packed_matrix * p)} */
+    public static MethodHandle pt_packed_matrix_destroy$handle() { return pt_packed_matrix_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_packed_matrix_destroy(pt_packed_matrix * p)} */
+    public static MemorySegment pt_packed_matrix_destroy$address() { return pt_packed_matrix_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_packed_matrix_destroy(pt_packed_matrix * p) } */
+    public static int pt_packed_matrix_destroy(MemorySegment p) {
+        var mh$ = pt_packed_matrix_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(p);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_packed_matrix_info {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_packed_matrix_info");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_packed_matrix_info(const pt_packed_matrix * p, int64_t * k, int64_t * n, int32_t * dtype, int64_t * bytes)} */
+    public static FunctionDescriptor pt_packed_matrix_info$descriptor() { return pt_packed_matrix_info.DESC; }
+    /** Downcall handle of {@code pt_status pt_packed_matrix_info(const pt_packed_matrix * p, int64_t * k, int64_t * n, int32_t * dtype, int64_t * bytes)} */
+    public static MethodHandle pt_packed_matrix_info$handle() { return pt_packed_matrix_info.HANDLE; }
+    /** Address of {@code pt_status pt_packed_matrix_info(const pt_packed_matrix * p, int64_t * k, int64_t * n, int32_t * dtype, int64_t * bytes)} */
+    public static MemorySegment pt_packed_matrix_info$address() { return pt_packed_matrix_info.ADDR; }
+    /** {@snippet lang=c : pt_status pt_packed_matrix_info(const pt_packed_matrix * p, int64_t * k, int64_t * n, int32_t * dtype, int64_t * bytes) } */
+    public static int pt_packed_matrix_info(MemorySegment p, MemorySegment k, MemorySegment n, MemorySegment dtype, MemorySegment bytes) {
+        var mh$ = pt_packed_matrix_info.HANDLE;
+        try {
+            return (int) mh$.invokeExact(p, k, n, dtype, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_matmul_packed {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_matmul_packed");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_matmul_packed(pt_ctx * ctx, const pt_tensor * a, const pt_packed_matrix * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static FunctionDescriptor pt_matmul_packed$descriptor() { return pt_matmul_packed.DESC; }
+    /** Downcall handle of {@code pt_status pt_matmul_packed(pt_ctx * ctx, const pt_tensor * a, const pt_packed_matrix * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MethodHandle pt_matmul_packed$handle() { return pt_matmul_packed.HANDLE; }
+    /** Address of {@code pt_status pt_matmul_packed(pt_ctx * ctx, const pt_tensor * a, const pt_packed_matrix * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MemorySegment pt_matmul_packed$address() { return pt_matmul_packed.ADDR; }
+    /** {@snippet lang=c : pt_status pt_matmul_packed(pt_ctx * ctx, const pt_tensor * a, const pt_packed_matrix * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params) } */
+    public static int pt_matmul_packed(MemorySegment ctx, MemorySegment a, MemorySegment b, MemorySegment bias, MemorySegment c, MemorySegment params) {
+        var mh$ = pt_matmul_packed.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, a, b, bias, c, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_add {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_add");
@@ -1354,6 +1442,10 @@ public final class panatron_h {
         "pt_int8_packed_bytes",
         "pt_pack_int8_weight",
         "pt_matmul_int8",
+        "pt_matmul_pack",
+        "pt_packed_matrix_destroy",
+        "pt_packed_matrix_info",
+        "pt_matmul_packed",
         "pt_add",
         "pt_unary",
         "pt_swiglu",

@@ -22,6 +22,10 @@ import java.util.Set;
  *       epilogue; LINEAR + Add(residual of the same shape) → LINEAR accumulating onto the residual</li>
  *   <li>{@link #attention}: Reshape/Transpose of q, k, v, MatMul, Div|Mul by the scale, Add(mask), Softmax, MatMul,
  *       Transpose, Reshape → ATTENTION</li>
+ *   <li>{@link #addLayerNorm}: Add(a, b) of two same-shape values feeding only a LayerNorm → LAYER_NORM with a
+ *       residual input (one pass: the sum is never stored)</li>
+ *   <li>{@link #keyPaddingMask}: an ATTENTION mask computed as {@code (1 - cast(unsqueeze(m))) * c} (c <= -1e4)
+ *       from an integer [B, S] attention mask m → ATTENTION reading m directly as a key-padding mask</li>
  * </ul>
  * Each returns the number of patterns it replaced. Shapes must be inferred.
  */
@@ -95,6 +99,90 @@ public final class Fusions {
     private static boolean isSquareOf(Node n, Value a) {
         if (n.op() == Op.POW) return n.input(0) == a && near(scalar(n.input(1)), 2);
         return n.op() == Op.MUL && n.input(0) == a && n.input(1) == a;
+    }
+
+    // ================================================================ residual + LayerNorm
+
+    /**
+     * {@code LayerNorm(Add(a, b))} where a and b have the output's shape and dtype and the sum
+     * feeds only the LayerNorm → LAYER_NORM(a, gamma, beta, residual b). Run after
+     * {@link #layerNorm}; before {@link #linear}, so a residual add next to a LayerNorm goes
+     * here instead of into the GEMM.
+     */
+    public static int addLayerNorm(Graph g) {
+        int count = 0;
+        for (Node ln : new ArrayList<>(g.nodes())) {
+            if (ln.op() != Op.LAYER_NORM || ln.input(3) != null) continue;
+            Graph.Uses u = g.uses();
+            Node add = u.producer(ln.input(0), Op.ADD);
+            if (add == null || !interiorOnly(u, List.of(add, ln), ln.output(0))) continue;
+            Value a = add.input(0), b = add.input(1);
+            Shape s = add.output(0).shape();
+            if (a.isConstant() || b.isConstant() || !a.shape().equals(s) || !b.shape().equals(s) || a.dtype() != b.dtype()
+                    || a.dtype() != add.output(0).dtype()) continue;
+            List<Value> in = new ArrayList<>(Arrays.asList(a, ln.input(1), ln.input(2), b));
+            replace(g, List.of(add, ln), new Node(Op.LAYER_NORM, ln.name(), in, List.of(ln.output(0)), ln.attributes()));
+            count++;
+        }
+        return count;
+    }
+
+    // ================================================================ key-padding masks
+
+    /**
+     * ATTENTION nodes whose additive mask is {@code (1 - cast(unsqueeze(m))) * c}, with m an
+     * integer or bool [B, S] attention mask (1 = attend), the unsqueezes making it [B, 1, 1, S]
+     * and c a constant <= -1e4 (so that e^(score + c) is exactly 0 in f32): the node reads m
+     * itself ({@code key_padding = 1}), which the flash-attention kernel takes as is. The mask
+     * arithmetic becomes dead code. Rows whose keys are all masked then give zeros instead of a
+     * uniform average (no real input has such rows: [CLS] is always attended).
+     */
+    public static int keyPaddingMask(Graph g) {
+        int count = 0;
+        for (Node at : new ArrayList<>(g.nodes())) {
+            if (at.op() != Op.ATTENTION || at.input(3) == null || at.attrLong("key_padding", 0) != 0) continue;
+            Graph.Uses u = g.uses();
+            Value m = keepMask(u, at.input(3));
+            if (m == null) continue;
+            Shape q = at.input(0).shape();
+            if (!m.shape().dim(0).equals(q.dim(0)) || !m.shape().dim(1).equals(q.dim(1))) continue;
+            Map<String, Object> attrs = new HashMap<>(at.attributes());
+            attrs.put("key_padding", 1L);
+            List<Value> in = new ArrayList<>(at.inputs());
+            in.set(3, m);
+            replace(g, List.of(at), new Node(Op.ATTENTION, at.name(), in, List.of(at.output(0)), attrs));
+            count++;
+        }
+        return count;
+    }
+
+    /** The [B, S] keep mask behind an additive mask value, or null when it is not that pattern. */
+    private static Value keepMask(Graph.Uses u, Value mask) {
+        Shape ms = mask.shape();
+        if (ms.rank() != 4 || !ms.dim(1).equals(Dim.of(1)) || !ms.dim(2).equals(Dim.of(1))) return null;
+        Node mul = u.producer(mask, Op.MUL);
+        if (mul == null || scalarIndex(mul) < 0 || !(scalar(mul.input(scalarIndex(mul))) <= -1e4)) return null;
+        Node sub = u.producer(mul.input(1 - scalarIndex(mul)), Op.SUB);
+        if (sub == null || !isScalar(sub.input(0)) || scalar(sub.input(0)) != 1) return null;
+        Value v = sub.input(1);
+        boolean cast = false;
+        for (int hops = 0; hops < 4 && v.shape().rank() != 2; hops++) {
+            Node p = u.producer(v);
+            if (p == null) return null;
+            if (p.op() == Op.CAST && p.output(0).dtype().isFloat() && !cast) cast = true;
+            else if (p.op() != Op.UNSQUEEZE) return null;
+            v = p.input(0);
+        }
+        if (!cast && v.shape().rank() == 2) {
+            Node p = u.producer(v, Op.CAST);     // cast applied before the unsqueezes
+            if (p != null && p.output(0).dtype().isFloat()) {
+                v = p.input(0);
+                cast = true;
+            }
+        }
+        if (!cast || v.shape().rank() != 2 || v.dtype().isFloat() || v.dtype() == DType.U4) return null;
+        if (!v.shape().dim(0).equals(ms.dim(0)) || !v.shape().dim(1).equals(ms.dim(3))) return null;
+        return v;
     }
 
     // ================================================================ GELU

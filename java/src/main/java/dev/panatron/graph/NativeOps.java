@@ -1,5 +1,6 @@
 package dev.panatron.graph;
 
+import dev.panatron.AttentionOptions;
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Kernels;
@@ -9,49 +10,97 @@ import dev.panatron.Tensor;
 
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
 
 /**
- * The executor's bindings to native kernels ({@link Kernels}): same signatures as their
- * {@link RefOps} twins, so moving an op to native code is a one-word change in
- * {@link Session}'s switch. Inputs/outputs are contiguous {@link TensorData} views; a case the
- * native kernel does not cover (a dtype, a broadcast) falls back to {@link RefOps}.
+ * The executor's bindings to native kernels ({@link Kernels}). {@link #bind} turns one plan
+ * step into the code that runs it, resolved once per plan: kernel views ({@link Tensor}s with
+ * their native descriptors), options, packed weights and small conversion buffers are made at
+ * bind time, so running a step allocates nothing. A case a kernel does not cover (a dtype, a
+ * broadcast, an op without a kernel) runs its {@link RefOps} twin instead, with the same
+ * arguments.
  *
- * <p>Native today: matmul (pt_matmul, oneDNN when built in) for LINEAR (bias and GELU epilogue
- * fused), MATMUL and the two products inside ATTENTION. LayerNorm, softmax, GELU, embedding and
- * elementwise ops bind here once their kernels land (see the TODO markers).
+ * <p>Native: LINEAR (pt_matmul with bias / GELU epilogue; weights prepacked once per session
+ * when {@link Weights} has them), MATMUL, LAYER_NORM (pt_layer_norm / pt_add_layer_norm with
+ * the residual fused), GELU (pt_unary), ADD (pt_add; batch-broadcast by rows), SOFTMAX over
+ * the last axis (pt_softmax), GATHER of an embedding table (ids converted to i32 once per run;
+ * pt_embedding), ATTENTION (pt_flash_attn_fwd with the key-padding mask). Everything else
+ * (shape bookkeeping and the tiny mask arithmetic) is Java.
  */
-public final class NativeOps {
+final class NativeOps {
     private NativeOps() {}
 
     /**
-     * {@code out = act(x @ w + bias + residual)} as one GEMM over all rows: x [..., K] viewed as
-     * [rows, K]; w [K, N] or [N, K] (transB); bias [N] f32 or null; residual like out, or null
-     * (copied into out, then accumulated onto with beta = 1).
+     * The bound code of step {@code s} of {@code plan}.
+     *
+     * @param weights the session's prepacked weights (or null: weights used as they are)
      */
-    public static void linear(Context ctx, TensorData x, TensorData w, TensorData bias, TensorData residual, boolean transB, String activation,
-                              TensorData out) {
-        if (x.dtype() != DType.F32 || w.dtype() != DType.F32 || out.dtype() != DType.F32 || (bias != null && bias.dtype() != DType.F32)
-                || (residual != null && residual.dtype() != DType.F32)) {
-            RefOps.linear(ctx, x, w, bias, residual, transB, activation, out);
-            return;
-        }
-        if (residual != null) residual.copyTo(out);
-        Activation act = switch (activation) {
+    static Runnable bind(Context ctx, Plan plan, Plan.Step s, Weights weights) {
+        Node n = s.node();
+        TensorData[] in = s.in();
+        TensorData[] outs = s.out();
+        TensorData out = outs[0];
+        Runnable r = switch (n.op()) {
+            case LINEAR -> linear(ctx, n, in, out, weights);
+            case MATMUL -> () -> matmul(ctx, in[0], in[1], out);
+            case LAYER_NORM -> layerNorm(ctx, n, in, out);
+            case GELU -> gelu(ctx, n, in[0], out);
+            case ADD -> add(ctx, in[0], in[1], out);
+            case SOFTMAX -> softmax(ctx, n, in[0], out);
+            case GATHER -> gather(ctx, plan, n, in, out);
+            case ATTENTION -> attention(ctx, plan, n, in, out);
+            default -> null;
+        };
+        return r != null ? r : () -> RefOps.execute(ctx, n, in, outs);
+    }
+
+    private static TensorData in(TensorData[] in, int i) { return i < in.length ? in[i] : null; }
+
+    private static boolean isFloat(TensorData t) { return t.dtype() == DType.F32 || t.dtype() == DType.BF16; }
+
+    // ================================================================ LINEAR
+
+    private static Runnable linear(Context ctx, Node n, TensorData[] in, TensorData out, Weights weights) {
+        TensorData x = in[0], w = in[1], bias = in(in, 2), residual = in(in, 3);
+        boolean transB = n.attrLong("transB", 0) != 0;
+        String act = n.attrString("activation", "none");
+        Activation a = switch (act) {
             case "none" -> Activation.NONE;
             case "gelu" -> Activation.GELU_ERF;
             case "gelu_tanh" -> Activation.GELU_TANH;
             case "relu" -> Activation.RELU;
-            default -> throw new GraphException("linear: unknown activation '" + activation + "'");
+            default -> null;
         };
-        Kernels.matmul(ctx, x.asMatrix().asTensor(), w.asTensor(), bias == null ? null : bias.asTensor(),
-                out.asMatrix().asTensor(), new MatmulOptions(transB, act, 1f, residual == null ? 0f : 1f));
+        boolean ok = a != null && isFloat(x) && w.dtype() == x.dtype() && isFloat(out) && (x.dtype() == DType.BF16 || out.dtype() == DType.F32)
+                && w.rank() == 2 && (bias == null || (bias.dtype() == DType.F32 && bias.rank() == 1))
+                && (residual == null || residual.dtype() == out.dtype());
+        if (!ok) return () -> RefOps.linear(ctx, x, w, bias, residual, transB, act, out);
+        Tensor xm = x.asMatrix().asTensor(), om = out.asMatrix().asTensor(), bt = bias == null ? null : bias.asTensor();
+        MatmulOptions opts = new MatmulOptions(transB, a, 1f, residual == null ? 0f : 1f);
+        Weights.Packed packed = weights == null ? null : weights.packed(ctx, n.input(1), w, transB);
+        if (residual == null) {
+            if (packed != null) return () -> packed.matmul(ctx, xm, bt, om, opts);
+            Tensor wt = w.asTensor();
+            return () -> Kernels.matmul(ctx, xm, wt, bt, om, opts);
+        }
+        if (packed != null) {
+            return () -> {
+                residual.copyTo(out);
+                packed.matmul(ctx, xm, bt, om, opts);
+            };
+        }
+        Tensor wt = w.asTensor();
+        return () -> {
+            residual.copyTo(out);
+            Kernels.matmul(ctx, xm, wt, bt, om, opts);
+        };
     }
 
     /**
      * numpy matmul for f32: a [..., M, K] @ b [K, N] as one GEMM; a and b with equal batch dims
      * as batched GEMMs; anything else (broadcast batches, 1-D operands) in {@link RefOps}.
      */
-    public static void matmul(Context ctx, TensorData a, TensorData b, TensorData out) {
+    static void matmul(Context ctx, TensorData a, TensorData b, TensorData out) {
         if (a.dtype() != DType.F32 || b.dtype() != DType.F32 || a.rank() < 2 || b.rank() < 2) {
             RefOps.matmul(ctx, a, b, out);
             return;
@@ -78,129 +127,164 @@ public final class NativeOps {
                 out.reshape(batch, m, n).asTensor(), MatmulOptions.DEFAULT);
     }
 
-    /**
-     * Bytes of scratch {@link #attention} needs: scores [H, S, S] f32 for each batch element
-     * processed at once (up to {@code workers} of them).
-     */
-    public static long attentionScratchBytes(long batch, long heads, long seq, int workers) {
-        return Math.max(1, Math.min(batch, workers)) * heads * seq * seq * 4;
+    // ================================================================ norms and elementwise
+
+    private static Runnable layerNorm(Context ctx, Node n, TensorData[] in, TensorData out) {
+        TensorData x = in[0], gamma = in[1], beta = in(in, 2), residual = in(in, 3);
+        double eps = n.attrDouble("epsilon", 1e-5);
+        boolean ok = isFloat(x) && isFloat(out) && x.rank() >= 1 && x.rank() <= Tensor.MAX_DIMS && gamma.dtype() == DType.F32 && gamma.rank() == 1
+                && (beta == null || (beta.dtype() == DType.F32 && beta.rank() == 1)) && (residual == null || isFloat(residual))
+                && (float) eps >= 0 && Float.isFinite((float) eps);
+        if (!ok) return () -> RefOps.layerNorm(ctx, x, gamma, beta, residual, eps, out);
+        Tensor xt = x.asTensor(), gt = gamma.asTensor(), bt = beta == null ? null : beta.asTensor(), ot = out.asTensor();
+        float e = (float) eps;
+        if (residual == null) return () -> Kernels.layerNorm(ctx, xt, gt, bt, e, ot);
+        Tensor rt = residual.asTensor();
+        return () -> Kernels.addLayerNorm(ctx, xt, rt, gt, bt, e, ot, null);
     }
 
-    private static final ThreadLocal<Context[]> SERIAL = ThreadLocal.withInitial(() -> new Context[2]);
+    private static Runnable gelu(Context ctx, Node n, TensorData x, TensorData out) {
+        boolean tanh = "tanh".equals(n.attrString("approximate", "none"));
+        if (!isFloat(x) || !isFloat(out) || x.rank() < 1 || x.rank() > Tensor.MAX_DIMS) return () -> RefOps.gelu(ctx, x, tanh, out);
+        Tensor xt = x.asTensor(), ot = out.asTensor();
+        Kernels.Unary op = tanh ? Kernels.Unary.GELU_TANH : Kernels.Unary.GELU_ERF;
+        return () -> Kernels.unary(ctx, op, xt, ot);
+    }
 
-    /**
-     * A single-threaded context like {@code ctx} for kernels called from parallel Java tasks:
-     * one per worker thread, because oneDNN primitives (cached per context) must not run
-     * concurrently from two threads, nor move between threads (oneDNN's scratchpad contract).
-     * These contexts live as long as their (pooled) worker thread.
-     */
-    static Context serial(Context ctx) {
-        Context[] c = SERIAL.get();
-        int i = ctx.usesOneDnn() ? 1 : 0;
-        if (c[i] == null) c[i] = Context.create(1, ctx.usesOneDnn(), 0);
-        return c[i];
+    private static Runnable softmax(Context ctx, Node n, TensorData x, TensorData out) {
+        int axis = (int) ShapeInference.norm(n, n.attrLong("axis", -1), x.rank());
+        if (axis != x.rank() - 1 || !isFloat(x) || !isFloat(out) || x.rank() > Tensor.MAX_DIMS) return () -> RefOps.softmax(ctx, x, axis, out);
+        Tensor xt = x.asTensor(), ot = out.asTensor();
+        return () -> Kernels.softmax(ctx, xt, 1f, ot);
     }
 
     /**
-     * Multi-head attention, interim composite until the native flash-attention kernel lands:
-     * per batch element, {@code scores[H, S, S] = scale * q @ kᵀ} (one batched pt_matmul over
-     * the heads, read in place from the packed [S, H*D] rows), mask added and softmax in Java,
-     * {@code out = p @ v} (one more batched pt_matmul, written in place). With several threads
-     * and batch elements, the batch elements are split over the threads (each running its
-     * matmuls single-threaded): one parallel region per call instead of three per element.
-     *
-     * @param scratch at least {@link #attentionScratchBytes} bytes for {@code ctx.threads()} workers
+     * out = a + b for floats: same shapes, a bias vector (b with one non-1 dim, the last), or a
+     * b that broadcasts over leading dims of a ([1, rest] against [B, rest]: one call per
+     * leading index); the rest in {@link RefOps}.
      */
-    public static void attention(Context ctx, TensorData q, TensorData k, TensorData v, TensorData mask, int heads, double scale,
-                                 TensorData out, TensorData scratch) {
-        if (q.dtype() != DType.F32 || k.dtype() != DType.F32 || v.dtype() != DType.F32 || (mask != null && mask.dtype() != DType.F32)) {
-            RefOps.attention(ctx, q, k, v, mask, heads, scale, out);
-            return;
+    private static Runnable add(Context ctx, TensorData x, TensorData y, TensorData out) {
+        if (!isFloat(x) || !isFloat(y) || !isFloat(out) || out.rank() < 1 || out.rank() > Tensor.MAX_DIMS) {
+            return () -> RefOps.binary(ctx, Op.ADD, x, y, out);
         }
-        long bsz = q.dim(0), s = q.dim(1);
-        long per = heads * s * s * 4;
-        if (Parallel.chunks(ctx, bsz) > 1) {
-            Parallel.forChunks(ctx, bsz, (c, lo, hi) -> {
-                Context one = serial(ctx);
-                TensorData sc = TensorData.wrap(scratch.segment().asSlice(c * per, per), DType.U8, per);
-                for (long b = lo; b < hi; b++) attentionOne(one, null, q, k, v, mask, heads, scale, out, sc, b);
-            });
-        } else {
-            for (long b = 0; b < bsz; b++) attentionOne(ctx, ctx, q, k, v, mask, heads, scale, out, scratch, b);
+        long[] os = out.shape();
+        if (!Arrays.equals(x.shape(), os) && !Arrays.equals(y.shape(), os)) return () -> RefOps.binary(ctx, Op.ADD, x, y, out);
+        boolean swap = !Arrays.equals(x.shape(), os);   // addition commutes: a is the full-shape operand
+        TensorData a = swap ? y : x, b = swap ? x : y;
+        long c = os[os.length - 1];
+        if (Arrays.equals(b.shape(), os)) {
+            Tensor at = a.asTensor(), bt = b.asTensor(), ot = out.asTensor();
+            return () -> Kernels.add(ctx, at, bt, ot);
         }
+        if (b.numel() == c && (b.rank() == 0 ? c == 1 : b.dim(-1) == c)) {
+            Tensor at = a.asMatrix().asTensor(), bt = b.reshape(c).asTensor(), ot = out.asMatrix().asTensor();
+            return () -> Kernels.add(ctx, at, bt, ot);
+        }
+        // b = [1, ..., 1, rest] with rest equal to the trailing dims of out
+        int lead = 0;
+        long[] bs = b.shape();
+        int off = os.length - bs.length;
+        while (lead < os.length && (lead < off || bs[lead - off] == 1) && os[lead] != 1) lead++;
+        long outer = 1;
+        for (int i = 0; i < lead; i++) outer *= os[i];
+        long inner = out.numel() / Math.max(1, outer);
+        if (lead == 0 || b.numel() != inner || inner % c != 0) return () -> RefOps.binary(ctx, Op.ADD, x, y, out);
+        long rows = inner / c;
+        Tensor[] as = new Tensor[(int) outer], ocs = new Tensor[(int) outer];
+        long ea = a.dtype().byteSize(), eo = out.dtype().byteSize();
+        for (int i = 0; i < outer; i++) {
+            as[i] = Tensor.wrap(a.segment().asSlice(i * inner * ea, inner * ea), a.dtype(), rows, c);
+            ocs[i] = Tensor.wrap(out.segment().asSlice(i * inner * eo, inner * eo), out.dtype(), rows, c);
+        }
+        Tensor bt = b.reshape(rows, c).asTensor();
+        return () -> {
+            for (int i = 0; i < as.length; i++) Kernels.add(ctx, as[i], bt, ocs[i]);
+        };
     }
 
-    /** Batch element b; {@code rowsCtx} (or null) parallelizes the softmax rows. */
-    private static void attentionOne(Context ctx, Context rowsCtx, TensorData q, TensorData k, TensorData v, TensorData mask, int heads,
-                                     double scale, TensorData out, TensorData scratch, long b) {
-        long bsz = q.dim(0), s = q.dim(1), hd = q.dim(2), d = hd / heads;
-        float sc = (float) (scale == 0 ? 1 / Math.sqrt(d) : scale);
-        long[] headView = {heads, s, d};
-        long[] headStrides = {d * 4, hd * 4, 4};         // head h of row i at (i*HD + h*D) floats
-        long perBatch = s * hd * 4;
-        long span = ((heads - 1) * d + (s - 1) * hd + d) * 4;
-        MemorySegment sm = scratch.segment();
-        Tensor scores = Tensor.wrap(sm.asSlice(0, heads * s * s * 4), DType.F32, heads, s, s);
-        long[] mstr = mask == null ? null : RefOps.bstrides(mask.shape(), new long[] {bsz, heads, s, s});
-        Tensor qb = Tensor.wrap(q.segment().asSlice(b * perBatch, span), DType.F32, headView, headStrides);
-        Tensor kb = Tensor.wrap(k.segment().asSlice(b * perBatch, span), DType.F32, headView, headStrides);
-        Tensor vb = Tensor.wrap(v.segment().asSlice(b * perBatch, span), DType.F32, headView, headStrides);
-        Tensor ob = Tensor.wrap(out.segment().asSlice(b * perBatch, span), DType.F32, headView, headStrides);
-        Kernels.matmul(ctx, qb, kb, null, scores, new MatmulOptions(true, Activation.NONE, sc, 0f));
-        Parallel.forRange(rowsCtx, heads * s, s * 8, (lo, hi) -> {
-            float[] row = new float[(int) s], mrow = mask == null ? null : new float[(int) s];
-            long maskRowAt = -1;
-            for (long r = lo; r < hi; r++) {
-                long h = r / s, i = r % s;
-                if (mask != null) {
-                    long mo = b * mstr[0] + h * mstr[1] + i * mstr[2];
-                    if (mo != maskRowAt) {           // a [B,1,1,S] key-padding mask: one row per batch element
-                        for (int j = 0; j < s; j++) mrow[j] = mask.getFloat(mo + j * mstr[3]);
-                        maskRowAt = mo;
+    // ================================================================ embedding gather
+
+    /**
+     * Gather on axis 0 of a constant float table [V, D] by integer ids: pt_embedding, the ids
+     * converted to i32 (negative ones counted from the end, as ONNX) into a buffer of the plan.
+     */
+    private static Runnable gather(Context ctx, Plan plan, Node n, TensorData[] in, TensorData out) {
+        TensorData table = in[0], ids = in[1];
+        int axis = (int) ShapeInference.norm(n, n.attrLong("axis", 0), table.rank());
+        boolean ok = axis == 0 && table.rank() == 2 && isFloatOrF16(table) && isFloatOrF16(out) && out.dtype() == table.dtype()
+                && (ids.dtype() == DType.I64 || ids.dtype() == DType.I32) && ids.rank() >= 1 && ids.rank() <= 3;
+        if (!ok) return () -> RefOps.gather(table, ids, axis, out);
+        long v = table.dim(0), count = ids.numel();
+        Tensor tt = table.asTensor(), ot = out.asTensor();
+        MemorySegment idSeg = ids.segment();
+        TensorData ids32 = TensorData.allocate(plan.arena(), DType.I32, ids.shape());
+        MemorySegment i32 = ids32.segment();
+        Tensor it = ids32.asTensor();
+        boolean wide = ids.dtype() == DType.I64;
+        return () -> {
+            for (long i = 0; i < count; i++) {
+                long id = wide ? idSeg.getAtIndex(ValueLayout.JAVA_LONG, i) : idSeg.getAtIndex(ValueLayout.JAVA_INT, i);
+                if (id < 0) id += v;
+                if (id < 0 || id >= v) throw new GraphException("gather: index " + (id < 0 ? id - v : id) + " at position " + i + " is out of range for "
+                        + table + " (ids " + ids + ")");
+                i32.setAtIndex(ValueLayout.JAVA_INT, i, (int) id);
+            }
+            Kernels.embedding(ctx, tt, it, ot);
+        };
+    }
+
+    private static boolean isFloatOrF16(TensorData t) { return isFloat(t) || t.dtype() == DType.F16; }
+
+    // ================================================================ attention
+
+    /**
+     * Flash attention over q, k, v [B, S, H*D] viewed as [B, S, H, D]. A key-padding mask
+     * ({@code key_padding = 1}) goes to the kernel as is; an additive f32 mask of shape
+     * [B|1, 1, 1, S] is turned into a u8 keep mask on every run when each value is 0 or
+     * <= -1e4 (e^(score + m) is then exactly 0); any other mask runs {@link RefOps#attention}.
+     */
+    private static Runnable attention(Context ctx, Plan plan, Node n, TensorData[] in, TensorData out) {
+        TensorData q = in[0], k = in[1], v = in[2], mask = in(in, 3);
+        int heads = (int) n.attrLong("num_heads", 1);
+        double scale = n.attrDouble("scale", 0);
+        boolean keyPadding = n.attrLong("key_padding", 0) != 0;
+        Runnable ref = () -> RefOps.attention(ctx, q, k, v, mask, keyPadding, heads, scale, out);
+        if (!isFloat(q) || !isFloat(k) || v.dtype() != k.dtype() || !isFloat(out) || q.rank() != 3 || heads <= 0 || q.dim(2) % heads != 0
+                || q.dim(2) / heads > 256 || !Float.isFinite((float) scale)) {
+            return ref;
+        }
+        long b = q.dim(0), s = q.dim(1), d = q.dim(2) / heads;
+        Tensor q4 = q.reshape(b, s, heads, d).asTensor(), k4 = k.reshape(b, s, heads, d).asTensor();
+        Tensor v4 = v.reshape(b, s, heads, d).asTensor(), o4 = out.reshape(b, s, heads, d).asTensor();
+        AttentionOptions opts = AttentionOptions.DEFAULT.withScale((float) scale);
+        if (mask == null) {
+            Kernels.FlashAttentionCall call = Kernels.prepareFlashAttention(ctx, q4, k4, v4, o4, opts);
+            return call::run;
+        }
+        if (keyPadding) {
+            if (mask.rank() != 2 || mask.dim(0) != b || mask.dim(1) != s || !(mask.dtype() == DType.I64 || mask.dtype() == DType.I32 || mask.dtype() == DType.U8)) return ref;
+            Kernels.FlashAttentionCall call = Kernels.prepareFlashAttention(ctx, q4, k4, v4, o4, opts.withKeyPaddingMask(mask.asTensor()));
+            return call::run;
+        }
+        long[] ms = mask.shape();
+        if (mask.dtype() != DType.F32 || ms.length != 4 || ms[1] != 1 || ms[2] != 1 || ms[3] != s || (ms[0] != b && ms[0] != 1)) return ref;
+        TensorData keep = TensorData.allocate(plan.arena(), DType.U8, b, s);
+        MemorySegment km = keep.segment(), mm = mask.segment();
+        long per = ms[0] == 1 ? 0 : s;
+        Kernels.FlashAttentionCall call = Kernels.prepareFlashAttention(ctx, q4, k4, v4, o4, opts.withKeyPaddingMask(keep.asTensor()));
+        return () -> {
+            for (long i = 0; i < b; i++) {
+                for (long j = 0; j < s; j++) {
+                    float m = mm.getAtIndex(ValueLayout.JAVA_FLOAT, i * per + j);
+                    if (m == 0f) km.set(ValueLayout.JAVA_BYTE, i * s + j, (byte) 1);
+                    else if (m <= -1e4f) km.set(ValueLayout.JAVA_BYTE, i * s + j, (byte) 0);
+                    else {
+                        ref.run();       // a graded bias (ALiBi, relative positions): the dense reference
+                        return;
                     }
                 }
-                MemorySegment.copy(sm, ValueLayout.JAVA_FLOAT, r * s * 4, row, 0, (int) s);
-                softmaxRow(row, mrow);
-                MemorySegment.copy(row, 0, sm, ValueLayout.JAVA_FLOAT, r * s * 4, (int) s);
             }
-        });
-        Kernels.matmul(ctx, scores, vb, null, ob, MatmulOptions.DEFAULT);
+            call.run();
+        };
     }
-
-    /** In place: row = softmax(row + mask). */
-    private static void softmaxRow(float[] row, float[] mask) {
-        int n = row.length;
-        float max = Float.NEGATIVE_INFINITY;
-        if (mask != null) for (int j = 0; j < n; j++) row[j] += mask[j];
-        for (int j = 0; j < n; j++) max = Math.max(max, row[j]);
-        for (int j = 0; j < n; j++) row[j] = expf(row[j] - max);   // no reduction here: vectorizable
-        float sum = 0;
-        for (int j = 0; j < n; j++) sum += row[j];
-        float inv = 1 / sum;
-        for (int j = 0; j < n; j++) row[j] *= inv;
-    }
-
-    /**
-     * e^x in float, within 2 ulp for x <= 0 (what softmax needs): Cephes' expf — x = n ln2 + r
-     * with |r| <= ln2/2, a degree-6 polynomial for e^r, 2^n put in the exponent bits. About 4x
-     * faster than {@code (float) Math.exp(x)} in a loop.
-     */
-    static float expf(float x) {
-        if (x < -87.3f) return 0f;
-        if (x > 88.7f) return Float.POSITIVE_INFINITY;
-        float fn = x * 1.44269504088896341f + 12582912f - 12582912f;   // round(x / ln2)
-        float r = x - fn * 0.693359375f + fn * 2.12194440e-4f;
-        float p = 1.9875691500e-4f;
-        p = p * r + 1.3981999507e-3f;
-        p = p * r + 8.3334519073e-3f;
-        p = p * r + 4.1665795894e-2f;
-        p = p * r + 1.6666665459e-1f;
-        p = p * r + 5.0000001201e-1f;
-        float e = p * r * r + r + 1f;
-        return e * Float.intBitsToFloat(((int) fn + 127) << 23);
-    }
-
-    // TODO(native kernels): layerNorm -> Kernels.layerNorm (pt_layer_norm), softmax -> pt_softmax,
-    // gelu -> pt_unary(GELU_ERF), add -> pt_add, gather of an embedding table -> pt_embedding,
-    // attention -> pt_flash_attn. Each takes the RefOps signature above.
 }

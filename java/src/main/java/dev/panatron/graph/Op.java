@@ -17,7 +17,9 @@ package dev.panatron.graph;
  *   <li>{@code epsilon} double — LAYER_NORM</li>
  *   <li>{@code approximate} String "none" | "tanh" — GELU</li>
  *   <li>{@code transB} long, {@code activation} String "none" | "gelu" | "gelu_tanh" | "relu" — LINEAR</li>
- *   <li>{@code num_heads} long (required), {@code scale} double — ATTENTION</li>
+ *   <li>{@code num_heads} long (required), {@code scale} double, {@code key_padding} long — ATTENTION</li>
+ *   <li>{@code dtype} DType — LINEAR, LAYER_NORM, GELU, ATTENTION: the output dtype (default: the
+ *       first input's)</li>
  * </ul>
  */
 public enum Op {
@@ -37,14 +39,18 @@ public enum Op {
      * bias [N] or absent, residual (input 3) [..., N] like y, or absent.
      */
     LINEAR,
-    /** LayerNorm over the last dim: x [..., C], gamma [C], beta [C] or absent; attribute epsilon. */
+    /**
+     * LayerNorm over the last dim: x [..., C], gamma [C], beta [C] or absent, residual (input 3)
+     * like x or absent: {@code y = LN(x + residual)}; attribute epsilon.
+     */
     LAYER_NORM,
     /** GELU; attribute approximate "none" (erf) or "tanh". */
     GELU,
     /**
      * Multi-head attention. q, k, v [B, S, H*D] (heads packed in the last dim); mask (optional) an
-     * additive f32 bias broadcastable to [B, H, S_q, S_k]; output [B, S, H*D]. Attributes
-     * num_heads (H) and scale (applied to q·k before the mask is added).
+     * additive f32 bias broadcastable to [B, H, S_q, S_k], or, with {@code key_padding = 1}, an
+     * integer [B, S] attention mask (nonzero = attend; a row that sees no key gives zeros);
+     * output [B, S, H*D]. Attributes num_heads (H) and scale (applied to q·k before the mask).
      */
     ATTENTION;
 

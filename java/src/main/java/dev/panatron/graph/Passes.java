@@ -25,7 +25,8 @@ public final class Passes {
 
     /**
      * The standard pipeline: infer shapes, fold constants and shape chains, drop dead nodes, fuse
-     * LayerNorm, GELU, MatMul+Add (+GELU) and attention, drop dead nodes again.
+     * LayerNorm (with its residual add), GELU, MatMul+Add (+GELU), attention and its key-padding
+     * mask, drop dead nodes again.
      *
      * @throws GraphException when shapes cannot be inferred
      */
@@ -36,9 +37,11 @@ public final class Passes {
         log.add("fold " + foldConstants(g));
         log.add("dce " + eliminateDeadCode(g));
         log.add("layer_norm " + Fusions.layerNorm(g));
+        log.add("add_layer_norm " + Fusions.addLayerNorm(g));
         log.add("gelu " + Fusions.gelu(g));
         log.add("linear " + Fusions.linear(g));
         log.add("attention " + Fusions.attention(g));
+        log.add("key_padding " + Fusions.keyPaddingMask(g));
         log.add("dce " + eliminateDeadCode(g));
         inferShapes(g);
         g.validate();

@@ -34,6 +34,9 @@ public final class Plan implements AutoCloseable {
     private final long naiveBytes;
     private final Arena arena;
     final Map<Value, TensorData> views; // every value's data for these dims (runtime and known)
+    private final Map<String, TensorData> byName = new java.util.HashMap<>();
+    private Object owner;               // the session that bound the steps
+    private Runnable[] bound;           // the steps' code, bound by that session
 
     Plan(Map<String, Long> bindings, List<Step> steps, List<Buffer> buffers, long peakBytes, long naiveBytes, Arena arena,
          Map<Value, TensorData> views) {
@@ -44,7 +47,22 @@ public final class Plan implements AutoCloseable {
         this.naiveBytes = naiveBytes;
         this.arena = arena;
         this.views = views;
+        for (Map.Entry<Value, TensorData> e : views.entrySet()) byName.put(e.getKey().name(), e.getValue());
     }
+
+    /** The arena of this plan (for buffers its bound steps own). */
+    Arena arena() { return arena; }
+
+    synchronized void bind(Object session, Runnable[] steps) {
+        this.owner = session;
+        this.bound = steps;
+    }
+
+    /** The bound steps, when {@code session} bound them. */
+    synchronized Runnable[] bound(Object session) { return owner == session ? bound : null; }
+
+    /** True until {@link #close()}. */
+    public boolean isOpen() { return arena.scope().isAlive(); }
 
     /** The symbol values this plan is for. */
     public Map<String, Long> bindings() { return bindings; }
@@ -61,6 +79,18 @@ public final class Plan implements AutoCloseable {
 
     /** The data of {@code v} under this plan (a view into the arena, or constant data). */
     public TensorData view(Value v) { return views.get(v); }
+
+    /**
+     * The data of the value named {@code name} (a graph input or output, say) under this plan:
+     * a view into the arena that later runs overwrite.
+     *
+     * @throws IllegalArgumentException when no value of that name has data in this plan
+     */
+    public TensorData view(String name) {
+        TensorData t = byName.get(name);
+        if (t == null) throw new IllegalArgumentException("no value '" + name + "' in this plan");
+        return t;
+    }
 
     /** A readable listing: bindings, peak vs. no-reuse bytes, the buffers, then the steps. */
     public String dump() {

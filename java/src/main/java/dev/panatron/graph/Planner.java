@@ -131,17 +131,9 @@ public final class Planner {
         int end = run.size();
         for (Value o : g.outputs()) if (bufOf.containsKey(o)) bufOf.get(o).last = end;
 
-        // scratch of the steps that need one
+        // scratch of the steps that need one (none today: flash attention keeps its tiles in
+        // the kernel's own thread-local workspace)
         Map<Integer, Buf> scratch = new HashMap<>();
-        for (int i = 0; i < run.size(); i++) {
-            Node n = run.get(i);
-            if (n.op() == Op.ATTENTION) {
-                long[] q = shape(n.input(0), bindings, shapes);
-                Buf b = new Buf(null, NativeOps.attentionScratchBytes(q[0], n.attrLong("num_heads", 1), q[1], workers), i);
-                scratch.put(i, b);
-                bufs.add(b);
-            }
-        }
 
         // 3. place: largest first, lowest aligned offset free during the buffer's lifetime
         List<Buf> order = new ArrayList<>(bufs);

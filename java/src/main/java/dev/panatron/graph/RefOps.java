@@ -3,6 +3,7 @@ package dev.panatron.graph;
 import dev.panatron.Context;
 import dev.panatron.DType;
 
+import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Arrays;
 
@@ -52,8 +53,9 @@ public final class RefOps {
             case SOFTMAX -> softmax(ctx, x, (int) ShapeInference.norm(n, n.attrLong("axis", -1), x.rank()), o);
             case LINEAR -> linear(ctx, x, in[1], in.length > 2 ? in[2] : null, in.length > 3 ? in[3] : null, n.attrLong("transB", 0) != 0,
                     n.attrString("activation", "none"), o);
-            case LAYER_NORM -> layerNorm(ctx, x, in[1], in.length > 2 ? in[2] : null, n.attrDouble("epsilon", 1e-5), o);
-            case ATTENTION -> attention(ctx, x, in[1], in[2], in.length > 3 ? in[3] : null, (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), o);
+            case LAYER_NORM -> layerNorm(ctx, x, in[1], in.length > 2 ? in[2] : null, in.length > 3 ? in[3] : null, n.attrDouble("epsilon", 1e-5), o);
+            case ATTENTION -> attention(ctx, x, in[1], in[2], in.length > 3 ? in[3] : null, n.attrLong("key_padding", 0) != 0,
+                    (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), o);
         }
     }
 
@@ -289,6 +291,14 @@ public final class RefOps {
 
     /** LayerNorm over the last dim: {@code (x - mean) / sqrt(var + eps) * gamma + beta} (biased variance). */
     public static void layerNorm(Context ctx, TensorData x, TensorData gamma, TensorData beta, double eps, TensorData out) {
+        layerNorm(ctx, x, gamma, beta, null, eps, out);
+    }
+
+    /**
+     * LayerNorm of {@code x + residual} (residual like x, or null) over the last dim; the sum is
+     * taken in f32 (rounded once, as a kernel adding two f32 rows does).
+     */
+    public static void layerNorm(Context ctx, TensorData x, TensorData gamma, TensorData beta, TensorData residual, double eps, TensorData out) {
         int c = Math.toIntExact(x.dim(-1));
         long rows = x.numel() / Math.max(1, c);
         boolean f32 = x.dtype() == DType.F32 && out.dtype() == DType.F32;
@@ -303,6 +313,7 @@ public final class RefOps {
                 long base = r * c;
                 if (f32) MemorySegment.copy(x.segment(), java.lang.foreign.ValueLayout.JAVA_FLOAT, base * 4, row, 0, c);
                 else for (int j = 0; j < c; j++) row[j] = (float) x.getDouble(base + j);
+                if (residual != null) for (int j = 0; j < c; j++) row[j] += (float) residual.getDouble(base + j);
                 double mean = 0, var = 0;
                 for (int j = 0; j < c; j++) mean += row[j];
                 mean /= c;
@@ -542,6 +553,33 @@ public final class RefOps {
      * scale 0 means 1/sqrt(D).
      */
     public static void attention(Context ctx, TensorData q, TensorData k, TensorData v, TensorData mask, int heads, double scale, TensorData out) {
+        attention(ctx, q, k, v, mask, false, heads, scale, out);
+    }
+
+    /**
+     * Like {@link #attention(Context, TensorData, TensorData, TensorData, TensorData, int, double, TensorData)};
+     * with {@code keyPadding} the mask is an integer [B, S] keep mask (nonzero = attend) and a
+     * row that sees no key gets zeros (the flash-attention kernel's rule).
+     */
+    public static void attention(Context ctx, TensorData q, TensorData k, TensorData v, TensorData mask, boolean keyPadding, int heads,
+                                 double scale, TensorData out) {
+        if (keyPadding) {
+            long bsz = q.dim(0), s = q.dim(1);
+            TensorData add = TensorData.allocate(Arena.ofAuto(), DType.F32, bsz, 1, 1, s);
+            boolean[] none = new boolean[(int) bsz];
+            for (int b = 0; b < bsz; b++) {
+                none[b] = true;
+                for (long j = 0; j < s; j++) {
+                    boolean keep = mask.getLong(b * s + j) != 0;
+                    none[b] &= !keep;
+                    add.setFloat(b * s + j, keep ? 0f : Float.NEGATIVE_INFINITY);
+                }
+            }
+            attention(ctx, q, k, v, add, false, heads, scale, out);
+            long row = s * q.dim(2);
+            for (int b = 0; b < bsz; b++) if (none[b]) for (long i = 0; i < row; i++) out.setDouble(b * row + i, 0);
+            return;
+        }
         long bsz = q.dim(0), s = q.dim(1), hd = q.dim(2), d = hd / heads;
         double sc = scale == 0 ? 1 / Math.sqrt(d) : scale;
         long[] ms = mask == null ? null : bstrides(mask.shape(), new long[] {bsz, heads, s, s});

@@ -13,46 +13,99 @@ import java.util.Objects;
 /**
  * Runs a {@link Graph}: binds the symbolic dims from the input shapes, takes (or makes and
  * caches) the {@link Plan} for those dims, copies the inputs into the plan's arena, executes
- * the steps through one switch over the ops, and copies the outputs out.
+ * the steps, and copies the outputs out.
  *
- * <p>The switch in {@link #execute} is the kernel binding: each op calls either its
- * {@link NativeOps} kernel or its {@link RefOps} Java reference, with the same arguments, so
- * moving an op to native code is a one-word change there.
+ * <p>When a plan is made, each of its steps is bound once to the code that runs it
+ * ({@link NativeOps#bind}: kernel views, options and packed weights resolved then), so a run
+ * walks an array of bound steps and allocates nothing on the way. A reference session
+ * ({@link Options#REFERENCE}) binds every step to its plain-Java {@link RefOps} twin instead:
+ * the independent reference the tests compare with.
  *
- * <p>{@link #run} is synchronized (a plan's arena is reused by every run). {@link #close()}
- * frees the plans; the graph and the context stay the caller's.
+ * <p>Weights (the constant right-hand operands of LINEAR nodes) are packed once per session
+ * into the GEMM kernel's layout, in f32 or, with {@link Options#withPrecision} BF16, rounded to
+ * bf16 for AMX-BF16 products (activations stay f32 and are rounded while the GEMM packs them).
+ *
+ * <p>For callers that fill inputs and read outputs in place ({@code Embedder}):
+ * {@link #plan(Map)} gives the plan, {@link Plan#view(String)} its input and output views, and
+ * {@link #execute(Plan)} runs it; hold the session's monitor ({@code synchronized (session)})
+ * across the three, since a plan's memory is reused by every run.
+ *
+ * <p>{@link #run} is synchronized. {@link #close()} frees the plans and packed weights; the
+ * graph and the context stay the caller's (and must outlive the session).
  */
 public final class Session implements AutoCloseable {
     /** Plans kept (by bindings), least recently used dropped first. */
     static final int MAX_PLANS = 8;
 
+    /**
+     * How a session computes.
+     *
+     * @param precision F32, or BF16: weights rounded to bf16 and the linear layers' products on
+     *                  AMX-BF16 (or AVX512-BF16) where the CPU has it
+     * @param reference every step in plain Java ({@link RefOps}, double-precision accumulation):
+     *                  slow; the reference of the tests
+     */
+    public record Options(DType precision, boolean reference) {
+        /** Native kernels, f32. */
+        public static final Options DEFAULT = new Options(DType.F32, false);
+        /** The plain-Java reference (f32 data, double accumulation). */
+        public static final Options REFERENCE = new Options(DType.F32, true);
+
+        /** @throws IllegalArgumentException for a precision other than F32 or BF16 */
+        public Options {
+            Objects.requireNonNull(precision, "precision");
+            if (precision != DType.F32 && precision != DType.BF16) {
+                throw new IllegalArgumentException("precision must be F32 or BF16, got " + precision);
+            }
+        }
+
+        public Options withPrecision(DType p) { return new Options(p, reference); }
+    }
+
     private final Graph graph;
     private final Context ctx;
+    private final Options options;
+    private final Weights weights;
     private final Map<Map<String, Long>, Plan> plans = new LinkedHashMap<>(16, 0.75f, true);
     private boolean closed;
 
-    private Session(Graph graph, Context ctx) {
+    private Session(Graph graph, Context ctx, Options options) {
         this.graph = graph;
         this.ctx = ctx;
+        this.options = options;
+        this.weights = options.reference() ? null : new Weights(options.precision());
     }
 
     /**
      * A session over {@code graph} (shapes inferred; passes already applied as wanted) whose
-     * kernels use {@code ctx}.
+     * kernels use {@code ctx}: native kernels, f32.
      *
      * @throws GraphException when the graph is invalid or a shape cannot be inferred
      */
-    public static Session create(Graph graph, Context ctx) {
+    public static Session create(Graph graph, Context ctx) { return create(graph, ctx, Options.DEFAULT); }
+
+    /**
+     * A session with explicit {@link Options}.
+     *
+     * @throws GraphException when the graph is invalid or a shape cannot be inferred
+     */
+    public static Session create(Graph graph, Context ctx, Options options) {
         Objects.requireNonNull(graph, "graph");
         Objects.requireNonNull(ctx, "context");
+        Objects.requireNonNull(options, "options");
         graph.validate();
         for (Node n : graph.nodes()) {
             for (Value o : n.outputs()) if (o.shape() == null) ShapeInference.run(graph);
         }
-        return new Session(graph, ctx);
+        return new Session(graph, ctx, options);
     }
 
     public Graph graph() { return graph; }
+
+    public Options options() { return options; }
+
+    /** Bytes of the packed weights made so far (they are packed when the first plan is bound). */
+    public synchronized long packedWeightBytes() { return weights == null ? 0 : weights.bytes(); }
 
     /**
      * Runs the graph.
@@ -62,24 +115,37 @@ public final class Session implements AutoCloseable {
      * @return the graph outputs by name, as fresh tensors (valid after later runs)
      * @throws IllegalArgumentException for a missing or unknown input, a wrong dtype or rank, dims
      *         that disagree with each other or with the graph's static dims or bounds
-     * @throws IllegalStateException when the session or the graph is closed
+     * @throws GraphException           when a step fails (e.g. a token id outside the embedding table)
+     * @throws IllegalStateException    when the session or the graph is closed
      */
     public synchronized Map<String, TensorData> run(Map<String, TensorData> inputs) {
         checkOpen();
         Objects.requireNonNull(inputs, "inputs");
         Plan plan = plan(bind(inputs));
         for (Value in : graph.inputs()) copyIn(inputs.get(in.name()), plan.view(in), in.name());
-        for (Plan.Step s : plan.steps()) {
+        execute(plan);
+        return outputs(plan);
+    }
+
+    /**
+     * Runs {@code plan} (made by this session's {@link #plan(Map)}) on the inputs already written
+     * into its input views; the outputs are left in its output views until its next run.
+     *
+     * @throws IllegalArgumentException when the plan is not one of this session's
+     * @throws GraphException           when a step fails
+     * @throws IllegalStateException    when the session or the graph is closed
+     */
+    public synchronized void execute(Plan plan) {
+        checkOpen();
+        Runnable[] bound = boundSteps(plan);
+        List<Plan.Step> steps = plan.steps();
+        for (int i = 0; i < bound.length; i++) {
             try {
-                execute(s);
-            } catch (GraphException | dev.panatron.PanatronException e) {
-                throw new GraphException(s.node().describe() + " failed: " + e.getMessage(), e);
+                bound[i].run();
+            } catch (dev.panatron.PanatronException | IllegalArgumentException e) {
+                throw new GraphException(steps.get(i).node().describe() + " failed: " + e.getMessage(), e);
             }
         }
-        Map<String, TensorData> out = new LinkedHashMap<>();
-        Arena a = Arena.ofAuto();
-        for (Value o : graph.outputs()) out.put(o.name(), plan.view(o).copy(a));
-        return out;
     }
 
     /**
@@ -90,23 +156,46 @@ public final class Session implements AutoCloseable {
         checkOpen();
         Plan plan = plan(bind(inputs));
         for (Value in : graph.inputs()) copyIn(inputs.get(in.name()), plan.view(in), in.name());
-        for (Plan.Step s : plan.steps()) {
+        Runnable[] bound = boundSteps(plan);
+        List<Plan.Step> steps = plan.steps();
+        for (int i = 0; i < bound.length; i++) {
             long t0 = System.nanoTime();
-            execute(s);
-            msPerOp.merge(s.node().op(), (System.nanoTime() - t0) / 1e6, Double::sum);
+            bound[i].run();
+            msPerOp.merge(steps.get(i).node().op(), (System.nanoTime() - t0) / 1e6, Double::sum);
         }
+        return outputs(plan);
+    }
+
+    private Map<String, TensorData> outputs(Plan plan) {
         Map<String, TensorData> out = new LinkedHashMap<>();
         Arena a = Arena.ofAuto();
         for (Value o : graph.outputs()) out.put(o.name(), plan.view(o).copy(a));
         return out;
     }
 
-    /** The plan for {@code bindings} (made on first use and cached). */
+    /**
+     * The plan for {@code bindings} (symbol -> size), made, bound and cached on first use.
+     *
+     * @throws IllegalArgumentException when a symbol is unbound or a bound is exceeded
+     * @throws IllegalStateException    when the session or the graph is closed
+     */
     public synchronized Plan plan(Map<String, Long> bindings) {
         checkOpen();
         Plan p = plans.get(bindings);
         if (p == null) {
             p = Planner.plan(graph, bindings, ctx.threads());
+            try {
+                List<Plan.Step> steps = p.steps();
+                Runnable[] bound = new Runnable[steps.size()];
+                for (int i = 0; i < bound.length; i++) {
+                    Plan.Step s = steps.get(i);
+                    bound[i] = options.reference() ? () -> RefOps.execute(ctx, s.node(), s.in(), s.out()) : NativeOps.bind(ctx, p, s, weights);
+                }
+                p.bind(this, bound);
+            } catch (RuntimeException e) {
+                p.close();
+                throw e;
+            }
             plans.put(Map.copyOf(bindings), p);
             if (plans.size() > MAX_PLANS) {
                 Iterator<Plan> it = plans.values().iterator();
@@ -117,31 +206,11 @@ public final class Session implements AutoCloseable {
         return p;
     }
 
-    // ================================================================ the kernel binding
-
-    /** Executes one step. Native where a kernel exists; RefOps (Java) otherwise. */
-    private void execute(Plan.Step s) {
-        Node n = s.node();
-        TensorData[] in = s.in();
-        TensorData out = s.out()[0];
-        switch (n.op()) {
-            case LINEAR -> NativeOps.linear(ctx, in[0], in[1], in(in, 2), in(in, 3), n.attrLong("transB", 0) != 0, n.attrString("activation", "none"), out);
-            case MATMUL -> NativeOps.matmul(ctx, in[0], in[1], out);
-            case ATTENTION -> NativeOps.attention(ctx, in[0], in[1], in[2], in(in, 3), (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), out, s.scratch());
-            case LAYER_NORM -> RefOps.layerNorm(ctx, in[0], in[1], in(in, 2), n.attrDouble("epsilon", 1e-5), out);
-            case GELU -> RefOps.gelu(ctx, in[0], "tanh".equals(n.attrString("approximate", "none")), out);
-            case SOFTMAX -> RefOps.softmax(ctx, in[0], (int) ShapeInference.norm(n, n.attrLong("axis", -1), in[0].rank()), out);
-            case ADD, SUB, MUL, DIV, POW, EQUAL, LESS, GREATER -> RefOps.binary(ctx, n.op(), in[0], in[1], out);
-            case GATHER -> RefOps.gather(in[0], in[1], (int) ShapeInference.norm(n, n.attrLong("axis", 0), in[0].rank()), out);
-            case TRANSPOSE -> RefOps.transpose(in[0], RefOps.perm(n, in[0].rank()), out);
-            case SQRT, ERF, EXP, TANH, SIGMOID, RELU, NEG, RECIPROCAL, NOT -> RefOps.unary(ctx, n.op(), in[0], out);
-            // shape bookkeeping, masks, casts: small, Java only
-            case WHERE, CAST, REDUCE_MEAN, REDUCE_SUM, SHAPE, RESHAPE, UNSQUEEZE, SQUEEZE, IDENTITY, CONCAT, SLICE,
-                 EXPAND, CONSTANT_OF_SHAPE, RANGE, GEMM -> RefOps.execute(ctx, n, in, s.out());
-        }
+    private Runnable[] boundSteps(Plan plan) {
+        Runnable[] b = plan.bound(this);
+        if (b == null || !plan.isOpen()) throw new IllegalArgumentException("the plan is not one of this session's open plans");
+        return b;
     }
-
-    private static TensorData in(TensorData[] in, int i) { return i < in.length ? in[i] : null; }
 
     // ================================================================ inputs
 
@@ -201,12 +270,13 @@ public final class Session implements AutoCloseable {
         if (graph.isClosed()) throw new IllegalStateException("graph '" + graph.name() + "' is closed");
     }
 
-    /** Frees the plans' arenas. Idempotent. */
+    /** Frees the plans' arenas and the packed weights. Idempotent. */
     @Override
     public synchronized void close() {
         if (closed) return;
         closed = true;
         for (Plan p : plans.values()) p.close();
         plans.clear();
+        if (weights != null) weights.close();
     }
 }

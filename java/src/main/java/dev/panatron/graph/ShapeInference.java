@@ -52,6 +52,12 @@ final class ShapeInference {
         return l.toString();
     }
 
+    /** The {@code dtype} attribute of a fused op (its output dtype), else {@code dflt}. */
+    static DType outDtype(Node n, DType dflt) {
+        Object d = n.attr("dtype");
+        return d instanceof DType t ? t : dflt;
+    }
+
     private static void set(Value out, DType dt, Shape s) {
         out.setDtype(dt);
         out.setShape(s);
@@ -79,9 +85,13 @@ final class ShapeInference {
                 set(out, a.dtype(), broadcast(n, broadcast(n, x.shape(), a.shape()), b.shape()));
                 out.setSymbolic(where(content(x), content(a), content(b)));
             }
-            case SQRT, ERF, EXP, TANH, SIGMOID, RELU, RECIPROCAL, GELU, SOFTMAX -> {
+            case SQRT, ERF, EXP, TANH, SIGMOID, RELU, RECIPROCAL, SOFTMAX -> {
                 if (!x.dtype().isFloat()) throw new GraphException(n, "needs a float input, got " + x.typeString());
                 set(out, x.dtype(), x.shape());
+            }
+            case GELU -> {
+                if (!x.dtype().isFloat()) throw new GraphException(n, "needs a float input, got " + x.typeString());
+                set(out, outDtype(n, x.dtype()), x.shape());
             }
             case NEG -> {
                 set(out, x.dtype(), x.shape());
@@ -279,10 +289,10 @@ final class ShapeInference {
                 List<Dim> dims = new ArrayList<>(x.shape().dims());
                 dims.set(dims.size() - 1, nn);
                 Value res = n.input(3);
-                if (res != null && (!res.shape().equals(Shape.of(dims)) || res.dtype() != x.dtype())) {
-                    throw new GraphException(n, "residual must be " + x.dtype().name().toLowerCase() + Shape.of(dims) + ", got " + res.typeString());
+                if (res != null && (!res.shape().equals(Shape.of(dims)) || !res.dtype().isFloat())) {
+                    throw new GraphException(n, "residual must be a float " + Shape.of(dims) + ", got " + res.typeString());
                 }
-                set(out, x.dtype(), Shape.of(dims));
+                set(out, outDtype(n, x.dtype()), Shape.of(dims));
             }
             case LAYER_NORM -> {
                 Dim c = x.shape().dim(-1);
@@ -292,7 +302,11 @@ final class ShapeInference {
                         throw new GraphException(n, (i == 1 ? "gamma" : "beta") + " must be [" + c + "], got " + p.typeString());
                     }
                 }
-                set(out, x.dtype(), x.shape());
+                Value res = n.input(3);
+                if (res != null && (!res.shape().equals(x.shape()) || !res.dtype().isFloat())) {
+                    throw new GraphException(n, "residual must be a float " + x.shape() + " like x, got " + res.typeString());
+                }
+                set(out, outDtype(n, x.dtype()), x.shape());
             }
             case ATTENTION -> {
                 Value k = need(n, 1), v = need(n, 2);
@@ -305,8 +319,14 @@ final class ShapeInference {
                     throw new GraphException(n, "hidden size " + x.shape().dim(2) + " is not a multiple of num_heads " + h);
                 }
                 Value mask = n.input(3);
-                if (mask != null && mask.shape().rank() != 4) throw new GraphException(n, "mask must be 4-D [B|1, H|1, S|1, S], got " + mask.typeString());
-                set(out, x.dtype(), x.shape());
+                if (n.attrLong("key_padding", 0) != 0) {
+                    if (mask == null || mask.shape().rank() != 2 || mask.dtype().isFloat()) {
+                        throw new GraphException(n, "a key-padding mask must be an integer [B, S], got " + (mask == null ? "none" : mask.typeString()));
+                    }
+                } else if (mask != null && mask.shape().rank() != 4) {
+                    throw new GraphException(n, "mask must be 4-D [B|1, H|1, S|1, S], got " + mask.typeString());
+                }
+                set(out, outDtype(n, x.dtype()), x.shape());
             }
         }
     }
