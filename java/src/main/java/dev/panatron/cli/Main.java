@@ -6,7 +6,7 @@ import picocli.CommandLine.Command;
 /** The {@code panatron} command line: {@code ./panatron <command> ...}. */
 @Command(name = "panatron", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Compressed transformer inference on native kernels.",
-        subcommands = {InfoCommand.class, GenerateCommand.class, ForwardCommand.class, BenchCommand.class})
+        subcommands = {InfoCommand.class, EmbedCommand.class, GenerateCommand.class, ForwardCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
     @Override
     public void run() {
