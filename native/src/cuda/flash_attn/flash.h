@@ -5,7 +5,7 @@
 #include <cuda_runtime.h>
 #include <stdint.h>
 
-struct pt_flash_fwd_params {
+struct pt_cu_fwd_params {
     const void* q;
     const void* k;
     const void* v;
@@ -27,7 +27,7 @@ struct pt_flash_fwd_params {
     float scale_log2;              /* scale * log2(e) */
 };
 
-struct pt_flash_decode_params {
+struct pt_cu_decode_params {
     const void* q;                 /* [B, Hq, D] */
     const void* k;                 /* [B, Hkv, S_max, D] */
     const void* v;
@@ -51,9 +51,9 @@ struct pt_flash_decode_params {
  * 6 wgmma + TMA with the warpgroup ping-pong; 7 wgmma + TMA (what auto picks); 5-7 exist only
  * on sm_90a. 1-3 were tile alternatives of the mma.sync kernel (gen_fwd.py).
  * arch: 10 * major + minor of the device. */
-cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
+cudaError_t pt_flash_fwd_launch(const pt_cu_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t stream, int* supported);
-cudaError_t pt_flash_decode_launch(const pt_flash_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
+cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
                                    int* supported);
 
 #endif

@@ -6,8 +6,8 @@
 #include "flash.h"
 
 #define PT_FWD_DECL(D)                                                                                            \
-    cudaError_t pt_flash_fwd_hdim##D##_bf16(const pt_flash_fwd_params&, bool, int, int, cudaStream_t, int*);    \
-    cudaError_t pt_flash_fwd_hdim##D##_f16(const pt_flash_fwd_params&, bool, int, int, cudaStream_t, int*);
+    cudaError_t pt_flash_fwd_hdim##D##_bf16(const pt_cu_fwd_params&, bool, int, int, cudaStream_t, int*);    \
+    cudaError_t pt_flash_fwd_hdim##D##_f16(const pt_cu_fwd_params&, bool, int, int, cudaStream_t, int*);
 PT_FWD_DECL(64)
 PT_FWD_DECL(80)
 PT_FWD_DECL(96)
@@ -17,7 +17,7 @@ int pt_flash_decode_key_step(int head_dim);
 int pt_flash_decode_heads_per_block(int h_ratio);
 int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio);
 
-cudaError_t pt_flash_fwd_launch(const pt_flash_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
+cudaError_t pt_flash_fwd_launch(const pt_cu_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t s, int* supported) {
     bool c = causal != 0;
 #define PT_FWD_CASE(D) \
@@ -126,7 +126,7 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
     if (pp.scale < 0 || isnan(pp.scale) || isinf(pp.scale))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_flash_attn_fwd: scale %g is not a finite value >= 0", (double)pp.scale);
 
-    pt_flash_fwd_params p;
+    pt_cu_fwd_params p;
     memset(&p, 0, sizeof p);
     p.q = q->data;
     p.k = k->data;
@@ -239,7 +239,7 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     kps = (kps + step - 1) / step * step;
     splits = (max_len + kps - 1) / kps;
 
-    pt_flash_decode_params p;
+    pt_cu_decode_params p;
     memset(&p, 0, sizeof p);
     p.q = q->data;
     p.k = k_cache->data;

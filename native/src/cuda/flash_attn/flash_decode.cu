@@ -59,7 +59,7 @@ template <int D> struct shape {
 /* G query heads that share one KV head are served by one block: each K/V row is read once
  * for all of them (GQA). */
 template <typename T, int D, int G>
-__global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_decode_params p) {
+__global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_params p) {
     using S = shape<D>;
     constexpr int TPK = S::TPK, NG = S::NG;
     constexpr int U = G >= 8 ? 2 : ptfd::U; /* keys in flight per group: fewer for 8 heads (registers) */
@@ -198,7 +198,7 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_flash_deco
  * shared memory, then every thread sums its output element over the splits. */
 constexpr int MAX_SPLITS = 1024;
 template <typename T, int D>
-__global__ void combine_kernel(const pt_flash_decode_params p) {
+__global__ void combine_kernel(const pt_cu_decode_params p) {
     __shared__ float w[MAX_SPLITS];
     __shared__ float red[32];
     const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
@@ -237,7 +237,7 @@ __global__ void combine_kernel(const pt_flash_decode_params p) {
 }
 
 template <typename T, int D>
-cudaError_t launch(const pt_flash_decode_params& p, cudaStream_t stream) {
+cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
     /* heads per block: the largest of 8, 4, 2, 1 dividing the group size */
     const int G = p.h_ratio % 8 == 0 ? 8 : p.h_ratio % 4 == 0 ? 4 : p.h_ratio % 2 == 0 ? 2 : 1;
     dim3 grid(p.splits, p.hkv * (p.h_ratio / G), p.batch);
@@ -303,7 +303,7 @@ int pt_flash_decode_key_step(int head_dim) {
     }
 }
 
-cudaError_t pt_flash_decode_launch(const pt_flash_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
+cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
                                    int* supported) {
     *supported = 1;
 #define PT_DEC(D)                                                                              \

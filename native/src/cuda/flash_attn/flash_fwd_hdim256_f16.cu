@@ -2,7 +2,7 @@
 #include "flash_fwd_kernel.cuh"
 #include "flash_fwd_sm90.cuh"
 
-cudaError_t pt_flash_fwd_hdim256_f16(const pt_flash_fwd_params& p, bool causal, int variant, int arch, cudaStream_t s, int* supported) {
+cudaError_t pt_flash_fwd_hdim256_f16(const pt_cu_fwd_params& p, bool causal, int variant, int arch, cudaStream_t s, int* supported) {
     *supported = 1;
 #if PT_HAVE_SM90A
     if (arch == 90 && (variant == 0 || variant == 6 || variant == 7)) {

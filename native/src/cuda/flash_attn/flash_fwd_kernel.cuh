@@ -90,7 +90,7 @@ __device__ __forceinline__ void load_tile(T* sm, const T* g, int64_t ld, int row
 }
 
 template <typename T, int D, int BM, int BN, int NWARPS, bool CAUSAL, int MINB>
-__global__ void __launch_bounds__(NWARPS * 32, MINB) flash_fwd_kernel(const pt_flash_fwd_params p) {
+__global__ void __launch_bounds__(NWARPS * 32, MINB) flash_fwd_kernel(const pt_cu_fwd_params p) {
     constexpr int NT = NWARPS * 32;
     constexpr int DP = D + 8;
     constexpr int MT = BM / (16 * NWARPS); /* m16 tiles per warp */
@@ -305,7 +305,7 @@ __global__ void __launch_bounds__(NWARPS * 32, MINB) flash_fwd_kernel(const pt_f
 }
 
 template <typename T, int D, int BM, int BN, int NWARPS, int MINB>
-cudaError_t launch_fwd(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream) {
+cudaError_t launch_fwd(const pt_cu_fwd_params& p, bool causal, cudaStream_t stream) {
     constexpr size_t smem = (size_t)(BM + 4 * BN) * (D + 8) * sizeof(T);
     dim3 grid((p.sq + BM - 1) / BM, p.hq, p.batch);
     if (causal) {

@@ -143,7 +143,7 @@ template <> struct wg<__half> {
  * Not WS: every thread copies with cp.async, two CTA barriers per block. */
 template <typename T, int D, int BN, int NWG, bool CAUSAL, bool WS>
 __global__ void __launch_bounds__(NWG * 128, 1)
-    flash_fwd_sm90_kernel(const pt_flash_fwd_params p, const __grid_constant__ CUtensorMap tmq,
+    flash_fwd_sm90_kernel(const pt_cu_fwd_params p, const __grid_constant__ CUtensorMap tmq,
                           const __grid_constant__ CUtensorMap tmk, const __grid_constant__ CUtensorMap tmv) {
 #if defined(__CUDA_ARCH__) && defined(__CUDA_ARCH_FEAT_SM90_ALL)
     constexpr int BM = 64 * NWG;
@@ -487,7 +487,7 @@ inline bool make_map(CUtensorMap* m, const void* base, int D, int64_t rows, int6
 }
 
 template <typename T, int D, int BN, int NWG, bool WS>
-cudaError_t launch_fwd_sm90(const pt_flash_fwd_params& p, bool causal, cudaStream_t stream, int* supported) {
+cudaError_t launch_fwd_sm90(const pt_cu_fwd_params& p, bool causal, cudaStream_t stream, int* supported) {
     constexpr size_t smem = (size_t)(64 * NWG + 5 * BN) * D * 2 + 1024 + 128; /* + alignment + mbarriers */
     dim3 grid((p.sq + 64 * NWG - 1) / (64 * NWG), p.hq, p.batch);
     CUtensorMap mq, mk, mv;

@@ -15,7 +15,7 @@ for D, (bm, bn, nw, mb) in CFG.items():
              '#include "flash_fwd_kernel.cuh"']
         if D in SM90:
             L.append('#include "flash_fwd_sm90.cuh"')
-        L += ["", "cudaError_t pt_flash_fwd_hdim%d_%s(const pt_flash_fwd_params& p, bool causal, int variant, int arch, cudaStream_t s, int* supported) {" % (D, dt),
+        L += ["", "cudaError_t pt_flash_fwd_hdim%d_%s(const pt_cu_fwd_params& p, bool causal, int variant, int arch, cudaStream_t s, int* supported) {" % (D, dt),
               "    *supported = 1;"]
         if D in SM90:
             sbn, nwg = SM90[D]
