@@ -71,6 +71,8 @@ typedef bool (*pt_fd_chunk_fn)(const pt_fd_problem* p, const pt_fd_item* it, flo
 PT_HIDDEN bool pt_fd_chunk_portable(const pt_fd_problem* p, const pt_fd_item* it, float* part);
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* part);
+/* bf16 q and cache, D and Dv multiples of 32 up to 256, G * Tq <= 16, on CPUs with AMX-BF16 */
+PT_HIDDEN bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part);
 #endif
 
 /* ---- helpers shared by the kernels ---- */

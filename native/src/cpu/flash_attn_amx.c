@@ -273,3 +273,190 @@ bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t) {
     }
     return true;
 }
+
+/* ============================================================== decode (AMX-BF16)
+ *
+ * One item = one kv head, its R = G·Tq <= 16 query rows, a chunk of the cache (flash_attn.h).
+ * Blocks of 32 keys:
+ *   Sᵀ[keys][rows] = K[keys][D] · Qᵀ[D][rows]   A = 16 cache rows read in place (tileloadd with
+ *                                                the cache row stride), B = Qᵀ in pairs (built
+ *                                                once per item), C = 16 x R scores
+ *   softmax per row over the 32 scores (gathered from the Sᵀ tile: keys in lanes), P in bf16
+ *   O[rows][dv]    = O·alpha + P[rows][32 keys] · V   A = P, B = two cache rows interleaved by
+ *                                                vpunpck{l,h}wd (the dv order this leaves is kept
+ *                                                in O and undone once at the end)
+ * So per cache row the vector units only interleave V (2 shuffles + 2 stores per 64 bytes) and
+ * the tile unit does all multiply-adds: 8 B of K/V per ~1 vector op instead of ~8 B per FMA.
+ * Rounding as in the prefill: q, k, v bf16; P rounded to bf16 for P·V, the row sums use the
+ * unrounded P; accumulation f32. Rows past the valid range repeat the last valid row (their
+ * scores are masked, their P is 0): a NaN-poisoned cache tail is never read. */
+
+static void fd_tile_config(int R) {
+    tilecfg c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) { c.rows[t] = 16; c.colsb[t] = 64; } /* tmm1, tmm7: K rows (A) or V pairs (B) */
+    c.colsb[0] = c.colsb[3] = (uint16_t)(4 * R);                    /* Sᵀ, keys 0-15 and 16-31 */
+    c.colsb[2] = (uint16_t)(4 * R);                                  /* Qᵀ pairs */
+    c.rows[4] = c.rows[5] = (uint8_t)R;                              /* O, two dv tiles */
+    c.rows[6] = (uint8_t)R;                                          /* P */
+    _tile_loadconfig(&c);
+}
+
+#ifndef PT_FD_AMX_PF
+#  define PT_FD_AMX_PF 2 /* prefetch distance in blocks of 32 rows */
+#endif
+
+bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
+    enum { BK = 32 };
+    const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq, nch = D / 32, nvt = Dv / 16;
+    /* scratch: QT [nch][16][R] u32 | ST [32][R] f32 | P [R][32] bf16 | Vb [nvt][16][16] u32 |
+     * Ks [32][D] bf16 | O [R][Dv] f32 | lv [R][16] f32 | m [R] | tmp [Dv] */
+    size_t bytes = (size_t)(nch * 16 * R * 4 + 32 * R * 4 + R * 64 + nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 7 * 64);
+    char* buf = (char*)pt_scratch(0, bytes);
+    if (!buf) return false;
+#define FD_ALIGN(x) ((char*)(((uintptr_t)(x) + 63) & ~(uintptr_t)63))
+    uint32_t* QT = (uint32_t*)FD_ALIGN(buf);
+    float* ST = (float*)FD_ALIGN(QT + nch * 16 * R);
+    uint16_t* P = (uint16_t*)FD_ALIGN(ST + 32 * R);
+    char* Vb = FD_ALIGN(P + R * 32);
+    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb + nvt * 1024);
+    float* O = (float*)FD_ALIGN(Ks + 32 * D);
+    float* lv = (float*)FD_ALIGN(O + R * Dv);
+    float* mr = lv + 16 * R;
+    float* tmp = mr + R;
+#undef FD_ALIGN
+    int64_t lo_r[16], hi_r[16];
+    int64_t jlo = it->j1, jhi = it->j0, lo_all = INT64_MIN, hi_all = INT64_MAX;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t tok = r / G, g = r % G, pos = it->len - p->Tq + tok;
+        const uint16_t* q = (const uint16_t*)(it->q + tok * p->q_st + g * p->q_sh);
+        for (int64_t c = 0; c < nch; c++)
+            for (int64_t i = 0; i < 16; i++) {
+                uint32_t lo, hi;
+                lo = q[32 * c + 2 * i];
+                hi = q[32 * c + 2 * i + 1];
+                QT[(c * 16 + i) * R + r] = lo | hi << 16;
+            }
+        memset(O + r * Dv, 0, (size_t)Dv * 4);
+        memset(lv + 16 * r, 0, 64);
+        mr[r] = -INFINITY;
+        lo_r[r] = imax(it->j0, pt_fa_lo(p->wl, pos));
+        hi_r[r] = imin(imin(it->j1, it->len), pt_fa_hi(p->wr, pos));
+        if (lo_r[r] < hi_r[r]) { jlo = imin(jlo, lo_r[r]); jhi = imax(jhi, hi_r[r]); }
+        lo_all = imax(lo_all, lo_r[r]);
+        hi_all = imin(hi_all, hi_r[r]);
+    }
+    jlo = imax(jlo, 0);
+    fd_tile_config((int)R);
+    const __m512 sc = _mm512_set1_ps(p->scale_log2), ninf = _mm512_set1_ps(-INFINITY);
+    const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i gidx = _mm512_mullo_epi32(iota, _mm512_set1_epi32((int)R));
+    const int64_t kbytes = D * 2, vbytes = Dv * 2;
+    const int64_t pf = PT_FD_AMX_PF;
+    for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T0);
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T0);
+    }
+    for (int64_t jb = jlo; jb < jhi; jb += BK) {
+        const int64_t nb = imin(BK, jhi - jb);
+        for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
+            for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T0);
+            for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T0);
+        }
+        /* K rows: in place, or staged with the last valid row repeated */
+        const char* kb = it->k + jb * p->k_ss;
+        int64_t kstride = p->k_ss;
+        if (nb < BK) {
+            for (int64_t k = 0; k < BK; k++) memcpy(Ks + k * D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
+            kb = (const char*)Ks;
+            kstride = kbytes;
+        }
+        _tile_zero(0);
+        _tile_zero(3);
+        for (int64_t c = 0; c < nch; c++) { /* two independent accumulation chains */
+            TILE_LOAD(2, QT + c * 16 * R, 4 * R);
+            TILE_LOAD(1, kb + 64 * c, kstride);
+            TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
+            _tile_dpbf16ps(0, 1, 2);
+            _tile_dpbf16ps(3, 7, 2);
+        }
+        TILE_STORE(0, ST, 4 * R);
+        TILE_STORE(3, ST + 16 * R, 4 * R);
+        /* softmax, rows of 32 keys */
+        const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
+        int any = 0, rescale = 0;
+        float alpha[16];
+        for (int64_t r = 0; r < R; r++) {
+            __m512 s0 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + r, 4), sc);
+            __m512 s1 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + 16 * R + r, 4), sc);
+            if (!full) {
+                __m512i j0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(jb - lo_r[r])), iota);
+                int32_t span = (int32_t)imax(0, imin(hi_r[r], jb + BK) - lo_r[r]);
+                /* key jb + i visible iff lo_r <= jb + i < hi_r (and i < nb: hi_r <= jhi covers it) */
+                __m512i j1 = _mm512_add_epi32(j0, _mm512_set1_epi32(16));
+                __mmask16 ok0 = _mm512_cmpge_epi32_mask(j0, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(j0, _mm512_set1_epi32(span));
+                __mmask16 ok1 = _mm512_cmpge_epi32_mask(j1, _mm512_setzero_si512()) & _mm512_cmplt_epi32_mask(j1, _mm512_set1_epi32(span));
+                s0 = _mm512_mask_blend_ps(ok0, ninf, s0);
+                s1 = _mm512_mask_blend_ps(ok1, ninf, s1);
+            }
+            float mb = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
+            alpha[r] = 1.0f;
+            if (mb == -INFINITY) {
+                _mm512_store_si512((__m512i*)(P + 32 * r), _mm512_setzero_si512());
+                continue;
+            }
+            any = 1;
+            __m512 l = _mm512_load_ps(lv + 16 * r);
+            if (mb > mr[r]) {
+                alpha[r] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
+                mr[r] = mb;
+                l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[r]));
+                rescale = 1;
+            }
+            __m512 m = _mm512_set1_ps(mr[r]);
+            __m512 e0 = exp2_ps(_mm512_sub_ps(s0, m)), e1 = exp2_ps(_mm512_sub_ps(s1, m));
+            _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
+            _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+        }
+        if (!any) continue;
+        if (rescale)
+            for (int64_t r = 0; r < R; r++)
+                if (alpha[r] != 1.0f) {
+                    __m512 a = _mm512_set1_ps(alpha[r]);
+                    for (int64_t t = 0; t < nvt; t++) _mm512_store_ps(O + r * Dv + 16 * t, _mm512_mul_ps(_mm512_load_ps(O + r * Dv + 16 * t), a));
+                }
+        /* V rows interleaved in pairs: tile t = 2c (+1) holds dv 32c + {0-3, 8-11, 16-19, 24-27} (+4) */
+        for (int64_t i = 0; i < 16; i++) {
+            int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
+            const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
+            for (int64_t c = 0; c < Dv / 32; c++) {
+                __m512i a = _mm512_loadu_si512(v0 + 64 * c), b = _mm512_loadu_si512(v1 + 64 * c);
+                _mm512_store_si512((__m512i*)(Vb + ((2 * c) * 16 + i) * 64), _mm512_unpacklo_epi16(a, b));
+                _mm512_store_si512((__m512i*)(Vb + ((2 * c + 1) * 16 + i) * 64), _mm512_unpackhi_epi16(a, b));
+            }
+        }
+        TILE_LOAD(6, P, 64);
+        for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
+            TILE_LOAD(4, O + 16 * t, Dv * 4);
+            TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
+            TILE_LOAD(1, Vb + t * 1024, 64);
+            TILE_LOAD(7, Vb + t * 1024 + 1024, 64);
+            _tile_dpbf16ps(4, 6, 1);
+            _tile_dpbf16ps(5, 6, 7);
+            TILE_STORE(4, O + 16 * t, Dv * 4);
+            TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+        }
+    }
+    _tile_release();
+    for (int64_t r = 0; r < R; r++) {
+        float* st = part + r * (Dv + 2);
+        st[0] = mr[r];
+        st[1] = mr[r] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_load_ps(lv + 16 * r));
+        const float* o = O + r * Dv;
+        for (int64_t t = 0; t < nvt; t++) /* undo the interleave order */
+            for (int64_t n = 0; n < 16; n++) tmp[32 * (t / 2) + 8 * (n / 4) + 4 * (t % 2) + n % 4] = o[16 * t + n];
+        memcpy(st + 2, tmp, (size_t)Dv * 4);
+    }
+    return true;
+}

@@ -22,6 +22,7 @@
 #include "cpu/flash_attn_x86.h"
 
 #include <math.h>
+#include <stdlib.h> /* TEMP getenv */
 
 #define BR PT_FA_BR
 #define BC PT_FA_BC
@@ -409,10 +410,13 @@ AI void fd_block(const int RG, int64_t r0, int64_t jb, const char* const* kr, co
     if (any) pv_group(RG, acc + r0 * Dvp, Dvp, pbuf, alpha, vr, nv, bf16, vtail);
 }
 
+static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* part);
+
 bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
     enum { BK = PT_FD_BK };
     const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq;
     if (R > 256) return pt_fd_chunk_portable(p, it, part); /* > 256 rows per kv head: not a decode shape */
+    if (D % 32 == 0 && Dv % 32 == 0 && D <= 256 && Dv <= 256 && !getenv("PT_FD_V1")) return fd_chunk_v2(p, it, part);
     const int bf16 = p->kv_dtype == PT_BF16;
     const int64_t w = bf16 ? 32 : 16; /* elements per chunk */
     const int64_t nd = (D + w - 1) / w, nv = (Dv + w - 1) / w, Dp = nd * w, Dvp = nv * w;
@@ -478,6 +482,234 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
         const float* a = acc + r * Dvp;
         if (bf16) { /* back from [even | odd] chunks */
             for (int64_t c = 0; c < nv; c++)
+                for (int64_t i = 0; i < 16; i++) {
+                    tmp[32 * c + 2 * i] = a[32 * c + i];
+                    tmp[32 * c + 2 * i + 1] = a[32 * c + 16 + i];
+                }
+            a = tmp;
+        }
+        memcpy(st + 2, a, (size_t)Dv * 4);
+    }
+    return true;
+}
+
+/* ============================================================== decode, v2 (D, Dv multiples of 32)
+ *
+ * The same math as above, restructured so that nothing but K/V and the running state moves
+ * through memory in the inner loops (version 8 in BENCHMARKS.md):
+ *  - QK: per 32-element chunk the q chunk of each of the RG rows is loaded once into registers
+ *    and used against KQ = 16 / RG keys (RG = 4: 4 keys, 16 accumulators); one 16x16
+ *    transpose-add per RG·KQ = 16 (row, key) dot products, then a 128/256-bit lane shuffle gives
+ *    each row its 16 scores in key order. No q reload per key, no spills (<= 28 zmm live).
+ *  - softmax: the masks are skipped for blocks that every row sees whole; the running sum is a
+ *    16-lane vector per row (no horizontal add per block); the output is only rescaled when a
+ *    row's maximum grew (after the first blocks of a long cache, almost never).
+ *  - PV: Dv is walked in passes of NP = 16 / RG vectors whose accumulators stay in registers
+ *    for the 16 keys of the block, p broadcast once per (row, key) for the pass.
+ *  - K/V rows are software-prefetched PF blocks ahead (into L2 by default; see fd_pf_*). */
+
+/* RG rows (padded to RGP = 1, 2 or 4) x 16 keys of scores, key order in lanes of S[r]. */
+AI void qk2(const int RG, const float* q, int64_t qs, const char* const* kr, int64_t nch, int bf16, __m512* S) {
+    const int RGP = RG == 3 ? 4 : RG, KQ = 16 / RGP;
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 g[4];
+    UNROLL for (int gq = 0; gq < RGP; gq++) {
+        __m512 a[16];
+        UNROLL for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nch; c++) {
+            __m512 q0[4], q1[4];
+            UNROLL for (int r = 0; r < RG; r++) {
+                q0[r] = _mm512_loadu_ps(q + r * qs + 32 * c);
+                q1[r] = _mm512_loadu_ps(q + r * qs + 32 * c + 16);
+            }
+            UNROLL for (int kk = 0; kk < KQ; kk++) {
+                const char* src = kr[gq * KQ + kk];
+                __m512 x0, x1;
+                if (bf16) {
+                    __m512i x = _mm512_loadu_si512(src + 64 * c);
+                    x0 = _mm512_castsi512_ps(_mm512_slli_epi32(x, 16));
+                    x1 = _mm512_castsi512_ps(_mm512_and_si512(x, hi));
+                } else {
+                    x0 = _mm512_loadu_ps(src + 128 * c);
+                    x1 = _mm512_loadu_ps(src + 128 * c + 64);
+                }
+                UNROLL for (int r = 0; r < RG; r++) {
+                    a[r * KQ + kk] = _mm512_fmadd_ps(q0[r], x0, a[r * KQ + kk]);
+                    a[r * KQ + kk] = _mm512_fmadd_ps(q1[r], x1, a[r * KQ + kk]);
+                }
+            }
+        }
+        g[gq] = hsum16(a); /* lane r * KQ + kk */
+    }
+    if (RGP == 1) {
+        S[0] = g[0];
+    } else if (RGP == 2) {
+        S[0] = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(1, 0, 1, 0));
+        S[1] = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(3, 2, 3, 2));
+    } else {
+        __m512 t0 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(1, 0, 1, 0)), t1 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 t2 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(1, 0, 1, 0)), t3 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(3, 2, 3, 2));
+        S[0] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+        S[1] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+        S[2] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+        S[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* acc[r][v0 .. v0+NP) (vectors of 16) = acc * alpha[r] (if rescale) + Σ_k pb[r][k] V[k]. */
+AI void pv2_pass(const int RG, const int NP, float* acc, int64_t as, int64_t v0, const float* pb, const float* alpha, int rescale,
+                 const char* const* vr, int bf16) {
+    const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
+    __m512 x[4][16];
+    UNROLL for (int r = 0; r < RG; r++) {
+        __m512 al = _mm512_set1_ps(alpha[r]);
+        UNROLL for (int i = 0; i < NP; i++) {
+            x[r][i] = _mm512_loadu_ps(acc + r * as + 16 * (v0 + i));
+            if (rescale) x[r][i] = _mm512_mul_ps(x[r][i], al);
+        }
+    }
+    UNROLL for (int k = 0; k < PT_FD_BK; k++) {
+        __m512 p[4];
+        UNROLL for (int r = 0; r < RG; r++) p[r] = _mm512_set1_ps(pb[16 * r + k]);
+        UNROLL for (int i = 0; i < NP; i += 2) {
+            __m512 y0, y1;
+            if (bf16) {
+                __m512i w = _mm512_loadu_si512(vr[k] + 32 * (v0 + i));
+                y0 = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+                y1 = _mm512_castsi512_ps(_mm512_and_si512(w, hi));
+            } else {
+                y0 = _mm512_loadu_ps(vr[k] + 64 * (v0 + i));
+                y1 = _mm512_loadu_ps(vr[k] + 64 * (v0 + i) + 64);
+            }
+            UNROLL for (int r = 0; r < RG; r++) {
+                x[r][i] = _mm512_fmadd_ps(p[r], y0, x[r][i]);
+                x[r][i + 1] = _mm512_fmadd_ps(p[r], y1, x[r][i + 1]);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < RG; r++)
+        UNROLL for (int i = 0; i < NP; i++) _mm512_storeu_ps(acc + r * as + 16 * (v0 + i), x[r][i]);
+}
+
+AI void pv2(const int RG, float* acc, int64_t as, int64_t nvv, const float* pb, const float* alpha, int rescale, const char* const* vr,
+            int bf16) {
+    const int NP = RG == 1 ? 16 : RG == 2 ? 8 : 4; /* RG * NP <= 16 accumulators */
+    int64_t v0 = 0;
+    for (; v0 + NP <= nvv; v0 += NP) pv2_pass(RG, NP, acc, as, v0, pb, alpha, rescale, vr, bf16);
+    for (; v0 < nvv; v0 += 2) pv2_pass(RG, 2, acc, as, v0, pb, alpha, rescale, vr, bf16);
+}
+
+/* One block of 16 keys (from jb) for rows r0 .. r0+RG-1; state m[r], lv[r][16] (sum lanes). */
+AI void fd2_block(const int RG, int64_t r0, int64_t jb, const char* const* kr, const char* const* vr, const float* qb, int64_t Dp,
+                  float* acc, int64_t Dvp, float* mr, float* lv, const int64_t* lo_r, const int64_t* hi_r, int full, int64_t nch,
+                  int64_t nvv, int bf16) {
+    __m512 S[4];
+    qk2(RG, qb + r0 * Dp, Dp, kr, nch, bf16, S);
+    float pb[4 * PT_FD_BK] __attribute__((aligned(64)));
+    float alpha[4];
+    int any = 0, rescale = 0;
+    const __m512i jj = _mm512_add_epi32(_mm512_set1_epi32((int32_t)jb), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    UNROLL for (int i = 0; i < RG; i++) {
+        int64_t r = r0 + i;
+        __m512 s = S[i];
+        if (!full) {
+            __mmask16 ok = _mm512_cmpge_epi32_mask(jj, _mm512_set1_epi32(clamp32(lo_r[r]))) &
+                           _mm512_cmplt_epi32_mask(jj, _mm512_set1_epi32(clamp32(hi_r[r])));
+            s = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), s);
+        }
+        float mb = _mm512_reduce_max_ps(s);
+        alpha[i] = 1.0f;
+        if (mb == -INFINITY) { /* nothing visible to this row here */
+            _mm512_store_ps(pb + 16 * i, _mm512_setzero_ps());
+            continue;
+        }
+        any = 1;
+        __m512 l = _mm512_loadu_ps(lv + 16 * r);
+        if (mb > mr[r]) {
+            alpha[i] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
+            mr[r] = mb;
+            l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[i]));
+            rescale = 1;
+        }
+        __m512 e = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mr[r])));
+        _mm512_storeu_ps(lv + 16 * r, _mm512_add_ps(l, e));
+        _mm512_store_ps(pb + 16 * i, e);
+    }
+    if (any) pv2(RG, acc + r0 * Dvp, Dvp, nvv, pb, alpha, rescale, vr, bf16);
+}
+
+/* software prefetch: distance in blocks of 16 rows and locality hint. Measured in
+ * BENCHMARKS.md (issue 3, version 8). */
+#ifndef PT_FD_PF
+#  define PT_FD_PF 4
+#endif
+
+static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
+    enum { BK = PT_FD_BK };
+    const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq;
+    const int bf16 = p->kv_dtype == PT_BF16;
+    const int64_t nch = D / 32, nvv = Dv / 16, Dp = D, Dvp = Dv;
+    float* buf = (float*)pt_scratch(0, (size_t)(R * Dp + R * Dvp + 17 * R + Dvp + 64) * sizeof(float));
+    if (!buf) return false;
+    float *qb = buf, *acc = qb + R * Dp, *lv = acc + R * Dvp, *mr = lv + 16 * R, *tmp = mr + R;
+    int64_t lo_r[256], hi_r[256];
+    int64_t jlo = it->j1, jhi = it->j0, lo_all = INT64_MIN, hi_all = INT64_MAX;
+    float qrow[256];
+    for (int64_t r = 0; r < R; r++) {
+        int64_t tok = r / G, g = r % G, pos = it->len - p->Tq + tok;
+        pt_load_row_f32(it->q + tok * p->q_st + g * p->q_sh, p->q_dtype, D, qrow);
+        float* q = qb + r * Dp;
+        for (int64_t c = 0; c < nch; c++)
+            for (int64_t i = 0; i < 32; i++) {
+                int64_t src = bf16 ? 32 * c + (i < 16 ? 2 * i : 2 * (i - 16) + 1) : 32 * c + i;
+                q[32 * c + i] = qrow[src] * p->scale_log2;
+            }
+        memset(acc + r * Dvp, 0, (size_t)Dvp * sizeof(float));
+        memset(lv + 16 * r, 0, 16 * sizeof(float));
+        mr[r] = -INFINITY;
+        lo_r[r] = imax(it->j0, pt_fa_lo(p->wl, pos));
+        hi_r[r] = imin(imin(it->j1, it->len), pt_fa_hi(p->wr, pos));
+        if (lo_r[r] < hi_r[r]) { jlo = imin(jlo, lo_r[r]); jhi = imax(jhi, hi_r[r]); }
+        lo_all = imax(lo_all, lo_r[r]);
+        hi_all = imin(hi_all, hi_r[r]);
+    }
+    jlo = imax(jlo, 0);
+    const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
+    const int64_t pf = PT_FD_PF;
+    for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+    }
+    for (int64_t jb = jlo; jb < jhi; jb += BK) {
+        int64_t nb = imin(BK, jhi - jb);
+        const char *kr[BK], *vr[BK];
+        for (int k = 0; k < BK; k++) { /* rows past nb repeat the last one; their scores are masked */
+            int64_t j = jb + (k < nb ? k : nb - 1);
+            kr[k] = it->k + j * p->k_ss;
+            vr[k] = it->v + j * p->v_ss;
+        }
+        if (pf > 0)
+            for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
+                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
+                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+            }
+        int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
+        for (int64_t r0 = 0; r0 < R; r0 += 4) {
+            switch (imin(4, R - r0)) {
+            case 4: fd2_block(4, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
+            case 3: fd2_block(3, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
+            case 2: fd2_block(2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
+            default: fd2_block(1, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
+            }
+        }
+    }
+    for (int64_t r = 0; r < R; r++) {
+        float* st = part + r * (Dv + 2);
+        st[0] = mr[r];
+        st[1] = mr[r] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_loadu_ps(lv + 16 * r));
+        const float* a = acc + r * Dvp;
+        if (bf16) { /* back from [even | odd] chunks */
+            for (int64_t c = 0; c < Dv / 32; c++)
                 for (int64_t i = 0; i < 16; i++) {
                     tmp[32 * c + 2 * i] = a[32 * c + i];
                     tmp[32 * c + 2 * i + 1] = a[32 * c + 16 + i];
