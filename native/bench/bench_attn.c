@@ -414,7 +414,6 @@ int pt_bench_attn(int argc, char** argv) {
         stats cbw, rbw, ccbw, crbw;
         bandwidth(0, ba, bb, bwn, nthreads, 5, &cbw, &ccbw);
         bandwidth(1, ba, bb, bwn, nthreads, 5, &rbw, &crbw);
-        free(bb);
         size_t flush_n = (size_t)256 << 20;
         char* flushb = ba; /* reuse 256 MiB of it */
         size_t nc = (size_t)(B * Hkv * Smax * D);
@@ -441,35 +440,50 @@ int pt_bench_attn(int argc, char** argv) {
             for (int64_t b = 0; b < B; b++) lens[b] = (int32_t)KV;
             double* t = malloc(sizeof(double) * o.reps);
             double* c = malloc(sizeof(double) * o.reps);
+            double* cb = malloc(sizeof(double) * o.reps); /* copy GB/s measured right before each repeat */
+            double* rt = malloc(sizeof(double) * o.reps); /* per-repeat K/V GB/s / copy GB/s */
+            double bytes = (double)B * Hkv * KV * (2 * D) * es;
             for (int w = 0; w < o.warmup; w++)
                 if (pt_flash_attn_decode(ctx, &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
             for (int r = 0; r < o.reps; r++) {
-                if (o.flush) flush_caches(flushb, flush_n);
+                if (o.flush) { /* one copy of 512 MiB (2 x 512 MiB touched: also flushes the 105 MiB L3) */
+                    stats c1, cc1;
+                    bandwidth(0, ba, bb, bwn, nthreads, 1, &c1, &cc1);
+                    cb[r] = c1.med;
+                    flush_caches(flushb, flush_n);
+                }
                 double t0 = now_s(), c0 = cpu_s();
                 pt_flash_attn_decode(ctx, &dp);
                 t[r] = now_s() - t0;
                 c[r] = (cpu_s() - c0) / nthreads;
+                rt[r] = o.flush ? bytes / t[r] * 1e-9 / cb[r] : 0.0;
             }
             stats s = summarize(t, o.reps), sc = summarize(c, o.reps);
-            double bytes = (double)B * Hkv * KV * (2 * D) * es;
+            stats scb = o.flush ? summarize(cb, o.reps) : (stats){0, 0, 0}, srt = o.flush ? summarize(rt, o.reps) : (stats){0, 0, 0};
             double gbs = bytes / s.med * 1e-9, cgbs = bytes / sc.med * 1e-9;
             if (o.json)
                 printf("{\"op\":\"attn-decode\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
                        "\"threads\":%d,\"reps\":%d,\"us\":%.1f,\"kv_gbs\":%.2f,\"kv_gbs_min\":%.2f,\"kv_gbs_max\":%.2f,\"copy_gbs\":%.2f,"
                        "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f,\"kv_cpu_gbs\":%.2f,\"copy_cpu_gbs\":%.2f,\"read_cpu_gbs\":%.2f,"
-                       "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f}\n",
+                       "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f,\"copy_interleaved_gbs\":%.2f,\"ratio_interleaved\":%.3f,"
+                       "\"ratio_interleaved_min\":%.3f,\"ratio_interleaved_max\":%.3f}\n",
                        dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
                        s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med, cgbs, ccbw.med,
-                       crbw.med, cgbs / ccbw.med, cgbs / crbw.med);
+                       crbw.med, cgbs / ccbw.med, cgbs / crbw.med, scb.med, srt.med, srt.lo, srt.hi);
             else
                 printf("  KV=%-7lld %9.1f us  K/V read %6.2f GB/s (%.2f..%.2f) = %3.0f%% of copy, %3.0f%% of read | cpu: %6.2f GB/s = %3.0f%% of copy, %3.0f%% of read\n",
                        (long long)KV, s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, 100 * gbs / cbw.med, 100 * gbs / rbw.med, cgbs,
                        100 * cgbs / ccbw.med, 100 * cgbs / crbw.med);
+            if (!o.json && o.flush)
+                printf("            interleaved: copy %.2f GB/s (%.2f..%.2f) before each repeat; K/V GB/s / copy GB/s per repeat: median %.0f%% (%.0f..%.0f%%)\n",
+                       scb.med, scb.lo, scb.hi, 100 * srt.med, 100 * srt.lo, 100 * srt.hi);
             fflush(stdout);
             free(t);
             free(c);
+            free(cb);
+            free(rt);
         }
-        free(ba); free(kc); free(vc); free(q); free(out); free(lens);
+        free(ba); free(bb); free(kc); free(vc); free(q); free(out); free(lens);
     }
     pt_ctx_destroy(ctx);
     return 0;

@@ -724,13 +724,25 @@ int main(int argc, char** argv) {
     pt_test_seed(3);
     pt_build_info info;
     pt_build_info_get(&info);
-    for (int variant = 0; variant < 3; variant++) {
-        /* 0: portable (AVX-512 disabled); 1: AVX-512 with AMX off (bf16 widened to f32);
-         * 2: everything (bf16 prefill on AMX-BF16 where D and Dv are multiples of 32) */
+    for (int variant = 0; variant < 4; variant++) {
+        /* 0: portable (AVX2 and AVX-512 disabled); 1: AVX-512 with AMX off (bf16 widened to f32);
+         * 2: everything (bf16 prefill and decode on AMX-BF16 where D and Dv are multiples of 32);
+         * 3: AVX2 + FMA (AVX-512 disabled): the AVX2 decode, prefill portable */
         pt_ctx_params cp = {2, 0, 0, 0};
         if (variant == 0) { /* one thread: the work split is common code, tested by the others */
             cp.n_threads = 1;
+            cp.disable_caps = PT_CPU_AVX2 | PT_CPU_FMA | PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
+        }
+        if (variant == 3) {
+            if (!(info.cpu_caps & PT_CPU_AVX2) || !(info.cpu_caps & PT_CPU_FMA)) continue;
             cp.disable_caps = PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
+            g_ctx_name = "avx2";
+            pt_ctx* ctx = NULL;
+            EXPECT_OK(pt_ctx_create(&cp, &ctx));
+            decode_cases(ctx, PT_F32);
+            decode_cases(ctx, PT_BF16);
+            pt_ctx_destroy(ctx);
+            continue;
         }
         if (variant == 1) cp.disable_caps = PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
         if (variant > 0 && !(info.cpu_caps & PT_CPU_AVX512F)) continue;
