@@ -5,7 +5,8 @@
  *            [--seq 128,256,...] [--causal 0|1] [--threads T] [--reps R] [--warmup W]
  *            [--naive-max-mib M] [--json]
  *   pt-bench --op attn-decode [--dtype f32|bf16] [--batch B] [--heads H] [--kv-heads Hkv]
- *            [--dim D] [--kv 4096,...,131072] [--tq T] [--threads T] [--reps R] [--json]
+ *            [--dim D] [--kv 4096,...,131072] [--tq T] [--threads T] [--reps R] [--flush 0|1] [--json]
+ *   both: [--disable amx,avx512,avx2]  switch kernel paths off (A/B of the dispatch levels)
  *
  * Prefill reports GFLOP/s (4*S*S*D*H*B, halved-ish for causal: the visible pairs are counted)
  * for flash and naive, the ratio of medians, and the naive path's score-matrix memory. The
@@ -14,7 +15,10 @@
  * Decode reports GB/s of K/V bytes read (B*Hkv*KV*(D+Dv)*elem) against the copy bandwidth
  * measured in the same run (threads memcpy-ing halves of a 1 GiB buffer; read + write bytes,
  * the STREAM convention) and the read bandwidth (threads summing 1 GiB). Caches are flushed
- * (a 256 MiB sweep) before every decode repeat, so K/V come from DRAM as in a real model. */
+ * (a 256 MiB sweep) before every decode repeat, so K/V come from DRAM as in a real model.
+ * With --flush 1 (default) one copy of 512 MiB is also timed right before every decode
+ * repeat, and the ratio K/V GB/s / copy GB/s is reported per repeat (median, min..max): on a
+ * shared machine the bandwidth drifts within seconds, so a ratio of neighbours is steadier. */
 #include "panatron/panatron.h"
 
 #include <math.h>
@@ -233,6 +237,7 @@ static void flush_caches(char* buf, size_t n) {
 /* ---------------------------------------------------------------- options */
 typedef struct {
     int decode, json, causal, reps, warmup, threads, tq, flush;
+    uint32_t disable_caps;
     int32_t dt;
     int64_t B, H, Hkv, D, naive_max_mib;
     int64_t list[32];
@@ -274,6 +279,11 @@ int pt_bench_attn(int argc, char** argv) {
         else if (!strcmp(a, "--tq")) o.tq = atoi(v);
         else if (!strcmp(a, "--flush")) o.flush = atoi(v); /* 0: K/V stay cached (compute rate of the decode kernel) */
         else if (!strcmp(a, "--naive-max-mib")) o.naive_max_mib = atoll(v);
+        else if (!strcmp(a, "--disable")) { /* kernel paths to switch off (A/B): comma list of amx, avx512, avx2 */
+            if (strstr(v, "amx")) o.disable_caps |= PT_CPU_AMX_BF16;
+            if (strstr(v, "avx512")) o.disable_caps |= PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
+            if (strstr(v, "avx2")) o.disable_caps |= PT_CPU_AVX2 | PT_CPU_FMA;
+        }
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
         i++;
     }
@@ -281,7 +291,7 @@ int pt_bench_attn(int argc, char** argv) {
     if (o.Hkv < 1 || o.H % o.Hkv) { fprintf(stderr, "--heads must be a multiple of --kv-heads\n"); return 2; }
     const char* dts = o.dt == PT_BF16 ? "bf16" : "f32";
     size_t es = pt_dtype_size(o.dt);
-    pt_ctx_params cp = {o.threads, 0, 1, 0};
+    pt_ctx_params cp = {o.threads, o.disable_caps, 1, 0};
     pt_ctx* ctx;
     if (pt_ctx_create(&cp, &ctx) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
     int32_t nthreads;

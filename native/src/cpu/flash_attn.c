@@ -623,7 +623,7 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
     if (!have_avx512(ctx) && (ctx->caps & PT_CPU_AVX2) && (ctx->caps & PT_CPU_FMA)) run.fn = pt_fd_chunk_avx2;
     if (have_avx512(ctx)) run.fn = pt_fd_chunk_avx512;
     if (have_avx512(ctx) && (ctx->caps & PT_CPU_AMX_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16 && D % 32 == 0 &&
-        Dv % 32 == 0 && D <= 256 && Dv <= 256 && R <= 16 && !getenv("PT_FD_NOAMX"))
+        Dv % 32 == 0 && D <= 256 && Dv <= 256 && R <= 16)
         run.fn = pt_fd_chunk_amx;
 #endif
     run.item_prefix = prefix; run.nsplit = nsplit; run.klo = klo; run.lens = lens;

@@ -22,7 +22,6 @@
 #include "cpu/flash_attn_x86.h"
 
 #include <math.h>
-#include <stdlib.h> /* TEMP getenv */
 
 #define BR PT_FA_BR
 #define BC PT_FA_BC
@@ -416,7 +415,7 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
     enum { BK = PT_FD_BK };
     const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq;
     if (R > 256) return pt_fd_chunk_portable(p, it, part); /* > 256 rows per kv head: not a decode shape */
-    if (D % 32 == 0 && Dv % 32 == 0 && D <= 256 && Dv <= 256 && !getenv("PT_FD_V1")) return fd_chunk_v2(p, it, part);
+    if (D % 32 == 0 && Dv % 32 == 0 && D <= 256 && Dv <= 256) return fd_chunk_v2(p, it, part);
     const int bf16 = p->kv_dtype == PT_BF16;
     const int64_t w = bf16 ? 32 : 16; /* elements per chunk */
     const int64_t nd = (D + w - 1) / w, nv = (Dv + w - 1) / w, Dp = nd * w, Dvp = nv * w;
