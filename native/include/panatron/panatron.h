@@ -812,8 +812,11 @@ PT_API pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* para
  * split into chunks processed in parallel (flash-decoding) and the partial (max, sum, acc)
  * are merged by log-sum-exp. num_splits: 0 chooses (about 4 chunks per thread, each of
  * >= 256 rows); n > 0 splits each head's visible KV range into n chunks (of >= 16 rows).
- * Workspace, independent of S_max: per thread (R*(Dp + Dvp + 2) + Dvp) * 4 bytes with
- * R = G*Tq <= 256 rows and Dp, Dvp the head dims rounded up to 32; on the calling thread the
+ * Kernels: bf16 q and cache with D, Dv multiples of 32 (<= 256) and G*Tq <= 16 run both
+ * products on AMX-BF16 where the CPU has it (P rounded to bf16 for P·V, as in prefill);
+ * otherwise AVX-512 or AVX2 FMA (bf16 widened to f32), else portable C.
+ * Workspace, independent of S_max: per thread at most 4*R*(Dp + Dvp + 65) + 68*(Dp + Dvp) + 512
+ * bytes with R = G*Tq <= 256 rows and Dp, Dvp the head dims rounded up to 32; on the calling thread the
  * partials, (chunks in total) * R * (Dv + 2) * 4 bytes, where the chunks in total are at most
  * B*Hkv + 4*threads (auto: chunks of >= 256 rows) or B*Hkv*num_splits, plus 8*(4B+1) bytes.
  */

@@ -1,6 +1,7 @@
 /* pt_flash_attn_fwd / pt_flash_attn_decode: argument checks, work split, dispatch, the
- * log-sum-exp merge of decode partials, and the portable kernels (any CPU). The AVX-512
- * kernels are in flash_attn_avx512.c; both follow the layout described in flash_attn.h. */
+ * log-sum-exp merge of decode partials, and the portable kernels (any CPU). The SIMD kernels
+ * (prefill: AVX-512, AMX-BF16; decode: AVX2, AVX-512, AMX-BF16) are in flash_attn_avx2.c,
+ * flash_attn_avx512.c and flash_attn_amx.c; all follow the layout described in flash_attn.h. */
 #include "cpu/flash_attn.h"
 
 #include <math.h>
