@@ -355,6 +355,14 @@ static pt_status elem_stride(const pt_tensor* t, int d, const char* what, int64_
     return PT_OK;
 }
 
+/* True when the batches of c (row stride ldc, batch stride bs, elements) share no element:
+ * stacked (each batch after the previous one's last row) or interleaved (every batch's row
+ * segment inside one row stride: the heads of a [S, H, D] attention output as [H, S, D]). */
+static int batches_disjoint(int64_t batch, int64_t m, int64_t n, int64_t ldc, int64_t bs) {
+    if (bs >= (m - 1) * ldc + n) return 1;
+    return m > 1 && bs >= n && (batch - 1) * bs + n <= ldc;
+}
+
 /* pt_check_dtype's checks without its string formatting on the success path (tiny matmuls
  * are dominated by fixed costs); any failure is reported by pt_check_dtype itself. */
 static pt_status check_operand(const pt_tensor* t, const char* what, int allow_bf16) {
@@ -434,7 +442,7 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
     if (bb) { PT_CHECK(elem_stride(b, 0, "b", &g.batch_b)); if (batch <= 1) g.batch_b = 0; }
     if (m > 1 && n > 1 && g.ldc < n && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)n);
-    if (batch > 1 && m * n > 1 && g.batch_c < (m - 1) * g.ldc + n && DESCRIBE_ABC() == PT_OK)
+    if (batch > 1 && m * n > 1 && !batches_disjoint(batch, m, n, g.ldc, g.batch_c) && DESCRIBE_ABC() == PT_OK)
         return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
 #undef DESCRIBE_ABC
     g.trans_b = p.trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
@@ -642,7 +650,7 @@ pt_status pt_matmul_packed(pt_ctx* ctx, const pt_tensor* a, const pt_packed_matr
     }
     if (m > 1 && b->n > 1 && g.ldc < b->n && (pt_describe(c, dc, sizeof dc), 1))
         return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)b->n);
-    if (batch > 1 && m * b->n > 1 && g.batch_c < (m - 1) * g.ldc + b->n && (pt_describe(c, dc, sizeof dc), 1))
+    if (batch > 1 && m * b->n > 1 && !batches_disjoint(batch, m, b->n, g.ldc, g.batch_c) && (pt_describe(c, dc, sizeof dc), 1))
         return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
     g.trans_b = b->trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
     if (m == 0 || b->n == 0 || batch == 0) return PT_OK;

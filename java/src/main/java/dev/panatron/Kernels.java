@@ -117,7 +117,7 @@ public final class Kernels {
         if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
             throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
         }
-        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
+        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && !batchesDisjoint(c.dim(0), m, n * es, cs[1], cs[0])) {
             throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
         }
         requireWritable("matmul c", c);
@@ -272,7 +272,7 @@ public final class Kernels {
         if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
             throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
         }
-        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
+        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && !batchesDisjoint(c.dim(0), m, n * es, cs[1], cs[0])) {
             throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
         }
         requireWritable("matmul c", c);
@@ -281,6 +281,16 @@ public final class Kernels {
         if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
         Native.check(panatron_h.pt_matmul_packed(ctx.handle(), a.descriptor(), bh, bias == null ? MemorySegment.NULL : bias.descriptor(),
                 c.descriptor(), matmulParams(opts)));
+    }
+
+    /**
+     * True when the batches of c (row stride rs, batch stride bs, row bytes nb) share no byte:
+     * stacked, or interleaved within one row stride (the heads of a [S, H, D] buffer viewed
+     * as [H, S, D]).
+     */
+    private static boolean batchesDisjoint(long batch, long m, long nb, long rs, long bs) {
+        if (bs >= (m - 1) * rs + nb) return true;
+        return m > 1 && bs >= nb && (batch - 1) * bs + nb <= rs;
     }
 
     private static void requireWholeElementStrides(String what, Tensor t) {
