@@ -481,23 +481,6 @@ static uint32_t kernel_caps(const pt_gemm_kernel* kr) {
     return 0;
 }
 
-static void* alloc64(size_t n) {
-#if defined(_WIN32)
-    return _aligned_malloc(n, 64);
-#else
-    void* p = NULL;
-    return posix_memalign(&p, 64, n) == 0 ? p : NULL;
-#endif
-}
-
-static void free64(void* p) {
-#if defined(_WIN32)
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
-
 typedef struct {
     pt_packed_matrix* pk;
     const char* src;
@@ -546,7 +529,7 @@ pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32
     pk->kr = kr; pk->k = k; pk->n = n; pk->kc = KC; pk->block_bytes = block_bytes;
     pk->dtype = dtype; pk->trans_b = trans_b; pk->caps = kernel_caps(kr);
     pk->bytes = (size_t)(blocks * block_bytes) + 64;
-    pk->data = alloc64(pk->bytes);
+    pk->data = pt_weight_alloc(pk->bytes);
     if (!pk->data) {
         free(pk);
         return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_pack: cannot allocate %zu bytes for a packed %lld x %lld %s matrix",
@@ -587,7 +570,7 @@ pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32
 pt_status pt_packed_matrix_destroy(pt_packed_matrix* p) {
     pt_clear_error();
     if (!p) return PT_OK;
-    free64(p->data);
+    pt_weight_free(p->data);
     free(p);
     return PT_OK;
 }
