@@ -232,7 +232,7 @@ static void flush_caches(char* buf, size_t n) {
 
 /* ---------------------------------------------------------------- options */
 typedef struct {
-    int decode, json, causal, reps, warmup, threads, tq;
+    int decode, json, causal, reps, warmup, threads, tq, flush;
     int32_t dt;
     int64_t B, H, Hkv, D, naive_max_mib;
     int64_t list[32];
@@ -254,7 +254,7 @@ int pt_bench_attn(int argc, char** argv);
 int pt_bench_attn(int argc, char** argv) {
     opts o;
     memset(&o, 0, sizeof o);
-    o.dt = PT_F32; o.B = 1; o.H = 8; o.Hkv = 2; o.D = 128; o.causal = 1; o.reps = 7; o.warmup = 1; o.tq = 1;
+    o.dt = PT_F32; o.B = 1; o.H = 8; o.Hkv = 2; o.D = 128; o.causal = 1; o.reps = 7; o.warmup = 1; o.tq = 1; o.flush = 1;
     o.naive_max_mib = 4096;
     for (int i = 1; i < argc; i++) {
         const char* a = argv[i];
@@ -272,6 +272,7 @@ int pt_bench_attn(int argc, char** argv) {
         else if (!strcmp(a, "--reps")) o.reps = atoi(v);
         else if (!strcmp(a, "--warmup")) o.warmup = atoi(v);
         else if (!strcmp(a, "--tq")) o.tq = atoi(v);
+        else if (!strcmp(a, "--flush")) o.flush = atoi(v); /* 0: K/V stay cached (compute rate of the decode kernel) */
         else if (!strcmp(a, "--naive-max-mib")) o.naive_max_mib = atoll(v);
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
         i++;
@@ -443,7 +444,7 @@ int pt_bench_attn(int argc, char** argv) {
             for (int w = 0; w < o.warmup; w++)
                 if (pt_flash_attn_decode(ctx, &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
             for (int r = 0; r < o.reps; r++) {
-                flush_caches(flushb, flush_n);
+                if (o.flush) flush_caches(flushb, flush_n);
                 double t0 = now_s(), c0 = cpu_s();
                 pt_flash_attn_decode(ctx, &dp);
                 t[r] = now_s() - t0;

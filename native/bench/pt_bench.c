@@ -84,6 +84,8 @@ typedef struct {
 } mm_runner;
 
 int pt_bench_attn(int argc, char** argv); /* bench_attn.c: --op attn | attn-decode */
+int pt_bench_quant(int argc, char** argv); /* bench_quant.c: --op int8 */
+int pt_bench_fp4(int argc, char** argv);  /* bench_fp4.c: --op fp4 */
 
 /* Seconds per call, over r->iters calls; < 0 on failure. */
 static double time_calls(mm_runner* r) {
@@ -253,6 +255,10 @@ static int bench_copy(size_t bytes, int threads, int reps, int json) {
 int main(int argc, char** argv) {
     for (int i = 1; i + 1 < argc; i++) /* --op attn | attn-decode: bench_attn.c parses its own options */
         if (!strcmp(argv[i], "--op") && !strncmp(argv[i + 1], "attn", 4)) return pt_bench_attn(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* --op int8: bench_quant.c */
+        if (!strcmp(argv[i], "--op") && !strcmp(argv[i + 1], "int8")) return pt_bench_quant(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* --op fp4: bench_fp4.c */
+        if (!strcmp(argv[i], "--op") && !strcmp(argv[i + 1], "fp4")) return pt_bench_fp4(argc, argv);
     const char* op = "matmul";
     const char* dt = "f32";
     const char* cdt = "f32";

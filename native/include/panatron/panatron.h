@@ -189,6 +189,67 @@ typedef struct pt_matmul_params {
 PT_API pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
                            const pt_tensor* bias, pt_tensor* c, const pt_matmul_params* params);
 
+/* ==== int8 and block-sparse GEMM (issue 5) ==== */
+
+/*
+ * Per-output-channel (absmax) int8 quantization of a Linear weight, done once at load time:
+ *   w      [N, K]  f32 | bf16, innermost contiguous
+ *   wq     [N, K]  i8 (out), innermost contiguous: wq[n,k] = rne(w[n,k] * (127 / absmax_n))
+ *   scale  [N]     f32 (out): absmax_n / 127 (0 for an all-zero row)
+ * A non-finite weight is PT_ERR_INVALID_ARGUMENT (naming its index).
+ */
+PT_API pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq,
+                                         pt_tensor* scale);
+
+typedef enum pt_int8_mode {
+    PT_INT8_LLM = 0,          /* LLM.int8: outlier feature columns in f32, the rest int8 */
+    PT_INT8_W8A8 = 1,         /* every column quantized, no decomposition */
+    PT_INT8_WEIGHT_ONLY = 2   /* W8A32: x stays f32, the weight is dequantized block-wise */
+} pt_int8_mode;
+
+typedef struct pt_int8_matmul_params {
+    int32_t mode;         /* pt_int8_mode */
+    int32_t activation;   /* pt_activation applied after the bias */
+    float   threshold;    /* LLM: column j is an outlier when some |x[m,j]| >= threshold;
+                           * 0 is read as 6.0; must be > 0 */
+    int32_t reserved;
+    const pt_tensor* w_packed; /* NULL, or wq packed by pt_pack_int8_weight (skips the
+                                * per-call packing of the weight; wq must still be given) */
+} pt_int8_matmul_params;
+
+/* Bytes of the packed form of an int8 weight [N, K] (pt_pack_int8_weight). */
+PT_API int64_t pt_int8_packed_bytes(int64_t n, int64_t k);
+
+/*
+ * Packs wq [N, K] i8 once for pt_matmul_int8 (blocks of 64 channels in the VNNI/AMX dot-product
+ * layout, K padded to 64, with their column sums):
+ *   packed  1-D i8 of pt_int8_packed_bytes(N, K) elements, contiguous
+ */
+PT_API pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packed);
+
+/*
+ * y = act(x @ W^T + bias), W given as wq (int8) with per-channel scales w_scale:
+ *   x          [M, K]  f32 | bf16, innermost contiguous, any row stride
+ *   wq         [N, K]  i8, innermost contiguous (pt_quantize_int8_weight)
+ *   w_scale    [N]     f32
+ *   w_outlier  [N, K]  f32 | bf16 or NULL: the full-precision weight the LLM mode uses for
+ *                      the outlier columns; NULL: the dequantized wq (wq * w_scale)
+ *   bias       [N]     f32 or NULL
+ *   y          [M, N]  f32 | bf16, innermost contiguous
+ * LLM / W8A8 math (exactly what the tests' reference computes): O = outlier columns of this
+ * call (LLM only; empty for W8A8); per row s_m = max_{j not in O} |x[m,j]| / 127 and
+ * xq[m,j] = rne(x[m,j] * (127 / (127 s_m))) (f32 product), 0 for j in O;
+ *   y[m,n] = act(s_m * w_scale[n] * sum_j xq[m,j] wq[n,j] + sum_{j in O} x[m,j] Wo[n,j] + bias[n])
+ * with the integer sum exact (s32; AVX512-VNNI u8 x s8 with a +128 shift and a column-sum
+ * correction, portable C elsewhere). A non-finite x value makes its output row NaN.
+ * WEIGHT_ONLY: y = act(sum_j x[m,j] (wq[n,j] w_scale[n]) + bias) in f32.
+ * params may be NULL (LLM, threshold 6.0, no activation).
+ */
+PT_API pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq,
+                                const pt_tensor* w_scale, const pt_tensor* w_outlier,
+                                const pt_tensor* bias, pt_tensor* y,
+                                const pt_int8_matmul_params* params);
+
 /*
  * Prepacked right-hand operands (constant weights): packed once into the layout our GEMM
  * kernel reads, so pt_matmul_packed skips packing B on every call (what a model's linear
@@ -387,6 +448,280 @@ PT_API pt_status pt_mean_pool(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* 
  */
 PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
 
+/* ==== CUDA (issue 7) ==== */
+/*
+ * The CUDA backend lives in a separate shared library, libpanatron_cuda (CMake option
+ * PANATRON_CUDA=ON). It does not need libpanatron or oneDNN; load it only where an NVIDIA
+ * driver is present (pt_cuda_device_count reports 0 devices, with PT_OK, where none is).
+ * Its own errors are read with pt_cuda_last_error() (same thread-local rules as
+ * pt_last_error(), a separate buffer since the two libraries are loaded independently).
+ *
+ * Device tensors are pt_tensor with device == PT_DEVICE_CUDA and data a device pointer
+ * (from pt_cuda_malloc or any cudaMalloc'd memory of the context's device). All ops are
+ * enqueued on the context's stream and return before the GPU has finished (asynchronous);
+ * pt_cuda_synchronize waits. Launch and CUDA errors detected at enqueue time are returned
+ * as PT_ERR_BACKEND with the CUDA error name; asynchronous faults surface at the next
+ * synchronizing call (pt_cuda_synchronize, pt_cuda_memcpy_d2h).
+ * A pt_cuda_ctx may be used from several host threads, but calls are serialized on its
+ * one stream; use one context per stream for concurrency.
+ */
+
+/* Properties of one CUDA device. */
+typedef struct pt_cuda_device_info {
+    char     name[256];
+    int32_t  device;              /* ordinal */
+    int32_t  cc_major, cc_minor;  /* compute capability, e.g. 9.0 for H100 */
+    int32_t  sm_count;            /* streaming multiprocessors */
+    int64_t  total_mem;           /* bytes of device memory */
+    int64_t  free_mem;            /* bytes free at the time of the call */
+    int32_t  l2_bytes;
+    int32_t  smem_per_block_optin;/* max dynamic shared memory one block can opt into */
+    int32_t  mem_bus_width;       /* bits */
+    int32_t  driver_version;      /* e.g. 13000 */
+    int32_t  runtime_version;     /* the CUDA runtime this library was built with */
+    int32_t  reserved[3];
+} pt_cuda_device_info;
+
+/* The last error message of a libpanatron_cuda call on this thread ("" if none). */
+PT_API const char* pt_cuda_last_error(void);
+
+/* Number of CUDA devices; 0 (and PT_OK) where no driver or no device is present. */
+PT_API pt_status pt_cuda_device_count(int32_t* out);
+
+/* Fills *out for device ordinal `device` (0 .. count-1). */
+PT_API pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info* out);
+
+typedef struct pt_cuda_ctx pt_cuda_ctx;
+
+typedef struct pt_cuda_ctx_params {
+    int32_t device;            /* device ordinal */
+    int32_t allow_tf32;        /* 1: f32 matmuls may round inputs to tf32 (tensor cores) */
+    int64_t workspace_bytes;   /* cuBLASLt workspace; 0: 32 MiB */
+    void*   stream;            /* a cudaStream_t to enqueue on; NULL: the context creates its own */
+} pt_cuda_ctx_params;
+
+/* Creates a context on a device: stream, cuBLASLt handle (loaded on first use), workspace,
+ * caching allocator and pinned staging buffers. params may be NULL (device 0, defaults). */
+PT_API pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params* params, pt_cuda_ctx** out);
+/* Waits for the stream, frees everything the context owns (cached device blocks included;
+ * blocks still handed out by pt_cuda_malloc are freed too). NULL is accepted. */
+PT_API pt_status pt_cuda_ctx_destroy(pt_cuda_ctx* ctx);
+/* The cudaStream_t the context enqueues on. */
+PT_API pt_status pt_cuda_ctx_stream(pt_cuda_ctx* ctx, void** out);
+/* Blocks until all work enqueued on the context's stream has finished; reports faults. */
+PT_API pt_status pt_cuda_synchronize(pt_cuda_ctx* ctx);
+
+/* Device memory from the context's caching allocator (256-byte aligned). Freed blocks go
+ * back to the cache and are reused in stream order, so a block freed after enqueuing work
+ * that reads it may be handed out again to later work on the same stream. bytes 0 gives
+ * NULL and PT_OK. */
+PT_API pt_status pt_cuda_malloc(pt_cuda_ctx* ctx, size_t bytes, void** out);
+/* Returns a block from pt_cuda_malloc to the cache; NULL is accepted. */
+PT_API pt_status pt_cuda_free(pt_cuda_ctx* ctx, void* ptr);
+/* Releases cached (unused) blocks to the driver after waiting for the stream. */
+PT_API pt_status pt_cuda_empty_cache(pt_cuda_ctx* ctx);
+/* Bytes handed out and bytes held in the cache (either pointer may be NULL). */
+PT_API pt_status pt_cuda_memory_stats(pt_cuda_ctx* ctx, int64_t* in_use, int64_t* cached);
+
+/* Host -> device copy of `bytes`. Pageable host memory goes through pinned staging buffers
+ * (double-buffered); returns once `src` may be reused (the copy itself may still run). */
+PT_API pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Device -> host copy; waits for the stream first, so earlier work is visible in `dst`. */
+PT_API pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Device -> device copy, enqueued on the stream. */
+PT_API pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx* ctx, void* dst, const void* src, size_t bytes);
+/* Sets `bytes` of device memory to the byte `value`, enqueued (tests poison with 0xff). */
+PT_API pt_status pt_cuda_memset(pt_cuda_ctx* ctx, void* dst, int32_t value, size_t bytes);
+
+/* Timing events (cudaEvent_t, opaque here). Record enqueues on the context's stream;
+ * elapsed waits for `end` to complete and gives the milliseconds between the two records. */
+PT_API pt_status pt_cuda_event_create(pt_cuda_ctx* ctx, void** out);
+PT_API pt_status pt_cuda_event_record(pt_cuda_ctx* ctx, void* event);
+PT_API pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx* ctx, void* start, void* end, float* out_ms);
+/* NULL is accepted. */
+PT_API pt_status pt_cuda_event_destroy(pt_cuda_ctx* ctx, void* event);
+
+/*
+ * c = act(alpha * (a @ op(b)) + bias + beta * c) on the GPU, through cuBLASLt.
+ *   a    [M, K] or [B, M, K]        f32 | f16 | bf16, innermost contiguous, any row stride
+ *   b    [K, N] (trans_b=0) or [N, K] (trans_b=1, the Linear weight layout), optionally
+ *        with a leading [B]; a 2-D b is broadcast over a 3-D a's batch. Same dtype as a.
+ *   bias [N] or NULL: f32, or the dtype of c
+ *   c    [M, N] or [B, M, N]: f32 for f32 inputs; f16/bf16 inputs give c of their own dtype
+ *        or f32. Innermost contiguous. Batched (3-D) tensors need uniform batch strides.
+ * Accumulation is f32 (f16/bf16 on tensor cores; f32 exact unless the context allows tf32).
+ * Epilogues: bias, ReLU and GELU(tanh) are fused in cuBLASLt; GELU(erf) and SiLU run as a
+ * second pass over c. params may be NULL (trans_b=0, no activation, alpha=1, beta=0).
+ */
+PT_API pt_status pt_cuda_matmul(pt_cuda_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
+                                const pt_tensor* bias, pt_tensor* c, const pt_matmul_params* params);
+
+typedef struct pt_cuda_attn_params {
+    float   scale;            /* softmax scale; 0: 1/sqrt(D) */
+    int32_t causal;           /* 1: query i (of Sq) sees keys j <= i + (Sk - Sq) (bottom-right
+                                 aligned, as FlashAttention 2.1+; equal to top-left when Sq == Sk) */
+    const int32_t* cu_seqlens_q; /* varlen: device [B+1] i32 prefix sums of query lengths, or NULL */
+    const int32_t* cu_seqlens_k; /* varlen: device [B+1] i32 prefix sums of key lengths, or NULL */
+    int32_t batch;            /* varlen: number of sequences (cu_seqlens hold batch + 1 entries) */
+    int32_t max_seqlen_q;     /* varlen: upper bound of the query lengths (host value) */
+    int32_t max_seqlen_k;     /* varlen: upper bound of the key lengths (host value); decode: 0 = S_max */
+    int32_t num_splits;       /* decode: KV splits; 0 = chosen from the SM count */
+    int32_t variant;          /* 0 = automatic kernel choice (others: benchmarking only) */
+    int32_t reserved;
+} pt_cuda_attn_params;
+
+/*
+ * Flash attention forward (prefill), FlashAttention-2 tiling on tensor cores (mma.sync):
+ * out = softmax(scale * q k^T [causal mask]) v, never materializing S x S.
+ *   q    [B, Sq, Hq, D]  bf16 | f16; any strides but the innermost (contiguous). A PyTorch
+ *        [B, H, S, D] tensor is passed as its transpose(1, 2) view (strides swapped).
+ *   k, v [B, Sk, Hkv, D] same dtype; Hq % Hkv == 0 (GQA/MQA: query head h reads kv head
+ *        h / (Hq / Hkv)).
+ *   out  [B, Sq, Hq, D]  same dtype as q; innermost contiguous.
+ *   lse  [B, Hq, Sq] f32 contiguous, or NULL: log-sum-exp of the scaled scores per row
+ *        (natural log; -inf for a row that sees no key, whose output is 0).
+ *   D in {64, 80, 96, 128, 256}.
+ * Varlen (packed batches, params->cu_seqlens_q/k non-NULL): q [Tq, Hq, D], k/v [Tk, Hkv, D],
+ * out [Tq, Hq, D], lse [Hq, Tq]; sequence b < params->batch owns rows
+ * cu_seqlens[b] .. cu_seqlens[b+1]-1; max_seqlen_q/k bound the lengths (the grid is sized
+ * from them; a larger length is an error the kernel cannot report, so pass true bounds).
+ */
+PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_tensor* q, const pt_tensor* k,
+                                        const pt_tensor* v, pt_tensor* out, pt_tensor* lse,
+                                        const pt_cuda_attn_params* params);
+
+/*
+ * Decode attention against a KV cache (flash-decoding: the KV length is split across
+ * blocks, each writes a partial softmax, a second kernel combines them by log-sum-exp).
+ *   q        [B, Hq, D]             bf16 | f16, innermost contiguous (one new token per sequence)
+ *   k_cache  [B, Hkv, S_max, D]     same dtype, innermost contiguous, any outer strides
+ *   v_cache  [B, Hkv, S_max, D]
+ *   seqlens_k [B] i32 device: keys valid in each sequence's cache (1 .. S_max), the new
+ *            token's included; the query sees all of them (no mask needed).
+ *   out      [B, Hq, D]  same dtype as q.
+ *   D in {64, 80, 96, 128, 256}. Scratch for the partial results comes from the context's
+ *   allocator.
+ */
+PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
+                                           const pt_tensor* k_cache, const pt_tensor* v_cache,
+                                           const pt_tensor* seqlens_k, pt_tensor* out,
+                                           const pt_cuda_attn_params* params);
+
+/* ==== FP4 (issue 5) ==== */
+
+/*
+ * 4-bit weight formats (LLM-FP4 and bitsandbytes). A code is 4 bits; packed codes are PT_U4
+ * tensors (two per byte, element 2i in the low nibble). A code c decodes to
+ *     value = level[format][c] * scale
+ * where scale is the code's group (or row) scale. The 16 levels of each format:
+ *   E2M1 (OCP MX FP4, bias 1): c = s<<3 | e<<1 | m;  e=0: m*0.5;  e>0: (1 + m/2) * 2^(e-1)
+ *        ±{0, 0.5, 1, 1.5, 2, 3, 4, 6}
+ *   E1M2 (bias 1):             c = s<<3 | e<<2 | m;  e=0: m*0.25; e=1: 1 + m/4
+ *        ±{0, 0.25, 0.5, 0.75, 1, 1.25, 1.5, 1.75}
+ *   E3M0 (bias 3):             c = s<<3 | e;          e=0: 0;      e>0: 2^(e-3)
+ *        ±{0, 0.25, 0.5, 1, 2, 4, 8, 16}
+ *   NF4 (bitsandbytes' normal float, code order as bitsandbytes' lookup table): the 16
+ *        quantiles of N(0,1) normalized to [-1, 1], code 7 = 0, code 0 = -1, code 15 = 1.
+ * (For the FP splits, code 8 is -0.) The exponent bias is only a convention: the scale
+ * absorbs it. Quantization is round-to-nearest onto the scaled levels after clipping to
+ * ±clip*absmax (ties go to the level of smaller magnitude).
+ */
+typedef enum pt_fp4_format {
+    PT_FP4_E2M1 = 0,
+    PT_FP4_E1M2 = 1,
+    PT_FP4_E3M0 = 2,
+    PT_FP4_NF4 = 3
+} pt_fp4_format;
+
+/* Writes the 16 levels of `format` (code order) to out[0..15]. */
+PT_API pt_status pt_fp4_levels(int32_t format, float* out);
+
+/*
+ * Quantization parameters (and the layout contract every FP4 op shares):
+ *   w      [N, K]      the weight in PyTorch Linear layout (y = x @ wᵀ); K even
+ *   codes  [N, K]      PT_U4, rows contiguous (any row stride in bytes >= K/2)
+ *   scales [N, K/G]    f32 | bf16, one scale per group of G consecutive elements of a row
+ *                      (group = G in {32, 64, 128}, K % G == 0), or
+ *          [N, 1]      per-channel (group = 0): one scale per row
+ * scale = clip * absmax(group) / max|level|, stored in the scales' dtype; the codes are
+ * chosen against the STORED (rounded) scale, so decoding reproduces the quantizer's values.
+ * An all-zero group gets scale 0 (every code decodes to 0).
+ */
+typedef struct pt_fp4_quant_params {
+    int32_t format;               /* pt_fp4_format */
+    int32_t group;                /* 0: per channel; else 32, 64 or 128 */
+    float clip;                   /* in (0, 1]; 0 is read as 1 (no clipping) */
+    int32_t reserved;
+    const pt_tensor* act_shift;   /* NULL, or [K] i32: W4A4 fold — quantizes w[n,k] * 2^shift[k] */
+} pt_fp4_quant_params;
+
+/* codes, scales = quantize(w). w f32 | bf16 [N, K], innermost contiguous. */
+PT_API pt_status pt_fp4_quantize(pt_ctx* ctx, const pt_tensor* w, const pt_fp4_quant_params* params,
+                                 pt_tensor* codes, pt_tensor* scales);
+
+/* out[n, k] = level[codes[n, k]] * scale(n, k); out f32 | bf16 [N, K]. For tests and
+ * conversions only: the matmul never materializes this. */
+PT_API pt_status pt_fp4_dequantize(pt_ctx* ctx, const pt_tensor* codes, const pt_tensor* scales,
+                                   int32_t format, int32_t group, pt_tensor* out);
+
+/*
+ * FP4 matmul, W4A32/W4A16 (weight-only) or W4A4:
+ *   y[m, n] = bias[n] + sum_k xq[m, k] * level[codes[n, k]] * scale(n, k)
+ *   x      [M, K]  f32 | bf16, innermost contiguous, any row stride
+ *   codes, scales  as in pt_fp4_quant_params (format and group given here)
+ *   bias   [N] f32 or NULL
+ *   y      [M, N]  f32 | bf16, innermost contiguous; must not overlap the inputs
+ * Weight-only (w4a4 = 0): xq = x. The weight is decoded in registers (a 16-entry LUT
+ * permute per nibble, AVX-512; the portable build does it with a table); for M = 1 each
+ * weight byte is read once (GEMV, parallel over N), for M > 1 a [K-panel x 16 rows] tile is
+ * decoded into L1 and reused across all M rows. Accumulation f32.
+ * W4A4 (w4a4 = 1, LLM-FP4): per token m, the activations are divided by the per-channel
+ * power of two 2^act_shift[k] (the shift the weights absorbed through
+ * pt_fp4_quant_params.act_shift), then quantized to act_format with one scale per token
+ *   a_m = act_clip * max_k |x[m,k] * 2^-shift[k]| / max|level|,
+ *   xq[m,k] = a_m * level_act[rtn(x[m,k] * 2^-shift[k] / a_m)]
+ * and multiplied with the decoded weight (dequantize-and-FMA in f32, not an integer path).
+ */
+typedef struct pt_fp4_matmul_params {
+    int32_t format;               /* weight format, pt_fp4_format */
+    int32_t group;                /* 0: per channel; else 32, 64, 128 */
+    int32_t w4a4;                 /* 0: weight-only; 1: quantize activations too */
+    int32_t act_format;           /* W4A4: the activations' format */
+    float act_clip;               /* W4A4: in (0, 1]; 0 is read as 1 */
+    int32_t reserved;
+    const pt_tensor* act_shift;   /* W4A4: [K] i32 or NULL (no shift) */
+} pt_fp4_matmul_params;
+
+PT_API pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
+                               const pt_tensor* scales, const pt_tensor* bias, pt_tensor* y,
+                               const pt_fp4_matmul_params* params);
+
+/*
+ * LLM-FP4's search: for a weight w [N, K] f32 and calibration inputs x [M, K] f32, tries every
+ * format in `formats` (bit i set = pt_fp4_format i; 0 means E1M2 | E2M1 | E3M0) and every clip
+ * in clips[0 .. n_clips-1] (each in (0, 1]; n_clips 0 means {1.0}), quantizes w with `group`,
+ * and keeps the pair with the least output error
+ *   mse = mean over (m, n) of (x @ wᵀ - x @ dequant(wq)ᵀ)²
+ * (ties: the earlier format, then the earlier clip). Workspace: N*K/2 + N*K/G*4 + 2*M*N*4 bytes.
+ */
+typedef struct pt_fp4_search_params {
+    int32_t group;
+    uint32_t formats;
+    int32_t n_clips;
+    int32_t reserved;
+    const float* clips;
+} pt_fp4_search_params;
+
+typedef struct pt_fp4_search_result {
+    int32_t format;
+    float clip;
+    double mse;           /* of the best pair */
+    double ref_power;     /* mean of (x @ wᵀ)², to turn mse into a relative error */
+} pt_fp4_search_result;
+
+PT_API pt_status pt_fp4_search(pt_ctx* ctx, const pt_tensor* w, const pt_tensor* x,
+                               const pt_fp4_search_params* params, pt_fp4_search_result* out);
+
 /* ==== attention (issue 3) ==== */
 
 /*
@@ -404,8 +739,10 @@ PT_API pt_status pt_convert(pt_ctx* ctx, const pt_tensor* x, pt_tensor* out);
  * byte strides (views into a fused QKV buffer work, and so does a KV cache
  * [B, Hkv, S_max, D] passed to prefill as a permuted view [B, Sk, Hkv, D]).
  * 1 <= D, Dv <= 256, any value (odd ones included; multiples of 16 avoid masked tails).
- * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). bf16 inputs are widened
- * to f32 in registers; accumulation is f32 throughout.
+ * GQA/MQA: Hkv divides H, query head h reads kv head h / (H / Hkv). Accumulation is f32
+ * throughout. bf16 q, k, v with D and Dv multiples of 32 run on AMX-BF16 where the CPU has
+ * it (the probabilities are rounded to bf16 for the P·V product, as FlashAttention does on
+ * GPUs); other bf16 inputs are widened to f32 (AVX-512 FMA, or the portable kernel).
  *
  * Variable-length packed batches (no padding tokens computed): pass cu_seqlens_q [B+1] i32
  * (0 = cu[0] <= cu[1] <= ... <= cu[B] = Tq) and give q [Tq, H, D], out [Tq, H, Dv]; keys

@@ -17,19 +17,33 @@ static uint64_t xgetbv0(void) {
     return ((uint64_t)hi << 32) | lo;
 }
 #  endif
+/* Whether the OS lets this process use AMX tiles (xcr0: XGETBV(0)). */
 #  if defined(__linux__)
 #    include <sys/syscall.h>
 #    include <unistd.h>
 /* Linux keeps AMX tile data off until a process asks (arch_prctl ARCH_REQ_XCOMP_PERM). */
-static int linux_request_amx(void) {
+static int os_amx_ok(uint64_t xcr0) {
     const long ARCH_GET_XCOMP_PERM = 0x1022, ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18;
     unsigned long bitmask = 0;
+    (void)xcr0;
     if (syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) != 0) return 0;
     if (syscall(SYS_arch_prctl, ARCH_GET_XCOMP_PERM, &bitmask) != 0) return 0;
     return (bitmask & (1ul << XFEATURE_XTILEDATA)) != 0;
 }
+#  elif defined(_WIN32)
+#    define WIN32_LEAN_AND_MEAN
+#    include <windows.h>
+/* Windows (10 21H2+, 11) enables the AMX state (XTILECFG, XTILEDATA: XCR0 bits 17, 18) for every
+ * process itself. Wine runs Windows code on Linux, where the state stays off without the
+ * per-process permission above, which a Windows binary cannot ask for: no AMX under Wine. */
+static int os_amx_ok(uint64_t xcr0) {
+    if ((xcr0 & 0x60000) != 0x60000) return 0;
+    HMODULE ntdll = GetModuleHandleA("ntdll.dll");
+    if (ntdll && GetProcAddress(ntdll, "wine_get_version")) return 0;
+    return 1;
+}
 #  else
-static int linux_request_amx(void) { return 0; }
+static int os_amx_ok(uint64_t xcr0) { (void)xcr0; return 0; }
 #  endif
 
 static uint32_t probe(void) {
@@ -62,7 +76,7 @@ static uint32_t probe(void) {
         if ((r7[3] >> 23) & 1) caps |= PT_CPU_AVX512_FP16;
     }
     int amx_tile = (r7[3] >> 24) & 1, amx_int8 = (r7[3] >> 25) & 1, amx_bf16 = (r7[3] >> 22) & 1;
-    if (amx_tile && (amx_int8 || amx_bf16) && linux_request_amx()) {
+    if (amx_tile && (amx_int8 || amx_bf16) && os_amx_ok(xcr0)) {
         if (amx_int8) caps |= PT_CPU_AMX_INT8;
         if (amx_bf16) caps |= PT_CPU_AMX_BF16;
     }

@@ -9,7 +9,11 @@
 #include <string.h>
 
 #if defined(__GNUC__)
-#  define PT_HIDDEN __attribute__((visibility("hidden")))
+#  if defined(_WIN32) || defined(__CYGWIN__)
+#    define PT_HIDDEN /* PE/COFF: only PT_API (dllexport) symbols leave the DLL anyway */
+#  else
+#    define PT_HIDDEN __attribute__((visibility("hidden")))
+#  endif
 #  define PT_LIKELY(x) __builtin_expect(!!(x), 1)
 #  define PT_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #  define PT_RESTRICT __restrict__
@@ -20,6 +24,27 @@
 #  define PT_RESTRICT __restrict
 #endif
 
+/* Portable spellings of the GNU C extensions kernels use, so that MSVC compiles them too:
+ *   _Alignas(64) float buf[64];       (C11; not __attribute__((aligned(64))) after the name)
+ *   static PT_ALWAYS_INLINE void f(void);
+ *   PT_UNROLL(8) for (...)            (#pragma GCC unroll 8 / clang's #pragma unroll; else nothing) */
+#if defined(__GNUC__)
+#  define PT_ALWAYS_INLINE inline __attribute__((always_inline))
+#elif defined(_MSC_VER)
+#  define PT_ALWAYS_INLINE __forceinline
+#else
+#  define PT_ALWAYS_INLINE inline
+#endif
+#if defined(__GNUC__) && !defined(__clang__)
+#  define PT_PRAGMA_(x) _Pragma(#x)
+#  define PT_UNROLL(n) PT_PRAGMA_(GCC unroll n)
+#elif defined(__clang__)
+#  define PT_PRAGMA_(x) _Pragma(#x)
+#  define PT_UNROLL(n) PT_PRAGMA_(unroll n)
+#else
+#  define PT_UNROLL(n)
+#endif
+
 #if defined(__x86_64__) || defined(_M_X64)
 #  define PT_X86 1
 #else
@@ -28,7 +53,9 @@
 
 /* Records a formatted message as this thread's last error and returns `status`. */
 PT_HIDDEN pt_status pt_fail(pt_status status, const char* fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__)
+    __attribute__((format(gnu_printf, 2, 3))) /* C99 printf: __USE_MINGW_ANSI_STDIO */
+#elif defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;

@@ -613,7 +613,7 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
     size_t part_bytes = (size_t)n_items * (size_t)R * (size_t)(Dv + 2) * sizeof(float);
     /* slot 2: slot 3 holds the index above, slot 0/1 belong to the workers. */
     float* part = (float*)pt_scratch(2, part_bytes);
-    if (!part) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %zu bytes of partial results", op, part_bytes);
+    if (!part) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate %llu bytes of partial results", op, (unsigned long long)part_bytes);
 
     fd_run run;
     memset(&run, 0, sizeof run);

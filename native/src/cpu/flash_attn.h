@@ -3,8 +3,9 @@
  *
  * Prefill work item: one batch element, one kv head, a group of the query heads sharing it
  * and a tile of query tokens. Its "rows" are the (token, head) pairs, token-major: row
- * r = t * nh + g is token t0 + t and query head h0 + g. Up to PT_FA_BR rows per item, so the
- * G query heads of a kv head share one pass over K and V (GQA/MQA read K/V once per item).
+ * r = t * nh + g is token t0 + t and query head h0 + g. Up to PT_FA_MAX_SUB sub-tiles of
+ * PT_FA_BR rows per item (one sub-tile for the portable kernel), so the G query heads of a kv
+ * head, and up to 256 rows in all, share one pass over K and V.
  * Kernels keep rows in SIMD lanes ("queries in lanes"): the online-softmax statistics are
  * per lane and never need a horizontal reduction. */
 #ifndef PT_CPU_FLASH_ATTN_H

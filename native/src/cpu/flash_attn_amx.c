@@ -18,6 +18,21 @@
 #define BR PT_FA_BR
 #define BC PT_FA_BC
 
+#if defined(__GNUC__)
+/* GCC's _tile_loadd has no "memory" clobber (the compiler may sink the stores that pack its
+ * operand past it) and passes the stride as long, 32 bits on Windows (invalid index register
+ * with mingw). These wrappers fix both. */
+#  define TILE_LOAD(t, base, stride)                                                              \
+    __asm__ volatile("{tileloadd\t(%0,%1,1), %%tmm" #t "|tileloadd\t%%tmm" #t ", [%0+%1*1]}"    \
+                     ::"r"((const void*)(base)), "r"((long long)(stride)) : "memory")
+#  define TILE_STORE(t, base, stride)                                                             \
+    __asm__ volatile("{tilestored\t%%tmm" #t ", (%0,%1,1)|tilestored\t[%0+%1*1], %%tmm" #t "}" \
+                     ::"r"((void*)(base)), "r"((long long)(stride)) : "memory")
+#else
+#  define TILE_LOAD(t, base, stride) _tile_loadd(t, base, stride)
+#  define TILE_STORE(t, base, stride) _tile_stored(t, base, stride)
+#endif
+
 typedef struct {
     uint8_t palette, start_row, reserved[14];
     uint16_t colsb[16];
@@ -153,19 +168,19 @@ bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t) {
                     _tile_zero(2);
                     _tile_zero(3);
                     for (int64_t db = 0; db < ndb; db++) {
-                        _tile_loadd(4, Q + rb * 16 * D + 32 * db, D * 2);
-                        _tile_loadd(5, Q + (rb + 1) * 16 * D + 32 * db, D * 2);
-                        _tile_loadd(6, Kt + (db * 4 + kb) * 256, 64);
-                        _tile_loadd(7, Kt + (db * 4 + kb + 1) * 256, 64);
+                        TILE_LOAD(4, Q + rb * 16 * D + 32 * db, D * 2);
+                        TILE_LOAD(5, Q + (rb + 1) * 16 * D + 32 * db, D * 2);
+                        TILE_LOAD(6, Kt + (db * 4 + kb) * 256, 64);
+                        TILE_LOAD(7, Kt + (db * 4 + kb + 1) * 256, 64);
                         _tile_dpbf16ps(0, 4, 6);
                         _tile_dpbf16ps(1, 4, 7);
                         _tile_dpbf16ps(2, 5, 6);
                         _tile_dpbf16ps(3, 5, 7);
                     }
-                    _tile_stored(0, S + rb * 16 * BC + kb * 16, BC * 4);
-                    _tile_stored(1, S + rb * 16 * BC + (kb + 1) * 16, BC * 4);
-                    _tile_stored(2, S + (rb + 1) * 16 * BC + kb * 16, BC * 4);
-                    _tile_stored(3, S + (rb + 1) * 16 * BC + (kb + 1) * 16, BC * 4);
+                    TILE_STORE(0, S + rb * 16 * BC + kb * 16, BC * 4);
+                    TILE_STORE(1, S + rb * 16 * BC + (kb + 1) * 16, BC * 4);
+                    TILE_STORE(2, S + (rb + 1) * 16 * BC + kb * 16, BC * 4);
+                    TILE_STORE(3, S + (rb + 1) * 16 * BC + (kb + 1) * 16, BC * 4);
                 }
             /* online softmax per row, P in bf16; the rescale factors and sums are finished 16
              * rows at a time (a scalar exp2f per row was 6% of the time) */
@@ -222,24 +237,24 @@ bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t) {
             int64_t nkb2_s = (nk_s + 31) / 32;
             for (int64_t rb = 0; rb < nrb; rb += 2)
                 for (int64_t dvb = 0; dvb < ndv; dvb += 2) {
-                    _tile_loadd(0, Os + rb * 16 * Dv + dvb * 16, Dv * 4);
-                    _tile_loadd(1, Os + rb * 16 * Dv + (dvb + 1) * 16, Dv * 4);
-                    _tile_loadd(2, Os + (rb + 1) * 16 * Dv + dvb * 16, Dv * 4);
-                    _tile_loadd(3, Os + (rb + 1) * 16 * Dv + (dvb + 1) * 16, Dv * 4);
+                    TILE_LOAD(0, Os + rb * 16 * Dv + dvb * 16, Dv * 4);
+                    TILE_LOAD(1, Os + rb * 16 * Dv + (dvb + 1) * 16, Dv * 4);
+                    TILE_LOAD(2, Os + (rb + 1) * 16 * Dv + dvb * 16, Dv * 4);
+                    TILE_LOAD(3, Os + (rb + 1) * 16 * Dv + (dvb + 1) * 16, Dv * 4);
                     for (int64_t kb2 = 0; kb2 < nkb2_s; kb2++) {
-                        _tile_loadd(4, P + rb * 16 * BC + 32 * kb2, BC * 2);
-                        _tile_loadd(5, P + (rb + 1) * 16 * BC + 32 * kb2, BC * 2);
-                        _tile_loadd(6, Vp + (kb2 * ndv + dvb) * 256, 64);
-                        _tile_loadd(7, Vp + (kb2 * ndv + dvb + 1) * 256, 64);
+                        TILE_LOAD(4, P + rb * 16 * BC + 32 * kb2, BC * 2);
+                        TILE_LOAD(5, P + (rb + 1) * 16 * BC + 32 * kb2, BC * 2);
+                        TILE_LOAD(6, Vp + (kb2 * ndv + dvb) * 256, 64);
+                        TILE_LOAD(7, Vp + (kb2 * ndv + dvb + 1) * 256, 64);
                         _tile_dpbf16ps(0, 4, 6);
                         _tile_dpbf16ps(1, 4, 7);
                         _tile_dpbf16ps(2, 5, 6);
                         _tile_dpbf16ps(3, 5, 7);
                     }
-                    _tile_stored(0, Os + rb * 16 * Dv + dvb * 16, Dv * 4);
-                    _tile_stored(1, Os + rb * 16 * Dv + (dvb + 1) * 16, Dv * 4);
-                    _tile_stored(2, Os + (rb + 1) * 16 * Dv + dvb * 16, Dv * 4);
-                    _tile_stored(3, Os + (rb + 1) * 16 * Dv + (dvb + 1) * 16, Dv * 4);
+                    TILE_STORE(0, Os + rb * 16 * Dv + dvb * 16, Dv * 4);
+                    TILE_STORE(1, Os + rb * 16 * Dv + (dvb + 1) * 16, Dv * 4);
+                    TILE_STORE(2, Os + (rb + 1) * 16 * Dv + dvb * 16, Dv * 4);
+                    TILE_STORE(3, Os + (rb + 1) * 16 * Dv + (dvb + 1) * 16, Dv * 4);
                 }
         }
     }

@@ -443,10 +443,24 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
         if (batch <= 1) g.batch_a = g.batch_c = 0;
     }
     if (bb) { PT_CHECK(elem_stride(b, 0, "b", &g.batch_b)); if (batch <= 1) g.batch_b = 0; }
-    if (m > 1 && n > 1 && g.ldc < n && DESCRIBE_ABC() == PT_OK)
-        return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)n);
-    if (batch > 1 && m * n > 1 && !batches_disjoint(batch, m, n, g.ldc, g.batch_c) && DESCRIBE_ABC() == PT_OK)
-        return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
+    {   /* c must not address the same element from two indices: ordering its dims of size
+         * > 1 by stride, each stride must reach past the extent of the smaller-strided ones
+         * (interleaved views such as heads of a [S, H*D] buffer are legal). */
+        int64_t cnt[3] = {n, m, batch}, str[3] = {1, g.ldc, g.batch_c};
+        for (int i = 1; i < 3; i++)
+            for (int j = i; j > 0 && str[j] < str[j - 1]; j--) {
+                int64_t t = str[j]; str[j] = str[j - 1]; str[j - 1] = t;
+                t = cnt[j]; cnt[j] = cnt[j - 1]; cnt[j - 1] = t;
+            }
+        int64_t extent = 1;
+        for (int i = 0; i < 3; i++) {
+            if (cnt[i] <= 1) continue;
+            if (str[i] < extent && DESCRIBE_ABC() == PT_OK)
+                return pt_fail(PT_ERR_SHAPE, "pt_matmul: c %s overlaps itself: two indices address the same element (stride %lld elements < extent %lld)",
+                               dc, (long long)str[i], (long long)extent);
+            extent = str[i] * (cnt[i] - 1) + extent;
+        }
+    }
 #undef DESCRIBE_ABC
     g.trans_b = p.trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
     if (m == 0 || n == 0 || batch == 0) return PT_OK;

@@ -112,14 +112,7 @@ public final class Kernels {
         requireWholeElementStrides("matmul a", a);
         requireWholeElementStrides("matmul b", b);
         requireWholeElementStrides("matmul c", c);
-        long[] cs = c.strides();
-        long es = c.dtype().byteSize();
-        if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
-            throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
-        }
-        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && !batchesDisjoint(c.dim(0), m, n * es, cs[1], cs[0])) {
-            throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
-        }
+        requireNoSelfOverlap("matmul c", c);
         requireWritable("matmul c", c);
         requireDisjoint("matmul", c, "c", a, "a");
         requireDisjoint("matmul", c, "c", b, "b");
@@ -306,6 +299,32 @@ public final class Kernels {
             if (sh[i] > 1 && st[i] % es != 0) {
                 throw shape(what + ": stride " + st[i] + " bytes of dim " + i + " of " + t + " is not a multiple of the element size " + es);
             }
+        }
+    }
+
+    /**
+     * Rejects a view whose distinct indices could address the same bytes (an output written
+     * through it would race with itself). Sufficient test: ordering the dims of size > 1 by
+     * stride, each stride must reach past the extent of all smaller-strided dims.
+     */
+    static void requireNoSelfOverlap(String what, Tensor t) {
+        long[] sh = t.shape();
+        long[] st = t.strides();
+        int es = Math.max(1, t.dtype().byteSize());
+        java.util.List<Integer> dims = new java.util.ArrayList<>();
+        for (int i = 0; i < sh.length; i++) if (sh[i] > 1) dims.add(i);
+        dims.sort(java.util.Comparator.comparingLong(i -> st[i]));
+        long extent = es;
+        for (int i : dims) {
+            if (i == sh.length - 1 && t.dtype() == DType.U4) {
+                extent = (sh[i] + 1) / 2;
+                continue;
+            }
+            if (st[i] < extent) {
+                throw shape(what + ": " + t + " with strides " + java.util.Arrays.toString(st)
+                        + " addresses the same bytes from different indices (dim " + i + " stride " + st[i] + " < " + extent + ")");
+            }
+            extent = st[i] * (sh[i] - 1) + extent;
         }
     }
 
@@ -1040,11 +1059,11 @@ public final class Kernels {
                                             AttentionOptions opts) {
         final String op = "flashAttentionDecode";
         Objects.requireNonNull(opts, "opts");
-        requireOpen(ctx, q, kCache, vCache, out);
-        requireDtype(op + " q", q, DType.F32, DType.BF16);
-        requireDtype(op + " kCache", kCache, DType.F32, DType.BF16);
-        requireDtype(op + " vCache", vCache, kCache.dtype());
-        requireDtype(op + " out", out, DType.F32, DType.BF16);
+        requireOpen1(ctx, q); requireOpen1(ctx, kCache); requireOpen1(ctx, vCache); requireOpen1(ctx, out);
+        requireF32OrBf16(op + " q", q);
+        requireF32OrBf16(op + " kCache", kCache);
+        if (vCache.dtype() != kCache.dtype()) requireDtype(op + " vCache", vCache, kCache.dtype());
+        requireF32OrBf16(op + " out", out);
         if (opts.keyPaddingMask() != null || opts.cuSeqlensQ() != null || opts.cuSeqlensK() != null) {
             throw new IllegalArgumentException(op + ": keyPaddingMask and cuSeqlens are prefill options (decode uses kvLens)");
         }
@@ -1064,12 +1083,12 @@ public final class Kernels {
         checkHeads(op, d, dv, h, hkv);
         if (kvLens != null) {
             kvLens.checkOpen();
-            requireDtype(op + " kvLens", kvLens, DType.I32);
+            if (kvLens.dtype() != DType.I32) requireDtype(op + " kvLens", kvLens, DType.I32);
             if (kvLens.ndim() != 1 || kvLens.dim(0) != batch) throw shape(op + ": kvLens " + kvLens + " must be i32 [B] = [" + batch + "]");
-            int[] lens = kvLens.toIntArray();
-            for (int b = 0; b < lens.length; b++) {
-                if (lens[b] < 0 || lens[b] > smax) {
-                    throw new IllegalArgumentException(op + ": kvLens[" + b + "] = " + lens[b] + " outside [0, S_max = " + smax + "]");
+            for (long b = 0; b < batch; b++) {
+                int len = intAt(kvLens, b);
+                if (len < 0 || len > smax) {
+                    throw new IllegalArgumentException(op + ": kvLens[" + b + "] = " + len + " outside [0, S_max = " + smax + "]");
                 }
             }
         }
@@ -1084,9 +1103,12 @@ public final class Kernels {
             requireDisjoint(op, "lse", lse, q, kCache, vCache, out);
         }
         requireWritable(op + " out", out);
-        requireDisjoint(op, "out", out, q, kCache, vCache);
-        try (Arena tmp = Arena.ofConfined()) {
-            MemorySegment p = dev.panatron.ffm.pt_flash_decode_params.allocate(tmp);
+        requireDisjoint1(op, "out", out, q);
+        requireDisjoint1(op, "out", out, kCache);
+        requireDisjoint1(op, "out", out, vCache);
+        {
+            MemorySegment p = CallScratch.get().decode;
+            p.fill((byte) 0);
             dev.panatron.ffm.pt_flash_decode_params.q(p, q.descriptor());
             dev.panatron.ffm.pt_flash_decode_params.k_cache(p, kCache.descriptor());
             dev.panatron.ffm.pt_flash_decode_params.v_cache(p, vCache.descriptor());
@@ -1118,7 +1140,7 @@ public final class Kernels {
      */
     public static void kvCacheAppend(Context ctx, Tensor kNew, Tensor vNew, Tensor start, Tensor kCache, Tensor vCache, KvCache.Rope rope) {
         final String op = "kvCacheAppend";
-        requireOpen(ctx, start);
+        requireOpen1(ctx, start);
         if ((kNew == null) != (kCache == null)) throw new IllegalArgumentException(op + ": kNew and kCache must both be given or both be null");
         if ((vNew == null) != (vCache == null)) throw new IllegalArgumentException(op + ": vNew and vCache must both be given or both be null");
         if (kNew == null && vNew == null) throw new IllegalArgumentException(op + ": neither kNew nor vNew given");
@@ -1127,9 +1149,10 @@ public final class Kernels {
             Tensor nw = w == 0 ? kNew : vNew, c = w == 0 ? kCache : vCache;
             String nn = w == 0 ? "kNew" : "vNew", cn = w == 0 ? "kCache" : "vCache";
             if (nw == null) continue;
-            requireOpen(ctx, nw, c);
-            requireDtype(op + " " + nn, nw, DType.F32, DType.BF16);
-            requireDtype(op + " " + cn, c, DType.F32, DType.BF16);
+            requireOpen1(ctx, nw);
+            requireOpen1(ctx, c);
+            requireF32OrBf16(w == 0 ? "kvCacheAppend kNew" : "kvCacheAppend vNew", nw);
+            requireF32OrBf16(w == 0 ? "kvCacheAppend kCache" : "kvCacheAppend vCache", c);
             if (nw.ndim() != 4 || c.ndim() != 4) throw shape(op + ": " + nn + " " + nw + " must be [B, T, Hkv, D] and " + cn + " " + c + " [B, Hkv, S_max, D]");
             if (c.dim(0) != nw.dim(0) || c.dim(1) != nw.dim(2) || c.dim(3) != nw.dim(3)) {
                 throw shape(op + ": " + cn + " " + c + " does not fit " + nn + " " + nw + " (expected [" + nw.dim(0) + ", " + nw.dim(2) + ", S_max, " + nw.dim(3) + "])");
@@ -1139,15 +1162,15 @@ public final class Kernels {
             }
             if (smax >= 0 && c.dim(2) != smax) throw shape(op + ": kCache " + kCache + " and vCache " + vCache + " differ in S_max");
             batch = nw.dim(0); t = nw.dim(1); hkv = nw.dim(2); smax = c.dim(2);
-            requireWritable(op + " " + cn, c);
-            requireDisjoint(op, cn, c, nw);
+            if (c.segment().isReadOnly()) requireWritable(op + " " + cn, c);
+            requireDisjoint1(op, cn, c, nw);
         }
-        requireDtype(op + " start", start, DType.I32);
+        if (start.dtype() != DType.I32) requireDtype(op + " start", start, DType.I32);
         if (start.ndim() != 1 || start.dim(0) != batch) throw shape(op + ": start " + start + " must be i32 [B] = [" + batch + "]");
-        int[] st = start.toIntArray();
-        for (int b = 0; b < st.length; b++) {
-            if (st[b] < 0 || st[b] + t > smax) {
-                throw new IllegalArgumentException(op + ": start[" + b + "] = " + st[b] + " with T = " + t + " new tokens does not fit S_max = " + smax);
+        for (long b = 0; b < batch; b++) {
+            int st = intAt(start, b);
+            if (st < 0 || st + t > smax) {
+                throw new IllegalArgumentException(op + ": start[" + b + "] = " + st + " with T = " + t + " new tokens does not fit S_max = " + smax);
             }
         }
         if (rope != null && kNew != null) {
@@ -1157,15 +1180,17 @@ public final class Kernels {
                 throw new IllegalArgumentException(op + ": rope invFreq has " + rope.invFreq().length + " entries, needs rotaryDim/2 = " + rd / 2);
             }
         }
-        try (Arena tmp = Arena.ofConfined()) {
+        {
             MemorySegment rp = MemorySegment.NULL;
             if (rope != null) {
-                rp = dev.panatron.ffm.pt_rope_params.allocate(tmp);
+                CallScratch cs = CallScratch.get();
+                rp = cs.rope;
+                rp.fill((byte) 0);
                 dev.panatron.ffm.pt_rope_params.mode(rp, rope.mode().ordinal());
                 dev.panatron.ffm.pt_rope_params.rotary_dim(rp, rope.rotaryDim());
                 dev.panatron.ffm.pt_rope_params.theta(rp, rope.theta());
                 dev.panatron.ffm.pt_rope_params.freq_scale(rp, rope.freqScale());
-                dev.panatron.ffm.pt_rope_params.inv_freq(rp, rope.invFreq() == null ? MemorySegment.NULL : tmp.allocateFrom(java.lang.foreign.ValueLayout.JAVA_FLOAT, rope.invFreq()));
+                dev.panatron.ffm.pt_rope_params.inv_freq(rp, rope.invFreq() == null ? MemorySegment.NULL : cs.floats(rope.invFreq()));
             }
             Native.check(panatron_h.pt_kv_cache_append(ctx.handle(), kNew == null ? MemorySegment.NULL : kNew.descriptor(),
                     vNew == null ? MemorySegment.NULL : vNew.descriptor(), start.descriptor(),
@@ -1196,16 +1221,48 @@ public final class Kernels {
         }
     }
 
+    /**
+     * Per-thread parameter blocks of the attention downcalls, reused on every call so that a
+     * decode loop (flashAttentionDecode, kvCacheAppend) allocates nothing per token. Safe
+     * because the native calls never call back into Java, so one thread never has two calls
+     * in flight; the blocks live as long as the thread's ThreadLocal entry.
+     */
+    private static final class CallScratch {
+        private static final ThreadLocal<CallScratch> TL = ThreadLocal.withInitial(CallScratch::new);
+        final Arena arena = Arena.ofAuto();
+        final MemorySegment decode = dev.panatron.ffm.pt_flash_decode_params.allocate(arena);
+        final MemorySegment rope = dev.panatron.ffm.pt_rope_params.allocate(arena);
+        private MemorySegment invFreq = MemorySegment.NULL;
+
+        static CallScratch get() { return TL.get(); }
+
+        /** The floats copied into a per-thread native buffer (grown when too small). */
+        MemorySegment floats(float[] a) {
+            long bytes = 4L * a.length;
+            if (invFreq.byteSize() < bytes) invFreq = arena.allocate(Math.max(bytes, 4L * 256), 64);
+            MemorySegment.copy(a, 0, invFreq, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, a.length);
+            return invFreq;
+        }
+    }
+
+    /** Element i of a 1-D i32 tensor, read in place (no copy). */
+    private static int intAt(Tensor t, long i) {
+        return t.segment().get(java.lang.foreign.ValueLayout.JAVA_INT_UNALIGNED, i * t.strideBytes(0));
+    }
+
     /** Throws when {@code out}'s memory overlaps any of {@code ins}. */
     private static void requireDisjoint(String op, String outName, Tensor out, Tensor... ins) {
+        for (Tensor in : ins) requireDisjoint1(op, outName, out, in);
+    }
+
+    /** One input of {@link #requireDisjoint(String, String, Tensor, Tensor...)} (no varargs array: hot paths). */
+    private static void requireDisjoint1(String op, String outName, Tensor out, Tensor in) {
         MemorySegment o = out.segment();
         if (o.byteSize() == 0) return;
-        for (Tensor in : ins) {
-            MemorySegment i = in.segment();
-            if (i.byteSize() == 0) continue;
-            if (o.address() < i.address() + i.byteSize() && i.address() < o.address() + o.byteSize()) {
-                throw new IllegalArgumentException(op + ": " + outName + " " + out + " overlaps input " + in + " in memory (outputs must not alias inputs)");
-            }
+        MemorySegment i = in.segment();
+        if (i.byteSize() == 0) return;
+        if (o.address() < i.address() + i.byteSize() && i.address() < o.address() + o.byteSize()) {
+            throw new IllegalArgumentException(op + ": " + outName + " " + out + " overlaps input " + in + " in memory (outputs must not alias inputs)");
         }
     }
 
@@ -1320,6 +1377,19 @@ public final class Kernels {
             Objects.requireNonNull(t, "tensor");
             t.checkOpen();
         }
+    }
+
+    /** {@link #requireOpen(Context, Tensor...)} for one tensor (no varargs array: hot paths). */
+    static void requireOpen1(Context ctx, Tensor t) {
+        Objects.requireNonNull(ctx, "context");
+        ctx.handle();
+        Objects.requireNonNull(t, "tensor");
+        t.checkOpen();
+    }
+
+    /** {@link #requireDtype} for F32 or BF16 (no varargs array: hot paths). */
+    static void requireF32OrBf16(String what, Tensor t) {
+        if (t.dtype() != DType.F32 && t.dtype() != DType.BF16) requireDtype(what, t, DType.F32, DType.BF16);
     }
 
     static void requireDtype(String what, Tensor t, DType... allowed) {

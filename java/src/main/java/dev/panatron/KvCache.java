@@ -125,7 +125,8 @@ public final class KvCache implements AutoCloseable {
         Kernels.kvCacheAppend(ctx, kNew, vNew, lengthsTensor, keys, values, rope);
         long t = kNew.dim(1);
         for (int b = 0; b < lengths.length; b++) lengths[b] += (int) t;
-        MemorySegment.copy(lengths, 0, lengthsTensor.segment(), ValueLayout.JAVA_INT, 0, lengths.length);
+        MemorySegment seg = lengthsTensor.segment();
+        for (int b = 0; b < lengths.length; b++) seg.setAtIndex(ValueLayout.JAVA_INT, b, lengths[b]); // no heap-segment wrapper
     }
 
     /**

@@ -145,6 +145,9 @@ public final class Tensor implements AutoCloseable {
     /** Byte strides, outermost first (a copy). */
     public long[] strides() { return strides.clone(); }
 
+    /** Byte stride of dim i, without copying the array (allocation-free hot paths). */
+    long strideBytes(int i) { return strides[i]; }
+
     public int ndim() { return shape.length; }
 
     public long numel() { return numel(shape); }

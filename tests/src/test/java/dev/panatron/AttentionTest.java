@@ -474,4 +474,40 @@ class AttentionTest {
             cache.close(); // twice is harmless
         }
     }
+
+    /**
+     * The decode loop allocates nothing on the Java heap per token: append (with RoPE) plus
+     * attend, and the raw flashAttentionDecode, 1000 steps after a warm-up, stay under 16 bytes
+     * per step on average (the per-call params blocks are cached per thread).
+     */
+    @Test
+    void decodeLoopAllocatesNothingPerToken() {
+        java.lang.management.ThreadMXBean mx = java.lang.management.ManagementFactory.getThreadMXBean();
+        if (!(mx instanceof com.sun.management.ThreadMXBean tmx) || !tmx.isThreadAllocatedMemorySupported()) return;
+        tmx.setThreadAllocatedMemoryEnabled(true);
+        int b = 1, h = 8, hkv = 2, d = 16, steps = 1000, warm = 6000;
+        try (KvCache cache = KvCache.allocate(DType.BF16, b, hkv, 64, d);
+             Tensor kn = Tensor.of(random(b * hkv * d, 1, false), b, 1, hkv, d); Tensor vn = Tensor.of(random(b * hkv * d, 1, false), b, 1, hkv, d);
+             Tensor q = Tensor.of(random(b * h * d, 1, false), b, 1, h, d); Tensor out = Tensor.allocate(DType.F32, b, 1, h, d)) {
+            KvCache.Rope rope = KvCache.Rope.neox(10000f);
+            long tid = Thread.currentThread().threadId();
+            long[] used = new long[2];
+            for (int phase = 0; phase < 2; phase++) {
+                for (int i = 0; i < warm / 2; i++) step(cache, kn, vn, q, out, rope, phase);
+                long before = tmx.getThreadAllocatedBytes(tid);
+                for (int i = 0; i < steps / 2; i++) step(cache, kn, vn, q, out, rope, phase);
+                used[phase] = tmx.getThreadAllocatedBytes(tid) - before;
+            }
+            assertTrue(used[0] < 16L * steps / 2, "KvCache append+attend allocated " + used[0] + " bytes over " + steps / 2 + " steps");
+            assertTrue(used[1] < 16L * steps / 2, "flashAttentionDecode allocated " + used[1] + " bytes over " + steps / 2 + " steps");
+            assertTrue(Float.isFinite(out.toFloatArray()[0]));
+        }
+    }
+
+    private static void step(KvCache cache, Tensor kn, Tensor vn, Tensor q, Tensor out, KvCache.Rope rope, int phase) {
+        if (cache.length(0) == cache.maxSeq()) cache.reset(); // keep the attention short: the loop measures the calls
+        cache.append(ctx, kn, vn, rope);
+        if (phase == 0) cache.attend(ctx, q, out, AttentionOptions.CAUSAL);
+        else Kernels.flashAttentionDecode(ctx, q, cache.keys(), cache.values(), cache.lengthsTensor(), out, AttentionOptions.CAUSAL);
+    }
 }

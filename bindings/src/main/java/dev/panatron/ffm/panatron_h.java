@@ -90,6 +90,12 @@ public final class panatron_h {
     public static int PT_ACT_GELU_TANH() { return 3; }
     /** {@code PT_ACT_SILU = 4} */
     public static int PT_ACT_SILU() { return 4; }
+    /** {@code PT_INT8_LLM = 0} */
+    public static int PT_INT8_LLM() { return 0; }
+    /** {@code PT_INT8_W8A8 = 1} */
+    public static int PT_INT8_W8A8() { return 1; }
+    /** {@code PT_INT8_WEIGHT_ONLY = 2} */
+    public static int PT_INT8_WEIGHT_ONLY() { return 2; }
     /** {@code PT_UNARY_GELU_ERF = 0} */
     public static int PT_UNARY_GELU_ERF() { return 0; }
     /** {@code PT_UNARY_GELU_TANH = 1} */
@@ -106,6 +112,14 @@ public final class panatron_h {
     public static int PT_ROPE_NEOX() { return 0; }
     /** {@code PT_ROPE_GPTJ = 1} */
     public static int PT_ROPE_GPTJ() { return 1; }
+    /** {@code PT_FP4_E2M1 = 0} */
+    public static int PT_FP4_E2M1() { return 0; }
+    /** {@code PT_FP4_E1M2 = 1} */
+    public static int PT_FP4_E1M2() { return 1; }
+    /** {@code PT_FP4_E3M0 = 2} */
+    public static int PT_FP4_E3M0() { return 2; }
+    /** {@code PT_FP4_NF4 = 3} */
+    public static int PT_FP4_NF4() { return 3; }
     /** {@code PT_VERSION_MAJOR = 0} */
     public static int PT_VERSION_MAJOR() { return 0; }
     /** {@code PT_VERSION_MINOR = 1} */
@@ -308,6 +322,94 @@ public final class panatron_h {
         var mh$ = pt_matmul.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, a, b, bias, c, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_quantize_int8_weight {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_quantize_int8_weight");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static FunctionDescriptor pt_quantize_int8_weight$descriptor() { return pt_quantize_int8_weight.DESC; }
+    /** Downcall handle of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static MethodHandle pt_quantize_int8_weight$handle() { return pt_quantize_int8_weight.HANDLE; }
+    /** Address of {@code pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale)} */
+    public static MemorySegment pt_quantize_int8_weight$address() { return pt_quantize_int8_weight.ADDR; }
+    /** {@snippet lang=c : pt_status pt_quantize_int8_weight(pt_ctx * ctx, const pt_tensor * w, pt_tensor * wq, pt_tensor * scale) } */
+    public static int pt_quantize_int8_weight(MemorySegment ctx, MemorySegment w, MemorySegment wq, MemorySegment scale) {
+        var mh$ = pt_quantize_int8_weight.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, wq, scale);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_int8_packed_bytes {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_int8_packed_bytes");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static FunctionDescriptor pt_int8_packed_bytes$descriptor() { return pt_int8_packed_bytes.DESC; }
+    /** Downcall handle of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MethodHandle pt_int8_packed_bytes$handle() { return pt_int8_packed_bytes.HANDLE; }
+    /** Address of {@code int64_t pt_int8_packed_bytes(int64_t n, int64_t k)} */
+    public static MemorySegment pt_int8_packed_bytes$address() { return pt_int8_packed_bytes.ADDR; }
+    /** {@snippet lang=c : int64_t pt_int8_packed_bytes(int64_t n, int64_t k) } */
+    public static long pt_int8_packed_bytes(long n, long k) {
+        var mh$ = pt_int8_packed_bytes.HANDLE;
+        try {
+            return (long) mh$.invokeExact(n, k);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_pack_int8_weight {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_pack_int8_weight");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static FunctionDescriptor pt_pack_int8_weight$descriptor() { return pt_pack_int8_weight.DESC; }
+    /** Downcall handle of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MethodHandle pt_pack_int8_weight$handle() { return pt_pack_int8_weight.HANDLE; }
+    /** Address of {@code pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed)} */
+    public static MemorySegment pt_pack_int8_weight$address() { return pt_pack_int8_weight.ADDR; }
+    /** {@snippet lang=c : pt_status pt_pack_int8_weight(pt_ctx * ctx, const pt_tensor * wq, pt_tensor * packed) } */
+    public static int pt_pack_int8_weight(MemorySegment ctx, MemorySegment wq, MemorySegment packed) {
+        var mh$ = pt_pack_int8_weight.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, wq, packed);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_matmul_int8 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_matmul_int8");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static FunctionDescriptor pt_matmul_int8$descriptor() { return pt_matmul_int8.DESC; }
+    /** Downcall handle of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MethodHandle pt_matmul_int8$handle() { return pt_matmul_int8.HANDLE; }
+    /** Address of {@code pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MemorySegment pt_matmul_int8$address() { return pt_matmul_int8.ADDR; }
+    /** {@snippet lang=c : pt_status pt_matmul_int8(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params) } */
+    public static int pt_matmul_int8(MemorySegment ctx, MemorySegment x, MemorySegment wq, MemorySegment w_scale, MemorySegment w_outlier, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_matmul_int8.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, wq, w_scale, w_outlier, bias, y, params);
         } catch (Throwable ex$) {
             throw new AssertionError("should not reach here", ex$);
         }
@@ -665,6 +767,600 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_last_error {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_last_error");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code const char * pt_cuda_last_error()} */
+    public static FunctionDescriptor pt_cuda_last_error$descriptor() { return pt_cuda_last_error.DESC; }
+    /** Downcall handle of {@code const char * pt_cuda_last_error()} */
+    public static MethodHandle pt_cuda_last_error$handle() { return pt_cuda_last_error.HANDLE; }
+    /** Address of {@code const char * pt_cuda_last_error()} */
+    public static MemorySegment pt_cuda_last_error$address() { return pt_cuda_last_error.ADDR; }
+    /** {@snippet lang=c : const char * pt_cuda_last_error() } */
+    public static MemorySegment pt_cuda_last_error() {
+        var mh$ = pt_cuda_last_error.HANDLE;
+        try {
+            return (MemorySegment) mh$.invokeExact();
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_device_count {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_device_count");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static FunctionDescriptor pt_cuda_device_count$descriptor() { return pt_cuda_device_count.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static MethodHandle pt_cuda_device_count$handle() { return pt_cuda_device_count.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_device_count(int32_t * out)} */
+    public static MemorySegment pt_cuda_device_count$address() { return pt_cuda_device_count.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_device_count(int32_t * out) } */
+    public static int pt_cuda_device_count(MemorySegment out) {
+        var mh$ = pt_cuda_device_count.HANDLE;
+        try {
+            return (int) mh$.invokeExact(out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_device_info_get {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_device_info_get");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static FunctionDescriptor pt_cuda_device_info_get$descriptor() { return pt_cuda_device_info_get.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static MethodHandle pt_cuda_device_info_get$handle() { return pt_cuda_device_info_get.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out)} */
+    public static MemorySegment pt_cuda_device_info_get$address() { return pt_cuda_device_info_get.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_device_info_get(int32_t device, pt_cuda_device_info * out) } */
+    public static int pt_cuda_device_info_get(int device, MemorySegment out) {
+        var mh$ = pt_cuda_device_info_get.HANDLE;
+        try {
+            return (int) mh$.invokeExact(device, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static FunctionDescriptor pt_cuda_ctx_create$descriptor() { return pt_cuda_ctx_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static MethodHandle pt_cuda_ctx_create$handle() { return pt_cuda_ctx_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out)} */
+    public static MemorySegment pt_cuda_ctx_create$address() { return pt_cuda_ctx_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_create(const pt_cuda_ctx_params * params, pt_cuda_ctx ** out) } */
+    public static int pt_cuda_ctx_create(MemorySegment params, MemorySegment out) {
+        var mh$ = pt_cuda_ctx_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(params, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_ctx_destroy$descriptor() { return pt_cuda_ctx_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_ctx_destroy$handle() { return pt_cuda_ctx_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_ctx_destroy$address() { return pt_cuda_ctx_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_destroy(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_ctx_destroy(MemorySegment ctx) {
+        var mh$ = pt_cuda_ctx_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_ctx_stream {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_ctx_stream");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static FunctionDescriptor pt_cuda_ctx_stream$descriptor() { return pt_cuda_ctx_stream.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static MethodHandle pt_cuda_ctx_stream$handle() { return pt_cuda_ctx_stream.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out)} */
+    public static MemorySegment pt_cuda_ctx_stream$address() { return pt_cuda_ctx_stream.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_ctx_stream(pt_cuda_ctx * ctx, void ** out) } */
+    public static int pt_cuda_ctx_stream(MemorySegment ctx, MemorySegment out) {
+        var mh$ = pt_cuda_ctx_stream.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_synchronize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_synchronize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_synchronize$descriptor() { return pt_cuda_synchronize.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_synchronize$handle() { return pt_cuda_synchronize.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_synchronize$address() { return pt_cuda_synchronize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_synchronize(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_synchronize(MemorySegment ctx) {
+        var mh$ = pt_cuda_synchronize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_malloc {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_malloc");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static FunctionDescriptor pt_cuda_malloc$descriptor() { return pt_cuda_malloc.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static MethodHandle pt_cuda_malloc$handle() { return pt_cuda_malloc.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out)} */
+    public static MemorySegment pt_cuda_malloc$address() { return pt_cuda_malloc.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_malloc(pt_cuda_ctx * ctx, size_t bytes, void ** out) } */
+    public static int pt_cuda_malloc(MemorySegment ctx, long bytes, MemorySegment out) {
+        var mh$ = pt_cuda_malloc.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, bytes, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_free {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_free");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static FunctionDescriptor pt_cuda_free$descriptor() { return pt_cuda_free.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static MethodHandle pt_cuda_free$handle() { return pt_cuda_free.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr)} */
+    public static MemorySegment pt_cuda_free$address() { return pt_cuda_free.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_free(pt_cuda_ctx * ctx, void * ptr) } */
+    public static int pt_cuda_free(MemorySegment ctx, MemorySegment ptr) {
+        var mh$ = pt_cuda_free.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, ptr);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_empty_cache {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_empty_cache");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_empty_cache$descriptor() { return pt_cuda_empty_cache.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_empty_cache$handle() { return pt_cuda_empty_cache.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_empty_cache$address() { return pt_cuda_empty_cache.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_empty_cache(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_empty_cache(MemorySegment ctx) {
+        var mh$ = pt_cuda_empty_cache.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memory_stats {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memory_stats");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static FunctionDescriptor pt_cuda_memory_stats$descriptor() { return pt_cuda_memory_stats.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static MethodHandle pt_cuda_memory_stats$handle() { return pt_cuda_memory_stats.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached)} */
+    public static MemorySegment pt_cuda_memory_stats$address() { return pt_cuda_memory_stats.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memory_stats(pt_cuda_ctx * ctx, int64_t * in_use, int64_t * cached) } */
+    public static int pt_cuda_memory_stats(MemorySegment ctx, MemorySegment in_use, MemorySegment cached) {
+        var mh$ = pt_cuda_memory_stats.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, in_use, cached);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_h2d {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_h2d");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_h2d$descriptor() { return pt_cuda_memcpy_h2d.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_h2d$handle() { return pt_cuda_memcpy_h2d.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_h2d$address() { return pt_cuda_memcpy_h2d.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_h2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_h2d(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_h2d.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_d2h {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_d2h");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_d2h$descriptor() { return pt_cuda_memcpy_d2h.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_d2h$handle() { return pt_cuda_memcpy_d2h.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_d2h$address() { return pt_cuda_memcpy_d2h.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_d2h(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_d2h(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_d2h.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memcpy_d2d {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memcpy_d2d");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memcpy_d2d$descriptor() { return pt_cuda_memcpy_d2d.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MethodHandle pt_cuda_memcpy_d2d$handle() { return pt_cuda_memcpy_d2d.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes)} */
+    public static MemorySegment pt_cuda_memcpy_d2d$address() { return pt_cuda_memcpy_d2d.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memcpy_d2d(pt_cuda_ctx * ctx, void * dst, const void * src, size_t bytes) } */
+    public static int pt_cuda_memcpy_d2d(MemorySegment ctx, MemorySegment dst, MemorySegment src, long bytes) {
+        var mh$ = pt_cuda_memcpy_d2d.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, src, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_memset {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_LONG_LONG);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_memset");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static FunctionDescriptor pt_cuda_memset$descriptor() { return pt_cuda_memset.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static MethodHandle pt_cuda_memset$handle() { return pt_cuda_memset.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes)} */
+    public static MemorySegment pt_cuda_memset$address() { return pt_cuda_memset.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_memset(pt_cuda_ctx * ctx, void * dst, int32_t value, size_t bytes) } */
+    public static int pt_cuda_memset(MemorySegment ctx, MemorySegment dst, int value, long bytes) {
+        var mh$ = pt_cuda_memset.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, dst, value, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static FunctionDescriptor pt_cuda_event_create$descriptor() { return pt_cuda_event_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MethodHandle pt_cuda_event_create$handle() { return pt_cuda_event_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out)} */
+    public static MemorySegment pt_cuda_event_create$address() { return pt_cuda_event_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_create(pt_cuda_ctx * ctx, void ** out) } */
+    public static int pt_cuda_event_create(MemorySegment ctx, MemorySegment out) {
+        var mh$ = pt_cuda_event_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_record {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_record");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_record$descriptor() { return pt_cuda_event_record.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_record$handle() { return pt_cuda_event_record.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_record$address() { return pt_cuda_event_record.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_record(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_record(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_record.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_elapsed_ms {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_elapsed_ms");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static FunctionDescriptor pt_cuda_event_elapsed_ms$descriptor() { return pt_cuda_event_elapsed_ms.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MethodHandle pt_cuda_event_elapsed_ms$handle() { return pt_cuda_event_elapsed_ms.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms)} */
+    public static MemorySegment pt_cuda_event_elapsed_ms$address() { return pt_cuda_event_elapsed_ms.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_elapsed_ms(pt_cuda_ctx * ctx, void * start, void * end, float * out_ms) } */
+    public static int pt_cuda_event_elapsed_ms(MemorySegment ctx, MemorySegment start, MemorySegment end, MemorySegment out_ms) {
+        var mh$ = pt_cuda_event_elapsed_ms.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, start, end, out_ms);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_event_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_event_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static FunctionDescriptor pt_cuda_event_destroy$descriptor() { return pt_cuda_event_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MethodHandle pt_cuda_event_destroy$handle() { return pt_cuda_event_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event)} */
+    public static MemorySegment pt_cuda_event_destroy$address() { return pt_cuda_event_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_event_destroy(pt_cuda_ctx * ctx, void * event) } */
+    public static int pt_cuda_event_destroy(MemorySegment ctx, MemorySegment event) {
+        var mh$ = pt_cuda_event_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, event);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static FunctionDescriptor pt_cuda_matmul$descriptor() { return pt_cuda_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MethodHandle pt_cuda_matmul$handle() { return pt_cuda_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params)} */
+    public static MemorySegment pt_cuda_matmul$address() { return pt_cuda_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_matmul(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * bias, pt_tensor * c, const pt_matmul_params * params) } */
+    public static int pt_cuda_matmul(MemorySegment ctx, MemorySegment a, MemorySegment b, MemorySegment bias, MemorySegment c, MemorySegment params) {
+        var mh$ = pt_cuda_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, a, b, bias, c, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_flash_attn_fwd {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_flash_attn_fwd");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static FunctionDescriptor pt_cuda_flash_attn_fwd$descriptor() { return pt_cuda_flash_attn_fwd.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static MethodHandle pt_cuda_flash_attn_fwd$handle() { return pt_cuda_flash_attn_fwd.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params)} */
+    public static MemorySegment pt_cuda_flash_attn_fwd$address() { return pt_cuda_flash_attn_fwd.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k, const pt_tensor * v, pt_tensor * out, pt_tensor * lse, const pt_cuda_attn_params * params) } */
+    public static int pt_cuda_flash_attn_fwd(MemorySegment ctx, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment params) {
+        var mh$ = pt_cuda_flash_attn_fwd.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, q, k, v, out, lse, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_flash_attn_decode {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_flash_attn_decode");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static FunctionDescriptor pt_cuda_flash_attn_decode$descriptor() { return pt_cuda_flash_attn_decode.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MethodHandle pt_cuda_flash_attn_decode$handle() { return pt_cuda_flash_attn_decode.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MemorySegment pt_cuda_flash_attn_decode$address() { return pt_cuda_flash_attn_decode.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_cache, const pt_tensor * v_cache, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params) } */
+    public static int pt_cuda_flash_attn_decode(MemorySegment ctx, MemorySegment q, MemorySegment k_cache, MemorySegment v_cache, MemorySegment seqlens_k, MemorySegment out, MemorySegment params) {
+        var mh$ = pt_cuda_flash_attn_decode.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, q, k_cache, v_cache, seqlens_k, out, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_levels {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_levels");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static FunctionDescriptor pt_fp4_levels$descriptor() { return pt_fp4_levels.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static MethodHandle pt_fp4_levels$handle() { return pt_fp4_levels.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_levels(int32_t format, float * out)} */
+    public static MemorySegment pt_fp4_levels$address() { return pt_fp4_levels.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_levels(int32_t format, float * out) } */
+    public static int pt_fp4_levels(int format, MemorySegment out) {
+        var mh$ = pt_fp4_levels.HANDLE;
+        try {
+            return (int) mh$.invokeExact(format, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_quantize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_quantize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static FunctionDescriptor pt_fp4_quantize$descriptor() { return pt_fp4_quantize.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static MethodHandle pt_fp4_quantize$handle() { return pt_fp4_quantize.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales)} */
+    public static MemorySegment pt_fp4_quantize$address() { return pt_fp4_quantize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_quantize(pt_ctx * ctx, const pt_tensor * w, const pt_fp4_quant_params * params, pt_tensor * codes, pt_tensor * scales) } */
+    public static int pt_fp4_quantize(MemorySegment ctx, MemorySegment w, MemorySegment params, MemorySegment codes, MemorySegment scales) {
+        var mh$ = pt_fp4_quantize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, params, codes, scales);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_dequantize {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_dequantize");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static FunctionDescriptor pt_fp4_dequantize$descriptor() { return pt_fp4_dequantize.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static MethodHandle pt_fp4_dequantize$handle() { return pt_fp4_dequantize.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out)} */
+    public static MemorySegment pt_fp4_dequantize$address() { return pt_fp4_dequantize.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_dequantize(pt_ctx * ctx, const pt_tensor * codes, const pt_tensor * scales, int32_t format, int32_t group, pt_tensor * out) } */
+    public static int pt_fp4_dequantize(MemorySegment ctx, MemorySegment codes, MemorySegment scales, int format, int group, MemorySegment out) {
+        var mh$ = pt_fp4_dequantize.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, codes, scales, format, group, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static FunctionDescriptor pt_fp4_matmul$descriptor() { return pt_fp4_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static MethodHandle pt_fp4_matmul$handle() { return pt_fp4_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params)} */
+    public static MemorySegment pt_fp4_matmul$address() { return pt_fp4_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_matmul(pt_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const pt_fp4_matmul_params * params) } */
+    public static int pt_fp4_matmul(MemorySegment ctx, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_fp4_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, codes, scales, bias, y, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_fp4_search {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_fp4_search");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static FunctionDescriptor pt_fp4_search$descriptor() { return pt_fp4_search.DESC; }
+    /** Downcall handle of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static MethodHandle pt_fp4_search$handle() { return pt_fp4_search.HANDLE; }
+    /** Address of {@code pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out)} */
+    public static MemorySegment pt_fp4_search$address() { return pt_fp4_search.ADDR; }
+    /** {@snippet lang=c : pt_status pt_fp4_search(pt_ctx * ctx, const pt_tensor * w, const pt_tensor * x, const pt_fp4_search_params * params, pt_fp4_search_result * out) } */
+    public static int pt_fp4_search(MemorySegment ctx, MemorySegment w, MemorySegment x, MemorySegment params, MemorySegment out) {
+        var mh$ = pt_fp4_search.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, x, params, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_flash_attn_fwd {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_flash_attn_fwd");
@@ -742,6 +1438,10 @@ public final class panatron_h {
         "pt_ctx_destroy",
         "pt_ctx_threads",
         "pt_matmul",
+        "pt_quantize_int8_weight",
+        "pt_int8_packed_bytes",
+        "pt_pack_int8_weight",
+        "pt_matmul_int8",
         "pt_matmul_pack",
         "pt_packed_matrix_destroy",
         "pt_packed_matrix_info",
@@ -758,6 +1458,33 @@ public final class panatron_h {
         "pt_embedding",
         "pt_mean_pool",
         "pt_convert",
+        "pt_cuda_last_error",
+        "pt_cuda_device_count",
+        "pt_cuda_device_info_get",
+        "pt_cuda_ctx_create",
+        "pt_cuda_ctx_destroy",
+        "pt_cuda_ctx_stream",
+        "pt_cuda_synchronize",
+        "pt_cuda_malloc",
+        "pt_cuda_free",
+        "pt_cuda_empty_cache",
+        "pt_cuda_memory_stats",
+        "pt_cuda_memcpy_h2d",
+        "pt_cuda_memcpy_d2h",
+        "pt_cuda_memcpy_d2d",
+        "pt_cuda_memset",
+        "pt_cuda_event_create",
+        "pt_cuda_event_record",
+        "pt_cuda_event_elapsed_ms",
+        "pt_cuda_event_destroy",
+        "pt_cuda_matmul",
+        "pt_cuda_flash_attn_fwd",
+        "pt_cuda_flash_attn_decode",
+        "pt_fp4_levels",
+        "pt_fp4_quantize",
+        "pt_fp4_dequantize",
+        "pt_fp4_matmul",
+        "pt_fp4_search",
         "pt_flash_attn_fwd",
         "pt_flash_attn_decode",
         "pt_kv_cache_append");

@@ -3,6 +3,7 @@ package dev.panatron.cli;
 import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.panatron.Embedder;
+import dev.panatron.lm.DecoderModel;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -11,15 +12,20 @@ import picocli.CommandLine.Spec;
 import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.StringWriter;
+import java.nio.file.Path;
 import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
- * {@code panatron forward --model PATH|NAME --ids 1,2,3 [--mask 1,1,0] --json}: the encoder's
- * last hidden state for given token ids, for debugging and cross-checks.
+ * {@code panatron forward --model PATH|NAME --ids 1,2,3 [--mask 1,1,0] --json}: a model's raw
+ * outputs for given token ids, for debugging and cross-checks. Encoders (BERT family): the last
+ * hidden state, {@code {"hidden":[[...] per position]}}. Decoder LMs (a folder whose config.json
+ * names gpt2, llama, mistral or qwen2; handled by {@link DecoderCli}): the logits at every
+ * position, {@code {"logits":[[...] per position]}}.
  */
-@Command(name = "forward", description = {"The encoder's last hidden state for the token ids (no tokenizer, no pooling).",
-        "With --json: {\"hidden\":[[...] per position]}."})
+@Command(name = "forward", description = {"A model's raw outputs for the token ids (no tokenizer, no pooling).",
+        "Encoders: the last hidden state, with --json {\"hidden\":[[...] per position]}.",
+        "Decoder LMs (HF folder with a gpt2/llama/mistral/qwen2 config.json): {\"logits\":[[...] per position]}."})
 final class ForwardCommand implements Callable<Integer> {
     @ParentCommand
     Main main;
@@ -41,6 +47,10 @@ final class ForwardCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0) throw new IllegalArgumentException("--ids: token id " + ids[i] + " at position " + i + " is negative");
+        }
+        if (model.isDecoder()) return decoder();
         if (mask != null) {
             if (mask.length != ids.length) throw new IllegalArgumentException("--mask has " + mask.length + " values but --ids has " + ids.length);
             for (int m : mask) if (m != 0 && m != 1) throw new IllegalArgumentException("--mask values must be 0 or 1, got " + m);
@@ -74,6 +84,36 @@ final class ForwardCommand implements Callable<Integer> {
                 }
                 result = sb.toString();
             }
+        }
+        spec.commandLine().getOut().print(result);
+        spec.commandLine().getOut().flush();
+        return 0;
+    }
+
+    /** A decoder LM: the logits at every position (causal; no mask). */
+    private int decoder() throws Exception {
+        if (mask != null) throw new IllegalArgumentException("--mask applies to encoders only; " + model.model + " is a decoder LM (causal attention)");
+        main.err.println("panatron: loading decoder " + model.model + " ...");
+        String result;
+        try (DecoderModel m = DecoderCli.load(Path.of(model.model), model.decoderPrecision(), Math.max(64, ids.length))) {
+            int v = m.config().vocab();
+            for (int i = 0; i < ids.length; i++) {
+                if (ids[i] >= v) throw new IllegalArgumentException("--ids: token id " + ids[i] + " at position " + i + " is outside the vocabulary [0, " + v + ")");
+            }
+            float[][] logits = m.forwardAll(ids);
+            StringWriter w = new StringWriter();
+            try (JsonGenerator g = new ObjectMapper().getFactory().createGenerator(w)) {
+                g.writeStartObject();
+                g.writeArrayFieldStart("logits");
+                for (float[] row : logits) {
+                    g.writeStartArray();
+                    for (float x : row) g.writeNumber(x);
+                    g.writeEndArray();
+                }
+                g.writeEndArray();
+                g.writeEndObject();
+            }
+            result = w + System.lineSeparator();
         }
         spec.commandLine().getOut().print(result);
         spec.commandLine().getOut().flush();

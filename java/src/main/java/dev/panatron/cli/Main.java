@@ -18,7 +18,7 @@ import java.nio.charset.StandardCharsets;
  */
 @Command(name = "panatron", mixinStandardHelpOptions = true, versionProvider = Main.Version.class,
         description = "Compressed transformer inference on native kernels.",
-        subcommands = {InfoCommand.class, EmbedCommand.class, ForwardCommand.class, BenchCommand.class})
+        subcommands = {InfoCommand.class, EmbedCommand.class, GenerateCommand.class, ForwardCommand.class, BenchCommand.class})
 public final class Main implements Runnable {
     /** Where commands read texts from when none are given as arguments. */
     InputStream in = System.in;

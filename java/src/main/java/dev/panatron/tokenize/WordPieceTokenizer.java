@@ -1,13 +1,13 @@
 package dev.panatron.tokenize;
 
-import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import dev.panatron.tokenize.AddedTokens.IntList;
+import dev.panatron.tokenize.Assembly.Built;
+import dev.panatron.tokenize.Assembly.Seq;
+import dev.panatron.tokenize.Assembly.Template;
 
 import java.io.IOException;
 import java.io.InputStream;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -41,7 +41,7 @@ import java.util.OptionalInt;
  * <p>Offsets are UTF-16 indices into the input string (HF's Python API gives code point indices;
  * they differ only after characters outside the BMP).
  */
-public final class WordPieceTokenizer {
+public final class WordPieceTokenizer implements Tokenizer {
 
     private final Core core;
     private final Truncation truncation; // null: none
@@ -67,12 +67,7 @@ public final class WordPieceTokenizer {
      * @throws IOException                       if the file cannot be read
      */
     public static WordPieceTokenizer fromFile(Path file) throws IOException {
-        Objects.requireNonNull(file, "file");
-        if (Files.isDirectory(file)) {
-            throw new TokenizerFormatException(file + ": is a directory, expected a tokenizer.json file");
-        }
-        byte[] bytes = Files.readAllBytes(file);
-        return fromBytes(bytes, file.toString());
+        return fromBytes(TokenizerJson.readFile(file), file.toString());
     }
 
     /**
@@ -103,94 +98,11 @@ public final class WordPieceTokenizer {
     }
 
     private static WordPieceTokenizer fromBytes(byte[] bytes, String source) throws TokenizerFormatException {
-        if (bytes.length == 0) throw new TokenizerFormatException(source + ": the file is empty, expected a tokenizer.json");
-        JsonNode root;
-        Map<String, Integer> streamedVocab;
-        try {
-            Parsed parsed = readStreaming(bytes, source);
-            root = parsed.root();
-            streamedVocab = parsed.vocab();
-        } catch (TokenizerFormatException e) {
-            throw e;
-        } catch (com.fasterxml.jackson.core.io.JsonEOFException e) {
-            throw new TokenizerFormatException(source + ": truncated JSON (the input ends at line "
-                    + e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr()
-                    + " in the middle of a value); re-download or re-extract the tokenizer.json", e);
-        } catch (JsonProcessingException e) {
-            throw new TokenizerFormatException(source + ": not valid JSON (" + e.getOriginalMessage() + " at line "
-                    + (e.getLocation() == null ? "?" : e.getLocation().getLineNr() + ", column " + e.getLocation().getColumnNr())
-                    + ")", e);
-        } catch (IOException e) {
-            throw new TokenizerFormatException(source + ": cannot parse: " + e.getMessage(), e);
-        }
-        if (root == null || root.isMissingNode() || !root.isObject()) {
-            throw new TokenizerFormatException(source + ": expected a JSON object (a tokenizer.json), found "
-                    + (root == null || root.isMissingNode() ? "nothing" : root.getNodeType().toString().toLowerCase()));
-        }
-        Parser p = new Parser(source, root, streamedVocab);
-        return p.build();
+        return fromParsed(TokenizerJson.parse(bytes, source), source);
     }
 
-    private static final ObjectMapper MAPPER = new ObjectMapper();
-
-    /**
-     * Parses the JSON into a tree, except model.vocab (tens of thousands of entries), which is read
-     * straight into a map and left in the tree as an empty object with the map attached: several
-     * times cheaper than a tree of 30,000 nodes, which matters for start-up.
-     */
-    private record Parsed(JsonNode root, Map<String, Integer> vocab) {}
-
-    private static Parsed readStreaming(byte[] bytes, String source) throws IOException {
-        try (com.fasterxml.jackson.core.JsonParser p = MAPPER.getFactory().createParser(bytes)) {
-            if (p.nextToken() != com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
-                JsonNode other = p.currentToken() == null ? null : MAPPER.readTree(p);
-                if (other != null && p.nextToken() != null) {
-                    throw new TokenizerFormatException(source + ": not valid JSON (trailing content after the first value)");
-                }
-                return new Parsed(other, null);
-            }
-            com.fasterxml.jackson.databind.node.ObjectNode root = MAPPER.createObjectNode();
-            Map<String, Integer> vocab = null;
-            while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
-                String name = p.currentName();
-                com.fasterxml.jackson.core.JsonToken t = p.nextToken();
-                if (name.equals("model") && t == com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
-                    com.fasterxml.jackson.databind.node.ObjectNode model = root.putObject("model");
-                    while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
-                        String f = p.currentName();
-                        com.fasterxml.jackson.core.JsonToken ft = p.nextToken();
-                        if (f.equals("vocab") && ft == com.fasterxml.jackson.core.JsonToken.START_OBJECT) {
-                            vocab = readVocab(p, source);
-                            model.putObject("vocab"); // a placeholder: the entries are in the map
-                        } else {
-                            model.set(f, MAPPER.readTree(p));
-                        }
-                    }
-                } else {
-                    root.set(name, MAPPER.readTree(p));
-                }
-            }
-            if (p.currentToken() != com.fasterxml.jackson.core.JsonToken.END_OBJECT || p.nextToken() != null) {
-                throw new TokenizerFormatException(source + ": not valid JSON (unexpected content after the top-level object)");
-            }
-            return new Parsed(root, vocab);
-        }
-    }
-
-    private static Map<String, Integer> readVocab(com.fasterxml.jackson.core.JsonParser p, String source) throws IOException {
-        Map<String, Integer> v = new HashMap<>(65536);
-        while (p.nextToken() == com.fasterxml.jackson.core.JsonToken.FIELD_NAME) {
-            String token = p.currentName();
-            com.fasterxml.jackson.core.JsonToken t = p.nextToken();
-            if (t != com.fasterxml.jackson.core.JsonToken.VALUE_NUMBER_INT
-                    || p.getNumberType() != com.fasterxml.jackson.core.JsonParser.NumberType.INT
-                    || p.getIntValue() < 0 || p.getIntValue() > 50_000_000) {
-                String found = t != null && t.isScalarValue() ? p.getText() : String.valueOf(t);
-                throw new TokenizerFormatException(source + ": model.vocab[\"" + token + "\"] must be an id in [0, 50000000], found " + found);
-            }
-            v.put(token, p.getIntValue());
-        }
-        return v;
+    static WordPieceTokenizer fromParsed(TokenizerJson.Parsed parsed, String source) throws TokenizerFormatException {
+        return new Parser(source, parsed.root(), parsed.vocab()).build();
     }
 
     // ------------------------------------------------------------------ configuration
@@ -228,7 +140,7 @@ public final class WordPieceTokenizer {
      */
     public WordPieceTokenizer withTruncation(Truncation truncation) {
         Objects.requireNonNull(truncation, "truncation");
-        int specials = core.single.specialCount;
+        int specials = core.single.specialCount();
         if (truncation.maxLength() < specials) {
             throw new IllegalArgumentException("maxLength " + truncation.maxLength() + " is smaller than the "
                     + specials + " special tokens the post-processor adds");
@@ -300,6 +212,13 @@ public final class WordPieceTokenizer {
     /** Whether {@code id} is a special added token ([CLS], [SEP], [PAD], [MASK], [UNK] in BERT files). */
     public boolean isSpecial(int id) { return id >= 0 && core.specialIds.get(id); }
 
+    @Override
+    public Map<String, Integer> specialTokens() {
+        Map<String, Integer> m = new java.util.LinkedHashMap<>();
+        for (Map.Entry<String, Integer> e : core.added.entrySet()) if (core.specialIds.get(e.getValue())) m.put(e.getKey(), e.getValue());
+        return java.util.Collections.unmodifiableMap(m);
+    }
+
     /** The token strings of an encoding (for debugging). */
     public String[] tokens(Encoding e) {
         int[] ids = e.idsRaw();
@@ -341,7 +260,7 @@ public final class WordPieceTokenizer {
         Seq a = sequence(text, pair == null ? contentLimit(addSpecialTokens) : Integer.MAX_VALUE);
         Seq b = pair == null ? null : sequence(pair, Integer.MAX_VALUE);
         Built e = postProcess(a, b, addSpecialTokens);
-        if (padding != null) e = e.pad(padding.targetLength(e.ids.length), padding);
+        if (padding != null) e = e.pad(padding.targetLength(e.ids().length), padding);
         return e.toEncoding();
     }
 
@@ -353,7 +272,7 @@ public final class WordPieceTokenizer {
      */
     public List<Encoding> encodeAll(List<String> texts) {
         List<Built> built = buildAll(texts);
-        if (padding != null) padAll(built, padding);
+        if (padding != null) Assembly.padAll(built, padding);
         List<Encoding> r = new ArrayList<>(built.size());
         for (Built e : built) r.add(e.toEncoding());
         return r;
@@ -370,21 +289,7 @@ public final class WordPieceTokenizer {
         Objects.requireNonNull(texts, "texts");
         if (texts.isEmpty()) throw new IllegalArgumentException("texts: the batch is empty, give at least one text");
         List<Built> built = buildAll(texts);
-        Padding p = padding != null ? padding : core.defaultPadding;
-        int length = padAll(built, p);
-        for (int i = 0; i < built.size(); i++) built.set(i, built.get(i).pad(length, p)); // rectangular even if FIXED < longest
-        int n = built.size();
-        int[] ids = new int[n * length], mask = new int[n * length], types = new int[n * length], lengths = new int[n];
-        List<Encoding> encs = new ArrayList<>(n);
-        for (int i = 0; i < n; i++) {
-            Built e = built.get(i);
-            System.arraycopy(e.ids, 0, ids, i * length, length);
-            System.arraycopy(e.mask, 0, mask, i * length, length);
-            System.arraycopy(e.types, 0, types, i * length, length);
-            lengths[i] = e.real;
-            encs.add(e.toEncoding());
-        }
-        return new Batch(n, length, ids, mask, types, lengths, encs);
+        return Assembly.batch(built, padding != null ? padding : core.defaultPadding);
     }
 
     private List<Built> buildAll(List<String> texts) {
@@ -399,23 +304,12 @@ public final class WordPieceTokenizer {
         return built;
     }
 
-    private static int padAll(List<Built> built, Padding p) {
-        int longest = 0;
-        for (Built e : built) longest = Math.max(longest, e.ids.length);
-        int target = p.targetLength(longest);
-        for (int i = 0; i < built.size(); i++) built.set(i, built.get(i).pad(target, p));
-        return built.stream().mapToInt(e -> e.ids.length).max().orElse(0);
-    }
-
     /** How many content tokens a single text can keep (to stop tokenizing long texts early). */
     private int contentLimit(boolean addSpecialTokens) {
         if (truncation == null || truncation.direction() != Truncation.Direction.RIGHT
                 || truncation.strategy() == Truncation.Strategy.ONLY_SECOND) return Integer.MAX_VALUE; // (an error for one text)
-        return truncation.maxLength() - (addSpecialTokens ? core.single.specialCount : 0);
+        return truncation.maxLength() - (addSpecialTokens ? core.single.specialCount() : 0);
     }
-
-    /** Token ids and offsets of one text before post-processing. */
-    private record Seq(IntList ids, IntList offsets) {}
 
     private Seq sequence(String text, int limit) {
         int n = text.length();
@@ -568,92 +462,8 @@ public final class WordPieceTokenizer {
         offs.add(buf.end[to - 1]);
     }
 
-    /** An encoding under construction: plain arrays, already the final ones. */
-    private record Built(int[] ids, int[] mask, int[] types, int[] offsets, int real) {
-        Built pad(int target, Padding p) {
-            int n = ids.length;
-            if (n >= target) return this;
-            int[] i2 = new int[target], m2 = new int[target], t2 = new int[target], o2 = new int[2 * target];
-            int at = p.direction() == Padding.Direction.LEFT ? target - n : 0;
-            Arrays.fill(i2, p.padId());
-            Arrays.fill(t2, p.padTypeId());
-            System.arraycopy(ids, 0, i2, at, n);
-            System.arraycopy(mask, 0, m2, at, n);
-            System.arraycopy(types, 0, t2, at, n);
-            System.arraycopy(offsets, 0, o2, 2 * at, 2 * n);
-            return new Built(i2, m2, t2, o2, real);
-        }
-
-        Encoding toEncoding() { return new Encoding(ids, mask, types, offsets); }
-    }
-
     private Built postProcess(Seq a, Seq b, boolean addSpecialTokens) {
-        Template t = b == null ? core.single : core.pair;
-        int na = a.ids.size, nb = b == null ? 0 : b.ids.size;
-        if (truncation != null) {
-            int max = truncation.maxLength() - (addSpecialTokens ? t.specialCount : 0);
-            if (max < 0) {
-                throw new IllegalArgumentException("truncation maxLength " + truncation.maxLength() + " is smaller than the "
-                        + t.specialCount + " special tokens of a " + (b == null ? "single text" : "pair"));
-            }
-            int[] keep = truncatedLengths(na, nb, b != null, max, truncation.strategy());
-            na = keep[0];
-            nb = keep[1];
-        }
-        boolean left = truncation != null && truncation.direction() == Truncation.Direction.LEFT;
-        int aFrom = left ? a.ids.size - na : 0;
-        int bFrom = b == null ? 0 : (left ? b.ids.size - nb : 0);
-        int total = na + nb + (addSpecialTokens ? t.specialCount : 0);
-        int[] ids = new int[total], mask = new int[total], types = new int[total], offs = new int[2 * total];
-        Arrays.fill(mask, 1);
-        int k = 0;
-        for (Template.Piece piece : t.pieces) {
-            if (piece.special()) {
-                if (!addSpecialTokens) continue;
-                for (int id : piece.ids()) { ids[k] = id; types[k] = piece.typeId(); k++; }
-            } else {
-                Seq s = piece.sequence() == 0 ? a : b;
-                if (s == null) continue;
-                int from = piece.sequence() == 0 ? aFrom : bFrom, n = piece.sequence() == 0 ? na : nb;
-                System.arraycopy(s.ids.a, from, ids, k, n);
-                System.arraycopy(s.offsets.a, 2 * from, offs, 2 * k, 2 * n);
-                Arrays.fill(types, k, k + n, piece.typeId());
-                k += n;
-            }
-        }
-        return new Built(ids, mask, types, offs, total);
-    }
-
-    /** HF's truncate_encodings: how many tokens of A and B stay. */
-    private static int[] truncatedLengths(int n1, int n2, boolean isPair, int max, Truncation.Strategy strategy) {
-        if (max == 0) return new int[] {0, 0};
-        int total = n1 + n2;
-        if (total <= max) return new int[] {n1, n2};
-        int toRemove = total - max;
-        switch (strategy) {
-            case LONGEST_FIRST -> {
-                if (!isPair) return new int[] {n1 - toRemove, 0};
-                int a = n1, b = n2;
-                boolean swap = false;
-                if (a > b) { swap = true; int x = a; a = b; b = x; }
-                if (a > max) b = a;
-                else b = Math.max(a, max - a);
-                if (a + b > max) { a = max / 2; b = a + max % 2; }
-                if (swap) { int x = a; a = b; b = x; }
-                return new int[] {Math.min(a, n1), Math.min(b, n2)};
-            }
-            case ONLY_FIRST -> {
-                if (n1 > toRemove) return new int[] {n1 - toRemove, n2};
-                throw new IllegalArgumentException("truncation (ONLY_FIRST): the first text has " + n1
-                        + " tokens, too short to remove " + toRemove + " and fit max length " + max);
-            }
-            default -> {
-                if (!isPair) throw new IllegalArgumentException("truncation ONLY_SECOND needs a text pair");
-                if (n2 > toRemove) return new int[] {n1, n2 - toRemove};
-                throw new IllegalArgumentException("truncation (ONLY_SECOND): the second text has " + n2
-                        + " tokens, too short to remove " + toRemove + " and fit max length " + max);
-            }
-        }
+        return Assembly.postProcess(core.single, core.pair, truncation, a, b, addSpecialTokens);
     }
 
     // ------------------------------------------------------------------ decoding
@@ -714,17 +524,6 @@ public final class WordPieceTokenizer {
 
     // ------------------------------------------------------------------ the shared, immutable part
 
-    /** The post-processor as a list of pieces (HF TemplateProcessing; BertProcessing maps onto it). */
-    record Template(List<Piece> pieces, int specialCount) {
-        record Piece(boolean special, int[] ids, int sequence, int typeId) {}
-
-        static Template of(List<Piece> pieces) {
-            int n = 0;
-            for (Piece p : pieces) if (p.special()) n += p.ids().length;
-            return new Template(List.copyOf(pieces), n);
-        }
-    }
-
     private static final class Core {
         String source;
         Map<String, Integer> vocab;
@@ -748,63 +547,25 @@ public final class WordPieceTokenizer {
     }
 
     /** Reads and checks a tokenizer.json tree; every error names the file and the JSON path. */
-    private static final class Parser {
-        private final String source;
+    private static final class Parser extends TokenizerJson {
         private final JsonNode root;
         private final Map<String, Integer> streamedVocab; // model.vocab when the streaming reader took it, else null
 
         Parser(String source, JsonNode root, Map<String, Integer> streamedVocab) {
-            this.source = source;
+            super(source);
             this.root = root;
             this.streamedVocab = streamedVocab;
-        }
-
-        private TokenizerFormatException fail(String what) { return new TokenizerFormatException(source + ": " + what); }
-
-        private static boolean isNull(JsonNode n) { return n == null || n.isNull() || n.isMissingNode(); }
-
-        private String type(JsonNode n, String path) throws TokenizerFormatException {
-            JsonNode t = n.get("type");
-            if (isNull(t)) return null;
-            if (!t.isTextual()) throw fail(path + ".type must be a string, found " + t);
-            return t.asText();
-        }
-
-        private boolean bool(JsonNode n, String field, boolean dflt, String path) throws TokenizerFormatException {
-            JsonNode v = n.get(field);
-            if (isNull(v)) return dflt;
-            if (!v.isBoolean()) throw fail(path + "." + field + " must be true or false, found " + v);
-            return v.booleanValue();
-        }
-
-        private int integer(JsonNode n, String field, int dflt, String path) throws TokenizerFormatException {
-            JsonNode v = n.get(field);
-            if (isNull(v)) return dflt;
-            if (!v.canConvertToInt() || !v.isIntegralNumber()) throw fail(path + "." + field + " must be an integer, found " + v);
-            return v.intValue();
-        }
-
-        private String text(JsonNode n, String field, String dflt, String path) throws TokenizerFormatException {
-            JsonNode v = n.get(field);
-            if (isNull(v)) return dflt;
-            if (!v.isTextual()) throw fail(path + "." + field + " must be a string, found " + v);
-            return v.asText();
         }
 
         WordPieceTokenizer build() throws TokenizerFormatException {
             Core c = new Core();
             c.source = source;
             // --- model
+            String mtype = modelType(root);
             JsonNode model = root.get("model");
-            if (isNull(model) || !model.isObject()) {
-                throw fail("no \"model\" object: not a Hugging Face tokenizer.json (expected keys model, normalizer, "
-                        + "pre_tokenizer, post_processor, added_tokens)");
-            }
-            String mtype = type(model, "model");
-            if (mtype == null) mtype = model.has("merges") ? "BPE" : model.has("vocab") && model.get("vocab").isArray() ? "Unigram" : "WordPiece";
             if (!mtype.equals("WordPiece")) {
-                throw fail("model type is " + mtype + ", but only WordPiece (BERT-family) tokenizers are supported"
-                        + (mtype.equals("BPE") ? " (a BPE model, as in GPT-2/RoBERTa/Llama files)" : ""));
+                throw fail("model type is " + mtype + ", but WordPieceTokenizer reads only WordPiece (BERT-family) tokenizers"
+                        + (mtype.equals("BPE") ? " (a BPE model, as in GPT-2/RoBERTa/Llama files: use BpeTokenizer or Tokenizer.fromFile)" : ""));
             }
             JsonNode vocab = model.get("vocab");
             if (isNull(vocab) || !vocab.isObject()) throw fail("model.vocab must be an object mapping token to id, found " + (vocab == null ? "nothing" : vocab.getNodeType()));
@@ -836,37 +597,11 @@ public final class WordPieceTokenizer {
             if (c.maxInputCharsPerWord < 1) throw fail("model.max_input_chars_per_word must be >= 1, found " + c.maxInputCharsPerWord);
             c.trie = new VocabTrie(v);
             c.continuationNode = c.trie.walk(prefix);
-            // --- added tokens. HF re-adds them one by one on load (AddedVocabulary::add_tokens): a token
-            // whose content is already in the vocabulary (or added before) gets that id, a new one the
-            // next id after the vocabulary (or after the largest added id), whatever id the file says.
-            List<AddedTokens.Token> addedTokens = new ArrayList<>();
-            JsonNode added = root.get("added_tokens");
-            c.added = new HashMap<>();
-            if (!isNull(added)) {
-                if (!added.isArray()) throw fail("added_tokens must be an array, found " + added.getNodeType());
-                int maxAdded = -1;
-                for (int i = 0; i < added.size(); i++) {
-                    JsonNode t = added.get(i);
-                    String path = "added_tokens[" + i + "]";
-                    if (!t.isObject()) throw fail(path + " must be an object");
-                    int fileId = integer(t, "id", -1, path);
-                    if (fileId < 0 || fileId > 50_000_000) throw fail(path + ".id must be an id in [0, 50000000], found " + t.get("id"));
-                    String content = text(t, "content", null, path);
-                    if (content == null) throw fail(path + ".content must be a string");
-                    if (content.isEmpty()) continue; // HF ignores empty added tokens
-                    boolean special = bool(t, "special", false, path);
-                    Integer id = c.added.get(content);
-                    if (id == null) id = v.get(content);
-                    if (id == null) id = maxAdded < 0 ? v.size() : (maxAdded >= v.size() ? maxAdded + 1 : v.size());
-                    c.added.put(content, id);
-                    maxAdded = Math.max(maxAdded, id);
-                    addedTokens.removeIf(x -> x.content().equals(content));
-                    addedTokens.add(new AddedTokens.Token(id, content, bool(t, "single_word", false, path),
-                            bool(t, "lstrip", false, path), bool(t, "rstrip", false, path),
-                            bool(t, "normalized", !special, path), special));
-                    maxId = Math.max(maxId, id);
-                }
-            }
+            // --- added tokens (with the ids HF gives them on load)
+            Added added = addedTokens(root, v);
+            List<AddedTokens.Token> addedTokens = added.tokens();
+            c.added = added.ids();
+            maxId = Math.max(maxId, added.maxId());
             c.idToToken = new String[maxId + 1];
             for (Map.Entry<String, Integer> e : v.entrySet()) c.idToToken[e.getValue()] = e.getKey();
             c.specialIds = new BitSet();
@@ -915,16 +650,17 @@ public final class WordPieceTokenizer {
                 c.bertPreTokenizer = true;
             }
             // --- post-processor
-            c.single = Template.of(List.of(new Template.Piece(false, null, 0, 0)));
-            c.pair = Template.of(List.of(new Template.Piece(false, null, 0, 0), new Template.Piece(false, null, 1, 1)));
+            c.single = Template.SINGLE_PLAIN;
+            c.pair = Template.PAIR_PLAIN;
             JsonNode post = root.get("post_processor");
             if (!isNull(post)) {
                 String pt = type(post, "post_processor");
                 if ("TemplateProcessing".equals(pt)) {
-                    c.single = template(post, "single", c);
-                    c.pair = template(post, "pair", c);
+                    c.single = template(post, "post_processor", "single", c.idToToken.length);
+                    c.pair = template(post, "post_processor", "pair", c.idToToken.length);
                 } else if ("BertProcessing".equals(pt)) {
-                    int[] cls = pairIdOf(post, "cls"), sep = pairIdOf(post, "sep");
+                    int[] cls = {pairId(post, "post_processor", "cls", c.idToToken.length)};
+                    int[] sep = {pairId(post, "post_processor", "sep", c.idToToken.length)};
                     c.single = Template.of(List.of(new Template.Piece(true, cls, -1, 0), new Template.Piece(false, null, 0, 0),
                             new Template.Piece(true, sep, -1, 0)));
                     c.pair = Template.of(List.of(new Template.Piece(true, cls, -1, 0), new Template.Piece(false, null, 0, 0),
@@ -952,113 +688,13 @@ public final class WordPieceTokenizer {
             Integer padId = c.added.containsKey("[PAD]") ? c.added.get("[PAD]") : v.get("[PAD]");
             c.defaultPadding = new Padding(Padding.Strategy.LONGEST, 0, Padding.Direction.RIGHT, 0,
                     padId == null ? 0 : padId, 0, "[PAD]");
-            Padding pad = padding(root.get("padding"), c);
+            Padding pad = padding(root.get("padding"), c.defaultPadding);
             Truncation trunc = truncation(root.get("truncation"));
-            if (trunc != null && trunc.maxLength() < c.single.specialCount) {
-                throw fail("truncation.max_length " + trunc.maxLength() + " is smaller than the " + c.single.specialCount
+            if (trunc != null && trunc.maxLength() < c.single.specialCount()) {
+                throw fail("truncation.max_length " + trunc.maxLength() + " is smaller than the " + c.single.specialCount()
                         + " special tokens the post-processor adds");
             }
             return new WordPieceTokenizer(c, trunc, pad);
-        }
-
-        private int[] pairIdOf(JsonNode post, String field) throws TokenizerFormatException {
-            JsonNode p = post.get(field);
-            if (isNull(p) || !p.isArray() || p.size() != 2 || !p.get(1).isIntegralNumber()) {
-                throw fail("post_processor." + field + " must be [token, id], found " + p);
-            }
-            return new int[] {p.get(1).intValue()};
-        }
-
-        private Template template(JsonNode post, String which, Core c) throws TokenizerFormatException {
-            String path = "post_processor." + which;
-            JsonNode list = post.get(which);
-            if (isNull(list) || !list.isArray()) throw fail(path + " must be an array of SpecialToken/Sequence pieces");
-            JsonNode specials = post.get("special_tokens");
-            List<Template.Piece> pieces = new ArrayList<>();
-            for (int i = 0; i < list.size(); i++) {
-                JsonNode item = list.get(i);
-                String ip = path + "[" + i + "]";
-                if (item.has("SpecialToken")) {
-                    JsonNode st = item.get("SpecialToken");
-                    String id = text(st, "id", null, ip + ".SpecialToken");
-                    if (id == null) throw fail(ip + ".SpecialToken.id is missing");
-                    JsonNode def = isNull(specials) ? null : specials.get(id);
-                    if (isNull(def)) throw fail(ip + " uses special token \"" + id + "\" but post_processor.special_tokens does not define it");
-                    JsonNode ids = def.get("ids");
-                    if (isNull(ids) || !ids.isArray() || ids.isEmpty()) throw fail("post_processor.special_tokens[\"" + id + "\"].ids must be a non-empty array");
-                    int[] a = new int[ids.size()];
-                    for (int k = 0; k < a.length; k++) {
-                        JsonNode x = ids.get(k);
-                        if (!x.isIntegralNumber() || x.intValue() < 0 || x.intValue() >= c.idToToken.length) {
-                            throw fail("post_processor.special_tokens[\"" + id + "\"].ids[" + k + "] = " + x + " is not an id of the vocabulary");
-                        }
-                        a[k] = x.intValue();
-                    }
-                    pieces.add(new Template.Piece(true, a, -1, integer(st, "type_id", 0, ip + ".SpecialToken")));
-                } else if (item.has("Sequence")) {
-                    JsonNode sq = item.get("Sequence");
-                    String id = text(sq, "id", "A", ip + ".Sequence");
-                    int seq = switch (id) {
-                        case "A" -> 0;
-                        case "B" -> 1;
-                        default -> throw fail(ip + ".Sequence.id must be \"A\" or \"B\", found \"" + id + "\"");
-                    };
-                    pieces.add(new Template.Piece(false, null, seq, integer(sq, "type_id", 0, ip + ".Sequence")));
-                } else {
-                    throw fail(ip + " must be {\"SpecialToken\": ...} or {\"Sequence\": ...}, found " + item);
-                }
-            }
-            return Template.of(pieces);
-        }
-
-        private Padding padding(JsonNode p, Core c) throws TokenizerFormatException {
-            if (isNull(p)) return null;
-            if (!p.isObject()) throw fail("padding must be an object or null");
-            JsonNode s = p.get("strategy");
-            Padding.Strategy strategy;
-            int fixed = 0;
-            if (isNull(s) || (s.isTextual() && s.asText().equals("BatchLongest"))) {
-                strategy = Padding.Strategy.LONGEST;
-            } else if (s.isObject() && s.has("Fixed") && s.get("Fixed").isIntegralNumber() && s.get("Fixed").intValue() >= 1) {
-                strategy = Padding.Strategy.FIXED;
-                fixed = s.get("Fixed").intValue();
-            } else {
-                throw fail("padding.strategy must be \"BatchLongest\" or {\"Fixed\": n} with n >= 1, found " + s);
-            }
-            String dir = text(p, "direction", "Right", "padding");
-            Padding.Direction d = switch (dir) {
-                case "Right" -> Padding.Direction.RIGHT;
-                case "Left" -> Padding.Direction.LEFT;
-                default -> throw fail("padding.direction must be \"Right\" or \"Left\", found \"" + dir + "\"");
-            };
-            int multiple = integer(p, "pad_to_multiple_of", 0, "padding");
-            int padId = integer(p, "pad_id", c.defaultPadding.padId(), "padding");
-            int padType = integer(p, "pad_type_id", 0, "padding");
-            if (multiple < 0 || padId < 0 || padType < 0) throw fail("padding: pad_to_multiple_of, pad_id and pad_type_id must be >= 0");
-            return new Padding(strategy, fixed, d, multiple, padId, padType, text(p, "pad_token", "[PAD]", "padding"));
-        }
-
-        private Truncation truncation(JsonNode t) throws TokenizerFormatException {
-            if (isNull(t)) return null;
-            if (!t.isObject()) throw fail("truncation must be an object or null");
-            int max = integer(t, "max_length", -1, "truncation");
-            if (max < 1) throw fail("truncation.max_length must be an integer >= 1, found " + t.get("max_length"));
-            String st = text(t, "strategy", "LongestFirst", "truncation");
-            Truncation.Strategy strategy = switch (st) {
-                case "LongestFirst" -> Truncation.Strategy.LONGEST_FIRST;
-                case "OnlyFirst" -> Truncation.Strategy.ONLY_FIRST;
-                case "OnlySecond" -> Truncation.Strategy.ONLY_SECOND;
-                default -> throw fail("truncation.strategy must be LongestFirst, OnlyFirst or OnlySecond, found \"" + st + "\"");
-            };
-            String dir = text(t, "direction", "Right", "truncation");
-            Truncation.Direction d = switch (dir) {
-                case "Right" -> Truncation.Direction.RIGHT;
-                case "Left" -> Truncation.Direction.LEFT;
-                default -> throw fail("truncation.direction must be \"Right\" or \"Left\", found \"" + dir + "\"");
-            };
-            int stride = integer(t, "stride", 0, "truncation");
-            if (stride < 0) throw fail("truncation.stride must be >= 0, found " + stride);
-            return new Truncation(max, strategy, d, stride);
         }
     }
 }

@@ -114,6 +114,26 @@ class CliTest {
         assertTrue(r.err().contains("measuring"), "progress on stderr");
     }
 
+    /** forward on a decoder LM folder dispatches to the decoder: {"logits": [...] per position}, equal to DecoderModel.forwardAll. */
+    @Test
+    void forwardDecoderGivesLogits() throws Exception {
+        Path gpt2 = Path.of(CliTest.class.getResource("/tiny-models/gpt2/config.json").toURI()).getParent();
+        int[] ids = {1, 5, 9, 2};
+        Result r = run("", "forward", "--model", gpt2.toString(), "--ids", "1,5,9,2", "--json");
+        assertEquals(0, r.rc(), r.err());
+        JsonNode logits = JSON.readTree(r.out()).get("logits");
+        assertEquals(ids.length, logits.size());
+        try (dev.panatron.lm.DecoderModel m = dev.panatron.lm.DecoderModel.load(gpt2, dev.panatron.lm.Precision.FP32)) {
+            float[][] want = m.forwardAll(ids);
+            for (int t = 0; t < ids.length; t++) {
+                assertEquals(want[t].length, logits.get(t).size());
+                for (int k = 0; k < want[t].length; k++) assertEquals(want[t][k], logits.get(t).get(k).asDouble(), 1e-5);
+            }
+        }
+        fails(1, "--mask applies to encoders only", "", "forward", "--model", gpt2.toString(), "--ids", "1,2", "--mask", "1,1");
+        fails(1, "outside the vocabulary", "", "forward", "--model", gpt2.toString(), "--ids", "1,99999999");
+    }
+
     /** Exit code != 0, exactly one line on stderr (after any progress lines), nothing on stdout. */
     static void fails(int rc, String needle, String stdin, String... args) {
         Result r = run(stdin, args);

@@ -124,10 +124,64 @@ final class TokenizerTexts {
      * sometimes with special-token text spliced in.
      */
     static List<String> random(long seed, int count, int maxLength) {
+        return random(seed, count, maxLength, new String[] {"[MASK]", "[SEP]", "[CLS]", "[PAD]", "[UNK]", "[mask]", "##", "[MASK"});
+    }
+
+    /** Special-token and BPE-relevant strings spliced into {@link #randomBpe} texts. */
+    static final String[] BPE_INSERTS = {"<|endoftext|>", "<|begin_of_text|>", "<|eot_id|>", "<|start_header_id|>", "<s>", "</s>",
+        "<unk>", "<|endoftext", "'s", "'LL", "'Re", "\n\n", "   ", "\r\n", "2024", "\u2581", "<0x0A>", " the", "ing "};
+
+    /** Like {@link #random(long, int, int)}, with BPE special tokens and contractions spliced in. */
+    static List<String> randomBpe(long seed, int count, int maxLength) { return random(seed, count, maxLength, BPE_INSERTS); }
+
+    /**
+     * Texts for byte-level BPE: {@link #curated()} plus contractions, code, whitespace runs and
+     * newlines, long numbers, emoji sequences, and the special tokens of GPT-2, Llama-3 and Llama-2
+     * files inside text.
+     */
+    static List<String> bpeCurated() {
+        List<String> t = new ArrayList<>(curated());
+        String[] more = {
+            // contractions, upper case too (Llama-3's are case-insensitive, GPT-2's are not)
+            "it's we're they've I'm you'll he'd don't", "IT'S WE'RE THEY'VE I'M YOU'LL HE'D DON'T", "It'S We'Re",
+            "'s 't 're 've 'm 'll 'd", "''s", "'ss 'tt", "x's y'S z'Re", "'\u017F long s folds to s", "rock 'n' roll", "'",
+            "O'Neil's dog's bone", "the '90s", "'hello'", "\"it's\"",
+            // code
+            "def f(x):\n    return x * 2\n", "    if (a) {\n        b();\n    }\n", "\tindented\twith\ttabs",
+            "for i in range(10):\n\tprint(i)", "x=1;y=2;z=x+y", "a->b; c=>d; e<=f; g!=h", "#include <stdio.h>\nint main() { return 0; }",
+            "{\n  \"a\": [1, 2, 3],\n  \"b\": {\"c\": null}\n}\n", "SELECT a, b\r\nFROM t\r\nWHERE a > 0;",
+            "// comment\n/* block */", "x   =   1", "foo(bar(baz(qux)))", "__init__ self.__dict__", "0x7fff_ffff 1e-9f",
+            // whitespace runs and newlines
+            "a" + " ".repeat(10) + "b", " ".repeat(5), "\n".repeat(5), "a \t\n b", " leading", "trailing ", "  two leading",
+            "a\n\n\nb", "a \n\n b", "\n \n \n", " \t \t", "end with newline\n", "\r\r\n\n", "a\u3000\u3000b", "x\u00A0\u00A0y",
+            "word\u2028line", "  \n  ", "\t\n", "a  b   c    d     e",
+            // numbers
+            "1234567890", "12345678901234567890123", "3.14159265358979323846", "1,234,567.89", "-42 +17 ±3",
+            "\u0663\u0664\u0665 Arabic-Indic", "\u0967\u0968\u0969 Devanagari digits", "\uFF11\uFF12\uFF13 fullwidth", "Ⅻ ① ½ ²",
+            "2024-01-01 12:00:00", "v2.0.1", "1st 2nd 3rd 4th", "100km/h", "$1,000,000.00",
+            // emoji sequences
+            "👩‍💻 👨‍👩‍👧 🏳️‍🌈", "🧑🏽‍🚀 astronaut", "👍👍🏻👍🏼👍🏽👍🏾👍🏿", "🇺🇸🇯🇵🇪🇺", "#️⃣ *️⃣", "🫠🫡🫢 new emoji", "😀".repeat(20),
+            // scripts
+            "Ελληνικά: Καλημέρα κόσμε", "עברית: שלום", "العربية: مرحبا بكم", "ไทย ภาษาไทย", "ᐃᓄᒃᑎᑐᑦ", "ꯃꯤꯇꯩ ꯂꯣꯟ",
+            "日本語の文章です。東京は大きい。", "中文没有空格分词很难", "한국어는 띄어쓰기가 있습니다", "Việt Nam", "ﷺ ﷽",
+            // special tokens inside text
+            "<|endoftext|>", "Hello<|endoftext|>world", "a <|endoftext|> b", "<|endoftext|><|endoftext|>", "<|endoftext", "<|ENDOFTEXT|>",
+            "<|begin_of_text|>Hi", "<|start_header_id|>user<|end_header_id|>\n\nHello!<|eot_id|>", "<|eot_id|>", "x<|eot_id|>y",
+            "<|fim_prefix|>def f():<|fim_suffix|>\n<|fim_middle|>", "<|endofprompt|>", "<s>hello</s>", "<s> <s>", "<unk>", "a<unk>b",
+            "<0x0A>", "\u2581hello \u2581", "\u2581\u2581", "</s></s>", "< s >",
+            // long words (the word cache keeps words under 256 bytes)
+            "a".repeat(300), "ab".repeat(200), "Supercalifragilisticexpialidocious".repeat(10), "語".repeat(300), "🙂".repeat(100),
+            "x" + " ".repeat(300) + "y", "\n".repeat(300),
+        };
+        for (String s : more) t.add(s);
+        return t;
+    }
+
+    /** Random strings with {@code inserts} spliced in now and then. */
+    static List<String> random(long seed, int count, int maxLength, String[] inserts) {
         Random r = new Random(seed);
         int[] wsCtl = {0x00, 0x01, 0x09, 0x0A, 0x0B, 0x0C, 0x0D, 0x1C, 0x20, 0x7F, 0x85, 0xA0, 0xAD, 0x1680, 0x2000, 0x200A,
             0x200B, 0x200D, 0x2028, 0x202F, 0x205F, 0x2060, 0x3000, 0xFEFF, 0xFFFD, 0xE000, 0xF8FF};
-        String[] inserts = {"[MASK]", "[SEP]", "[CLS]", "[PAD]", "[UNK]", "[mask]", "##", "[MASK"};
         List<String> out = new ArrayList<>(count);
         for (int i = 0; i < count; i++) {
             int len = r.nextInt(maxLength + 1);

@@ -1,0 +1,26 @@
+# Cross-compiling for windows-x86_64 with Debian's mingw-w64 (x86_64-w64-mingw32-gcc).
+#   cmake -S . -B build/cross-mingw -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/x86_64-w64-mingw32.cmake
+# Tests can run under wine when it is installed (CMAKE_CROSSCOMPILING_EMULATOR).
+set(CMAKE_SYSTEM_NAME Windows)
+set(CMAKE_SYSTEM_PROCESSOR AMD64)
+set(PT_CROSS_TRIPLE x86_64-w64-mingw32)
+# Debian ships two thread models; the posix one has C11 threads/pthreads and winpthread.
+foreach(suffix -posix "")
+  find_program(PT_MINGW_CC ${PT_CROSS_TRIPLE}-gcc${suffix})
+  if(PT_MINGW_CC)
+    break()
+  endif()
+endforeach()
+set(CMAKE_C_COMPILER ${PT_MINGW_CC})
+set(CMAKE_RC_COMPILER ${PT_CROSS_TRIPLE}-windres)
+set(CMAKE_FIND_ROOT_PATH /usr/${PT_CROSS_TRIPLE})
+set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
+set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_INCLUDE ONLY)
+set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
+if(NOT CMAKE_CROSSCOMPILING_EMULATOR)
+  find_program(PT_WINE NAMES wine64 wine PATHS /usr/lib/wine)
+  if(PT_WINE)
+    set(CMAKE_CROSSCOMPILING_EMULATOR ${PT_WINE})
+  endif()
+endif()

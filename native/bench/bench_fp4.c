@@ -1,0 +1,173 @@
+/* pt-bench --op fp4: FP4 weight-only matmul (pt_fp4_matmul) against f32 dense through oneDNN
+ * and through our own f32 kernel (pt_matmul with oneDNN off), in the same run, interleaved.
+ *
+ *   pt-bench --op fp4 [--m M] [--n N --k K | default: 768x768, 768x3072, 3072x768, 4096x4096]
+ *            [--group 0|32|64|128] [--format e2m1|e1m2|e3m0|nf4] [--threads T] [--reps R]
+ *            [--cold-mib MiB] [--json]
+ *
+ * y = x @ Wᵀ, W [N, K]. Decode reads every weight from DRAM (a model's weights do not stay in
+ * cache between tokens), so each method cycles through enough copies of its weight to cover
+ * --cold-mib (default 256 MiB, above the last-level cache (105 MiB here)): one timed repeat = one call on each
+ * copy, time per call = repeat time / copies. Repeats rotate the order of the three methods.
+ * Reported: median (min, max) microseconds per call, GB/s of weight bytes read (FP4: N*K/2
+ * codes + the scales; f32: 4*N*K), and the speed-up of FP4 over each f32 baseline. Compare the
+ * GB/s with `pt-bench --op copy` (read + write bytes) measured in the same session. */
+#include "panatron/panatron.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double fnow(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+static int cmpd(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+static void rnd(float* p, size_t n, uint64_t seed) {
+    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        p[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+}
+static pt_tensor mk(void* d, int32_t dt, int64_t a, int64_t b) {
+    pt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = a; t.shape[1] = b;
+    t.stride[1] = dt == PT_U4 ? 1 : (int64_t)pt_dtype_size(dt);
+    t.stride[0] = dt == PT_U4 ? b / 2 : b * t.stride[1];
+    return t;
+}
+
+enum { FP4 = 0, DNN = 1, OWN = 2, NMETH = 3 };
+static const char* MNAME[NMETH] = {"fp4", "f32-onednn", "f32-own"};
+
+static int run_shape(pt_ctx* own, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
+                     int json) {
+    if (k % 2 || (group && k % group)) { fprintf(stderr, "K=%lld must be even and a multiple of --group %d\n", (long long)k, group); return 2; }
+    const int64_t ng = group ? k / group : 1;
+    const double fp4_bytes = (double)n * k / 2 + 4.0 * n * ng, f32_bytes = 4.0 * n * k;
+    int copies[NMETH];
+    copies[FP4] = (int)(cold_mib * 1048576.0 / fp4_bytes) + 1;
+    copies[DNN] = copies[OWN] = (int)(cold_mib * 1048576.0 / f32_bytes) + 1;
+    float* w = malloc(sizeof(float) * n * k);
+    float* x = malloc(sizeof(float) * m * k);
+    float* y = malloc(sizeof(float) * m * n);
+    rnd(w, n * k, 1); rnd(x, m * k, 2);
+    uint8_t** codes = malloc(sizeof(void*) * copies[FP4]);
+    float** scales = malloc(sizeof(void*) * copies[FP4]);
+    float** wf = malloc(sizeof(void*) * copies[DNN]);
+    pt_tensor tw = mk(w, PT_F32, n, k);
+    pt_fp4_quant_params qp = {fmt, group, 1.0f, 0, NULL};
+    for (int c = 0; c < copies[FP4]; c++) {
+        codes[c] = malloc(n * k / 2); scales[c] = malloc(4 * n * ng);
+        if (!codes[c] || !scales[c]) { fprintf(stderr, "out of memory\n"); return 1; }
+        pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], PT_F32, n, ng);
+        if (c == 0) {
+            if (pt_fp4_quantize(own, &tw, &qp, &tc, &ts) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+        } else {
+            memcpy(codes[c], codes[0], n * k / 2); memcpy(scales[c], scales[0], 4 * n * ng);
+        }
+    }
+    for (int c = 0; c < copies[DNN]; c++) {
+        wf[c] = malloc(sizeof(float) * n * k);
+        if (!wf[c]) { fprintf(stderr, "out of memory\n"); return 1; }
+        memcpy(wf[c], w, sizeof(float) * n * k);
+    }
+    pt_tensor tx = mk(x, PT_F32, m, k), ty = mk(y, PT_F32, m, n);
+    pt_fp4_matmul_params fp = {fmt, group, 0, 0, 0.0f, 0, NULL};
+    pt_matmul_params mp = {1, PT_ACT_NONE, 1.0f, 0.0f};
+    double* t[NMETH];
+    for (int i = 0; i < NMETH; i++) t[i] = malloc(sizeof(double) * reps);
+    for (int r = -2; r < reps; r++) { /* two warm-up rounds */
+        for (int j = 0; j < NMETH; j++) {
+            int meth = (r + 3 + j) % NMETH;
+            double t0 = fnow();
+            for (int c = 0; c < copies[meth]; c++) {
+                pt_status st;
+                if (meth == FP4) {
+                    pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], PT_F32, n, ng);
+                    st = pt_fp4_matmul(own, &tx, &tc, &ts, NULL, &ty, &fp);
+                } else {
+                    pt_tensor tb = mk(wf[c], PT_F32, n, k);
+                    st = pt_matmul(meth == DNN ? dnn : own, &tx, &tb, NULL, &ty, &mp);
+                }
+                if (st != PT_OK) { fprintf(stderr, "%s: %s\n", MNAME[meth], pt_last_error()); return 1; }
+            }
+            double dt = (fnow() - t0) / copies[meth];
+            if (r >= 0) t[meth][r] = dt;
+        }
+    }
+    double med[NMETH], lo[NMETH], hi[NMETH];
+    for (int i = 0; i < NMETH; i++) {
+        qsort(t[i], reps, sizeof(double), cmpd);
+        med[i] = t[i][reps / 2]; lo[i] = t[i][0]; hi[i] = t[i][reps - 1];
+    }
+    const double bytes[NMETH] = {fp4_bytes, f32_bytes, f32_bytes};
+    if (json) {
+        printf("{\"op\":\"fp4\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"group\":%d,\"format\":%d,\"reps\":%d", (long long)m, (long long)n,
+               (long long)k, group, fmt, reps);
+        for (int i = 0; i < NMETH; i++)
+            printf(",\"%s_us\":%.3f,\"%s_us_min\":%.3f,\"%s_us_max\":%.3f,\"%s_gbps\":%.2f", MNAME[i], med[i] * 1e6, MNAME[i],
+                   lo[i] * 1e6, MNAME[i], hi[i] * 1e6, MNAME[i], bytes[i] / med[i] * 1e-9);
+        printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f}\n", med[DNN] / med[FP4], med[OWN] / med[FP4]);
+    } else {
+        printf("fp4 M=%lld N=%lld K=%lld group=%d format=%d reps=%d (weights cold: %d / %d copies)\n", (long long)m, (long long)n,
+               (long long)k, group, fmt, reps, copies[FP4], copies[DNN]);
+        for (int i = 0; i < NMETH; i++)
+            printf("  %-11s %9.1f us (min %9.1f, max %9.1f)  %6.2f GB/s of weights\n", MNAME[i], med[i] * 1e6, lo[i] * 1e6, hi[i] * 1e6,
+                   bytes[i] / med[i] * 1e-9);
+        printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own (ratios of medians)\n", med[DNN] / med[FP4], med[OWN] / med[FP4]);
+    }
+    for (int c = 0; c < copies[FP4]; c++) { free(codes[c]); free(scales[c]); }
+    for (int c = 0; c < copies[DNN]; c++) free(wf[c]);
+    for (int i = 0; i < NMETH; i++) free(t[i]);
+    free(codes); free(scales); free(wf); free(w); free(x); free(y);
+    return 0;
+}
+
+int pt_bench_fp4(int argc, char** argv) {
+    int64_t m = 1, n = 0, k = 0;
+    int group = 32, fmt = PT_FP4_E2M1, threads = 0, reps = 15, json = 0;
+    double cold = 256;
+    for (int i = 1; i < argc; i++) {
+        const char* a = argv[i];
+        const char* v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!v) { fprintf(stderr, "missing value for %s\n", a); return 2; }
+        if (!strcmp(a, "--op")) {}
+        else if (!strcmp(a, "--m")) m = atoll(v);
+        else if (!strcmp(a, "--n")) n = atoll(v);
+        else if (!strcmp(a, "--k")) k = atoll(v);
+        else if (!strcmp(a, "--group")) group = atoi(v);
+        else if (!strcmp(a, "--threads")) threads = atoi(v);
+        else if (!strcmp(a, "--reps")) reps = atoi(v);
+        else if (!strcmp(a, "--cold-mib")) cold = atof(v);
+        else if (!strcmp(a, "--format")) {
+            if (!strcmp(v, "e2m1")) fmt = PT_FP4_E2M1;
+            else if (!strcmp(v, "e1m2")) fmt = PT_FP4_E1M2;
+            else if (!strcmp(v, "e3m0")) fmt = PT_FP4_E3M0;
+            else if (!strcmp(v, "nf4")) fmt = PT_FP4_NF4;
+            else { fprintf(stderr, "unknown format %s (e2m1, e1m2, e3m0, nf4)\n", v); return 2; }
+        } else { fprintf(stderr, "unknown option %s for --op fp4\n", a); return 2; }
+        i++;
+    }
+    if (reps < 1) reps = 1;
+    if (m < 1) { fprintf(stderr, "--m must be positive\n"); return 2; }
+    pt_ctx_params po = {threads, 0, 0, 0}, pd = {threads, 0, 1, 0};
+    pt_ctx *own = NULL, *dnn = NULL;
+    if (pt_ctx_create(&po, &own) != PT_OK || pt_ctx_create(&pd, &dnn) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+    static const int64_t SHAPES[4][2] = {{768, 768}, {768, 3072}, {3072, 768}, {4096, 4096}}; /* N, K */
+    int rc = 0;
+    if (n > 0 && k > 0) rc = run_shape(own, dnn, m, n, k, group, fmt, reps, cold, json);
+    else
+        for (int s = 0; s < 4 && !rc; s++) rc = run_shape(own, dnn, m, SHAPES[s][0], SHAPES[s][1], group, fmt, reps, cold, json);
+    pt_ctx_destroy(own);
+    pt_ctx_destroy(dnn);
+    return rc;
+}

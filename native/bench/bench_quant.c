@@ -1,0 +1,305 @@
+/* pt-bench --op int8: LLM.int8 and W8A8 (pt_matmul_int8) against oneDNN's s8 matmul and the
+ * f32 dense matmul (pt_matmul through oneDNN), in the same run, interleaved.
+ *
+ *   pt-bench --op int8 [--m 16,128,512] [--kn 768x3072,3072x768,768x768] [--outliers F]
+ *            [--threads T] [--reps R] [--min-ms MS] [--clock wall|cpu] [--json]
+ *
+ * --clock cpu times with the process CPU clock: on a loaded machine, run it with --threads 1
+ * and OMP_NUM_THREADS=1 (oneDNN then runs on the calling thread too) to ignore preemption.
+ *
+ * Shapes: y[M,N] = x[M,K] @ W[N,K]^T + bias (BERT-base: K,N in {768, 3072}). --outliers F
+ * (default 0.005) plants F*K outlier feature columns (|x| in [8, 16] in every 4th row).
+ * Ours: activation quantization + outlier detection per call, as a model would run it; the
+ * weight quantized and packed once (pt_pack_int8_weight).
+ * oneDNN s8: src s8 [M,K] already quantized (its quantization is NOT timed: a lower bound for
+ * its cost), weights s8 in oneDNN's preferred (prepacked) layout, f32 dst with src/weight
+ * scales and bias. Each repeat times enough calls to last --min-ms; the methods are
+ * interleaved, rotating which goes first; GOP/s = 2MNK / time, median (min, max) over
+ * repeats, and per-repeat ratios. Built without oneDNN, the s8 column is absent. */
+#include "panatron/panatron.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(PT_BENCH_ONEDNN)
+#  include <oneapi/dnnl/dnnl.h>
+#endif
+
+static int qcpu = 0; /* --clock cpu: process CPU time (use with --threads 1 and OMP_NUM_THREADS=1) */
+static double qnow(void) {
+    struct timespec ts;
+    clock_gettime(qcpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static int qcmp(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+typedef struct { double med, lo, hi; } qstats;
+static qstats qsum(double* v, int n) {
+    qsort(v, (size_t)n, sizeof(double), qcmp);
+    qstats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+    return s;
+}
+static uint64_t qrng = 0x9e3779b97f4a7c15ull;
+static float qrand(void) { /* uniform [-1, 1) */
+    qrng ^= qrng << 13; qrng ^= qrng >> 7; qrng ^= qrng << 17;
+    return (float)((double)(qrng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+static pt_tensor qt(void* d, int32_t dt, int64_t r, int64_t c) {
+    pt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = r; t.shape[1] = c;
+    t.stride[1] = (int64_t)pt_dtype_size(dt); t.stride[0] = c * t.stride[1];
+    return t;
+}
+static pt_tensor qv(void* d, int64_t n) {
+    pt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = d; t.dtype = PT_F32; t.ndim = 1; t.shape[0] = n; t.stride[0] = 4;
+    return t;
+}
+
+enum { M_LLM, M_W8A8, M_DNNL_S8, M_F32, NMETH };
+static const char* MNAME[NMETH] = {"llm.int8", "w8a8", "onednn_s8", "f32_dense"};
+
+typedef struct {
+    pt_ctx* ctx;
+    pt_tensor x, wq, ws, w, bias, y;
+    pt_int8_matmul_params llm, w8;
+    pt_matmul_params mp;
+#if defined(PT_BENCH_ONEDNN)
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    dnnl_primitive_t prim;
+    dnnl_exec_arg_t args[8];
+    int nargs;
+#endif
+} qcase;
+
+static int run_once(qcase* c, int meth) {
+    switch (meth) {
+    case M_LLM: return pt_matmul_int8(c->ctx, &c->x, &c->wq, &c->ws, NULL, &c->bias, &c->y, &c->llm);
+    case M_W8A8: return pt_matmul_int8(c->ctx, &c->x, &c->wq, &c->ws, NULL, &c->bias, &c->y, &c->w8);
+    case M_F32: return pt_matmul(c->ctx, &c->x, &c->w, &c->bias, &c->y, &c->mp);
+#if defined(PT_BENCH_ONEDNN)
+    case M_DNNL_S8:
+        if (dnnl_primitive_execute(c->prim, c->strm, c->nargs, c->args) != dnnl_success) return 1;
+        return dnnl_stream_wait(c->strm) != dnnl_success;
+#endif
+    default: return 1;
+    }
+}
+
+static double time_it(qcase* c, int meth, double min_s) {
+    int iters = 0;
+    double t0 = qnow(), t;
+    do {
+        if (run_once(c, meth) != 0) { fprintf(stderr, "%s failed: %s\n", MNAME[meth], pt_last_error()); exit(1); }
+        iters++;
+        t = qnow() - t0;
+    } while (t < min_s);
+    return t / iters;
+}
+
+#if defined(PT_BENCH_ONEDNN)
+#define DN(call) do { if ((call) != dnnl_success) { fprintf(stderr, "oneDNN: %s failed\n", #call); exit(1); } } while (0)
+static void dnnl_setup(qcase* c, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk, const float* ws, float* bias) {
+    DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0));
+    DN(dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags));
+    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n}, ssd = {1}, wsd = {n};
+    dnnl_memory_desc_t smd, wmd_any, wmd_plain, dmd, bmd, sc1, scn;
+    DN(dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_s8, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&wmd_any, 2, wd, dnnl_s8, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_create_with_tag(&wmd_plain, 2, wd, dnnl_s8, dnnl_ba)); /* W^T of [N,K] row-major */
+    DN(dnnl_memory_desc_create_with_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&sc1, 1, ssd, dnnl_f32, dnnl_a));
+    DN(dnnl_memory_desc_create_with_tag(&scn, 1, wsd, dnnl_f32, dnnl_a));
+    dnnl_primitive_attr_t attr;
+    DN(dnnl_primitive_attr_create(&attr));
+    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
+    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
+    dnnl_primitive_desc_t pd;
+    DN(dnnl_matmul_primitive_desc_create(&pd, c->eng, smd, wmd_any, bmd, dmd, attr));
+    const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const char* impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    fprintf(stderr, "# oneDNN s8 matmul impl: %s\n", impl ? impl : "?");
+    DN(dnnl_primitive_create(&c->prim, pd));
+    /* weights: reorder the plain [N,K] int8 once into oneDNN's layout (load-time cost) */
+    dnnl_memory_t wplain, wpacked, src, dst, bm, s1, sn;
+    DN(dnnl_memory_create(&wplain, wmd_plain, c->eng, (void*)wq_nk));
+    DN(dnnl_memory_create(&wpacked, wmd, c->eng, DNNL_MEMORY_ALLOCATE));
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_t rp;
+    DN(dnnl_reorder_primitive_desc_create(&rpd, wmd_plain, c->eng, wmd, c->eng, NULL));
+    DN(dnnl_primitive_create(&rp, rpd));
+    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
+    DN(dnnl_primitive_execute(rp, c->strm, 2, ra));
+    DN(dnnl_stream_wait(c->strm));
+    int8_t* xs = malloc((size_t)(m * k));
+    for (int64_t i = 0; i < m * k; i++) xs[i] = (int8_t)(qrand() * 127.0f);
+    static float one = 0.02f;
+    DN(dnnl_memory_create(&src, smd, c->eng, xs));
+    DN(dnnl_memory_create(&dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE));
+    DN(dnnl_memory_create(&bm, bmd, c->eng, bias));
+    DN(dnnl_memory_create(&s1, sc1, c->eng, &one));
+    DN(dnnl_memory_create(&sn, scn, c->eng, (void*)ws));
+    int a = 0;
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wpacked};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, s1};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, sn};
+    c->nargs = a;
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_primitive_destroy(rp);
+    dnnl_memory_destroy(wplain);
+}
+#endif
+
+static int parse_list(const char* s, int64_t* out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char* e;
+        out[n++] = strtoll(s, &e, 10);
+        s = *e == ',' ? e + 1 : e;
+        if (e == s && *e != ',') break;
+    }
+    return n;
+}
+
+int pt_bench_quant(int argc, char** argv);
+int pt_bench_quant(int argc, char** argv) {
+    int64_t ms[8] = {16, 128, 512}, kn[8][2] = {{768, 3072}, {3072, 768}, {768, 768}};
+    int nm = 3, nkn = 3, threads = 2, reps = 7, json = 0;
+    double outl = 0.005, min_ms = 20;
+    for (int i = 1; i < argc; i++) {
+        const char* v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(argv[i], "--m")) nm = parse_list(v, ms, 8), i++;
+        else if (!strcmp(argv[i], "--kn")) {
+            nkn = 0;
+            for (const char* s = v; *s && nkn < 8;) {
+                char* e;
+                kn[nkn][0] = strtoll(s, &e, 10);
+                kn[nkn][1] = *e == 'x' ? strtoll(e + 1, &e, 10) : kn[nkn][0];
+                nkn++;
+                s = *e == ',' ? e + 1 : e;
+                if (!*e) break;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--outliers")) outl = atof(v), i++;
+        else if (!strcmp(argv[i], "--threads")) threads = atoi(v), i++;
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
+        else if (!strcmp(argv[i], "--min-ms")) min_ms = atof(v), i++;
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--clock")) qcpu = !strcmp(v, "cpu"), i++;
+        else if (!strcmp(argv[i], "--op")) i++;
+        else { fprintf(stderr, "pt-bench --op int8: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (reps < 1 || reps > 99) reps = 7;
+    pt_ctx_params cp = {threads, 0, 1, 0};
+    pt_ctx* ctx;
+    if (pt_ctx_create(&cp, &ctx) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+#if defined(PT_BENCH_ONEDNN)
+    const int have_dnnl = 1;
+#else
+    const int have_dnnl = 0;
+#endif
+    if (!json)
+        printf("# int8 GEMM, %d threads, median (min, max) of %d repeats; GOP/s = 2MNK/t; outlier columns %.2f%%\n"
+               "%-5s %-5s %-5s %4s %-26s %-26s %-26s %-26s %-22s %-22s %-22s\n",
+               threads, reps, 100 * outl, "M", "K", "N", "nO", "llm.int8", "w8a8", "onednn_s8", "f32_dense", "llm/s8", "llm/f32",
+               "w8a8/s8");
+    else printf("[\n");
+    int first = 1;
+    for (int a = 0; a < nm; a++)
+        for (int b = 0; b < nkn; b++) {
+            int64_t m = ms[a], k = kn[b][0], n = kn[b][1];
+            qcase c;
+            memset(&c, 0, sizeof c);
+            c.ctx = ctx;
+            float* x = malloc(4 * (size_t)(m * k));
+            float* w = malloc(4 * (size_t)(n * k));
+            int8_t* wq = malloc((size_t)(n * k));
+            float* ws = malloc(4 * (size_t)n);
+            float* bias = malloc(4 * (size_t)n);
+            float* y = malloc(4 * (size_t)(m * n));
+            for (int64_t i = 0; i < m * k; i++) x[i] = 2.0f * qrand();
+            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * qrand();
+            for (int64_t i = 0; i < n; i++) bias[i] = qrand();
+            int nO = (int)(outl * (double)k + 0.5);
+            for (int o = 0; o < nO; o++) {
+                int64_t col = (int64_t)((qrand() + 1.0f) * 0.5f * (float)(k - 1));
+                for (int64_t r = 0; r < m; r += 4) x[r * k + col] = 8.0f + 8.0f * (qrand() + 1.0f) * 0.5f;
+            }
+            c.x = qt(x, PT_F32, m, k); c.w = qt(w, PT_F32, n, k); c.wq = qt(wq, PT_I8, n, k);
+            c.ws = qv(ws, n); c.bias = qv(bias, n); c.y = qt(y, PT_F32, m, n);
+            if (pt_quantize_int8_weight(ctx, &c.w, &c.wq, &c.ws) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+            /* the weight is quantized and packed once, like oneDNN's reordered weight */
+            int64_t pbytes = pt_int8_packed_bytes(n, k);
+            int8_t* packed = malloc((size_t)pbytes);
+            pt_tensor tp;
+            memset(&tp, 0, sizeof tp);
+            tp.data = packed; tp.dtype = PT_I8; tp.ndim = 1; tp.shape[0] = pbytes; tp.stride[0] = 1;
+            if (pt_pack_int8_weight(ctx, &c.wq, &tp) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+            c.llm = (pt_int8_matmul_params){PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0, &tp};
+            c.w8 = (pt_int8_matmul_params){PT_INT8_W8A8, PT_ACT_NONE, 6.0f, 0, &tp};
+            c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
+#if defined(PT_BENCH_ONEDNN)
+            dnnl_setup(&c, m, n, k, wq, ws, bias);
+#endif
+            double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
+            double g[NMETH][100], r_s8[100], r_f32[100], r_w8[100];
+            for (int meth = 0; meth < NMETH; meth++)
+                if (meth != M_DNNL_S8 || have_dnnl) time_it(&c, meth, min_ms * 1e-3 * 0.5); /* warm-up */
+            for (int rep = 0; rep < reps; rep++) {
+                double t[NMETH] = {0};
+                for (int o = 0; o < NMETH; o++) {
+                    int meth = (o + rep) % NMETH;
+                    if (meth == M_DNNL_S8 && !have_dnnl) continue;
+                    t[meth] = time_it(&c, meth, min_ms * 1e-3);
+                    g[meth][rep] = gop / t[meth];
+                }
+                r_s8[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_LLM] : 0;
+                r_w8[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_W8A8] : 0;
+                r_f32[rep] = t[M_F32] / t[M_LLM];
+            }
+            qstats s[NMETH], rs8 = qsum(r_s8, reps), rf = qsum(r_f32, reps), rw = qsum(r_w8, reps);
+            for (int meth = 0; meth < NMETH; meth++) s[meth] = have_dnnl || meth != M_DNNL_S8 ? qsum(g[meth], reps) : (qstats){0, 0, 0};
+            if (json) {
+                printf("%s  {\"op\": \"int8\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"outlier_cols\": %d", first ? "" : ",\n", (long long)m,
+                       (long long)k, (long long)n, nO);
+                for (int meth = 0; meth < NMETH; meth++)
+                    printf(", \"%s_gops\": [%.2f, %.2f, %.2f]", MNAME[meth], s[meth].med, s[meth].lo, s[meth].hi);
+                printf(", \"llm_over_s8\": [%.3f, %.3f, %.3f], \"llm_over_f32\": [%.3f, %.3f, %.3f], \"w8a8_over_s8\": [%.3f, %.3f, %.3f]}",
+                       rs8.med, rs8.lo, rs8.hi, rf.med, rf.lo, rf.hi, rw.med, rw.lo, rw.hi);
+                first = 0;
+            } else {
+                char col[NMETH][40], rc[3][40];
+                for (int meth = 0; meth < NMETH; meth++)
+                    snprintf(col[meth], 40, "%.1f (%.1f, %.1f)", s[meth].med, s[meth].lo, s[meth].hi);
+                snprintf(rc[0], 40, "%.2f (%.2f, %.2f)", rs8.med, rs8.lo, rs8.hi);
+                snprintf(rc[1], 40, "%.2f (%.2f, %.2f)", rf.med, rf.lo, rf.hi);
+                snprintf(rc[2], 40, "%.2f (%.2f, %.2f)", rw.med, rw.lo, rw.hi);
+                printf("%-5lld %-5lld %-5lld %4d %-26s %-26s %-26s %-26s %-22s %-22s %-22s\n", (long long)m, (long long)k, (long long)n, nO,
+                       col[0], col[1], col[2], col[3], rc[0], rc[1], rc[2]);
+            }
+            fflush(stdout);
+#if defined(PT_BENCH_ONEDNN)
+            for (int i = 0; i < c.nargs; i++) dnnl_memory_destroy(c.args[i].memory);
+            dnnl_primitive_destroy(c.prim);
+            dnnl_stream_destroy(c.strm);
+            dnnl_engine_destroy(c.eng);
+#endif
+            free(packed); free(x); free(w); free(wq); free(ws); free(bias); free(y);
+        }
+    if (json) printf("\n]\n");
+    pt_ctx_destroy(ctx);
+    return 0;
+}

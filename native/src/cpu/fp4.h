@@ -1,0 +1,42 @@
+/* FP4 kernels: the problem description shared by the portable and the AVX-512 backends. */
+#ifndef PT_FP4_H
+#define PT_FP4_H
+
+#include "common/internal.h"
+
+typedef struct pt_fp4_problem {
+    int64_t m, n, k;
+    int64_t group;            /* elements per scale along K (K for per-channel) */
+    const float* x;           /* [M, K] f32, row stride ldx (elements) */
+    int64_t ldx;
+    const float* xd;          /* M = 1 AVX-512 only: x with each 32-chunk deinterleaved (evens, odds) */
+    const uint8_t* codes;     /* [N, K/2] bytes, row stride ldw (bytes) */
+    int64_t ldw;
+    const void* scales;       /* [N, K/group] f32 | bf16, row stride lds (elements) */
+    int64_t lds;
+    int32_t scale_bf16;
+    int32_t y_bf16;
+    const float* bias;        /* [N] or NULL */
+    void* y;                  /* [M, N], row stride ldy (elements) */
+    int64_t ldy;
+    float lut[16];
+} pt_fp4_problem;
+
+static inline float pt_fp4_scale(const pt_fp4_problem* p, int64_t n, int64_t g) {
+    int64_t i = n * p->lds + g;
+    return p->scale_bf16 ? pt_bf16_to_f32(((const uint16_t*)p->scales)[i]) : ((const float*)p->scales)[i];
+}
+
+static inline void pt_fp4_store_y(const pt_fp4_problem* p, int64_t m, int64_t n, float v) {
+    int64_t i = m * p->ldy + n;
+    if (p->y_bf16) ((uint16_t*)p->y)[i] = pt_f32_to_bf16(v);
+    else ((float*)p->y)[i] = v;
+}
+
+/* Computes output columns [n0, n1) for all M rows. */
+PT_HIDDEN void pt_fp4_rows_generic(const pt_fp4_problem* p, int64_t n0, int64_t n1);
+#if PT_X86 && defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1);
+#endif
+
+#endif

@@ -1,0 +1,479 @@
+/* int8 GEMM (issue 5): per-channel weight quantization, LLM.int8 (outlier decomposition),
+ * plain W8A8 and weight-only W8A32.
+ *
+ * Run time of pt_matmul_int8 (modes LLM and W8A8):
+ *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
+ *     outlier features of this call (gathered to xo [M, n_outliers] f32).
+ *  2. Every row m: s_m = absmax of its non-outlier entries / 127; q = rne(x * (127 / absmax))
+ *     in [-127, 127], stored as u8 q + 128 (VNNI multiplies u8 by s8); outlier columns hold q 0.
+ *  3. Over blocks of 64 output channels (parallel): pack the int8 weight block in VNNI layout
+ *     with its column sums, run the micro kernel (AVX512-VNNI or portable) on MR-row tiles,
+ *     and finish each tile in one epilogue:
+ *       y = act((acc - 128 * colsum_n) * s_m * w_scale_n + xo_m . Wo[n, outliers] + bias_n)
+ *     where Wo is w_outlier (full precision) or, when NULL, the dequantized int8 weight. */
+#include "cpu/int8_gemm.h"
+#include "cpu/gemm.h"
+
+#include <math.h>
+
+static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
+    return (v + 12582912.0f) - 12582912.0f;
+}
+
+/* ================================================================ portable micro kernel */
+
+void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
+    for (int r = 0; r < mr; r++) {
+        int32_t* c = acc + r * PT_I8_NB;
+        for (int j = 0; j < PT_I8_NB; j++) c[j] = 0;
+        const uint8_t* ar = a + r * lda;
+        for (int64_t p = 0; p < k4; p += 4) {
+            const int8_t* bp = b + p * PT_I8_NB;
+            int32_t a0 = ar[p], a1 = ar[p + 1], a2 = ar[p + 2], a3 = ar[p + 3];
+            for (int j = 0; j < PT_I8_NB; j++)
+                c[j] += a0 * bp[4 * j] + a1 * bp[4 * j + 1] + a2 * bp[4 * j + 2] + a3 * bp[4 * j + 3];
+        }
+    }
+}
+
+/* ================================================================ weight quantization */
+
+static pt_status check_2d(const pt_tensor* t, const char* what, int32_t dt0, int32_t dt1) {
+    PT_CHECK(dt1 >= 0 ? pt_check_dtype(t, what, 2, dt0, dt1) : pt_check_dtype(t, what, 1, dt0));
+    if (t->ndim != 2) {
+        char d[96];
+        pt_describe(t, d, sizeof d);
+        return pt_fail(PT_ERR_SHAPE, "%s must be 2-D, got %s", what, d);
+    }
+    return PT_OK;
+}
+
+static pt_status check_vec(const pt_tensor* t, const char* what, int64_t n) {
+    PT_CHECK(pt_check_dtype(t, what, 1, PT_F32));
+    if (t->ndim != 1 || t->shape[0] != n) {
+        char d[96];
+        pt_describe(t, d, sizeof d);
+        return pt_fail(PT_ERR_SHAPE, "%s must be f32[%lld], got %s", what, (long long)n, d);
+    }
+    return PT_OK;
+}
+
+pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq, pt_tensor* scale) {
+    pt_clear_error();
+    PT_CHECK(pt_check_ctx(ctx));
+    PT_CHECK(check_2d(w, "pt_quantize_int8_weight w", PT_F32, PT_BF16));
+    PT_CHECK(check_2d(wq, "pt_quantize_int8_weight wq", PT_I8, -1));
+    int64_t n = w->shape[0], k = w->shape[1];
+    if (wq->shape[0] != n || wq->shape[1] != k) {
+        char dw[96], dq[96];
+        pt_describe(w, dw, sizeof dw);
+        pt_describe(wq, dq, sizeof dq);
+        return pt_fail(PT_ERR_SHAPE, "pt_quantize_int8_weight: wq %s must have w's shape %s", dq, dw);
+    }
+    PT_CHECK(check_vec(scale, "pt_quantize_int8_weight scale", n));
+    float* row = (float*)pt_scratch(0, (size_t)(k > 0 ? k : 1) * sizeof(float));
+    if (!row) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_quantize_int8_weight: cannot allocate a row of K=%lld", (long long)k);
+    float* sc = (float*)scale->data;
+    for (int64_t i = 0; i < n; i++) {
+        pt_load_row_f32(pt_row_ptr(w, i), w->dtype, k, row);
+        float amax = 0.0f;
+        for (int64_t p = 0; p < k; p++) {
+            if (!isfinite(row[p]))
+                return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_quantize_int8_weight: w[%lld, %lld] = %g is not finite", (long long)i,
+                               (long long)p, (double)row[p]);
+            float v = fabsf(row[p]);
+            amax = v > amax ? v : amax;
+        }
+        float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+        int8_t* q = (int8_t*)pt_row_ptr(wq, i);
+        for (int64_t p = 0; p < k; p++) {
+            float v = rne(row[p] * inv);
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+            q[p] = (int8_t)v;
+        }
+        sc[i * (scale->stride[0] / 4)] = amax / 127.0f;
+    }
+    return PT_OK;
+}
+
+/* ================================================================ weight packing */
+
+/* One block of 64 channels: colsum [64] s32, then B [k64 / 4][64][4] s8 (zero past K and N). */
+static int64_t block_bytes(int64_t k) { return 256 + ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
+
+int64_t pt_int8_packed_bytes(int64_t n, int64_t k) {
+    if (n < 0 || k < 0) return 0;
+    return (n + PT_I8_NB - 1) / PT_I8_NB * block_bytes(k);
+}
+
+/* Packs channels [n0, n0 + 64) of wq into one block (kp: K padded to 4 or 64). */
+static void pack_block(const pt_tensor* wq, int64_t n0, int64_t kp, int32_t* colsum, int8_t* bp) {
+    const int64_t n = wq->shape[0], k = wq->shape[1];
+    const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+    const int64_t kfull = k & ~(int64_t)3;
+    if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
+    for (int j = 0; j < PT_I8_NB; j++) {
+        colsum[j] = 0;
+        if (j >= nb) continue;
+        const int8_t* w = (const int8_t*)pt_row_ptr(wq, n0 + j);
+        int8_t* d = bp + j * 4;
+        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
+        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
+        int32_t s = 0;
+        for (int64_t p = 0; p < k; p++) s += w[p];
+        colsum[j] = s;
+    }
+}
+
+pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packed) {
+    pt_clear_error();
+    PT_CHECK(pt_check_ctx(ctx));
+    PT_CHECK(check_2d(wq, "pt_pack_int8_weight wq", PT_I8, -1));
+    PT_CHECK(pt_check_dtype(packed, "pt_pack_int8_weight packed", 1, PT_I8));
+    const int64_t n = wq->shape[0], k = wq->shape[1], need = pt_int8_packed_bytes(n, k);
+    if (packed->ndim != 1 || packed->shape[0] != need)
+        return pt_fail(PT_ERR_SHAPE, "pt_pack_int8_weight: packed must be 1-D i8[%lld] (pt_int8_packed_bytes(%lld, %lld)), got ndim %d shape[0] %lld",
+                       (long long)need, (long long)n, (long long)k, packed->ndim, (long long)packed->shape[0]);
+    const int64_t bb = block_bytes(k);
+    for (int64_t blk = 0; blk * PT_I8_NB < n; blk++) {
+        char* base = (char*)packed->data + blk * bb;
+        int32_t colsum[PT_I8_NB];
+        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB - 4, colsum, (int8_t*)(base + 256));
+        memcpy(base, colsum, sizeof colsum);
+    }
+    return PT_OK;
+}
+
+/* ================================================================ pt_matmul_int8 driver */
+
+typedef struct {
+    int64_t m, n, k, k4, lda;
+    const pt_tensor* x;
+    const pt_tensor* wq;
+    const float* wscale;
+    int64_t wscale_stride;    /* elements */
+    const pt_tensor* wo;      /* NULL: dequantized wq */
+    const float* bias;
+    int64_t bias_stride;
+    const pt_tensor* y;
+    int32_t act, mode;
+    float thr;
+    float* colmax;            /* [k] */
+    int32_t* ocols;           /* [no] */
+    int64_t no;
+    uint8_t* keep;            /* [k]: 1 for a quantized column */
+    uint8_t* aq;              /* [m][lda] */
+    float* sx;                /* [m] */
+    uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
+    float* xo;                /* [m][no] */
+    pt_i8_micro_fn micro;
+    int32_t mr;               /* rows per micro call */
+    int32_t amx;
+    int32_t avx512;           /* AVX-512 row quantization and epilogue */
+    const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
+    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
+    volatile int failed;
+} i8_arg;
+
+static const float* load_x_row(const i8_arg* g, int64_t r, int64_t c0, int64_t c1, float* buf) {
+    const char* p = pt_row_ptr(g->x, r);
+    if (g->x->dtype == PT_F32) return (const float*)p + c0;
+    pt_load_row_f32((const uint16_t*)p + c0, PT_BF16, c1 - c0, buf);
+    return buf;
+}
+
+static void colmax_range(int64_t b0, int64_t b1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    int64_t c0 = b0 * 256, c1 = b1 * 256 < g->k ? b1 * 256 : g->k;
+    float* buf = (float*)pt_scratch(1, (size_t)(c1 - c0) * sizeof(float) + 64);
+    if (!buf) { g->failed = 1; return; }
+    float* cm = g->colmax + c0;
+    for (int64_t j = 0; j < c1 - c0; j++) cm[j] = 0.0f;
+    for (int64_t r = 0; r < g->m; r++) {
+        const float* xr = load_x_row(g, r, c0, c1, buf);
+        for (int64_t j = 0; j < c1 - c0; j++) {
+            float v = fabsf(xr[j]);
+            cm[j] = v > cm[j] ? v : cm[j];
+        }
+    }
+}
+
+static void quant_rows(int64_t r0, int64_t r1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    const int64_t k = g->k;
+    float* buf = (float*)pt_scratch(1, (size_t)(k > 0 ? k : 1) * sizeof(float));
+    if (!buf) { g->failed = 1; return; }
+    const uint8_t* keep = g->keep;
+    for (int64_t r = r0; r < r1; r++) {
+        const float* xr = load_x_row(g, r, 0, k, buf);
+        uint8_t* q = g->aq + r * g->lda;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) {
+            float am;
+            int nf;
+            pt_i8_quant_row_avx512(xr, keep, k, q, &am, &nf);
+            g->bad[r] = (uint8_t)nf;
+            g->sx[r] = am / 127.0f;
+            for (int64_t j = k; j < g->lda; j++) q[j] = 128;
+            float* xo = g->xo + r * g->no;
+            for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
+            continue;
+        }
+#endif
+        uint32_t nonfinite = 0;
+        float amax = 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            uint32_t u;
+            memcpy(&u, &xr[j], 4);
+            nonfinite |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+            float v = keep[j] ? fabsf(xr[j]) : 0.0f;
+            amax = v > amax ? v : amax;
+        }
+        g->bad[r] = (uint8_t)(nonfinite != 0);
+        float inv = amax > 0.0f && !nonfinite ? 127.0f / amax : 0.0f;
+        g->sx[r] = amax / 127.0f;
+        for (int64_t j = 0; j < k; j++) {
+            float v = keep[j] ? rne(xr[j] * inv) : 0.0f;
+            v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v; /* only rounding of amax * inv can reach past */
+            q[j] = (uint8_t)((int32_t)v + 128);
+        }
+        for (int64_t j = k; j < g->lda; j++) q[j] = 128;
+        float* xo = g->xo + r * g->no;
+        for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
+    }
+}
+
+static float wo_value(const i8_arg* g, int64_t n, int64_t col) {
+    if (g->wo) {
+        const char* p = pt_row_ptr(g->wo, n);
+        return g->wo->dtype == PT_F32 ? ((const float*)p)[col] : pt_bf16_to_f32(((const uint16_t*)p)[col]);
+    }
+    return (float)((const int8_t*)pt_row_ptr(g->wq, n))[col] * g->wscale[n * g->wscale_stride];
+}
+
+static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    const int64_t k = g->k;
+    const int64_t kp = g->kp;
+    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)(kp > 0 ? kp : 64) * PT_I8_NB);
+    float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
+    if (!bp || !wop) { g->failed = 1; return; }
+    int32_t colsum[PT_I8_NB];
+    float wsc[PT_I8_NB], bias[PT_I8_NB];
+    int32_t acc[PT_I8_MR_MAX * PT_I8_NB];
+    float etile[PT_I8_MR_MAX * PT_I8_NB];
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->amx) pt_i8_amx_begin();
+#endif
+    for (int64_t blk = b0; blk < b1; blk++) {
+        const int64_t n0 = blk * PT_I8_NB;
+        const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
+        const int8_t* bk = bp;
+        if (g->packed) {
+            const char* base = g->packed + blk * block_bytes(k);
+            memcpy(colsum, base, sizeof colsum);
+            bk = (const int8_t*)(base + 256);
+        } else {
+            pack_block(g->wq, n0, kp, colsum, bp);
+        }
+        for (int j = 0; j < PT_I8_NB; j++) {
+            wsc[j] = j < nb ? g->wscale[(n0 + j) * g->wscale_stride] : 0.0f;
+            bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
+        }
+        for (int64_t o = 0; o < g->no; o++)
+            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
+        for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
+            const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
+            g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bk, acc);
+#if defined(PT_HAVE_X86_KERNELS)
+            if (g->avx512) pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile);
+#endif
+            for (int r = 0; r < mr; r++) {
+                const int64_t row = m0 + r;
+                float* tmp = etile + r * PT_I8_NB;
+                if (!g->avx512) {
+                    const int32_t* c = acc + r * PT_I8_NB;
+                    const float s = g->sx[row];
+                    for (int j = 0; j < PT_I8_NB; j++) tmp[j] = (float)(c[j] - 128 * colsum[j]) * (s * wsc[j]) + bias[j];
+                    const float* xo = g->xo + row * g->no;
+                    for (int64_t o = 0; o < g->no; o++) {
+                        const float xv = xo[o];
+                        const float* wr = wop + o * PT_I8_NB;
+                        for (int j = 0; j < PT_I8_NB; j++) tmp[j] += xv * wr[j];
+                    }
+                }
+                if (g->bad[row])
+                    for (int j = 0; j < nb; j++) tmp[j] = NAN;
+                pt_apply_activation(tmp, nb, g->act);
+                pt_store_row_f32(tmp, nb, g->y->dtype,
+                                 pt_row_ptr(g->y, row) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
+            }
+        }
+    }
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->amx) pt_i8_amx_end();
+#endif
+}
+
+/* W8A32: a block of 64 channels dequantized to f32 [k][64] in scratch, 4 rows of x at a time. */
+static void wonly_blocks(int64_t b0, int64_t b1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    const int64_t k = g->k;
+    float* wt = (float*)pt_scratch(1, (size_t)(k > 0 ? k : 1) * PT_I8_NB * sizeof(float));
+    float* xb = (float*)pt_scratch(2, (size_t)(k > 0 ? k : 1) * 4 * sizeof(float));
+    if (!wt || !xb) { g->failed = 1; return; }
+    float acc[4][PT_I8_NB], bias[PT_I8_NB];
+    for (int64_t blk = b0; blk < b1; blk++) {
+        const int64_t n0 = blk * PT_I8_NB;
+        const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
+        for (int j = 0; j < PT_I8_NB; j++) {
+            bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
+            if (j < nb) {
+                const int8_t* w = (const int8_t*)pt_row_ptr(g->wq, n0 + j);
+                const float s = g->wscale[(n0 + j) * g->wscale_stride];
+                for (int64_t p = 0; p < k; p++) wt[p * PT_I8_NB + j] = (float)w[p] * s;
+            } else {
+                for (int64_t p = 0; p < k; p++) wt[p * PT_I8_NB + j] = 0.0f;
+            }
+        }
+        for (int64_t m0 = 0; m0 < g->m; m0 += 4) {
+            const int mr = (int)(g->m - m0 < 4 ? g->m - m0 : 4);
+            for (int r = 0; r < mr; r++) {
+                const float* xr = load_x_row(g, m0 + r, 0, k, xb + r * k);
+                if (xr != xb + r * k) memcpy(xb + r * k, xr, (size_t)k * sizeof(float));
+                for (int j = 0; j < PT_I8_NB; j++) acc[r][j] = 0.0f;
+            }
+            for (int64_t p = 0; p < k; p++) {
+                const float* wr = wt + p * PT_I8_NB;
+                for (int r = 0; r < mr; r++) {
+                    const float xv = xb[r * k + p];
+                    for (int j = 0; j < PT_I8_NB; j++) acc[r][j] += xv * wr[j];
+                }
+            }
+            for (int r = 0; r < mr; r++) {
+                for (int j = 0; j < PT_I8_NB; j++) acc[r][j] += bias[j];
+                pt_apply_activation(acc[r], nb, g->act);
+                pt_store_row_f32(acc[r], nb, g->y->dtype,
+                                 pt_row_ptr(g->y, m0 + r) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
+            }
+        }
+    }
+}
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, const pt_tensor* w_scale,
+                         const pt_tensor* w_outlier, const pt_tensor* bias, pt_tensor* y,
+                         const pt_int8_matmul_params* params) {
+    pt_clear_error();
+    PT_CHECK(pt_check_ctx(ctx));
+    pt_int8_matmul_params p = {PT_INT8_LLM, PT_ACT_NONE, 6.0f, 0, NULL};
+    if (params) p = *params;
+    if (p.threshold == 0.0f) p.threshold = 6.0f;
+    if (p.mode < PT_INT8_LLM || p.mode > PT_INT8_WEIGHT_ONLY)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_int8: unknown mode %d (expected 0..%d)", p.mode, PT_INT8_WEIGHT_ONLY);
+    if (p.activation < PT_ACT_NONE || p.activation > PT_ACT_SILU)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_int8: unknown activation %d (expected 0..%d)", p.activation, PT_ACT_SILU);
+    if (!(p.threshold > 0.0f))
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_matmul_int8: threshold must be > 0 (0 means 6.0), got %g", (double)p.threshold);
+    PT_CHECK(check_2d(x, "pt_matmul_int8 x", PT_F32, PT_BF16));
+    PT_CHECK(check_2d(wq, "pt_matmul_int8 wq", PT_I8, -1));
+    PT_CHECK(check_2d(y, "pt_matmul_int8 y", PT_F32, PT_BF16));
+    const int64_t m = x->shape[0], k = x->shape[1], n = wq->shape[0];
+    char dx[96], dw[96], dy[96];
+    if (wq->shape[1] != k) {
+        pt_describe(x, dx, sizeof dx);
+        pt_describe(wq, dw, sizeof dw);
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: x %s has K=%lld but wq %s has K=%lld (wq is [N, K])", dx, (long long)k, dw,
+                       (long long)wq->shape[1]);
+    }
+    if (y->shape[0] != m || y->shape[1] != n) {
+        pt_describe(x, dx, sizeof dx);
+        pt_describe(wq, dw, sizeof dw);
+        pt_describe(y, dy, sizeof dy);
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: y %s, expected [%lld, %lld] for x %s and wq %s", dy, (long long)m, (long long)n,
+                       dx, dw);
+    }
+    PT_CHECK(check_vec(w_scale, "pt_matmul_int8 w_scale", n));
+    if (bias) PT_CHECK(check_vec(bias, "pt_matmul_int8 bias", n));
+    if (w_outlier) {
+        PT_CHECK(check_2d(w_outlier, "pt_matmul_int8 w_outlier", PT_F32, PT_BF16));
+        if (w_outlier->shape[0] != n || w_outlier->shape[1] != k) {
+            pt_describe(w_outlier, dw, sizeof dw);
+            return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: w_outlier %s must be [N=%lld, K=%lld] like wq", dw, (long long)n, (long long)k);
+        }
+    }
+    if (p.w_packed) {
+        PT_CHECK(pt_check_dtype(p.w_packed, "pt_matmul_int8 params->w_packed", 1, PT_I8));
+        if (p.w_packed->ndim != 1 || p.w_packed->shape[0] != pt_int8_packed_bytes(n, k))
+            return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: params->w_packed must be i8[%lld] (pt_pack_int8_weight of wq [%lld, %lld]), got shape[0] %lld",
+                           (long long)pt_int8_packed_bytes(n, k), (long long)n, (long long)k, (long long)p.w_packed->shape[0]);
+    }
+    if (m > 1 && n > 1 && y->stride[0] < n * (int64_t)pt_dtype_size(y->dtype)) {
+        pt_describe(y, dy, sizeof dy);
+        return pt_fail(PT_ERR_SHAPE, "pt_matmul_int8: y %s rows overlap", dy);
+    }
+    if (m == 0 || n == 0) return PT_OK;
+
+    i8_arg g;
+    memset(&g, 0, sizeof g);
+    g.m = m; g.n = n; g.k = k; g.k4 = (k + 3) & ~(int64_t)3;
+    g.lda = (g.k4 + 63) & ~(int64_t)63;
+    g.x = x; g.wq = wq; g.y = y; g.wo = w_outlier;
+    g.wscale = (const float*)w_scale->data; g.wscale_stride = n > 1 ? w_scale->stride[0] / 4 : 0;
+    g.bias = bias ? (const float*)bias->data : NULL; g.bias_stride = bias && n > 1 ? bias->stride[0] / 4 : 0;
+    g.act = p.activation; g.mode = p.mode; g.thr = p.threshold;
+    g.packed = p.w_packed ? (const char*)p.w_packed->data : NULL;
+    g.micro = pt_i8_micro_portable;
+    g.mr = PT_I8_MR;
+    g.kp = g.k4;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (ctx->caps & PT_CPU_AVX512F) g.avx512 = 1;
+    if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) g.micro = pt_i8_micro_vnni;
+    if ((ctx->caps & PT_CPU_AMX_INT8) && g.avx512) {
+        g.micro = pt_i8_micro_amx;
+        g.mr = PT_I8_MR_MAX;
+        g.amx = 1;
+        g.kp = g.lda; /* K padded to 64 */
+    }
+#endif
+    const int64_t nblk = ceil_div(n, PT_I8_NB);
+    const double flops = 2.0 * (double)m * (double)n * (double)(k > 0 ? k : 1);
+    const int64_t threads = flops < 4e5 ? 1 : ctx->n_threads;
+    if (p.mode == PT_INT8_WEIGHT_ONLY) {
+        pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), wonly_blocks, &g);
+        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
+        return PT_OK;
+    }
+    /* 1. outlier columns (slot 3: colmax + their indices) */
+    char* s3 = (char*)pt_scratch(3, (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 128);
+    if (!s3) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate column scratch (K=%lld)", (long long)k);
+    g.colmax = (float*)s3;
+    g.ocols = (int32_t*)(s3 + (size_t)(k + 1) * sizeof(float));
+    g.keep = (uint8_t*)(s3 + (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t)));
+    memset(g.keep, 1, (size_t)k);
+    if (p.mode == PT_INT8_LLM && k > 0) {
+        int64_t cblk = ceil_div(k, 256);
+        pt_parallel_range(ctx, cblk, threads > 1 && m * k > 65536 ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
+        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
+        for (int64_t j = 0; j < k; j++)
+            if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
+    }
+    /* 2. quantized rows (slot 0, read by every worker in step 3) */
+    const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
+    size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
+    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * (sizeof(float) + 1) + 256);
+    if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
+                            (long long)m, (long long)k);
+    g.aq = (uint8_t*)s0;
+    g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
+    g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
+    g.bad = (uint8_t*)(g.sx + m);
+    if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
+    pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+    if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
+    /* 3. int8 GEMM + epilogue over blocks of 64 output channels */
+    pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
+    if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its packing scratch (K=%lld)", (long long)k);
+    return PT_OK;
+}

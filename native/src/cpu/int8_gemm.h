@@ -1,0 +1,34 @@
+/* Internal interface of the int8 GEMM family (int8_gemm.c, int8_gemm_avx512.c).
+ *
+ * Packed operands shared by every backend:
+ *   A: activation rows quantized to u8 = s8 + 128, row stride lda bytes, K padded to k4 (a
+ *      multiple of 4) with any value.
+ *   B: one block of PT_I8_NB = 64 output channels, packed as [k4 / 4][64][4] s8 (VNNI's
+ *      4-way dot layout); channels and K past the end are zero.
+ * A micro kernel computes acc[r][j] = sum_k A[r][k] * B[k][j] (u8 x s8 -> s32) for r < mr
+ * rows (mr <= PT_I8_MR) and all 64 columns of the block; the caller subtracts
+ * 128 * colsum(B) to undo the u8 shift. */
+#ifndef PT_CPU_INT8_GEMM_H
+#define PT_CPU_INT8_GEMM_H
+#include "common/internal.h"
+
+#define PT_I8_NB 64
+#define PT_I8_MR 6      /* VNNI and portable tile rows */
+#define PT_I8_MR_MAX 32 /* AMX tile rows */
+
+typedef void (*pt_i8_micro_fn)(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b,
+                               int32_t* acc /* [mr][64] */);
+
+PT_HIDDEN void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
+#if defined(PT_HAVE_X86_KERNELS)
+/* AMX: K padded to 64 (k argument = k64), A with 32 readable rows; begin/end per thread */
+PT_HIDDEN void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
+PT_HIDDEN void pt_i8_amx_begin(void);
+PT_HIDDEN void pt_i8_amx_end(void);
+PT_HIDDEN void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float* amax_out,
+                                      int* nonfinite);
+PT_HIDDEN void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, const float* sx, const float* wsc,
+                                     const float* bias, const float* xo, int64_t no, const float* wop, float* out);
+PT_HIDDEN void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
+#endif
+#endif

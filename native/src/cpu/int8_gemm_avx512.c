@@ -1,0 +1,85 @@
+/* AVX512-VNNI micro kernel of the int8 GEMM (see int8_gemm.h): 6 rows x 64 columns of s32
+ * accumulators (24 zmm), one vpdpbusd per (row, 16 columns, 4 K). */
+#include "cpu/int8_gemm.h"
+#include <immintrin.h>
+
+static inline __attribute__((always_inline)) void micro_n(int64_t k4, const uint8_t* a, int64_t lda, const int8_t* b,
+                                                          int32_t* acc, const int mr) {
+    __m512i c[PT_I8_MR][4];
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 4; v++) c[r][v] = _mm512_setzero_si512();
+    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NB) {
+        __m512i b0 = _mm512_loadu_si512((const void*)(b + 0));
+        __m512i b1 = _mm512_loadu_si512((const void*)(b + 64));
+        __m512i b2 = _mm512_loadu_si512((const void*)(b + 128));
+        __m512i b3 = _mm512_loadu_si512((const void*)(b + 192));
+        for (int r = 0; r < mr; r++) {
+            int32_t q;
+            memcpy(&q, a + r * lda + p, 4);
+            __m512i x = _mm512_set1_epi32(q);
+            c[r][0] = _mm512_dpbusd_epi32(c[r][0], x, b0);
+            c[r][1] = _mm512_dpbusd_epi32(c[r][1], x, b1);
+            c[r][2] = _mm512_dpbusd_epi32(c[r][2], x, b2);
+            c[r][3] = _mm512_dpbusd_epi32(c[r][3], x, b3);
+        }
+    }
+    for (int r = 0; r < mr; r++)
+        for (int v = 0; v < 4; v++) _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 16 * v), c[r][v]);
+}
+
+void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
+    switch (mr) {
+    case 6: micro_n(k4, a, lda, b, acc, 6); break;
+    case 5: micro_n(k4, a, lda, b, acc, 5); break;
+    case 4: micro_n(k4, a, lda, b, acc, 4); break;
+    case 3: micro_n(k4, a, lda, b, acc, 3); break;
+    case 2: micro_n(k4, a, lda, b, acc, 2); break;
+    default: micro_n(k4, a, lda, b, acc, 1); break;
+    }
+}
+
+/* One activation row: absmax over the kept columns, non-finite detection, then
+ * q = rne(x * inv) clamped to [-127, 127], stored as u8 q + 128 (128 in dropped columns). */
+void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float* amax_out, int* nonfinite) {
+    __m512 amax = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t j = 0; j < k; j += 16) {
+        __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(t, x + j);
+        __mmask16 km = _mm_mask_cmpneq_epi8_mask(t, _mm_maskz_loadu_epi8(t, keep + j), _mm_setzero_si128());
+        bad |= _mm512_mask_fpclass_ps_mask(t, v, 0x01 | 0x08 | 0x10 | 0x80);
+        amax = _mm512_mask_max_ps(amax, km, amax, _mm512_and_ps(v, absmask));
+    }
+    float am = _mm512_reduce_max_ps(amax);
+    *amax_out = am;
+    *nonfinite = bad != 0;
+    const float inv = am > 0.0f && !bad ? 127.0f / am : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(128);
+    for (int64_t j = 0; j < k; j += 16) {
+        __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(t, x + j);
+        __mmask16 km = _mm_mask_cmpneq_epi8_mask(t, _mm_maskz_loadu_epi8(t, keep + j), _mm_setzero_si128());
+        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, vinv)); /* MXCSR default: round half to even */
+        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+        qi = _mm512_add_epi32(_mm512_maskz_mov_epi32(km, qi), off);
+        _mm_mask_storeu_epi8(q + j, t, _mm512_cvtepi32_epi8(qi));
+    }
+}
+
+/* out[r][j] = (acc[r][j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j] */
+void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
+                           const float* xo, int64_t no, const float* wop, float* out) {
+    for (int r = 0; r < mr; r++) {
+        const __m512 s = _mm512_set1_ps(sx[r]);
+        for (int v = 0; v < 4; v++) {
+            __m512i c = _mm512_sub_epi32(_mm512_loadu_si512((const void*)(acc + r * 64 + 16 * v)),
+                                         _mm512_slli_epi32(_mm512_loadu_si512((const void*)(colsum + 16 * v)), 7));
+            __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(s, _mm512_loadu_ps(wsc + 16 * v)), _mm512_loadu_ps(bias + 16 * v));
+            for (int64_t o = 0; o < no; o++)
+                y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + o]), _mm512_loadu_ps(wop + o * 64 + 16 * v), y);
+            _mm512_storeu_ps(out + r * 64 + 16 * v, y);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+/*
+ * Decode attention (one query token per sequence) against a KV cache [B, Hkv, S_max, D]:
+ * flash-decoding. The KV length is split over gridDim.x blocks; in a block, groups of
+ * TPK threads (TPK * 8 >= D) each own one key at a time, every thread holding 8 elements
+ * (16 bytes) of q, of the current K and V rows, and of its running output. Each thread
+ * keeps U keys' K and V loads in flight before using them (memory-level parallelism is
+ * what a memory-bound kernel needs). A block's groups merge their partial softmaxes in
+ * shared memory; with several splits, a second kernel merges the splits by log-sum-exp.
+ * Everything is memory-bound: the floor is the K and V bytes over the copy bandwidth.
+ */
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <math_constants.h>
+#include <stdint.h>
+
+#include "flash.h"
+
+namespace ptfd {
+
+template <typename T> __device__ __forceinline__ void unpack8(const uint4& u, float* f);
+template <> __device__ __forceinline__ void unpack8<__nv_bfloat16>(const uint4& u, float* f) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 x = __bfloat1622float2(h[i]);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+template <> __device__ __forceinline__ void unpack8<__half>(const uint4& u, float* f) {
+    const __half2* h = reinterpret_cast<const __half2*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 x = __half22float2(h[i]);
+        f[2 * i] = x.x;
+        f[2 * i + 1] = x.y;
+    }
+}
+template <typename T> __device__ __forceinline__ T from_f(float x);
+template <> __device__ __forceinline__ __nv_bfloat16 from_f<__nv_bfloat16>(float x) { return __float2bfloat16_rn(x); }
+template <> __device__ __forceinline__ __half from_f<__half>(float x) { return __float2half_rn(x); }
+
+__device__ __forceinline__ uint4 ld_stream(const void* p) {
+    uint4 r;
+    asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r.x), "=r"(r.y), "=r"(r.z), "=r"(r.w) : "l"(p));
+    return r;
+}
+
+constexpr int NWARPS = 4;
+constexpr int U = 4; /* keys per group in flight */
+
+template <int D> struct shape {
+    static constexpr int CH = D / 8;                                         /* 16-byte chunks per row */
+    static constexpr int TPK = CH <= 8 ? 8 : CH <= 16 ? 16 : 32;             /* threads per key */
+    static constexpr int NG = NWARPS * 32 / TPK;                             /* key groups per block */
+};
+
+/* G query heads that share one KV head are served by one block: each K/V row is read once
+ * for all of them (GQA). */
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_params p) {
+    using S = shape<D>;
+    constexpr int TPK = S::TPK, NG = S::NG;
+    constexpr int U = G >= 8 ? 2 : ptfd::U; /* keys in flight per group: fewer for 8 heads (registers) */
+    __shared__ float sm_m[G][NG], sm_l[G][NG];
+    __shared__ float sm_acc[G][NG][D];
+
+    const int chunks = p.h_ratio / G;
+    const int split = blockIdx.x, hk = blockIdx.y / chunks, b = blockIdx.z;
+    const int h0 = hk * p.h_ratio + (blockIdx.y % chunks) * G; /* first query head of this block */
+    const int tid = threadIdx.x, grp = tid / TPK, sub = tid % TPK;
+    const bool active = sub < S::CH;
+
+    int L = p.seqlens[b];
+    L = L < 0 ? 0 : L > p.s_max ? p.s_max : L;
+    const int k0 = split * p.keys_per_split;
+    const int k1 = min(L, k0 + p.keys_per_split);
+
+    float q[G][8];
+#pragma unroll
+    for (int gi = 0; gi < G; gi++) {
+        const T* gq = reinterpret_cast<const T*>(p.q) + (int64_t)b * p.q_batch + (int64_t)(h0 + gi) * p.q_head;
+        uint4 u = active ? *reinterpret_cast<const uint4*>(gq + sub * 8) : make_uint4(0, 0, 0, 0);
+        unpack8<T>(u, q[gi]);
+#pragma unroll
+        for (int i = 0; i < 8; i++) q[gi][i] *= p.scale_log2;
+    }
+    const T* gk = reinterpret_cast<const T*>(p.k) + (int64_t)b * p.k_batch + (int64_t)hk * p.k_head + sub * 8;
+    const T* gv = reinterpret_cast<const T*>(p.v) + (int64_t)b * p.v_batch + (int64_t)hk * p.v_head + sub * 8;
+
+    float m[G], l[G], acc[G][8];
+#pragma unroll
+    for (int gi = 0; gi < G; gi++) {
+        m[gi] = -CUDART_INF_F;
+        l[gi] = 0.f;
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc[gi][i] = 0.f;
+    }
+
+    /* the loop bound is uniform over the block, so the shuffles below see every lane */
+    for (int base = k0; base < k1; base += NG * U) {
+        const int key = base + grp;
+        uint4 kr[U], vr[U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            int kid = key + u * NG;
+            bool ok = active && kid < k1;
+            kr[u] = ok ? ld_stream(gk + (int64_t)kid * p.k_row) : make_uint4(0, 0, 0, 0);
+            vr[u] = ok ? ld_stream(gv + (int64_t)kid * p.v_row) : make_uint4(0, 0, 0, 0);
+        }
+        float s[G][U];
+#pragma unroll
+        for (int u = 0; u < U; u++) {
+            float kf[8];
+            unpack8<T>(kr[u], kf);
+#pragma unroll
+            for (int gi = 0; gi < G; gi++) {
+                float d = 0.f;
+#pragma unroll
+                for (int i = 0; i < 8; i++) d = fmaf(q[gi][i], kf[i], d);
+                s[gi][u] = d;
+            }
+        }
+        /* reduce the G*U partial dots over the TPK lanes of each group */
+#pragma unroll
+        for (int off = TPK / 2; off > 0; off >>= 1)
+#pragma unroll
+            for (int gi = 0; gi < G; gi++)
+#pragma unroll
+                for (int u = 0; u < U; u++) s[gi][u] += __shfl_xor_sync(0xffffffffu, s[gi][u], off);
+        float vf[U][8];
+#pragma unroll
+        for (int u = 0; u < U; u++) unpack8<T>(vr[u], vf[u]);
+#pragma unroll
+        for (int gi = 0; gi < G; gi++) {
+            float mx = -CUDART_INF_F;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                if (key + u * NG >= k1) s[gi][u] = -CUDART_INF_F;
+                mx = fmaxf(mx, s[gi][u]);
+            }
+            float m_new = fmaxf(m[gi], mx);
+            float m_use = m_new == -CUDART_INF_F ? 0.f : m_new; /* no valid key yet: keep zeros */
+            float corr = exp2f(m[gi] - m_use);
+            m[gi] = m_new;
+            l[gi] *= corr;
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[gi][i] *= corr;
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                float pu = exp2f(s[gi][u] - m_use);
+                l[gi] += pu;
+#pragma unroll
+                for (int i = 0; i < 8; i++) acc[gi][i] = fmaf(pu, vf[u][i], acc[gi][i]);
+            }
+        }
+    }
+
+    /* merge the block's groups */
+#pragma unroll
+    for (int gi = 0; gi < G; gi++) {
+        if (sub == 0) {
+            sm_m[gi][grp] = m[gi];
+            sm_l[gi][grp] = l[gi];
+        }
+        if (active) {
+#pragma unroll
+            for (int i = 0; i < 8; i++) sm_acc[gi][grp][sub * 8 + i] = acc[gi][i];
+        }
+    }
+    __syncthreads();
+    for (int x = tid; x < G * D; x += NWARPS * 32) {
+        const int gi = x / D, d = x - gi * D, h = h0 + gi;
+        float M = -CUDART_INF_F;
+#pragma unroll
+        for (int g2 = 0; g2 < NG; g2++) M = fmaxf(M, sm_m[gi][g2]);
+        const float Muse = M == -CUDART_INF_F ? 0.f : M;
+        float lsum = 0.f, o = 0.f;
+#pragma unroll
+        for (int g2 = 0; g2 < NG; g2++) {
+            float w = exp2f(sm_m[gi][g2] - Muse);
+            lsum += sm_l[gi][g2] * w;
+            o += sm_acc[gi][g2][d] * w;
+        }
+        o = lsum > 0.f ? o / lsum : 0.f;
+        if (p.splits == 1) {
+            T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+            go[d] = from_f<T>(o);
+        } else {
+            p.part_o[(((int64_t)b * p.hq + h) * p.splits + split) * D + d] = o;
+            if (d == 0) p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] = lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
+        }
+    }
+}
+
+/* Merges the splits of one (batch, head): weights 2^(lse_s - max) computed once into
+ * shared memory, then every thread sums its output element over the splits. */
+constexpr int MAX_SPLITS = 1024;
+template <typename T, int D>
+__global__ void combine_kernel(const pt_cu_decode_params p) {
+    __shared__ float w[MAX_SPLITS];
+    __shared__ float red[32];
+    const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
+    const float* lse = p.part_lse + ((int64_t)b * p.hq + h) * p.splits;
+    float M = -CUDART_INF_F;
+    for (int s = tid; s < p.splits; s += nt) M = fmaxf(M, lse[s]);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) M = fmaxf(M, __shfl_xor_sync(0xffffffffu, M, off));
+    if ((tid & 31) == 0) red[tid >> 5] = M;
+    __syncthreads();
+    M = -CUDART_INF_F;
+    for (int i = 0; i < nt / 32; i++) M = fmaxf(M, red[i]);
+    const float Muse = M == -CUDART_INF_F ? 0.f : M;
+    __syncthreads();
+    float sum = 0.f;
+    for (int s = tid; s < p.splits; s += nt) {
+        float x = exp2f(lse[s] - Muse);
+        w[s] = x;
+        sum += x;
+    }
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
+    if ((tid & 31) == 0) red[tid >> 5] = sum;
+    __syncthreads();
+    sum = 0.f;
+    for (int i = 0; i < nt / 32; i++) sum += red[i];
+    const float inv = sum > 0.f ? 1.f / sum : 0.f;
+    const float* po = p.part_o + ((int64_t)b * p.hq + h) * p.splits * D;
+    T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+    for (int d = tid; d < D; d += nt) {
+        float o = 0.f;
+#pragma unroll 8
+        for (int s = 0; s < p.splits; s++) o = fmaf(w[s], po[(int64_t)s * D + d], o);
+        go[d] = from_f<T>(o * inv);
+    }
+}
+
+template <typename T, int D>
+cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
+    /* heads per block: the largest of 8, 4, 2, 1 dividing the group size */
+    const int G = p.h_ratio % 8 == 0 ? 8 : p.h_ratio % 4 == 0 ? 4 : p.h_ratio % 2 == 0 ? 2 : 1;
+    dim3 grid(p.splits, p.hkv * (p.h_ratio / G), p.batch);
+    switch (G) {
+    case 8: decode_kernel<T, D, 8><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    case 4: decode_kernel<T, D, 4><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    case 2: decode_kernel<T, D, 2><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    default: decode_kernel<T, D, 1><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    }
+    cudaError_t e = cudaGetLastError();
+    if (e != cudaSuccess || p.splits == 1) return e;
+    dim3 g2(p.hq, p.batch);
+    combine_kernel<T, D><<<g2, D < 128 ? 64 : 128, 0, stream>>>(p);
+    return cudaGetLastError();
+}
+
+}  // namespace ptfd
+
+/* keys processed per block step; splits are sized in multiples of it */
+/* Blocks of the decode kernel one SM holds at once (registers and shared memory), for
+ * sizing the grid to exactly one wave. */
+template <typename T, int D>
+static int resident(int G) {
+    int n = 0;
+    cudaError_t e;
+    switch (G) {
+    case 8: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 8>, ptfd::NWARPS * 32, 0); break;
+    case 4: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 4>, ptfd::NWARPS * 32, 0); break;
+    case 2: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 2>, ptfd::NWARPS * 32, 0); break;
+    default: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 1>, ptfd::NWARPS * 32, 0); break;
+    }
+    if (e != cudaSuccess) {
+        cudaGetLastError();
+        return 4;
+    }
+    return n > 0 ? n : 1;
+}
+int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio) {
+    int G = h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1;
+#define PT_RES(D) \
+    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G) : resident<__half, D>(G);
+    switch (head_dim) {
+        PT_RES(64)
+        PT_RES(80)
+        PT_RES(96)
+        PT_RES(128)
+        PT_RES(256)
+    default: return 4;
+    }
+#undef PT_RES
+}
+
+/* heads served by one block for a group size (decode_kernel's G) */
+int pt_flash_decode_heads_per_block(int h_ratio) { return h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1; }
+
+int pt_flash_decode_key_step(int head_dim) {
+    switch (head_dim) {
+    case 64: return ptfd::shape<64>::NG * ptfd::U;
+    case 80: return ptfd::shape<80>::NG * ptfd::U;
+    case 96: return ptfd::shape<96>::NG * ptfd::U;
+    case 128: return ptfd::shape<128>::NG * ptfd::U;
+    default: return ptfd::shape<256>::NG * ptfd::U;
+    }
+}
+
+cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
+                                   int* supported) {
+    *supported = 1;
+#define PT_DEC(D)                                                                              \
+    case D:                                                                                    \
+        return is_bf16 ? ptfd::launch<__nv_bfloat16, D>(p, stream) : ptfd::launch<__half, D>(p, stream);
+    switch (head_dim) {
+        PT_DEC(64)
+        PT_DEC(80)
+        PT_DEC(96)
+        PT_DEC(128)
+        PT_DEC(256)
+    default:
+        *supported = 0;
+        return cudaSuccess;
+    }
+#undef PT_DEC
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# One device call: build libpanatron_cuda for sm_90a, run the C tests (ctest), the PyTorch
+# side-by-side check + benchmark, compute-sanitizer on the attention test; table last.
+# Run from the repository root (or a copy of it):  bash native/src/cuda/run_device.sh [--quick]
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$ROOT"
+OUT=${OUT:-/tmp/pt_out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
+LT=$(python3 - <<'PY'
+import glob, os, torch
+d = os.path.dirname(torch.__file__)
+c = glob.glob(os.path.join(d, "..", "nvidia", "*", "lib", "libcublasLt.so*")) + glob.glob("/usr/local/cuda/lib64/libcublasLt.so*")
+print(os.path.realpath(c[0]) if c else "")
+PY
+)
+export PANATRON_CUBLASLT="$LT"
+echo "cuBLASLt: $LT"
+t0=$(date +%s)
+cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
+  -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+cmake --build build/dev -j16 > "$OUT/build.log" 2>&1 || { grep -E "error|Error" -A3 "$OUT/build.log" | head -60; exit 1; }
+echo "build: $(( $(date +%s) - t0 )) s"
+grep -i "spill" "$OUT/build.log" | sed 's/.*function //' | head -20
+command -v cuobjdump > /dev/null && echo "SASS: $(cuobjdump -sass build/dev/native/src/cuda/libpanatron_cuda.so | grep -c HGMMA) HGMMA, $(cuobjdump -sass build/dev/native/src/cuda/libpanatron_cuda.so | grep -c HMMA) HMMA instructions"
+ctest --test-dir build/dev --output-on-failure -R cuda 2>&1 | tee "$OUT/ctest.log" | tail -25
+PYTHONUNBUFFERED=1 python3 native/src/cuda/bench/bench_cuda.py build/dev/native/src/cuda/libpanatron_cuda.so "$@" \
+  > "$OUT/bench.txt" 2>&1
+echo "bench exit: $?"
+if [ "${PT_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer > /dev/null; then
+  timeout 240 compute-sanitizer --tool memcheck --print-limit 5 build/dev/native/src/cuda/test_cuda_attn > "$OUT/memcheck.log" 2>&1
+  echo "memcheck exit $?: $(tail -2 "$OUT/memcheck.log" | tr '\n' ' ')"
+fi
+cat "$OUT/bench.txt" | tail -40

@@ -1,0 +1,237 @@
+/* pt_quantize_int8_weight and pt_matmul_int8 (LLM.int8, W8A8, weight-only) against a
+ * double-precision reference of the SAME quantized math, written plainly here: the weight and
+ * activation quantization (absmax, round half to even of the f32 product), the exact integer
+ * dot products, the f32 outlier columns and the dequantizing outer product of the scales.
+ * Random inputs with planted outlier columns, odd sizes, NaN-poisoned outputs, the AMX, VNNI
+ * and portable micro kernels, and bad arguments. */
+#include "pt_test.h"
+
+#include <string.h>
+
+static uint16_t bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    uint32_t r = u >> 16, rest = u & 0xffffu;
+    if (rest > 0x8000u || (rest == 0x8000u && (r & 1u))) r++;
+    return (uint16_t)r;
+}
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+static double gelu(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
+
+typedef struct { const char* name; uint32_t disable; int threads; } config;
+static const config CONFIGS[] = {
+    {"default (AMX-INT8 where present)", 0, 2},
+    {"AVX512-VNNI", PT_CPU_AMX_INT8, 2},
+    {"portable", PT_CPU_AVX512F | PT_CPU_AVX512_VNNI | PT_CPU_AVX2, 2},
+    {"VNNI, 1 thread", 0, 1},
+};
+
+/* x [m,k] f32 with `nout` planted outlier columns (values up to +-20 in some rows) */
+static void make_x(float* x, int64_t m, int64_t k, int nout, int64_t* cols) {
+    pt_test_fill(x, (size_t)(m * k), -2.0, 2.0);
+    for (int o = 0; o < nout; o++) {
+        int64_t c = (int64_t)pt_test_uniform(0, (double)k);
+        if (c >= k) c = k - 1;
+        cols[o] = c;
+        for (int64_t r = 0; r < m; r++)
+            if (r % 3 == 0) x[r * k + c] = (float)((r & 1 ? -1 : 1) * pt_test_uniform(6.5, 20.0));
+    }
+}
+
+static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64_t n, int mode, int xbf, int ybf, int use_wo,
+                     int bias_on, int act) {
+    float* w = malloc(sizeof(float) * (size_t)(n * k));
+    float* x = malloc(sizeof(float) * (size_t)(m * k));
+    uint16_t* xb = malloc(2 * (size_t)(m * k));
+    int8_t* wq = malloc((size_t)(n * k));
+    float* ws = malloc(sizeof(float) * (size_t)n);
+    float* bias = malloc(sizeof(float) * (size_t)n);
+    float* y = malloc(4 * (size_t)(m * n));
+    float* yf = malloc(4 * (size_t)(m * n));
+    double* ref = malloc(sizeof(double) * (size_t)(m * n));
+    int64_t planted[4];
+    pt_test_fill(w, (size_t)(n * k), -0.5, 0.5);
+    if (n > 2) for (int64_t p = 0; p < k; p++) w[1 * k + p] = 0.0f; /* an all-zero channel */
+    pt_test_fill(bias, (size_t)n, -1.0, 1.0);
+    make_x(x, m, k, k >= 16 ? 3 : 1, planted);
+    for (int64_t i = 0; i < m * k; i++) { xb[i] = bf16(x[i]); if (xbf) x[i] = from_bf16(xb[i]); }
+
+    int64_t sw[2] = {n, k}, sx[2] = {m, k}, sy[2] = {m, n}, sn[1] = {n};
+    pt_tensor tw = pt_test_tensor(w, PT_F32, 2, sw), twq = pt_test_tensor(wq, PT_I8, 2, sw), tws = pt_test_tensor(ws, PT_F32, 1, sn);
+    pt_tensor tb = pt_test_tensor(bias, PT_F32, 1, sn);
+    pt_tensor tx = xbf ? pt_test_tensor(xb, PT_BF16, 2, sx) : pt_test_tensor(x, PT_F32, 2, sx);
+    pt_tensor ty = pt_test_tensor(y, ybf ? PT_BF16 : PT_F32, 2, sy);
+    EXPECT_OK(pt_quantize_int8_weight(ctx, &tw, &twq, &tws));
+    /* the weight quantization itself */
+    int wbad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float amax = 0.0f;
+        for (int64_t p = 0; p < k; p++) amax = fabsf(w[i * k + p]) > amax ? fabsf(w[i * k + p]) : amax;
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        if (ws[i] != amax / 127.0f) wbad++;
+        for (int64_t p = 0; p < k; p++) {
+            float pr = w[i * k + p] * inv;
+            if (wq[i * k + p] != (int8_t)nearbyint((double)pr)) wbad++;
+        }
+    }
+    EXPECT(wbad == 0, "%s: weight quantization differs in %d places (N=%lld K=%lld)", cname, wbad, (long long)n, (long long)k);
+
+    /* reference */
+    unsigned char* outl = calloc((size_t)k, 1);
+    int nO = 0;
+    if (mode == PT_INT8_LLM)
+        for (int64_t j = 0; j < k; j++) {
+            for (int64_t r = 0; r < m; r++)
+                if (fabsf(x[r * k + j]) >= 6.0f) { outl[j] = 1; nO++; break; }
+        }
+    for (int64_t r = 0; r < m; r++) {
+        const float* xr = x + r * k;
+        float amax = 0.0f;
+        for (int64_t j = 0; j < k; j++) if (!outl[j] && fabsf(xr[j]) > amax) amax = fabsf(xr[j]);
+        float inv = amax > 0 ? 127.0f / amax : 0.0f;
+        double sxm = (double)(amax / 127.0f);
+        for (int64_t c = 0; c < n; c++) {
+            double v;
+            if (mode == PT_INT8_WEIGHT_ONLY) {
+                v = 0;
+                for (int64_t j = 0; j < k; j++) v += (double)xr[j] * (double)wq[c * k + j] * (double)ws[c];
+            } else {
+                long long acc = 0;
+                double o = 0;
+                for (int64_t j = 0; j < k; j++) {
+                    if (outl[j]) {
+                        double wo = use_wo ? (double)w[c * k + j] : (double)wq[c * k + j] * (double)ws[c];
+                        o += (double)xr[j] * wo;
+                    } else {
+                        float pr = xr[j] * inv;
+                        acc += (long long)nearbyint((double)pr) * wq[c * k + j];
+                    }
+                }
+                v = (double)acc * sxm * (double)ws[c] + o;
+            }
+            if (bias_on) v += bias[c];
+            if (act == PT_ACT_GELU_ERF) v = gelu(v);
+            ref[r * n + c] = v;
+        }
+    }
+    pt_test_poison(y, 4 * (size_t)(m * n));
+    pt_int8_matmul_params prm = {mode, act, 0.0f, 0, NULL};
+    int64_t pb = pt_int8_packed_bytes(n, k);
+    int8_t* packed = malloc((size_t)pb);
+    pt_tensor tp = pt_test_tensor(packed, PT_I8, 1, &pb);
+    if (bias_on) { /* half the cases on a weight packed once */
+        EXPECT_OK(pt_pack_int8_weight(ctx, &twq, &tp));
+        prm.w_packed = &tp;
+    }
+    pt_tensor two = tw;
+    EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, use_wo ? &two : NULL, bias_on ? &tb : NULL, &ty, &prm));
+    for (int64_t i = 0; i < m * n; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+    double tol = ybf ? 8e-3 : 2e-5;
+    double err = pt_test_err(yf, ref, (size_t)(m * n), tol * 4, tol);
+    EXPECT(err <= 1.0, "%s: mode %d M=%lld K=%lld N=%lld xbf=%d ybf=%d wo=%d bias=%d act=%d outliers=%d: err %.3g", cname, mode,
+           (long long)m, (long long)k, (long long)n, xbf, ybf, use_wo, bias_on, act, nO, err);
+    free(packed); free(outl); free(w); free(x); free(xb); free(wq); free(ws); free(bias); free(y); free(yf); free(ref);
+}
+
+/* The decomposition must matter: with planted outliers LLM.int8 is closer to the exact f32
+ * product than plain W8A8. */
+static void outliers_matter(pt_ctx* ctx) {
+    const int64_t m = 33, k = 257, n = 41;
+    float* w = malloc(4 * n * k); float* x = malloc(4 * m * k); int8_t* wq = malloc(n * k); float* ws = malloc(4 * n);
+    float* y1 = malloc(4 * m * n); float* y2 = malloc(4 * m * n);
+    int64_t cols[4];
+    pt_test_fill(w, (size_t)(n * k), -0.5, 0.5);
+    make_x(x, m, k, 2, cols);
+    for (int64_t r = 0; r < m; r++) x[r * k + cols[0]] = 60.0f; /* a strong outlier feature */
+    int64_t sw[2] = {n, k}, sx[2] = {m, k}, sy[2] = {m, n}, sn[1] = {n};
+    pt_tensor tw = pt_test_tensor(w, PT_F32, 2, sw), twq = pt_test_tensor(wq, PT_I8, 2, sw), tws = pt_test_tensor(ws, PT_F32, 1, sn);
+    pt_tensor tx = pt_test_tensor(x, PT_F32, 2, sx), t1 = pt_test_tensor(y1, PT_F32, 2, sy), t2 = pt_test_tensor(y2, PT_F32, 2, sy);
+    EXPECT_OK(pt_quantize_int8_weight(ctx, &tw, &twq, &tws));
+    pt_int8_matmul_params llm = {PT_INT8_LLM, 0, 6.0f, 0, NULL}, w8 = {PT_INT8_W8A8, 0, 0.0f, 0, NULL};
+    EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, &tw, NULL, &t1, &llm));
+    EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, &tw, NULL, &t2, &w8));
+    double e1 = 0, e2 = 0;
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t c = 0; c < n; c++) {
+            double t = 0;
+            for (int64_t j = 0; j < k; j++) t += (double)x[r * k + j] * w[c * k + j];
+            e1 += fabs(y1[r * n + c] - t);
+            e2 += fabs(y2[r * n + c] - t);
+        }
+    EXPECT(e1 * 3 < e2, "LLM.int8 error %.4g should be well below plain W8A8's %.4g with outliers", e1, e2);
+    /* a NaN in x makes only its row NaN */
+    x[5 * k + 7] = NAN;
+    EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, NULL, NULL, &t1, &llm));
+    int nan_ok = 1;
+    for (int64_t r = 0; r < m; r++)
+        for (int64_t c = 0; c < n; c++) nan_ok &= (r == 5) == (y1[r * n + c] != y1[r * n + c]);
+    EXPECT(nan_ok, "a NaN in x row 5 must make exactly row 5 NaN");
+    free(w); free(x); free(wq); free(ws); free(y1); free(y2);
+}
+
+static void bad_args(pt_ctx* ctx) {
+    float w[12] = {0}, x[8] = {0}, y[6], s[3];
+    int8_t q[12];
+    int64_t sw[2] = {3, 4}, sx[2] = {2, 4}, sx5[2] = {2, 5}, sy[2] = {2, 3}, sn[1] = {3}, sn2[1] = {2};
+    pt_tensor tw = pt_test_tensor(w, PT_F32, 2, sw), tq = pt_test_tensor(q, PT_I8, 2, sw), ts = pt_test_tensor(s, PT_F32, 1, sn);
+    pt_tensor tx = pt_test_tensor(x, PT_F32, 2, sx), ty = pt_test_tensor(y, PT_F32, 2, sy);
+    EXPECT_OK(pt_quantize_int8_weight(ctx, &tw, &tq, &ts));
+    pt_tensor bx = pt_test_tensor(x, PT_F32, 2, sx5);
+    EXPECT(pt_matmul_int8(ctx, &bx, &tq, &ts, NULL, NULL, &ty, NULL) == PT_ERR_SHAPE && strstr(pt_last_error(), "K=5"), "K mismatch: %s",
+           pt_last_error());
+    EXPECT(pt_matmul_int8(ctx, &tx, &tw, &ts, NULL, NULL, &ty, NULL) == PT_ERR_DTYPE && strstr(pt_last_error(), "wq"), "f32 wq: %s",
+           pt_last_error());
+    pt_tensor bs = pt_test_tensor(s, PT_F32, 1, sn2);
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &bs, NULL, NULL, &ty, NULL) == PT_ERR_SHAPE && strstr(pt_last_error(), "w_scale"), "scale: %s",
+           pt_last_error());
+    pt_int8_matmul_params p = {7, 0, 0, 0, NULL};
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p) == PT_ERR_INVALID_ARGUMENT && strstr(pt_last_error(), "mode"),
+           "mode: %s", pt_last_error());
+    pt_int8_matmul_params p2 = {0, 0, -1.0f, 0, NULL};
+    int8_t pk[8];
+    int64_t s8[1] = {8};
+    pt_tensor tpk = pt_test_tensor(pk, PT_I8, 1, s8);
+    EXPECT(pt_pack_int8_weight(ctx, &tq, &tpk) == PT_ERR_SHAPE && strstr(pt_last_error(), "pt_int8_packed_bytes"), "packed size: %s",
+           pt_last_error());
+    pt_int8_matmul_params p3 = {0, 0, 0.0f, 0, &tpk};
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p3) == PT_ERR_SHAPE && strstr(pt_last_error(), "w_packed"), "w_packed: %s",
+           pt_last_error());
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &ty, &p2) == PT_ERR_INVALID_ARGUMENT && strstr(pt_last_error(), "threshold"),
+           "threshold: %s", pt_last_error());
+    pt_tensor by = pt_test_tensor(y, PT_F32, 2, sx);
+    EXPECT(pt_matmul_int8(ctx, &tx, &tq, &ts, NULL, NULL, &by, NULL) == PT_ERR_SHAPE && strstr(pt_last_error(), "y"), "y: %s",
+           pt_last_error());
+    w[5] = INFINITY;
+    EXPECT(pt_quantize_int8_weight(ctx, &tw, &tq, &ts) == PT_ERR_INVALID_ARGUMENT && strstr(pt_last_error(), "w[1, 1]"),
+           "inf weight: %s", pt_last_error());
+    EXPECT(pt_matmul_int8(ctx, NULL, &tq, &ts, NULL, NULL, &ty, NULL) != PT_OK, "null x");
+}
+
+int main(void) {
+    pt_test_seed(0x1b8);
+    static const int64_t MS[] = {1, 7, 63, 129};
+    static const int64_t KN[][2] = {{5, 3}, {67, 131}, {130, 70}, {301, 65}};
+    for (size_t c = 0; c < sizeof CONFIGS / sizeof CONFIGS[0]; c++) {
+        pt_ctx_params cp = {CONFIGS[c].threads, CONFIGS[c].disable, 1, 0};
+        pt_ctx* ctx = NULL;
+        EXPECT_OK(pt_ctx_create(&cp, &ctx));
+        int i = 0;
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 4; b++, i++) {
+                int mode = i % 3;
+                run_case(ctx, CONFIGS[c].name, MS[a], KN[b][0], KN[b][1], mode, i % 4 == 1, i % 5 == 2, i % 2, i % 3 != 1,
+                         i % 4 == 3 ? PT_ACT_GELU_ERF : PT_ACT_NONE);
+                if (mode != PT_INT8_LLM) /* every size also in LLM mode */
+                    run_case(ctx, CONFIGS[c].name, MS[a], KN[b][0], KN[b][1], PT_INT8_LLM, 0, 0, i % 2, 1, PT_ACT_NONE);
+            }
+        outliers_matter(ctx);
+        if (c == 0) bad_args(ctx);
+        pt_ctx_destroy(ctx);
+    }
+    return pt_test_finish("test_int8");
+}
