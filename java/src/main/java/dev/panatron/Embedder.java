@@ -2,6 +2,7 @@ package dev.panatron;
 
 import dev.panatron.graph.Dim;
 import dev.panatron.graph.Graph;
+import dev.panatron.graph.Packing;
 import dev.panatron.graph.Passes;
 import dev.panatron.graph.Plan;
 import dev.panatron.graph.Session;
@@ -47,8 +48,10 @@ import java.util.regex.Pattern;
  * [SEP], truncated to {@link #maxLength()} tokens), the encoder's last hidden state, mean
  * pooling over the attention mask (or the [CLS] vector, {@link Pooling#CLS}), L2
  * normalization. Texts are encoded in batches of up to {@link Builder#batchSize} of similar
- * length (sorted by token count, each batch padded to its longest: the padding is masked out of
- * attention and pooling, so results do not depend on how texts are batched).
+ * length (sorted by token count). A batch runs packed by default ({@link Builder#packed}): its
+ * sequences laid end to end as one row, attention kept within each sequence by cumulative
+ * offsets, so no padding token is computed; or padded to its longest text (the padding masked
+ * out of attention and pooling). Results do not depend on how texts are batched.
  *
  * <p>Models ({@link Builder#build()}): a known name ({@code "all-minilm-l6-v2"}, resolved by
  * {@link ModelRegistry}: from {@code ~/.m2} or Maven Central, cached under
@@ -94,6 +97,8 @@ public final class Embedder implements AutoCloseable {
     private final Context ctx;
     private final Session session;
     private final String idsName, maskName, typesName, hiddenName, batchSym, seqSym;
+    private final String posName;        // the position-ids input (made by Packing), or null: folded at plan time
+    private final boolean packed;        // batches run packed (no padding computed)
     private final int dim;
     private final long vocab;
     private final Arena arena = Arena.ofShared();
@@ -127,6 +132,7 @@ public final class Embedder implements AutoCloseable {
         private int threads = 0;
         private int batchSize = 32;
         private int maxLength = 0;
+        private boolean packed = true;
         private PrintStream progress;
         private ModelRegistry registry;
 
@@ -176,6 +182,16 @@ public final class Embedder implements AutoCloseable {
         public Builder maxLength(int n) {
             if (n < 2) throw new IllegalArgumentException("maxLength must be >= 2 ([CLS] and [SEP]), got " + n);
             this.maxLength = n;
+            return this;
+        }
+
+        /**
+         * Packed variable-length batches (default true: no padding token computed), or false:
+         * each batch padded to its longest text. Models whose graph cannot run packed (an
+         * attention mask other than a key-padding mask, position ids not found) run padded.
+         */
+        public Builder packed(boolean p) {
+            this.packed = p;
             return this;
         }
 
@@ -258,6 +274,8 @@ public final class Embedder implements AutoCloseable {
                 want = (int) posLimit;
             }
             this.maxLength = want;
+            this.posName = Packing.positionIdsAsInput(g);
+            this.packed = b.packed && posName != null && Packing.attentionPackable(g);
             WordPieceTokenizer tok = WordPieceTokenizer.fromFile(files.tokenizer());
             this.tokenizer = tok.withMaxLength(maxLength).withPaddingToLongest();
             c = Context.create(b.threads);
@@ -326,6 +344,9 @@ public final class Embedder implements AutoCloseable {
     public Pooling pooling() { return pooling; }
 
     public Precision precision() { return precision; }
+
+    /** True when batches run packed (no padding computed; see {@link Builder#packed}). */
+    public boolean packed() { return packed; }
 
     /** Threads the kernels use. */
     public int threads() { return ctx.threads(); }
@@ -418,6 +439,7 @@ public final class Embedder implements AutoCloseable {
 
     /** One batch of unpadded encodings through the encoder and the pooling. */
     private float[][] embedEncoded(List<dev.panatron.tokenize.Encoding> part) {
+        if (packed) return embedPacked(part);
         int n = part.size(), longest = 0;
         for (var e : part) longest = Math.max(longest, e.length());
         // pad to a multiple of 8 (fewer distinct plans; padded keys are masked, pooling ignores them)
@@ -429,6 +451,7 @@ public final class Embedder implements AutoCloseable {
             TensorData ids = plan.view(idsName);
             TensorData mask = maskName == null ? null : plan.view(maskName);
             TensorData types = typesName == null ? null : plan.view(typesName);
+            fillPositions(plan, len);
             for (int r = 0; r < n; r++) {
                 var e = part.get(r);
                 for (int t = 0; t < len; t++) {
@@ -459,6 +482,75 @@ public final class Embedder implements AutoCloseable {
             }
             return out;
         }
+    }
+
+    /**
+     * One batch packed: the sequences end to end (rounded up to a multiple of 16 tokens by one
+     * more sequence of [PAD] tokens, so that few distinct plans are made), attention within each
+     * sequence through the plan's cumulative offsets, mean pooling per sequence.
+     */
+    private float[][] embedPacked(List<dev.panatron.tokenize.Encoding> part) {
+        int n = part.size();
+        long real = 0;
+        for (var e : part) real += e.length();
+        long t = (real + 15) / 16 * 16;
+        Plan plan = session.planPacked(Map.of(batchSym, 1L, seqSym, t), batchSize + 1);
+        ensureBuffers(n, 1);
+        synchronized (session) {
+            TensorData ids = plan.view(idsName);
+            TensorData mask = maskName == null ? null : plan.view(maskName);
+            TensorData types = typesName == null ? null : plan.view(typesName);
+            TensorData pos = plan.view(posName);
+            TensorData cu = plan.packedSeqlens();
+            long[] start = new long[n + 1];
+            long off = 0;
+            cu.setLong(0, 0);
+            for (int r = 0; r < n; r++) {
+                var e = part.get(r);
+                start[r] = off;
+                for (int j = 0; j < e.length(); j++) {
+                    ids.setLong(off + j, e.id(j));
+                    if (types != null) types.setLong(off + j, e.typeIds()[j]);
+                    pos.setLong(off + j, j);
+                }
+                off += e.length();
+                cu.setLong(r + 1, off);
+            }
+            start[n] = off;
+            for (long j = off; j < t; j++) {          // the filler: one more sequence
+                ids.setLong(j, 0);
+                if (types != null) types.setLong(j, 0);
+                pos.setLong(j, j - off);
+            }
+            for (long i = n + 1; i < cu.numel(); i++) cu.setLong(i, t);
+            if (mask != null) for (long j = 0; j < t; j++) mask.setLong(j, 1);
+            session.execute(plan);
+            MemorySegment h = plan.view(hiddenName).segment();
+            float[][] out = new float[n][];
+            long row = (long) dim * 4;
+            for (int r = 0; r < n; r++) {
+                long len = start[r + 1] - start[r];
+                if (pooling == Pooling.MEAN) {
+                    MemorySegment ps = pooled.asSlice((long) r * row, row);
+                    Kernels.meanPool(ctx, Tensor.wrap(h.asSlice(start[r] * row, len * row), DType.F32, 1, len, dim), null, true,
+                            Tensor.wrap(ps, DType.F32, 1, dim));
+                    out[r] = new float[dim];
+                    MemorySegment.copy(ps, ValueLayout.JAVA_FLOAT, 0, out[r], 0, dim);
+                } else {
+                    float[] v = new float[dim];
+                    MemorySegment.copy(h, ValueLayout.JAVA_FLOAT, start[r] * row, v, 0, dim);
+                    out[r] = normalize(v);
+                }
+            }
+            return out;
+        }
+    }
+
+    /** Positions 0 .. len-1 of every row into the position-ids input of a padded plan (when the graph has one). */
+    private void fillPositions(Plan plan, long len) {
+        if (posName == null) return;
+        TensorData pos = plan.view(posName);
+        for (long i = 0; i < pos.numel(); i++) pos.setLong(i, i % len);
     }
 
     private void ensureBuffers(int n, int len) {
@@ -507,6 +599,7 @@ public final class Embedder implements AutoCloseable {
             TensorData ti = plan.view(idsName);
             TensorData tm = maskName == null ? null : plan.view(maskName);
             TensorData tt = typesName == null ? null : plan.view(typesName);
+            fillPositions(plan, len);
             for (int t = 0; t < len; t++) {
                 ti.setLong(t, ids[t]);
                 if (tm != null) tm.setLong(t, mask == null ? 1 : mask[t]);
@@ -544,6 +637,6 @@ public final class Embedder implements AutoCloseable {
     @Override
     public String toString() {
         return "Embedder[" + modelName + ", dim " + dim + ", " + pooling.name().toLowerCase(Locale.ROOT) + " pooling, "
-                + precision.name().toLowerCase(Locale.ROOT) + ", max " + maxLength + " tokens]";
+                + precision.name().toLowerCase(Locale.ROOT) + ", max " + maxLength + " tokens, " + (packed ? "packed" : "padded") + " batches]";
     }
 }

@@ -171,7 +171,7 @@ class EmbedderParityTest {
 
     @Test
     void fp32BatchMatchesOrt() {
-        List<float[]> got = fp32.embed(TEXTS);      // padded batches of 8, sorted by length
+        List<float[]> got = fp32.embed(TEXTS);      // packed batches of 8, sorted by length
         double worstCos = 1, worstAbs = 0;
         for (int i = 0; i < TEXTS.size(); i++) {
             float[] g = got.get(i);
@@ -191,6 +191,24 @@ class EmbedderParityTest {
         double s = 0;
         for (float x : v) s += (double) x * x;
         return s;
+    }
+
+    /** Packed batches (no padding computed; the default) and padded ones give the same embeddings, and both match ORT. */
+    @Test
+    void packedAndPaddedBatchesAgree() throws Exception {
+        assertTrue(fp32.packed(), "all-MiniLM-L6-v2 runs packed by default: " + fp32);
+        try (Embedder padded = Embedder.builder(TestModels.minilm().toString()).maxLength(MAX_LEN).threads(2).batchSize(5).packed(false).build()) {
+            assertTrue(!padded.packed());
+            List<float[]> a = fp32.embed(TEXTS), b = padded.embed(TEXTS);
+            double worst = 0;
+            for (int i = 0; i < TEXTS.size(); i++) {
+                double d = maxAbs(a.get(i), b.get(i));
+                worst = Math.max(worst, d);
+                assertTrue(d <= 2e-6, "packed vs padded: max abs diff " + d + " for " + show(TEXTS.get(i)));
+                assertTrue(cosine(b.get(i), want.get(i)) >= 0.99999, "padded vs ORT for " + show(TEXTS.get(i)));
+            }
+            System.out.printf("Embedder packed vs padded (%d texts): worst max abs diff %.3g%n", TEXTS.size(), worst);
+        }
     }
 
     @Test

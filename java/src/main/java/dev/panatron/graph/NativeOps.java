@@ -250,9 +250,18 @@ final class NativeOps {
             return ref;
         }
         long b = q.dim(0), s = q.dim(1), d = q.dim(2) / heads;
+        AttentionOptions opts0 = AttentionOptions.DEFAULT.withScale((float) scale);
+        TensorData cu = plan.packedSeqlens();
+        if (cu != null) {
+            // packed: [1, T, H*D] as [T, H, D], sequences delimited by cu (no padding, no mask)
+            if (b != 1 || (mask != null && !keyPadding)) throw new GraphException(n, "a packed plan needs batch 1 and a key-padding mask or none");
+            Kernels.FlashAttentionCall call = Kernels.prepareFlashAttention(ctx, q.reshape(s, heads, d).asTensor(), k.reshape(s, heads, d).asTensor(),
+                    v.reshape(s, heads, d).asTensor(), out.reshape(s, heads, d).asTensor(), opts0.withCuSeqlens(cu.asTensor(), null));
+            return call::run;
+        }
         Tensor q4 = q.reshape(b, s, heads, d).asTensor(), k4 = k.reshape(b, s, heads, d).asTensor();
         Tensor v4 = v.reshape(b, s, heads, d).asTensor(), o4 = out.reshape(b, s, heads, d).asTensor();
-        AttentionOptions opts = AttentionOptions.DEFAULT.withScale((float) scale);
+        AttentionOptions opts = opts0;
         if (mask == null) {
             Kernels.FlashAttentionCall call = Kernels.prepareFlashAttention(ctx, q4, k4, v4, o4, opts);
             return call::run;

@@ -102,6 +102,27 @@ class CliTest {
                 assertTrue(worst <= 1e-4, "forward vs reference: max abs diff " + worst);
             }
         }
+        // and exactly what the API gives
+        try (Embedder e = Embedder.builder(tiny()).threads(2).build()) {
+            float[][] api = e.lastHiddenState(ids, new int[] {1, 1, 1, 1, 1, 0});
+            for (int t = 0; t < ids.length; t++) for (int k = 0; k < 32; k++) assertEquals(api[t][k], hidden.get(t).get(k).asDouble(), 1e-6);
+        }
+    }
+
+    /** The tiny BERT built from safetensors runs packed too: packed and padded batches give the same embeddings. */
+    @Test
+    void packedAndPaddedAgreeOnTheSafetensorsBuild() throws Exception {
+        List<String> texts = List.of("a", "the second text is a little longer", "", "hello world, hello again", "x y z");
+        try (Embedder p = Embedder.builder(tiny()).threads(1).batchSize(3).build();
+             Embedder q = Embedder.builder(tiny()).threads(1).batchSize(3).packed(false).build()) {
+            assertTrue(p.packed() && !q.packed());
+            List<float[]> a = p.embed(texts), b = q.embed(texts);
+            for (int i = 0; i < texts.size(); i++) {
+                for (int k = 0; k < 32; k++) assertEquals(b.get(i)[k], a.get(i)[k], 2e-6, "text " + i + " dim " + k);
+                float[] one = q.embed(texts.get(i));
+                for (int k = 0; k < 32; k++) assertEquals(one[k], a.get(i)[k], 2e-6, "alone vs packed, text " + i);
+            }
+        }
     }
 
     @Test
