@@ -110,6 +110,7 @@ final class BenchCommand implements Runnable {
                     r.put("seq", seq);
                     r.put("threads", e.threads());
                     r.put("precision", e.precision().name().toLowerCase(Locale.ROOT));
+                    r.put("packed", e.packed());
                     r.put("batches", n);
                     r.put("seconds", total);
                     r.put("seq_per_s", seqPerS);
