@@ -166,6 +166,8 @@ public final class Graph implements AutoCloseable {
 
     void forget(Value v) { names.remove(v.name()); }
 
+    void removeConstraints(java.util.function.Predicate<Constraint> p) { constraints.removeIf(p); }
+
     void addConstraint(Constraint c) {
         if (!constraints.contains(c)) constraints.add(c);
     }

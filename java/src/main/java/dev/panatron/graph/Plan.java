@@ -35,6 +35,7 @@ public final class Plan implements AutoCloseable {
     private final Arena arena;
     final Map<Value, TensorData> views; // every value's data for these dims (runtime and known)
     private final Map<String, TensorData> byName = new java.util.HashMap<>();
+    private TensorData packedSeqlens;   // i32 [B+1] cumulative offsets of a packed plan, else null
     private Object owner;               // the session that bound the steps
     private Runnable[] bound;           // the steps' code, bound by that session
 
@@ -49,6 +50,15 @@ public final class Plan implements AutoCloseable {
         this.views = views;
         for (Map.Entry<Value, TensorData> e : views.entrySet()) byName.put(e.getKey().name(), e.getValue());
     }
+
+    /**
+     * The cumulative sequence offsets of a packed plan ({@link Session#planPacked}): i32
+     * [maxSequences + 1], filled by the caller before each run (0 = cu[0] <= ... <= cu[last] =
+     * the token count; empty sequences allowed); null for a padded plan.
+     */
+    public TensorData packedSeqlens() { return packedSeqlens; }
+
+    void setPackedSeqlens(TensorData cu) { this.packedSeqlens = cu; }
 
     /** The arena of this plan (for buffers its bound steps own). */
     Arena arena() { return arena; }

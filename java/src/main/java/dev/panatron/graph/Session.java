@@ -4,6 +4,7 @@ import dev.panatron.Context;
 import dev.panatron.DType;
 
 import java.lang.foreign.Arena;
+import java.util.Arrays;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -153,15 +154,24 @@ public final class Session implements AutoCloseable {
      * (benchmarks), not for production calls.
      */
     public synchronized Map<String, TensorData> runProfiled(Map<String, TensorData> inputs, Map<Op, Double> msPerOp) {
+        return runProfiled(inputs, msPerOp, System::nanoTime);
+    }
+
+    /**
+     * Like {@link #runProfiled(Map, Map)} with another clock (nanoseconds), e.g. the calling
+     * thread's CPU time, which a single-threaded run on a loaded machine needs.
+     */
+    public synchronized Map<String, TensorData> runProfiled(Map<String, TensorData> inputs, Map<Op, Double> msPerOp,
+                                                            java.util.function.LongSupplier clock) {
         checkOpen();
         Plan plan = plan(bind(inputs));
         for (Value in : graph.inputs()) copyIn(inputs.get(in.name()), plan.view(in), in.name());
         Runnable[] bound = boundSteps(plan);
         List<Plan.Step> steps = plan.steps();
         for (int i = 0; i < bound.length; i++) {
-            long t0 = System.nanoTime();
+            long t0 = clock.getAsLong();
             bound[i].run();
-            msPerOp.merge(steps.get(i).node().op(), (System.nanoTime() - t0) / 1e6, Double::sum);
+            msPerOp.merge(steps.get(i).node().op(), (clock.getAsLong() - t0) / 1e6, Double::sum);
         }
         return outputs(plan);
     }
@@ -181,22 +191,64 @@ public final class Session implements AutoCloseable {
      */
     public synchronized Plan plan(Map<String, Long> bindings) {
         checkOpen();
-        Plan p = plans.get(bindings);
+        return plan(bindings, bindings, 0);
+    }
+
+    /**
+     * A packed plan for {@code bindings} (the batch symbol bound to 1, the sequence symbol to
+     * the total token count T): up to {@code maxSequences} sequences laid end to end, each
+     * attending only to itself. Before each {@link #execute}, fill the inputs and
+     * {@link Plan#packedSeqlens()} (its contents at binding time: one sequence of all T tokens).
+     * Every ATTENTION node must have a key-padding mask or none ({@link Packing#attentionPackable}):
+     * the mask input is then not read by attention (give ones); position-dependent values must
+     * come from inputs ({@link Packing#positionIdsAsInput}).
+     *
+     * @throws IllegalArgumentException when a symbol is unbound, maxSequences < 1, or the graph
+     *         cannot run packed
+     * @throws IllegalStateException    when the session or the graph is closed, or it is a
+     *         reference session (the plain-Java attention has no packed layout)
+     */
+    public synchronized Plan planPacked(Map<String, Long> bindings, int maxSequences) {
+        checkOpen();
+        if (options.reference()) throw new IllegalStateException("a reference session has no packed layout");
+        if (maxSequences < 1) throw new IllegalArgumentException("maxSequences must be >= 1, got " + maxSequences);
+        if (!Packing.attentionPackable(graph)) {
+            throw new IllegalArgumentException("graph '" + graph.name() + "' cannot run packed: an attention has a mask other than a key-padding mask");
+        }
+        Map<String, Long> key = new java.util.TreeMap<>(bindings);
+        key.put("\0packed", (long) maxSequences);
+        return plan(bindings, key, maxSequences);
+    }
+
+    private Plan plan(Map<String, Long> bindings, Map<String, Long> key, int packedSequences) {
+        Plan p = plans.get(key);
         if (p == null) {
             p = Planner.plan(graph, bindings, ctx.threads());
             try {
+                if (packedSequences > 0) {
+                    long tokens = -1;
+                    for (Value in : graph.inputs()) {
+                        long[] sh = in.shape().eval(bindings);
+                        if (sh.length >= 2 && sh[0] != 1) throw new IllegalArgumentException("a packed plan needs batch 1, input '" + in.name() + "' is " + Arrays.toString(sh));
+                        if (sh.length >= 1) tokens = Math.max(tokens, sh[sh.length - 1]);
+                    }
+                    TensorData cu = TensorData.allocate(p.arena(), DType.I32, packedSequences + 1);
+                    for (int i = 1; i <= packedSequences; i++) cu.setLong(i, tokens);
+                    p.setPackedSeqlens(cu);
+                }
                 List<Plan.Step> steps = p.steps();
                 Runnable[] bound = new Runnable[steps.size()];
                 for (int i = 0; i < bound.length; i++) {
                     Plan.Step s = steps.get(i);
-                    bound[i] = options.reference() ? () -> RefOps.execute(ctx, s.node(), s.in(), s.out()) : NativeOps.bind(ctx, p, s, weights);
+                    Plan pp = p;
+                    bound[i] = options.reference() ? () -> RefOps.execute(ctx, s.node(), s.in(), s.out()) : NativeOps.bind(ctx, pp, s, weights);
                 }
                 p.bind(this, bound);
             } catch (RuntimeException e) {
                 p.close();
                 throw e;
             }
-            plans.put(Map.copyOf(bindings), p);
+            plans.put(Map.copyOf(key), p);
             if (plans.size() > MAX_PLANS) {
                 Iterator<Plan> it = plans.values().iterator();
                 it.next().close();
