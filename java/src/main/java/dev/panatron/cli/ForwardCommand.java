@@ -17,7 +17,7 @@ final class ForwardCommand implements Callable<Integer> {
     Path model;
     @Option(names = "--ids", required = true, description = "token ids, e.g. 1,2,3")
     String ids;
-    @Option(names = "--precision", defaultValue = "fp32", description = "fp32 or bf16 weights")
+    @Option(names = "--precision", defaultValue = "fp32", description = "linear-layer weights: fp32, bf16, int8 or fp4")
     String precision;
     @Option(names = "--json", description = "print JSON (the only format)")
     boolean json;

@@ -18,6 +18,9 @@ import java.lang.foreign.ValueLayout;
  * allocates no native memory.
  */
 public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp4Weight {
+    /** FP4 scale group along K (system property {@code panatron.fp4.group}: 32 or 64). */
+    static final int FP4_GROUP = Integer.getInteger("panatron.fp4.group", 64);
+
     /** Input features K. */
     public abstract long in();
 
@@ -70,7 +73,7 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
                     Tensor w = nk(weight, conv1d, tmp, ctx);
                     long n = w.dim(0), k = w.dim(1);
                     if (k % 2 != 0) throw new IllegalArgumentException("fp4: a linear layer with K=" + k + " (odd) cannot be packed two codes per byte");
-                    int group = k % 64 == 0 ? 64 : k % 32 == 0 ? 32 : 0;
+                    int group = FP4_GROUP > 0 && k % FP4_GROUP == 0 ? FP4_GROUP : k % 32 == 0 ? 32 : 0;
                     Tensor codes = Tensor.allocate(arena, DType.U4, n, k);
                     Tensor scales = Tensor.allocate(arena, DType.BF16, n, group == 0 ? 1 : k / group);
                     Fp4.quantize(ctx, w, Fp4.Format.E2M1, group, 1f, null, codes, scales);
@@ -108,6 +111,7 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
     /** f32 or bf16 dense weights through {@link Kernels#matmul} (GEMV-like kernel at M <= 8). */
     static final class Dense extends Linear {
         private final Tensor w, bias, scratch;
+        private final Tensor[] scratchViews;
         private final boolean conv1d;
         private final Kernels.MatmulOptions[] opts = new Kernels.MatmulOptions[Kernels.Activation.values().length];
 
@@ -116,6 +120,7 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
             this.bias = bias;
             this.conv1d = conv1d;
             this.scratch = scratch;
+            this.scratchViews = scratch == null ? null : new Tensor[(int) scratch.dim(0)];
             for (Kernels.Activation a : Kernels.Activation.values()) {
                 opts[a.ordinal()] = Kernels.MatmulOptions.DEFAULT.withTransB(!conv1d).withActivation(a);
             }
@@ -135,7 +140,8 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
             if (scratch != null) {
                 long rows = x.dim(0);
                 if (rows > scratch.dim(0)) throw new IllegalArgumentException("linear: " + rows + " rows, scratch holds " + scratch.dim(0));
-                a = rows == scratch.dim(0) ? scratch : scratch.slice(0, 0, rows);
+                a = scratchViews[(int) rows - 1];
+                if (a == null) a = scratchViews[(int) rows - 1] = scratch.slice(0, 0, rows);  // made once per row count
                 Kernels.convert(ctx, x, a);
             }
             Kernels.matmul(ctx, a, w, bias, out, opts[act.ordinal()]);
@@ -188,6 +194,11 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
         @Override public long weightBytes() { return codes.numel() / 2 + 2 * scales.numel(); }
 
         int group() { return group; }
+
+        /** The weight the codes stand for, [N, K] (for tests). */
+        void dequantize(Context ctx, Tensor out) {
+            Fp4.dequantize(ctx, codes, scales, Fp4.Format.E2M1, group, out);
+        }
 
         @Override
         public void apply(Context ctx, Tensor x, Tensor out, Kernels.Activation act) {
