@@ -472,7 +472,11 @@ pt_status pt_matmul(pt_ctx* ctx, const pt_tensor* a, const pt_tensor* b, const p
         g.alpha = 0.0f;
         return pt_matmul_own(ctx, &g);
     }
-    if (ctx->use_onednn && ctx->onednn) {
+    /* GEMV-like shapes (M <= the small kernel's limit, e.g. a decoder's decode step): our
+     * direct kernel streams B once in place; oneDNN's f32 path measured 2-12x slower there */
+    const pt_gemm_kernel* small_kr = pt_gemm_pick(ctx, &g);
+    int small = small_kr->small && g.m <= small_kr->small_m_max;
+    if (ctx->use_onednn && ctx->onednn && !small) {
         pt_status st = pt_matmul_onednn(ctx, &g);
         if (st != PT_ERR_UNSUPPORTED) return st;
         pt_clear_error(); /* a problem oneDNN does not implement: ours serve it */

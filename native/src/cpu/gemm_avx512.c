@@ -201,9 +201,15 @@ static inline __attribute__((always_inline)) void nt_block(const int M, const in
     for (int i = 0; i < M; i++)
 #pragma GCC unroll 8
         for (int jj = 0; jj < JB; jj++) acc[i][jj] = _mm512_setzero_ps();
+    /* prefetch the same position of the next block of JB rows: with contiguous rows (a
+     * Linear weight [N, K]) that is one block (JB * K elements) ahead in one stream, which the
+     * short per-row streams (K * 4 bytes) give the hardware prefetcher no time to learn */
+    const int64_t pf_ahead = (int64_t)JB * ldb;
     for (int64_t p0 = 0; p0 < k; p0 += 16) {
         __mmask16 m = k - p0 >= 16 ? (__mmask16)0xffff : mask_lo((int)(k - p0));
         __m512 bv[8];
+#pragma GCC unroll 8
+        for (int jj = 0; jj < JB; jj++) _mm_prefetch((const char*)B + (size_t)(row[jj] + pf_ahead + p0) * (bbf ? 2 : 4), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int jj = 0; jj < JB; jj++) bv[jj] = load16(B, bbf, row[jj] + p0, m);
 #pragma GCC unroll 8

@@ -6,6 +6,8 @@ import dev.panatron.lm.DecoderModel;
 import dev.panatron.lm.GenerationConfig;
 import dev.panatron.lm.Generator;
 import dev.panatron.lm.Precision;
+import dev.panatron.lm.TextStreamer;
+import dev.panatron.tokenize.BpeTokenizer;
 import picocli.CommandLine.ArgGroup;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -20,7 +22,7 @@ final class GenerateCommand implements Callable<Integer> {
     Path model;
 
     static final class Prompt {
-        @Option(names = "--prompt", description = "prompt text (needs a tokenizer)")
+        @Option(names = "--prompt", description = "prompt text, encoded with the model directory's tokenizer.json")
         String text;
         @Option(names = "--prompt-ids", description = "prompt token ids, e.g. 1,2,3")
         String ids;
@@ -43,42 +45,56 @@ final class GenerateCommand implements Callable<Integer> {
     float repetitionPenalty;
     @Option(names = "--seed", defaultValue = "0", description = "sampling seed")
     long seed;
-    @Option(names = "--stop-ids", description = "token ids that end generation, e.g. 2 (default: the config's eos_token_id)")
+    @Option(names = "--stop-ids", description = "token ids that end generation, e.g. 2 (default: eos_token_id of generation_config.json, else config.json)")
     String stopIds;
-    @Option(names = "--precision", defaultValue = "fp32", description = "fp32 or bf16 weights")
+    @Option(names = "--precision", defaultValue = "fp32", description = "linear-layer weights: fp32, bf16, int8 (LLM.int8) or fp4 (E2M1 weight-only)")
     String precision;
-    @Option(names = "--json", description = "print {\"ids\":[...],\"text\":...} at the end instead of streaming")
+    @Option(names = "--json", description = "print {\"ids\":[...],\"text\":...} at the end instead of streaming (text is null without a tokenizer.json)")
     boolean json;
 
     @Override
     public Integer call() throws Exception {
-        if (prompt.text != null) {
-            throw new IllegalArgumentException("--prompt needs a tokenizer, which this build does not have yet: give --prompt-ids");
-        }
-        int[] ids = DecoderCli.parseIds(prompt.ids, "--prompt-ids");
-        Precision p = parsePrecision(precision);
+        Precision p = Precision.parse(precision);
         float temp = greedy ? 0f : temperature;
+        java.io.PrintStream out = System.out;
         try (DecoderModel m = DecoderCli.load(model, p, 64)) {
-            int[] stops = stopIds != null ? DecoderCli.parseIds(stopIds, "--stop-ids")
-                    : m.config().eosId() >= 0 ? new int[] {m.config().eosId()} : new int[0];
+            BpeTokenizer tok = null;
+            int[] ids;
+            if (prompt.text != null) {
+                tok = m.tokenizer();
+                ids = tok.encodeToIds(prompt.text, true);
+                if (ids.length == 0) throw new IllegalArgumentException("--prompt '" + prompt.text + "' encodes to no tokens");
+            } else {
+                ids = DecoderCli.parseIds(prompt.ids, "--prompt-ids");
+                if (java.nio.file.Files.isRegularFile(model.resolve("tokenizer.json"))) tok = m.tokenizer();
+            }
+            int[] stops = stopIds != null ? DecoderCli.parseIds(stopIds, "--stop-ids") : m.stopTokens();
             GenerationConfig cfg = new GenerationConfig(maxNew, temp, topK, topP, repetitionPenalty, seed, stops);
-            int[][] out = new Generator(m).generate(new int[][] {ids}, cfg, json ? null : (b, t, last) -> {
-                System.out.print(t + (last ? "\n" : " "));
-                System.out.flush();
+            TextStreamer streamer = tok == null || json ? null : new TextStreamer(tok, true);
+            int[][] gen = new Generator(m).generate(new int[][] {ids}, cfg, json ? null : (b, t, last) -> {
+                if (streamer != null) {
+                    out.print(streamer.next(t));
+                    if (last) out.println(streamer.finish());
+                } else {
+                    out.print(t + (last ? "\n" : " "));
+                }
+                out.flush();
             });
             if (json) {
                 ObjectMapper om = new ObjectMapper();
                 ObjectNode root = om.createObjectNode();
                 var arr = root.putArray("ids");
-                for (int t : out[0]) arr.add(t);
-                root.putNull("text");
-                System.out.println(om.writeValueAsString(root));
+                for (int t : gen[0]) arr.add(t);
+                if (tok != null) root.put("text", tok.decode(gen[0], true));
+                else root.putNull("text");
+                out.println(om.writeValueAsString(root));
             }
         }
         return 0;
     }
 
+    /** {@link Precision#parse}, for the other decoder commands. */
     static Precision parsePrecision(String s) {
-        return ModelOptions.parseDecoderPrecision(s);
+        return Precision.parse(s);
     }
 }

@@ -59,11 +59,7 @@ final class ModelOptions {
     }
 
     static Precision parseDecoderPrecision(String s) {
-        return switch (s.toLowerCase(Locale.ROOT)) {
-            case "fp32", "f32" -> Precision.FP32;
-            case "bf16" -> Precision.BF16;
-            default -> throw new IllegalArgumentException("--precision " + s + ": expected fp32 or bf16 (int8/fp4 are not available yet)");
-        };
+        return Precision.parse(s);
     }
 
     /** --threads, checked. */

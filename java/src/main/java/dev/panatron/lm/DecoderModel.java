@@ -37,6 +37,7 @@ public final class DecoderModel implements AutoCloseable {
     final int maxRows;
     private final Arena arena;
     private final WeightFiles files;
+    private Path dir;
 
     private DecoderModel(DecoderConfig cfg, Precision precision, WeightFiles files, Arena arena, Context ctx, int maxRows) {
         this.cfg = cfg;
@@ -111,7 +112,9 @@ public final class DecoderModel implements AutoCloseable {
         WeightFiles files = WeightFiles.open(dir);
         Arena arena = Arena.ofShared();
         try {
-            return new DecoderModel(cfg, precision, files, arena, ctx, maxRows);
+            DecoderModel m = new DecoderModel(cfg, precision, files, arena, ctx, maxRows);
+            m.dir = dir;
+            return m;
         } catch (RuntimeException e) {
             arena.close();
             files.close();
@@ -127,6 +130,56 @@ public final class DecoderModel implements AutoCloseable {
     public DecoderConfig config() { return cfg; }
 
     public Precision precision() { return precision; }
+
+    /** The directory the model was loaded from. */
+    public Path directory() { return dir; }
+
+    /**
+     * The ids that end generation: {@code eos_token_id} (a number or a list) of the directory's
+     * {@code generation_config.json} when it has one, else config.json's; empty when neither says.
+     *
+     * @throws IOException          when generation_config.json exists but cannot be read
+     * @throws ModelFormatException when it is not valid JSON or names an id outside the vocabulary
+     */
+    public int[] stopTokens() throws IOException {
+        Path gen = dir.resolve("generation_config.json");
+        if (Files.isRegularFile(gen)) {
+            com.fasterxml.jackson.databind.JsonNode e = HfConfig.read(gen).raw().path("eos_token_id");
+            int[] ids = null;
+            if (e.isIntegralNumber()) ids = new int[] {e.asInt()};
+            else if (e.isArray()) {
+                ids = new int[e.size()];
+                for (int i = 0; i < ids.length; i++) {
+                    if (!e.get(i).isIntegralNumber()) throw new ModelFormatException(gen, "eos_token_id entry " + e.get(i) + " is not a token id");
+                    ids[i] = e.get(i).asInt();
+                }
+            }
+            if (ids != null) {
+                for (int id : ids) {
+                    if (id < 0 || id >= cfg.vocab()) throw new ModelFormatException(gen, "eos_token_id " + id + " is outside the vocabulary 0.." + (cfg.vocab() - 1));
+                }
+                return ids;
+            }
+        }
+        return cfg.eosId() >= 0 && cfg.eosId() < cfg.vocab() ? new int[] {cfg.eosId()} : new int[0];
+    }
+
+    /**
+     * The directory's {@code tokenizer.json} as a byte-level (or SentencePiece-style) BPE tokenizer.
+     *
+     * @throws java.nio.file.NoSuchFileException               when the directory has no tokenizer.json
+     * @throws dev.panatron.tokenize.TokenizerFormatException when it is not a BPE tokenizer.json we read
+     * @throws IOException                                     when it cannot be read
+     */
+    public dev.panatron.tokenize.BpeTokenizer tokenizer() throws IOException {
+        Path f = dir.resolve("tokenizer.json");
+        if (!Files.isRegularFile(f)) throw new java.nio.file.NoSuchFileException(f.toString(), null, "the model directory has no tokenizer.json (give token ids instead)");
+        dev.panatron.tokenize.Tokenizer t = dev.panatron.tokenize.Tokenizer.fromFile(f);
+        if (!(t instanceof dev.panatron.tokenize.BpeTokenizer b)) {
+            throw new dev.panatron.tokenize.TokenizerFormatException(f + ": a decoder LM needs a BPE tokenizer, this file has another model type");
+        }
+        return b;
+    }
 
     /** Bytes of weights one decode step reads (all linears + lm_head), for the bandwidth bound. */
     public long weightBytesPerToken() {

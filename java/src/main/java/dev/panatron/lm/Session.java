@@ -100,7 +100,7 @@ public final class Session implements AutoCloseable {
     /** Views of the buffers for B sequences x T tokens, made once per shape. */
     private final class Views {
         final int b, t, r;
-        final Tensor ids, pos, pos2, x, h, att, att4, o, q4, k4, v4, mlpA, mlpB, lastH, logitsLast, logitsAll;
+        final Tensor ids, pos, pos2, x, h, att, att4, o, q4, k4, v4, qkv2, q2, k2, v2, mlpA, mlpB, lastH, logitsLast, logitsAll;
 
         Views(int b, int t) {
             this.b = b;
@@ -115,6 +115,10 @@ public final class Session implements AutoCloseable {
             att = Session.this.att.slice(0, 0, r);
             att4 = att.reshape(b, t, c.heads(), hd);
             o = Session.this.o.slice(0, 0, r);
+            qkv2 = qkv == null ? null : qkv.slice(0, 0, r);
+            q2 = q == null ? null : q.slice(0, 0, r);
+            k2 = k == null ? null : k.slice(0, 0, r);
+            v2 = v == null ? null : v.slice(0, 0, r);
             if (qkv != null) {
                 long f = 4, rs = 3L * c.hidden() * f;
                 MemorySegment s = qkv.slice(0, 0, r).segment();
@@ -234,12 +238,12 @@ public final class Session implements AutoCloseable {
             // attention block
             if (gpt2) {
                 Kernels.layerNorm(ctx, w.x, l.norm1, l.norm1Bias, c.normEps(), w.h);
-                l.qkv.apply(ctx, w.h, qkv.slice(0, 0, w.r), Kernels.Activation.NONE);
+                l.qkv.apply(ctx, w.h, w.qkv2, Kernels.Activation.NONE);
             } else {
                 Kernels.rmsNorm(ctx, w.x, l.norm1, c.normEps(), w.h);
-                l.q.apply(ctx, w.h, q.slice(0, 0, w.r), Kernels.Activation.NONE);
-                l.k.apply(ctx, w.h, k.slice(0, 0, w.r), Kernels.Activation.NONE);
-                l.v.apply(ctx, w.h, v.slice(0, 0, w.r), Kernels.Activation.NONE);
+                l.q.apply(ctx, w.h, w.q2, Kernels.Activation.NONE);
+                l.k.apply(ctx, w.h, w.k2, Kernels.Activation.NONE);
+                l.v.apply(ctx, w.h, w.v2, Kernels.Activation.NONE);
                 Kernels.rope(ctx, w.q4, w.pos2, qRope, w.q4);
             }
             Tensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);

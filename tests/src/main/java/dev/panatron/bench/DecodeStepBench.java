@@ -50,6 +50,10 @@ public class DecodeStepBench {
     @Param({"128"})
     public int context;
 
+    /** Linear-layer weights: FP32, BF16, INT8 or FP4 ({@link Precision}). */
+    @Param({"FP32"})
+    public String precision;
+
     Path dir;
     Context ctx;
     DecoderModel model;
@@ -61,7 +65,7 @@ public class DecodeStepBench {
         dir = Files.createTempDirectory("gpt2-124m-random");
         writeGpt2(dir, 768, 12, 12, 50257, 1024, 7);
         ctx = Context.create(threads);
-        model = DecoderModel.load(dir, Precision.FP32, ctx, 64);
+        model = DecoderModel.load(dir, Precision.parse(precision), ctx, 64);
         System.out.printf("%nweight bytes per token: %d%n", model.weightBytesPerToken());
         session = model.newSession(1, 1024);
         int[] prompt = new int[context];
