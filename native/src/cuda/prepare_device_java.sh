@@ -11,13 +11,14 @@ cd "$ROOT"
 JDK=${JAVA_HOME:-$(ls -d /usr/lib/jvm/temurin-25* | head -1)}
 M2=${M2:-$HOME/.m2/repository}
 C=.devcarry
-grep -qx '/.devcarry/' .git/info/exclude 2>/dev/null || { mkdir -p "$(git rev-parse --git-path info)"; echo '/.devcarry/' >> "$(git rev-parse --git-path info/exclude)"; }
+EX=$(git rev-parse --git-path info/exclude)
+grep -qx '/.devcarry/' "$EX" 2>/dev/null || { mkdir -p "$(dirname "$EX")"; echo '/.devcarry/' >> "$EX"; }
 rm -rf "$C" && mkdir -p "$C/lib" "$C/classes" "$C/runner"
-"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,java.xml,java.net.http,java.sql \
+"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging \
   --compress=zip-9 --no-header-files --no-man-pages --strip-debug --output "$C/jre"
 cp -r java/target/classes/. "$C/classes/" && rm -rf "$C/classes/dev/panatron/native"
 cp -r bindings/target/classes/. "$C/classes/"
-cp -r tests/target/test-classes "$C/test-classes"
+cp -r tests/target/test-classes "$C/test-classes" && rm -rf "$C/test-classes/tiny-models"
 jar() { local f; f=$(ls "$M2/$1" 2>/dev/null | head -1); [ -n "$f" ] || { echo "missing $1" >&2; exit 1; }; cp "$f" "$C/lib/"; }
 jar "com/fasterxml/jackson/core/jackson-databind/2.18.2/jackson-databind-2.18.2.jar"
 jar "com/fasterxml/jackson/core/jackson-core/2.18.2/jackson-core-2.18.2.jar"
