@@ -7,8 +7,10 @@
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
-OUT=${OUT:-/tmp/pt_out}
-mkdir -p "$OUT"
+FINAL=${OUT:-/tmp/pt_out}
+OUT=/tmp/ptj_logs   # everything here; a few files and a tarball of all go to $OUT at the end (8 files come back)
+rm -rf "$OUT" && mkdir -p "$OUT" "$FINAL"
+trap 'cp "$OUT"/junit.log "$OUT"/bench_all.tsv "$OUT"/info.json "$OUT"/ctest.log "$FINAL"/ 2>/dev/null; tar czf "$FINAL"/logs.tgz -C "$OUT" .' EXIT
 C=.devcarry
 JAVA="$C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m"
 CP="$C/classes:$C/test-classes:$C/runner:$C/lib/*"
@@ -68,11 +70,11 @@ def load(side):
     return d
 j, t = load("java"), load("torch")
 print("%-52s %22s %22s %8s" % ("case", "Java API (runs 1, 2)", "PyTorch (runs 1, 2)", "ratio"))
-for n in j:
-    js = j[n]; ts = t.get(n, [])
-    u = js[0][3]
+for n in list(j) + [n for n in t if n not in j]:
+    js = j.get(n, []); ts = t.get(n, [])
+    u = (js or ts)[0][3]
     jm = sorted(x[0] for x in js); tm = sorted(x[0] for x in ts)
-    jv = jm[len(jm) // 2]; tv = tm[len(tm) // 2] if tm else float("nan")
-    ratio = (tv / jv if u == "us" else jv / tv) if tm else float("nan")
+    jv = jm[len(jm) // 2] if jm else float("nan"); tv = tm[len(tm) // 2] if tm else float("nan")
+    ratio = (tv / jv if u in ("us", "ms") else jv / tv) if (tm and jm) else float("nan")
     print("%-52s %22s %22s %7.2fx  %s" % (n, " ".join("%.2f" % x[0] for x in js), " ".join("%.2f" % x[0] for x in ts), ratio, u))
 PY

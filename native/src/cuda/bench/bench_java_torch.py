@@ -95,6 +95,48 @@ def decode(b, hq, hkv, kv, d):
     line(name + "_us", ms[3] * 1e3, ms[0] * 1e3, ms[6] * 1e3, "us")
 
 
+def minilm(batch, seq):
+    """MiniLM-L6-shaped post-LN BERT encoder in PyTorch eager (F.linear, SDPA, layer_norm, gelu),
+    and HF transformers' BertModel encoder of the same shape when it loads."""
+    hdim, heads, inter, nl = 384, 12, 1536, 6
+    ws = []
+    for _ in range(nl):
+        ws.append(dict(wqkv=rand(3 * hdim, hdim) * 0.09, bqkv=rand(3 * hdim), wo=rand(hdim, hdim) * 0.09, bo=rand(hdim),
+                       g1=torch.ones(hdim, device=dev, dtype=torch.bfloat16), b1n=rand(hdim),
+                       w1=rand(inter, hdim) * 0.09, b1=rand(inter), w2=rand(hdim, inter) * 0.04, b2=rand(hdim),
+                       g2=torch.ones(hdim, device=dev, dtype=torch.bfloat16), b2n=rand(hdim)))
+    x = rand(batch, seq, hdim)
+
+    def fwd():
+        h = x
+        for w in ws:
+            qkv = F.linear(h, w["wqkv"], w["bqkv"]).view(batch, seq, 3, heads, hdim // heads).permute(2, 0, 3, 1, 4)
+            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]).transpose(1, 2).reshape(batch, seq, hdim)
+            h = F.layer_norm(F.linear(a, w["wo"], w["bo"]) + h, (hdim,), w["g1"], w["b1n"], 1e-12)
+            f = F.linear(F.gelu(F.linear(h, w["w1"], w["b1"])), w["w2"], w["b2"])
+            h = F.layer_norm(f + h, (hdim,), w["g2"], w["b2n"], 1e-12)
+        return h
+    with torch.inference_mode():
+        ms = sorted(gpu_time(10, fwd))
+    name = "minilm_l6_bf16_B%d_S%d" % (batch, seq)
+    line(name + "_ms", ms[3], ms[0], ms[6], "ms")
+    line(name + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s")
+    try:
+        from transformers import BertConfig, BertModel
+        cfg = BertConfig(hidden_size=hdim, num_hidden_layers=nl, num_attention_heads=heads, intermediate_size=inter)
+        try:
+            cfg._attn_implementation = "sdpa"
+        except Exception:  # noqa: BLE001
+            pass
+        model = BertModel(cfg).to(dev, torch.bfloat16).eval()
+        with torch.inference_mode():
+            ms = sorted(gpu_time(10, lambda: model.encoder(x)))
+        line(name + "_hf_ms", ms[3], ms[0], ms[6], "ms")
+        line(name + "_hf_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s")
+    except Exception as ex:  # noqa: BLE001
+        print("# HF BertModel unavailable:", ex, file=sys.stderr)
+
+
 print("#", torch.cuda.get_device_name(0), torch.__version__)
 for n in ([4096] if QUICK else [4096, 8192]):
     gemm(n)
@@ -106,3 +148,4 @@ if not QUICK:
     attention(1, 32, 8192, 128, True)
 decode(1, 32, 32, 32768, 128)
 decode(1, 32, 8, 32768, 128)
+minilm(32, 128)

@@ -263,6 +263,39 @@ public final class CudaContext implements AutoCloseable {
         matmul(a, w, bias, c, MatmulOptions.LINEAR.withActivation(Objects.requireNonNull(act, "act")));
     }
 
+    // ---------------------------------------------------------------- LayerNorm
+
+    /**
+     * LayerNorm over the last dim: {@code out = (x - mean) / sqrt(var + eps) * gamma + beta},
+     * statistics in f32 (biased variance).
+     *
+     * @param x     [..., cols] f32, f16 or bf16, contiguous
+     * @param gamma [cols] f32
+     * @param beta  [cols] f32, or null
+     * @param eps   finite, >= 0 (BERT: 1e-12)
+     * @param out   x's shape and dtype, contiguous; may be x itself
+     * @throws IllegalArgumentException on a shape, dtype, contiguity or context mismatch, or a bad eps
+     */
+    public void layerNorm(DeviceTensor x, DeviceTensor gamma, DeviceTensor beta, float eps, DeviceTensor out) {
+        requireMine("layerNorm x", x);
+        requireMine("layerNorm gamma", gamma);
+        if (beta != null) requireMine("layerNorm beta", beta);
+        requireMine("layerNorm out", out);
+        requireDtype("layerNorm x", x, DType.F32, DType.F16, DType.BF16);
+        requireDtype("layerNorm out", out, x.dtype());
+        requireDtype("layerNorm gamma", gamma, DType.F32);
+        if (beta != null) requireDtype("layerNorm beta", beta, DType.F32);
+        if (!Arrays.equals(x.shape(), out.shape())) throw shape("layerNorm: out " + out + " must have the shape of x " + x);
+        if (!x.isContiguous() || !out.isContiguous()) throw shape("layerNorm: x " + x + " and out " + out + " must be contiguous");
+        long cols = x.dim(-1);
+        if (gamma.ndim() != 1 || gamma.dim(0) != cols || (beta != null && (beta.ndim() != 1 || beta.dim(0) != cols))) {
+            throw shape("layerNorm: gamma " + gamma + (beta != null ? " and beta " + beta : "") + " must be [" + cols + "] for x " + x);
+        }
+        if (!(eps >= 0) || Float.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps " + eps + " must be finite and >= 0");
+        CudaLibrary.check(panatron_h.pt_cuda_layer_norm(handle(), x.descriptor(), gamma.descriptor(),
+                beta == null ? MemorySegment.NULL : beta.descriptor(), eps, out.descriptor()));
+    }
+
     // ---------------------------------------------------------------- flash attention
 
     /**

@@ -133,6 +133,27 @@ public final class DeviceTensor implements AutoCloseable {
         return new DeviceTensor(ctx, dtype, s, st, address, owner());
     }
 
+    /**
+     * The view of index {@code index} of dim {@code d}, that dim removed (e.g. q, k and v out of a
+     * packed [T, 3, H, D] projection).
+     *
+     * @throws IllegalArgumentException for a dim or index out of range, or a 1-D tensor
+     */
+    public DeviceTensor select(int d, long index) {
+        checkOpen();
+        int dd = d < 0 ? shape.length + d : d;
+        if (shape.length < 2) throw new IllegalArgumentException("select needs at least 2 dims, got " + this);
+        if (dd < 0 || dd >= shape.length) throw new IllegalArgumentException("select: dim " + d + " out of range for " + this);
+        if (index < 0 || index >= shape[dd]) throw new IllegalArgumentException("select: index " + index + " out of range of dim " + d + " of " + this);
+        long[] s = new long[shape.length - 1], st = new long[shape.length - 1];
+        for (int i = 0, j = 0; i < shape.length; i++) {
+            if (i == dd) continue;
+            s[j] = shape[i];
+            st[j++] = strides[i];
+        }
+        return new DeviceTensor(ctx, dtype, s, st, address + index * strides[dd], owner());
+    }
+
     private DeviceTensor owner() { return base != null ? base : this; }
 
     // ---------------------------------------------------------------- copies

@@ -38,6 +38,7 @@ public final class CudaBench {
             if (!quick) attention(ctx, 1, 32, 8192, 128, true);
             decode(ctx, 1, 32, 32, 32768, 128);
             decode(ctx, 1, 32, 8, 32768, 128);
+            minilm(ctx, 32, 128);
         }
     }
 
@@ -96,6 +97,40 @@ public final class CudaBench {
             line("decode_bf16_B" + b + "_Hq" + hq + "_Hkv" + hkv + "_KV" + kv + "_D" + d, tbs[tbs.length / 2], tbs[0], tbs[tbs.length - 1], "TB/s");
             Arrays.sort(ms);
             line("decode_bf16_B" + b + "_Hq" + hq + "_Hkv" + hkv + "_KV" + kv + "_D" + d + "_us", ms[ms.length / 2] * 1e3, ms[0] * 1e3, ms[ms.length - 1] * 1e3, "us");
+        }
+    }
+
+    /** A MiniLM-L6-shaped encoder (384 wide, 12 heads of 32, FFN 1536, 6 layers), batch x seq tokens, random weights. */
+    static void minilm(CudaContext ctx, int batch, int seq) {
+        CudaBertEncoder.Config cfg = new CudaBertEncoder.Config(384, 12, 1536, 1e-12f);
+        List<CudaBertEncoder.LayerWeights> layers = new ArrayList<>();
+        List<Tensor> host = new ArrayList<>();
+        for (int l = 0; l < 6; l++) {
+            Tensor[] t = new Tensor[16];
+            long[][] shapes = {{384, 384}, {384}, {384, 384}, {384}, {384, 384}, {384}, {384, 384}, {384}, {384}, {384},
+                {1536, 384}, {1536}, {384, 1536}, {384}, {384}, {384}};
+            for (int i = 0; i < 16; i++) {
+                long n = shapes[i].length == 2 ? shapes[i][0] * shapes[i][1] : shapes[i][0];
+                float amp = shapes[i].length == 2 ? (float) Math.sqrt(3.0 / shapes[i][1]) : 0.1f;
+                float[] v = new float[(int) n];
+                for (int j = 0; j < n; j++) v[j] = (RND.nextFloat() * 2 - 1) * amp + (i == 8 || i == 14 ? 1 : 0);
+                t[i] = Tensor.of(v, shapes[i]);
+                host.add(t[i]);
+            }
+            layers.add(new CudaBertEncoder.LayerWeights(t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], t[9], t[10], t[11],
+                    t[12], t[13], t[14], t[15]));
+        }
+        int[] cu = new int[batch + 1];
+        for (int i = 0; i < batch; i++) cu[i + 1] = cu[i] + seq;
+        try (CudaBertEncoder enc = new CudaBertEncoder(ctx, cfg, layers, DType.BF16);
+             DeviceTensor x = rand(ctx, DType.BF16, (long) batch * seq, 384); Tensor hcu = Tensor.ofInts(cu, cu.length);
+             DeviceTensor dcu = ctx.upload(hcu)) {
+            double[] ms = gpuTime(ctx, 10, () -> enc.forward(x, dcu, seq).close());
+            Arrays.sort(ms);
+            line("minilm_l6_bf16_B" + batch + "_S" + seq + "_ms", ms[3], ms[0], ms[6], "ms");
+            line("minilm_l6_bf16_B" + batch + "_S" + seq + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s");
+        } finally {
+            for (Tensor t : host) t.close();
         }
     }
 

@@ -224,6 +224,10 @@ class CudaTest {
                         int o = (int) ((z * m + i) * n + j);
                         if (withBias) acc += bi[j];
                         if (beta != 0) acc += beta * c0[o];
+                        // GELU(erf) and SiLU are documented as a second pass over c: they see
+                        // the pre-activation rounded to c's dtype (in the negative tail of GELU a
+                        // bf16 rounding of x moves GELU(x) by several percent)
+                        if (act == Activation.GELU_ERF || act == Activation.SILU) acc = roundTo(outDt, acc);
                         ref[o] = activation(act, acc);
                     }
                 }
@@ -231,6 +235,14 @@ class CudaTest {
             double tol = outDt == DType.BF16 ? 1e-2 : outDt == DType.F16 ? 2e-3 : dt == DType.F32 ? 1e-5 : 1e-3;
             assertClose(ref, got, tol, what);
         }
+    }
+
+    private static double roundTo(DType dt, double x) {
+        return switch (dt) {
+            case BF16 -> Tensor.bf16ToFloat(Tensor.floatToBf16((float) x));
+            case F16 -> Float.float16ToFloat(Float.floatToFloat16((float) x));
+            default -> x;
+        };
     }
 
     private static double activation(Activation act, double x) {
@@ -498,6 +510,162 @@ class CudaTest {
         // K = 0 is refused in Java; an absurd allocation reaches the allocator and fails there
         PanatronException e = assertThrows(PanatronException.class, () -> ctx.allocate(DType.F32, 1L << 46));
         assertFalse(e.getMessage().isBlank());
+    }
+
+    // ------------------------------------------------------------------ LayerNorm and the encoder
+
+    @Test
+    void layerNormMatchesDoubleReference() {
+        gpu();
+        for (DType dt : new DType[] {DType.F32, DType.BF16, DType.F16}) {
+            for (long[] s : new long[][] {{1, 1}, {7, 33}, {130, 384}, {3, 5, 1025}}) {
+                long cols = s[s.length - 1];
+                try (Tensor hx = random(dt, 2f, s); Tensor hg = random(DType.F32, 1f, cols); Tensor hb = random(DType.F32, 1f, cols);
+                     DeviceTensor x = ctx.upload(hx); DeviceTensor g = ctx.upload(hg); DeviceTensor b = ctx.upload(hb);
+                     DeviceTensor out = ctx.allocate(dt, s)) {
+                    out.fillBytes(0xff);
+                    ctx.layerNorm(x, g, b, 1e-5f, out);
+                    float[] X = hx.toFloatArray(), G = hg.toFloatArray(), B = hb.toFloatArray(), got = out.toFloatArray();
+                    double[] ref = new double[X.length];
+                    for (int r = 0; r < X.length / cols; r++) layerNormRow(X, r * (int) cols, (int) cols, G, B, 1e-5, ref);
+                    assertClose(ref, got, dt == DType.F32 ? 1e-5 : dt == DType.F16 ? 2e-3 : 1e-2, "layerNorm " + dt + " " + java.util.Arrays.toString(s));
+                }
+            }
+        }
+        try (DeviceTensor x = ctx.allocate(DType.F32, 4, 8); DeviceTensor g = ctx.allocate(DType.F32, 7)) {
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ctx.layerNorm(x, g, null, 1e-5f, x));
+            assertTrue(e.getMessage().contains("gamma"), e.getMessage());
+        }
+    }
+
+    private static void layerNormRow(float[] x, int off, int n, float[] g, float[] b, double eps, double[] out) {
+        double mean = 0, var = 0;
+        for (int j = 0; j < n; j++) mean += x[off + j];
+        mean /= n;
+        for (int j = 0; j < n; j++) var += (x[off + j] - mean) * (x[off + j] - mean);
+        var /= n;
+        for (int j = 0; j < n; j++) out[off + j] = (x[off + j] - mean) / Math.sqrt(var + eps) * g[j] + (b == null ? 0 : b[j]);
+    }
+
+    @Test
+    void bertEncoderMatchesDoubleReference() {
+        gpu();
+        int[] lens = {5, 17, 1, 40};
+        for (DType dt : new DType[] {DType.BF16, DType.F16}) {
+            for (int[] shape : new int[][] {{64, 2, 96}, {128, 2, 80}}) { // hidden, heads, intermediate: head dims 32 (padded) and 64
+                CudaBertEncoder.Config cfg = new CudaBertEncoder.Config(shape[0], shape[1], shape[2], 1e-12f);
+                checkEncoder(dt, cfg, 2, lens);
+            }
+        }
+    }
+
+    private static void checkEncoder(DType dt, CudaBertEncoder.Config cfg, int nLayers, int[] lens) {
+        int h = cfg.hidden(), inter = cfg.intermediate();
+        List<float[][]> ws = new java.util.ArrayList<>();
+        List<CudaBertEncoder.LayerWeights> layers = new java.util.ArrayList<>();
+        List<Tensor> hostTensors = new java.util.ArrayList<>();
+        for (int l = 0; l < nLayers; l++) {
+            long[][] shapes = {{h, h}, {h}, {h, h}, {h}, {h, h}, {h}, {h, h}, {h}, {h}, {h}, {inter, h}, {inter}, {h, inter}, {h}, {h}, {h}};
+            float[][] vals = new float[shapes.length][];
+            Tensor[] ts = new Tensor[shapes.length];
+            for (int i = 0; i < shapes.length; i++) {
+                long fanIn = shapes[i].length == 2 ? shapes[i][1] : 1;
+                boolean gamma = i == 8 || i == 14;
+                float amp = shapes[i].length == 2 ? (float) Math.sqrt(3.0 / fanIn) : 0.5f;
+                float[] v = new float[Math.toIntExact(shapes[i].length == 2 ? shapes[i][0] * shapes[i][1] : shapes[i][0])];
+                for (int j = 0; j < v.length; j++) {
+                    float r = (RND.nextFloat() * 2 - 1) * amp + (gamma ? 1f : 0f);
+                    v[j] = Tensor.bf16ToFloat(Tensor.floatToBf16(r)); // representable in bf16 and f16: the GPU sees the same weights
+                }
+                vals[i] = v;
+                ts[i] = Tensor.of(v, shapes[i]);
+                hostTensors.add(ts[i]);
+            }
+            ws.add(vals);
+            layers.add(new CudaBertEncoder.LayerWeights(ts[0], ts[1], ts[2], ts[3], ts[4], ts[5], ts[6], ts[7], ts[8], ts[9],
+                    ts[10], ts[11], ts[12], ts[13], ts[14], ts[15]));
+        }
+        int total = 0, max = 0;
+        int[] cu = new int[lens.length + 1];
+        for (int i = 0; i < lens.length; i++) {
+            cu[i + 1] = cu[i] + lens[i];
+            max = Math.max(max, lens[i]);
+        }
+        total = cu[lens.length];
+        String what = "encoder " + dt + " " + cfg + " layers " + nLayers;
+        try (CudaBertEncoder enc = new CudaBertEncoder(ctx, cfg, layers, dt); Tensor hx = random(dt, 1f, total, h);
+             Tensor hcu = Tensor.ofInts(cu, cu.length); DeviceTensor x = ctx.upload(hx); DeviceTensor dcu = ctx.upload(hcu);
+             DeviceTensor y = enc.forward(x, dcu, max)) {
+            float[] got = y.toFloatArray();
+            assertArrayEquals(hx.toFloatArray(), x.toFloatArray(), "forward must not modify x");
+            double[] cur = new double[total * h];
+            float[] x0 = hx.toFloatArray();
+            for (int i = 0; i < cur.length; i++) cur[i] = x0[i];
+            for (float[][] w : ws) cur = refLayer(cur, total, cfg, w, cu);
+            assertClose(cur, got, dt == DType.BF16 ? 3e-2 : 1e-2, what);
+        } finally {
+            for (Tensor t : hostTensors) t.close();
+        }
+    }
+
+    /** One post-LN BERT layer in double: weights w in LayerWeights order. */
+    private static double[] refLayer(double[] x, int total, CudaBertEncoder.Config cfg, float[][] w, int[] cu) {
+        int h = cfg.hidden(), nh = cfg.heads(), d = cfg.headDim(), inter = cfg.intermediate();
+        double[] q = linear(x, total, h, w[0], w[1], h), k = linear(x, total, h, w[2], w[3], h), v = linear(x, total, h, w[4], w[5], h);
+        double[] attn = new double[total * h];
+        double scale = 1 / Math.sqrt(d);
+        for (int s = 0; s + 1 < cu.length; s++) {
+            for (int head = 0; head < nh; head++) {
+                for (int i = cu[s]; i < cu[s + 1]; i++) {
+                    double[] sc = new double[cu[s + 1] - cu[s]];
+                    double mx = Double.NEGATIVE_INFINITY;
+                    for (int j = cu[s]; j < cu[s + 1]; j++) {
+                        double acc = 0;
+                        for (int p = 0; p < d; p++) acc += q[i * h + head * d + p] * k[j * h + head * d + p];
+                        sc[j - cu[s]] = acc * scale;
+                        mx = Math.max(mx, sc[j - cu[s]]);
+                    }
+                    double sum = 0;
+                    for (int j = 0; j < sc.length; j++) sum += sc[j] = Math.exp(sc[j] - mx);
+                    for (int j = cu[s]; j < cu[s + 1]; j++) {
+                        for (int p = 0; p < d; p++) attn[i * h + head * d + p] += sc[j - cu[s]] / sum * v[j * h + head * d + p];
+                    }
+                }
+            }
+        }
+        double[] o = linear(attn, total, h, w[6], w[7], h);
+        for (int i = 0; i < o.length; i++) o[i] += x[i];
+        double[] h1 = layerNorm(o, total, h, w[8], w[9], cfg.eps());
+        double[] f = linear(h1, total, h, w[10], w[11], inter);
+        for (int i = 0; i < f.length; i++) f[i] = 0.5 * f[i] * (1 + erf(f[i] / Math.sqrt(2)));
+        double[] f2 = linear(f, total, inter, w[12], w[13], h);
+        for (int i = 0; i < f2.length; i++) f2[i] += h1[i];
+        return layerNorm(f2, total, h, w[14], w[15], cfg.eps());
+    }
+
+    private static double[] linear(double[] x, int rows, int in, float[] w, float[] b, int out) {
+        double[] y = new double[rows * out];
+        for (int r = 0; r < rows; r++) {
+            for (int o = 0; o < out; o++) {
+                double acc = b[o];
+                for (int i = 0; i < in; i++) acc += x[r * in + i] * w[o * in + i];
+                y[r * out + o] = acc;
+            }
+        }
+        return y;
+    }
+
+    private static double[] layerNorm(double[] x, int rows, int n, float[] g, float[] b, double eps) {
+        double[] y = new double[x.length];
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, var = 0;
+            for (int j = 0; j < n; j++) mean += x[r * n + j];
+            mean /= n;
+            for (int j = 0; j < n; j++) var += (x[r * n + j] - mean) * (x[r * n + j] - mean);
+            var /= n;
+            for (int j = 0; j < n; j++) y[r * n + j] = (x[r * n + j] - mean) / Math.sqrt(var + eps) * g[j] + b[j];
+        }
+        return y;
     }
 
     // ------------------------------------------------------------------ helpers
