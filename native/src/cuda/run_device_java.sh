@@ -2,8 +2,12 @@
 # One device call for the Java side of issue 7 (carry .devcarry, made by prepare_device_java.sh):
 # builds libpanatron + libpanatron_cuda (sm_90a), runs the CUDA C tests, `panatron info --json`
 # through Java (with and without CUDA), the JUnit CUDA tests (CudaTest, BindingsTest) on the GPU,
-# then CudaBench (Java API) and bench_java_torch.py (PyTorch) interleaved twice; table last.
-#   bash native/src/cuda/run_device_java.sh [quick]
+# then CudaBench (Java API) and bench_java_torch.py (PyTorch) interleaved PT_ROUNDS times (2);
+# table last.   bash native/src/cuda/run_device_java.sh [quick|minilm]
+# The device call sends the session's checkout, not a helper's worktree: stage a copy first, e.g.
+#   native/src/cuda/prepare_device_java.sh && D=<checkout>/.devcarry/cudaj && mkdir -p $D &&
+#   git archive HEAD CMakeLists.txt cmake native bindings .mvn | tar -x -C $D && cp -r .devcarry $D/
+# and run `cd .devcarry/cudaj && bash native/src/cuda/run_device_java.sh` with carry [".devcarry/cudaj"].
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 cd "$ROOT"
@@ -49,19 +53,19 @@ grep -E "tests (found|successful|failed|aborted|skipped)" "$OUT/junit.log"
 grep -A12 "Failures (" "$OUT/junit.log" | head -40
 
 echo "== benchmarks (Java API vs PyTorch, interleaved)"
-for r in 1 2; do
+for r in $(seq 1 "${PT_ROUNDS:-2}"); do
   $JAVA -cp "$CP" dev.panatron.cuda.CudaBench "$@" > "$OUT/java_$r.tsv" 2> "$OUT/java_$r.err" || { echo "CudaBench failed"; tail -20 "$OUT/java_$r.err"; }
   PYTHONUNBUFFERED=1 python3 native/src/cuda/bench/bench_java_torch.py "$@" > "$OUT/torch_$r.tsv" 2> "$OUT/torch_$r.err" || { echo "torch bench failed"; tail -20 "$OUT/torch_$r.err"; }
 done
 cat "$OUT"/java_*.tsv "$OUT"/torch_*.tsv > "$OUT/bench_all.tsv"
 python3 - "$OUT" <<'PY'
-import sys, collections
+import sys, collections, glob
 out = sys.argv[1]
 def load(side):
     d = collections.defaultdict(list)
-    for r in (1, 2):
+    for f in sorted(glob.glob("%s/%s_*.tsv" % (out, side))):
         try:
-            for l in open("%s/%s_%d.tsv" % (out, side, r)):
+            for l in open(f):
                 if l.startswith("#") or "\t" not in l: continue
                 n, med, mn, mx, u = l.rstrip("\n").split("\t")
                 d[n].append((float(med), float(mn), float(mx), u))
@@ -69,7 +73,7 @@ def load(side):
             pass
     return d
 j, t = load("java"), load("torch")
-print("%-52s %22s %22s %8s" % ("case", "Java API (runs 1, 2)", "PyTorch (runs 1, 2)", "ratio"))
+print("%-52s %22s %22s %8s" % ("case", "Java API (run medians)", "PyTorch (run medians)", "ratio of medians"))
 for n in list(j) + [n for n in t if n not in j]:
     js = j.get(n, []); ts = t.get(n, [])
     u = (js or ts)[0][3]

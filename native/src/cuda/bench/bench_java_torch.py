@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 QUICK = len(sys.argv) > 1 and sys.argv[1] == "quick"
+ONLY_MINILM = len(sys.argv) > 1 and sys.argv[1] == "minilm"
 dev = "cuda"
 torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -95,9 +96,10 @@ def decode(b, hq, hkv, kv, d):
     line(name + "_us", ms[3] * 1e3, ms[0] * 1e3, ms[6] * 1e3, "us")
 
 
-def minilm(batch, seq):
+def minilm(batch, seq, mixed=False):
     """MiniLM-L6-shaped post-LN BERT encoder in PyTorch eager (F.linear, SDPA, layer_norm, gelu),
-    and HF transformers' BertModel encoder of the same shape when it loads."""
+    and HF transformers' BertModel encoder of the same shape when it loads. mixed: lengths
+    16 + (37 i mod 113) as CudaBench, padded to seq with a key-padding mask (what PyTorch runs)."""
     hdim, heads, inter, nl = 384, 12, 1536, 6
     ws = []
     for _ in range(nl):
@@ -106,19 +108,23 @@ def minilm(batch, seq):
                        w1=rand(inter, hdim) * 0.09, b1=rand(inter), w2=rand(hdim, inter) * 0.04, b2=rand(hdim),
                        g2=torch.ones(hdim, device=dev, dtype=torch.bfloat16), b2n=rand(hdim)))
     x = rand(batch, seq, hdim)
+    mask = None
+    if mixed:
+        lens = torch.tensor([16 + (37 * i) % 113 for i in range(batch)], device=dev)
+        mask = (torch.arange(seq, device=dev)[None, :] < lens[:, None])[:, None, None, :]
 
     def fwd():
         h = x
         for w in ws:
             qkv = F.linear(h, w["wqkv"], w["bqkv"]).view(batch, seq, 3, heads, hdim // heads).permute(2, 0, 3, 1, 4)
-            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2]).transpose(1, 2).reshape(batch, seq, hdim)
+            a = F.scaled_dot_product_attention(qkv[0], qkv[1], qkv[2], attn_mask=mask).transpose(1, 2).reshape(batch, seq, hdim)
             h = F.layer_norm(F.linear(a, w["wo"], w["bo"]) + h, (hdim,), w["g1"], w["b1n"], 1e-12)
             f = F.linear(F.gelu(F.linear(h, w["w1"], w["b1"])), w["w2"], w["b2"])
             h = F.layer_norm(f + h, (hdim,), w["g2"], w["b2n"], 1e-12)
         return h
     with torch.inference_mode():
         ms = sorted(gpu_time(10, fwd))
-    name = "minilm_l6_bf16_B%d_S%d" % (batch, seq)
+    name = "minilm_l6_bf16_B%d_S%d%s" % (batch, seq, "_mixed" if mixed else "")
     line(name + "_ms", ms[3], ms[0], ms[6], "ms")
     line(name + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s")
     try:
@@ -129,8 +135,9 @@ def minilm(batch, seq):
         except Exception:  # noqa: BLE001
             pass
         model = BertModel(cfg).to(dev, torch.bfloat16).eval()
+        ext = None if mask is None else model.get_extended_attention_mask(mask[:, 0, 0, :].long(), (batch, seq))
         with torch.inference_mode():
-            ms = sorted(gpu_time(10, lambda: model.encoder(x)))
+            ms = sorted(gpu_time(10, lambda: model.encoder(x, attention_mask=ext)))
         line(name + "_hf_ms", ms[3], ms[0], ms[6], "ms")
         line(name + "_hf_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s")
     except Exception as ex:  # noqa: BLE001
@@ -138,6 +145,11 @@ def minilm(batch, seq):
 
 
 print("#", torch.cuda.get_device_name(0), torch.__version__)
+if ONLY_MINILM:
+    minilm(32, 128)
+    minilm(128, 128)
+    minilm(32, 128, mixed=True)
+    sys.exit(0)
 for n in ([4096] if QUICK else [4096, 8192]):
     gemm(n)
 for m in (1, 16, 4096):

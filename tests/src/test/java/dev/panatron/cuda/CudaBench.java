@@ -25,12 +25,19 @@ public final class CudaBench {
 
     public static void main(String[] args) {
         boolean quick = args.length > 0 && args[0].equals("quick");
+        boolean onlyMiniLm = args.length > 0 && args[0].equals("minilm");
         if (!Cuda.isAvailable()) {
             System.out.println("no CUDA device: " + Cuda.status());
             return;
         }
         System.out.println("# " + Cuda.device(0));
         try (CudaContext ctx = CudaContext.create()) {
+            if (onlyMiniLm) {
+                minilm(ctx, 32, 128, false);
+                minilm(ctx, 128, 128, false);
+                minilm(ctx, 32, 128, true);
+                return;
+            }
             for (int n : quick ? new int[] {4096} : new int[] {4096, 8192}) gemm(ctx, n);
             for (int m : new int[] {1, 16, 4096}) linear(ctx, m, 4096, 4096);
             attention(ctx, 4, 32, 2048, 128, false);
@@ -38,7 +45,7 @@ public final class CudaBench {
             if (!quick) attention(ctx, 1, 32, 8192, 128, true);
             decode(ctx, 1, 32, 32, 32768, 128);
             decode(ctx, 1, 32, 8, 32768, 128);
-            minilm(ctx, 32, 128);
+            minilm(ctx, 32, 128, false);
         }
     }
 
@@ -100,8 +107,11 @@ public final class CudaBench {
         }
     }
 
-    /** A MiniLM-L6-shaped encoder (384 wide, 12 heads of 32, FFN 1536, 6 layers), batch x seq tokens, random weights. */
-    static void minilm(CudaContext ctx, int batch, int seq) {
+    /**
+     * A MiniLM-L6-shaped encoder (384 wide, 12 heads of 32, FFN 1536, 6 layers), random weights:
+     * batch sequences of seq tokens, or (mixed) of lengths 16 + (37 i mod 113), packed (varlen).
+     */
+    static void minilm(CudaContext ctx, int batch, int seq, boolean mixed) {
         CudaBertEncoder.Config cfg = new CudaBertEncoder.Config(384, 12, 1536, 1e-12f);
         List<CudaBertEncoder.LayerWeights> layers = new ArrayList<>();
         List<Tensor> host = new ArrayList<>();
@@ -121,14 +131,15 @@ public final class CudaBench {
                     t[12], t[13], t[14], t[15]));
         }
         int[] cu = new int[batch + 1];
-        for (int i = 0; i < batch; i++) cu[i + 1] = cu[i] + seq;
+        for (int i = 0; i < batch; i++) cu[i + 1] = cu[i] + (mixed ? 16 + (37 * i) % 113 : seq);
+        String name = "minilm_l6_bf16_B" + batch + "_S" + seq + (mixed ? "_mixed" : "");
         try (CudaBertEncoder enc = new CudaBertEncoder(ctx, cfg, layers, DType.BF16);
-             DeviceTensor x = rand(ctx, DType.BF16, (long) batch * seq, 384); Tensor hcu = Tensor.ofInts(cu, cu.length);
+             DeviceTensor x = rand(ctx, DType.BF16, cu[batch], 384); Tensor hcu = Tensor.ofInts(cu, cu.length);
              DeviceTensor dcu = ctx.upload(hcu)) {
             double[] ms = gpuTime(ctx, 10, () -> enc.forward(x, dcu, seq).close());
             Arrays.sort(ms);
-            line("minilm_l6_bf16_B" + batch + "_S" + seq + "_ms", ms[3], ms[0], ms[6], "ms");
-            line("minilm_l6_bf16_B" + batch + "_S" + seq + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s");
+            line(name + "_ms", ms[3], ms[0], ms[6], "ms");
+            line(name + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s");
         } finally {
             for (Tensor t : host) t.close();
         }
