@@ -69,7 +69,7 @@ public final class CudaBertEncoder implements AutoCloseable {
     private volatile boolean closed;
 
     /**
-     * Uploads the weights (converted to {@code dtype}; biases and LayerNorm parameters stay f32).
+     * Uploads the weights (converted to {@code dtype}, biases too; LayerNorm parameters stay f32).
      *
      * @throws IllegalArgumentException for a weight of the wrong shape or dtype, an unsupported
      *         dtype, or a head dim above 256
@@ -121,12 +121,14 @@ public final class CudaBertEncoder implements AutoCloseable {
         for (int r = 0; r < h; r++) {
             for (int head = 0; head < nh; head++) System.arraycopy(wo, r * h + head * d, wop, r * nh * dp + head * dp, d);
         }
+        // biases in the activations' dtype: an f32 bias with a bf16/f16 output costs cuBLASLt a
+        // conversion launch per call
         return new DeviceLayer(
-                dev(wqkv, dtype, 3L * nh * dp, h), dev(bqkv, DType.F32, 3L * nh * dp),
-                dev(wop, dtype, h, (long) nh * dp), dev(host(at + "bo", w.bo(), h), DType.F32, h),
+                dev(wqkv, dtype, 3L * nh * dp, h), dev(bqkv, dtype, 3L * nh * dp),
+                dev(wop, dtype, h, (long) nh * dp), dev(host(at + "bo", w.bo(), h), dtype, h),
                 dev(host(at + "ln1Gamma", w.ln1Gamma(), h), DType.F32, h), dev(host(at + "ln1Beta", w.ln1Beta(), h), DType.F32, h),
-                dev(host(at + "w1", w.w1(), inter, h), dtype, inter, h), dev(host(at + "b1", w.b1(), inter), DType.F32, inter),
-                dev(host(at + "w2", w.w2(), h, inter), dtype, h, inter), dev(host(at + "b2", w.b2(), h), DType.F32, h),
+                dev(host(at + "w1", w.w1(), inter, h), dtype, inter, h), dev(host(at + "b1", w.b1(), inter), dtype, inter),
+                dev(host(at + "w2", w.w2(), h, inter), dtype, h, inter), dev(host(at + "b2", w.b2(), h), dtype, h),
                 dev(host(at + "ln2Gamma", w.ln2Gamma(), h), DType.F32, h), dev(host(at + "ln2Beta", w.ln2Beta(), h), DType.F32, h));
     }
 
