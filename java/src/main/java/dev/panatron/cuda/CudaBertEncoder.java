@@ -159,6 +159,36 @@ public final class CudaBertEncoder implements AutoCloseable {
      * @throws IllegalArgumentException on a shape, dtype or context mismatch
      */
     public DeviceTensor forward(DeviceTensor x, DeviceTensor cuSeqlens, int maxSeqlen) {
+        return forward(x, cuSeqlens, maxSeqlen, null);
+    }
+
+    /** The op names of {@link #profile}, in layer order. */
+    static final String[] OPS = {"qkv_gemm", "attention", "out_proj_gemm+residual", "layernorm1", "ffn1_gemm+gelu", "ffn2_gemm+residual", "layernorm2"};
+
+    /**
+     * GPU milliseconds of each op kind ({@link #OPS}) summed over the layers, for one forward
+     * (CUDA events between the ops; for benchmarks).
+     */
+    double[] profile(DeviceTensor x, DeviceTensor cuSeqlens, int maxSeqlen) {
+        List<CudaEvent> marks = new ArrayList<>();
+        try {
+            forward(x, cuSeqlens, maxSeqlen, marks).close();
+            double[] ms = new double[OPS.length];
+            for (int i = 0; i + 1 < marks.size(); i++) ms[i % OPS.length] += marks.get(i).elapsedMs(marks.get(i + 1));
+            return ms;
+        } finally {
+            for (CudaEvent e : marks) e.close();
+        }
+    }
+
+    private void mark(List<CudaEvent> marks) {
+        if (marks == null) return;
+        CudaEvent e = ctx.newEvent();
+        marks.add(e);
+        e.record();
+    }
+
+    private DeviceTensor forward(DeviceTensor x, DeviceTensor cuSeqlens, int maxSeqlen, List<CudaEvent> marks) {
         Objects.requireNonNull(x, "x");
         if (closed) throw new IllegalStateException("encoder is closed");
         if (x.context() != ctx) throw new IllegalArgumentException("forward: x " + x + " belongs to another CUDA context");
@@ -176,14 +206,22 @@ public final class CudaBertEncoder implements AutoCloseable {
             DeviceTensor q = qkv4.select(1, 0), k = qkv4.select(1, 1), v = qkv4.select(1, 2);
             DeviceTensor attn2 = attn.reshape(t, (long) nh * dp);
             MatmulOptions residual = new MatmulOptions(true, Activation.NONE, 1f, 1f);
+            mark(marks);
             for (DeviceLayer l : layers) {
                 ctx.matmul(h, l.wqkv(), l.bqkv(), qkv, MatmulOptions.LINEAR);
+                mark(marks);
                 ctx.flashAttentionVarlen(q, k, v, attn, null, cuSeqlens, cuSeqlens, maxSeqlen, maxSeqlen, false, scale);
+                mark(marks);
                 ctx.matmul(attn2, l.wo(), l.bo(), h, residual);            // h += attn @ Wo^T + bo
+                mark(marks);
                 ctx.layerNorm(h, l.ln1g(), l.ln1b(), cfg.eps(), h);
+                mark(marks);
                 ctx.matmul(h, l.w1(), l.b1(), inter, MatmulOptions.LINEAR.withActivation(Activation.GELU_ERF));
+                mark(marks);
                 ctx.matmul(inter, l.w2(), l.b2(), h, residual);            // h += gelu(..) @ W2^T + b2
+                mark(marks);
                 ctx.layerNorm(h, l.ln2g(), l.ln2b(), cfg.eps(), h);
+                mark(marks);
             }
             return h;
         } catch (RuntimeException e) {

@@ -140,6 +140,17 @@ public final class CudaBench {
             Arrays.sort(ms);
             line(name + "_ms", ms[3], ms[0], ms[6], "ms");
             line(name + "_seq_per_s", batch / (ms[3] * 1e-3), batch / (ms[6] * 1e-3), batch / (ms[0] * 1e-3), "seq/s");
+            // where the GPU time goes (events between the ops of one forward; median of 5)
+            double[][] prof = new double[5][];
+            for (int r = 0; r < prof.length; r++) prof[r] = enc.profile(x, dcu, seq);
+            StringBuilder sb = new StringBuilder("# " + name + " GPU ms per forward by op (all layers):");
+            for (int o = 0; o < CudaBertEncoder.OPS.length; o++) {
+                double[] v = new double[prof.length];
+                for (int r = 0; r < prof.length; r++) v[r] = prof[r][o];
+                Arrays.sort(v);
+                sb.append(String.format(Locale.ROOT, " %s %.3f", CudaBertEncoder.OPS[o], v[2]));
+            }
+            System.out.println(sb);
         } finally {
             for (Tensor t : host) t.close();
         }
