@@ -607,6 +607,16 @@ PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
                                            const pt_tensor* seqlens_k, pt_tensor* out,
                                            const pt_cuda_attn_params* params);
 
+/*
+ * LayerNorm over the last dim on the GPU: out = (x - mean) / sqrt(var + eps) * gamma + beta,
+ * statistics in f32 (biased variance, two passes as pt_layer_norm).
+ *   x, out  same shape [..., cols], same dtype f32 | f16 | bf16, both contiguous; out may alias x
+ *   gamma   [cols] f32;  beta [cols] f32 or NULL (no shift)
+ *   eps     finite, >= 0
+ */
+PT_API pt_status pt_cuda_layer_norm(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* gamma,
+                                    const pt_tensor* beta, float eps, pt_tensor* out);
+
 /* ==== FP4 (issue 5) ==== */
 
 /*

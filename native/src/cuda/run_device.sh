@@ -23,9 +23,9 @@ cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -
 cmake --build build/dev -j16 > "$OUT/build.log" 2>&1 || { grep -E "error|Error" -A3 "$OUT/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 grep -i "spill" "$OUT/build.log" | sed 's/.*function //' | head -20
-command -v cuobjdump > /dev/null && echo "SASS: $(cuobjdump -sass build/dev/native/src/cuda/libpanatron_cuda.so | grep -c HGMMA) HGMMA, $(cuobjdump -sass build/dev/native/src/cuda/libpanatron_cuda.so | grep -c HMMA) HMMA instructions"
+command -v cuobjdump > /dev/null && echo "SASS: $(cuobjdump -sass build/dev/libpanatron_cuda.so | grep -c HGMMA) HGMMA, $(cuobjdump -sass build/dev/libpanatron_cuda.so | grep -c HMMA) HMMA instructions"
 ctest --test-dir build/dev --output-on-failure -R cuda 2>&1 | tee "$OUT/ctest.log" | tail -25
-PYTHONUNBUFFERED=1 python3 native/src/cuda/bench/bench_cuda.py build/dev/native/src/cuda/libpanatron_cuda.so "$@" \
+PYTHONUNBUFFERED=1 python3 native/src/cuda/bench/bench_cuda.py build/dev/libpanatron_cuda.so "$@" \
   > "$OUT/bench.txt" 2>&1
 echo "bench exit: $?"
 if [ "${PT_SANITIZE:-1}" = 1 ] && command -v compute-sanitizer > /dev/null; then

@@ -12,6 +12,7 @@ module dev.panatron {
     exports dev.panatron.graph;
     exports dev.panatron.io;
     exports dev.panatron.lm;
+    exports dev.panatron.cuda;
     // generated ONNX protobuf classes: internal, open to protobuf's reflection (toString, descriptors)
     opens dev.panatron.io.onnx to com.google.protobuf;
     opens dev.panatron.cli to info.picocli;

@@ -438,6 +438,29 @@ public final class Native {
         }
     }
 
+    /**
+     * Internal (for {@code dev.panatron.cuda}): an optional library file shipped in this jar's
+     * native folder for this platform ({@code /dev/panatron/native/<platform>/<fileName>}),
+     * extracted into the same kind of versioned, hashed cache folder as the main library when
+     * running from a jar, used in place from a classes folder. Null when the jar does not ship it.
+     *
+     * @throws UnsatisfiedLinkError when the file is shipped but cannot be extracted
+     */
+    public static Path bundledFile(String fileName) {
+        String folder = "/dev/panatron/native/" + platform() + "/";
+        URL url = Native.class.getResource(folder + fileName);
+        if (url == null) return null;
+        try {
+            if ("file".equals(url.getProtocol())) return Path.of(url.toURI());
+            return extract(folder, List.of(fileName)).resolve(fileName);
+        } catch (IOException | URISyntaxException e) {
+            throw new UnsatisfiedLinkError("cannot extract " + url + ": " + e);
+        }
+    }
+
+    /** True once {@link #load()} has succeeded in this process (does not load anything). */
+    public static boolean isLoaded() { return loaded; }
+
     /** Throws {@link PanatronException} with the native message when {@code status} is not OK. */
     public static void check(int status) {
         if (status != 0) throw new PanatronException(Status.of(status), lastError());

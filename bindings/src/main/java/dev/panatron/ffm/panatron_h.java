@@ -1251,6 +1251,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_layer_norm {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_layer_norm");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_layer_norm(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out)} */
+    public static FunctionDescriptor pt_cuda_layer_norm$descriptor() { return pt_cuda_layer_norm.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_layer_norm(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out)} */
+    public static MethodHandle pt_cuda_layer_norm$handle() { return pt_cuda_layer_norm.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_layer_norm(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out)} */
+    public static MemorySegment pt_cuda_layer_norm$address() { return pt_cuda_layer_norm.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_layer_norm(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * gamma, const pt_tensor * beta, float eps, pt_tensor * out) } */
+    public static int pt_cuda_layer_norm(MemorySegment ctx, MemorySegment x, MemorySegment gamma, MemorySegment beta, float eps, MemorySegment out) {
+        var mh$ = pt_cuda_layer_norm.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, gamma, beta, eps, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_fp4_levels {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_fp4_levels");
@@ -1480,6 +1502,7 @@ public final class panatron_h {
         "pt_cuda_matmul",
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode",
+        "pt_cuda_layer_norm",
         "pt_fp4_levels",
         "pt_fp4_quantize",
         "pt_fp4_dequantize",

@@ -5,9 +5,12 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.panatron.CpuCaps;
 import dev.panatron.Native;
 import dev.panatron.Panatron;
+import dev.panatron.cuda.Cuda;
+import dev.panatron.cuda.CudaDevice;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
+import java.util.List;
 import java.util.concurrent.Callable;
 
 /** {@code panatron info [--json]}: library version, CPU capabilities, threads, oneDNN, CUDA. */
@@ -27,7 +30,30 @@ final class InfoCommand implements Callable<Integer> {
         root.put("threads", Panatron.defaultThreads());
         String dnnl = Panatron.oneDnnVersion();
         if (dnnl == null) root.putNull("onednn"); else root.put("onednn", dnnl);
-        root.putNull("cuda");
+        // never fails without a GPU: no driver, no libpanatron_cuda or no device give "gpus": []
+        List<CudaDevice> gpus = List.of();
+        String cudaStatus;
+        try {
+            gpus = Cuda.devices();
+            cudaStatus = Cuda.status();
+        } catch (RuntimeException | LinkageError e) {
+            cudaStatus = "error: " + e.getMessage();
+        }
+        ObjectNode cuda = root.putObject("cuda");
+        cuda.put("available", !gpus.isEmpty());
+        cuda.put("library", cudaStatus);
+        var arr = root.putArray("gpus");
+        for (CudaDevice d : gpus) {
+            ObjectNode g = arr.addObject();
+            g.put("index", d.ordinal());
+            g.put("name", d.name());
+            g.put("compute_capability", d.computeCapability());
+            g.put("sms", d.smCount());
+            g.put("memory_bytes", d.totalMemory());
+            g.put("free_memory_bytes", d.freeMemory());
+            g.put("l2_bytes", d.l2Bytes());
+            g.put("driver_cuda", d.driverCudaVersion());
+        }
         root.put("platform", Native.platform());
         root.put("library", Native.loadedFrom());
         if (json) {
@@ -37,7 +63,15 @@ final class InfoCommand implements Callable<Integer> {
             System.out.println("  cpu:     " + String.join(" ", CpuCaps.names(caps)));
             System.out.println("  threads: " + Panatron.defaultThreads());
             System.out.println("  oneDNN:  " + (dnnl == null ? "not built in" : dnnl));
-            System.out.println("  CUDA:    not available");
+            if (gpus.isEmpty()) {
+                System.out.println("  CUDA:    not available (" + cudaStatus + ")");
+            } else {
+                for (CudaDevice d : gpus) {
+                    System.out.printf("  GPU %d:   %s, compute capability %s, %d SMs, %.1f GiB, driver CUDA %s%n", d.ordinal(), d.name(),
+                            d.computeCapability(), d.smCount(), d.totalMemory() / (double) (1L << 30), d.driverCudaVersion());
+                }
+                System.out.println("  CUDA:    " + cudaStatus);
+            }
             System.out.println("  library: " + Native.loadedFrom());
         }
         return 0;

@@ -1,0 +1,568 @@
+package dev.panatron.cuda;
+
+import dev.panatron.DType;
+import dev.panatron.Kernels.Activation;
+import dev.panatron.Kernels.MatmulOptions;
+import dev.panatron.Tensor;
+import dev.panatron.ffm.panatron_h;
+import dev.panatron.ffm.pt_cuda_attn_params;
+import dev.panatron.ffm.pt_cuda_ctx_params;
+import dev.panatron.ffm.pt_matmul_params;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.Arrays;
+import java.util.Objects;
+
+/**
+ * A CUDA context ({@code pt_cuda_ctx}): one device, one stream, a caching allocator that owns
+ * every {@link DeviceTensor} made here, the cuBLASLt handle and plan cache, pinned staging buffers.
+ *
+ * <p>Everything is enqueued on the context's stream in call order and returns before the GPU has
+ * finished; {@link #synchronize()} and copies to the host wait. Use one context per stream for
+ * concurrent streams. Calls from several threads are serialized on the stream. {@link #close()}
+ * waits for the stream and frees every block the context handed out (twice is harmless).
+ *
+ * <p>All kernels validate shapes, dtypes, contexts and open state in Java first (throwing
+ * {@link IllegalArgumentException} naming the argument and its shape), then call the native
+ * library, which checks again; its failures are {@link dev.panatron.PanatronException}s.
+ */
+public final class CudaContext implements AutoCloseable {
+    private static final long[] HEAD_DIMS = {64, 80, 96, 128, 256};
+
+    private final Arena arena = Arena.ofShared();
+    private final MemorySegment handle;
+    private final int device;
+    private final boolean allowTf32;
+    private volatile boolean closed;
+
+    private CudaContext(int device, boolean allowTf32, long workspaceBytes) {
+        Cuda.requireLoaded();
+        int n = Cuda.deviceCount();
+        if (device < 0 || device >= n) {
+            arena.close();
+            throw new IllegalArgumentException("device ordinal " + device + " out of range: " + n + " CUDA device(s)"
+                    + (n == 0 ? " (" + Cuda.status() + ")" : ""));
+        }
+        if (workspaceBytes < 0) {
+            arena.close();
+            throw new IllegalArgumentException("workspaceBytes must be >= 0 (0: 32 MiB), got " + workspaceBytes);
+        }
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_ctx_params.allocate(tmp);
+            pt_cuda_ctx_params.device(p, device);
+            pt_cuda_ctx_params.allow_tf32(p, allowTf32 ? 1 : 0);
+            pt_cuda_ctx_params.workspace_bytes(p, workspaceBytes);
+            pt_cuda_ctx_params.stream(p, MemorySegment.NULL);
+            MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+            CudaLibrary.check(panatron_h.pt_cuda_ctx_create(p, out));
+            MemorySegment raw = out.get(ValueLayout.ADDRESS, 0);
+            this.handle = raw.reinterpret(arena, h -> panatron_h.pt_cuda_ctx_destroy(h));
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
+        this.device = device;
+        this.allowTf32 = allowTf32;
+    }
+
+    /**
+     * A context on device 0 with exact f32 matmuls.
+     *
+     * @throws IllegalStateException    when CUDA is unavailable (the message says why)
+     * @throws IllegalArgumentException when there is no CUDA device
+     */
+    public static CudaContext create() { return new CudaContext(0, false, 0); }
+
+    /**
+     * A context on {@code device}.
+     *
+     * @param device         device ordinal
+     * @param allowTf32      f32 matmuls may round their inputs to tf32 on tensor cores
+     * @param workspaceBytes cuBLASLt workspace (0: 32 MiB)
+     * @throws IllegalStateException    when CUDA is unavailable
+     * @throws IllegalArgumentException for a bad ordinal or a negative workspace
+     */
+    public static CudaContext create(int device, boolean allowTf32, long workspaceBytes) {
+        return new CudaContext(device, allowTf32, workspaceBytes);
+    }
+
+    /** The device ordinal. */
+    public int deviceOrdinal() { return device; }
+
+    /** The device's properties (free memory read now). */
+    public CudaDevice device() { return Cuda.device(device); }
+
+    /** True when f32 matmuls may use tf32. */
+    public boolean allowsTf32() { return allowTf32; }
+
+    /** True until {@link #close()}. */
+    public boolean isOpen() { return !closed; }
+
+    MemorySegment handle() {
+        if (closed) throw new IllegalStateException("CUDA context is closed");
+        return handle;
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /**
+     * A new contiguous device tensor from the context's caching allocator. Its contents are
+     * undefined (a reused block keeps old data): write it, or {@link DeviceTensor#fillBytes}.
+     *
+     * @throws IllegalArgumentException for a bad shape or U4
+     * @throws dev.panatron.PanatronException when the device is out of memory
+     */
+    public DeviceTensor allocate(DType dtype, long... shape) {
+        long[] s = DeviceTensor.checkShape(dtype, shape);
+        long bytes = dtype.bytesFor(DeviceTensor.numel(s));
+        long addr = 0;
+        if (bytes > 0) {
+            try (Arena tmp = Arena.ofConfined()) {
+                MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+                CudaLibrary.check(panatron_h.pt_cuda_malloc(handle(), bytes, out));
+                addr = out.get(ValueLayout.ADDRESS, 0).address();
+            }
+        }
+        return new DeviceTensor(this, dtype, s, DeviceTensor.contiguousStrides(dtype, s), addr, null);
+    }
+
+    /** A new device tensor holding a copy of a contiguous host tensor (same dtype and shape). */
+    public DeviceTensor upload(Tensor host) {
+        Objects.requireNonNull(host, "host");
+        host.checkOpen();
+        DeviceTensor d = allocate(host.dtype(), host.shape());
+        try {
+            d.copyFrom(host);
+            return d;
+        } catch (RuntimeException e) {
+            d.close();
+            throw e;
+        }
+    }
+
+    void free(long address) {
+        if (closed) return; // the context freed every block already
+        CudaLibrary.check(panatron_h.pt_cuda_free(handle, MemorySegment.ofAddress(address)));
+    }
+
+    /** Bytes of device memory handed out to live tensors. */
+    public long memoryInUse() { return stats()[0]; }
+
+    /** Bytes held in the cache for reuse. */
+    public long memoryCached() { return stats()[1]; }
+
+    private long[] stats() {
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment a = tmp.allocate(ValueLayout.JAVA_LONG), b = tmp.allocate(ValueLayout.JAVA_LONG);
+            CudaLibrary.check(panatron_h.pt_cuda_memory_stats(handle(), a, b));
+            return new long[] {a.get(ValueLayout.JAVA_LONG, 0), b.get(ValueLayout.JAVA_LONG, 0)};
+        }
+    }
+
+    /** Returns cached (unused) blocks to the driver, after waiting for the stream. */
+    public void emptyCache() { CudaLibrary.check(panatron_h.pt_cuda_empty_cache(handle())); }
+
+    // ---------------------------------------------------------------- stream and events
+
+    /**
+     * Waits for all work enqueued on the stream.
+     *
+     * @throws dev.panatron.PanatronException when that work faulted
+     */
+    public void synchronize() { CudaLibrary.check(panatron_h.pt_cuda_synchronize(handle())); }
+
+    /** The address of the {@code cudaStream_t} this context enqueues on (for interop). */
+    public long streamAddress() {
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+            CudaLibrary.check(panatron_h.pt_cuda_ctx_stream(handle(), out));
+            return out.get(ValueLayout.ADDRESS, 0).address();
+        }
+    }
+
+    /** A new timing event of this context (close it, or it is freed with the context). */
+    public CudaEvent newEvent() {
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+            CudaLibrary.check(panatron_h.pt_cuda_event_create(handle(), out));
+            return new CudaEvent(this, out.get(ValueLayout.ADDRESS, 0));
+        }
+    }
+
+    // ---------------------------------------------------------------- GEMM (cuBLASLt)
+
+    /**
+     * {@code c = act(alpha * a @ op(b) + bias + beta * c)} through cuBLASLt, accumulated in f32
+     * (f16/bf16 on tensor cores; f32 exact unless the context allows tf32). Bias, ReLU and
+     * GELU(tanh) are fused epilogues; GELU(erf) and SiLU run as a second pass.
+     *
+     * @param a    [M, K] or [B, M, K]; f32, f16 or bf16; innermost contiguous
+     * @param b    [K, N] ([N, K] when {@code opts.transB()}), optionally with a leading [B]; a's dtype
+     * @param bias [N] f32 or c's dtype, or null
+     * @param c    [M, N] or [B, M, N]; f32, or a's dtype for f16/bf16 inputs
+     * @param opts transpose, activation, alpha, beta
+     * @throws IllegalArgumentException on a dtype or shape mismatch, strides that are not whole
+     *         elements, tensors of another context, or K == 0
+     * @throws IllegalStateException    when a tensor or the context is closed
+     * @throws dev.panatron.PanatronException when cuBLASLt fails or is not found
+     */
+    public void matmul(DeviceTensor a, DeviceTensor b, DeviceTensor bias, DeviceTensor c, MatmulOptions opts) {
+        Objects.requireNonNull(opts, "opts");
+        requireMine("matmul a", a);
+        requireMine("matmul b", b);
+        requireMine("matmul c", c);
+        if (bias != null) requireMine("matmul bias", bias);
+        requireDtype("matmul a", a, DType.F32, DType.F16, DType.BF16);
+        requireDtype("matmul b", b, a.dtype());
+        if (a.dtype() == DType.F32) requireDtype("matmul c", c, DType.F32);
+        else requireDtype("matmul c", c, a.dtype(), DType.F32);
+        if (a.ndim() < 2 || a.ndim() > 3) throw shape("matmul: a must be 2-D or 3-D, got " + a);
+        if (b.ndim() < 2 || b.ndim() > 3) throw shape("matmul: b must be 2-D or 3-D, got " + b);
+        if (c.ndim() != a.ndim()) throw shape("matmul: c " + c + " must have the rank of a " + a);
+        if (b.ndim() == 3 && (a.ndim() != 3 || b.dim(0) != a.dim(0))) {
+            throw shape("matmul: batched b " + b + " needs a with the same batch, got " + a);
+        }
+        long m = a.dim(-2), k = a.dim(-1);
+        long bk = opts.transB() ? b.dim(-1) : b.dim(-2), n = opts.transB() ? b.dim(-2) : b.dim(-1);
+        if (bk != k) throw shape("matmul: inner dims differ: a " + a + " has K=" + k + ", b " + b + (opts.transB() ? " (transB)" : "") + " has K=" + bk);
+        if (c.dim(-2) != m || c.dim(-1) != n || (a.ndim() == 3 && c.dim(0) != a.dim(0))) {
+            throw shape("matmul: c " + c + " must be [" + (a.ndim() == 3 ? a.dim(0) + ", " : "") + m + ", " + n + "] for a " + a + " and b " + b);
+        }
+        if (bias != null) {
+            requireDtype("matmul bias", bias, DType.F32, c.dtype());
+            if (bias.ndim() != 1 || bias.dim(0) != n) throw shape("matmul: bias must be [" + n + "], got " + bias);
+        }
+        requireInnermostContiguous("matmul a", a);
+        requireInnermostContiguous("matmul b", b);
+        requireInnermostContiguous("matmul c", c);
+        requireWholeElementStrides("matmul a", a);
+        requireWholeElementStrides("matmul b", b);
+        requireWholeElementStrides("matmul c", c);
+        if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
+        if (k == 0) throw shape("matmul: K = 0 is not supported (a " + a + ")");
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_matmul_params.allocate(tmp);
+            pt_matmul_params.trans_b(p, opts.transB() ? 1 : 0);
+            pt_matmul_params.activation(p, opts.activation().ordinal());
+            pt_matmul_params.alpha(p, opts.alpha());
+            pt_matmul_params.beta(p, opts.beta());
+            CudaLibrary.check(panatron_h.pt_cuda_matmul(handle(), a.descriptor(), b.descriptor(),
+                    bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), p));
+        }
+    }
+
+    /** {@code c = a @ b}. See {@link #matmul(DeviceTensor, DeviceTensor, DeviceTensor, DeviceTensor, MatmulOptions)}. */
+    public void matmul(DeviceTensor a, DeviceTensor b, DeviceTensor c) {
+        matmul(a, b, null, c, MatmulOptions.DEFAULT);
+    }
+
+    /** {@code c = act(a @ w^T + bias)}: a Linear layer, w in PyTorch layout [N, K]. */
+    public void linear(DeviceTensor a, DeviceTensor w, DeviceTensor bias, DeviceTensor c, Activation act) {
+        matmul(a, w, bias, c, MatmulOptions.LINEAR.withActivation(Objects.requireNonNull(act, "act")));
+    }
+
+    // ---------------------------------------------------------------- LayerNorm
+
+    /**
+     * LayerNorm over the last dim: {@code out = (x - mean) / sqrt(var + eps) * gamma + beta},
+     * statistics in f32 (biased variance).
+     *
+     * @param x     [..., cols] f32, f16 or bf16, contiguous
+     * @param gamma [cols] f32
+     * @param beta  [cols] f32, or null
+     * @param eps   finite, >= 0 (BERT: 1e-12)
+     * @param out   x's shape and dtype, contiguous; may be x itself
+     * @throws IllegalArgumentException on a shape, dtype, contiguity or context mismatch, or a bad eps
+     */
+    public void layerNorm(DeviceTensor x, DeviceTensor gamma, DeviceTensor beta, float eps, DeviceTensor out) {
+        requireMine("layerNorm x", x);
+        requireMine("layerNorm gamma", gamma);
+        if (beta != null) requireMine("layerNorm beta", beta);
+        requireMine("layerNorm out", out);
+        requireDtype("layerNorm x", x, DType.F32, DType.F16, DType.BF16);
+        requireDtype("layerNorm out", out, x.dtype());
+        requireDtype("layerNorm gamma", gamma, DType.F32);
+        if (beta != null) requireDtype("layerNorm beta", beta, DType.F32);
+        if (!Arrays.equals(x.shape(), out.shape())) throw shape("layerNorm: out " + out + " must have the shape of x " + x);
+        if (!x.isContiguous() || !out.isContiguous()) throw shape("layerNorm: x " + x + " and out " + out + " must be contiguous");
+        long cols = x.dim(-1);
+        if (gamma.ndim() != 1 || gamma.dim(0) != cols || (beta != null && (beta.ndim() != 1 || beta.dim(0) != cols))) {
+            throw shape("layerNorm: gamma " + gamma + (beta != null ? " and beta " + beta : "") + " must be [" + cols + "] for x " + x);
+        }
+        if (!(eps >= 0) || Float.isInfinite(eps)) throw new IllegalArgumentException("layerNorm: eps " + eps + " must be finite and >= 0");
+        CudaLibrary.check(panatron_h.pt_cuda_layer_norm(handle(), x.descriptor(), gamma.descriptor(),
+                beta == null ? MemorySegment.NULL : beta.descriptor(), eps, out.descriptor()));
+    }
+
+    // ---------------------------------------------------------------- flash attention
+
+    /**
+     * Flash attention forward (prefill): {@code out = softmax(scale * q k^T [causal]) v}, never
+     * materializing the score matrix; wgmma + TMA kernels on sm_90a, mma.sync on sm_80+.
+     *
+     * @param q      [B, Sq, Hq, D] bf16 or f16; any outer strides (16-byte multiples), innermost
+     *               contiguous (a [B, H, S, D] tensor passes as {@code transpose(1, 2)})
+     * @param k      [B, Sk, Hkv, D], q's dtype; Hq % Hkv == 0 (GQA/MQA)
+     * @param v      like k
+     * @param out    [B, Sq, Hq, D], q's dtype
+     * @param lse    [B, Hq, Sq] f32 contiguous (log-sum-exp per row, natural log), or null
+     * @param causal query i sees keys j <= i + (Sk - Sq) (bottom-right aligned)
+     * @param scale  softmax scale; 0 means 1/sqrt(D)
+     * @throws IllegalArgumentException on a dtype, shape, head-dim (64, 80, 96, 128, 256),
+     *         alignment or context mismatch, or a negative/NaN scale
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public void flashAttention(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, DeviceTensor lse,
+                               boolean causal, float scale) {
+        checkAttnCommon("flashAttention", q, k, v, out, 4);
+        long b = q.dim(0), sq = q.dim(1), hq = q.dim(2), d = q.dim(3), sk = k.dim(1), hkv = k.dim(2);
+        if (k.dim(0) != b || v.dim(0) != b || out.dim(0) != b || v.dim(1) != sk || v.dim(2) != hkv || out.dim(1) != sq
+                || out.dim(2) != hq || k.dim(3) != d || v.dim(3) != d || out.dim(3) != d) {
+            throw shape("flashAttention: expected q/out [B, Sq, Hq, D] and k/v [B, Sk, Hkv, D], got q " + q + ", k " + k
+                    + ", v " + v + ", out " + out);
+        }
+        checkHeads("flashAttention", hq, hkv, q, k);
+        if (lse != null) {
+            requireMine("flashAttention lse", lse);
+            requireDtype("flashAttention lse", lse, DType.F32);
+            if (lse.ndim() != 3 || lse.dim(0) != b || lse.dim(1) != hq || lse.dim(2) != sq || !lse.isContiguous()) {
+                throw shape("flashAttention: lse must be contiguous [" + b + ", " + hq + ", " + sq + "] f32, got " + lse);
+            }
+        }
+        checkScale("flashAttention", scale);
+        if (b > 65535 || hq > 65535 || sq > Integer.MAX_VALUE / 2 || sk > Integer.MAX_VALUE / 2) {
+            throw shape("flashAttention: sizes too large (q " + q + ", k " + k + ")");
+        }
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_attn_params.allocate(tmp);
+            pt_cuda_attn_params.scale(p, scale);
+            pt_cuda_attn_params.causal(p, causal ? 1 : 0);
+            CudaLibrary.check(panatron_h.pt_cuda_flash_attn_fwd(handle(), q.descriptor(), k.descriptor(), v.descriptor(),
+                    out.descriptor(), lse == null ? MemorySegment.NULL : lse.descriptor(), p));
+        }
+    }
+
+    /**
+     * Flash attention forward over packed sequences of different lengths (varlen): sequence
+     * {@code i < batch} owns rows {@code cuSeqlensQ[i] .. cuSeqlensQ[i+1]-1} of q/out and
+     * {@code cuSeqlensK[i] .. cuSeqlensK[i+1]-1} of k/v.
+     *
+     * @param q           [Tq, Hq, D] bf16 or f16
+     * @param k           [Tk, Hkv, D]
+     * @param v           like k
+     * @param out         [Tq, Hq, D]
+     * @param lse         [Hq, Tq] f32 contiguous, or null
+     * @param cuSeqlensQ  device [batch + 1] i32, non-decreasing prefix sums starting at 0
+     * @param cuSeqlensK  device [batch + 1] i32
+     * @param maxSeqlenQ  the longest query sequence (host value; a smaller bound than the truth is
+     *                    undefined behaviour the kernel cannot report)
+     * @param maxSeqlenK  the longest key sequence
+     * @param causal      bottom-right aligned per sequence
+     * @param scale       0: 1/sqrt(D)
+     * @throws IllegalArgumentException on any shape, dtype, alignment or context mismatch
+     */
+    public void flashAttentionVarlen(DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, DeviceTensor lse,
+                                     DeviceTensor cuSeqlensQ, DeviceTensor cuSeqlensK, int maxSeqlenQ, int maxSeqlenK,
+                                     boolean causal, float scale) {
+        checkAttnCommon("flashAttentionVarlen", q, k, v, out, 3);
+        long tq = q.dim(0), hq = q.dim(1), d = q.dim(2), tk = k.dim(0), hkv = k.dim(1);
+        if (v.dim(0) != tk || v.dim(1) != hkv || out.dim(0) != tq || out.dim(1) != hq || k.dim(2) != d || v.dim(2) != d || out.dim(2) != d) {
+            throw shape("flashAttentionVarlen: expected q/out [Tq, Hq, D] and k/v [Tk, Hkv, D], got q " + q + ", k " + k
+                    + ", v " + v + ", out " + out);
+        }
+        checkHeads("flashAttentionVarlen", hq, hkv, q, k);
+        requireMine("flashAttentionVarlen cuSeqlensQ", cuSeqlensQ);
+        requireMine("flashAttentionVarlen cuSeqlensK", cuSeqlensK);
+        requireDtype("flashAttentionVarlen cuSeqlensQ", cuSeqlensQ, DType.I32);
+        requireDtype("flashAttentionVarlen cuSeqlensK", cuSeqlensK, DType.I32);
+        if (cuSeqlensQ.ndim() != 1 || cuSeqlensQ.dim(0) < 2 || !cuSeqlensQ.isContiguous()
+                || cuSeqlensK.ndim() != 1 || cuSeqlensK.dim(0) != cuSeqlensQ.dim(0) || !cuSeqlensK.isContiguous()) {
+            throw shape("flashAttentionVarlen: cuSeqlensQ and cuSeqlensK must be contiguous [batch + 1] i32 of one length >= 2, got "
+                    + cuSeqlensQ + " and " + cuSeqlensK);
+        }
+        long batch = cuSeqlensQ.dim(0) - 1;
+        if (batch > 65535) throw shape("flashAttentionVarlen: batch " + batch + " > 65535");
+        if (maxSeqlenQ < 0 || maxSeqlenK < 0 || maxSeqlenQ > tq || maxSeqlenK > tk) {
+            throw new IllegalArgumentException("flashAttentionVarlen: maxSeqlenQ " + maxSeqlenQ + " / maxSeqlenK " + maxSeqlenK
+                    + " must be in 0.." + tq + " / 0.." + tk + " (the packed lengths of q " + q + " and k " + k + ")");
+        }
+        if (lse != null) {
+            requireMine("flashAttentionVarlen lse", lse);
+            requireDtype("flashAttentionVarlen lse", lse, DType.F32);
+            if (lse.ndim() != 2 || lse.dim(0) != hq || lse.dim(1) != tq || !lse.isContiguous()) {
+                throw shape("flashAttentionVarlen: lse must be contiguous [" + hq + ", " + tq + "] f32, got " + lse);
+            }
+        }
+        checkScale("flashAttentionVarlen", scale);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_attn_params.allocate(tmp);
+            pt_cuda_attn_params.scale(p, scale);
+            pt_cuda_attn_params.causal(p, causal ? 1 : 0);
+            pt_cuda_attn_params.cu_seqlens_q(p, MemorySegment.ofAddress(cuSeqlensQ.address()));
+            pt_cuda_attn_params.cu_seqlens_k(p, MemorySegment.ofAddress(cuSeqlensK.address()));
+            pt_cuda_attn_params.batch(p, (int) batch);
+            pt_cuda_attn_params.max_seqlen_q(p, maxSeqlenQ);
+            pt_cuda_attn_params.max_seqlen_k(p, maxSeqlenK);
+            cuSeqlensQ.checkOpen();
+            CudaLibrary.check(panatron_h.pt_cuda_flash_attn_fwd(handle(), q.descriptor(), k.descriptor(), v.descriptor(),
+                    out.descriptor(), lse == null ? MemorySegment.NULL : lse.descriptor(), p));
+        }
+    }
+
+    /**
+     * Decode attention against a KV cache (flash-decoding, split-KV): one new query token per
+     * sequence attends to the first {@code seqlensK[b]} keys of its cache.
+     *
+     * @param q          [B, Hq, D] bf16 or f16
+     * @param kCache     [B, Hkv, S_max, D] q's dtype, innermost contiguous, outer strides 16-byte multiples
+     * @param vCache     like kCache
+     * @param seqlensK   device [B] i32, each in 1..S_max (values are not checked on the host)
+     * @param out        [B, Hq, D] q's dtype
+     * @param scale      0: 1/sqrt(D)
+     * @param maxSeqlenK a host bound of the seqlens used to size the split (0: S_max)
+     * @throws IllegalArgumentException on any shape, dtype, alignment or context mismatch
+     */
+    public void flashDecode(DeviceTensor q, DeviceTensor kCache, DeviceTensor vCache, DeviceTensor seqlensK, DeviceTensor out,
+                            float scale, int maxSeqlenK) {
+        requireMine("flashDecode q", q);
+        requireMine("flashDecode kCache", kCache);
+        requireMine("flashDecode vCache", vCache);
+        requireMine("flashDecode seqlensK", seqlensK);
+        requireMine("flashDecode out", out);
+        requireDtype("flashDecode q", q, DType.BF16, DType.F16);
+        requireDtype("flashDecode kCache", kCache, q.dtype());
+        requireDtype("flashDecode vCache", vCache, q.dtype());
+        requireDtype("flashDecode out", out, q.dtype());
+        requireDtype("flashDecode seqlensK", seqlensK, DType.I32);
+        if (q.ndim() != 3 || out.ndim() != 3 || kCache.ndim() != 4 || vCache.ndim() != 4 || seqlensK.ndim() != 1) {
+            throw shape("flashDecode: expected q/out [B, Hq, D], k/vCache [B, Hkv, S_max, D], seqlensK [B]; got q " + q
+                    + ", kCache " + kCache + ", vCache " + vCache + ", out " + out + ", seqlensK " + seqlensK);
+        }
+        long b = q.dim(0), hq = q.dim(1), d = q.dim(2), hkv = kCache.dim(1), smax = kCache.dim(2);
+        if (kCache.dim(0) != b || kCache.dim(3) != d || !Arrays.equals(vCache.shape(), kCache.shape())
+                || !Arrays.equals(out.shape(), q.shape()) || seqlensK.dim(0) != b) {
+            throw shape("flashDecode: expected q/out [B, Hq, D], k/vCache [B, Hkv, S_max, D], seqlensK [B]; got q " + q
+                    + ", kCache " + kCache + ", vCache " + vCache + ", out " + out + ", seqlensK " + seqlensK);
+        }
+        checkHeadDim("flashDecode", d, q);
+        checkHeads("flashDecode", hq, hkv, q, kCache);
+        requireInnermostContiguous("flashDecode q", q);
+        requireInnermostContiguous("flashDecode kCache", kCache);
+        requireInnermostContiguous("flashDecode vCache", vCache);
+        requireInnermostContiguous("flashDecode out", out);
+        requireAligned16("flashDecode q", q);
+        requireAligned16("flashDecode kCache", kCache);
+        requireAligned16("flashDecode vCache", vCache);
+        if ((out.address() & 3) != 0) throw new IllegalArgumentException("flashDecode: out " + out + " is not 4-byte aligned");
+        if (maxSeqlenK < 0) throw new IllegalArgumentException("flashDecode: maxSeqlenK " + maxSeqlenK + " must be >= 0 (0: S_max)");
+        checkScale("flashDecode", scale);
+        if (b > 65535 || hq > 65535 || smax > Integer.MAX_VALUE / 2) throw shape("flashDecode: sizes too large (q " + q + ", kCache " + kCache + ")");
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_attn_params.allocate(tmp);
+            pt_cuda_attn_params.scale(p, scale);
+            pt_cuda_attn_params.max_seqlen_k(p, maxSeqlenK);
+            CudaLibrary.check(panatron_h.pt_cuda_flash_attn_decode(handle(), q.descriptor(), kCache.descriptor(),
+                    vCache.descriptor(), seqlensK.descriptor(), out.descriptor(), p));
+        }
+    }
+
+    // ---------------------------------------------------------------- validation helpers
+
+    private void checkAttnCommon(String fn, DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, int rank) {
+        requireMine(fn + " q", q);
+        requireMine(fn + " k", k);
+        requireMine(fn + " v", v);
+        requireMine(fn + " out", out);
+        requireDtype(fn + " q", q, DType.BF16, DType.F16);
+        requireDtype(fn + " k", k, q.dtype());
+        requireDtype(fn + " v", v, q.dtype());
+        requireDtype(fn + " out", out, q.dtype());
+        String dims = rank == 4 ? "[B, S, H, D]" : "[T, H, D]";
+        for (DeviceTensor t : new DeviceTensor[] {q, k, v, out}) {
+            if (t.ndim() != rank) {
+                throw shape(fn + ": q, k, v and out must be " + rank + "-D " + dims + ", got q " + q + ", k " + k + ", v " + v + ", out " + out);
+            }
+        }
+        checkHeadDim(fn, q.dim(-1), q);
+        requireInnermostContiguous(fn + " q", q);
+        requireInnermostContiguous(fn + " k", k);
+        requireInnermostContiguous(fn + " v", v);
+        requireInnermostContiguous(fn + " out", out);
+        requireAligned16(fn + " q", q);
+        requireAligned16(fn + " k", k);
+        requireAligned16(fn + " v", v);
+        requireAligned16(fn + " out", out);
+    }
+
+    private static void checkHeadDim(String fn, long d, DeviceTensor q) {
+        for (long h : HEAD_DIMS) if (h == d) return;
+        throw new IllegalArgumentException(fn + ": head dim " + d + " of q " + q + " is not supported (64, 80, 96, 128, 256)");
+    }
+
+    private static void checkHeads(String fn, long hq, long hkv, DeviceTensor q, DeviceTensor k) {
+        if (hkv <= 0 || hq % hkv != 0) {
+            throw shape(fn + ": query heads " + hq + " (q " + q + ") must be a multiple of key/value heads " + hkv + " (k " + k + ")");
+        }
+    }
+
+    private static void checkScale(String fn, float scale) {
+        if (!(scale >= 0) || Float.isInfinite(scale)) {
+            throw new IllegalArgumentException(fn + ": scale " + scale + " must be a finite value >= 0 (0: 1/sqrt(D))");
+        }
+    }
+
+    private void requireMine(String what, DeviceTensor t) {
+        Objects.requireNonNull(t, what);
+        t.checkOpen();
+        handle();
+        if (t.context() != this) throw new IllegalArgumentException(what + ": " + t + " belongs to another CUDA context");
+    }
+
+    private static void requireDtype(String what, DeviceTensor t, DType... allowed) {
+        for (DType d : allowed) if (t.dtype() == d) return;
+        throw new IllegalArgumentException(what + ": dtype " + t.dtype() + " of " + t + " not supported here (expected "
+                + Arrays.toString(allowed) + ")");
+    }
+
+    private static void requireInnermostContiguous(String what, DeviceTensor t) {
+        if (t.dim(-1) > 1 && t.strides()[t.ndim() - 1] != t.dtype().byteSize()) {
+            throw shape(what + ": the innermost dim of " + t + " must be contiguous");
+        }
+    }
+
+    private static void requireWholeElementStrides(String what, DeviceTensor t) {
+        long es = t.dtype().byteSize();
+        for (long s : t.strides()) {
+            if (s % es != 0) throw shape(what + ": strides of " + t + " must be whole elements");
+        }
+        if ((t.address() % es) != 0) throw new IllegalArgumentException(what + ": " + t + " is not aligned to its element size");
+    }
+
+    /** The attention kernels move 16-byte chunks: base address and outer strides 16-byte multiples. */
+    private static void requireAligned16(String what, DeviceTensor t) {
+        if ((t.address() & 15) != 0) throw new IllegalArgumentException(what + ": " + t + " does not start on a 16-byte boundary");
+        long[] st = t.strides();
+        for (int i = 0; i < t.ndim() - 1; i++) {
+            if (t.dim(i) > 1 && st[i] % 16 != 0) {
+                throw shape(what + ": stride " + st[i] + " bytes of dim " + i + " of " + t + " is not a multiple of 16");
+            }
+        }
+    }
+
+    private static IllegalArgumentException shape(String msg) { return new IllegalArgumentException(msg); }
+
+    /** Waits for the stream and frees everything this context owns. Idempotent. */
+    @Override
+    public void close() {
+        synchronized (this) {
+            if (closed) return;
+            closed = true;
+            arena.close();
+        }
+    }
+
+    @Override
+    public String toString() { return "CudaContext[cuda:" + device + (closed ? " closed" : "") + "]"; }
+}
