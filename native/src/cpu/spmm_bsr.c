@@ -447,6 +447,9 @@ typedef struct {
     const pt_tensor* y;
     const float* bias;
     int64_t bias_stride;
+    const float* biasc;      /* fast: bias made contiguous (zeros when NULL) */
+    char* ybase;             /* fast: y's first row when its rows are evenly spaced, else NULL */
+    int64_t ldy;
     int64_t m, kp, mp;
     int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni */
     int64_t rows_per_group;  /* block rows per work item */
@@ -459,44 +462,61 @@ typedef struct {
     volatile int failed;
 } sp_arg;
 
+/* Loads row r of x (f32, zero-padded to kp) into buf; int8: quantizes it into q (s8) and sets
+ * sx[r], bad[r]. */
+static void load_row(sp_arg* g, int64_t r, float* buf, int8_t* q) {
+    const int64_t k = g->h.k, kp = g->kp;
+    pt_load_row_f32(pt_row_ptr(g->x, r), g->x->dtype, k, buf);
+    for (int64_t j = k; j < kp; j++) buf[j] = 0.0f;
+    if (!q) return;
+    uint32_t nonfinite = 0;
+    float amax = 0.0f;
+    for (int64_t j = 0; j < k; j++) {
+        uint32_t u;
+        memcpy(&u, &buf[j], 4);
+        nonfinite |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
+        float a = fabsf(buf[j]);
+        amax = a > amax ? a : amax;
+    }
+    g->bad[r] = (uint8_t)(nonfinite != 0);
+    const float inv = amax > 0.0f && !nonfinite ? 127.0f / amax : 0.0f;
+    g->sx[r] = amax / 127.0f;
+    for (int64_t j = 0; j < kp; j++) {
+        float v = rne(buf[j] * inv);
+        v = v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v;
+        q[j] = (int8_t)v;
+    }
+}
+
 static void prep_rows(int64_t r0, int64_t r1, void* argp) {
     sp_arg* g = (sp_arg*)argp;
-    const int64_t k = g->h.k, kp = g->kp;
-    float* buf = (float*)pt_scratch(3, (size_t)(kp + 16) * sizeof(float));
-    if (!buf) { g->failed = 1; return; }
-    for (int64_t r = r0; r < r1; r++) {
-        const char* src = pt_row_ptr(g->x, r);
-        pt_load_row_f32(src, g->x->dtype, k, buf);
-        for (int64_t j = k; j < kp; j++) buf[j] = 0.0f;
-        if (g->h.dtype != PT_I8) {
-            if (g->fast) {
-                float* xt = (float*)g->xt;
-                for (int64_t j = 0; j < kp; j++) xt[j * g->mp + r] = buf[j];
-            } else {
-                memcpy(g->xf + r * kp, buf, (size_t)kp * sizeof(float));
-            }
+    const int64_t kp = g->kp, ldb = kp + 16;
+    const int i8 = g->h.dtype == PT_I8;
+    const int rb = g->fast ? 16 : 1;
+    char* s3 = (char*)pt_scratch(3, (size_t)(ldb * 4 + ldb) * (size_t)rb + 64);
+    if (!s3) { g->failed = 1; return; }
+    float* buf = (float*)s3;
+    int8_t* qb = (int8_t*)(s3 + (size_t)ldb * 4 * (size_t)rb);
+    for (int64_t r = r0; r < r1; r += rb) {
+        const int64_t n = r1 - r < rb ? r1 - r : rb;
+        if (!g->fast) {
+            if (i8) load_row(g, r, buf, g->xq + r * kp);
+            else load_row(g, r, g->xf + r * kp, NULL);
             continue;
         }
-        uint32_t nonfinite = 0;
-        float amax = 0.0f;
-        for (int64_t j = 0; j < k; j++) {
-            uint32_t u;
-            memcpy(&u, &buf[j], 4);
-            nonfinite |= (uint32_t)((u & 0x7f800000u) == 0x7f800000u);
-            float a = fabsf(buf[j]);
-            amax = a > amax ? a : amax;
-        }
-        g->bad[r] = (uint8_t)(nonfinite != 0);
-        const float inv = amax > 0.0f && !nonfinite ? 127.0f / amax : 0.0f;
-        g->sx[r] = amax / 127.0f;
-        for (int64_t j = 0; j < kp; j++) {
-            float q = rne(buf[j] * inv);
-            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
-            if (g->fast) {
-                uint8_t* xt = (uint8_t*)g->xt;
-                xt[((j >> 2) * g->mp + r) * 4 + (j & 3)] = (uint8_t)((int32_t)q + 128);
-            } else {
-                g->xq[r * kp + j] = (int8_t)q;
+        for (int64_t i = 0; i < n; i++) load_row(g, r + i, buf + i * ldb, i8 ? qb + i * ldb : NULL);
+        if (i8) {
+            uint8_t* xt = (uint8_t*)g->xt;
+            for (int64_t j = 0; j < kp; j += 4) {
+                uint8_t* d = xt + ((j >> 2) * g->mp + r) * 4;
+                for (int64_t i = 0; i < n; i++)
+                    for (int e = 0; e < 4; e++) d[i * 4 + e] = (uint8_t)((int32_t)qb[i * ldb + j + e] + 128);
+            }
+        } else {
+            float* xt = (float*)g->xt;
+            for (int64_t j = 0; j < kp; j++) {
+                float* d = xt + j * g->mp + r;
+                for (int64_t i = 0; i < n; i++) d[i] = buf[i * ldb + j];
             }
         }
     }
@@ -536,10 +556,14 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
     const int bk = h->bk, bn = h->bn;
     const int64_t gch = g->rows_per_group * bn; /* channels per group (upper bound) */
     const int64_t es = (int64_t)pt_dtype_size(h->dtype), bsz = (int64_t)bk * bn;
+    (void)es;
     /* slot 1: the accumulator tile [gch][SP_MT] (fast) or [SP_MT?][gch] rows (portable: one row) */
-    void* tile = pt_scratch(1, (size_t)(gch * SP_MT + 64) * 4);
-    float* row = (float*)pt_scratch(2, (size_t)(gch + 16) * 4);
-    if (!tile || !row) { g->failed = 1; return; }
+    void* tile = pt_scratch(1, (size_t)(((gch + 15) & ~(int64_t)15) * SP_MT + 64) * 4);
+    char* s2 = (char*)pt_scratch(2, (size_t)(gch + 16) * 4 + (size_t)(g->rows_per_group + 1) * 8 + 64);
+    if (!tile || !s2) { g->failed = 1; return; }
+    float* row = (float*)s2;
+    int64_t* cur = (int64_t*)(s2 + (((size_t)(gch + 16) * 4 + 63) & ~(size_t)63));
+    (void)cur;
     for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t nb0 = gi * g->rows_per_group;
         const int64_t nb1 = nb0 + g->rows_per_group < h->nb ? nb0 + g->rows_per_group : h->nb;
@@ -547,27 +571,63 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
         const int64_t nc = (nb1 * bn < h->n ? nb1 * bn : h->n) - n0;
 #if defined(PT_HAVE_X86_KERNELS)
         if (g->fast) {
+            const int64_t nrows = nb1 - nb0;
+            const int64_t* rp = g->rowptr;
             for (int64_t m0 = 0; m0 < g->m; m0 += SP_MT) {
                 const int64_t mlen = g->m - m0 < SP_MT ? g->m - m0 : SP_MT;
+                const int32_t mv = (int32_t)cdiv(mlen, 16);
+                /* K chunks whose slice of xT (chunk x 16 mv rows) stays in L1 (~32 KiB) while
+                 * every block row of the group passes over it */
+                const int64_t kchunk = (h->dtype == PT_I8 ? 32768 : 8192) / (16 * mv);
+                const int64_t kbc = kchunk / bk > 0 ? kchunk / bk : 1;
                 pt_spmm_tile t;
+                memset(&t, 0, sizeof t);
                 t.bk = bk;
                 t.bn = bn;
                 t.xt = g->xt;
                 t.mp = g->mp;
                 t.m0 = m0;
-                t.mv = (int32_t)cdiv(mlen, 16);
+                t.mv = mv;
                 t.ldo = SP_MT;
-                for (int64_t nb = nb0; nb < nb1; nb++) {
-                    t.col = g->col + g->rowptr[nb];
-                    t.vals = g->vals + g->rowptr[nb] * bsz * es;
-                    t.b0 = 0;
-                    t.b1 = g->rowptr[nb + 1] - g->rowptr[nb];
-                    t.out = (char*)tile + (nb - nb0) * bn * SP_MT * 4;
-                    if (g->fast == 1) pt_spmm_tile_f32_avx512(&t);
-                    else if (g->fast == 2) pt_spmm_tile_bf16_avx512(&t);
-                    else pt_spmm_tile_i8_vnni(&t);
+                t.col = g->col;
+                t.vals = g->vals;
+                for (int64_t r = 0; r < nrows; r++) cur[r] = rp[nb0 + r];
+                for (int64_t kb0 = 0; kb0 < h->kb; kb0 += kbc) {
+                    const int64_t kb1 = kb0 + kbc;
+                    for (int64_t r = 0; r < nrows; r++) {
+                        int64_t b1 = cur[r];
+                        const int64_t bend = rp[nb0 + r + 1];
+                        while (b1 < bend && g->col[b1] < kb1) b1++;
+                        if (kb0 == 0 || b1 > cur[r]) {
+                            t.b0 = cur[r];
+                            t.b1 = b1;
+                            t.accumulate = kb0 != 0;
+                            t.out = (char*)tile + r * bn * SP_MT * 4;
+                            if (g->fast == 1) pt_spmm_tile_f32_avx512(&t);
+                            else if (g->fast == 2) pt_spmm_tile_bf16_avx512(&t);
+                            else pt_spmm_tile_i8_vnni(&t);
+                        }
+                        cur[r] = b1;
+                    }
                 }
-                epilogue(g, m0, mlen, n0, nc, tile, SP_MT, 1, row);
+                pt_spmm_epi e;
+                memset(&e, 0, sizeof e);
+                e.tile = tile;
+                e.ldt = SP_MT;
+                e.i8 = h->dtype == PT_I8;
+                e.act = g->act;
+                e.mlen = mlen;
+                e.nc = nc;
+                e.bias = g->biasc + n0;
+                e.scale = g->scale ? g->scale + n0 : NULL;
+                e.colsum = g->colsum ? g->colsum + n0 : NULL;
+                e.sx = g->sx + m0;
+                e.bad = g->bad + m0;
+                e.y = g->ybase + m0 * g->ldy + n0 * (int64_t)pt_dtype_size(g->y->dtype);
+                e.ldy = g->ldy;
+                e.ydt = g->y->dtype;
+                if (g->ybase) pt_spmm_epilogue_avx512(&e);
+                else epilogue(g, m0, mlen, n0, nc, tile, SP_MT, 1, row);
             }
             continue;
         }
@@ -675,14 +735,14 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
         else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = 3;
     }
 #endif
-    g.rows_per_group = h.bn >= 16 ? 1 : cdiv(16, h.bn);
+    g.rows_per_group = g.fast ? (h.bn >= 64 ? 1 : cdiv(64, h.bn)) : (h.bn >= 16 ? 1 : cdiv(16, h.bn));
     /* activations, prepared once on the calling thread's slot 0 */
     size_t xbytes;
     if (g.fast == 3) xbytes = (size_t)(g.kp * g.mp);
     else if (g.fast) xbytes = (size_t)(g.kp * g.mp) * 4;
     else xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
     xbytes = (xbytes + 63) & ~(size_t)63;
-    char* s0 = (char*)pt_scratch(0, xbytes + (size_t)m * 5 + 128);
+    char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (size_t)h.n * 4 + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
     if (g.fast == 3) { g.xt = s0; memset(s0, 128, xbytes); }
     else if (g.fast) { g.xt = s0; memset(s0, 0, xbytes); }
@@ -690,6 +750,16 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     else g.xf = (float*)s0;
     g.sx = (float*)(s0 + xbytes);
     g.bad = (uint8_t*)(g.sx + m);
+    if (g.fast) {
+        float* bc = (float*)(s0 + xbytes + (((size_t)m * 5 + 63) & ~(size_t)63));
+        for (int64_t j = 0; j < h.n; j++) bc[j] = bias ? g.bias[j * g.bias_stride] : 0.0f;
+        g.biasc = bc;
+        int64_t rs = 0;
+        if (pt_rows_uniform(y, &rs) || m == 1) {
+            g.ybase = (char*)y->data;
+            g.ldy = m == 1 ? 0 : rs;
+        }
+    }
     const double work = 2.0 * (double)m * (double)h.n * (double)(h.k > 0 ? h.k : 1) *
                         ((double)h.kept / (double)(h.kb * h.nb > 0 ? h.kb * h.nb : 1));
     const int64_t threads = work < 2e5 ? 1 : ctx->n_threads;

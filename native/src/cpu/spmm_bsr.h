@@ -24,12 +24,32 @@ typedef struct pt_spmm_tile {
     int64_t mp;          /* padded rows of xT */
     int64_t m0;
     int32_t mv;
-    int32_t pad_;
+    int32_t accumulate;  /* 0: start from zero; 1: add to what out holds */
     void* out;
     int64_t ldo;
 } pt_spmm_tile;
 
+/* The epilogue of one transposed tile: rows m0 .. m0 + mlen - 1 of channels n0 .. n0 + nc - 1,
+ * acc at tile[c * ldt + (m - m0)] (f32, or s32 for int8: (acc - 128 colsum) * sx[m] * scale[n]),
+ * + bias, activation, stored to y rows (ldy bytes apart) as f32 or bf16. tile must have
+ * ceil(nc / 16) * 16 readable rows of ldt >= ceil(mlen / 16) * 16 elements. */
+typedef struct pt_spmm_epi {
+    const void* tile;
+    int64_t ldt;
+    int32_t i8, act;
+    int64_t mlen, nc;
+    const float* bias;     /* [nc], never NULL (zeros) */
+    const float* scale;    /* int8: [nc] */
+    const int32_t* colsum; /* int8: [nc] */
+    const float* sx;       /* int8: [mlen] */
+    const uint8_t* bad;    /* int8: [mlen] */
+    char* y;               /* row m0, channel n0 */
+    int64_t ldy;           /* bytes */
+    int32_t ydt, pad_;
+} pt_spmm_epi;
+
 #if defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN void pt_spmm_epilogue_avx512(const pt_spmm_epi* e);
 PT_HIDDEN void pt_spmm_tile_f32_avx512(const pt_spmm_tile* t);   /* f32 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_bf16_avx512(const pt_spmm_tile* t);  /* bf16 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_i8_vnni(const pt_spmm_tile* t);      /* s8 weights, u8 xT, bk % 4 == 0 */

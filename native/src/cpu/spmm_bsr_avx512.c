@@ -6,6 +6,8 @@
  * of it, MV vectors of xT are loaded once and reused by the chunk's C broadcast weights
  * (f32: vfmadd231ps; int8: one dword of 4 consecutive k per channel, vpdpbusd). */
 #include "cpu/spmm_bsr.h"
+#include <math.h>
+#include "cpu/vecmath_avx512.h"
 #include <immintrin.h>
 
 enum { K_F32 = 0, K_BF16 = 1, K_I8 = 2 };
@@ -16,7 +18,9 @@ static inline __attribute__((always_inline)) void chunk(const pt_spmm_tile* t, c
     const int64_t mp = t->mp;
     if (kind == K_I8) {
         __m512i acc[16][8];
-        PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++) acc[i][v] = _mm512_setzero_si512();
+        int32_t* out = (int32_t*)t->out;
+        PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++)
+            acc[i][v] = t->accumulate ? _mm512_loadu_si512((const void*)(out + (i0 + i) * t->ldo + 16 * (v0 + v))) : _mm512_setzero_si512();
         const int g4 = bk >> 2;
         const int8_t* vals = (const int8_t*)t->vals;
         const uint8_t* xt = (const uint8_t*)t->xt + (t->m0 + 16 * v0) * 4;
@@ -32,12 +36,13 @@ static inline __attribute__((always_inline)) void chunk(const pt_spmm_tile* t, c
                 }
             }
         }
-        int32_t* out = (int32_t*)t->out;
         PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++)
             _mm512_storeu_si512((void*)(out + (i0 + i) * t->ldo + 16 * (v0 + v)), acc[i][v]);
     } else {
         __m512 acc[16][8];
-        PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++) acc[i][v] = _mm512_setzero_ps();
+        float* out = (float*)t->out;
+        PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++)
+            acc[i][v] = t->accumulate ? _mm512_loadu_ps(out + (i0 + i) * t->ldo + 16 * (v0 + v)) : _mm512_setzero_ps();
         const float* xt = (const float*)t->xt + t->m0 + 16 * v0;
         for (int64_t b = t->b0; b < t->b1; b++) {
             const float* xb = xt + (int64_t)t->col[b] * bk * mp;
@@ -58,7 +63,6 @@ static inline __attribute__((always_inline)) void chunk(const pt_spmm_tile* t, c
                 }
             }
         }
-        float* out = (float*)t->out;
         PT_UNROLL(16) for (int i = 0; i < C; i++) PT_UNROLL(8) for (int v = 0; v < MV; v++)
             _mm512_storeu_ps(out + (i0 + i) * t->ldo + 16 * (v0 + v), acc[i][v]);
     }
@@ -107,3 +111,77 @@ static int mv_max(int c) { return c >= 16 ? 1 : c >= 8 ? 2 : c >= 4 ? 4 : 8; }
 DEF_TILE(pt_spmm_tile_f32_avx512, K_F32)
 DEF_TILE(pt_spmm_tile_bf16_avx512, K_BF16)
 DEF_TILE(pt_spmm_tile_i8_vnni, K_I8)
+
+/* 16 x 16 transpose of 32-bit lanes: r[i] lane j -> r[j] lane i. */
+static inline __attribute__((always_inline)) void tr16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 4; g++) {
+        const __m512d a = _mm512_castps_pd(t[4 * g]), b = _mm512_castps_pd(t[4 * g + 1]);
+        const __m512d c = _mm512_castps_pd(t[4 * g + 2]), d = _mm512_castps_pd(t[4 * g + 3]);
+        r[4 * g] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+        r[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+        r[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+        r[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+    }
+    for (int j = 0; j < 4; j++) {
+        t[j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        t[4 + j] = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+        t[8 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        t[12 + j] = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    }
+    for (int j = 0; j < 4; j++) {
+        r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+        r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
+        r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
+        r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+    }
+}
+
+static inline __attribute__((always_inline)) __m512 act_v(__m512 v, int act) {
+    switch (act) {
+    case PT_ACT_RELU: return pt_relu(v);
+    case PT_ACT_GELU_ERF: return pt_gelu_erf(v);
+    case PT_ACT_GELU_TANH: return pt_gelu_tanh(v);
+    case PT_ACT_SILU: return pt_silu(v);
+    default: return v;
+    }
+}
+
+void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
+    for (int64_t c0 = 0; c0 < e->nc; c0 += 16) {
+        const int64_t cn = e->nc - c0 < 16 ? e->nc - c0 : 16;
+        const __mmask16 cm = pt_tail_mask(cn);
+        const __m512 bias = _mm512_maskz_loadu_ps(cm, e->bias + c0);
+        __m512 scale = _mm512_setzero_ps();
+        __m512i cs128 = _mm512_setzero_si512();
+        if (e->i8) {
+            scale = _mm512_maskz_loadu_ps(cm, e->scale + c0);
+            cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
+        }
+        for (int64_t r0 = 0; r0 < e->mlen; r0 += 16) {
+            __m512 r[16];
+            const float* tf = (const float*)e->tile + c0 * e->ldt + r0;
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(tf + i * e->ldt);
+            tr16(r);
+            const int rn = (int)(e->mlen - r0 < 16 ? e->mlen - r0 : 16);
+            for (int j = 0; j < rn; j++) {
+                const int64_t m = r0 + j;
+                __m512 v;
+                if (e->i8) {
+                    const __m512i a = _mm512_sub_epi32(_mm512_castps_si512(r[j]), cs128);
+                    v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_set1_ps(e->sx[m]), scale));
+                    v = _mm512_add_ps(v, bias);
+                    if (e->bad[m]) v = _mm512_set1_ps(__builtin_nanf(""));
+                } else {
+                    v = _mm512_add_ps(r[j], bias);
+                }
+                v = act_v(v, e->act);
+                pt_stm(e->y + m * e->ldy, e->ydt, c0, v, cm);
+            }
+        }
+    }
+}
