@@ -469,6 +469,12 @@ static void load_row(sp_arg* g, int64_t r, float* buf, int8_t* q) {
     pt_load_row_f32(pt_row_ptr(g->x, r), g->x->dtype, k, buf);
     for (int64_t j = k; j < kp; j++) buf[j] = 0.0f;
     if (!q) return;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->fast) {
+        pt_spmm_quant_row_avx512(buf, k, kp, q, &g->sx[r], &g->bad[r]);
+        return;
+    }
+#endif
     uint32_t nonfinite = 0;
     float amax = 0.0f;
     for (int64_t j = 0; j < k; j++) {
@@ -492,14 +498,15 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
     sp_arg* g = (sp_arg*)argp;
     const int64_t kp = g->kp, ldb = kp + 16;
     const int i8 = g->h.dtype == PT_I8;
-    const int rb = g->fast ? 16 : 1;
+    const int rowwise = !g->fast || g->fast == 4; /* row-major prepared rows (portable, AMX) */
+    const int rb = rowwise ? 1 : 16;
     char* s3 = (char*)pt_scratch(3, (size_t)(ldb * 4 + ldb) * (size_t)rb + 64);
     if (!s3) { g->failed = 1; return; }
     float* buf = (float*)s3;
     int8_t* qb = (int8_t*)(s3 + (size_t)ldb * 4 * (size_t)rb);
     for (int64_t r = r0; r < r1; r += rb) {
         const int64_t n = r1 - r < rb ? r1 - r : rb;
-        if (!g->fast) {
+        if (rowwise) {
             if (i8) load_row(g, r, buf, g->xq + r * kp);
             else load_row(g, r, g->xf + r * kp, NULL);
             continue;
@@ -536,7 +543,7 @@ static void epilogue(const sp_arg* g, int64_t m0, int64_t mlen, int64_t n0, int6
             float v;
             if (i8) {
                 int32_t a = ((const int32_t*)tile)[e];
-                if (g->fast) a -= 128 * g->colsum[n];
+                if (g->fast && g->fast != 4) a -= 128 * g->colsum[n];
                 v = (float)a * (g->sx[m] * g->scale[n]);
             } else {
                 v = ((const float*)tile)[e];
@@ -564,12 +571,56 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
     float* row = (float*)s2;
     int64_t* cur = (int64_t*)(s2 + (((size_t)(gch + 16) * 4 + 63) & ~(size_t)63));
     (void)cur;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->fast == 4) pt_spmm_amx_begin();
+#endif
     for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t nb0 = gi * g->rows_per_group;
         const int64_t nb1 = nb0 + g->rows_per_group < h->nb ? nb0 + g->rows_per_group : h->nb;
         const int64_t n0 = nb0 * bn;
         const int64_t nc = (nb1 * bn < h->n ? nb1 * bn : h->n) - n0;
 #if defined(PT_HAVE_X86_KERNELS)
+        if (g->fast == 4) {
+            for (int64_t m0 = 0; m0 < g->m; m0 += SP_MT) {
+                const int64_t mlen = g->m - m0 < SP_MT ? g->m - m0 : SP_MT;
+                pt_spmm_amx a;
+                a.col = g->col;
+                a.vals = g->vals;
+                a.x = g->xq + m0 * g->kp;
+                a.ldx = g->kp;
+                a.nsub = cdiv(mlen, 16);
+                a.ldo = gch;
+                for (int64_t nb = nb0; nb < nb1; nb++) {
+                    a.b0 = g->rowptr[nb];
+                    a.b1 = g->rowptr[nb + 1];
+                    a.out = (int32_t*)tile + (nb - nb0) * 16;
+                    pt_spmm_amx_i8_row(&a);
+                }
+                pt_spmm_epi e;
+                memset(&e, 0, sizeof e);
+                e.tile = tile;
+                e.ldt = gch;
+                e.i8 = 1;
+                e.rowmajor = 1;
+                e.act = g->act;
+                e.mlen = mlen;
+                e.nc = nc;
+                e.bias = g->biasc + n0;
+                e.scale = g->scale + n0;
+                e.sx = g->sx + m0;
+                e.bad = g->bad + m0;
+                e.y = g->ybase + m0 * g->ldy + n0 * (int64_t)pt_dtype_size(g->y->dtype);
+                e.ldy = g->ldy;
+                e.ydt = g->y->dtype;
+                if (g->ybase) {
+                    pt_spmm_epilogue_avx512(&e);
+                } else {
+                    for (int64_t r = 0; r < mlen; r++)
+                        epilogue(g, m0 + r, 1, n0, nc, (int32_t*)tile + r * gch, gch, 0, row);
+                }
+            }
+            continue;
+        }
         if (g->fast) {
             const int64_t nrows = nb1 - nb0;
             const int64_t* rp = g->rowptr;
@@ -677,6 +728,9 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
             epilogue(g, m, 1, n0, nc, tile, gch, 0, row);
         }
     }
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->fast == 4) pt_spmm_amx_end();
+#endif
 }
 
 pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y,
@@ -732,19 +786,21 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     if (ctx->caps & PT_CPU_AVX512F) {
         if (h.dtype == PT_F32) g.fast = 1;
         else if (h.dtype == PT_BF16) g.fast = 2;
+        else if ((ctx->caps & PT_CPU_AMX_INT8) && h.bk == 64 && h.bn == 16 && pt_spmm_amx_compiled()) g.fast = 4;
         else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = 3;
     }
 #endif
     g.rows_per_group = g.fast ? (h.bn >= 64 ? 1 : cdiv(64, h.bn)) : (h.bn >= 16 ? 1 : cdiv(16, h.bn));
     /* activations, prepared once on the calling thread's slot 0 */
     size_t xbytes;
-    if (g.fast == 3) xbytes = (size_t)(g.kp * g.mp);
+    if (g.fast == 3 || g.fast == 4) xbytes = (size_t)(g.kp * g.mp);
     else if (g.fast) xbytes = (size_t)(g.kp * g.mp) * 4;
     else xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
     xbytes = (xbytes + 63) & ~(size_t)63;
     char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (size_t)h.n * 4 + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
-    if (g.fast == 3) { g.xt = s0; memset(s0, 128, xbytes); }
+    if (g.fast == 4) { g.xq = (int8_t*)s0; memset(s0, 0, xbytes); }
+    else if (g.fast == 3) { g.xt = s0; memset(s0, 128, xbytes); }
     else if (g.fast) { g.xt = s0; memset(s0, 0, xbytes); }
     else if (h.dtype == PT_I8) g.xq = (int8_t*)s0;
     else g.xf = (float*)s0;

@@ -45,10 +45,29 @@ typedef struct pt_spmm_epi {
     const uint8_t* bad;    /* int8: [mlen] */
     char* y;               /* row m0, channel n0 */
     int64_t ldy;           /* bytes */
-    int32_t ydt, pad_;
+    int32_t ydt;
+    int32_t rowmajor;      /* 1: tile[(m - m0) * ldt + c] (AMX), no colsum correction */
 } pt_spmm_epi;
 
+/* AMX-INT8, 64x16 blocks: one block row (16 channels), kept blocks [b0, b1); x s8 row-major
+ * (ldx bytes per row, rows padded to 16 with zeros), nsub sub-tiles of 16 rows from x; out
+ * row-major s32 [16 nsub][ldo] at the block row's first channel. */
+typedef struct pt_spmm_amx {
+    const int32_t* col;
+    const void* vals;
+    int64_t b0, b1;
+    const int8_t* x;
+    int64_t ldx, nsub;
+    int32_t* out;
+    int64_t ldo;
+} pt_spmm_amx;
+
 #if defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad);
+PT_HIDDEN int pt_spmm_amx_compiled(void);
+PT_HIDDEN void pt_spmm_amx_begin(void);
+PT_HIDDEN void pt_spmm_amx_end(void);
+PT_HIDDEN void pt_spmm_amx_i8_row(const pt_spmm_amx* a);
 PT_HIDDEN void pt_spmm_epilogue_avx512(const pt_spmm_epi* e);
 PT_HIDDEN void pt_spmm_tile_f32_avx512(const pt_spmm_tile* t);   /* f32 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_bf16_avx512(const pt_spmm_tile* t);  /* bf16 weights, f32 xT */
