@@ -451,7 +451,8 @@ typedef struct {
     char* ybase;             /* fast: y's first row when its rows are evenly spaced, else NULL */
     int64_t ldy;
     int64_t m, kp, mp;
-    int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni */
+    int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni, 4 int8 amx */
+    int32_t rowpath;         /* fast 1/3 with M <= 8 and 4x1 blocks: gather kernel on row-major x */
     int64_t rows_per_group;  /* block rows per work item */
     /* prepared activations (caller's slot 0) */
     float* xf;               /* portable f32/bf16: [m][kp] f32 */
@@ -498,7 +499,7 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
     sp_arg* g = (sp_arg*)argp;
     const int64_t kp = g->kp, ldb = kp + 16;
     const int i8 = g->h.dtype == PT_I8;
-    const int rowwise = !g->fast || g->fast == 4; /* row-major prepared rows (portable, AMX) */
+    const int rowwise = !g->fast || g->fast == 4 || g->rowpath; /* row-major prepared rows (portable, AMX, few rows) */
     const int rb = rowwise ? 1 : 16;
     char* s3 = (char*)pt_scratch(3, (size_t)(ldb * 4 + ldb) * (size_t)rb + 64);
     if (!s3) { g->failed = 1; return; }
@@ -507,8 +508,13 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
     for (int64_t r = r0; r < r1; r += rb) {
         const int64_t n = r1 - r < rb ? r1 - r : rb;
         if (rowwise) {
-            if (i8) load_row(g, r, buf, g->xq + r * kp);
-            else load_row(g, r, g->xf + r * kp, NULL);
+            if (i8) {
+                load_row(g, r, buf, g->xq + r * kp);
+                if (g->rowpath) /* u8 = q + 128 for vpdpbusd */
+                    for (int64_t j = 0; j < kp; j++) g->xq[r * kp + j] = (int8_t)(uint8_t)((int32_t)g->xq[r * kp + j] + 128);
+            } else {
+                load_row(g, r, g->xf + r * kp, NULL);
+            }
             continue;
         }
         for (int64_t i = 0; i < n; i++) load_row(g, r + i, buf + i * ldb, i8 ? qb + i * ldb : NULL);
@@ -556,6 +562,30 @@ static void epilogue(const sp_arg* g, int64_t m0, int64_t mlen, int64_t n0, int6
         pt_store_row_f32(row, nc, g->y->dtype, pt_row_ptr(g->y, m) + n0 * (int64_t)ys);
     }
 }
+
+#if defined(PT_HAVE_X86_KERNELS)
+/* The epilogue of a transposed tile (fast paths 1-3). */
+static void spmm_epi_t(const sp_arg* g, const void* tile, int64_t m0, int64_t mlen, int64_t n0, int64_t nc, float* row) {
+    pt_spmm_epi e;
+    memset(&e, 0, sizeof e);
+    e.tile = tile;
+    e.ldt = SP_MT;
+    e.i8 = g->h.dtype == PT_I8;
+    e.act = g->act;
+    e.mlen = mlen;
+    e.nc = nc;
+    e.bias = g->biasc + n0;
+    e.scale = g->scale ? g->scale + n0 : NULL;
+    e.colsum = g->colsum ? g->colsum + n0 : NULL;
+    e.sx = g->sx + m0;
+    e.bad = g->bad + m0;
+    e.y = g->ybase + m0 * g->ldy + n0 * (int64_t)pt_dtype_size(g->y->dtype);
+    e.ldy = g->ldy;
+    e.ydt = g->y->dtype;
+    if (g->ybase) pt_spmm_epilogue_avx512(&e);
+    else epilogue(g, m0, mlen, n0, nc, tile, SP_MT, 1, row);
+}
+#endif
 
 static void run_groups(int64_t g0, int64_t g1, void* argp) {
     sp_arg* g = (sp_arg*)argp;
@@ -621,6 +651,23 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
             }
             continue;
         }
+        if (g->rowpath) {
+            pt_spmm_rows a;
+            a.col = g->col;
+            a.vals = g->vals;
+            a.rowptr = g->rowptr;
+            a.nb0 = nb0;
+            a.nb1 = nb1;
+            a.x = h->dtype == PT_I8 ? (const void*)g->xq : (const void*)g->xf;
+            a.ldx = g->kp;
+            a.m = (int32_t)g->m;
+            a.i8 = h->dtype == PT_I8;
+            a.out = tile;
+            a.ldo = SP_MT;
+            pt_spmm_rows_4x1_avx512(&a);
+            spmm_epi_t(g, tile, 0, g->m, n0, nc, row);
+            continue;
+        }
         if (g->fast) {
             const int64_t nrows = nb1 - nb0;
             const int64_t* rp = g->rowptr;
@@ -661,24 +708,7 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
                         cur[r] = b1;
                     }
                 }
-                pt_spmm_epi e;
-                memset(&e, 0, sizeof e);
-                e.tile = tile;
-                e.ldt = SP_MT;
-                e.i8 = h->dtype == PT_I8;
-                e.act = g->act;
-                e.mlen = mlen;
-                e.nc = nc;
-                e.bias = g->biasc + n0;
-                e.scale = g->scale ? g->scale + n0 : NULL;
-                e.colsum = g->colsum ? g->colsum + n0 : NULL;
-                e.sx = g->sx + m0;
-                e.bad = g->bad + m0;
-                e.y = g->ybase + m0 * g->ldy + n0 * (int64_t)pt_dtype_size(g->y->dtype);
-                e.ldy = g->ldy;
-                e.ydt = g->y->dtype;
-                if (g->ybase) pt_spmm_epilogue_avx512(&e);
-                else epilogue(g, m0, mlen, n0, nc, tile, SP_MT, 1, row);
+                spmm_epi_t(g, tile, m0, mlen, n0, nc, row);
             }
             continue;
         }
@@ -790,16 +820,19 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
         else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = 3;
     }
 #endif
+    g.rowpath = (g.fast == 1 || g.fast == 3) && m <= 4 && h.bk == 4 && h.bn == 1;
     g.rows_per_group = g.fast ? (h.bn >= 64 ? 1 : cdiv(64, h.bn)) : (h.bn >= 16 ? 1 : cdiv(16, h.bn));
     /* activations, prepared once on the calling thread's slot 0 */
     size_t xbytes;
-    if (g.fast == 3 || g.fast == 4) xbytes = (size_t)(g.kp * g.mp);
+    if (g.rowpath) xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
+    else if (g.fast == 3 || g.fast == 4) xbytes = (size_t)(g.kp * g.mp);
     else if (g.fast) xbytes = (size_t)(g.kp * g.mp) * 4;
     else xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
     xbytes = (xbytes + 63) & ~(size_t)63;
     char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (size_t)h.n * 4 + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
-    if (g.fast == 4) { g.xq = (int8_t*)s0; memset(s0, 0, xbytes); }
+    if (g.rowpath) { if (h.dtype == PT_I8) g.xq = (int8_t*)s0; else g.xf = (float*)s0; }
+    else if (g.fast == 4) { g.xq = (int8_t*)s0; memset(s0, 0, xbytes); }
     else if (g.fast == 3) { g.xt = s0; memset(s0, 128, xbytes); }
     else if (g.fast) { g.xt = s0; memset(s0, 0, xbytes); }
     else if (h.dtype == PT_I8) g.xq = (int8_t*)s0;

@@ -62,7 +62,22 @@ typedef struct pt_spmm_amx {
     int64_t ldo;
 } pt_spmm_amx;
 
+/* Few rows (1..8; the driver uses it for M <= 4), 4x1 blocks, f32 or int8 (x row-major: f32, or u8 = q + 128), block rows
+ * [nb0, nb1) (one channel each); sums to out[(nb - nb0) * ldo + m] (f32 / s32, transposed). */
+typedef struct pt_spmm_rows {
+    const int32_t* col;
+    const void* vals;
+    const int64_t* rowptr;
+    int64_t nb0, nb1;
+    const void* x;
+    int64_t ldx;        /* elements (bytes for int8) */
+    int32_t m, i8;
+    void* out;
+    int64_t ldo;
+} pt_spmm_rows;
+
 #if defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN void pt_spmm_rows_4x1_avx512(const pt_spmm_rows* a);
 PT_HIDDEN void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad);
 PT_HIDDEN int pt_spmm_amx_compiled(void);
 PT_HIDDEN void pt_spmm_amx_begin(void);

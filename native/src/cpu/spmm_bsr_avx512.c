@@ -217,3 +217,63 @@ void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, 
         _mm512_mask_cvtsepi32_storeu_epi8(q + j, m, _mm512_cvtps_epi32(v));
     }
 }
+
+/* Few rows (M <= 8), 4x1 blocks: per output channel, 16 kept blocks at a time (int8: their x
+ * dwords gathered by block index, one vpdpbusd against the 16 blocks' 64 contiguous weight bytes;
+ * f32: 4 blocks = 16 floats gathered, one FMA), so no lane is wasted on absent rows; the sums go
+ * to the transposed tile (out[c * ldo + m]) for the common epilogue. */
+static inline __attribute__((always_inline)) void rows_4x1(const pt_spmm_rows* a, const int M) {
+    for (int64_t nb = a->nb0; nb < a->nb1; nb++) {
+        const int64_t b0 = a->rowptr[nb], b1 = a->rowptr[nb + 1];
+        if (a->i8) {
+            __m512i acc[8];
+            for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_si512();
+            const int32_t* w = (const int32_t*)a->vals;
+            const uint8_t* x = (const uint8_t*)a->x;
+            for (int64_t b = b0; b < b1; b += 16) {
+                const __mmask16 mk = pt_tail_mask(b1 - b);
+                const __m512i idx = _mm512_maskz_loadu_epi32(mk, a->col + b);
+                const __m512i wv = _mm512_maskz_loadu_epi32(mk, w + b);
+                for (int m = 0; m < M; m++) {
+                    const __m512i xv = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), mk, idx, x + m * a->ldx, 4);
+                    acc[m] = _mm512_dpbusd_epi32(acc[m], xv, wv);
+                }
+            }
+            int32_t* o = (int32_t*)a->out + (nb - a->nb0) * a->ldo;
+            for (int m = 0; m < M; m++) o[m] = _mm512_reduce_add_epi32(acc[m]);
+        } else {
+            __m512 acc[8];
+            for (int m = 0; m < M; m++) acc[m] = _mm512_setzero_ps();
+            const float* w = (const float*)a->vals;
+            const float* x = (const float*)a->x;
+            const __m512i rep = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+            const __m512i off = _mm512_set_epi32(3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0, 3, 2, 1, 0);
+            for (int64_t b = b0; b < b1; b += 4) {
+                const int64_t cnt = b1 - b < 4 ? b1 - b : 4;
+                const __mmask16 mk = pt_tail_mask(cnt * 4);
+                const __m512i c4 = _mm512_maskz_loadu_epi32(pt_tail_mask(cnt), a->col + b);
+                const __m512i idx = _mm512_add_epi32(_mm512_slli_epi32(_mm512_permutexvar_epi32(rep, c4), 2), off);
+                const __m512 wv = _mm512_maskz_loadu_ps(mk, w + b * 4);
+                for (int m = 0; m < M; m++) {
+                    const __m512 xv = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, idx, x + m * a->ldx, 4);
+                    acc[m] = _mm512_fmadd_ps(wv, xv, acc[m]);
+                }
+            }
+            float* o = (float*)a->out + (nb - a->nb0) * a->ldo;
+            for (int m = 0; m < M; m++) o[m] = _mm512_reduce_add_ps(acc[m]);
+        }
+    }
+}
+
+void pt_spmm_rows_4x1_avx512(const pt_spmm_rows* a) {
+    switch (a->m) {
+    case 1: rows_4x1(a, 1); break;
+    case 2: rows_4x1(a, 2); break;
+    case 3: rows_4x1(a, 3); break;
+    case 4: rows_4x1(a, 4); break;
+    case 5: rows_4x1(a, 5); break;
+    case 6: rows_4x1(a, 6); break;
+    case 7: rows_4x1(a, 7); break;
+    default: rows_4x1(a, 8); break;
+    }
+}
