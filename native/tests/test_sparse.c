@@ -331,7 +331,7 @@ static void test_bad_inputs(pt_ctx* ctx) {
 
 int main(void) {
     pt_test_seed(0x5b5e5a);
-    static const int64_t SIZES[][3] = {{1, 1, 1}, {7, 63, 65}, {65, 127, 63}, {127, 65, 7}, {16, 130, 48}, {1, 256, 129}, {130, 96, 33}};
+    static const int64_t SIZES[][3] = {{1, 1, 1}, {7, 63, 65}, {65, 127, 63}, {127, 65, 7}, {16, 130, 48}, {1, 256, 129}, {130, 96, 33}, {3, 65, 40}};
     static const int BLOCKS[][2] = {{4, 1}, {1, 4}, {16, 1}, {64, 16}, {32, 16}, {3, 5}, {8, 4}};
     static const double SP[] = {0.0, 0.5, 0.9, 1.0};
     static const int DT[] = {PT_F32, PT_BF16, PT_I8};
