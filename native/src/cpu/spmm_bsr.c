@@ -821,7 +821,15 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     }
 #endif
     g.rowpath = (g.fast == 1 || g.fast == 3) && m <= 4 && h.bk == 4 && h.bn == 1;
-    g.rows_per_group = g.fast ? (h.bn >= 64 ? 1 : cdiv(64, h.bn)) : (h.bn >= 16 ? 1 : cdiv(16, h.bn));
+    if (g.fast) {
+        /* 64..256 output channels per work item: wide enough that each row of y is written in long
+         * runs (the stores of the epilogue are the cost at large M), with >= 4 items per thread */
+        int64_t gch = h.n / (4 * (int64_t)(ctx->n_threads > 0 ? ctx->n_threads : 1));
+        gch = gch < 64 ? 64 : gch > 256 ? 256 : gch;
+        g.rows_per_group = h.bn >= gch ? 1 : gch / h.bn;
+    } else {
+        g.rows_per_group = h.bn >= 16 ? 1 : cdiv(16, h.bn);
+    }
     /* activations, prepared once on the calling thread's slot 0 */
     size_t xbytes;
     if (g.rowpath) xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);

@@ -152,19 +152,21 @@ static inline __attribute__((always_inline)) __m512 act_v(__m512 v, int act) {
 }
 
 void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
-    for (int64_t c0 = 0; c0 < e->nc; c0 += 16) {
-        const int64_t cn = e->nc - c0 < 16 ? e->nc - c0 : 16;
-        const __mmask16 cm = pt_tail_mask(cn);
-        const __m512 bias = _mm512_maskz_loadu_ps(cm, e->bias + c0);
-        __m512 scale = _mm512_setzero_ps();
-        __m512i cs128 = _mm512_setzero_si512();
-        if (e->i8) {
-            scale = _mm512_maskz_loadu_ps(cm, e->scale + c0);
-            if (!e->rowmajor) cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
-        }
-        for (int64_t r0 = 0; r0 < e->mlen; r0 += 16) {
+    /* rows outer, channels inner: each row of y is written in one run of nc values (y's rows are
+     * often a multiple of 4 KiB apart: a column-wise walk would thrash a few cache sets) */
+    for (int64_t r0 = 0; r0 < e->mlen; r0 += 16) {
+        const int rn = (int)(e->mlen - r0 < 16 ? e->mlen - r0 : 16);
+        for (int64_t c0 = 0; c0 < e->nc; c0 += 16) {
+            const int64_t cn = e->nc - c0 < 16 ? e->nc - c0 : 16;
+            const __mmask16 cm = pt_tail_mask(cn);
+            const __m512 bias = _mm512_maskz_loadu_ps(cm, e->bias + c0);
+            __m512 scale = _mm512_setzero_ps();
+            __m512i cs128 = _mm512_setzero_si512();
+            if (e->i8) {
+                scale = _mm512_maskz_loadu_ps(cm, e->scale + c0);
+                if (!e->rowmajor) cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
+            }
             __m512 r[16];
-            const int rn = (int)(e->mlen - r0 < 16 ? e->mlen - r0 : 16);
             if (e->rowmajor) {
                 const float* tf = (const float*)e->tile + r0 * e->ldt + c0;
                 for (int i = 0; i < rn; i++) r[i] = _mm512_maskz_loadu_ps(cm, tf + i * e->ldt);
