@@ -114,12 +114,7 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
     bp.sparsity = sparsity;
     int64_t bytes = -1;
     EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bp, NULL, 0, &bytes));
-    void* bsr = NULL;
-#if defined(_WIN32)
-    bsr = _aligned_malloc((size_t)bytes, 64);
-#else
-    if (posix_memalign(&bsr, 64, (size_t)(bytes > 0 ? bytes : 64)) != 0) bsr = NULL;
-#endif
+    void* bsr = malloc((size_t)(bytes > 0 ? bytes : 64)); /* the kernels need no alignment */
     int64_t wrote = -1;
     EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bp, bsr, bytes, &wrote));
     EXPECT(wrote == bytes, "wrote %lld of %lld", (long long)wrote, (long long)bytes);
@@ -216,11 +211,7 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
         double e2 = pt_test_err(yf + N, ref + N, (size_t)((m - 1) * N), at, rt);
         EXPECT(e2 <= 1, "int8: rows after a NaN row err %g", e2);
     }
-#if defined(_WIN32)
-    _aligned_free(bsr);
-#else
     free(bsr);
-#endif
     free(w); free(wb); free(x); free(xb); free(bias); free(y); free(yf); free(ref); free(nrm); free(gotn); free(keep); free(dense); free(wref);
     return pt_test_failures == fails0;
 }

@@ -12,7 +12,7 @@
 
 enum { K_F32 = 0, K_BF16 = 1, K_I8 = 2 };
 
-static inline __attribute__((always_inline)) void chunk(const pt_spmm_tile* t, const int kind, const int C, const int MV, int i0,
+static PT_ALWAYS_INLINE void chunk(const pt_spmm_tile* t, const int kind, const int C, const int MV, int i0,
                                                         int v0) {
     const int bk = t->bk, bn = t->bn;
     const int64_t mp = t->mp;
@@ -113,7 +113,7 @@ DEF_TILE(pt_spmm_tile_bf16_avx512, K_BF16)
 DEF_TILE(pt_spmm_tile_i8_vnni, K_I8)
 
 /* 16 x 16 transpose of 32-bit lanes: r[i] lane j -> r[j] lane i. */
-static inline __attribute__((always_inline)) void tr16(__m512 r[16]) {
+static PT_ALWAYS_INLINE void tr16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -141,7 +141,7 @@ static inline __attribute__((always_inline)) void tr16(__m512 r[16]) {
     }
 }
 
-static inline __attribute__((always_inline)) __m512 act_v(__m512 v, int act) {
+static PT_ALWAYS_INLINE __m512 act_v(__m512 v, int act) {
     switch (act) {
     case PT_ACT_RELU: return pt_relu(v);
     case PT_ACT_GELU_ERF: return pt_gelu_erf(v);
@@ -182,7 +182,7 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
                     const __m512i a = _mm512_sub_epi32(_mm512_castps_si512(r[j]), cs128);
                     v = _mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_mul_ps(_mm512_set1_ps(e->sx[m]), scale));
                     v = _mm512_add_ps(v, bias);
-                    if (e->bad[m]) v = _mm512_set1_ps(__builtin_nanf(""));
+                    if (e->bad[m]) v = _mm512_set1_ps(NAN);
                 } else {
                     v = _mm512_add_ps(r[j], bias);
                 }
@@ -224,7 +224,7 @@ void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, 
  * dwords gathered by block index, one vpdpbusd against the 16 blocks' 64 contiguous weight bytes;
  * f32: 4 blocks = 16 floats gathered, one FMA), so no lane is wasted on absent rows; the sums go
  * to the transposed tile (out[c * ldo + m]) for the common epilogue. */
-static inline __attribute__((always_inline)) void rows_4x1(const pt_spmm_rows* a, const int M) {
+static PT_ALWAYS_INLINE void rows_4x1(const pt_spmm_rows* a, const int M) {
     for (int64_t nb = a->nb0; nb < a->nb1; nb++) {
         const int64_t b0 = a->rowptr[nb], b1 = a->rowptr[nb + 1];
         if (a->i8) {
