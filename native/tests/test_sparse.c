@@ -307,6 +307,15 @@ static void test_bad_inputs(pt_ctx* ctx) {
     EXPECT(pt_spmm_bsr(ctx, &tx, buf, bytes, &tb2, &ty, 0) == PT_ERR_SHAPE, "bias [5]");
     pt_tensor txi = pt_test_tensor(x, PT_I32, 2, xs);
     EXPECT(pt_spmm_bsr(ctx, &txi, buf, bytes, &tb, &ty, 0) == PT_ERR_DTYPE, "x i32");
+    {
+        char* bad = malloc((size_t)bytes);
+        memcpy(bad, buf, (size_t)bytes);
+        memset(bad + 192, 0xff, (size_t)(bytes - 192)); /* indices past the header: garbage */
+        pt_bsr_info bi;
+        EXPECT(pt_bsr_info_get(bad, bytes, &bi) == PT_ERR_INVALID_ARGUMENT, "corrupted indices are caught by pt_bsr_info_get");
+        EXPECT_OK(pt_bsr_info_get(buf, bytes, &bi));
+        free(bad);
+    }
     buf[0] ^= 0x55;
     EXPECT(pt_spmm_bsr(ctx, &tx, buf, bytes, &tb, &ty, 0) == PT_ERR_INVALID_ARGUMENT, "bad magic");
     float nn[2] = {0, 0};

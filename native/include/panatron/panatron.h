@@ -691,7 +691,9 @@ typedef struct pt_bsr_info {
     int64_t value_bytes;     /* of the stored values (+ scales), without indices and header */
 } pt_bsr_info;
 
-/* Reads the header of a BSR buffer of `bytes` bytes (checks its magic, version and sizes). */
+/* Reads the header of a BSR buffer of `bytes` bytes and validates the buffer: magic, version,
+ * sizes, and (O(kept blocks)) its indices and int8 scales — call it once on a buffer loaded from
+ * a file before handing it to pt_spmm_bsr, which checks only the header. */
 PT_API pt_status pt_bsr_info_get(const void* bsr, int64_t bytes, pt_bsr_info* out);
 
 /*

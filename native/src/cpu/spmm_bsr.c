@@ -365,6 +365,9 @@ static pt_status read_hdr(const char* fn, const void* bsr, int64_t bytes, bsr_hd
     if (h->bytes != bytes)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr_bytes %lld differs from the buffer's own size %lld", fn, (long long)bytes,
                        (long long)h->bytes);
+    if ((h->dtype != PT_F32 && h->dtype != PT_BF16 && h->dtype != PT_I8) || h->bk < 1 || h->bk > 64 || h->bn < 1 || h->bn > 64 || h->k < 0 ||
+        h->n < 0 || h->kept < 0)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr header is inconsistent (corrupted buffer?)", fn);
     bsr_hdr c = *h;
     layout(&c);
     if (c.bytes != h->bytes || c.off_vals != h->off_vals || h->kept > h->kb * h->nb || h->kb != cdiv(h->k, h->bk) ||
@@ -373,11 +376,37 @@ static pt_status read_hdr(const char* fn, const void* bsr, int64_t bytes, bsr_hd
     return PT_OK;
 }
 
+/* The indices of a buffer that came from elsewhere (a file): row offsets ascending from 0 to
+ * kept, block indices in [0, KB) and ascending within a row, int8 scales finite and >= 0. */
+static pt_status check_structure(const char* fn, const bsr_hdr* h, const char* base) {
+    const int64_t* rowptr = (const int64_t*)(base + h->off_rowptr);
+    const int32_t* col = (const int32_t*)(base + h->off_col);
+    if (rowptr[0] != 0 || rowptr[h->nb] != h->kept)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr row offsets do not span the %lld kept blocks (corrupted buffer?)", fn,
+                       (long long)h->kept);
+    for (int64_t nb = 0; nb < h->nb; nb++) {
+        if (rowptr[nb + 1] < rowptr[nb])
+            return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr row offsets decrease at block row %lld (corrupted buffer?)", fn, (long long)nb);
+        for (int64_t b = rowptr[nb]; b < rowptr[nb + 1]; b++)
+            if (col[b] < 0 || col[b] >= h->kb || (b > rowptr[nb] && col[b] <= col[b - 1]))
+                return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr block %lld of block row %lld has a bad K-block index %d (KB = %lld)", fn,
+                               (long long)b, (long long)nb, col[b], (long long)h->kb);
+    }
+    if (h->dtype == PT_I8) {
+        const float* sc = (const float*)(base + h->off_scale);
+        for (int64_t n = 0; n < h->n; n++)
+            if (!(sc[n] >= 0.0f) || isinf(sc[n]))
+                return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: bsr int8 scale of channel %lld is %g", fn, (long long)n, (double)sc[n]);
+    }
+    return PT_OK;
+}
+
 pt_status pt_bsr_info_get(const void* bsr, int64_t bytes, pt_bsr_info* out) {
     pt_clear_error();
     if (!out) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_bsr_info_get: out is NULL");
     bsr_hdr h;
     PT_CHECK(read_hdr("pt_bsr_info_get", bsr, bytes, &h));
+    PT_CHECK(check_structure("pt_bsr_info_get", &h, (const char*)bsr));
     memset(out, 0, sizeof *out);
     out->k = h.k;
     out->n = h.n;

@@ -108,6 +108,18 @@ public final class BlockSparse {
             return data;
         }
 
+        /**
+         * A copy of the BSR buffer: position independent, so it can be saved as is and reloaded
+         * with {@link BlockSparse#load(MemorySegment)}.
+         *
+         * @throws IllegalStateException when this weight is closed
+         */
+        public byte[] toByteArray() {
+            MemorySegment seg = segment();
+            if (bytes > Integer.MAX_VALUE - 8) throw new IllegalStateException("BSR buffer of " + bytes + " bytes does not fit a byte[]");
+            return seg.toArray(ValueLayout.JAVA_BYTE);
+        }
+
         /** Whether {@link #close()} has not been called. */
         public boolean isOpen() { return !closed; }
 
@@ -302,6 +314,35 @@ public final class BlockSparse {
                 throw e;
             }
         }
+    }
+
+    /**
+     * Loads a BSR weight saved with {@link Weight#toByteArray()} (copied into memory the result
+     * owns). The buffer is validated natively (header, sizes, block indices, int8 scales) before
+     * it can reach a kernel.
+     *
+     * @param bytes the saved buffer (heap or native)
+     * @throws IllegalArgumentException when the buffer is empty or too large
+     * @throws PanatronException        when it is not a valid BSR buffer of this library
+     */
+    public static Weight load(MemorySegment bytes) {
+        Objects.requireNonNull(bytes, "bytes");
+        if (bytes.byteSize() == 0) throw new IllegalArgumentException("BlockSparse.load: empty buffer");
+        Arena owner = Arena.ofShared();
+        try {
+            MemorySegment data = owner.allocate(bytes.byteSize(), 64);
+            data.copyFrom(bytes);
+            return new Weight(owner, data); // validates through pt_bsr_info_get
+        } catch (RuntimeException | Error e) {
+            owner.close();
+            throw e;
+        }
+    }
+
+    /** {@link #load(MemorySegment)} of a byte array. */
+    public static Weight load(byte[] bytes) {
+        Objects.requireNonNull(bytes, "bytes");
+        return load(MemorySegment.ofArray(bytes));
     }
 
     // ================================================================ SpMM

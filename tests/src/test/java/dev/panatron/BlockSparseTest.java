@@ -232,6 +232,33 @@ class BlockSparseTest {
     }
 
     @Test
+    void saveAndLoadRoundTrip() {
+        Random rnd = new Random(SEED + 2);
+        Context ctx = CTX[0];
+        float[] w = rand(rnd, 130 * 70, -1, 1), x = rand(rnd, 5 * 130, -1, 1);
+        try (Tensor tw = Tensor.of(w, 70, 130); Tensor tx = Tensor.of(x, 5, 130);
+             Tensor y1 = Tensor.allocate(DType.F32, 5, 70); Tensor y2 = Tensor.allocate(DType.F32, 5, 70)) {
+            for (DType dt : new DType[] {DType.F32, DType.BF16, DType.I8}) {
+                try (BlockSparse.Weight a = BlockSparse.prune(ctx, tw, true, 4, 1, 0.7, dt)) {
+                    byte[] saved = a.toByteArray();
+                    assertEquals(a.bytes(), saved.length);
+                    try (BlockSparse.Weight b = BlockSparse.load(saved)) {
+                        assertEquals(a.toString(), b.toString());
+                        BlockSparse.matmul(ctx, tx, a, null, Activation.GELU_TANH, y1);
+                        BlockSparse.matmul(ctx, tx, b, null, Activation.GELU_TANH, y2);
+                        assertTrue(Arrays.equals(y1.toFloatArray(), y2.toFloatArray()), dt + ": reloaded weight gives the same y");
+                    }
+                    byte[] broken = saved.clone();
+                    Arrays.fill(broken, 192, broken.length, (byte) 0x7f);
+                    assertThrows(PanatronException.class, () -> BlockSparse.load(broken));
+                    assertThrows(PanatronException.class, () -> BlockSparse.load(Arrays.copyOf(saved, saved.length - 1)));
+                }
+            }
+            assertThrows(IllegalArgumentException.class, () -> BlockSparse.load(new byte[0]));
+        }
+    }
+
+    @Test
     void badArguments() {
         Context ctx = CTX[0];
         try (Tensor w = Tensor.of(new float[8 * 6], 8, 6); Tensor x = Tensor.allocate(DType.F32, 3, 8); Tensor y = Tensor.allocate(DType.F32, 3, 6);
