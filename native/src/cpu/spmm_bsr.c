@@ -822,6 +822,8 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
         }
     }
     const int64_t m = pt_rows(x);
+    if (m > 1 && h.n > 1 && y->ndim >= 2 && y->stride[y->ndim - 2] < h.n * (int64_t)pt_dtype_size(y->dtype) && y->shape[y->ndim - 2] > 1)
+        return pt_fail(PT_ERR_SHAPE, "%s: y %s rows overlap", fn, dy);
     if (m == 0 || h.n == 0) return PT_OK;
 
     sp_arg g;
