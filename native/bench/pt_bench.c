@@ -86,6 +86,7 @@ typedef struct {
 int pt_bench_attn(int argc, char** argv); /* bench_attn.c: --op attn | attn-decode */
 int pt_bench_quant(int argc, char** argv); /* bench_quant.c: --op int8 */
 int pt_bench_fp4(int argc, char** argv);  /* bench_fp4.c: --op fp4 */
+int pt_bench_spmm(int argc, char** argv); /* bench_spmm.c: --op spmm */
 
 /* Seconds per call, over r->iters calls; < 0 on failure. */
 static double time_calls(mm_runner* r) {
@@ -259,6 +260,8 @@ int main(int argc, char** argv) {
         if (!strcmp(argv[i], "--op") && !strcmp(argv[i + 1], "int8")) return pt_bench_quant(argc, argv);
     for (int i = 1; i + 1 < argc; i++) /* --op fp4: bench_fp4.c */
         if (!strcmp(argv[i], "--op") && !strcmp(argv[i + 1], "fp4")) return pt_bench_fp4(argc, argv);
+    for (int i = 1; i + 1 < argc; i++) /* --op spmm: bench_spmm.c */
+        if (!strcmp(argv[i], "--op") && !strcmp(argv[i + 1], "spmm")) return pt_bench_spmm(argc, argv);
     const char* op = "matmul";
     const char* dt = "f32";
     const char* cdt = "f32";

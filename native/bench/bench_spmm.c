@@ -1,0 +1,322 @@
+/* pt-bench --op spmm: block-sparse SpMM (pt_spmm_bsr, f32 and int8 BSR weights) against the dense
+ * f32 matmul (pt_matmul: oneDNN when present) and oneDNN's dense s8 matmul, same shapes, same
+ * run, interleaved.
+ *
+ *   pt-bench --op spmm [--m 1,16,128] [--kn 768x3072,3072x768] [--sparsity 0.5,0.7,0.9]
+ *            [--block 4x1] [--threads T] [--reps R] [--min-ms MS] [--clock wall|cpu] [--json]
+ *
+ * y[M,N] = x[M,K] . W + bias, W pruned from a random [N,K] (PyTorch layout) weight by block
+ * magnitude to each sparsity, block_k x block_n = --block. Ours: f32 BSR (x f32) and int8 BSR
+ * (W8A8: x quantized per row inside every call, as a model runs it). Baselines: dense f32
+ * pt_matmul (trans_b = 1; oneDNN), and oneDNN's s8 matmul with x ALREADY quantized (its
+ * quantization not timed: a lower bound of its cost) and weights prepacked. Each repeat times
+ * every method for --min-ms, rotating the order; GOP/s counts the DENSE work 2MNK / t (an
+ * "effective" rate, so ratios are speedups); median (min, max) over repeats of per-repeat
+ * ratios. The Intel paper's ideal is ~1 / (1 - s) times a kernel efficiency factor. */
+#include "panatron/panatron.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(PT_BENCH_ONEDNN)
+#  include <oneapi/dnnl/dnnl.h>
+#endif
+
+static int scpu = 0;
+static double snow(void) {
+    struct timespec ts;
+    clock_gettime(scpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+static int scmp(const void* a, const void* b) {
+    double x = *(const double*)a, y = *(const double*)b;
+    return x < y ? -1 : x > y;
+}
+typedef struct { double med, lo, hi; } sstats;
+static sstats ssum(const double* v0, int n) {
+    double v[128];
+    memcpy(v, v0, sizeof(double) * (size_t)n);
+    qsort(v, (size_t)n, sizeof(double), scmp);
+    sstats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
+    return s;
+}
+static uint64_t srng = 0x2545f4914f6cdd1dull;
+static float srand1(void) {
+    srng ^= srng << 13; srng ^= srng >> 7; srng ^= srng << 17;
+    return (float)((double)(srng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+}
+static pt_tensor st2(void* d, int32_t dt, int64_t r, int64_t c) {
+    pt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = r; t.shape[1] = c;
+    t.stride[1] = (int64_t)pt_dtype_size(dt); t.stride[0] = c * t.stride[1];
+    return t;
+}
+static pt_tensor st1(void* d, int64_t n) {
+    pt_tensor t;
+    memset(&t, 0, sizeof t);
+    t.data = d; t.dtype = PT_F32; t.ndim = 1; t.shape[0] = n; t.stride[0] = 4;
+    return t;
+}
+
+#define MAXS 4
+typedef struct {
+    pt_ctx* ctx;
+    pt_tensor x, w, bias, y;
+    pt_matmul_params mp;
+    void* bsr[MAXS][2];      /* [sparsity][f32, int8] */
+    int64_t bytes[MAXS][2];
+#if defined(PT_BENCH_ONEDNN)
+    dnnl_engine_t eng;
+    dnnl_stream_t strm;
+    dnnl_primitive_t prim;
+    dnnl_exec_arg_t args[8];
+    int nargs;
+#endif
+} scase;
+
+/* meth 0: dense f32, 1: dense oneDNN s8, 2 + 2*si + {0: f32 BSR, 1: int8 BSR} */
+static int run1(scase* c, int meth) {
+    if (meth == 0) return pt_matmul(c->ctx, &c->x, &c->w, &c->bias, &c->y, &c->mp);
+    if (meth == 1) {
+#if defined(PT_BENCH_ONEDNN)
+        if (dnnl_primitive_execute(c->prim, c->strm, c->nargs, c->args) != dnnl_success) return 1;
+        return dnnl_stream_wait(c->strm) != dnnl_success;
+#else
+        return 1;
+#endif
+    }
+    int si = (meth - 2) / 2, d = (meth - 2) % 2;
+    return pt_spmm_bsr(c->ctx, &c->x, c->bsr[si][d], c->bytes[si][d], &c->bias, &c->y, PT_ACT_NONE);
+}
+static double time1(scase* c, int meth, double min_s) {
+    int it = 0;
+    double t0 = snow(), t;
+    do {
+        if (run1(c, meth) != 0) { fprintf(stderr, "method %d failed: %s\n", meth, pt_last_error()); exit(1); }
+        it++;
+        t = snow() - t0;
+    } while (t < min_s);
+    return t / it;
+}
+
+#if defined(PT_BENCH_ONEDNN)
+#define DN(call) do { if ((call) != dnnl_success) { fprintf(stderr, "oneDNN: %s failed\n", #call); exit(1); } } while (0)
+static void dnnl_s8_setup(scase* c, int64_t m, int64_t n, int64_t k, float* bias) {
+    DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0));
+    DN(dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags));
+    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n}, ssd = {1}, wsd = {n};
+    dnnl_memory_desc_t smd, wmd_any, wmd_plain, dmd, bmd, sc1, scn;
+    DN(dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_s8, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&wmd_any, 2, wd, dnnl_s8, dnnl_format_tag_any));
+    DN(dnnl_memory_desc_create_with_tag(&wmd_plain, 2, wd, dnnl_s8, dnnl_ba));
+    DN(dnnl_memory_desc_create_with_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab));
+    DN(dnnl_memory_desc_create_with_tag(&sc1, 1, ssd, dnnl_f32, dnnl_a));
+    DN(dnnl_memory_desc_create_with_tag(&scn, 1, wsd, dnnl_f32, dnnl_a));
+    dnnl_primitive_attr_t attr;
+    DN(dnnl_primitive_attr_create(&attr));
+    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
+    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
+    dnnl_primitive_desc_t pd;
+    DN(dnnl_matmul_primitive_desc_create(&pd, c->eng, smd, wmd_any, bmd, dmd, attr));
+    const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    const char* impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    fprintf(stderr, "# oneDNN s8 matmul impl (M=%lld): %s\n", (long long)m, impl ? impl : "?");
+    DN(dnnl_primitive_create(&c->prim, pd));
+    int8_t* wq = malloc((size_t)(n * k));
+    for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(srand1() * 127.0f);
+    dnnl_memory_t wplain, wpacked, src, dst, bm, s1, sn;
+    DN(dnnl_memory_create(&wplain, wmd_plain, c->eng, wq));
+    DN(dnnl_memory_create(&wpacked, wmd, c->eng, DNNL_MEMORY_ALLOCATE));
+    dnnl_primitive_desc_t rpd;
+    dnnl_primitive_t rp;
+    DN(dnnl_reorder_primitive_desc_create(&rpd, wmd_plain, c->eng, wmd, c->eng, NULL));
+    DN(dnnl_primitive_create(&rp, rpd));
+    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
+    DN(dnnl_primitive_execute(rp, c->strm, 2, ra));
+    DN(dnnl_stream_wait(c->strm));
+    int8_t* xs = malloc((size_t)(m * k));
+    for (int64_t i = 0; i < m * k; i++) xs[i] = (int8_t)(srand1() * 127.0f);
+    static float one = 0.02f;
+    float* ws = malloc(4 * (size_t)n);
+    for (int64_t i = 0; i < n; i++) ws[i] = 0.001f;
+    DN(dnnl_memory_create(&src, smd, c->eng, xs));
+    DN(dnnl_memory_create(&dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE));
+    DN(dnnl_memory_create(&bm, bmd, c->eng, bias));
+    DN(dnnl_memory_create(&s1, sc1, c->eng, &one));
+    DN(dnnl_memory_create(&sn, scn, c->eng, ws));
+    int a = 0;
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wpacked};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, s1};
+    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, sn};
+    c->nargs = a;
+    dnnl_primitive_attr_destroy(attr);
+    dnnl_primitive_desc_destroy(pd);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_primitive_destroy(rp);
+    dnnl_memory_destroy(wplain);
+    free(wq); /* xs and ws stay referenced by the memories: leaked for the run */
+}
+#endif
+
+static int parse_i64(const char* s, int64_t* out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char* e;
+        out[n++] = strtoll(s, &e, 10);
+        if (e == s) break;
+        s = *e == ',' ? e + 1 : e;
+    }
+    return n;
+}
+static int parse_f64(const char* s, double* out, int max) {
+    int n = 0;
+    while (*s && n < max) {
+        char* e;
+        out[n++] = strtod(s, &e);
+        if (e == s) break;
+        s = *e == ',' ? e + 1 : e;
+    }
+    return n;
+}
+
+int pt_bench_spmm(int argc, char** argv);
+int pt_bench_spmm(int argc, char** argv) {
+    int64_t ms[8] = {1, 16, 128}, kn[8][2] = {{768, 3072}, {3072, 768}};
+    double sps[MAXS] = {0.5, 0.7, 0.9};
+    int nm = 3, nkn = 2, nsp = 3, threads = 2, reps = 7, json = 0, bk = 4, bn = 1;
+    double min_ms = 20;
+    for (int i = 1; i < argc; i++) {
+        const char* v = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(argv[i], "--m")) nm = parse_i64(v, ms, 8), i++;
+        else if (!strcmp(argv[i], "--kn")) {
+            nkn = 0;
+            for (const char* s = v; *s && nkn < 8;) {
+                char* e;
+                kn[nkn][0] = strtoll(s, &e, 10);
+                kn[nkn][1] = *e == 'x' ? strtoll(e + 1, &e, 10) : kn[nkn][0];
+                nkn++;
+                s = *e == ',' ? e + 1 : e;
+                if (!*e) break;
+            }
+            i++;
+        } else if (!strcmp(argv[i], "--sparsity")) nsp = parse_f64(v, sps, MAXS), i++;
+        else if (!strcmp(argv[i], "--block")) {
+            if (sscanf(v, "%dx%d", &bk, &bn) != 2) { fprintf(stderr, "--block wants KxN (e.g. 4x1)\n"); return 2; }
+            i++;
+        } else if (!strcmp(argv[i], "--threads")) threads = atoi(v), i++;
+        else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
+        else if (!strcmp(argv[i], "--min-ms")) min_ms = atof(v), i++;
+        else if (!strcmp(argv[i], "--json")) json = 1;
+        else if (!strcmp(argv[i], "--clock")) scpu = !strcmp(v, "cpu"), i++;
+        else if (!strcmp(argv[i], "--op")) i++;
+        else { fprintf(stderr, "pt-bench --op spmm: unknown option %s\n", argv[i]); return 2; }
+    }
+    if (reps < 1 || reps > 99) reps = 7;
+#if defined(PT_BENCH_ONEDNN)
+    const int have_dnnl = 1;
+#else
+    const int have_dnnl = 0;
+#endif
+    pt_ctx_params cp = {threads, 0, 1, 0};
+    pt_ctx* ctx;
+    if (pt_ctx_create(&cp, &ctx) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+    if (!json)
+        printf("# block-sparse SpMM, block %dx%d (K x N), %d threads, median (min, max) of %d repeats; effective GOP/s = 2MNK/t\n"
+               "%-4s %-5s %-5s %-5s %-20s %-20s %-20s %-20s %-20s %-20s %-20s\n",
+               bk, bn, threads, reps, "M", "K", "N", "s", "dense_f32", "dense_s8(onednn)", "bsr_f32", "bsr_i8", "f32/dense_f32",
+               "i8/dense_s8", "i8/dense_f32");
+    else printf("[\n");
+    int first = 1;
+    for (int a = 0; a < nm; a++)
+        for (int b = 0; b < nkn; b++) {
+            const int64_t m = ms[a], k = kn[b][0], n = kn[b][1];
+            scase c;
+            memset(&c, 0, sizeof c);
+            c.ctx = ctx;
+            float* x = malloc(4 * (size_t)(m * k));
+            float* w = malloc(4 * (size_t)(n * k));
+            float* bias = malloc(4 * (size_t)n);
+            float* y = malloc(4 * (size_t)(m * n));
+            for (int64_t i = 0; i < m * k; i++) x[i] = srand1();
+            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * srand1();
+            for (int64_t i = 0; i < n; i++) bias[i] = srand1();
+            c.x = st2(x, PT_F32, m, k); c.w = st2(w, PT_F32, n, k); c.bias = st1(bias, n); c.y = st2(y, PT_F32, m, n);
+            c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
+            for (int si = 0; si < nsp; si++)
+                for (int d = 0; d < 2; d++) {
+                    pt_bsr_params bp = {bk, bn, d ? PT_I8 : PT_F32, PT_BSR_SPARSITY, 1, 0, sps[si], 0.0, NULL};
+                    if (pt_bsr_from_dense(ctx, &c.w, &bp, NULL, 0, &c.bytes[si][d]) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+                    c.bsr[si][d] = malloc((size_t)c.bytes[si][d] + 64);
+                    if (pt_bsr_from_dense(ctx, &c.w, &bp, c.bsr[si][d], c.bytes[si][d], &c.bytes[si][d]) != PT_OK) {
+                        fprintf(stderr, "%s\n", pt_last_error());
+                        return 1;
+                    }
+                }
+#if defined(PT_BENCH_ONEDNN)
+            dnnl_s8_setup(&c, m, n, k, bias);
+#endif
+            const int nmeth = 2 + 2 * nsp;
+            const double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
+            static double g[2 + 2 * MAXS][100], rf[MAXS][100], ri[MAXS][100], rif[MAXS][100];
+            for (int meth = 0; meth < nmeth; meth++)
+                if (meth != 1 || have_dnnl) time1(&c, meth, min_ms * 1e-3 * 0.5);
+            for (int rep = 0; rep < reps; rep++) {
+                double t[2 + 2 * MAXS] = {0};
+                for (int o = 0; o < nmeth; o++) {
+                    int meth = (o + rep) % nmeth;
+                    if (meth == 1 && !have_dnnl) continue;
+                    t[meth] = time1(&c, meth, min_ms * 1e-3);
+                    g[meth][rep] = gop / t[meth];
+                }
+                for (int si = 0; si < nsp; si++) {
+                    rf[si][rep] = t[0] / t[2 + 2 * si];
+                    ri[si][rep] = have_dnnl ? t[1] / t[3 + 2 * si] : 0;
+                    rif[si][rep] = t[0] / t[3 + 2 * si];
+                }
+            }
+            sstats d32 = ssum(g[0], reps), ds8 = have_dnnl ? ssum(g[1], reps) : (sstats){0, 0, 0};
+            for (int si = 0; si < nsp; si++) {
+                sstats sf = ssum(g[2 + 2 * si], reps), sq = ssum(g[3 + 2 * si], reps);
+                sstats a1 = ssum(rf[si], reps), a2 = ssum(ri[si], reps), a3 = ssum(rif[si], reps);
+                if (json) {
+                    printf("%s  {\"op\": \"spmm\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"sparsity\": %.2f, \"block\": \"%dx%d\", "
+                           "\"dense_f32_gops\": [%.2f, %.2f, %.2f], \"dense_s8_gops\": [%.2f, %.2f, %.2f], \"bsr_f32_gops\": [%.2f, %.2f, %.2f], "
+                           "\"bsr_i8_gops\": [%.2f, %.2f, %.2f], \"f32_over_dense_f32\": [%.3f, %.3f, %.3f], \"i8_over_dense_s8\": [%.3f, %.3f, %.3f], "
+                           "\"i8_over_dense_f32\": [%.3f, %.3f, %.3f]}",
+                           first ? "" : ",\n", (long long)m, (long long)k, (long long)n, sps[si], bk, bn, d32.med, d32.lo, d32.hi, ds8.med, ds8.lo,
+                           ds8.hi, sf.med, sf.lo, sf.hi, sq.med, sq.lo, sq.hi, a1.med, a1.lo, a1.hi, a2.med, a2.lo, a2.hi, a3.med, a3.lo, a3.hi);
+                    first = 0;
+                } else {
+                    char c0[40], c1[40], c2[40], c3[40], c4[40], c5[40], c6[40];
+                    snprintf(c0, 40, "%.1f (%.1f,%.1f)", d32.med, d32.lo, d32.hi);
+                    snprintf(c1, 40, "%.1f (%.1f,%.1f)", ds8.med, ds8.lo, ds8.hi);
+                    snprintf(c2, 40, "%.1f (%.1f,%.1f)", sf.med, sf.lo, sf.hi);
+                    snprintf(c3, 40, "%.1f (%.1f,%.1f)", sq.med, sq.lo, sq.hi);
+                    snprintf(c4, 40, "%.2f (%.2f,%.2f)", a1.med, a1.lo, a1.hi);
+                    snprintf(c5, 40, "%.2f (%.2f,%.2f)", a2.med, a2.lo, a2.hi);
+                    snprintf(c6, 40, "%.2f (%.2f,%.2f)", a3.med, a3.lo, a3.hi);
+                    printf("%-4lld %-5lld %-5lld %-5.2f %-20s %-20s %-20s %-20s %-20s %-20s %-20s\n", (long long)m, (long long)k, (long long)n,
+                           sps[si], c0, c1, c2, c3, c4, c5, c6);
+                }
+            }
+            fflush(stdout);
+#if defined(PT_BENCH_ONEDNN)
+            for (int i = 0; i < c.nargs; i++) dnnl_memory_destroy(c.args[i].memory);
+            dnnl_primitive_destroy(c.prim);
+            dnnl_stream_destroy(c.strm);
+            dnnl_engine_destroy(c.eng);
+#endif
+            for (int si = 0; si < nsp; si++) { free(c.bsr[si][0]); free(c.bsr[si][1]); }
+            free(x); free(w); free(bias); free(y);
+        }
+    if (json) printf("\n]\n");
+    pt_ctx_destroy(ctx);
+    return 0;
+}

@@ -1,0 +1,91 @@
+/* Internal interface of the block-sparse SpMM (spmm_bsr.c, spmm_bsr_avx512.c).
+ *
+ * Fast path layout ("transposed" formulation, after the Intel sparse accelerator): the
+ * activations are transposed once per call so that one zmm holds 16 rows m of one reduction
+ * index k (f32: xT [Kp][Mp] f32; int8: xT [Kp/4][Mp][4] u8 = q + 128, VNNI's u8 operand).
+ * For each kept block (kb, nb) and each of its weights w[p][i] the kernel broadcasts the
+ * weight (int8: 4 consecutive k of a channel as one dword) and FMAs (vpdpbusd) it against
+ * the x vectors of rows m0 .. m0 + 16 MV, accumulating outT[channel][m] in registers.
+ * Kp = KB * block_k (x's padding rows are zero), Mp = M rounded up to 16. */
+#ifndef PT_CPU_SPMM_BSR_H
+#define PT_CPU_SPMM_BSR_H
+#include "common/internal.h"
+
+/* One block row's work for a tile of 16 * mv rows starting at m0 (mv in 1..8).
+ *   rowptr-range [b0, b1) of col[] / blocks, block values at vals (block b at b * bk * bn
+ *   elements; f32 or bf16 [bk][bn], int8 [bk/4][bn][4]);
+ *   out: [bn][ldo] (f32 or s32), the tile's m0 at column 0. */
+typedef struct pt_spmm_tile {
+    const int32_t* col;
+    const void* vals;
+    int64_t b0, b1;
+    int32_t bk, bn;
+    const void* xt;      /* xT base */
+    int64_t mp;          /* padded rows of xT */
+    int64_t m0;
+    int32_t mv;
+    int32_t accumulate;  /* 0: start from zero; 1: add to what out holds */
+    void* out;
+    int64_t ldo;
+} pt_spmm_tile;
+
+/* The epilogue of one transposed tile: rows m0 .. m0 + mlen - 1 of channels n0 .. n0 + nc - 1,
+ * acc at tile[c * ldt + (m - m0)] (f32, or s32 for int8: (acc - 128 colsum) * sx[m] * scale[n]),
+ * + bias, activation, stored to y rows (ldy bytes apart) as f32 or bf16. tile must have
+ * ceil(nc / 16) * 16 readable rows of ldt >= ceil(mlen / 16) * 16 elements. */
+typedef struct pt_spmm_epi {
+    const void* tile;
+    int64_t ldt;
+    int32_t i8, act;
+    int64_t mlen, nc;
+    const float* bias;     /* [nc], never NULL (zeros) */
+    const float* scale;    /* int8: [nc] */
+    const int32_t* colsum; /* int8: [nc] */
+    const float* sx;       /* int8: [mlen] */
+    const uint8_t* bad;    /* int8: [mlen] */
+    char* y;               /* row m0, channel n0 */
+    int64_t ldy;           /* bytes */
+    int32_t ydt;
+    int32_t rowmajor;      /* 1: tile[(m - m0) * ldt + c] (AMX), no colsum correction */
+} pt_spmm_epi;
+
+/* AMX-INT8, 64x16 blocks: one block row (16 channels), kept blocks [b0, b1); x s8 row-major
+ * (ldx bytes per row, rows padded to 16 with zeros), nsub sub-tiles of 16 rows from x; out
+ * row-major s32 [16 nsub][ldo] at the block row's first channel. */
+typedef struct pt_spmm_amx {
+    const int32_t* col;
+    const void* vals;
+    int64_t b0, b1;
+    const int8_t* x;
+    int64_t ldx, nsub;
+    int32_t* out;
+    int64_t ldo;
+} pt_spmm_amx;
+
+/* Few rows (1..8; the driver uses it for M <= 4), 4x1 blocks, f32 or int8 (x row-major: f32, or u8 = q + 128), block rows
+ * [nb0, nb1) (one channel each); sums to out[(nb - nb0) * ldo + m] (f32 / s32, transposed). */
+typedef struct pt_spmm_rows {
+    const int32_t* col;
+    const void* vals;
+    const int64_t* rowptr;
+    int64_t nb0, nb1;
+    const void* x;
+    int64_t ldx;        /* elements (bytes for int8) */
+    int32_t m, i8;
+    void* out;
+    int64_t ldo;
+} pt_spmm_rows;
+
+#if defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN void pt_spmm_rows_4x1_avx512(const pt_spmm_rows* a);
+PT_HIDDEN void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad);
+PT_HIDDEN int pt_spmm_amx_compiled(void);
+PT_HIDDEN void pt_spmm_amx_begin(void);
+PT_HIDDEN void pt_spmm_amx_end(void);
+PT_HIDDEN void pt_spmm_amx_i8_row(const pt_spmm_amx* a);
+PT_HIDDEN void pt_spmm_epilogue_avx512(const pt_spmm_epi* e);
+PT_HIDDEN void pt_spmm_tile_f32_avx512(const pt_spmm_tile* t);   /* f32 weights, f32 xT */
+PT_HIDDEN void pt_spmm_tile_bf16_avx512(const pt_spmm_tile* t);  /* bf16 weights, f32 xT */
+PT_HIDDEN void pt_spmm_tile_i8_vnni(const pt_spmm_tile* t);      /* s8 weights, u8 xT, bk % 4 == 0 */
+#endif
+#endif
