@@ -35,52 +35,58 @@ static inline __attribute__((always_inline)) void gemv_rows_t(const pt_fp4_probl
         const uint8_t* pc = c0 + pn * p->ldw;
         const char* ps = (const char*)p->scales + (n + pn) * p->lds * (sbf ? 2 : 4);
         const int64_t psr = p->lds * (sbf ? 2 : 4);
-        for (int64_t k0 = 0; k0 < K; k0 += G) {
-            const int64_t g = k0 / G;
-            const float s0 = SCALE(n, g), s1 = SCALE(n + 1, g);
-            const float s2 = SCALE(n + 2, g), s3 = SCALE(n + 3, g);
-            const __m512 l0 = _mm512_mul_ps(lut, _mm512_set1_ps(s0)), l1 = _mm512_mul_ps(lut, _mm512_set1_ps(s1));
-            const __m512 l2 = _mm512_mul_ps(lut, _mm512_set1_ps(s2)), l3 = _mm512_mul_ps(lut, _mm512_set1_ps(s3));
-            const int64_t kend = k0 + G < K32 ? k0 + G : K32;
-            for (int64_t k = k0; k < kend; k += 32) {
-                const int64_t kb = k >> 1;
-                if ((k & 127) == 0) {
-                    _mm_prefetch((const char*)(pc + kb), _MM_HINT_T0);
-                    _mm_prefetch((const char*)(pc + p->ldw + kb), _MM_HINT_T0);
-                    _mm_prefetch((const char*)(pc + 2 * p->ldw + kb), _MM_HINT_T0);
-                    _mm_prefetch((const char*)(pc + 3 * p->ldw + kb), _MM_HINT_T0);
-                    if ((k & 511) == 0 && G < K) {
-                        const int64_t so = (k / G) * (sbf ? 2 : 4);
-                        _mm_prefetch(ps + so, _MM_HINT_T0);
-                        _mm_prefetch(ps + psr + so, _MM_HINT_T0);
-                        _mm_prefetch(ps + 2 * psr + so, _MM_HINT_T0);
-                        _mm_prefetch(ps + 3 * psr + so, _MM_HINT_T0);
-                    }
+        /* groups (32, 64, 128) divide K: a new group where k & (G - 1) == 0; per channel
+         * (G == K) the scaled LUTs are made once and K may end in a tail */
+        const int perch = G >= K;
+        const int64_t gmask = perch ? 0 : G - 1;
+        float s0 = SCALE(n, 0), s1 = SCALE(n + 1, 0), s2 = SCALE(n + 2, 0), s3 = SCALE(n + 3, 0);
+        __m512 l0 = _mm512_mul_ps(lut, _mm512_set1_ps(s0)), l1 = _mm512_mul_ps(lut, _mm512_set1_ps(s1));
+        __m512 l2 = _mm512_mul_ps(lut, _mm512_set1_ps(s2)), l3 = _mm512_mul_ps(lut, _mm512_set1_ps(s3));
+        for (int64_t k = 0; k < K32; k += 32) {
+            const int64_t kb = k >> 1;
+            if (!perch && k > 0 && (k & gmask) == 0) {
+                const int64_t g = k / G;
+                l0 = _mm512_mul_ps(lut, _mm512_set1_ps(SCALE(n, g)));
+                l1 = _mm512_mul_ps(lut, _mm512_set1_ps(SCALE(n + 1, g)));
+                l2 = _mm512_mul_ps(lut, _mm512_set1_ps(SCALE(n + 2, g)));
+                l3 = _mm512_mul_ps(lut, _mm512_set1_ps(SCALE(n + 3, g)));
+            }
+            if ((k & 127) == 0) {
+                _mm_prefetch((const char*)(pc + kb), _MM_HINT_T0);
+                _mm_prefetch((const char*)(pc + p->ldw + kb), _MM_HINT_T0);
+                _mm_prefetch((const char*)(pc + 2 * p->ldw + kb), _MM_HINT_T0);
+                _mm_prefetch((const char*)(pc + 3 * p->ldw + kb), _MM_HINT_T0);
+                if ((k & 511) == 0 && !perch) {
+                    const int64_t so = (k / G) * (sbf ? 2 : 4);
+                    _mm_prefetch(ps + so, _MM_HINT_T0);
+                    _mm_prefetch(ps + psr + so, _MM_HINT_T0);
+                    _mm_prefetch(ps + 2 * psr + so, _MM_HINT_T0);
+                    _mm_prefetch(ps + 3 * psr + so, _MM_HINT_T0);
                 }
-                const __m512 xe = _mm512_loadu_ps(p->xd + k), xo = _mm512_loadu_ps(p->xd + k + 16);
-                __m512i v;
-                v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c0 + kb)));
-                a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l0), xe, a0);
-                b0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l0), xo, b0);
-                v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c1 + kb)));
-                a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l1), xe, a1);
-                b1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l1), xo, b1);
-                v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c2 + kb)));
-                a2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l2), xe, a2);
-                b2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l2), xo, b2);
-                v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c3 + kb)));
-                a3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l3), xe, a3);
-                b3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l3), xo, b3);
             }
-            if (kend < k0 + G) { /* per-channel only: the K % 32 tail, in natural order */
-                const float ss[4] = {s0, s1, s2, s3};
-                const uint8_t* cc[4] = {c0, c1, c2, c3};
-                for (int r = 0; r < 4; r++)
-                    for (int64_t k = K32; k < K; k += 2) {
-                        uint8_t b = cc[r][k >> 1];
-                        tail[r] += p->x[k] * (p->lut[b & 15] * ss[r]) + p->x[k + 1] * (p->lut[b >> 4] * ss[r]);
-                    }
-            }
+            const __m512 xe = _mm512_loadu_ps(p->xd + k), xo = _mm512_loadu_ps(p->xd + k + 16);
+            __m512i v;
+            v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c0 + kb)));
+            a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l0), xe, a0);
+            b0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l0), xo, b0);
+            v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c1 + kb)));
+            a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l1), xe, a1);
+            b1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l1), xo, b1);
+            v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c2 + kb)));
+            a2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l2), xe, a2);
+            b2 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l2), xo, b2);
+            v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i*)(c3 + kb)));
+            a3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(v, l3), xe, a3);
+            b3 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), l3), xo, b3);
+        }
+        if (K32 < K) { /* per-channel only: the K % 32 tail, in natural order */
+            const float ss[4] = {s0, s1, s2, s3};
+            const uint8_t* cc[4] = {c0, c1, c2, c3};
+            for (int r = 0; r < 4; r++)
+                for (int64_t k = K32; k < K; k += 2) {
+                    uint8_t b = cc[r][k >> 1];
+                    tail[r] += p->x[k] * (p->lut[b & 15] * ss[r]) + p->x[k + 1] * (p->lut[b >> 4] * ss[r]);
+                }
         }
         const float bi0 = p->bias ? p->bias[n] : 0.0f, bi1 = p->bias ? p->bias[n + 1] : 0.0f;
         const float bi2 = p->bias ? p->bias[n + 2] : 0.0f, bi3 = p->bias ? p->bias[n + 3] : 0.0f;
@@ -202,7 +208,8 @@ static void gemv_rows_f32s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { ge
 static void gemv_rows_bf16s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { gemv_rows_t(p, n0, n1, 1); }
 
 void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
-    if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
+    if (p->k == 0) pt_fp4_rows_generic(p, n0, n1); /* y = bias; the kernels below read a first scale */
+    else if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
     else if (p->xd) gemm_regs(p, n0, n1);
     else fp4_gemm_avx512(p, n0, n1);
 }
