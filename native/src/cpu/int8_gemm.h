@@ -23,8 +23,6 @@ PT_HIDDEN void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, i
 #if defined(PT_HAVE_X86_KERNELS)
 /* AMX: K padded to 64 (k argument = k64), A with 32 readable rows; begin/end per thread */
 PT_HIDDEN void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
-/* AMX, a whole 64-channel block: acc [mpad][64] for mpad (a multiple of 32) rows of A */
-PT_HIDDEN void pt_i8_amx_block(int64_t k64, const uint8_t* a, int64_t lda, int64_t mpad, const int8_t* b, int32_t* acc);
 PT_HIDDEN void pt_i8_amx_begin(void);
 PT_HIDDEN void pt_i8_amx_end(void);
 PT_HIDDEN void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float* amax_out,

@@ -65,49 +65,4 @@ void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const i
         }
     }
 }
-
-/* Whole block: acc[m][64] for all m < mpad rows (mpad a multiple of 32, A with mpad readable
- * rows). Each 32-column half of B is swept over K in chunks of at most kcb bytes of K (so that
- * the chunk of the half, kc * 32 bytes, stays in L1 while every 32-row panel of A streams past
- * it); partial sums of later chunks go through acc (tile load/store, 4 per panel and chunk). */
-void pt_i8_amx_block(int64_t k64, const uint8_t* a, int64_t lda, int64_t mpad, const int8_t* b, int32_t* acc) {
-    const int64_t nkb = k64 / 64, kcb = 12; /* 12 * 64 = 768 of K: 24 KiB of one B half */
-    for (int h = 0; h < 2; h++) {
-        const int8_t* bh = b + h * 128;
-        for (int64_t kb0 = 0; kb0 < nkb; kb0 += kcb) {
-            const int64_t kb1 = kb0 + kcb < nkb ? kb0 + kcb : nkb;
-            for (int64_t m0 = 0; m0 < mpad; m0 += 32) {
-                int32_t* c = acc + m0 * PT_I8_NB + h * 32;
-                if (kb0 == 0) {
-                    _tile_zero(0);
-                    _tile_zero(1);
-                    _tile_zero(2);
-                    _tile_zero(3);
-                } else {
-                    TILE_LOAD(0, c, PT_I8_NB * 4);
-                    TILE_LOAD(1, c + 16, PT_I8_NB * 4);
-                    TILE_LOAD(2, c + 16 * PT_I8_NB, PT_I8_NB * 4);
-                    TILE_LOAD(3, c + 16 * PT_I8_NB + 16, PT_I8_NB * 4);
-                }
-                const uint8_t* am = a + m0 * lda;
-                for (int64_t kb = kb0; kb < kb1; kb++) {
-                    const uint8_t* pa = am + kb * 64;
-                    const int8_t* pb = bh + kb * 16 * 4 * PT_I8_NB;
-                    TILE_LOAD(4, pa, lda);
-                    TILE_LOAD(6, pb, 4 * PT_I8_NB);
-                    TILE_LOAD(7, pb + 64, 4 * PT_I8_NB);
-                    _tile_dpbusd(0, 4, 6);
-                    _tile_dpbusd(1, 4, 7);
-                    TILE_LOAD(5, pa + 16 * lda, lda);
-                    _tile_dpbusd(2, 5, 6);
-                    _tile_dpbusd(3, 5, 7);
-                }
-                TILE_STORE(0, c, PT_I8_NB * 4);
-                TILE_STORE(1, c + 16, PT_I8_NB * 4);
-                TILE_STORE(2, c + 16 * PT_I8_NB, PT_I8_NB * 4);
-                TILE_STORE(3, c + 16 * PT_I8_NB + 16, PT_I8_NB * 4);
-            }
-        }
-    }
-}
 #endif
