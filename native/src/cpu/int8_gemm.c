@@ -188,6 +188,12 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
     float* buf = (float*)pt_scratch(1, (size_t)(c1 - c0) * sizeof(float) + 64);
     if (!buf) { g->failed = 1; return; }
     float* cm = g->colmax + c0;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->avx512 && g->x->dtype == PT_F32 && (g->m == 1 || g->x->stride[0] % 4 == 0)) {
+        pt_i8_colmax_avx512((const float*)pt_row_ptr(g->x, 0) + c0, g->m > 1 ? g->x->stride[0] / 4 : 0, g->m, c1 - c0, cm);
+        return;
+    }
+#endif
     for (int64_t j = 0; j < c1 - c0; j++) cm[j] = 0.0f;
     for (int64_t r = 0; r < g->m; r++) {
         const float* xr = load_x_row(g, r, c0, c1, buf);

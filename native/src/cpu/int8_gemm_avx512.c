@@ -68,6 +68,28 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
     }
 }
 
+/* cm[j] = max over the m rows of |x[r * ldx + j]| for j < n (LLM.int8's outlier detection) */
+void pt_i8_colmax_avx512(const float* x, int64_t ldx, int64_t m, int64_t n, float* cm) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t j = 0; j < n; j += 64) {
+        __m512 c[4];
+        __mmask16 t[4];
+        for (int v = 0; v < 4; v++) {
+            int64_t left = n - j - 16 * v;
+            t[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+            c[v] = _mm512_setzero_ps();
+        }
+        for (int64_t r = 0; r < m; r++) {
+            const float* xr = x + r * ldx + j;
+            for (int v = 0; v < 4; v++)
+                /* maxps returns its second operand when either is NaN: a NaN in x is skipped,
+                 * like the portable loop (the NaN row becomes NaN in y through its quantization) */
+                c[v] = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(t[v], xr + 16 * v), absmask), c[v]);
+        }
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(cm + j + 16 * v, t[v], c[v]);
+    }
+}
+
 /* out[r * ldo + j] = (acc[r][j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
  * for j < nb (columns past nb are not written). */
 void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
