@@ -3,7 +3,7 @@
  *
  *   pt-bench --op fp4 [--m M] [--n N --k K | default: 768x768, 768x3072, 3072x768, 4096x4096]
  *            [--group 0|32|64|128] [--format e2m1|e1m2|e3m0|nf4] [--threads T] [--reps R]
- *            [--cold-mib MiB] [--json]
+ *            [--cold-mib MiB] [--clock wall|cpu] [--json]
  *
  * y = x @ Wᵀ, W [N, K]. Decode reads every weight from DRAM (a model's weights do not stay in
  * cache between tokens), so each method cycles through enough copies of its weight to cover
@@ -19,9 +19,10 @@
 #include <string.h>
 #include <time.h>
 
+static int fcpu = 0; /* --clock cpu: process CPU time (with --threads 1 and OMP_NUM_THREADS=1 on a loaded machine) */
 static double fnow(void) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(fcpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 static int cmpd(const void* a, const void* b) {
@@ -148,6 +149,7 @@ int pt_bench_fp4(int argc, char** argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else if (!strcmp(a, "--cold-mib")) cold = atof(v);
+        else if (!strcmp(a, "--clock")) fcpu = !strcmp(v, "cpu");
         else if (!strcmp(a, "--format")) {
             if (!strcmp(v, "e2m1")) fmt = PT_FP4_E2M1;
             else if (!strcmp(v, "e1m2")) fmt = PT_FP4_E1M2;

@@ -281,13 +281,18 @@ static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
     if (ctx->caps & PT_CPU_AVX512F) rows = pt_fp4_rows_avx512;
 #endif
     float* xd = NULL;
-    if (p->m == 1 && rows != pt_fp4_rows_generic) {
-        xd = (float*)pt_scratch(2, (size_t)(p->k + 32) * sizeof(float));
-        if (!xd) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld floats of x", (long long)p->k);
-        int64_t k32 = p->k & ~(int64_t)31;
-        for (int64_t k = 0; k < k32; k += 32)
-            for (int i = 0; i < 16; i++) { xd[k + i] = p->x[k + 2 * i]; xd[k + 16 + i] = p->x[k + 2 * i + 1]; }
-        for (int64_t k = k32; k < p->k; k++) xd[k] = p->x[k];
+    if (rows != pt_fp4_rows_generic) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
+        xd = (float*)pt_scratch(2, (size_t)(p->m * p->k + 32) * sizeof(float));
+        if (!xd) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld x %lld floats of x", (long long)p->m,
+                                (long long)p->k);
+        const int64_t k32 = p->k & ~(int64_t)31;
+        for (int64_t r = 0; r < p->m; r++) {
+            const float* x = p->x + r * p->ldx;
+            float* d = xd + r * p->k;
+            for (int64_t k = 0; k < k32; k += 32)
+                for (int i = 0; i < 16; i++) { d[k + i] = x[k + 2 * i]; d[k + 16 + i] = x[k + 2 * i + 1]; }
+            for (int64_t k = k32; k < p->k; k++) d[k] = x[k];
+        }
     }
     p->xd = xd;
     mm_arg a;

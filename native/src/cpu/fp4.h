@@ -9,7 +9,7 @@ typedef struct pt_fp4_problem {
     int64_t group;            /* elements per scale along K (K for per-channel) */
     const float* x;           /* [M, K] f32, row stride ldx (elements) */
     int64_t ldx;
-    const float* xd;          /* M = 1 AVX-512 only: x with each 32-chunk deinterleaved (evens, odds) */
+    const float* xd;          /* AVX-512 only: x [M, K] (row stride K) with each 32-chunk deinterleaved (evens, odds) */
     const uint8_t* codes;     /* [N, K/2] bytes, row stride ldw (bytes) */
     int64_t ldw;
     const void* scales;       /* [N, K/group] f32 | bf16, row stride lds (elements) */

@@ -188,6 +188,12 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
     float* buf = (float*)pt_scratch(1, (size_t)(c1 - c0) * sizeof(float) + 64);
     if (!buf) { g->failed = 1; return; }
     float* cm = g->colmax + c0;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g->avx512 && g->x->dtype == PT_F32 && (g->m == 1 || g->x->stride[0] % 4 == 0)) {
+        pt_i8_colmax_avx512((const float*)pt_row_ptr(g->x, 0) + c0, g->m > 1 ? g->x->stride[0] / 4 : 0, g->m, c1 - c0, cm);
+        return;
+    }
+#endif
     for (int64_t j = 0; j < c1 - c0; j++) cm[j] = 0.0f;
     for (int64_t r = 0; r < g->m; r++) {
         const float* xr = load_x_row(g, r, c0, c1, buf);
@@ -280,13 +286,38 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
             wsc[j] = j < nb ? g->wscale[(n0 + j) * g->wscale_stride] : 0.0f;
             bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
         }
-        for (int64_t o = 0; o < g->no; o++)
-            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
+        if (g->wo) {
+            for (int64_t o = 0; o < g->no; o++)
+                for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
+        } else { /* the dequantized int8 weight, from the packed block: 64 channels of a column in 4 lines */
+            for (int64_t o = 0; o < g->no; o++) {
+                const int64_t col = g->ocols[o];
+                const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
+                for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[4 * j] * wsc[j];
+            }
+        }
+#if defined(PT_HAVE_X86_KERNELS)
+        /* f32 output: the AVX-512 epilogue writes straight into y, activation and NaN rows after */
+        const int direct = g->avx512 && g->y->dtype == PT_F32 && (g->m == 1 || g->y->stride[0] % 4 == 0);
+        const int64_t ldy = g->y->stride[0] / 4;
+#endif
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
             const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
             g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bk, acc);
 #if defined(PT_HAVE_X86_KERNELS)
-            if (g->avx512) pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile);
+            if (direct) {
+                float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
+                pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
+                for (int r = 0; r < mr; r++) {
+                    float* yr = y0 + r * ldy;
+                    if (g->bad[m0 + r])
+                        for (int j = 0; j < nb; j++) yr[j] = NAN;
+                    if (g->act != PT_ACT_NONE) pt_apply_activation(yr, nb, g->act);
+                }
+                continue;
+            }
+            if (g->avx512)
+                pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile, PT_I8_NB, PT_I8_NB);
 #endif
             for (int r = 0; r < mr; r++) {
                 const int64_t row = m0 + r;

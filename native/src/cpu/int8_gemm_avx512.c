@@ -68,18 +68,50 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
     }
 }
 
-/* out[r][j] = (acc[r][j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j] */
+/* cm[j] = max over the m rows of |x[r * ldx + j]| for j < n (LLM.int8's outlier detection) */
+void pt_i8_colmax_avx512(const float* x, int64_t ldx, int64_t m, int64_t n, float* cm) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    for (int64_t j = 0; j < n; j += 64) {
+        __m512 c[4];
+        __mmask16 t[4];
+        for (int v = 0; v < 4; v++) {
+            int64_t left = n - j - 16 * v;
+            t[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+            c[v] = _mm512_setzero_ps();
+        }
+        for (int64_t r = 0; r < m; r++) {
+            const float* xr = x + r * ldx + j;
+            for (int v = 0; v < 4; v++)
+                /* maxps returns its second operand when either is NaN: a NaN in x is skipped,
+                 * like the portable loop (the NaN row becomes NaN in y through its quantization) */
+                c[v] = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(t[v], xr + 16 * v), absmask), c[v]);
+        }
+        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(cm + j + 16 * v, t[v], c[v]);
+    }
+}
+
+/* out[r * ldo + j] = (acc[r][j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
+ * for j < nb (columns past nb are not written). */
 void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
-                           const float* xo, int64_t no, const float* wop, float* out) {
+                           const float* xo, int64_t no, const float* wop, float* out, int64_t ldo, int nb) {
+    __m512 ws[4], bs[4];
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) {
+        ws[v] = _mm512_loadu_ps(wsc + 16 * v);
+        bs[v] = _mm512_loadu_ps(bias + 16 * v);
+        int left = nb - 16 * v;
+        mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    }
     for (int r = 0; r < mr; r++) {
         const __m512 s = _mm512_set1_ps(sx[r]);
+        float* o = out + r * ldo;
         for (int v = 0; v < 4; v++) {
             __m512i c = _mm512_sub_epi32(_mm512_loadu_si512((const void*)(acc + r * 64 + 16 * v)),
                                          _mm512_slli_epi32(_mm512_loadu_si512((const void*)(colsum + 16 * v)), 7));
-            __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(s, _mm512_loadu_ps(wsc + 16 * v)), _mm512_loadu_ps(bias + 16 * v));
-            for (int64_t o = 0; o < no; o++)
-                y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + o]), _mm512_loadu_ps(wop + o * 64 + 16 * v), y);
-            _mm512_storeu_ps(out + r * 64 + 16 * v, y);
+            __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(s, ws[v]), bs[v]);
+            for (int64_t q = 0; q < no; q++)
+                y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
+            _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
         }
     }
 }
