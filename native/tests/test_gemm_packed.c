@@ -236,10 +236,52 @@ static void bad_inputs(void) {
     pt_ctx_destroy(ctx);
 }
 
+/* pt_matmul writing batches interleaved within each row (attention heads: P [H, S, L] @ V
+ * viewed [H, L, D] into out [S, H, D] viewed [H, S, D]); the rejected overlap stays rejected. */
+static void interleaved_batches(void) {
+    enum { H = 3, S = 7, L = 5, D = 9 };
+    float p[H * S * L], v[L * H * D], out[S * H * D + 1];
+    pt_test_fill(p, H * S * L, -1, 1);
+    pt_test_fill(v, L * H * D, -1, 1);
+    for (int use_dnnl = 0; use_dnnl <= 1; use_dnnl++) {
+        pt_ctx_params params = {2, 0, use_dnnl, 0};
+        pt_ctx* ctx = NULL;
+        EXPECT_OK(pt_ctx_create(&params, &ctx));
+        pt_test_poison(out, sizeof out);
+        pt_tensor a, b, c;
+        memset(&a, 0, sizeof a); memset(&b, 0, sizeof b); memset(&c, 0, sizeof c);
+        a.data = p; a.dtype = PT_F32; a.ndim = 3; a.shape[0] = H; a.shape[1] = S; a.shape[2] = L;
+        a.stride[0] = S * L * 4; a.stride[1] = L * 4; a.stride[2] = 4;
+        b.data = v; b.dtype = PT_F32; b.ndim = 3; b.shape[0] = H; b.shape[1] = L; b.shape[2] = D;
+        b.stride[0] = D * 4; b.stride[1] = H * D * 4; b.stride[2] = 4;
+        c.data = out; c.dtype = PT_F32; c.ndim = 3; c.shape[0] = H; c.shape[1] = S; c.shape[2] = D;
+        c.stride[0] = D * 4; c.stride[1] = H * D * 4; c.stride[2] = 4;
+        EXPECT_OK(pt_matmul(ctx, &a, &b, NULL, &c, NULL));
+        double worst = 0;
+        for (int h = 0; h < H; h++)
+            for (int i = 0; i < S; i++)
+                for (int j = 0; j < D; j++) {
+                    double want = 0, sc = 0;
+                    for (int t = 0; t < L; t++) {
+                        want += (double)p[(h * S + i) * L + t] * v[(t * H + h) * D + j];
+                        sc += fabs((double)p[(h * S + i) * L + t] * v[(t * H + h) * D + j]);
+                    }
+                    double e = fabs(out[(i * H + h) * D + j] - want) / (1e-6 * sc + 1e-30);
+                    if (!(e == e)) e = INFINITY;
+                    if (e > worst) worst = e;
+                }
+        EXPECT(worst <= 1.0, "interleaved batches (oneDNN %d): error %.3g x tolerance", use_dnnl, worst);
+        c.stride[0] = 4 * 4; /* batch stride 4 < D: batches overlap */
+        expect_error(pt_matmul(ctx, &a, &b, NULL, &c, NULL), PT_ERR_SHAPE, "overlaps itself", "overlapping interleaved batches");
+        pt_ctx_destroy(ctx);
+    }
+}
+
 int main(void) {
     pt_test_seed(20240917);
     printf("pt_matmul_packed:\n");
     for (int i = 0; i < NCONFIGS; i++) run_config(&CONFIGS[i]);
     bad_inputs();
+    interleaved_batches();
     return pt_test_finish("test_gemm_packed");
 }

@@ -119,6 +119,14 @@ PT_HIDDEN void pt_store_row_f32(const float* src, int64_t n, int32_t dtype, void
 /* Returns a 64-byte-aligned buffer of at least `bytes`, or NULL. Slot 0..3 are independent. */
 PT_HIDDEN void* pt_scratch(int slot, size_t bytes);
 
+/* ---- long-lived weight memory (weights_alloc.c) ----
+ * 64-byte-aligned blocks for data read again and again (prepacked weights). On Linux they are
+ * carved from 2 MiB-aligned slabs that ask for transparent huge pages (madvise), so streaming
+ * a model's weights crosses no 4 KiB page boundaries (TLB misses, and the hardware prefetcher
+ * stopping at each page); elsewhere plain aligned allocations. Thread-safe. */
+PT_HIDDEN void* pt_weight_alloc(size_t bytes);
+PT_HIDDEN void pt_weight_free(void* p);
+
 /* ---- parallelism ---- */
 /* Runs fn(i, arg) for i in [0, n) on up to ctx->n_threads threads (OpenMP when built with
  * it, else serially). fn must not fail; per-item errors are collected by the caller. */

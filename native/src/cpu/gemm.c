@@ -292,7 +292,10 @@ static void plan_split(const pt_ctx* ctx, const pt_gemm_problem* g, const pt_gem
             if (units > 4 * T && tm * tn > 1) break;
             int64_t busy = ceil_div(units, T < units ? T : units);
             double mu = (double)(ceil_div(mt, tm) * kr->mr), nu = (double)(ceil_div(nt, tn) * kr->nr);
-            double pack_b = g->packed ? 0.0 : nu; /* a prepacked B costs nothing to pack */
+            /* B: packed by each thread (16 flops a value), or prepacked and only read, which
+             * still costs bandwidth when few rows share it (M = 16: every thread splitting M
+             * would stream all of B from memory; splitting N reads each value once) */
+            double pack_b = g->packed ? 0.5 * nu : nu;
             double cost = (double)busy * (2.0 * mu * nu * k + pack_w * k * (mu * ceil((double)nu / (double)kr->nc) + pack_b) + 2e4);
             if (cost < best * 0.999) { best = cost; *tm_out = tm; *tn_out = tn; }
         }
@@ -353,6 +356,14 @@ static pt_status elem_stride(const pt_tensor* t, int d, const char* what, int64_
                        what, d, (long long)t->stride[d], pt_dtype_name(t->dtype), (long long)es);
     *out = t->stride[d] / es;
     return PT_OK;
+}
+
+/* True when the batches of c (row stride ldc, batch stride bs, elements) share no element:
+ * stacked (each batch after the previous one's last row) or interleaved (every batch's row
+ * segment inside one row stride: the heads of a [S, H, D] attention output as [H, S, D]). */
+static int batches_disjoint(int64_t batch, int64_t m, int64_t n, int64_t ldc, int64_t bs) {
+    if (bs >= (m - 1) * ldc + n) return 1;
+    return m > 1 && bs >= n && (batch - 1) * bs + n <= ldc;
 }
 
 /* pt_check_dtype's checks without its string formatting on the success path (tiny matmuls
@@ -484,23 +495,6 @@ static uint32_t kernel_caps(const pt_gemm_kernel* kr) {
     return 0;
 }
 
-static void* alloc64(size_t n) {
-#if defined(_WIN32)
-    return _aligned_malloc(n, 64);
-#else
-    void* p = NULL;
-    return posix_memalign(&p, 64, n) == 0 ? p : NULL;
-#endif
-}
-
-static void free64(void* p) {
-#if defined(_WIN32)
-    _aligned_free(p);
-#else
-    free(p);
-#endif
-}
-
 typedef struct {
     pt_packed_matrix* pk;
     const char* src;
@@ -549,7 +543,7 @@ pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32
     pk->kr = kr; pk->k = k; pk->n = n; pk->kc = KC; pk->block_bytes = block_bytes;
     pk->dtype = dtype; pk->trans_b = trans_b; pk->caps = kernel_caps(kr);
     pk->bytes = (size_t)(blocks * block_bytes) + 64;
-    pk->data = alloc64(pk->bytes);
+    pk->data = pt_weight_alloc(pk->bytes);
     if (!pk->data) {
         free(pk);
         return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_pack: cannot allocate %zu bytes for a packed %lld x %lld %s matrix",
@@ -590,7 +584,7 @@ pt_status pt_matmul_pack(pt_ctx* ctx, const pt_tensor* b, int32_t trans_b, int32
 pt_status pt_packed_matrix_destroy(pt_packed_matrix* p) {
     pt_clear_error();
     if (!p) return PT_OK;
-    free64(p->data);
+    pt_weight_free(p->data);
     free(p);
     return PT_OK;
 }
@@ -656,7 +650,7 @@ pt_status pt_matmul_packed(pt_ctx* ctx, const pt_tensor* a, const pt_packed_matr
     }
     if (m > 1 && b->n > 1 && g.ldc < b->n && (pt_describe(c, dc, sizeof dc), 1))
         return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s rows overlap (row stride %lld elements < N=%lld)", dc, (long long)g.ldc, (long long)b->n);
-    if (batch > 1 && m * b->n > 1 && g.batch_c < (m - 1) * g.ldc + b->n && (pt_describe(c, dc, sizeof dc), 1))
+    if (batch > 1 && m * b->n > 1 && !batches_disjoint(batch, m, b->n, g.ldc, g.batch_c) && (pt_describe(c, dc, sizeof dc), 1))
         return pt_fail(PT_ERR_SHAPE, "pt_matmul_packed: c %s batches overlap (batch stride %lld elements)", dc, (long long)g.batch_c);
     g.trans_b = b->trans_b; g.activation = p.activation; g.alpha = p.alpha; g.beta = p.beta;
     if (m == 0 || b->n == 0 || batch == 0) return PT_OK;

@@ -9,6 +9,12 @@
 
 #define MR 12
 #define NR 32
+#ifndef PT_GEMM_PF
+#  define PT_GEMM_PF 32
+#endif
+#ifndef PT_GEMM_PF2
+#  define PT_GEMM_PF2 256
+#endif
 
 /* ================================================================ vector math
  * exp: Cephes expf (range reduction by ln 2, degree-6 polynomial), ~1 ulp on [-87, 88].
@@ -283,6 +289,10 @@ static inline __attribute__((always_inline)) void micro_f32_rows(const int R, in
     for (int r = 0; r < R; r++) c[r][0] = c[r][1] = _mm512_setzero_ps();
     for (int64_t p = 0; p < kc; p++) {
         __m512 b0 = _mm512_load_ps(pb), b1 = _mm512_load_ps(pb + 16);
+#if PT_GEMM_PF
+        _mm_prefetch((const char*)(pb + PT_GEMM_PF * NR), _MM_HINT_T0);
+        _mm_prefetch((const char*)(pb + PT_GEMM_PF * NR + 16), _MM_HINT_T0);
+#endif
 #pragma GCC unroll 12
         for (int r = 0; r < R; r++) {
             __m512 a = _mm512_set1_ps(pa[r]);

@@ -1,196 +1,549 @@
 package dev.panatron;
 
+import dev.panatron.graph.Dim;
 import dev.panatron.graph.Graph;
 import dev.panatron.graph.Passes;
+import dev.panatron.graph.Plan;
 import dev.panatron.graph.Session;
 import dev.panatron.graph.TensorData;
+import dev.panatron.graph.Value;
 import dev.panatron.io.BertBuilder;
+import dev.panatron.io.HfConfig;
 import dev.panatron.io.OnnxImporter;
+import dev.panatron.io.Safetensors;
 import dev.panatron.models.ModelFiles;
 import dev.panatron.models.ModelRegistry;
-import dev.panatron.tokenize.Batch;
 import dev.panatron.tokenize.WordPieceTokenizer;
 
 import java.io.IOException;
+import java.io.PrintStream;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.util.ArrayList;
-import java.util.HashMap;
+import java.util.Arrays;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
 
 /**
- * Sentence embeddings from a BERT-family encoder: text in, L2-normalized vectors out.
+ * Sentence embeddings: texts in, L2-normalized vectors out, from a BERT-family encoder
+ * (all-MiniLM-L6-v2 and the like) run on Panatron's kernels.
  *
  * <pre>{@code
  * try (Embedder e = Embedder.load("all-minilm-l6-v2")) {
- *     float[][] v = e.embed(List.of("a sentence", "another one"));
+ *     float[] v = e.embed("The quick brown fox");            // 384 floats, ||v|| = 1
+ *     List<float[]> vs = e.embed(List.of("a cat", "a dog"));
  * }
  * }</pre>
  *
- * Texts are tokenized with the model's tokenizer.json (truncated to {@link Options#maxLength}),
- * batched with padding to the longest text, run through the fused graph on our kernels, and
- * pooled over the attention mask (mean, sentence-transformers' default) or taken at [CLS].
- * An instance owns its graph, session and context; {@link #close()} frees them (twice is
- * harmless) and a closed embedder throws {@link IllegalStateException}.
+ * <p>The pipeline is sentence-transformers' for such models: WordPiece tokens ([CLS] text
+ * [SEP], truncated to {@link #maxLength()} tokens), the encoder's last hidden state, mean
+ * pooling over the attention mask (or the [CLS] vector, {@link Pooling#CLS}), L2
+ * normalization. Texts are encoded in batches of up to {@link Builder#batchSize} of similar
+ * length (sorted by token count, each batch padded to its longest: the padding is masked out of
+ * attention and pooling, so results do not depend on how texts are batched).
+ *
+ * <p>Models ({@link Builder#build()}): a known name ({@code "all-minilm-l6-v2"}, resolved by
+ * {@link ModelRegistry}: from {@code ~/.m2} or Maven Central, cached under
+ * {@code ~/.cache/panatron/models}), an ONNX file or folder with its {@code tokenizer.json},
+ * or a folder with {@code model.safetensors} + {@code config.json} + {@code tokenizer.json}
+ * (Hugging Face layout). Precision: {@link Precision#FP32}, or {@link Precision#BF16} (weights
+ * rounded to bf16, the linear layers on AMX-BF16 where the CPU has it; activations f32).
+ *
+ * <p>An instance owns its native resources (one arena for its buffers, the model's weights,
+ * the packed weights, the kernel context): {@link #close()} frees them (twice is harmless); a
+ * closed instance throws {@link IllegalStateException}. Calls on one instance are serialized
+ * (it is thread-safe; use one instance per thread for parallel throughput).
  */
 public final class Embedder implements AutoCloseable {
-    /** How token vectors become one sentence vector. */
-    public enum Pooling { MEAN, CLS }
 
-    /**
-     * Loading options.
-     *
-     * @param pooling   mean over the mask, or the [CLS] token
-     * @param threads   kernel threads (0: every core)
-     * @param precision {@link DType#F32} or {@link DType#BF16} (weights rounded once; f32 activations)
-     * @param maxLength tokens per text including [CLS]/[SEP] (sentence-transformers uses 256 for MiniLM)
-     */
-    public record Options(Pooling pooling, int threads, DType precision, int maxLength) {
-        public static final Options DEFAULT = new Options(Pooling.MEAN, 0, DType.F32, 256);
-
-        public Options {
-            Objects.requireNonNull(pooling, "pooling");
-            Objects.requireNonNull(precision, "precision");
-            if (threads < 0) throw new IllegalArgumentException("threads must be >= 0, got " + threads);
-            if (precision != DType.F32 && precision != DType.BF16) throw new IllegalArgumentException("precision must be F32 or BF16, got " + precision);
-            if (maxLength < 2) throw new IllegalArgumentException("maxLength must be >= 2, got " + maxLength);
-        }
-
-        public Options withPooling(Pooling p) { return new Options(p, threads, precision, maxLength); }
-        public Options withThreads(int t) { return new Options(pooling, t, precision, maxLength); }
-        public Options withPrecision(DType p) { return new Options(pooling, threads, p, maxLength); }
+    /** How token vectors become one sentence vector (then L2-normalized). */
+    public enum Pooling {
+        /** The mean over the tokens the attention mask keeps, [CLS] and [SEP] included (sentence-transformers' default). */
+        MEAN,
+        /** The first token's ([CLS]) vector. */
+        CLS
     }
 
-    private final String name;
-    private final Options options;
+    /** The precision of the encoder's linear layers. */
+    public enum Precision {
+        /** f32 throughout. */
+        FP32,
+        /** Weights rounded to bf16 once, products on AMX-BF16 / AVX512-BF16 (activations stay f32). */
+        BF16
+    }
+
+    /** The output the encoder is read from. */
+    private static final String[] HIDDEN_NAMES = {"last_hidden_state", "token_embeddings", "hidden_states"};
+
+    private final String modelName;
+    private final Path modelPath;
+    private final Pooling pooling;
+    private final Precision precision;
+    private final int maxLength;
+    private final int batchSize;
     private final WordPieceTokenizer tokenizer;
     private final Graph graph;
     private final Context ctx;
     private final Session session;
+    private final String idsName, maskName, typesName, hiddenName, batchSym, seqSym;
     private final int dim;
-    private volatile boolean closed;
+    private final long vocab;
+    private final Arena arena = Arena.ofShared();
+    private MemorySegment mask32 = MemorySegment.NULL, pooled = MemorySegment.NULL;
+    private boolean closed;
 
-    private Embedder(String name, Options options, WordPieceTokenizer tokenizer, Graph graph) {
-        this.name = name;
-        this.options = options;
-        this.tokenizer = tokenizer;
-        this.graph = graph;
-        Context c = null;
-        try {
-            c = Context.create(options.threads());
-            this.ctx = c;
-            this.session = Session.create(graph, c, Session.Options.DEFAULT.withPrecision(options.precision()));
-            this.dim = (int) session.run(inputs(tokenizer.encodeBatch(List.of("")))).get("last_hidden_state").shape()[2];
-        } catch (RuntimeException e) {
-            if (c != null) c.close();
-            graph.close();
-            throw e;
+    // ------------------------------------------------------------------ construction
+
+    /**
+     * Loads a model with the defaults (mean pooling, fp32, every core, progress silent).
+     *
+     * @param nameOrPath a known model name ("all-minilm-l6-v2") or a path
+     * @throws dev.panatron.models.ModelNotFoundException when it is neither (the message lists
+     *         the known names, or the files looked for)
+     * @throws IOException  when a file cannot be read or downloaded
+     * @throws IllegalArgumentException when a model or tokenizer file is truncated or corrupt, or
+     *         the model is not an encoder this class can run
+     */
+    public static Embedder load(String nameOrPath) throws IOException { return builder(nameOrPath).build(); }
+
+    /** A builder for the model {@code nameOrPath} (a known name or a path). */
+    public static Builder builder(String nameOrPath) {
+        return new Builder(Objects.requireNonNull(nameOrPath, "nameOrPath: give a model name or path"));
+    }
+
+    /** Options of an {@link Embedder}; {@link #build()} loads the model. */
+    public static final class Builder {
+        private final String model;
+        private Pooling pooling = Pooling.MEAN;
+        private Precision precision = Precision.FP32;
+        private int threads = 0;
+        private int batchSize = 32;
+        private int maxLength = 0;
+        private PrintStream progress;
+        private ModelRegistry registry;
+
+        private Builder(String model) { this.model = model; }
+
+        /** Mean (default) or CLS pooling. */
+        public Builder pooling(Pooling p) {
+            this.pooling = Objects.requireNonNull(p, "pooling");
+            return this;
+        }
+
+        /** FP32 (default) or BF16. */
+        public Builder precision(Precision p) {
+            this.precision = Objects.requireNonNull(p, "precision");
+            return this;
+        }
+
+        /**
+         * Threads the kernels use; 0 (default) = every online core.
+         *
+         * @throws IllegalArgumentException when negative
+         */
+        public Builder threads(int t) {
+            if (t < 0) throw new IllegalArgumentException("threads must be >= 0 (0 = all cores), got " + t);
+            this.threads = t;
+            return this;
+        }
+
+        /**
+         * Most texts run through the encoder at once (default 32).
+         *
+         * @throws IllegalArgumentException when below 1
+         */
+        public Builder batchSize(int n) {
+            if (n < 1) throw new IllegalArgumentException("batchSize must be >= 1, got " + n);
+            this.batchSize = n;
+            return this;
+        }
+
+        /**
+         * Tokens per text, [CLS] and [SEP] included; longer texts are truncated. Default: the
+         * model's {@code sentence_bert_config.json} max_seq_length when present (256 for the
+         * all-MiniLM-L6-v2 names), else the encoder's position limit (512 for BERT).
+         *
+         * @throws IllegalArgumentException when below 2
+         */
+        public Builder maxLength(int n) {
+            if (n < 2) throw new IllegalArgumentException("maxLength must be >= 2 ([CLS] and [SEP]), got " + n);
+            this.maxLength = n;
+            return this;
+        }
+
+        /** Where loading reports progress (download, extraction, loading, weight packing); null = silent (default). */
+        public Builder progress(PrintStream out) {
+            this.progress = out;
+            return this;
+        }
+
+        /** The registry resolving names (default {@link ModelRegistry#defaults()}, with this builder's progress). */
+        public Builder registry(ModelRegistry r) {
+            this.registry = r;
+            return this;
+        }
+
+        /**
+         * Resolves and loads the model, builds and optimizes its graph, packs its weights.
+         *
+         * @throws dev.panatron.models.ModelNotFoundException when the name or path leads to no model
+         *         (the message lists what was looked for)
+         * @throws IOException when a file cannot be read or downloaded
+         * @throws IllegalArgumentException when a model or tokenizer file is truncated or corrupt
+         *         ({@link dev.panatron.io.ModelFormatException}, naming the file), or the model is
+         *         not a BERT-family encoder this class can run
+         */
+        public Embedder build() throws IOException {
+            ModelRegistry reg = registry != null ? registry : ModelRegistry.defaults().withProgress(progress);
+            ModelFiles files = reg.resolve(model);
+            return new Embedder(files, this);
         }
     }
 
-    /** Loads a model by name (e.g. "all-minilm-l6-v2") or path with default options. */
-    public static Embedder load(String nameOrPath) throws IOException { return load(nameOrPath, Options.DEFAULT); }
-
-    /**
-     * Loads a model by name or path: an ONNX file (tokenizer.json beside it), or a folder
-     * holding model.onnx or model.safetensors + config.json, with tokenizer.json.
-     *
-     * @throws IOException              when the model cannot be found, read or parsed (the message
-     *                                  says what was looked for)
-     * @throws IllegalArgumentException for bad options
-     */
-    public static Embedder load(String nameOrPath, Options options) throws IOException {
-        Objects.requireNonNull(nameOrPath, "nameOrPath");
-        Objects.requireNonNull(options, "options");
-        ModelFiles files = ModelRegistry.defaults().resolve(nameOrPath);
-        WordPieceTokenizer tok = WordPieceTokenizer.fromFile(files.tokenizer()).withMaxLength(options.maxLength()).withPaddingToLongest();
-        Graph g = files.format() == ModelFiles.Format.ONNX ? OnnxImporter.load(files.weights()) : BertBuilder.load(files.directory());
+    private Embedder(ModelFiles files, Builder b) throws IOException {
+        this.modelName = files.name();
+        this.modelPath = files.weights();
+        this.pooling = b.pooling;
+        this.precision = b.precision;
+        this.batchSize = b.batchSize;
+        long t0 = System.nanoTime();
+        say(b.progress, "panatron: loading " + files.format().name().toLowerCase(Locale.ROOT) + " model " + files.weights());
+        Graph g = files.format() == ModelFiles.Format.ONNX ? OnnxImporter.load(files.weights())
+                : BertBuilder.build(Safetensors.open(files.weights()), HfConfig.read(files.config()));
+        Context c = null;
+        Session s = null;
         try {
             Passes.optimize(g);
-        } catch (RuntimeException e) {
+            Value ids = input(g, "input_ids");
+            if (ids == null || ids.shape().rank() != 2 || ids.dtype().isFloat()) {
+                throw new IllegalArgumentException("model " + files.weights() + " has no integer input_ids [batch, sequence] (inputs: "
+                        + g.inputs().stream().map(Value::typeString).toList() + ")");
+            }
+            this.idsName = ids.name();
+            this.maskName = input(g, "attention_mask") != null ? "attention_mask" : null;
+            this.typesName = input(g, "token_type_ids") != null ? "token_type_ids" : null;
+            Dim bd = ids.shape().dim(0), sd = ids.shape().dim(1);
+            if (bd.symbol() == null || sd.symbol() == null) {
+                throw new IllegalArgumentException("model " + files.weights() + ": input_ids must have symbolic [batch, sequence] dims, got " + ids.typeString());
+            }
+            this.batchSym = bd.symbol();
+            this.seqSym = sd.symbol();
+            Value hidden = null;
+            for (String n : HIDDEN_NAMES) for (Value o : g.outputs()) if (hidden == null && o.name().equals(n)) hidden = o;
+            if (hidden == null) for (Value o : g.outputs()) if (hidden == null && o.shape().rank() == 3) hidden = o;
+            if (hidden == null || hidden.shape().rank() != 3 || hidden.dtype() != DType.F32 || !hidden.shape().dim(2).isStatic()) {
+                throw new IllegalArgumentException("model " + files.weights() + " has no f32 [batch, sequence, hidden] output (outputs: "
+                        + g.outputs().stream().map(Value::typeString).toList() + ")");
+            }
+            this.hiddenName = hidden.name();
+            this.dim = Math.toIntExact(hidden.shape().dim(2).value());
+            long v = 0;
+            for (var n : g.nodes()) {
+                if (n.op() == dev.panatron.graph.Op.GATHER && n.input(1) == ids && n.input(0).isConstant()) v = n.input(0).shape().dim(0).value();
+            }
+            this.vocab = v;
+            long posLimit = Long.MAX_VALUE;
+            for (Graph.Constraint k : g.constraints()) if (k.dim().equals(sd)) posLimit = Math.min(posLimit, k.max());
+            int want = b.maxLength > 0 ? b.maxLength : defaultMaxLength(files);
+            if (posLimit != Long.MAX_VALUE && want > posLimit) {
+                if (b.maxLength > 0) throw new IllegalArgumentException("maxLength " + want + " exceeds the model's limit of " + posLimit + " positions");
+                want = (int) posLimit;
+            }
+            this.maxLength = want;
+            WordPieceTokenizer tok = WordPieceTokenizer.fromFile(files.tokenizer());
+            this.tokenizer = tok.withMaxLength(maxLength).withPaddingToLongest();
+            c = Context.create(b.threads);
+            s = Session.create(g, c, Session.Options.DEFAULT.withPrecision(precision == Precision.BF16 ? DType.BF16 : DType.F32));
+            this.graph = g;
+            this.ctx = c;
+            this.session = s;
+            say(b.progress, String.format(Locale.ROOT, "panatron: model ready in %.1f s (%d nodes, dim %d, max %d tokens, %s, %d threads); packing weights%s",
+                    (System.nanoTime() - t0) / 1e9, g.nodes().size(), dim, maxLength, precision.name().toLowerCase(Locale.ROOT), c.threads(),
+                    precision == Precision.BF16 ? " as bf16" : ""));
+            long t1 = System.nanoTime();
+            synchronized (s) {
+                s.plan(Map.of(batchSym, 1L, seqSym, 8L));     // binds a first plan: packs the weights now, not on the first call
+            }
+            say(b.progress, String.format(Locale.ROOT, "panatron: weights packed in %.1f s (%.1f MiB)", (System.nanoTime() - t1) / 1e9,
+                    s.packedWeightBytes() / 1048576.0));
+        } catch (RuntimeException | IOException e) {
+            if (s != null) s.close();
+            if (c != null) c.close();
             g.close();
+            arena.close();
             throw e;
         }
-        return new Embedder(files.name(), options, tok, g);
     }
 
-    /** The model's name (or path). */
-    public String name() { return name; }
+    private static Value input(Graph g, String name) {
+        for (Value v : g.inputs()) if (v.name().equals(name)) return v;
+        return null;
+    }
 
-    /** The embedding dimension. */
+    /** sentence_bert_config.json's max_seq_length beside the files, 256 for the all-MiniLM-L6-v2 names, else 512. */
+    private static int defaultMaxLength(ModelFiles files) {
+        for (Path dir : new Path[] {files.directory(), files.tokenizer().toAbsolutePath().getParent()}) {
+            Path sb = dir == null ? null : dir.resolve("sentence_bert_config.json");
+            if (sb != null && Files.isRegularFile(sb)) {
+                try {
+                    Matcher m = Pattern.compile("\"max_seq_length\"\\s*:\\s*(\\d+)").matcher(Files.readString(sb, StandardCharsets.UTF_8));
+                    if (m.find()) return Math.max(2, Integer.parseInt(m.group(1)));
+                } catch (IOException | NumberFormatException ignored) {
+                    // fall through to the defaults
+                }
+            }
+        }
+        if (files.name().toLowerCase(Locale.ROOT).startsWith("all-minilm-l6-v2")) return 256;
+        return 512;
+    }
+
+    private static void say(PrintStream out, String msg) {
+        if (out != null) out.println(msg);
+    }
+
+    // ------------------------------------------------------------------ accessors
+
+    /** The model's name (a known name, or the file or folder name of a path). */
+    public String modelName() { return modelName; }
+
+    /** The model's weight file. */
+    public Path modelPath() { return modelPath; }
+
+    /** The embedding dimension (the encoder's hidden size: 384 for MiniLM-L6). */
     public int dimension() { return dim; }
 
-    /** The options this embedder was loaded with. */
-    public Options options() { return options; }
+    /** Tokens per text after truncation, [CLS] and [SEP] included. */
+    public int maxLength() { return maxLength; }
 
-    /** One text's embedding (L2-normalized). @throws NullPointerException for a null text */
+    public Pooling pooling() { return pooling; }
+
+    public Precision precision() { return precision; }
+
+    /** Threads the kernels use. */
+    public int threads() { return ctx.threads(); }
+
+    /** The tokenizer (truncating to {@link #maxLength()}, padding batches to their longest). */
+    public WordPieceTokenizer tokenizer() { return tokenizer; }
+
+    // ------------------------------------------------------------------ embedding
+
+    /**
+     * The embedding of one text: {@link #dimension()} floats of L2 norm 1. An empty text is
+     * embedded as [CLS] [SEP]; a text longer than {@link #maxLength()} tokens is truncated.
+     *
+     * @throws NullPointerException  when text is null
+     * @throws IllegalStateException when the embedder is closed
+     */
     public float[] embed(String text) {
-        Objects.requireNonNull(text, "text");
-        return embed(List.of(text))[0];
+        Objects.requireNonNull(text, "text: the text to embed must not be null");
+        return embed(List.of(text)).getFirst();
     }
 
     /**
-     * Embeddings of several texts, one row each (L2-normalized), computed as one padded batch.
+     * The embeddings of {@code texts}, in order (an empty list gives an empty list).
      *
-     * @throws NullPointerException  for a null list or text
-     * @throws IllegalStateException when closed
+     * @throws NullPointerException  when the list or one of its texts is null (nothing is computed)
+     * @throws IllegalStateException when the embedder is closed
      */
-    public synchronized float[][] embed(List<String> texts) {
-        if (closed) throw new IllegalStateException("embedder " + name + " is closed");
+    public List<float[]> embed(List<String> texts) {
         Objects.requireNonNull(texts, "texts");
-        for (int i = 0; i < texts.size(); i++) Objects.requireNonNull(texts.get(i), "text " + i + " is null");
-        if (texts.isEmpty()) return new float[0][];
-        Batch b = tokenizer.encodeBatch(texts);
-        float[] hidden = session.run(inputs(b)).get("last_hidden_state").toFloatArray();
-        int n = b.size(), len = b.length();
-        int[] mask = b.attentionMask();
-        float[][] out = new float[n][dim];
-        for (int s = 0; s < n; s++) {
-            double[] acc = new double[dim];
-            int count = 0;
+        for (int i = 0; i < texts.size(); i++) Objects.requireNonNull(texts.get(i), "texts[" + i + "] is null");
+        synchronized (this) {
+            checkOpen();
+            if (texts.isEmpty()) return List.of();
+            return embedEncodings(tokenizer.withoutPadding().encodeAll(texts));
+        }
+    }
+
+    /**
+     * The embeddings of already tokenized sequences (each a whole model input: [CLS] ... [SEP]
+     * for BERT), pooled and normalized as {@link #embed(List)} does; for benchmarks and callers
+     * with their own tokenizer.
+     *
+     * @param ids one sequence of token ids per row, each 1 to {@link #maxLength()} ids in [0,
+     *            vocabulary size)
+     * @throws NullPointerException     when ids or a row is null
+     * @throws IllegalArgumentException when a row is empty or too long, or an id is out of range
+     * @throws IllegalStateException    when the embedder is closed
+     */
+    public List<float[]> embedIds(int[][] ids) {
+        Objects.requireNonNull(ids, "ids");
+        List<dev.panatron.tokenize.Encoding> enc = new ArrayList<>(ids.length);
+        for (int r = 0; r < ids.length; r++) {
+            int[] row = Objects.requireNonNull(ids[r], "ids[" + r + "] is null");
+            if (row.length == 0 || row.length > maxLength) {
+                throw new IllegalArgumentException("ids[" + r + "] has " + row.length + " ids; give 1 to " + maxLength);
+            }
+            for (int t = 0; t < row.length; t++) {
+                if (row[t] < 0 || (vocab > 0 && row[t] >= vocab)) {
+                    throw new IllegalArgumentException("ids[" + r + "][" + t + "] = " + row[t] + " is outside the vocabulary [0, " + vocab + ")");
+                }
+            }
+            int[] ones = new int[row.length];
+            Arrays.fill(ones, 1);
+            enc.add(new dev.panatron.tokenize.Encoding(row.clone(), ones, new int[row.length], new int[2 * row.length]));
+        }
+        synchronized (this) {
+            checkOpen();
+            if (enc.isEmpty()) return List.of();
+            return embedEncodings(enc);
+        }
+    }
+
+    /** Sorted by token count (as sentence-transformers does: batches of similar length pad little), batched, pooled. */
+    private List<float[]> embedEncodings(List<dev.panatron.tokenize.Encoding> enc) {
+        {
+            float[][] out = new float[enc.size()][];
+            Integer[] order = new Integer[enc.size()];
+            for (int i = 0; i < order.length; i++) order[i] = i;
+            Arrays.sort(order, (x, y) -> Integer.compare(enc.get(y).length(), enc.get(x).length()));
+            for (int lo = 0; lo < order.length; lo += batchSize) {
+                int hi = Math.min(order.length, lo + batchSize);
+                List<dev.panatron.tokenize.Encoding> part = new ArrayList<>(hi - lo);
+                for (int i = lo; i < hi; i++) part.add(enc.get(order[i]));
+                float[][] vs = embedEncoded(part);
+                for (int i = lo; i < hi; i++) out[order[i]] = vs[i - lo];
+            }
+            return Arrays.asList(out);
+        }
+    }
+
+    /** One batch of unpadded encodings through the encoder and the pooling. */
+    private float[][] embedEncoded(List<dev.panatron.tokenize.Encoding> part) {
+        int n = part.size(), longest = 0;
+        for (var e : part) longest = Math.max(longest, e.length());
+        // pad to a multiple of 8 (fewer distinct plans; padded keys are masked, pooling ignores them)
+        int len = Math.min(Math.max(longest, (longest + 7) / 8 * 8), Math.max(longest, maxLength));
+        Plan plan = session.plan(Map.of(batchSym, (long) n, seqSym, (long) len));
+        ensureBuffers(n, len);
+        MemorySegment m32 = mask32.asSlice(0, (long) n * len * 4);
+        synchronized (session) {
+            TensorData ids = plan.view(idsName);
+            TensorData mask = maskName == null ? null : plan.view(maskName);
+            TensorData types = typesName == null ? null : plan.view(typesName);
+            for (int r = 0; r < n; r++) {
+                var e = part.get(r);
+                for (int t = 0; t < len; t++) {
+                    boolean real = t < e.length() && e.attentionMask()[t] != 0;
+                    long i = (long) r * len + t;
+                    ids.setLong(i, t < e.length() ? e.id(t) : 0);
+                    if (mask != null) mask.setLong(i, real ? 1 : 0);
+                    if (types != null) types.setLong(i, t < e.length() ? e.typeIds()[t] : 0);
+                    m32.setAtIndex(ValueLayout.JAVA_INT, i, real ? 1 : 0);
+                }
+            }
+            session.execute(plan);
+            TensorData hidden = plan.view(hiddenName);
+            float[][] out = new float[n][];
+            if (pooling == Pooling.MEAN) {
+                MemorySegment ps = pooled.asSlice(0, (long) n * dim * 4);
+                Kernels.meanPool(ctx, hidden.asTensor(), Tensor.wrap(m32, DType.I32, n, len), true, Tensor.wrap(ps, DType.F32, n, dim));
+                for (int r = 0; r < n; r++) {
+                    out[r] = new float[dim];
+                    MemorySegment.copy(ps, ValueLayout.JAVA_FLOAT, (long) r * dim * 4, out[r], 0, dim);
+                }
+            } else {
+                for (int r = 0; r < n; r++) {
+                    float[] v = new float[dim];
+                    MemorySegment.copy(hidden.segment(), ValueLayout.JAVA_FLOAT, (long) r * len * dim * 4, v, 0, dim);
+                    out[r] = normalize(v);
+                }
+            }
+            return out;
+        }
+    }
+
+    private void ensureBuffers(int n, int len) {
+        long m = (long) n * len * 4, p = (long) n * dim * 4;
+        if (mask32.byteSize() < m) mask32 = arena.allocate(Math.max(m, 4096), 64);
+        if (pooled.byteSize() < p) pooled = arena.allocate(Math.max(p, 4096), 64);
+    }
+
+    /** x / max(||x||, 1e-12) (sentence-transformers' Normalize), in place. */
+    static float[] normalize(float[] x) {
+        double s = 0;
+        for (float v : x) s += (double) v * v;
+        double inv = 1 / Math.max(Math.sqrt(s), 1e-12);
+        for (int i = 0; i < x.length; i++) x[i] = (float) (x[i] * inv);
+        return x;
+    }
+
+    // ------------------------------------------------------------------ raw encoder output
+
+    /**
+     * The encoder's last hidden state for one sequence of token ids (no tokenizer, no
+     * pooling): {@code [ids.length][dimension()]}, for debugging and cross-checks.
+     *
+     * @param ids  token ids, each in [0, vocabulary size)
+     * @param mask the attention mask (1 = attend, 0 = padding), ids' length; null = all ones
+     * @throws NullPointerException     when ids is null
+     * @throws IllegalArgumentException when ids is empty or longer than the model's position
+     *         limit, an id is out of the vocabulary, or mask's length differs
+     * @throws IllegalStateException    when the embedder is closed
+     */
+    public synchronized float[][] lastHiddenState(int[] ids, int[] mask) {
+        Objects.requireNonNull(ids, "ids");
+        checkOpen();
+        if (ids.length == 0) throw new IllegalArgumentException("ids: give at least one token id");
+        if (mask != null && mask.length != ids.length) {
+            throw new IllegalArgumentException("mask has " + mask.length + " values but ids has " + ids.length + " (one per token)");
+        }
+        for (int i = 0; i < ids.length; i++) {
+            if (ids[i] < 0 || (vocab > 0 && ids[i] >= vocab)) {
+                throw new IllegalArgumentException("ids[" + i + "] = " + ids[i] + " is outside the vocabulary [0, " + vocab + ")");
+            }
+        }
+        int len = ids.length;
+        Plan plan = session.plan(Map.of(batchSym, 1L, seqSym, (long) len));
+        synchronized (session) {
+            TensorData ti = plan.view(idsName);
+            TensorData tm = maskName == null ? null : plan.view(maskName);
+            TensorData tt = typesName == null ? null : plan.view(typesName);
             for (int t = 0; t < len; t++) {
-                if (options.pooling() == Pooling.CLS ? t != 0 : mask[s * len + t] == 0) continue;
-                int base = (s * len + t) * dim;
-                for (int d = 0; d < dim; d++) acc[d] += hidden[base + d];
-                count++;
+                ti.setLong(t, ids[t]);
+                if (tm != null) tm.setLong(t, mask == null ? 1 : mask[t]);
+                if (tt != null) tt.setLong(t, 0);
             }
-            double norm = 0;
-            for (int d = 0; d < dim; d++) {
-                acc[d] /= Math.max(1, count);
-                norm += acc[d] * acc[d];
-            }
-            double inv = 1.0 / Math.max(Math.sqrt(norm), 1e-12);
-            for (int d = 0; d < dim; d++) out[s][d] = (float) (acc[d] * inv);
+            session.execute(plan);
+            TensorData h = plan.view(hiddenName);
+            float[][] out = new float[len][dim];
+            for (int t = 0; t < len; t++) MemorySegment.copy(h.segment(), ValueLayout.JAVA_FLOAT, (long) t * dim * 4, out[t], 0, dim);
+            return out;
         }
-        return out;
     }
 
-    private static Map<String, TensorData> inputs(Batch b) {
-        Map<String, TensorData> in = new HashMap<>();
-        in.put("input_ids", TensorData.ofLongs(b.idsAsLong(), b.size(), b.length()));
-        in.put("attention_mask", TensorData.ofLongs(b.attentionMaskAsLong(), b.size(), b.length()));
-        in.put("token_type_ids", TensorData.ofLongs(b.typeIdsAsLong(), b.size(), b.length()));
-        return in;
+    /** Bytes of the planner's arena for a batch of {@code batch} texts of {@code tokens} tokens. */
+    public synchronized long plannedBytes(int batch, int tokens) {
+        checkOpen();
+        return session.plan(Map.of(batchSym, (long) batch, seqSym, (long) tokens)).peakBytes();
     }
 
-    /** Cosine similarity of two vectors of the same length. */
-    public static double cosine(float[] a, float[] b) {
-        if (a.length != b.length) throw new IllegalArgumentException("lengths differ: " + a.length + " vs " + b.length);
-        double d = 0, na = 0, nb = 0;
-        for (int i = 0; i < a.length; i++) {
-            d += (double) a[i] * b[i];
-            na += (double) a[i] * a[i];
-            nb += (double) b[i] * b[i];
-        }
-        return d / Math.max(Math.sqrt(na * nb), 1e-30);
+    private void checkOpen() {
+        if (closed) throw new IllegalStateException("embedder is closed");
     }
 
+    /** Frees the model, its packed weights, the kernel context and the buffers. Idempotent. */
     @Override
     public synchronized void close() {
         if (closed) return;
         closed = true;
         session.close();
-        graph.close();
         ctx.close();
+        graph.close();
+        arena.close();
+    }
+
+    @Override
+    public String toString() {
+        return "Embedder[" + modelName + ", dim " + dim + ", " + pooling.name().toLowerCase(Locale.ROOT) + " pooling, "
+                + precision.name().toLowerCase(Locale.ROOT) + ", max " + maxLength + " tokens]";
     }
 }

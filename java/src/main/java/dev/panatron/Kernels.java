@@ -240,10 +240,17 @@ public final class Kernels {
      *         features the packing chose)
      */
     public static void matmul(Context ctx, Tensor a, PackedMatrix b, Tensor bias, Tensor c, MatmulOptions opts) {
+        if (checkPackedMatmul(ctx, a, b, bias, c, opts)) return;
+        Native.check(panatron_h.pt_matmul_packed(ctx.handle(), a.descriptor(), b.handle(), bias == null ? MemorySegment.NULL : bias.descriptor(),
+                c.descriptor(), matmulParams(opts)));
+    }
+
+    /** Checks a packed matmul; true when there is nothing to compute. */
+    private static boolean checkPackedMatmul(Context ctx, Tensor a, PackedMatrix b, Tensor bias, Tensor c, MatmulOptions opts) {
         Objects.requireNonNull(opts, "opts");
         Objects.requireNonNull(b, "b");
         requireOpen(ctx, a, c);
-        MemorySegment bh = b.handle();
+        b.handle();
         if (bias != null) bias.checkOpen();
         requireDtype("matmul a", a, DType.F32, DType.BF16);
         requireDtype("matmul c", c, DType.F32, DType.BF16);
@@ -265,15 +272,23 @@ public final class Kernels {
         if (m > 1 && n > 1 && cs[c.ndim() - 2] < n * es) {
             throw shape("matmul: rows of c " + c + " overlap (row stride " + cs[c.ndim() - 2] + " bytes < " + n * es + ")");
         }
-        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && cs[0] < (m - 1) * cs[1] + n * es) {
+        if (c.ndim() == 3 && c.dim(0) > 1 && m * n > 1 && !batchesDisjoint(c.dim(0), m, n * es, cs[1], cs[0])) {
             throw shape("matmul: batches of c " + c + " overlap (batch stride " + cs[0] + " bytes)");
         }
         requireWritable("matmul c", c);
         requireDisjoint("matmul", c, "c", a, "a");
         if (bias != null) requireDisjoint("matmul", c, "c", bias, "bias");
-        if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
-        Native.check(panatron_h.pt_matmul_packed(ctx.handle(), a.descriptor(), bh, bias == null ? MemorySegment.NULL : bias.descriptor(),
-                c.descriptor(), matmulParams(opts)));
+        return m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0);
+    }
+
+    /**
+     * True when the batches of c (row stride rs, batch stride bs, row bytes nb) share no byte:
+     * stacked, or interleaved within one row stride (the heads of a [S, H, D] buffer viewed
+     * as [H, S, D]).
+     */
+    private static boolean batchesDisjoint(long batch, long m, long nb, long rs, long bs) {
+        if (bs >= (m - 1) * rs + nb) return true;
+        return m > 1 && bs >= nb && (batch - 1) * bs + nb <= rs;
     }
 
     private static void requireWholeElementStrides(String what, Tensor t) {
@@ -433,6 +448,11 @@ public final class Kernels {
      * @throws IllegalStateException    when a tensor or the context is closed
      */
     public static void add(Context ctx, Tensor a, Tensor b, Tensor out) {
+        checkAdd(ctx, a, b, out);
+        Native.check(panatron_h.pt_add(ctx.handle(), a.descriptor(), b.descriptor(), out.descriptor()));
+    }
+
+    private static void checkAdd(Context ctx, Tensor a, Tensor b, Tensor out) {
         requireOpen(ctx, a, b, out);
         requireData("add", "a", a);
         requireData("add", "b", b);
@@ -442,7 +462,6 @@ public final class Kernels {
             throw shape("add: b " + b + " must have a's shape " + a + " or be [" + a.dim(-1) + "] (broadcast over rows)");
         }
         requireOutput("add", out, a, b);
-        Native.check(panatron_h.pt_add(ctx.handle(), a.descriptor(), b.descriptor(), out.descriptor()));
     }
 
     /**
@@ -454,13 +473,17 @@ public final class Kernels {
      * @throws IllegalStateException    when a tensor or the context is closed
      */
     public static void unary(Context ctx, Unary op, Tensor x, Tensor out) {
+        checkUnary(ctx, op, x, out);
+        Native.check(panatron_h.pt_unary(ctx.handle(), op.ordinal(), x.descriptor(), out.descriptor()));
+    }
+
+    private static void checkUnary(Context ctx, Unary op, Tensor x, Tensor out) {
         Objects.requireNonNull(op, "op");
         requireOpen(ctx, x, out);
         requireData(op.lower, "x", x);
         requireData(op.lower, "out", out);
         requireSame(op.lower, x, "x", out, "out");
         requireOutput(op.lower, out, x);
-        Native.check(panatron_h.pt_unary(ctx.handle(), op.ordinal(), x.descriptor(), out.descriptor()));
     }
 
     /**
@@ -545,13 +568,17 @@ public final class Kernels {
      * @throws IllegalStateException    when a tensor or the context is closed
      */
     public static void softmax(Context ctx, Tensor x, float scale, Tensor out) {
+        checkSoftmax(ctx, x, scale, out);
+        Native.check(panatron_h.pt_softmax(ctx.handle(), x.descriptor(), scale, out.descriptor()));
+    }
+
+    private static void checkSoftmax(Context ctx, Tensor x, float scale, Tensor out) {
         requireOpen(ctx, x, out);
         requireData("softmax", "x", x);
         requireData("softmax", "out", out);
         requireSame("softmax", x, "x", out, "out");
         if (!Float.isFinite(scale)) throw new IllegalArgumentException("softmax: scale must be finite, got " + scale);
         requireOutput("softmax", out, x);
-        Native.check(panatron_h.pt_softmax(ctx.handle(), x.descriptor(), scale, out.descriptor()));
     }
 
     /**
@@ -684,6 +711,11 @@ public final class Kernels {
      * @throws IllegalStateException    when a tensor or the context is closed
      */
     public static void embedding(Context ctx, Tensor table, Tensor ids, Tensor out) {
+        checkEmbedding(ctx, table, ids, out, true);
+        Native.check(panatron_h.pt_embedding(ctx.handle(), table.descriptor(), ids.descriptor(), out.descriptor()));
+    }
+
+    private static void checkEmbedding(Context ctx, Tensor table, Tensor ids, Tensor out, boolean checkIds) {
         requireOpen(ctx, table, ids, out);
         requireFloat("embedding", "table", table);
         requireI32("embedding", "ids", ids);
@@ -696,12 +728,11 @@ public final class Kernels {
         if (!Arrays.equals(out.shape(), want)) throw shape("embedding: out " + out + " must be " + Arrays.toString(want) + " (ids " + ids + " plus the row size of table " + table + ")");
         long v = table.dim(0), n = ids.numel();
         MemorySegment idSeg = ids.segment();
-        for (long i = 0; i < n; i++) {
+        for (long i = 0; checkIds && i < n; i++) {
             int id = idSeg.getAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, i);
             if (id < 0 || id >= v) throw new IllegalArgumentException("embedding: ids[" + i + "] = " + id + " is out of range [0, " + v + ") for table " + table);
         }
         requireOutput("embedding", out, table, ids);
-        Native.check(panatron_h.pt_embedding(ctx.handle(), table.descriptor(), ids.descriptor(), out.descriptor()));
     }
 
     /**
@@ -1236,6 +1267,106 @@ public final class Kernels {
     }
 
     // ---- end attention ----
+
+    // ================================================================ prepared calls
+
+    /**
+     * A kernel call checked once and bound to its tensors, for calls repeated on the same views
+     * (an executor's plan): {@link #run()} is the downcall with descriptors and parameters made
+     * at preparation, after checking only that the context and tensors are still open. The
+     * tensors' contents may change between runs (whatever depends on contents, such as ids in
+     * range, is checked by the native side on every call). Made by the {@code prepare...}
+     * methods, which throw what the matching one-off method throws for bad arguments.
+     */
+    public static final class Call {
+        @FunctionalInterface
+        interface Downcall {
+            int call(MemorySegment ctx);
+        }
+
+        private final Context ctx;
+        private final Tensor[] tensors;
+        private final PackedMatrix packed;
+        private final Downcall body;
+
+        private Call(Context ctx, Tensor[] tensors, PackedMatrix packed, Downcall body) {
+            this.ctx = ctx;
+            this.tensors = tensors;
+            this.packed = packed;
+            this.body = body;
+        }
+
+        /**
+         * Runs the call.
+         *
+         * @throws IllegalStateException when the context, a tensor or the packed matrix was closed since
+         * @throws PanatronException     when the native kernel fails (e.g. an id out of range)
+         */
+        public void run() {
+            MemorySegment h = ctx.handle();
+            for (Tensor t : tensors) if (t != null) t.checkOpen();
+            if (packed != null) packed.handle();
+            Native.check(body.call(h));
+        }
+    }
+
+    /** {@link #add} prepared for repeated runs. */
+    public static Call prepareAdd(Context ctx, Tensor a, Tensor b, Tensor out) {
+        checkAdd(ctx, a, b, out);
+        MemorySegment ad = a.descriptor(), bd = b.descriptor(), od = out.descriptor();
+        return new Call(ctx, new Tensor[] {a, b, out}, null, h -> panatron_h.pt_add(h, ad, bd, od));
+    }
+
+    /** {@link #unary} prepared for repeated runs. */
+    public static Call prepareUnary(Context ctx, Unary op, Tensor x, Tensor out) {
+        checkUnary(ctx, op, x, out);
+        MemorySegment xd = x.descriptor(), od = out.descriptor();
+        int code = op.ordinal();
+        return new Call(ctx, new Tensor[] {x, out}, null, h -> panatron_h.pt_unary(h, code, xd, od));
+    }
+
+    /** {@link #softmax} prepared for repeated runs. */
+    public static Call prepareSoftmax(Context ctx, Tensor x, float scale, Tensor out) {
+        checkSoftmax(ctx, x, scale, out);
+        MemorySegment xd = x.descriptor(), od = out.descriptor();
+        return new Call(ctx, new Tensor[] {x, out}, null, h -> panatron_h.pt_softmax(h, xd, scale, od));
+    }
+
+    /** {@link #layerNorm} prepared for repeated runs. */
+    public static Call prepareLayerNorm(Context ctx, Tensor x, Tensor gamma, Tensor beta, float eps, Tensor out) {
+        checkNorm("layerNorm", ctx, x, null, gamma, beta, eps, out, null);
+        MemorySegment xd = x.descriptor(), gd = gamma.descriptor(), bd = descOrNull(beta), od = out.descriptor();
+        return new Call(ctx, new Tensor[] {x, gamma, beta, out}, null, h -> panatron_h.pt_layer_norm(h, xd, gd, bd, eps, od));
+    }
+
+    /** {@link #addLayerNorm} prepared for repeated runs. */
+    public static Call prepareAddLayerNorm(Context ctx, Tensor x, Tensor residual, Tensor gamma, Tensor beta, float eps, Tensor out, Tensor sumOut) {
+        Objects.requireNonNull(residual, "residual");
+        checkNorm("addLayerNorm", ctx, x, residual, gamma, beta, eps, out, sumOut);
+        MemorySegment xd = x.descriptor(), rd = residual.descriptor(), gd = gamma.descriptor(), bd = descOrNull(beta), od = out.descriptor(),
+                sd = descOrNull(sumOut);
+        return new Call(ctx, new Tensor[] {x, residual, gamma, beta, out, sumOut}, null,
+                h -> panatron_h.pt_add_layer_norm(h, xd, rd, gd, bd, eps, od, sd));
+    }
+
+    /**
+     * {@link #embedding} prepared for repeated runs; the ids are checked on every run by the
+     * native side (an id out of range is a {@link PanatronException} naming its position, and
+     * nothing is written).
+     */
+    public static Call prepareEmbedding(Context ctx, Tensor table, Tensor ids, Tensor out) {
+        checkEmbedding(ctx, table, ids, out, false);
+        MemorySegment td = table.descriptor(), id = ids.descriptor(), od = out.descriptor();
+        return new Call(ctx, new Tensor[] {table, ids, out}, null, h -> panatron_h.pt_embedding(h, td, id, od));
+    }
+
+    /** {@link #matmul(Context, Tensor, PackedMatrix, Tensor, Tensor, MatmulOptions)} prepared for repeated runs. */
+    public static Call prepareMatmul(Context ctx, Tensor a, PackedMatrix b, Tensor bias, Tensor c, MatmulOptions opts) {
+        if (checkPackedMatmul(ctx, a, b, bias, c, opts)) return new Call(ctx, new Tensor[] {a, c}, b, h -> 0);   // empty: nothing to compute
+        MemorySegment ad = a.descriptor(), bh = b.handle(), bd = bias == null ? MemorySegment.NULL : bias.descriptor(), cd = c.descriptor(),
+                pd = matmulParams(opts);
+        return new Call(ctx, new Tensor[] {a, bias, c}, b, h -> panatron_h.pt_matmul_packed(h, ad, bh, bd, cd, pd));
+    }
 
     // ================================================================ validation helpers
 

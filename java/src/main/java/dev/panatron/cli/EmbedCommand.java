@@ -1,107 +1,131 @@
 package dev.panatron.cli;
 
+import com.fasterxml.jackson.core.JsonGenerator;
 import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ArrayNode;
-import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.panatron.DType;
 import dev.panatron.Embedder;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.ParentCommand;
+import picocli.CommandLine.Spec;
+import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.BufferedReader;
 import java.io.InputStreamReader;
+import java.io.StringWriter;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
 
 /**
- * {@code panatron embed [--model NAME|PATH] [--pooling mean|cls] [--precision fp32|bf16] [--json] [TEXT ...]}:
- * sentence embeddings of the texts given as arguments, or of each line of standard input.
+ * {@code panatron embed [--model NAME|PATH] [--pooling mean|cls] [--precision fp32|bf16]
+ * [--threads T] [--json] [TEXT ...]}: sentence embeddings of the texts (or of each line of
+ * stdin), as JSON or as a short summary with the pairwise cosine similarities.
  */
-@Command(name = "embed", description = "Sentence embeddings (L2-normalized) of TEXTs, or of each stdin line.")
+@Command(name = "embed", description = {"Sentence embeddings (L2-normalized) of the TEXTs, or of each line of stdin.",
+        "With --json: {\"model\":..., \"dim\":N, \"embeddings\":[[...], ...]}; else the dimension and a cosine-similarity table."})
 final class EmbedCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "model name (all-minilm-l6-v2) or path; default: ${DEFAULT-VALUE}", defaultValue = "all-minilm-l6-v2")
-    String model;
+    @ParentCommand
+    Main main;
 
-    @Option(names = "--pooling", description = "mean (default) or cls", defaultValue = "mean")
-    String pooling;
+    @Spec
+    CommandSpec spec;
 
-    @Option(names = "--precision", description = "fp32 (default) or bf16", defaultValue = "fp32")
-    String precision;
+    @Mixin
+    ModelOptions model;
 
-    @Option(names = "--threads", description = "kernel threads (0: every core)", defaultValue = "0")
-    int threads;
+    @Option(names = "--pooling", paramLabel = "mean|cls", defaultValue = "mean", description = "mean over the tokens (default) or the [CLS] vector")
+    Embedder.Pooling pooling;
 
-    @Option(names = "--json", description = "print {\"model\", \"dim\", \"embeddings\"} as JSON")
+    @Option(names = "--json", description = "print JSON")
     boolean json;
 
-    @Parameters(description = "texts (default: one per line of standard input)")
+    @Parameters(paramLabel = "TEXT", arity = "0..*", description = "texts to embed (default: one per line of stdin)")
     List<String> texts = new ArrayList<>();
 
     @Override
     public Integer call() throws Exception {
-        Embedder.Pooling pool = switch (pooling.toLowerCase()) {
-            case "mean" -> Embedder.Pooling.MEAN;
-            case "cls" -> Embedder.Pooling.CLS;
-            default -> throw new IllegalArgumentException("--pooling must be mean or cls, got '" + pooling + "'");
-        };
-        DType prec = switch (precision.toLowerCase()) {
-            case "fp32", "f32" -> DType.F32;
-            case "bf16" -> DType.BF16;
-            default -> throw new IllegalArgumentException("--precision must be fp32 or bf16, got '" + precision + "'");
-        };
-        List<String> in = new ArrayList<>(texts);
+        List<String> in = texts;
         if (in.isEmpty()) {
-            try (BufferedReader r = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8))) {
+            java.io.Console con = System.console();
+            if (main.in == System.in && con != null && con.isTerminal()) {
+                throw new IllegalArgumentException("no texts: give TEXT arguments or pipe one text per line on stdin");
+            }
+            in = new ArrayList<>();
+            try (BufferedReader r = new BufferedReader(new InputStreamReader(main.in, StandardCharsets.UTF_8))) {
                 for (String line; (line = r.readLine()) != null; ) in.add(line);
             }
+            if (in.isEmpty()) throw new IllegalArgumentException("no texts: stdin was empty (give TEXT arguments or one text per line on stdin)");
         }
-        if (in.isEmpty()) throw new IllegalArgumentException("no text: give TEXT arguments or lines on standard input");
-        System.err.println("panatron: loading " + model + " ...");
-        long t0 = System.nanoTime();
-        float[][] v;
-        String name;
-        int dim;
-        try (Embedder e = Embedder.load(model, Embedder.Options.DEFAULT.withPooling(pool).withPrecision(prec).withThreads(threads))) {
-            System.err.printf("panatron: loaded in %.1f s; embedding %d text(s)%n", (System.nanoTime() - t0) * 1e-9, in.size());
-            v = e.embed(in);
-            name = e.name();
-            dim = e.dimension();
+        String result;
+        try (Embedder e = model.load(pooling, 32, main.err)) {
+            List<float[]> vs = e.embed(in);
+            result = json ? json(e, vs) : summary(e, in, vs);
         }
-        // everything is computed before anything is printed: an error leaves stdout empty
-        StringBuilder out = new StringBuilder();
-        if (json) {
-            ObjectMapper om = new ObjectMapper();
-            ObjectNode root = om.createObjectNode();
-            root.put("model", name);
-            root.put("dim", dim);
-            ArrayNode arr = root.putArray("embeddings");
-            for (float[] row : v) {
-                ArrayNode a = arr.addArray();
-                for (float x : row) a.add(x);
-            }
-            out.append(om.writeValueAsString(root)).append('\n');
-        } else {
-            out.append(String.format("model %s, %d text(s), dimension %d, %s pooling%n", name, v.length, dim, pool.name().toLowerCase()));
-            if (v.length > 1) {
-                out.append("cosine similarity:\n      ");
-                for (int j = 0; j < v.length; j++) out.append(String.format(" [%d]   ", j));
-                out.append('\n');
-                for (int i = 0; i < v.length; i++) {
-                    out.append(String.format("  [%d] ", i));
-                    for (int j = 0; j < v.length; j++) out.append(String.format(" %6.3f ", Embedder.cosine(v[i], v[j])));
-                    out.append('\n');
-                }
-            }
-            for (int i = 0; i < in.size(); i++) {
-                String t = in.get(i);
-                out.append(String.format("  [%d] %s%n", i, t.length() > 70 ? t.substring(0, 67) + "..." : t));
-            }
-        }
-        System.out.print(out);
-        System.out.flush();
+        spec.commandLine().getOut().print(result);
+        spec.commandLine().getOut().flush();
         return 0;
+    }
+
+    static String json(Embedder e, List<float[]> vs) throws Exception {
+        StringWriter w = new StringWriter();
+        try (JsonGenerator g = new ObjectMapper().getFactory().createGenerator(w)) {
+            g.writeStartObject();
+            g.writeStringField("model", e.modelName());
+            g.writeNumberField("dim", e.dimension());
+            g.writeStringField("pooling", e.pooling().name().toLowerCase(Locale.ROOT));
+            g.writeStringField("precision", e.precision().name().toLowerCase(Locale.ROOT));
+            g.writeArrayFieldStart("embeddings");
+            for (float[] v : vs) {
+                g.writeStartArray();
+                for (float x : v) g.writeNumber(x);
+                g.writeEndArray();
+            }
+            g.writeEndArray();
+            g.writeEndObject();
+        }
+        return w + System.lineSeparator();
+    }
+
+    static String summary(Embedder e, List<String> texts, List<float[]> vs) {
+        StringBuilder sb = new StringBuilder();
+        String nl = System.lineSeparator();
+        sb.append(String.format(Locale.ROOT, "%s: %d text%s, dimension %d (%s pooling, %s, L2-normalized)%s", e.modelName(), vs.size(),
+                vs.size() == 1 ? "" : "s", e.dimension(), e.pooling().name().toLowerCase(Locale.ROOT), e.precision().name().toLowerCase(Locale.ROOT), nl));
+        for (int i = 0; i < texts.size(); i++) {
+            String t = texts.get(i).replaceAll("\\s+", " ");
+            if (t.length() > 60) t = t.substring(0, 57) + "...";
+            sb.append(String.format(Locale.ROOT, "  [%d] %s%s", i + 1, t.isEmpty() ? "(empty)" : t, nl));
+        }
+        if (vs.size() == 1) {
+            float[] v = vs.getFirst();
+            sb.append("  first values:");
+            for (int j = 0; j < Math.min(8, v.length); j++) sb.append(String.format(Locale.ROOT, " %.4f", v[j]));
+            sb.append(" ...").append(nl);
+            return sb.toString();
+        }
+        int n = Math.min(vs.size(), 12);
+        sb.append("cosine similarity").append(vs.size() > n ? " (first " + n + ")" : "").append(':').append(nl).append("      ");
+        for (int j = 0; j < n; j++) sb.append(String.format(Locale.ROOT, "%7s", "[" + (j + 1) + "]"));
+        sb.append(nl);
+        for (int i = 0; i < n; i++) {
+            sb.append(String.format(Locale.ROOT, "%6s", "[" + (i + 1) + "]"));
+            for (int j = 0; j < n; j++) sb.append(String.format(Locale.ROOT, "%7.3f", cosine(vs.get(i), vs.get(j))));
+            sb.append(nl);
+        }
+        return sb.toString();
+    }
+
+    static double cosine(float[] a, float[] b) {
+        double d = 0, na = 0, nb = 0;
+        for (int i = 0; i < a.length; i++) {
+            d += (double) a[i] * b[i];
+            na += (double) a[i] * a[i];
+            nb += (double) b[i] * b[i];
+        }
+        return d / Math.max(Math.sqrt(na * nb), 1e-30);
     }
 }

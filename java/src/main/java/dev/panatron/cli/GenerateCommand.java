@@ -79,10 +79,6 @@ final class GenerateCommand implements Callable<Integer> {
     }
 
     static Precision parsePrecision(String s) {
-        return switch (s.toLowerCase(java.util.Locale.ROOT)) {
-            case "fp32", "f32" -> Precision.FP32;
-            case "bf16" -> Precision.BF16;
-            default -> throw new IllegalArgumentException("--precision " + s + ": expected fp32 or bf16 (int8/fp4 are not available yet)");
-        };
+        return ModelOptions.parseDecoderPrecision(s);
     }
 }

@@ -78,16 +78,17 @@ final class NativeOps {
         if (!ok) return () -> RefOps.linear(ctx, x, w, bias, residual, transB, act, out);
         Tensor xm = x.asMatrix().asTensor(), om = out.asMatrix().asTensor(), bt = bias == null ? null : bias.asTensor();
         MatmulOptions opts = new MatmulOptions(transB, a, 1f, residual == null ? 0f : 1f);
-        Weights.Packed packed = weights == null ? null : weights.packed(ctx, n.input(1), w, transB);
+        Kernels.PackedMatrix packed = weights == null ? null : weights.packed(ctx, n.input(1), w, transB);
         if (residual == null) {
-            if (packed != null) return () -> packed.matmul(ctx, xm, bt, om, opts);
+            if (packed != null) return Kernels.prepareMatmul(ctx, xm, packed, bt, om, opts)::run;
             Tensor wt = w.asTensor();
             return () -> Kernels.matmul(ctx, xm, wt, bt, om, opts);
         }
         if (packed != null) {
+            Kernels.Call mm = Kernels.prepareMatmul(ctx, xm, packed, bt, om, opts);
             return () -> {
                 residual.copyTo(out);
-                packed.matmul(ctx, xm, bt, om, opts);
+                mm.run();
             };
         }
         Tensor wt = w.asTensor();
@@ -139,9 +140,8 @@ final class NativeOps {
         if (!ok) return () -> RefOps.layerNorm(ctx, x, gamma, beta, residual, eps, out);
         Tensor xt = x.asTensor(), gt = gamma.asTensor(), bt = beta == null ? null : beta.asTensor(), ot = out.asTensor();
         float e = (float) eps;
-        if (residual == null) return () -> Kernels.layerNorm(ctx, xt, gt, bt, e, ot);
-        Tensor rt = residual.asTensor();
-        return () -> Kernels.addLayerNorm(ctx, xt, rt, gt, bt, e, ot, null);
+        if (residual == null) return Kernels.prepareLayerNorm(ctx, xt, gt, bt, e, ot)::run;
+        return Kernels.prepareAddLayerNorm(ctx, xt, residual.asTensor(), gt, bt, e, ot, null)::run;
     }
 
     private static Runnable gelu(Context ctx, Node n, TensorData x, TensorData out) {
@@ -149,14 +149,14 @@ final class NativeOps {
         if (!isFloat(x) || !isFloat(out) || x.rank() < 1 || x.rank() > Tensor.MAX_DIMS) return () -> RefOps.gelu(ctx, x, tanh, out);
         Tensor xt = x.asTensor(), ot = out.asTensor();
         Kernels.Unary op = tanh ? Kernels.Unary.GELU_TANH : Kernels.Unary.GELU_ERF;
-        return () -> Kernels.unary(ctx, op, xt, ot);
+        return Kernels.prepareUnary(ctx, op, xt, ot)::run;
     }
 
     private static Runnable softmax(Context ctx, Node n, TensorData x, TensorData out) {
         int axis = (int) ShapeInference.norm(n, n.attrLong("axis", -1), x.rank());
         if (axis != x.rank() - 1 || !isFloat(x) || !isFloat(out) || x.rank() > Tensor.MAX_DIMS) return () -> RefOps.softmax(ctx, x, axis, out);
         Tensor xt = x.asTensor(), ot = out.asTensor();
-        return () -> Kernels.softmax(ctx, xt, 1f, ot);
+        return Kernels.prepareSoftmax(ctx, xt, 1f, ot)::run;
     }
 
     /**
@@ -173,13 +173,9 @@ final class NativeOps {
         boolean swap = !Arrays.equals(x.shape(), os);   // addition commutes: a is the full-shape operand
         TensorData a = swap ? y : x, b = swap ? x : y;
         long c = os[os.length - 1];
-        if (Arrays.equals(b.shape(), os)) {
-            Tensor at = a.asTensor(), bt = b.asTensor(), ot = out.asTensor();
-            return () -> Kernels.add(ctx, at, bt, ot);
-        }
+        if (Arrays.equals(b.shape(), os)) return Kernels.prepareAdd(ctx, a.asTensor(), b.asTensor(), out.asTensor())::run;
         if (b.numel() == c && (b.rank() == 0 ? c == 1 : b.dim(-1) == c)) {
-            Tensor at = a.asMatrix().asTensor(), bt = b.reshape(c).asTensor(), ot = out.asMatrix().asTensor();
-            return () -> Kernels.add(ctx, at, bt, ot);
+            return Kernels.prepareAdd(ctx, a.asMatrix().asTensor(), b.reshape(c).asTensor(), out.asMatrix().asTensor())::run;
         }
         // b = [1, ..., 1, rest] with rest equal to the trailing dims of out
         int lead = 0;
@@ -191,15 +187,15 @@ final class NativeOps {
         long inner = out.numel() / Math.max(1, outer);
         if (lead == 0 || b.numel() != inner || inner % c != 0) return () -> RefOps.binary(ctx, Op.ADD, x, y, out);
         long rows = inner / c;
-        Tensor[] as = new Tensor[(int) outer], ocs = new Tensor[(int) outer];
+        Kernels.Call[] calls = new Kernels.Call[(int) outer];
         long ea = a.dtype().byteSize(), eo = out.dtype().byteSize();
-        for (int i = 0; i < outer; i++) {
-            as[i] = Tensor.wrap(a.segment().asSlice(i * inner * ea, inner * ea), a.dtype(), rows, c);
-            ocs[i] = Tensor.wrap(out.segment().asSlice(i * inner * eo, inner * eo), out.dtype(), rows, c);
-        }
         Tensor bt = b.reshape(rows, c).asTensor();
+        for (int i = 0; i < outer; i++) {
+            calls[i] = Kernels.prepareAdd(ctx, Tensor.wrap(a.segment().asSlice(i * inner * ea, inner * ea), a.dtype(), rows, c), bt,
+                    Tensor.wrap(out.segment().asSlice(i * inner * eo, inner * eo), out.dtype(), rows, c));
+        }
         return () -> {
-            for (int i = 0; i < as.length; i++) Kernels.add(ctx, as[i], bt, ocs[i]);
+            for (Kernels.Call k : calls) k.run();
         };
     }
 
@@ -220,7 +216,7 @@ final class NativeOps {
         MemorySegment idSeg = ids.segment();
         TensorData ids32 = TensorData.allocate(plan.arena(), DType.I32, ids.shape());
         MemorySegment i32 = ids32.segment();
-        Tensor it = ids32.asTensor();
+        Kernels.Call emb = Kernels.prepareEmbedding(ctx, tt, ids32.asTensor(), ot);
         boolean wide = ids.dtype() == DType.I64;
         return () -> {
             for (long i = 0; i < count; i++) {
@@ -230,7 +226,7 @@ final class NativeOps {
                         + table + " (ids " + ids + ")");
                 i32.setAtIndex(ValueLayout.JAVA_INT, i, (int) id);
             }
-            Kernels.embedding(ctx, tt, it, ot);
+            emb.run();
         };
     }
 

@@ -13,8 +13,9 @@ import java.util.Map;
 
 /**
  * Lays a graph out for concrete dims: resolves every shape under the bindings, materializes
- * values known before run time (constants, shape vectors), turns the remaining nodes into
- * steps, and gives every runtime value an offset in ONE arena.
+ * values known before run time (constants, shape vectors, and small node outputs that depend
+ * on the dims only, such as position ids and their embeddings: computed here once), turns the
+ * remaining nodes into steps, and gives every runtime value an offset in ONE arena.
  *
  * <p>Views (reshape, squeeze, unsqueeze, identity) share their source's buffer, which is then
  * live for the union of their lifetimes. Buffers are placed greedily, largest first, at the
@@ -101,6 +102,7 @@ public final class Planner {
             boolean allKnown = true;
             for (Value o : n.outputs()) allKnown &= views.containsKey(o);
             if (allKnown) continue;
+            if (foldAtPlanTime(n, bindings, views, shapes, arena)) continue;
             for (Value v : n.inputs()) {
                 if (v != null && !views.containsKey(v) && !bufOf.containsKey(v)) {
                     throw new GraphException(n, "input '" + v.name() + "' has no data (not an input, constant, or earlier output)");
@@ -183,6 +185,30 @@ public final class Planner {
             report.add(new Plan.Buffer(name, b.aliases.stream().map(Value::name).toList(), b.offset, b.bytes, b.first, b.last));
         }
         return new Plan(bindings, steps, report, peak, naive, arena, views);
+    }
+
+    /** Largest output (bytes) a node computed at plan time may have. */
+    static final long MAX_PLAN_FOLD_BYTES = 4L << 20;
+
+    /**
+     * Computes {@code n} now (with {@link RefOps}) when all its inputs are known for these
+     * bindings and its output is small: what depends only on the dims, such as the position ids
+     * {@code Slice(position_ids, 0, sequence_length)} and the position embeddings gathered by
+     * them, then costs nothing per run.
+     */
+    private static boolean foldAtPlanTime(Node n, Map<String, Long> bindings, Map<Value, TensorData> views, Map<Value, long[]> shapes,
+                                          Arena arena) {
+        if (n.outputs().size() != 1 || n.inputs().isEmpty() || n.op().isView()) return false;
+        for (Value v : n.inputs()) if (v != null && !views.containsKey(v)) return false;
+        Value o = n.output(0);
+        long[] s = shape(o, bindings, shapes);
+        if (TensorData.numel(s) * o.dtype().byteSize() > MAX_PLAN_FOLD_BYTES) return false;
+        TensorData[] in = new TensorData[n.inputs().size()];
+        for (int i = 0; i < in.length; i++) in[i] = n.input(i) == null ? null : views.get(n.input(i));
+        TensorData out = TensorData.allocate(arena, o.dtype(), s);
+        RefOps.execute(null, n, in, new TensorData[] {out});
+        views.put(o, out);
+        return true;
     }
 
     /** Materializes a value known before run time (symbolic content) under the bindings. */

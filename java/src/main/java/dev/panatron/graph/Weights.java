@@ -3,8 +3,6 @@ package dev.panatron.graph;
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Kernels;
-import dev.panatron.Kernels.MatmulOptions;
-import dev.panatron.Tensor;
 
 import java.util.IdentityHashMap;
 import java.util.Map;
@@ -15,11 +13,6 @@ import java.util.Map;
  * plans, freed by {@link #close()}.
  */
 final class Weights implements AutoCloseable {
-    /** A packed weight bound to a matmul. */
-    interface Packed {
-        void matmul(Context ctx, Tensor x, Tensor bias, Tensor out, MatmulOptions opts);
-    }
-
     private final Map<Value, Kernels.PackedMatrix> packed = new IdentityHashMap<>();
     private final DType dtype;
     private final Map<Value, AutoCloseable> derived = new IdentityHashMap<>();   // e.g. packed int8 weights (Compression)
@@ -34,7 +27,7 @@ final class Weights implements AutoCloseable {
      * The packed form of constant {@code w} (data {@code data}, f32 or bf16), packed on first
      * use; null when {@code w} is not a constant.
      */
-    synchronized Packed packed(Context ctx, Value w, TensorData data, boolean transB) {
+    synchronized Kernels.PackedMatrix packed(Context ctx, Value w, TensorData data, boolean transB) {
         if (closed) throw new IllegalStateException("session is closed");
         if (w == null || !w.isConstant()) return null;
         Kernels.PackedMatrix p = packed.get(w);
@@ -42,8 +35,7 @@ final class Weights implements AutoCloseable {
             p = Kernels.pack(ctx, data.asTensor(), transB, dtype);
             packed.put(w, p);
         }
-        Kernels.PackedMatrix pm = p;
-        return (c, x, bias, out, opts) -> Kernels.matmul(c, x, pm, bias, out, opts);
+        return p;
     }
 
     /**

@@ -13,7 +13,7 @@ import java.util.Arrays;
 import java.util.Map;
 
 /** A tiny safetensors writer for tests (the format's layout, header padded to 8 bytes). */
-final class SafetensorsWriter {
+public final class SafetensorsWriter {
     private SafetensorsWriter() {}
 
     static String dtypeName(TensorData t) {
@@ -30,7 +30,7 @@ final class SafetensorsWriter {
     }
 
     /** Writes {@code tensors} in map order. */
-    static void write(Path file, Map<String, TensorData> tensors, Map<String, String> metadata) throws IOException {
+    public static void write(Path file, Map<String, TensorData> tensors, Map<String, String> metadata) throws IOException {
         StringBuilder h = new StringBuilder("{");
         if (!metadata.isEmpty()) {
             h.append("\"__metadata__\":{");

@@ -1,0 +1,81 @@
+package dev.panatron;
+
+import org.junit.jupiter.api.Test;
+
+import java.util.Random;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+/**
+ * Prepared kernel calls ({@link Kernels.Call}, {@link Kernels#pack}): the same results as the
+ * one-off methods (compared with a double-precision reference written here), contents that
+ * change between runs are picked up, bad arguments are refused at preparation, and a closed
+ * tensor, packed matrix or context is refused at run time.
+ */
+class PreparedCallTest {
+    static float[] rand(Random r, int n) {
+        float[] x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = (float) (r.nextGaussian());
+        return x;
+    }
+
+    @Test
+    void packedMatmulMatchesTheReferenceAndSeesNewInputs() {
+        Random r = new Random(3);
+        int m = 7, k = 65, n = 33;
+        try (Context ctx = Context.create(2)) {
+            float[] wv = rand(r, n * k), bv = rand(r, n);
+            Tensor w = Tensor.of(wv, n, k), bias = Tensor.of(bv, n), a = Tensor.allocate(DType.F32, m, k), c = Tensor.allocate(DType.F32, m, n);
+            try (Kernels.PackedMatrix p = Kernels.pack(ctx, w, true, DType.F32)) {
+                assertEquals(k, p.k());
+                assertEquals(n, p.n());
+                assertTrue(p.byteSize() >= (long) k * n * 4);
+                Kernels.Call call = Kernels.prepareMatmul(ctx, a, p, bias, c, Kernels.MatmulOptions.DEFAULT.withActivation(Kernels.Activation.RELU));
+                for (int round = 0; round < 2; round++) {
+                    float[] av = rand(r, m * k);
+                    a.copyFrom(av);
+                    c.fill(Float.NaN);
+                    call.run();
+                    float[] got = c.toFloatArray();
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            double s = bv[j], sa = Math.abs(bv[j]);
+                            for (int q = 0; q < k; q++) {
+                                s += (double) av[i * k + q] * wv[j * k + q];
+                                sa += Math.abs((double) av[i * k + q] * wv[j * k + q]);
+                            }
+                            double want = Math.max(0, s);
+                            assertEquals(want, got[i * n + j], 2e-6 * sa + 1e-6, "c[" + i + "][" + j + "] round " + round);
+                        }
+                    }
+                }
+                var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), p, null, c,
+                        Kernels.MatmulOptions.DEFAULT));
+                assertTrue(bad.getMessage().contains("inner dims"), bad.getMessage());
+                p.close();
+                assertThrows(IllegalStateException.class, call::run);
+            }
+        }
+    }
+
+    @Test
+    void closedTensorsAndContextsAreRefusedAtRunTime() {
+        Context ctx = Context.create(1);
+        Tensor x = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 2, 3), out = Tensor.allocate(DType.F32, 2, 3);
+        Tensor g = Tensor.of(new float[] {1, 1, 1}, 3), b = Tensor.of(new float[] {0, 0, 0}, 3);
+        Kernels.Call ln = Kernels.prepareLayerNorm(ctx, x, g, b, 1e-5f, out);
+        ln.run();
+        float[] o = out.toFloatArray();
+        double mean = 2, sd = Math.sqrt(2.0 / 3 + 1e-5);
+        assertEquals((1 - mean) / sd, o[0], 1e-5);
+        assertEquals((3 - mean) / sd, o[2], 1e-5);
+        Kernels.Call add = Kernels.prepareAdd(ctx, x, x, out);
+        out.close();
+        assertThrows(IllegalStateException.class, add::run);
+        ctx.close();
+        assertThrows(IllegalStateException.class, ln::run);
+        assertThrows(IllegalArgumentException.class, () -> Kernels.prepareSoftmax(Context.shared(), x, Float.NaN, x));
+    }
+}
