@@ -607,6 +607,119 @@ PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
                                            const pt_tensor* seqlens_k, pt_tensor* out,
                                            const pt_cuda_attn_params* params);
 
+/* ==== block-sparse (issue 5) ==== */
+
+/*
+ * Block-sparse weights in BSR form (the Intel sparse-accelerator paper: weights pruned in
+ * constant blocks, multiplied by an SpMM kernel on AVX-512 / VNNI).
+ *
+ * Orientation: the layer computes y[M, N] = x[M, K] . W with W LOGICALLY [K, N], exactly as
+ * pt_matmul: the dense weight handed to the pruning functions is w [K, N] (trans_b = 0) or
+ * [N, K] (trans_b = 1, PyTorch Linear layout). A block is block_k consecutive reduction indices
+ * times block_n consecutive output channels; the block grid is KB x NB with
+ * KB = ceil(K / block_k), NB = ceil(N / block_n) (edge blocks are partial: K and N need not be
+ * multiples of the block). Block (kb, nb) has index kb * NB + nb.
+ *
+ * Block shapes (block_k x block_n): 4x1 (VNNI: 4 consecutive int8 of one output channel form
+ * one 32-bit broadcast of vpdpbusd), 1x4, 16x1, and the AMX-tile shapes 64x16 (int8: one AMX
+ * B tile of 16 channels x 64 K in VNNI order, 1 KiB) and 32x16 (bf16: one AMX-BF16 B tile,
+ * 16 channels x 32 K, 1 KiB). Any 1 <= block_k <= 64, 1 <= block_n <= 64 is accepted; the
+ * fast paths are tuned for these.
+ *
+ * Block norm = the L2 norm of the block's elements of w (in f64, reported as f32).
+ *
+ * The BSR weight is one self-describing, position-independent byte buffer (64-byte aligned
+ * when its start is) in a layout private to the library: a header, per N-block-row offsets,
+ * the kept blocks' K-block indices, their values (f32, bf16 or s8, in the kernel's order) and,
+ * for int8, the per-output-channel scales. Build it with the two-call pattern of
+ * pt_bsr_from_dense; inspect it with pt_bsr_info; densify it with pt_bsr_to_dense.
+ */
+
+/* Which blocks pt_bsr_from_dense keeps. */
+typedef enum pt_bsr_select {
+    PT_BSR_SPARSITY = 0,    /* per layer: prune round(sparsity * KB * NB) blocks (half away from
+                             * zero), those of smallest norm; among equal norms the one with the
+                             * larger index is pruned first */
+    PT_BSR_THRESHOLD = 1,   /* global pruning: keep the blocks whose norm >= threshold (a value
+                             * chosen over pt_bsr_block_norms of every layer) */
+    PT_BSR_MASK = 2         /* keep the blocks whose mask[kb, nb] != 0 */
+} pt_bsr_select;
+
+typedef struct pt_bsr_params {
+    int32_t block_k;        /* 1..64 */
+    int32_t block_n;        /* 1..64 */
+    int32_t dtype;          /* stored values: PT_F32, PT_BF16 (rne) or PT_I8 (per-channel absmax) */
+    int32_t select;         /* pt_bsr_select */
+    int32_t trans_b;        /* 0: w is [K, N]; 1: w is [N, K] */
+    int32_t reserved;
+    double sparsity;        /* PT_BSR_SPARSITY: in [0, 1] */
+    double threshold;       /* PT_BSR_THRESHOLD: >= 0 */
+    const pt_tensor* mask;  /* PT_BSR_MASK: [KB, NB] u8, innermost contiguous */
+} pt_bsr_params;
+
+/*
+ * Block norms of a dense weight:
+ *   w      [K, N] (trans_b = 0) or [N, K] (trans_b = 1), f32 | bf16, innermost contiguous
+ *   norms  [KB, NB] f32 (out), innermost contiguous
+ * A non-finite weight is PT_ERR_INVALID_ARGUMENT (naming its index).
+ */
+PT_API pt_status pt_bsr_block_norms(pt_ctx* ctx, const pt_tensor* w, int32_t trans_b, int32_t block_k,
+                                    int32_t block_n, pt_tensor* norms);
+
+/*
+ * Prunes w per params and writes its BSR form (two calls):
+ *   out == NULL: *bytes receives the size the buffer needs (capacity is ignored);
+ *   out != NULL: writes the buffer (capacity >= that size, else PT_ERR_INVALID_ARGUMENT) and
+ *                sets *bytes to the bytes written.
+ * w as in pt_bsr_block_norms. Values kept are w's own (PT_F32), rounded to bf16 (PT_BF16),
+ * or quantized per output channel n (PT_I8): scale_n = absmax over the KEPT elements of channel
+ * n / 127 (0 when none), q = rne(w * (127 / absmax_n)) in [-127, 127] (f32 product, as
+ * pt_quantize_int8_weight). Pruned blocks are exactly zero. A block kept by the selection is
+ * stored even if all its elements are zero.
+ */
+PT_API pt_status pt_bsr_from_dense(pt_ctx* ctx, const pt_tensor* w, const pt_bsr_params* params, void* out,
+                                   int64_t capacity, int64_t* bytes);
+
+typedef struct pt_bsr_info {
+    int64_t k, n;            /* logical W [K, N] */
+    int32_t block_k, block_n;
+    int32_t dtype;           /* PT_F32 | PT_BF16 | PT_I8 */
+    int32_t reserved;
+    int64_t kept_blocks;     /* stored blocks */
+    int64_t total_blocks;    /* KB * NB */
+    int64_t bytes;           /* the whole buffer */
+    int64_t value_bytes;     /* of the stored values (+ scales), without indices and header */
+} pt_bsr_info;
+
+/* Reads the header of a BSR buffer of `bytes` bytes (checks its magic, version and sizes). */
+PT_API pt_status pt_bsr_info_get(const void* bsr, int64_t bytes, pt_bsr_info* out);
+
+/*
+ * Densifies a BSR weight: out [K, N] f32 (innermost contiguous) = the values the SpMM uses
+ * (f32, widened bf16, or q * scale_n for int8), zeros where pruned. For tests and reports.
+ */
+PT_API pt_status pt_bsr_to_dense(pt_ctx* ctx, const void* bsr, int64_t bytes, pt_tensor* out);
+
+/*
+ * y = act(x . W + bias) with W in BSR form:
+ *   x     [..., K]  f32 | bf16 (rank 1..4, innermost contiguous, any outer strides)
+ *   bsr   a buffer from pt_bsr_from_dense, bsr_bytes its size
+ *   bias  [N] f32 or NULL
+ *   y     [..., N]  f32 | bf16, the outer dims of x; must not overlap x
+ *   activation  pt_activation (the pt_matmul epilogue, fused)
+ * f32 / bf16 weights: y[m, n] = act(sum_k x[m, k] W[k, n] + bias[n]), f32 products and sums
+ * (bf16 x and bf16 weights are widened to f32).
+ * int8 weights (W8A8, as pt_matmul_int8's W8A8 mode): per row s_m = max_k |x[m, k]| / 127,
+ * xq = rne(x * (127 / (127 s_m))) (f32 product) in [-127, 127], and
+ *   y[m, n] = act(s_m * scale_n * sum_k xq[m, k] q[k, n] + bias[n])
+ * with the integer sum exact (s32; AVX512-VNNI u8 x s8 with a +128 shift undone by the
+ * channels' column sums). A non-finite x value makes its output row NaN.
+ * Parallel over groups of output channels; AVX-512 (+VNNI) kernels where the CPU has them,
+ * portable C elsewhere.
+ */
+PT_API pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes,
+                             const pt_tensor* bias, pt_tensor* y, int32_t activation);
+
 /* ==== FP4 (issue 5) ==== */
 
 /*

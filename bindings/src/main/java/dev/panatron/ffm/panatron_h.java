@@ -112,6 +112,12 @@ public final class panatron_h {
     public static int PT_ROPE_NEOX() { return 0; }
     /** {@code PT_ROPE_GPTJ = 1} */
     public static int PT_ROPE_GPTJ() { return 1; }
+    /** {@code PT_BSR_SPARSITY = 0} */
+    public static int PT_BSR_SPARSITY() { return 0; }
+    /** {@code PT_BSR_THRESHOLD = 1} */
+    public static int PT_BSR_THRESHOLD() { return 1; }
+    /** {@code PT_BSR_MASK = 2} */
+    public static int PT_BSR_MASK() { return 2; }
     /** {@code PT_FP4_E2M1 = 0} */
     public static int PT_FP4_E2M1() { return 0; }
     /** {@code PT_FP4_E1M2 = 1} */
@@ -1251,6 +1257,116 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_bsr_block_norms {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_bsr_block_norms");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_bsr_block_norms(pt_ctx * ctx, const pt_tensor * w, int32_t trans_b, int32_t block_k, int32_t block_n, pt_tensor * norms)} */
+    public static FunctionDescriptor pt_bsr_block_norms$descriptor() { return pt_bsr_block_norms.DESC; }
+    /** Downcall handle of {@code pt_status pt_bsr_block_norms(pt_ctx * ctx, const pt_tensor * w, int32_t trans_b, int32_t block_k, int32_t block_n, pt_tensor * norms)} */
+    public static MethodHandle pt_bsr_block_norms$handle() { return pt_bsr_block_norms.HANDLE; }
+    /** Address of {@code pt_status pt_bsr_block_norms(pt_ctx * ctx, const pt_tensor * w, int32_t trans_b, int32_t block_k, int32_t block_n, pt_tensor * norms)} */
+    public static MemorySegment pt_bsr_block_norms$address() { return pt_bsr_block_norms.ADDR; }
+    /** {@snippet lang=c : pt_status pt_bsr_block_norms(pt_ctx * ctx, const pt_tensor * w, int32_t trans_b, int32_t block_k, int32_t block_n, pt_tensor * norms) } */
+    public static int pt_bsr_block_norms(MemorySegment ctx, MemorySegment w, int trans_b, int block_k, int block_n, MemorySegment norms) {
+        var mh$ = pt_bsr_block_norms.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, trans_b, block_k, block_n, norms);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_bsr_from_dense {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_bsr_from_dense");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_bsr_from_dense(pt_ctx * ctx, const pt_tensor * w, const pt_bsr_params * params, void * out, int64_t capacity, int64_t * bytes)} */
+    public static FunctionDescriptor pt_bsr_from_dense$descriptor() { return pt_bsr_from_dense.DESC; }
+    /** Downcall handle of {@code pt_status pt_bsr_from_dense(pt_ctx * ctx, const pt_tensor * w, const pt_bsr_params * params, void * out, int64_t capacity, int64_t * bytes)} */
+    public static MethodHandle pt_bsr_from_dense$handle() { return pt_bsr_from_dense.HANDLE; }
+    /** Address of {@code pt_status pt_bsr_from_dense(pt_ctx * ctx, const pt_tensor * w, const pt_bsr_params * params, void * out, int64_t capacity, int64_t * bytes)} */
+    public static MemorySegment pt_bsr_from_dense$address() { return pt_bsr_from_dense.ADDR; }
+    /** {@snippet lang=c : pt_status pt_bsr_from_dense(pt_ctx * ctx, const pt_tensor * w, const pt_bsr_params * params, void * out, int64_t capacity, int64_t * bytes) } */
+    public static int pt_bsr_from_dense(MemorySegment ctx, MemorySegment w, MemorySegment params, MemorySegment out, long capacity, MemorySegment bytes) {
+        var mh$ = pt_bsr_from_dense.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, params, out, capacity, bytes);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_bsr_info_get {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_bsr_info_get");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_bsr_info_get(const void * bsr, int64_t bytes, pt_bsr_info * out)} */
+    public static FunctionDescriptor pt_bsr_info_get$descriptor() { return pt_bsr_info_get.DESC; }
+    /** Downcall handle of {@code pt_status pt_bsr_info_get(const void * bsr, int64_t bytes, pt_bsr_info * out)} */
+    public static MethodHandle pt_bsr_info_get$handle() { return pt_bsr_info_get.HANDLE; }
+    /** Address of {@code pt_status pt_bsr_info_get(const void * bsr, int64_t bytes, pt_bsr_info * out)} */
+    public static MemorySegment pt_bsr_info_get$address() { return pt_bsr_info_get.ADDR; }
+    /** {@snippet lang=c : pt_status pt_bsr_info_get(const void * bsr, int64_t bytes, pt_bsr_info * out) } */
+    public static int pt_bsr_info_get(MemorySegment bsr, long bytes, MemorySegment out) {
+        var mh$ = pt_bsr_info_get.HANDLE;
+        try {
+            return (int) mh$.invokeExact(bsr, bytes, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_bsr_to_dense {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_bsr_to_dense");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_bsr_to_dense(pt_ctx * ctx, const void * bsr, int64_t bytes, pt_tensor * out)} */
+    public static FunctionDescriptor pt_bsr_to_dense$descriptor() { return pt_bsr_to_dense.DESC; }
+    /** Downcall handle of {@code pt_status pt_bsr_to_dense(pt_ctx * ctx, const void * bsr, int64_t bytes, pt_tensor * out)} */
+    public static MethodHandle pt_bsr_to_dense$handle() { return pt_bsr_to_dense.HANDLE; }
+    /** Address of {@code pt_status pt_bsr_to_dense(pt_ctx * ctx, const void * bsr, int64_t bytes, pt_tensor * out)} */
+    public static MemorySegment pt_bsr_to_dense$address() { return pt_bsr_to_dense.ADDR; }
+    /** {@snippet lang=c : pt_status pt_bsr_to_dense(pt_ctx * ctx, const void * bsr, int64_t bytes, pt_tensor * out) } */
+    public static int pt_bsr_to_dense(MemorySegment ctx, MemorySegment bsr, long bytes, MemorySegment out) {
+        var mh$ = pt_bsr_to_dense.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, bsr, bytes, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_spmm_bsr {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_spmm_bsr");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_spmm_bsr(pt_ctx * ctx, const pt_tensor * x, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static FunctionDescriptor pt_spmm_bsr$descriptor() { return pt_spmm_bsr.DESC; }
+    /** Downcall handle of {@code pt_status pt_spmm_bsr(pt_ctx * ctx, const pt_tensor * x, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static MethodHandle pt_spmm_bsr$handle() { return pt_spmm_bsr.HANDLE; }
+    /** Address of {@code pt_status pt_spmm_bsr(pt_ctx * ctx, const pt_tensor * x, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static MemorySegment pt_spmm_bsr$address() { return pt_spmm_bsr.ADDR; }
+    /** {@snippet lang=c : pt_status pt_spmm_bsr(pt_ctx * ctx, const pt_tensor * x, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation) } */
+    public static int pt_spmm_bsr(MemorySegment ctx, MemorySegment x, MemorySegment bsr, long bsr_bytes, MemorySegment bias, MemorySegment y, int activation) {
+        var mh$ = pt_spmm_bsr.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, bsr, bsr_bytes, bias, y, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_fp4_levels {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_fp4_levels");
@@ -1480,6 +1596,11 @@ public final class panatron_h {
         "pt_cuda_matmul",
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode",
+        "pt_bsr_block_norms",
+        "pt_bsr_from_dense",
+        "pt_bsr_info_get",
+        "pt_bsr_to_dense",
+        "pt_spmm_bsr",
         "pt_fp4_levels",
         "pt_fp4_quantize",
         "pt_fp4_dequantize",
