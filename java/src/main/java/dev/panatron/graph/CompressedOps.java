@@ -1,5 +1,6 @@
 package dev.panatron.graph;
 
+import dev.panatron.BlockSparse;
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Fp4;
@@ -42,12 +43,13 @@ final class CompressedOps {
         if (x.dtype() != DType.F32 && x.dtype() != DType.BF16 || out.dtype() != DType.F32 && out.dtype() != DType.BF16) {
             return () -> reference(ctx, n, in, out);
         }
-        long k = n.attrLong("k", -1), nOut = codes.dim(0);
+        long k = n.attrLong("k", -1), nOut = n.hasAttr("n") ? n.attrLong("n", 0) : codes.dim(0);
         Tensor xm = x.asMatrix().asTensor(), om = out.asMatrix().asTensor(), bt = bias == null ? null : bias.asTensor();
         // with a residual (or an activation fp4 has no epilogue for) the product goes to a temporary first
         boolean fp4 = scheme.equals("fp4");
         Activation a = activation(act);
         boolean needTmp = residual != null || (fp4 && a != Activation.NONE);
+        // (int8 and bsr apply the activation in their epilogue when there is no residual)
         Tensor ym = needTmp ? TensorData.allocate(plan.arena(), out.dtype(), out.asMatrix().shape()).asTensor() : om;
         Runnable product;
         switch (scheme) {
@@ -65,6 +67,12 @@ final class CompressedOps {
                     return p;
                 });
                 product = () -> QuantKernels.matmulInt8(ctx, xm, wq, ws, null, bt, ym, opts, packed);
+            }
+            case "bsr" -> {
+                if (weights == null) return () -> reference(ctx, n, in, out);
+                BlockSparse.Weight bw = weights.derived(n.input(1), () -> BlockSparse.fromBytes(codes.segment()));
+                Activation pa = residual == null ? a : Activation.NONE;
+                product = () -> BlockSparse.matmul(ctx, xm, bw, bt, pa, ym);
             }
             case "fp4" -> {
                 Fp4.Format format = Fp4.Format.valueOf(n.attrString("format", "E2M1"));
@@ -97,11 +105,17 @@ final class CompressedOps {
 
     /** The weight of QLINEAR node {@code n} decoded to f32 [N, K] (for the reference and tests). */
     static float[] decode(Node n, TensorData codes, TensorData scales) {
-        int k = (int) n.attrLong("k", -1), nOut = (int) codes.dim(0);
+        int k = (int) n.attrLong("k", -1), nOut = (int) (n.hasAttr("n") ? n.attrLong("n", 0) : codes.dim(0));
         float[] w = new float[nOut * k];
         MemorySegment c = codes.segment();
         String scheme = n.attrString("scheme", "");
-        if (scheme.equals("fp4")) {
+        if (scheme.equals("bsr")) {
+            Context ctx = Context.shared();
+            try (BlockSparse.Weight bw = BlockSparse.fromBytes(c); Tensor d = bw.toDense(ctx)) {
+                float[] kn = d.toFloatArray();
+                for (int i = 0; i < k; i++) for (int j = 0; j < nOut; j++) w[j * k + i] = kn[i * nOut + j];
+            }
+        } else if (scheme.equals("fp4")) {
             float[] lv = Fp4.levels(Fp4.Format.valueOf(n.attrString("format", "E2M1")));
             int group = (int) n.attrLong("group", 0);
             long groups = scales.dim(1);
@@ -125,7 +139,7 @@ final class CompressedOps {
     /** Plain Java: {@code out = act(x @ decode(W)ᵀ + bias + residual)}, double accumulation. */
     static void reference(Context ctx, Node n, TensorData[] in, TensorData out) {
         TensorData x = in[0];
-        float[] w = decode(n, in[1], in[2]);
+        float[] w = decode(n, in[1], in.length > 2 ? in[2] : null);
         TensorData bias = in.length > 3 ? in[3] : null, residual = in.length > 4 ? in[4] : null;
         String act = n.attrString("activation", "none");
         long k = x.dim(-1), nOut = out.dim(-1), rows = x.numel() / Math.max(1, k);

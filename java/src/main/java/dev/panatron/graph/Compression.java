@@ -1,5 +1,6 @@
 package dev.panatron.graph;
 
+import dev.panatron.BlockSparse;
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Fp4;
@@ -35,11 +36,12 @@ import java.util.regex.Pattern;
  *   <li>{@link Precision#FP4}: two 4-bit codes per byte + f32 scales per group of 32/64/128
  *       along K, format E2M1 by default or chosen per layer by {@link Fp4#search} (format and
  *       clipping ratio minimizing the output error on calibration activations).</li>
- *   <li>Sparsity S (any precision): magnitude block pruning — blocks of {@code blockN} output
- *       rows x {@code blockK} reduction columns of W [N, K] with the smallest L2 norms are zeroed,
- *       S of them per layer or S of all blocks with one global threshold; the pruned weight is
- *       then quantized as above. (Until the block-sparse kernel is wired, pruned fp32/bf16
- *       weights run dense; {@link Layer#bsrBytes} gives the size they take as BSR.)</li>
+ *   <li>Sparsity S: magnitude block pruning — blocks of {@code blockN} output channels x
+ *       {@code blockK} reduction indices with the smallest L2 norms are dropped, S of them per
+ *       layer or S of all blocks with one global threshold. With fp32, bf16 and int8 the layer
+ *       becomes a BSR weight ({@link BlockSparse}, f32 / bf16 / int8 values; int8 is then W8A8,
+ *       the SpMM has no outlier decomposition) run by the block-sparse SpMM; with fp4 the pruned
+ *       blocks are zeros of a dense fp4 weight (there is no fp4 SpMM).</li>
  * </ul>
  * Compressed layers become {@link Op#QLINEAR} nodes; no full-precision copy of their weight is
  * kept (the original constants are dropped). Layers whose name matches an exclude pattern stay
@@ -261,7 +263,8 @@ public final class Compression {
         for (Node n : targets) w.put(n, weightNK(n));
         // magnitude block pruning
         Map<Node, Double> zeroFrac = new IdentityHashMap<>();
-        if (o.sparsity() > 0) prune(targets, w, o, zeroFrac);
+        Map<Node, boolean[]> keep = new IdentityHashMap<>();
+        if (o.sparsity() > 0) prune(targets, w, o, zeroFrac, keep);
 
         try (Arena tmp = Arena.ofConfined()) {
             for (Node n : all) {
@@ -273,6 +276,29 @@ public final class Compression {
                 long nOut = outFeatures(n), k = inFeatures(n);
                 double zf = zeroFrac.getOrDefault(n, 0.0);
                 boolean blocksFit = nOut % o.blockN() == 0 && k % o.blockK() == 0;
+                if (keep.containsKey(n) && o.precision() != Precision.FP4) {     // block-sparse: BSR through BlockSparse's SpMM
+                    Tensor wt = Tensor.allocate(tmp, DType.F32, nOut, k);
+                    wt.copyFrom(wnk);
+                    DType dt = switch (o.precision()) {
+                        case BF16 -> DType.BF16;
+                        case INT8 -> DType.I8;
+                        default -> DType.F32;
+                    };
+                    byte[] blob;
+                    try (BlockSparse.Weight bw = BlockSparse.fromMask(ctx, wt, true, o.blockK(), o.blockN(), keep.get(n), dt)) {
+                        blob = bw.toByteArray();
+                    }
+                    TensorData codes = TensorData.allocate(g.arena(), DType.U8, blob.length);
+                    MemorySegment.copy(blob, 0, codes.segment(), ValueLayout.JAVA_BYTE, 0, blob.length);
+                    Map<String, Object> attrs = new LinkedHashMap<>();
+                    attrs.put("scheme", "bsr");
+                    attrs.put("n", nOut);
+                    attrs.put("block", o.blockN() + "x" + o.blockK());
+                    replaceWithQLinear(g, n, codes, null, k, attrs);
+                    String scheme = "bsr/" + dt.name().toLowerCase(Locale.ROOT) + (dt == DType.I8 ? " (w8a8)" : "") + "/" + o.blockN() + "x" + o.blockK();
+                    rows.add(new Layer(n.name(), nOut, k, scheme, zf, nOut * k * 4, blob.length, blob.length));
+                    continue;
+                }
                 switch (o.precision()) {
                     case FP32, BF16 -> {
                         if (o.sparsity() > 0) replaceDenseWeight(g, n, wnk);
@@ -370,7 +396,7 @@ public final class Compression {
     }
 
     /** Zeroes the smallest-norm blocks of each weight; records the zero fraction per layer. */
-    private static void prune(List<Node> targets, Map<Node, float[]> w, Options o, Map<Node, Double> zeroFrac) {
+    private static void prune(List<Node> targets, Map<Node, float[]> w, Options o, Map<Node, Double> zeroFrac, Map<Node, boolean[]> keep) {
         int bk = o.blockK(), bn = o.blockN();
         Map<Node, double[]> norms = new IdentityHashMap<>();
         List<double[]> allNorms = new ArrayList<>();
@@ -423,6 +449,11 @@ public final class Compression {
             long zeros = 0;
             for (float v : a) if (v == 0f) zeros++;
             zeroFrac.put(n, zeros / (double) a.length);
+            // BlockSparse's mask: keep[kb * NB + nb] over the [K/blockK, N/blockN] grid
+            int nb = (int) (nOut / bn);
+            boolean[] kp = new boolean[drop.length];
+            for (int r = 0; r < nb; r++) for (int c = 0; c < cb; c++) kp[c * nb + r] = !drop[r * cb + c];
+            keep.put(n, kp);
         }
     }
 
@@ -450,11 +481,11 @@ public final class Compression {
     private static void replaceWithQLinear(Graph g, Node n, TensorData codes, TensorData scales, long k, Map<String, Object> attrs) {
         String base = n.name().isEmpty() ? n.output(0).name() : n.name();
         Value c = g.addConstant(g.freshName(base + ".codes"), codes);
-        Value s = g.addConstant(g.freshName(base + ".scales"), scales);
+        Value s = scales == null ? null : g.addConstant(g.freshName(base + ".scales"), scales);
         attrs.put("k", k);
         attrs.put("activation", n.attrString("activation", "none"));
         if (n.hasAttr("dtype")) attrs.put("dtype", n.attr("dtype"));
-        List<Value> in = new ArrayList<>(List.of(n.input(0), c, s));
+        List<Value> in = new ArrayList<>(java.util.Arrays.asList(n.input(0), c, s));
         in.add(n.input(2));
         in.add(n.input(3));
         while (!in.isEmpty() && in.getLast() == null) in.removeLast();
@@ -541,9 +572,14 @@ public final class Compression {
                 for (String key : List.of("scheme", "k", "format", "group", "clip", "threshold")) {
                     if (n.hasAttr(key)) attrs.append(key).append('=').append(n.attr(key)).append(';');
                 }
+                if (n.hasAttr("n")) attrs.append("n=").append(n.attr("n")).append(';');
                 meta.put(n.name() + "#attrs", attrs.toString());
-                tensors.put(n.name() + ".codes", n.input(1).constantData());
-                tensors.put(n.name() + ".scales", n.input(2).constantData());
+                if (n.attrString("scheme", "").equals("bsr")) {
+                    tensors.put(n.name() + ".bsr", n.input(1).constantData());
+                } else {
+                    tensors.put(n.name() + ".codes", n.input(1).constantData());
+                    tensors.put(n.name() + ".scales", n.input(2).constantData());
+                }
             } else if (n.op() == Op.LINEAR && n.input(1).isConstant() && n.input(1).name().contains("_pruned")) {
                 meta.put(n.name() + "#attrs", "scheme=dense;k=" + inFeatures(n) + ";");
                 float[] w = weightNK(n);
@@ -655,6 +691,24 @@ public final class Compression {
                     TensorData w = checked(st, file, name + ".weight", DType.F32, nOut, k);
                     float[] a = w.toFloatArray();
                     replaceDenseWeight(g, n, a);
+                    continue;
+                }
+                if (scheme.equals("bsr")) {
+                    if (!st.contains(name + ".bsr")) throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' is missing");
+                    if (st.entry(name + ".bsr").shape().length != 1) throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' must be 1-D U8");
+                    TensorData blob = checked(st, file, name + ".bsr", DType.U8, st.entry(name + ".bsr").shape());
+                    try (BlockSparse.Weight bw = BlockSparse.fromBytes(blob.segment())) {
+                        if (bw.k() != k || bw.n() != nOut) {
+                            throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' holds a [" + bw.k() + ", " + bw.n()
+                                    + "] weight, the layer is [" + k + ", " + nOut + "] (K, N)");
+                        }
+                    } catch (dev.panatron.PanatronException e) {
+                        throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' is not a valid BSR weight: " + e.getMessage());
+                    }
+                    Map<String, Object> ba = new LinkedHashMap<>();
+                    ba.put("scheme", "bsr");
+                    ba.put("n", nOut);
+                    replaceWithQLinear(g, n, blob, null, k, ba);
                     continue;
                 }
                 boolean fp4 = scheme.equals("fp4");
