@@ -36,7 +36,7 @@ final class CompressedOps {
 
     /** The code that runs QLINEAR node {@code n} on the plan's views. */
     static Runnable bind(Context ctx, Plan plan, Node n, TensorData[] in, TensorData out, Weights weights) {
-        TensorData x = in[0], codes = in[1], scales = in[2];
+        TensorData x = in[0], codes = in[1], scales = in.length > 2 ? in[2] : null;
         TensorData bias = in.length > 3 ? in[3] : null, residual = in.length > 4 ? in[4] : null;
         String scheme = n.attrString("scheme", "");
         String act = n.attrString("activation", "none");

@@ -78,8 +78,9 @@ public final class Compression {
      * @param blockK         block size along K (reduction), default 4
      * @param blockN         block size along N (outputs), default 1
      * @param globalSparsity one magnitude threshold over all converted layers (else S per layer)
-     * @param exclude        layer-name patterns left unconverted: '*' is a wildcard, otherwise a
-     *                       pattern matches names that contain it
+     * @param exclude        layer-name patterns left unconverted: "re:REGEX" (found anywhere in
+     *                       the name), a pattern with '*' wildcards (matching the whole name), or
+     *                       else a substring of the name
      */
     public record Options(Precision precision, QuantKernels.Int8Mode int8Mode, double threshold, Fp4.Format fp4Format, boolean fp4Search,
                           int group, double clip, double sparsity, int blockK, int blockN, boolean globalSparsity, List<String> exclude) {
@@ -156,7 +157,9 @@ public final class Compression {
 
         boolean excluded(String name) {
             for (String p : exclude) {
-                if (p.contains("*")) {
+                if (p.startsWith("re:")) {
+                    if (Pattern.compile(p.substring(3)).matcher(name).find()) return true;
+                } else if (p.contains("*")) {
                     StringBuilder re = new StringBuilder();
                     for (String part : p.split("\\*", -1)) re.append(re.isEmpty() ? "" : ".*").append(Pattern.quote(part));
                     if (name.matches(re.toString())) return true;

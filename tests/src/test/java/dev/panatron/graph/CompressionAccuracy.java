@@ -25,10 +25,13 @@ import java.util.Map;
  * ./mvnw -B -q -pl java,tests test-compile -Dexec.skip=true
  * ./mvnw -B -q -pl tests dependency:build-classpath -Dmdep.includeScope=test -Dmdep.outputFile=target/cp.txt
  * java --enable-native-access=ALL-UNNAMED -cp tests/target/test-classes:java/target/classes:$(cat tests/target/cp.txt) \
- *      dev.panatron.graph.CompressionAccuracy [threads=2] [rounds=7] [--tables]
+ *      dev.panatron.graph.CompressionAccuracy [threads=2] [rounds=7] [--tables] [NAME-FILTER...]
  * </pre>
  */
 public final class CompressionAccuracy {
+    /** The FFN down projections of BERT (K = 4 x hidden), not the attention output projections. */
+    static final String FFN_DOWN = "re:layer\\.\\d+/output/dense";
+
     public static void main(String[] args) throws Exception {
         int threads = args.length > 0 ? Integer.parseInt(args[0]) : 2;
         int rounds = args.length > 1 ? Integer.parseInt(args[1]) : 7;
@@ -44,6 +47,9 @@ public final class CompressionAccuracy {
         configs.put("fp4 E2M1 g64", Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 64, 1));
         configs.put("fp4 E2M1 g32", Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 32, 1));
         configs.put("fp4 NF4 g64", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 64, 1));
+        configs.put("fp4 NF4 g32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1));
+        configs.put("fp4 E2M1 g32, FFN down kept fp32", Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 32, 1).withExclude(List.of(FFN_DOWN)));
+        configs.put("fp4 NF4 g32, FFN down kept fp32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1).withExclude(List.of(FFN_DOWN)));
         configs.put("fp4 searched g64", Options.of(Precision.FP4).withFp4Search(64));
         configs.put("fp4 searched g32", Options.of(Precision.FP4).withFp4Search(32));
         configs.put("fp32 sparsity 0.5 (4x1, per layer)", Options.of(Precision.FP32).withSparsity(0.5));
@@ -52,6 +58,9 @@ public final class CompressionAccuracy {
         configs.put("fp32 sparsity 0.8 (1x1, per layer)", Options.of(Precision.FP32).withSparsity(0.8).withBlock(1, 1, false));
         configs.put("int8 LLM.int8 + sparsity 0.5", Options.of(Precision.INT8).withSparsity(0.5));
 
+        List<String> only = new ArrayList<>();
+        for (int i = 2; i < args.length; i++) if (!args[i].startsWith("--")) only.add(args[i]);
+        if (!only.isEmpty()) configs.keySet().removeIf(k -> !k.equals("fp32") && only.stream().noneMatch(k::contains));
         try (Context ctx = Context.create(threads)) {
             List<String> names = new ArrayList<>(configs.keySet());
             List<CompressionEval> models = new ArrayList<>();
