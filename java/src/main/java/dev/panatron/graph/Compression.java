@@ -149,7 +149,7 @@ public final class Compression {
                         .append(", group ").append(group == 0 ? "per-channel" : group).append(')');
             }
             if (sparsity > 0) {
-                sb.append(String.format(Locale.ROOT, ", sparsity %.2f (%dx%d blocks, %s)", sparsity, blockN, blockK, globalSparsity ? "global" : "per layer"));
+                sb.append(String.format(Locale.ROOT, ", sparsity %.2f (%dx%d blocks along KxN, %s)", sparsity, blockK, blockN, globalSparsity ? "global" : "per layer"));
             }
             if (!exclude.isEmpty()) sb.append(", excluding ").append(exclude);
             return sb.toString();
@@ -296,9 +296,9 @@ public final class Compression {
                     Map<String, Object> attrs = new LinkedHashMap<>();
                     attrs.put("scheme", "bsr");
                     attrs.put("n", nOut);
-                    attrs.put("block", o.blockN() + "x" + o.blockK());
+                    attrs.put("block", o.blockK() + "x" + o.blockN());
                     replaceWithQLinear(g, n, codes, null, k, attrs);
-                    String scheme = "bsr/" + dt.name().toLowerCase(Locale.ROOT) + (dt == DType.I8 ? " (w8a8)" : "") + "/" + o.blockN() + "x" + o.blockK();
+                    String scheme = "bsr/" + dt.name().toLowerCase(Locale.ROOT) + (dt == DType.I8 ? " (w8a8)" : "") + "/" + o.blockK() + "x" + o.blockN();
                     rows.add(new Layer(n.name(), nOut, k, scheme, zf, nOut * k * 4, blob.length, blob.length));
                     continue;
                 }
