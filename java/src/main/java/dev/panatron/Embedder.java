@@ -151,7 +151,10 @@ public final class Embedder implements AutoCloseable {
             return this;
         }
 
-        /** FP32 (default) or BF16. */
+        /**
+         * FP32 (default), BF16, INT8 (linear layers LLM.int8) or FP4 (linear layers E2M1, group
+         * 64); other int8/fp4 variants through {@link #compression}.
+         */
         public Builder precision(Precision p) {
             this.precision = Objects.requireNonNull(p, "precision");
             return this;
