@@ -1,5 +1,6 @@
 package dev.panatron;
 
+import dev.panatron.graph.Compression;
 import dev.panatron.graph.Dim;
 import dev.panatron.graph.Graph;
 import dev.panatron.graph.Packing;
@@ -80,7 +81,13 @@ public final class Embedder implements AutoCloseable {
         /** f32 throughout. */
         FP32,
         /** Weights rounded to bf16 once, products on AMX-BF16 / AVX512-BF16 (activations stay f32). */
-        BF16
+        BF16,
+        /** Linear layers as int8 codes + per-channel scales, LLM.int8 (threshold 6); see {@link Builder#compression}. */
+        INT8,
+        /** Linear layers as FP4 E2M1 codes, one scale per 64 weights; see {@link Builder#compression}. */
+        FP4;
+
+        Compression.Precision conversion() { return Compression.Precision.valueOf(name()); }
     }
 
     /** The output the encoder is read from. */
@@ -90,6 +97,8 @@ public final class Embedder implements AutoCloseable {
     private final Path modelPath;
     private final Pooling pooling;
     private final Precision precision;
+    private final Compression.Options conversion;
+    private Compression.Report conversionReport;
     private final int maxLength;
     private final int batchSize;
     private final WordPieceTokenizer tokenizer;
@@ -135,6 +144,10 @@ public final class Embedder implements AutoCloseable {
         private boolean packed = true;
         private PrintStream progress;
         private ModelRegistry registry;
+        private double sparsity;
+        private List<String> exclude = List.of();
+        private Compression.Options compression;
+        private Path convertedLayers;
 
         private Builder(String model) { this.model = model; }
 
@@ -144,7 +157,10 @@ public final class Embedder implements AutoCloseable {
             return this;
         }
 
-        /** FP32 (default) or BF16. */
+        /**
+         * FP32 (default), BF16, INT8 (linear layers LLM.int8) or FP4 (linear layers E2M1, group
+         * 64); other int8/fp4 variants through {@link #compression}.
+         */
         public Builder precision(Precision p) {
             this.precision = Objects.requireNonNull(p, "precision");
             return this;
@@ -195,6 +211,48 @@ public final class Embedder implements AutoCloseable {
             return this;
         }
 
+         * Magnitude block pruning of the linear layers (4x1 blocks, per layer) to this fraction of
+         * zero blocks, without retraining; the pruned layers run on the block-sparse SpMM.
+         *
+         * @throws IllegalArgumentException when not in [0, 1)
+         */
+        public Builder sparsity(double s) {
+            if (!(s >= 0 && s < 1)) throw new IllegalArgumentException("sparsity must be in [0, 1), got " + s);
+            this.sparsity = s;
+            return this;
+        }
+
+        /** Linear layers left unconverted, by name pattern ('*' wildcard, else a substring), e.g. "*.output.dense". */
+        public Builder exclude(List<String> patterns) {
+            this.exclude = List.copyOf(Objects.requireNonNull(patterns, "patterns"));
+            return this;
+        }
+
+        /**
+         * Full control of the conversion (int8 mode and threshold, fp4 format / search / group /
+         * clip, sparsity blocks, global pruning, excludes); replaces {@link #precision},
+         * {@link #sparsity} and {@link #exclude}. An FP4 search calibrates on a few built-in sentences.
+         */
+        public Builder compression(Compression.Options o) {
+            this.compression = Objects.requireNonNull(o, "options");
+            return this;
+        }
+
+        /**
+         * Loads converted linear layers saved by {@link Embedder#saveConverted} (for this same
+         * model) instead of converting at load time.
+         */
+        public Builder convertedLayers(Path file) {
+            this.convertedLayers = Objects.requireNonNull(file, "file");
+            return this;
+        }
+
+        /** The conversion this builder asks for. */
+        Compression.Options conversion() {
+            if (compression != null) return compression;
+            return Compression.Options.of(precision.conversion()).withSparsity(sparsity).withExclude(exclude);
+        }
+
         /** Where loading reports progress (download, extraction, loading, weight packing); null = silent (default). */
         public Builder progress(PrintStream out) {
             this.progress = out;
@@ -228,7 +286,8 @@ public final class Embedder implements AutoCloseable {
         this.modelName = files.name();
         this.modelPath = files.weights();
         this.pooling = b.pooling;
-        this.precision = b.precision;
+        this.precision = b.compression != null ? Precision.valueOf(b.compression.precision().name()) : b.precision;
+        this.conversion = b.conversion();
         this.batchSize = b.batchSize;
         long t0 = System.nanoTime();
         say(b.progress, "panatron: loading " + files.format().name().toLowerCase(Locale.ROOT) + " model " + files.weights());
@@ -279,7 +338,8 @@ public final class Embedder implements AutoCloseable {
             WordPieceTokenizer tok = WordPieceTokenizer.fromFile(files.tokenizer());
             this.tokenizer = tok.withMaxLength(maxLength).withPaddingToLongest();
             c = Context.create(b.threads);
-            s = Session.create(g, c, Session.Options.DEFAULT.withPrecision(precision == Precision.BF16 ? DType.BF16 : DType.F32));
+            convert(g, c, b);
+            s = Session.create(g, c, Session.Options.DEFAULT.withPrecision(Compression.sessionPrecision(conversion)));
             this.graph = g;
             this.ctx = c;
             this.session = s;
@@ -299,6 +359,62 @@ public final class Embedder implements AutoCloseable {
             arena.close();
             throw e;
         }
+    }
+
+    /** Sentences the FP4 format search calibrates on. */
+    private static final List<String> CALIBRATION = List.of(
+            "The committee approved the budget after a long debate.",
+            "Researchers measured the temperature of the ocean at different depths.",
+            "Can you recommend a good restaurant near the train station?",
+            "Les enfants jouent dans le parc après l'école.",
+            "The software update fixes several security vulnerabilities.",
+            "She adopted a small dog from the local shelter last spring.",
+            "Heavy rain caused flooding in several low-lying neighborhoods.",
+            "The algorithm sorts the list in linear time when the keys are small integers.");
+
+    /** Applies the builder's conversion (or the saved converted layers) to the optimized graph. */
+    private void convert(Graph g, Context c, Builder b) throws IOException {
+        long t0 = System.nanoTime();
+        if (b.convertedLayers != null) {
+            String what = Compression.load(g, b.convertedLayers);
+            say(b.progress, String.format(Locale.ROOT, "panatron: converted layers (%s) loaded from %s in %.1f s", what, b.convertedLayers,
+                    (System.nanoTime() - t0) / 1e9));
+            return;
+        }
+        if (!conversion.rewrites()) return;
+        List<Map<String, TensorData>> calib = new ArrayList<>();
+        if (conversion.fp4Search()) {
+            for (String text : CALIBRATION) {
+                dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(List.of(text));
+                Map<String, TensorData> in = new java.util.HashMap<>();
+                in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), 1, bt.length()));
+                if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), 1, bt.length()));
+                if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), 1, bt.length()));
+                calib.add(in);
+            }
+        }
+        conversionReport = Compression.apply(g, c, conversion, calib);
+        say(b.progress, String.format(Locale.ROOT, "panatron: converted %d linear layers to %s in %.1f s: weights %.1f -> %.1f MiB",
+                conversionReport.layers().size(), conversion.describe(), (System.nanoTime() - t0) / 1e9,
+                conversionReport.bytesBefore() / 1048576.0, conversionReport.bytesAfter() / 1048576.0));
+    }
+
+    /** The conversion of the linear layers (options as given to the builder). */
+    public Compression.Options conversion() { return conversion; }
+
+    /** The conversion report (weight bytes per linear layer before/after), or null when nothing was converted here. */
+    public Compression.Report conversionReport() { return conversionReport; }
+
+    /**
+     * Saves the converted linear layers to {@code file} ({@link Compression#save}); load them
+     * again with {@link Builder#convertedLayers}.
+     *
+     * @throws IOException           when the file cannot be written
+     * @throws IllegalStateException when closed
+     */
+    public synchronized void saveConverted(Path file) throws IOException {
+        if (closed) throw new IllegalStateException("embedder " + modelName + " is closed");
+        Compression.save(graph, file, modelName, conversion);
     }
 
     private static Value input(Graph g, String name) {

@@ -1,6 +1,9 @@
 package dev.panatron.cli;
 
 import dev.panatron.Embedder;
+import dev.panatron.Fp4;
+import dev.panatron.QuantKernels;
+import dev.panatron.graph.Compression;
 import dev.panatron.lm.Precision;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
@@ -23,12 +26,42 @@ final class ModelOptions {
                     + "or a folder with model.safetensors + config.json [+ tokenizer.json]); default: ${DEFAULT-VALUE}")
     String model;
 
-    @Option(names = "--precision", paramLabel = "fp32|bf16", defaultValue = "fp32", converter = PrecisionName.class,
-            description = "fp32 (default) or bf16 (weights rounded to bf16, AMX-BF16 products)")
+    @Option(names = "--precision", paramLabel = "fp32|bf16|int8|fp4", defaultValue = "fp32", converter = PrecisionName.class,
+            description = "fp32 (default), bf16 (weights rounded to bf16, AMX-BF16 products), int8 (linear layers LLM.int8, "
+                    + "or --int8 w8a8|w8a32) or fp4 (linear layers FP4 E2M1 group 64, or --fp4 FORMAT|search, --fp4-group G); encoders only for int8/fp4")
     String precision;
 
+    @Option(names = "--sparsity", paramLabel = "S", defaultValue = "0",
+            description = "magnitude block pruning of the linear layers to this fraction of zero blocks (4x1 blocks, per layer; no retraining), "
+                    + "run on the block-sparse SpMM; default 0")
+    double sparsity;
+
+    @Option(names = "--exclude", paramLabel = "PATTERN", split = ",",
+            description = "linear layers left unconverted, by name ('*' wildcard, else substring); repeatable or comma-separated")
+    java.util.List<String> exclude = new java.util.ArrayList<>();
+
+    @Option(names = "--int8", paramLabel = "llm|w8a8|w8a32", defaultValue = "llm",
+            description = "int8 scheme: llm (LLM.int8, outlier columns in f32; default), w8a8, w8a32 (weight-only)")
+    String int8Mode;
+
+    @Option(names = "--int8-threshold", paramLabel = "T", defaultValue = "6", description = "LLM.int8 outlier threshold (default 6)")
+    double int8Threshold;
+
+    @Option(names = "--fp4", paramLabel = "e2m1|e1m2|e3m0|nf4|search", defaultValue = "e2m1",
+            description = "fp4 format, or 'search' (per layer, LLM-FP4's search over formats and clipping on calibration sentences); default e2m1")
+    String fp4Format;
+
+    @Option(names = "--fp4-group", paramLabel = "G", defaultValue = "64", description = "fp4 scale group along K: 32, 64 (default), 128, or 0 (per channel)")
+    int fp4Group;
+
+    @Option(names = "--converted", paramLabel = "FILE", description = "load the converted linear layers saved with --save-converted (same model)")
+    Path converted;
+
+    @Option(names = "--save-converted", paramLabel = "FILE", description = "save the converted linear layers to FILE (safetensors) after loading")
+    Path saveConverted;
+
     /** The --precision values any model command accepts (lower case); a bad one is a usage error (exit 2). */
-    static final java.util.List<String> PRECISIONS = java.util.List.of("fp32", "bf16");
+    static final java.util.List<String> PRECISIONS = java.util.List.of("fp32", "bf16", "int8", "fp4");
 
     /** Checks a --precision value at parse time and normalizes it (f32 = fp32, case-insensitive). */
     static final class PrecisionName implements CommandLine.ITypeConverter<String> {
@@ -49,12 +82,49 @@ final class ModelOptions {
         return switch (precision.toLowerCase(Locale.ROOT)) {
             case "fp32", "f32" -> Embedder.Precision.FP32;
             case "bf16" -> Embedder.Precision.BF16;
-            default -> throw new IllegalArgumentException("--precision " + precision + ": expected fp32 or bf16");
+            case "int8" -> Embedder.Precision.INT8;
+            case "fp4" -> Embedder.Precision.FP4;
+            default -> throw new IllegalArgumentException("--precision " + precision + ": expected fp32, bf16, int8 or fp4");
         };
+    }
+
+    /**
+     * The conversion --precision, --sparsity, --exclude, --int8*, --fp4* ask for.
+     *
+     * @throws IllegalArgumentException for a bad value (the message names the option)
+     */
+    Compression.Options conversion() {
+        Compression.Options o = Compression.Options.of(Compression.Precision.parse(precision));
+        QuantKernels.Int8Mode mode = switch (int8Mode.toLowerCase(Locale.ROOT)) {
+            case "llm", "llm.int8", "llm_int8" -> QuantKernels.Int8Mode.LLM;
+            case "w8a8" -> QuantKernels.Int8Mode.W8A8;
+            case "w8a32", "weight-only" -> QuantKernels.Int8Mode.WEIGHT_ONLY;
+            default -> throw new IllegalArgumentException("--int8 " + int8Mode + ": expected llm, w8a8 or w8a32");
+        };
+        o = o.withInt8(mode, int8Threshold);
+        if (fp4Group != 0 && fp4Group != 32 && fp4Group != 64 && fp4Group != 128) {
+            throw new IllegalArgumentException("--fp4-group " + fp4Group + ": expected 32, 64, 128 or 0 (per channel)");
+        }
+        if (fp4Format.equalsIgnoreCase("search")) {
+            o = o.withFp4Search(fp4Group);
+        } else {
+            Fp4.Format f;
+            try {
+                f = Fp4.Format.valueOf(fp4Format.toUpperCase(Locale.ROOT));
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--fp4 " + fp4Format + ": expected e2m1, e1m2, e3m0, nf4 or search");
+            }
+            o = o.withFp4(f, fp4Group, 1.0);
+        }
+        if (!(sparsity >= 0 && sparsity < 1)) throw new IllegalArgumentException("--sparsity " + sparsity + ": expected a fraction in [0, 1)");
+        return o.withSparsity(sparsity).withExclude(exclude);
     }
 
     /** --precision for a decoder. @throws IllegalArgumentException for an unknown value */
     Precision decoderPrecision() {
+        if (sparsity != 0 || converted != null || saveConverted != null) {
+            throw new IllegalArgumentException("--sparsity / --converted / --save-converted apply to encoders only (not to decoder LMs yet)");
+        }
         return parseDecoderPrecision(precision);
     }
 
@@ -75,7 +145,20 @@ final class ModelOptions {
 
     /** Loads the model as an {@link Embedder}, reporting progress on {@code err}. */
     Embedder load(Embedder.Pooling pooling, int batchSize, PrintStream err) throws IOException {
-        return Embedder.builder(model).pooling(pooling).precision(embedderPrecision()).threads(threads()).batchSize(batchSize).progress(err).build();
+        Embedder.Builder b = Embedder.builder(model).pooling(pooling).precision(embedderPrecision()).threads(threads()).batchSize(batchSize).progress(err)
+                .compression(conversion());
+        if (converted != null) b.convertedLayers(converted);
+        Embedder e = b.build();
+        if (saveConverted != null) {
+            try {
+                e.saveConverted(saveConverted);
+                err.println("panatron: converted layers saved to " + saveConverted);
+            } catch (IOException | RuntimeException ex) {
+                e.close();
+                throw ex;
+            }
+        }
+        return e;
     }
 
 }

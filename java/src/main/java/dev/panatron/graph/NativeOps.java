@@ -43,6 +43,7 @@ final class NativeOps {
         Runnable r = switch (n.op()) {
             case LINEAR -> linear(ctx, n, in, out, weights);
             case MATMUL -> () -> matmul(ctx, in[0], in[1], out);
+            case QLINEAR -> CompressedOps.bind(ctx, plan, n, in, out, weights);
             case LAYER_NORM -> layerNorm(ctx, n, in, out);
             case GELU -> gelu(ctx, n, in[0], out);
             case ADD -> add(ctx, in[0], in[1], out);

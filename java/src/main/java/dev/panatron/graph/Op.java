@@ -52,7 +52,17 @@ public enum Op {
      * integer [B, S] attention mask (nonzero = attend; a row that sees no key gives zeros);
      * output [B, S, H*D]. Attributes num_heads (H) and scale (applied to q·k before the mask).
      */
-    ATTENTION;
+    ATTENTION,
+    /**
+     * A compressed linear layer (made by {@link Compression}): {@code y = act(x @ Wᵀ + bias +
+     * residual)} with W [N, K] held as codes and scales, never as a full-precision copy.
+     * Inputs: x [..., K], codes (constant: i8 [N, K] for int8, u8 [N, K/2] two fp4 codes per
+     * byte), scales (constant: f32 [N] for int8, f32 [N, K/group] or [N, 1] for fp4), bias [N]
+     * or absent, residual like y or absent. Attributes: {@code scheme} "llm_int8" | "w8a8" |
+     * "fp4", {@code k} long, {@code activation} as LINEAR, {@code threshold} double (llm_int8),
+     * {@code format} String (an {@link dev.panatron.Fp4.Format} name) and {@code group} long (fp4).
+     */
+    QLINEAR;
 
     /** The lower-case name used in dumps ("layer_norm"). */
     public String label() { return name().toLowerCase(); }

@@ -53,6 +53,7 @@ public final class RefOps {
             case SOFTMAX -> softmax(ctx, x, (int) ShapeInference.norm(n, n.attrLong("axis", -1), x.rank()), o);
             case LINEAR -> linear(ctx, x, in[1], in.length > 2 ? in[2] : null, in.length > 3 ? in[3] : null, n.attrLong("transB", 0) != 0,
                     n.attrString("activation", "none"), o);
+            case QLINEAR -> CompressedOps.reference(ctx, n, in, o);
             case LAYER_NORM -> layerNorm(ctx, x, in[1], in.length > 2 ? in[2] : null, in.length > 3 ? in[3] : null, n.attrDouble("epsilon", 1e-5), o);
             case ATTENTION -> attention(ctx, x, in[1], in[2], in.length > 3 ? in[3] : null, n.attrLong("key_padding", 0) != 0,
                     (int) n.attrLong("num_heads", 1), n.attrDouble("scale", 0), o);

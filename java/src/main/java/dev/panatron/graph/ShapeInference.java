@@ -294,6 +294,18 @@ final class ShapeInference {
                 }
                 set(out, outDtype(n, x.dtype()), Shape.of(dims));
             }
+            case QLINEAR -> {
+                Value codes = need(n, 1);
+                long k = n.attrLong("k", -1);
+                if (!n.hasAttr("n") && codes.shape().rank() != 2) throw new GraphException(n, "codes must be 2-D [N, K or K/2], got " + codes.typeString());
+                Dim nn = n.hasAttr("n") ? Dim.of(n.attrLong("n", 0)) : codes.shape().dim(0);
+                if (x.shape().rank() < 1 || !x.shape().dim(-1).equals(Dim.of(k))) {
+                    throw new GraphException(n, "x " + x.typeString() + " does not end in K=" + k);
+                }
+                List<Dim> dims = new ArrayList<>(x.shape().dims());
+                dims.set(dims.size() - 1, nn);
+                set(out, outDtype(n, x.dtype()), Shape.of(dims));
+            }
             case LAYER_NORM -> {
                 Dim c = x.shape().dim(-1);
                 for (int i = 1; i <= 2; i++) {

@@ -15,6 +15,7 @@ import java.util.Map;
 final class Weights implements AutoCloseable {
     private final Map<Value, Kernels.PackedMatrix> packed = new IdentityHashMap<>();
     private final DType dtype;
+    private final Map<Value, AutoCloseable> derived = new IdentityHashMap<>();   // e.g. packed int8 weights (Compression)
     private boolean closed;
 
     /** @param dtype the precision of the products: F32, or BF16 (weights rounded to bf16) */
@@ -37,6 +38,16 @@ final class Weights implements AutoCloseable {
         return p;
     }
 
+    /**
+     * A session-lifetime object derived from constant {@code key} (made by {@code make} on first
+     * use, closed with the session), e.g. the packed form of an int8 weight.
+     */
+    @SuppressWarnings("unchecked")
+    synchronized <T extends AutoCloseable> T derived(Value key, java.util.function.Supplier<T> make) {
+        if (closed) throw new IllegalStateException("session is closed");
+        return (T) derived.computeIfAbsent(key, k -> make.get());
+    }
+
     /** Bytes held by the packed copies. */
     synchronized long bytes() {
         long b = 0;
@@ -50,5 +61,13 @@ final class Weights implements AutoCloseable {
         closed = true;
         for (Kernels.PackedMatrix p : packed.values()) p.close();
         packed.clear();
+        for (AutoCloseable d : derived.values()) {
+            try {
+                d.close();
+            } catch (Exception e) {
+                throw new IllegalStateException("closing " + d + " failed", e);
+            }
+        }
+        derived.clear();
     }
 }
