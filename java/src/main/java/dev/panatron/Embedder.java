@@ -211,6 +211,7 @@ public final class Embedder implements AutoCloseable {
             return this;
         }
 
+        /**
          * Magnitude block pruning of the linear layers (4x1 blocks, per layer) to this fraction of
          * zero blocks, without retraining; the pruned layers run on the block-sparse SpMM.
          *
