@@ -124,14 +124,6 @@ public final class BlockSparse {
         public boolean isOpen() { return !closed; }
 
         /**
-         * A copy of the native buffer (the self-describing form pt_bsr_from_dense writes), for
-         * saving; {@link BlockSparse#fromBytes} reads it back.
-         *
-         * @throws IllegalStateException when closed
-         */
-        public byte[] toByteArray() { return segment().toArray(ValueLayout.JAVA_BYTE); }
-
-        /**
          * The values the SpMM uses, densified: {@code [K, N]} f32 (int8: q * scale), zeros where
          * pruned. For tests and reports.
          *
@@ -158,25 +150,6 @@ public final class BlockSparse {
         public String toString() {
             return "bsr " + dtype.name().toLowerCase() + "[" + k + ", " + n + "] blocks " + blockK + "x" + blockN + ", "
                     + kept + "/" + total + " kept (sparsity " + String.format("%.3f", sparsity()) + "), " + bytes + " bytes";
-        }
-    }
-
-    /**
-     * A weight over a copy of {@code bsr}, a buffer {@link Weight#toByteArray} gave (e.g. read
-     * from a file); its header is validated by pt_bsr_info_get.
-     *
-     * @throws PanatronException when the buffer is not a valid BSR weight (the message says why)
-     */
-    public static Weight fromBytes(MemorySegment bsr) {
-        Objects.requireNonNull(bsr, "bsr");
-        Arena owner = Arena.ofShared();
-        try {
-            MemorySegment data = owner.allocate(Math.max(1, bsr.byteSize()), 64).asSlice(0, bsr.byteSize());
-            data.copyFrom(bsr);
-            return new Weight(owner, data);
-        } catch (RuntimeException | Error e) {
-            owner.close();
-            throw e;
         }
     }
 

@@ -70,7 +70,7 @@ final class CompressedOps {
             }
             case "bsr" -> {
                 if (weights == null) return () -> reference(ctx, n, in, out);
-                BlockSparse.Weight bw = weights.derived(n.input(1), () -> BlockSparse.fromBytes(codes.segment()));
+                BlockSparse.Weight bw = weights.derived(n.input(1), () -> BlockSparse.load(codes.segment()));
                 Activation pa = residual == null ? a : Activation.NONE;
                 product = () -> BlockSparse.matmul(ctx, xm, bw, bt, pa, ym);
             }
@@ -111,7 +111,7 @@ final class CompressedOps {
         String scheme = n.attrString("scheme", "");
         if (scheme.equals("bsr")) {
             Context ctx = Context.shared();
-            try (BlockSparse.Weight bw = BlockSparse.fromBytes(c); Tensor d = bw.toDense(ctx)) {
+            try (BlockSparse.Weight bw = BlockSparse.load(c); Tensor d = bw.toDense(ctx)) {
                 float[] kn = d.toFloatArray();
                 for (int i = 0; i < k; i++) for (int j = 0; j < nOut; j++) w[j * k + i] = kn[i * nOut + j];
             }

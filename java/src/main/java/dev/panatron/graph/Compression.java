@@ -700,7 +700,7 @@ public final class Compression {
                     if (!st.contains(name + ".bsr")) throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' is missing");
                     if (st.entry(name + ".bsr").shape().length != 1) throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' must be 1-D U8");
                     TensorData blob = checked(st, file, name + ".bsr", DType.U8, st.entry(name + ".bsr").shape());
-                    try (BlockSparse.Weight bw = BlockSparse.fromBytes(blob.segment())) {
+                    try (BlockSparse.Weight bw = BlockSparse.load(blob.segment())) {
                         if (bw.k() != k || bw.n() != nOut) {
                             throw new dev.panatron.io.ModelFormatException(file, "tensor '" + name + ".bsr' holds a [" + bw.k() + ", " + bw.n()
                                     + "] weight, the layer is [" + k + ", " + nOut + "] (K, N)");
