@@ -66,7 +66,7 @@ run_ctest() {
   grep -q 'test_bindings_layout' <<<"$listed" || die "test_bindings_layout is not among the tests of $dir"
   # Tests to skip on emulated targets (ctest -E regex; none by default). test_int8 was excluded
   # here until its aarch64 mismatch was found: FMA contraction of the rounding trick in
-  # int8_gemm.c (now compiled with -ffp-contract=off, see CMakeLists.txt).
+  # int8_gemm.c (C code is now compiled with -ffp-contract=off, see CMakeLists.txt).
   local exclude="${PT_CROSS_EXCLUDE-}"
   ctest --test-dir "$dir" --output-on-failure --timeout 1200 -j "$JOBS" ${filter:+-R "$filter"} ${exclude:+-E "$exclude"}
 }
