@@ -76,20 +76,6 @@ public final class Embedder implements AutoCloseable {
         CLS
     }
 
-    /** The precision of the encoder's linear layers. */
-    public enum Precision {
-        /** f32 throughout. */
-        FP32,
-        /** Weights rounded to bf16 once, products on AMX-BF16 / AVX512-BF16 (activations stay f32). */
-        BF16,
-        /** Linear layers as int8 codes + per-channel scales, LLM.int8 (threshold 6); see {@link Builder#compression}. */
-        INT8,
-        /** Linear layers as FP4 E2M1 codes, one scale per 64 weights; see {@link Builder#compression}. */
-        FP4;
-
-        Compression.Precision conversion() { return Compression.Precision.valueOf(name()); }
-    }
-
     /** The output the encoder is read from. */
     private static final String[] HIDDEN_NAMES = {"last_hidden_state", "token_embeddings", "hidden_states"};
 
@@ -251,7 +237,7 @@ public final class Embedder implements AutoCloseable {
         /** The conversion this builder asks for. */
         Compression.Options conversion() {
             if (compression != null) return compression;
-            return Compression.Options.of(precision.conversion()).withSparsity(sparsity).withExclude(exclude);
+            return Compression.Options.of(precision).withSparsity(sparsity).withExclude(exclude);
         }
 
         /** Where loading reports progress (download, extraction, loading, weight packing); null = silent (default). */

@@ -75,7 +75,7 @@ class EmbedderParityTest {
         ort = env.createSession(dir.resolve("model.onnx").toString(), o);
         hf = HuggingFaceTokenizer.newInstance(dir.resolve("tokenizer.json"), Map.of("truncation", "true", "maxLength", "" + MAX_LEN, "padding", "false"));
         fp32 = Embedder.builder(dir.toString()).maxLength(MAX_LEN).threads(2).batchSize(8).build();
-        bf16 = Embedder.builder(dir.toString()).maxLength(MAX_LEN).threads(2).precision(Embedder.Precision.BF16).build();
+        bf16 = Embedder.builder(dir.toString()).maxLength(MAX_LEN).threads(2).precision(Precision.BF16).build();
         want = new ArrayList<>();
         wantCls = new ArrayList<>();
         hfIds = new ArrayList<>();

@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.panatron.Embedder;
 import dev.panatron.Tensor;
 import dev.panatron.lm.DecoderModel;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 import dev.panatron.lm.Session;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;

@@ -2,7 +2,7 @@ package dev.panatron.cli;
 
 import dev.panatron.Context;
 import dev.panatron.lm.DecoderModel;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;

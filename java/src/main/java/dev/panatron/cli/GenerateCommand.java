@@ -5,7 +5,7 @@ import com.fasterxml.jackson.databind.node.ObjectNode;
 import dev.panatron.lm.DecoderModel;
 import dev.panatron.lm.GenerationConfig;
 import dev.panatron.lm.Generator;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 import dev.panatron.lm.TextStreamer;
 import dev.panatron.tokenize.BpeTokenizer;
 import picocli.CommandLine.ArgGroup;
@@ -91,10 +91,5 @@ final class GenerateCommand implements Callable<Integer> {
             }
         }
         return 0;
-    }
-
-    /** {@link Precision#parse}, for the other decoder commands. */
-    static Precision parsePrecision(String s) {
-        return Precision.parse(s);
     }
 }

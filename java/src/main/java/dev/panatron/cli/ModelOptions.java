@@ -4,7 +4,7 @@ import dev.panatron.Embedder;
 import dev.panatron.Fp4;
 import dev.panatron.QuantKernels;
 import dev.panatron.graph.Compression;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 import picocli.CommandLine;
 import picocli.CommandLine.Option;
 
@@ -17,7 +17,7 @@ import java.util.Locale;
  * The model options the model commands share ({@code embed}, {@code forward}, {@code bench
  * embed}): {@code --model}, {@code --precision}, {@code --threads}. New options that apply to
  * every model (a sparsity, further precisions) belong here: add the field, parse it in
- * {@link #embedderPrecision()} / {@link #decoderPrecision()} or a sibling, and pass it on in
+ * {@link #conversion()} / {@link #decoderPrecision()} or a sibling, and pass it on in
  * {@link #load} and {@link DecoderCli#load}.
  */
 final class ModelOptions {
@@ -26,10 +26,10 @@ final class ModelOptions {
                     + "or a folder with model.safetensors + config.json [+ tokenizer.json]); default: ${DEFAULT-VALUE}")
     String model;
 
-    @Option(names = "--precision", paramLabel = "fp32|bf16|int8|fp4", defaultValue = "fp32", converter = PrecisionName.class,
+    @Option(names = "--precision", paramLabel = "fp32|bf16|int8|fp4", defaultValue = "fp32", converter = PrecisionConverter.class,
             description = "fp32 (default), bf16 (weights rounded to bf16, AMX-BF16 products), int8 (linear layers LLM.int8, "
-                    + "or --int8 w8a8|w8a32) or fp4 (linear layers FP4 E2M1 group 64, or --fp4 FORMAT|search, --fp4-group G); encoders only for int8/fp4")
-    String precision;
+                    + "or --int8 w8a8|w8a32) or fp4 (linear layers FP4 E2M1 group 64, or --fp4 FORMAT|search, --fp4-group G)")
+    Precision precision;
 
     @Option(names = "--sparsity", paramLabel = "S", defaultValue = "0",
             description = "magnitude block pruning of the linear layers to this fraction of zero blocks (4x1 blocks, per layer; no retraining), "
@@ -60,33 +60,20 @@ final class ModelOptions {
     @Option(names = "--save-converted", paramLabel = "FILE", description = "save the converted linear layers to FILE (safetensors) after loading")
     Path saveConverted;
 
-    /** The --precision values any model command accepts (lower case); a bad one is a usage error (exit 2). */
-    static final java.util.List<String> PRECISIONS = java.util.List.of("fp32", "bf16", "int8", "fp4");
-
-    /** Checks a --precision value at parse time and normalizes it (f32 = fp32, case-insensitive). */
-    static final class PrecisionName implements CommandLine.ITypeConverter<String> {
+    /** {@link Precision#parse} at parse time: a bad --precision is a usage error (exit 2). */
+    static final class PrecisionConverter implements CommandLine.ITypeConverter<Precision> {
         @Override
-        public String convert(String v) {
-            String s = v.toLowerCase(Locale.ROOT);
-            if (s.equals("f32")) s = "fp32";
-            if (!PRECISIONS.contains(s)) throw new CommandLine.TypeConversionException("expected one of " + String.join(", ", PRECISIONS) + ", got '" + v + "'");
-            return s;
+        public Precision convert(String v) {
+            try {
+                return Precision.parse(v);
+            } catch (IllegalArgumentException e) {
+                throw new CommandLine.TypeConversionException(e.getMessage());
+            }
         }
     }
 
     @Option(names = "--threads", paramLabel = "T", defaultValue = "0", description = "kernel threads (0: every core; default ${DEFAULT-VALUE})")
     int threads;
-
-    /** --precision for an encoder. @throws IllegalArgumentException for an unknown value */
-    Embedder.Precision embedderPrecision() {
-        return switch (precision.toLowerCase(Locale.ROOT)) {
-            case "fp32", "f32" -> Embedder.Precision.FP32;
-            case "bf16" -> Embedder.Precision.BF16;
-            case "int8" -> Embedder.Precision.INT8;
-            case "fp4" -> Embedder.Precision.FP4;
-            default -> throw new IllegalArgumentException("--precision " + precision + ": expected fp32, bf16, int8 or fp4");
-        };
-    }
 
     /**
      * The conversion --precision, --sparsity, --exclude, --int8*, --fp4* ask for.
@@ -94,7 +81,7 @@ final class ModelOptions {
      * @throws IllegalArgumentException for a bad value (the message names the option)
      */
     Compression.Options conversion() {
-        Compression.Options o = Compression.Options.of(Compression.Precision.parse(precision));
+        Compression.Options o = Compression.Options.of(precision);
         QuantKernels.Int8Mode mode = switch (int8Mode.toLowerCase(Locale.ROOT)) {
             case "llm", "llm.int8", "llm_int8" -> QuantKernels.Int8Mode.LLM;
             case "w8a8" -> QuantKernels.Int8Mode.W8A8;
@@ -125,11 +112,7 @@ final class ModelOptions {
         if (sparsity != 0 || converted != null || saveConverted != null) {
             throw new IllegalArgumentException("--sparsity / --converted / --save-converted apply to encoders only (not to decoder LMs yet)");
         }
-        return parseDecoderPrecision(precision);
-    }
-
-    static Precision parseDecoderPrecision(String s) {
-        return Precision.parse(s);
+        return precision;
     }
 
     /** --threads, checked. */
@@ -145,7 +128,7 @@ final class ModelOptions {
 
     /** Loads the model as an {@link Embedder}, reporting progress on {@code err}. */
     Embedder load(Embedder.Pooling pooling, int batchSize, PrintStream err) throws IOException {
-        Embedder.Builder b = Embedder.builder(model).pooling(pooling).precision(embedderPrecision()).threads(threads()).batchSize(batchSize).progress(err)
+        Embedder.Builder b = Embedder.builder(model).pooling(pooling).precision(precision).threads(threads()).batchSize(batchSize).progress(err)
                 .compression(conversion());
         if (converted != null) b.convertedLayers(converted);
         Embedder e = b.build();

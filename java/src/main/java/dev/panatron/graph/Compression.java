@@ -3,6 +3,7 @@ package dev.panatron.graph;
 import dev.panatron.BlockSparse;
 import dev.panatron.Context;
 import dev.panatron.DType;
+import dev.panatron.Precision;
 import dev.panatron.Fp4;
 import dev.panatron.QuantKernels;
 import dev.panatron.Tensor;
@@ -49,20 +50,6 @@ import java.util.regex.Pattern;
  */
 public final class Compression {
     private Compression() {}
-
-    /** The precision of the linear layers. */
-    public enum Precision {
-        FP32, BF16, INT8, FP4;
-
-        /** "fp32" | "bf16" | "int8" | "fp4" (case-insensitive). @throws IllegalArgumentException otherwise */
-        public static Precision parse(String s) {
-            try {
-                return valueOf(s.trim().toUpperCase(Locale.ROOT));
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException("precision must be fp32, bf16, int8 or fp4, got '" + s + "'");
-            }
-        }
-    }
 
     /**
      * Conversion options.

@@ -1,5 +1,7 @@
 package dev.panatron.lm;
 
+import dev.panatron.Precision;
+
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Kernels;

@@ -2,7 +2,7 @@ package dev.panatron.bench;
 
 import dev.panatron.Context;
 import dev.panatron.lm.DecoderModel;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 import dev.panatron.lm.Session;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.BenchmarkMode;

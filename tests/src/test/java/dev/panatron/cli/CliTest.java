@@ -144,7 +144,7 @@ class CliTest {
         assertEquals(0, r.rc(), r.err());
         JsonNode logits = JSON.readTree(r.out()).get("logits");
         assertEquals(ids.length, logits.size());
-        try (dev.panatron.lm.DecoderModel m = dev.panatron.lm.DecoderModel.load(gpt2, dev.panatron.lm.Precision.FP32)) {
+        try (dev.panatron.lm.DecoderModel m = dev.panatron.lm.DecoderModel.load(gpt2, dev.panatron.Precision.FP32)) {
             float[][] want = m.forwardAll(ids);
             for (int t = 0; t < ids.length; t++) {
                 assertEquals(want[t].length, logits.get(t).size());

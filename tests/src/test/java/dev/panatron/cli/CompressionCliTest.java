@@ -1,5 +1,6 @@
 package dev.panatron.cli;
 
+import dev.panatron.Precision;
 import com.fasterxml.jackson.databind.JsonNode;
 import dev.panatron.Embedder;
 import dev.panatron.graph.Compression;
@@ -65,7 +66,7 @@ class CompressionCliTest {
             for (int k = 0; k < sparse[i].length; k++) assertEquals(sparse[i][k], loaded[i][k], 0f, "saved layers load back bit-exact");
         }
         // the Java API gives the CLI's vectors
-        try (Embedder e = Embedder.builder(tiny()).threads(1).precision(Embedder.Precision.INT8).build()) {
+        try (Embedder e = Embedder.builder(tiny()).threads(1).precision(Precision.INT8).build()) {
             List<float[]> v = e.embed(List.of(texts));
             for (int i = 0; i < texts.length; i++) for (int k = 0; k < v.get(i).length; k++) assertEquals(v.get(i)[k], int8[i][k], 1e-6);
             Compression.Report rep = e.conversionReport();

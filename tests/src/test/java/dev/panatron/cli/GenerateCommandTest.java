@@ -6,7 +6,7 @@ import dev.panatron.Context;
 import dev.panatron.lm.DecoderModel;
 import dev.panatron.lm.GenerationConfig;
 import dev.panatron.lm.Generator;
-import dev.panatron.lm.Precision;
+import dev.panatron.Precision;
 import dev.panatron.tokenize.BpeTokenizer;
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;

@@ -1,10 +1,10 @@
 package dev.panatron.graph;
 
+import dev.panatron.Precision;
 import dev.panatron.Context;
 import dev.panatron.Fp4;
 import dev.panatron.QuantKernels;
 import dev.panatron.graph.Compression.Options;
-import dev.panatron.graph.Compression.Precision;
 
 import java.nio.file.Path;
 import java.util.ArrayList;

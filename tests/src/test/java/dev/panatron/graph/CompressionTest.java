@@ -1,11 +1,11 @@
 package dev.panatron.graph;
 
+import dev.panatron.Precision;
 import dev.panatron.Context;
 import dev.panatron.DType;
 import dev.panatron.Fp4;
 import dev.panatron.QuantKernels.Int8Mode;
 import dev.panatron.graph.Compression.Options;
-import dev.panatron.graph.Compression.Precision;
 import dev.panatron.io.ModelFormatException;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -316,7 +316,7 @@ class CompressionTest {
         }
         assertThrows(IllegalArgumentException.class, () -> Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 48, 1));
         assertThrows(IllegalArgumentException.class, () -> Options.of(Precision.FP32).withSparsity(1.0));
-        assertThrows(IllegalArgumentException.class, () -> Compression.Precision.parse("int4"));
+        assertThrows(IllegalArgumentException.class, () -> Precision.parse("int4"));
         try (Graph g = threeLayers(new Random(3))) {
             assertThrows(IllegalArgumentException.class, () -> Compression.apply(g, ctx, Options.of(Precision.FP4).withFp4Search(64), List.of()));
         }

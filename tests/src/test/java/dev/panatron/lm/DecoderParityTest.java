@@ -1,5 +1,7 @@
 package dev.panatron.lm;
 
+import dev.panatron.Precision;
+
 import dev.panatron.graph.TensorData;
 import dev.panatron.io.Safetensors;
 import org.junit.jupiter.params.ParameterizedTest;

@@ -1,5 +1,7 @@
 package dev.panatron.lm;
 
+import dev.panatron.Precision;
+
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;

@@ -1,5 +1,7 @@
 package dev.panatron.lm;
 
+import dev.panatron.Precision;
+
 import org.junit.jupiter.api.Test;
 
 import java.util.ArrayList;

@@ -1,5 +1,7 @@
 package dev.panatron.lm;
 
+import dev.panatron.Precision;
+
 import dev.panatron.tokenize.BpeTokenizer;
 import org.junit.jupiter.api.Test;
 

@@ -1,10 +1,13 @@
-package dev.panatron.lm;
+package dev.panatron;
 
 import java.util.Locale;
 
 /**
- * How the linear layers' weights (the lm_head included; the token embedding stays as loaded)
- * are stored and multiplied. Activations, norms, the KV cache and accumulation stay f32.
+ * How a model's linear layers are stored and multiplied, for encoders ({@link Embedder},
+ * {@code graph.Compression}) and decoder LMs ({@code lm.DecoderModel}, the lm_head included)
+ * alike. Token embeddings stay as loaded; activations, norms, the KV cache and accumulation
+ * stay f32. Encoders take the finer options (int8 mode and threshold, FP4 format, group and
+ * search, sparsity) from {@code graph.Compression.Options}.
  */
 public enum Precision {
     /** f32 weights (zero-copy from an f32 safetensors file). */
@@ -12,13 +15,13 @@ public enum Precision {
     /** bf16 weights (zero-copy from a bf16 file); activations rounded to bf16 at each linear's input. */
     BF16,
     /**
-     * LLM.int8 ({@link dev.panatron.QuantKernels#matmulInt8}): int8 weights with one absmax scale
+     * LLM.int8 ({@link QuantKernels#matmulInt8}): int8 weights with one absmax scale
      * per output channel, prepacked once; per token, feature columns with some |x| >= 6 are
      * multiplied in f32 against the dequantized weight, the rest quantized row-wise to int8.
      */
     INT8,
     /**
-     * FP4 weight-only ({@link dev.panatron.Fp4#matmul}): E2M1 codes with one bf16 absmax scale
+     * FP4 weight-only ({@link Fp4#matmul}): E2M1 codes with one bf16 absmax scale
      * per group of 64 weights along K (32 when K is not a multiple of 64, one per channel when
      * not of 32, as bitsandbytes' default block of 64); activations stay f32.
      */
