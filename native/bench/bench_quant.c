@@ -16,50 +16,14 @@
  * scales and bias. Each repeat times enough calls to last --min-ms; the methods are
  * interleaved, rotating which goes first; GOP/s = 2MNK / time, median (min, max) over
  * repeats, and per-repeat ratios. Built without oneDNN, the s8 column is absent. */
-#include "panatron/panatron.h"
+#include "bench_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if defined(PT_BENCH_ONEDNN)
-#  include <oneapi/dnnl/dnnl.h>
-#endif
 
-static int qcpu = 0; /* --clock cpu: process CPU time (use with --threads 1 and OMP_NUM_THREADS=1) */
-static double qnow(void) {
-    struct timespec ts;
-    clock_gettime(qcpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int qcmp(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
-}
-typedef struct { double med, lo, hi; } qstats;
-static qstats qsum(double* v, int n) {
-    qsort(v, (size_t)n, sizeof(double), qcmp);
-    qstats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
-    return s;
-}
 static uint64_t qrng = 0x9e3779b97f4a7c15ull;
-static float qrand(void) { /* uniform [-1, 1) */
-    qrng ^= qrng << 13; qrng ^= qrng >> 7; qrng ^= qrng << 17;
-    return (float)((double)(qrng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-static pt_tensor qt(void* d, int32_t dt, int64_t r, int64_t c) {
-    pt_tensor t;
-    memset(&t, 0, sizeof t);
-    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = r; t.shape[1] = c;
-    t.stride[1] = (int64_t)pt_dtype_size(dt); t.stride[0] = c * t.stride[1];
-    return t;
-}
-static pt_tensor qv(void* d, int64_t n) {
-    pt_tensor t;
-    memset(&t, 0, sizeof t);
-    t.data = d; t.dtype = PT_F32; t.ndim = 1; t.shape[0] = n; t.stride[0] = 4;
-    return t;
-}
 
 enum { M_LLM, M_W8A8, M_DNNL_S8, M_F32, NMETH };
 static const char* MNAME[NMETH] = {"llm.int8", "w8a8", "onednn_s8", "f32_dense"};
@@ -70,11 +34,7 @@ typedef struct {
     pt_int8_matmul_params llm, w8;
     pt_matmul_params mp;
 #if defined(PT_BENCH_ONEDNN)
-    dnnl_engine_t eng;
-    dnnl_stream_t strm;
-    dnnl_primitive_t prim;
-    dnnl_exec_arg_t args[8];
-    int nargs;
+    pt_bench_dnnl_s8 dn;
 #endif
 } qcase;
 
@@ -85,8 +45,7 @@ static int run_once(qcase* c, int meth) {
     case M_F32: return pt_matmul(c->ctx, &c->x, &c->w, &c->bias, &c->y, &c->mp);
 #if defined(PT_BENCH_ONEDNN)
     case M_DNNL_S8:
-        if (dnnl_primitive_execute(c->prim, c->strm, c->nargs, c->args) != dnnl_success) return 1;
-        return dnnl_stream_wait(c->strm) != dnnl_success;
+        return pt_bench_dnnl_s8_run(&c->dn);
 #endif
     default: return 1;
     }
@@ -94,85 +53,15 @@ static int run_once(qcase* c, int meth) {
 
 static double time_it(qcase* c, int meth, double min_s) {
     int iters = 0;
-    double t0 = qnow(), t;
+    double t0 = pt_bench_now(), t;
     do {
         if (run_once(c, meth) != 0) { fprintf(stderr, "%s failed: %s\n", MNAME[meth], pt_last_error()); exit(1); }
         iters++;
-        t = qnow() - t0;
+        t = pt_bench_now() - t0;
     } while (t < min_s);
     return t / iters;
 }
 
-#if defined(PT_BENCH_ONEDNN)
-#define DN(call) do { if ((call) != dnnl_success) { fprintf(stderr, "oneDNN: %s failed\n", #call); exit(1); } } while (0)
-static void dnnl_setup(qcase* c, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk, const float* ws, float* bias) {
-    DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0));
-    DN(dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags));
-    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n}, ssd = {1}, wsd = {n};
-    dnnl_memory_desc_t smd, wmd_any, wmd_plain, dmd, bmd, sc1, scn;
-    DN(dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_s8, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_any, 2, wd, dnnl_s8, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_plain, 2, wd, dnnl_s8, dnnl_ba)); /* W^T of [N,K] row-major */
-    DN(dnnl_memory_desc_create_with_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&sc1, 1, ssd, dnnl_f32, dnnl_a));
-    DN(dnnl_memory_desc_create_with_tag(&scn, 1, wsd, dnnl_f32, dnnl_a));
-    dnnl_primitive_attr_t attr;
-    DN(dnnl_primitive_attr_create(&attr));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_matmul_primitive_desc_create(&pd, c->eng, smd, wmd_any, bmd, dmd, attr));
-    const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const char* impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "# oneDNN s8 matmul impl: %s\n", impl ? impl : "?");
-    DN(dnnl_primitive_create(&c->prim, pd));
-    /* weights: reorder the plain [N,K] int8 once into oneDNN's layout (load-time cost) */
-    dnnl_memory_t wplain, wpacked, src, dst, bm, s1, sn;
-    DN(dnnl_memory_create(&wplain, wmd_plain, c->eng, (void*)wq_nk));
-    DN(dnnl_memory_create(&wpacked, wmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_t rp;
-    DN(dnnl_reorder_primitive_desc_create(&rpd, wmd_plain, c->eng, wmd, c->eng, NULL));
-    DN(dnnl_primitive_create(&rp, rpd));
-    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
-    DN(dnnl_primitive_execute(rp, c->strm, 2, ra));
-    DN(dnnl_stream_wait(c->strm));
-    int8_t* xs = malloc((size_t)(m * k));
-    for (int64_t i = 0; i < m * k; i++) xs[i] = (int8_t)(qrand() * 127.0f);
-    static float one = 0.02f;
-    DN(dnnl_memory_create(&src, smd, c->eng, xs));
-    DN(dnnl_memory_create(&dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    DN(dnnl_memory_create(&bm, bmd, c->eng, bias));
-    DN(dnnl_memory_create(&s1, sc1, c->eng, &one));
-    DN(dnnl_memory_create(&sn, scn, c->eng, (void*)ws));
-    int a = 0;
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wpacked};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, s1};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, sn};
-    c->nargs = a;
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_primitive_destroy(rp);
-    dnnl_memory_destroy(wplain);
-}
-#endif
-
-static int parse_list(const char* s, int64_t* out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char* e;
-        out[n++] = strtoll(s, &e, 10);
-        s = *e == ',' ? e + 1 : e;
-        if (e == s && *e != ',') break;
-    }
-    return n;
-}
 
 int pt_bench_quant(int argc, char** argv);
 int pt_bench_quant(int argc, char** argv) {
@@ -181,7 +70,7 @@ int pt_bench_quant(int argc, char** argv) {
     double outl = 0.005, min_ms = 20;
     for (int i = 1; i < argc; i++) {
         const char* v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(argv[i], "--m")) nm = parse_list(v, ms, 8), i++;
+        if (!strcmp(argv[i], "--m")) nm = pt_bench_parse_i64(v, ms, 8), i++;
         else if (!strcmp(argv[i], "--kn")) {
             nkn = 0;
             for (const char* s = v; *s && nkn < 8;) {
@@ -198,7 +87,7 @@ int pt_bench_quant(int argc, char** argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
         else if (!strcmp(argv[i], "--min-ms")) min_ms = atof(v), i++;
         else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--clock")) qcpu = !strcmp(v, "cpu"), i++;
+        else if (!strcmp(argv[i], "--clock")) pt_bench_cpu_clock = !strcmp(v, "cpu"), i++;
         else if (!strcmp(argv[i], "--op")) i++;
         else { fprintf(stderr, "pt-bench --op int8: unknown option %s\n", argv[i]); return 2; }
     }
@@ -230,16 +119,16 @@ int pt_bench_quant(int argc, char** argv) {
             float* ws = malloc(4 * (size_t)n);
             float* bias = malloc(4 * (size_t)n);
             float* y = malloc(4 * (size_t)(m * n));
-            for (int64_t i = 0; i < m * k; i++) x[i] = 2.0f * qrand();
-            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * qrand();
-            for (int64_t i = 0; i < n; i++) bias[i] = qrand();
+            for (int64_t i = 0; i < m * k; i++) x[i] = 2.0f * pt_bench_rand(&qrng);
+            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * pt_bench_rand(&qrng);
+            for (int64_t i = 0; i < n; i++) bias[i] = pt_bench_rand(&qrng);
             int nO = (int)(outl * (double)k + 0.5);
             for (int o = 0; o < nO; o++) {
-                int64_t col = (int64_t)((qrand() + 1.0f) * 0.5f * (float)(k - 1));
-                for (int64_t r = 0; r < m; r += 4) x[r * k + col] = 8.0f + 8.0f * (qrand() + 1.0f) * 0.5f;
+                int64_t col = (int64_t)((pt_bench_rand(&qrng) + 1.0f) * 0.5f * (float)(k - 1));
+                for (int64_t r = 0; r < m; r += 4) x[r * k + col] = 8.0f + 8.0f * (pt_bench_rand(&qrng) + 1.0f) * 0.5f;
             }
-            c.x = qt(x, PT_F32, m, k); c.w = qt(w, PT_F32, n, k); c.wq = qt(wq, PT_I8, n, k);
-            c.ws = qv(ws, n); c.bias = qv(bias, n); c.y = qt(y, PT_F32, m, n);
+            c.x = pt_bench_t2(x, PT_F32, m, k); c.w = pt_bench_t2(w, PT_F32, n, k); c.wq = pt_bench_t2(wq, PT_I8, n, k);
+            c.ws = pt_bench_v(ws, n); c.bias = pt_bench_v(bias, n); c.y = pt_bench_t2(y, PT_F32, m, n);
             if (pt_quantize_int8_weight(ctx, &c.w, &c.wq, &c.ws) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
             /* the weight is quantized and packed once, like oneDNN's reordered weight */
             int64_t pbytes = pt_int8_packed_bytes(n, k);
@@ -252,7 +141,7 @@ int pt_bench_quant(int argc, char** argv) {
             c.w8 = (pt_int8_matmul_params){PT_INT8_W8A8, PT_ACT_NONE, 6.0f, 0, &tp};
             c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
 #if defined(PT_BENCH_ONEDNN)
-            dnnl_setup(&c, m, n, k, wq, ws, bias);
+            pt_bench_dnnl_s8_setup(&c.dn, m, n, k, wq, ws, bias, &qrng);
 #endif
             double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
             double g[NMETH][100], r_s8[100], r_f32[100], r_w8[100];
@@ -270,8 +159,8 @@ int pt_bench_quant(int argc, char** argv) {
                 r_w8[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_W8A8] : 0;
                 r_f32[rep] = t[M_F32] / t[M_LLM];
             }
-            qstats s[NMETH], rs8 = qsum(r_s8, reps), rf = qsum(r_f32, reps), rw = qsum(r_w8, reps);
-            for (int meth = 0; meth < NMETH; meth++) s[meth] = have_dnnl || meth != M_DNNL_S8 ? qsum(g[meth], reps) : (qstats){0, 0, 0};
+            pt_bench_stats s[NMETH], rs8 = pt_bench_summary(r_s8, reps), rf = pt_bench_summary(r_f32, reps), rw = pt_bench_summary(r_w8, reps);
+            for (int meth = 0; meth < NMETH; meth++) s[meth] = have_dnnl || meth != M_DNNL_S8 ? pt_bench_summary(g[meth], reps) : (pt_bench_stats){0, 0, 0};
             if (json) {
                 printf("%s  {\"op\": \"int8\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"outlier_cols\": %d", first ? "" : ",\n", (long long)m,
                        (long long)k, (long long)n, nO);
@@ -292,10 +181,7 @@ int pt_bench_quant(int argc, char** argv) {
             }
             fflush(stdout);
 #if defined(PT_BENCH_ONEDNN)
-            for (int i = 0; i < c.nargs; i++) dnnl_memory_destroy(c.args[i].memory);
-            dnnl_primitive_destroy(c.prim);
-            dnnl_stream_destroy(c.strm);
-            dnnl_engine_destroy(c.eng);
+            pt_bench_dnnl_s8_destroy(&c.dn);
 #endif
             free(packed); free(x); free(w); free(wq); free(ws); free(bias); free(y);
         }

@@ -13,52 +13,14 @@
  * every method for --min-ms, rotating the order; GOP/s counts the DENSE work 2MNK / t (an
  * "effective" rate, so ratios are speedups); median (min, max) over repeats of per-repeat
  * ratios. The Intel paper's ideal is ~1 / (1 - s) times a kernel efficiency factor. */
-#include "panatron/panatron.h"
+#include "bench_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#if defined(PT_BENCH_ONEDNN)
-#  include <oneapi/dnnl/dnnl.h>
-#endif
 
-static int scpu = 0;
-static double snow(void) {
-    struct timespec ts;
-    clock_gettime(scpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-static int scmp(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
-}
-typedef struct { double med, lo, hi; } sstats;
-static sstats ssum(const double* v0, int n) {
-    double v[128];
-    memcpy(v, v0, sizeof(double) * (size_t)n);
-    qsort(v, (size_t)n, sizeof(double), scmp);
-    sstats s = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0], v[n - 1]};
-    return s;
-}
 static uint64_t srng = 0x2545f4914f6cdd1dull;
-static float srand1(void) {
-    srng ^= srng << 13; srng ^= srng >> 7; srng ^= srng << 17;
-    return (float)((double)(srng >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-}
-static pt_tensor st2(void* d, int32_t dt, int64_t r, int64_t c) {
-    pt_tensor t;
-    memset(&t, 0, sizeof t);
-    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = r; t.shape[1] = c;
-    t.stride[1] = (int64_t)pt_dtype_size(dt); t.stride[0] = c * t.stride[1];
-    return t;
-}
-static pt_tensor st1(void* d, int64_t n) {
-    pt_tensor t;
-    memset(&t, 0, sizeof t);
-    t.data = d; t.dtype = PT_F32; t.ndim = 1; t.shape[0] = n; t.stride[0] = 4;
-    return t;
-}
 
 #define MAXS 4
 typedef struct {
@@ -68,11 +30,7 @@ typedef struct {
     void* bsr[MAXS][2];      /* [sparsity][f32, int8] */
     int64_t bytes[MAXS][2];
 #if defined(PT_BENCH_ONEDNN)
-    dnnl_engine_t eng;
-    dnnl_stream_t strm;
-    dnnl_primitive_t prim;
-    dnnl_exec_arg_t args[8];
-    int nargs;
+    pt_bench_dnnl_s8 dn;
 #endif
 } scase;
 
@@ -81,8 +39,7 @@ static int run1(scase* c, int meth) {
     if (meth == 0) return pt_matmul(c->ctx, &c->x, &c->w, &c->bias, &c->y, &c->mp);
     if (meth == 1) {
 #if defined(PT_BENCH_ONEDNN)
-        if (dnnl_primitive_execute(c->prim, c->strm, c->nargs, c->args) != dnnl_success) return 1;
-        return dnnl_stream_wait(c->strm) != dnnl_success;
+        return pt_bench_dnnl_s8_run(&c->dn);
 #else
         return 1;
 #endif
@@ -92,99 +49,27 @@ static int run1(scase* c, int meth) {
 }
 static double time1(scase* c, int meth, double min_s) {
     int it = 0;
-    double t0 = snow(), t;
+    double t0 = pt_bench_now(), t;
     do {
         if (run1(c, meth) != 0) { fprintf(stderr, "method %d failed: %s\n", meth, pt_last_error()); exit(1); }
         it++;
-        t = snow() - t0;
+        t = pt_bench_now() - t0;
     } while (t < min_s);
     return t / it;
 }
 
 #if defined(PT_BENCH_ONEDNN)
-#define DN(call) do { if ((call) != dnnl_success) { fprintf(stderr, "oneDNN: %s failed\n", #call); exit(1); } } while (0)
+/* oneDNN's dense s8 matmul on a random [N,K] int8 weight, per-channel scales 0.001. */
 static void dnnl_s8_setup(scase* c, int64_t m, int64_t n, int64_t k, float* bias) {
-    DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0));
-    DN(dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags));
-    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n}, ssd = {1}, wsd = {n};
-    dnnl_memory_desc_t smd, wmd_any, wmd_plain, dmd, bmd, sc1, scn;
-    DN(dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_s8, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_any, 2, wd, dnnl_s8, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_plain, 2, wd, dnnl_s8, dnnl_ba));
-    DN(dnnl_memory_desc_create_with_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&sc1, 1, ssd, dnnl_f32, dnnl_a));
-    DN(dnnl_memory_desc_create_with_tag(&scn, 1, wsd, dnnl_f32, dnnl_a));
-    dnnl_primitive_attr_t attr;
-    DN(dnnl_primitive_attr_create(&attr));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_matmul_primitive_desc_create(&pd, c->eng, smd, wmd_any, bmd, dmd, attr));
-    const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const char* impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "# oneDNN s8 matmul impl (M=%lld): %s\n", (long long)m, impl ? impl : "?");
-    DN(dnnl_primitive_create(&c->prim, pd));
     int8_t* wq = malloc((size_t)(n * k));
-    for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(srand1() * 127.0f);
-    dnnl_memory_t wplain, wpacked, src, dst, bm, s1, sn;
-    DN(dnnl_memory_create(&wplain, wmd_plain, c->eng, wq));
-    DN(dnnl_memory_create(&wpacked, wmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_t rp;
-    DN(dnnl_reorder_primitive_desc_create(&rpd, wmd_plain, c->eng, wmd, c->eng, NULL));
-    DN(dnnl_primitive_create(&rp, rpd));
-    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
-    DN(dnnl_primitive_execute(rp, c->strm, 2, ra));
-    DN(dnnl_stream_wait(c->strm));
-    int8_t* xs = malloc((size_t)(m * k));
-    for (int64_t i = 0; i < m * k; i++) xs[i] = (int8_t)(srand1() * 127.0f);
-    static float one = 0.02f;
-    float* ws = malloc(4 * (size_t)n);
+    float* ws = malloc(4 * (size_t)n); /* stays referenced by the primitive's arguments for the run */
+    if (!wq || !ws) { fprintf(stderr, "out of memory\n"); exit(1); }
+    for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(pt_bench_rand(&srng) * 127.0f);
     for (int64_t i = 0; i < n; i++) ws[i] = 0.001f;
-    DN(dnnl_memory_create(&src, smd, c->eng, xs));
-    DN(dnnl_memory_create(&dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    DN(dnnl_memory_create(&bm, bmd, c->eng, bias));
-    DN(dnnl_memory_create(&s1, sc1, c->eng, &one));
-    DN(dnnl_memory_create(&sn, scn, c->eng, ws));
-    int a = 0;
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wpacked};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, s1};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, sn};
-    c->nargs = a;
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_primitive_destroy(rp);
-    dnnl_memory_destroy(wplain);
-    free(wq); /* xs and ws stay referenced by the memories: leaked for the run */
+    pt_bench_dnnl_s8_setup(&c->dn, m, n, k, wq, ws, bias, &srng);
+    free(wq);
 }
 #endif
-
-static int parse_i64(const char* s, int64_t* out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char* e;
-        out[n++] = strtoll(s, &e, 10);
-        if (e == s) break;
-        s = *e == ',' ? e + 1 : e;
-    }
-    return n;
-}
-static int parse_f64(const char* s, double* out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        char* e;
-        out[n++] = strtod(s, &e);
-        if (e == s) break;
-        s = *e == ',' ? e + 1 : e;
-    }
-    return n;
-}
 
 int pt_bench_spmm(int argc, char** argv);
 int pt_bench_spmm(int argc, char** argv) {
@@ -194,7 +79,7 @@ int pt_bench_spmm(int argc, char** argv) {
     double min_ms = 20;
     for (int i = 1; i < argc; i++) {
         const char* v = i + 1 < argc ? argv[i + 1] : "";
-        if (!strcmp(argv[i], "--m")) nm = parse_i64(v, ms, 8), i++;
+        if (!strcmp(argv[i], "--m")) nm = pt_bench_parse_i64(v, ms, 8), i++;
         else if (!strcmp(argv[i], "--kn")) {
             nkn = 0;
             for (const char* s = v; *s && nkn < 8;) {
@@ -206,7 +91,7 @@ int pt_bench_spmm(int argc, char** argv) {
                 if (!*e) break;
             }
             i++;
-        } else if (!strcmp(argv[i], "--sparsity")) nsp = parse_f64(v, sps, MAXS), i++;
+        } else if (!strcmp(argv[i], "--sparsity")) nsp = pt_bench_parse_f64(v, sps, MAXS), i++;
         else if (!strcmp(argv[i], "--block")) {
             if (sscanf(v, "%dx%d", &bk, &bn) != 2) { fprintf(stderr, "--block wants KxN (e.g. 4x1)\n"); return 2; }
             i++;
@@ -214,7 +99,7 @@ int pt_bench_spmm(int argc, char** argv) {
         else if (!strcmp(argv[i], "--reps")) reps = atoi(v), i++;
         else if (!strcmp(argv[i], "--min-ms")) min_ms = atof(v), i++;
         else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--clock")) scpu = !strcmp(v, "cpu"), i++;
+        else if (!strcmp(argv[i], "--clock")) pt_bench_cpu_clock = !strcmp(v, "cpu"), i++;
         else if (!strcmp(argv[i], "--op")) i++;
         else { fprintf(stderr, "pt-bench --op spmm: unknown option %s\n", argv[i]); return 2; }
     }
@@ -244,10 +129,10 @@ int pt_bench_spmm(int argc, char** argv) {
             float* w = malloc(4 * (size_t)(n * k));
             float* bias = malloc(4 * (size_t)n);
             float* y = malloc(4 * (size_t)(m * n));
-            for (int64_t i = 0; i < m * k; i++) x[i] = srand1();
-            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * srand1();
-            for (int64_t i = 0; i < n; i++) bias[i] = srand1();
-            c.x = st2(x, PT_F32, m, k); c.w = st2(w, PT_F32, n, k); c.bias = st1(bias, n); c.y = st2(y, PT_F32, m, n);
+            for (int64_t i = 0; i < m * k; i++) x[i] = pt_bench_rand(&srng);
+            for (int64_t i = 0; i < n * k; i++) w[i] = 0.1f * pt_bench_rand(&srng);
+            for (int64_t i = 0; i < n; i++) bias[i] = pt_bench_rand(&srng);
+            c.x = pt_bench_t2(x, PT_F32, m, k); c.w = pt_bench_t2(w, PT_F32, n, k); c.bias = pt_bench_v(bias, n); c.y = pt_bench_t2(y, PT_F32, m, n);
             c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
             for (int si = 0; si < nsp; si++)
                 for (int d = 0; d < 2; d++) {
@@ -281,10 +166,10 @@ int pt_bench_spmm(int argc, char** argv) {
                     rif[si][rep] = t[0] / t[3 + 2 * si];
                 }
             }
-            sstats d32 = ssum(g[0], reps), ds8 = have_dnnl ? ssum(g[1], reps) : (sstats){0, 0, 0};
+            pt_bench_stats d32 = pt_bench_summary(g[0], reps), ds8 = have_dnnl ? pt_bench_summary(g[1], reps) : (pt_bench_stats){0, 0, 0};
             for (int si = 0; si < nsp; si++) {
-                sstats sf = ssum(g[2 + 2 * si], reps), sq = ssum(g[3 + 2 * si], reps);
-                sstats a1 = ssum(rf[si], reps), a2 = ssum(ri[si], reps), a3 = ssum(rif[si], reps);
+                pt_bench_stats sf = pt_bench_summary(g[2 + 2 * si], reps), sq = pt_bench_summary(g[3 + 2 * si], reps);
+                pt_bench_stats a1 = pt_bench_summary(rf[si], reps), a2 = pt_bench_summary(ri[si], reps), a3 = pt_bench_summary(rif[si], reps);
                 if (json) {
                     printf("%s  {\"op\": \"spmm\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"sparsity\": %.2f, \"block\": \"%dx%d\", "
                            "\"dense_f32_gops\": [%.2f, %.2f, %.2f], \"dense_s8_gops\": [%.2f, %.2f, %.2f], \"bsr_f32_gops\": [%.2f, %.2f, %.2f], "
@@ -308,10 +193,7 @@ int pt_bench_spmm(int argc, char** argv) {
             }
             fflush(stdout);
 #if defined(PT_BENCH_ONEDNN)
-            for (int i = 0; i < c.nargs; i++) dnnl_memory_destroy(c.args[i].memory);
-            dnnl_primitive_destroy(c.prim);
-            dnnl_stream_destroy(c.strm);
-            dnnl_engine_destroy(c.eng);
+            pt_bench_dnnl_s8_destroy(&c.dn);
 #endif
             for (int si = 0; si < nsp; si++) { free(c.bsr[si][0]); free(c.bsr[si][1]); }
             free(x); free(w); free(bias); free(y);
