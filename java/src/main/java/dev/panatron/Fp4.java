@@ -187,17 +187,15 @@ public final class Fp4 {
             throw new IllegalArgumentException("fp4 matmul: y " + y + " overlaps an input");
         }
         if (x.dim(0) == 0 || n == 0) return;
-        try (Arena a = Arena.ofConfined()) {
-            MemorySegment p = pt_fp4_matmul_params.allocate(a);
-            pt_fp4_matmul_params.format(p, format.ordinal());
-            pt_fp4_matmul_params.group(p, group);
-            pt_fp4_matmul_params.w4a4(p, w4a4 ? 1 : 0);
-            pt_fp4_matmul_params.act_format(p, w4a4 ? actFormat.ordinal() : 0);
-            pt_fp4_matmul_params.act_clip(p, w4a4 ? actClip : 1f);
-            pt_fp4_matmul_params.act_shift(p, actShift == null ? MemorySegment.NULL : actShift.descriptor());
-            Native.check(panatron_h.pt_fp4_matmul(ctx.handle(), x.descriptor(), codes.descriptor(), scales.descriptor(),
-                    bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), p));
-        }
+        MemorySegment p = Kernels.CallScratch.get().fp4; // per-thread, reused: no allocation per call
+        pt_fp4_matmul_params.format(p, format.ordinal());
+        pt_fp4_matmul_params.group(p, group);
+        pt_fp4_matmul_params.w4a4(p, w4a4 ? 1 : 0);
+        pt_fp4_matmul_params.act_format(p, w4a4 ? actFormat.ordinal() : 0);
+        pt_fp4_matmul_params.act_clip(p, w4a4 ? actClip : 1f);
+        pt_fp4_matmul_params.act_shift(p, actShift == null ? MemorySegment.NULL : actShift.descriptor());
+        Native.check(panatron_h.pt_fp4_matmul(ctx.handle(), x.descriptor(), codes.descriptor(), scales.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), p));
     }
 
     /** The best (format, clip) of {@link #search}, its output MSE and the reference's mean square. */

@@ -1222,16 +1222,19 @@ public final class Kernels {
     }
 
     /**
-     * Per-thread parameter blocks of the attention downcalls, reused on every call so that a
-     * decode loop (flashAttentionDecode, kvCacheAppend) allocates nothing per token. Safe
+     * Per-thread parameter blocks of the downcalls a decode loop makes per token (attention
+     * decode, KV-cache append, the int8 and FP4 matmuls of {@link QuantKernels} and {@link Fp4}),
+     * reused on every call so that the loop allocates nothing per token. Safe
      * because the native calls never call back into Java, so one thread never has two calls
      * in flight; the blocks live as long as the thread's ThreadLocal entry.
      */
-    private static final class CallScratch {
+    static final class CallScratch {
         private static final ThreadLocal<CallScratch> TL = ThreadLocal.withInitial(CallScratch::new);
         final Arena arena = Arena.ofAuto();
         final MemorySegment decode = dev.panatron.ffm.pt_flash_decode_params.allocate(arena);
         final MemorySegment rope = dev.panatron.ffm.pt_rope_params.allocate(arena);
+        final MemorySegment int8 = dev.panatron.ffm.pt_int8_matmul_params.allocate(arena);
+        final MemorySegment fp4 = dev.panatron.ffm.pt_fp4_matmul_params.allocate(arena);
         private MemorySegment invFreq = MemorySegment.NULL;
 
         static CallScratch get() { return TL.get(); }

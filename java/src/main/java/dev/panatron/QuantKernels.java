@@ -4,7 +4,6 @@ import dev.panatron.Kernels.Activation;
 import dev.panatron.ffm.panatron_h;
 import dev.panatron.ffm.pt_int8_matmul_params;
 
-import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.Objects;
 
@@ -166,16 +165,14 @@ public final class QuantKernels {
             }
         }
         if (m == 0 || n == 0) return;
-        try (Arena arena = Arena.ofConfined()) {
-            MemorySegment p = pt_int8_matmul_params.allocate(arena);
-            pt_int8_matmul_params.mode(p, opts.mode().ordinal());
-            pt_int8_matmul_params.activation(p, opts.activation().ordinal());
-            pt_int8_matmul_params.threshold(p, opts.threshold());
-            pt_int8_matmul_params.w_packed(p, wPacked == null ? MemorySegment.NULL : wPacked.descriptor());
-            Native.check(panatron_h.pt_matmul_int8(ctx.handle(), x.descriptor(), wq.descriptor(), wScale.descriptor(),
-                    wOutlier == null ? MemorySegment.NULL : wOutlier.descriptor(), bias == null ? MemorySegment.NULL : bias.descriptor(),
-                    y.descriptor(), p));
-        }
+        MemorySegment p = Kernels.CallScratch.get().int8; // per-thread, reused: no allocation per call
+        pt_int8_matmul_params.mode(p, opts.mode().ordinal());
+        pt_int8_matmul_params.activation(p, opts.activation().ordinal());
+        pt_int8_matmul_params.threshold(p, opts.threshold());
+        pt_int8_matmul_params.w_packed(p, wPacked == null ? MemorySegment.NULL : wPacked.descriptor());
+        Native.check(panatron_h.pt_matmul_int8(ctx.handle(), x.descriptor(), wq.descriptor(), wScale.descriptor(),
+                wOutlier == null ? MemorySegment.NULL : wOutlier.descriptor(), bias == null ? MemorySegment.NULL : bias.descriptor(),
+                y.descriptor(), p));
     }
 
     /** {@link #matmulInt8} without a packed weight. */
