@@ -379,7 +379,7 @@ class BpeParityTest {
 
     @ParameterizedTest
     @ValueSource(strings = {"gpt2-prefix-space-added-tokens", "gpt2-roberta", "gpt2-trim-offsets-no-decoder",
-        "gpt2-split-behaviors", "gpt2-split-invert-digits", "llama3-qwen2-style", "llama2-unk-no-fallback",
+        "gpt2-split-behaviors", "gpt2-split-invert-digits", "gpt2-tekken-split", "llama3-qwen2-style", "llama2-unk-no-fallback",
         "llama2-unk-no-fuse", "llama2-no-unk", "llama2-normalizers", "llama2-metaspace-always-split"})
     void variantsMatch(String name) throws IOException {
         String base = name.startsWith("gpt2") ? "gpt2" : name.startsWith("llama3") ? "llama3"
@@ -427,6 +427,12 @@ class BpeParityTest {
                     split(seq, "Regex", "\\p{L}+|\\s", "Isolated", true);
                     seq.addObject().put("type", "Digits").put("individual_digits", true);
                     byteLevelPre(seq, true, true);
+                }
+                case "gpt2-tekken-split" -> { // Mistral Tekken's regex (o200k's without contractions, single digits)
+                    ObjectNode pre = root.putObject("pre_tokenizer").put("type", "Sequence");
+                    ArrayNode seq = pre.putArray("pretokenizers");
+                    split(seq, "Regex", SplitRegex.TEKKEN_PATTERN, "Isolated", false);
+                    byteLevelPre(seq, false, false);
                 }
                 case "llama3-qwen2-style" -> { // as Qwen2's files: single-digit regex, NFC normalizer, ignore_merges false
                     ((ObjectNode) root.get("pre_tokenizer").get("pretokenizers").get(0).get("pattern")).put("Regex", SplitRegex.QWEN2_PATTERN);
