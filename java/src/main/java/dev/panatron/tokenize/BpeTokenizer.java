@@ -50,6 +50,13 @@ import java.util.Set;
  * every string without lone surrogates (which are encoded as U+FFFD); {@link #decodeBytes} gives the
  * raw bytes, and {@link #decodeStream} decodes generated ids incrementally.
  *
+ * <pre>{@code
+ * BpeTokenizer tok = BpeTokenizer.fromFile(Path.of("Meta-Llama-3-8B/tokenizer.json"));
+ * int[] prompt = tok.encode("Hello world").ids();      // [<|begin_of_text|>, Hello, Ġworld]
+ * BpeTokenizer.DecodeStream out = tok.decodeStream(true);
+ * for (int id : generated) System.out.print(out.next(id)); // whole characters only
+ * }</pre>
+ *
  * <p>Offsets are UTF-16 indices into the input string; a token that holds part of a character's
  * bytes covers the whole character (as HF's). Instances are immutable and thread-safe; copies made by
  * {@link #withMaxLength} and friends share the vocabulary and the word cache.

@@ -18,6 +18,9 @@ import java.util.regex.PatternSyntaxException;
  *   <li>{@link #LLAMA3}: {@code (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+}
  *       (Llama-3 and tiktoken's cl100k_base), and {@link #QWEN2}, the same with {@code \p{N}} for
  *       {@code \p{N}{1,3}} (Qwen2, Qwen2.5: one token per digit)</li>
+ *   <li>{@link #O200K}: tiktoken's o200k_base (GPT-4o, gpt-oss), which splits words at case changes
+ *       ({@code [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|...}),
+ *       and {@link #TEKKEN}, the same without contractions and with single digits (Mistral's Tekken)</li>
  * </ul>
  *
  * Any other pattern runs on {@link java.util.regex} with Oniguruma's meaning kept: Unicode
@@ -74,9 +77,19 @@ abstract class SplitRegex {
     /** Qwen2's: Llama-3's with single digits. */
     static final String QWEN2_PATTERN = LLAMA3_PATTERN.replace("\\p{N}{1,3}", "\\p{N}");
 
+    /** tiktoken's o200k_base. */
+    static final String O200K_PATTERN = String.join("|",
+            "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+            "[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?",
+            "\\p{N}{1,3}", " ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*", "\\s*[\\r\\n]+", "\\s+(?!\\S)", "\\s+");
+    /** o200k_base's without contractions and with single digits (Mistral's Tekken). */
+    static final String TEKKEN_PATTERN = O200K_PATTERN.replace("(?i:'s|'t|'re|'ve|'m|'ll|'d)?", "").replace("\\p{N}{1,3}", "\\p{N}");
+
     static final SplitRegex GPT2 = new Gpt2();
     static final SplitRegex LLAMA3 = new Llama3(LLAMA3_PATTERN, 3);
     static final SplitRegex QWEN2 = new Llama3(QWEN2_PATTERN, 1);
+    static final SplitRegex O200K = new O200k(O200K_PATTERN, true, 3);
+    static final SplitRegex TEKKEN = new O200k(TEKKEN_PATTERN, false, 1);
 
     /**
      * The splitter for a pattern: a hand-written scanner for the known ones, java.util.regex for
@@ -90,6 +103,8 @@ abstract class SplitRegex {
             if (pattern.equals(GPT2_PATTERN)) return GPT2;
             if (pattern.equals(LLAMA3_PATTERN)) return LLAMA3;
             if (pattern.equals(QWEN2_PATTERN)) return QWEN2;
+            if (pattern.equals(O200K_PATTERN)) return O200K;
+            if (pattern.equals(TEKKEN_PATTERN)) return TEKKEN;
         }
         return new Generic(pattern, literal);
     }
@@ -181,7 +196,7 @@ abstract class SplitRegex {
 
         private static boolean isS(char c) { return c == 's' || c == 'S' || c == '\u017F'; } // ſ folds to s
 
-        private static int contraction(String s, int i, int to) {
+        static int contraction(String s, int i, int to) {
             if (i + 1 >= to) return -1;
             char d = s.charAt(i + 1);
             char dl = d < 128 ? (char) (d | 0x20) : d;
@@ -231,6 +246,133 @@ abstract class SplitRegex {
             for (int m = e - 1; m >= i; m--) {
                 char x = s.charAt(m);
                 if (x == '\r' || x == '\n') return m + 1;
+            }
+            if (e == to || e - i < 2) return e;
+            return e - 1;
+        }
+    }
+
+    /** o200k_base's letter classes: upper (Lu, Lt), lower (Ll), both (Lm, Lo, M), else none. */
+    static final byte CASE_NONE = 0, CASE_UPPER = 1, CASE_LOWER = 2, CASE_BOTH = 3;
+
+    private static final byte[] CASE_BMP = new byte[0x10000];
+
+    static {
+        for (int c = 0; c < 0x10000; c++) CASE_BMP[c] = caseClassify(c);
+    }
+
+    private static byte caseClassify(int cp) {
+        return switch (Character.getType(cp)) {
+            case Character.UPPERCASE_LETTER, Character.TITLECASE_LETTER -> CASE_UPPER;
+            case Character.LOWERCASE_LETTER -> CASE_LOWER;
+            case Character.MODIFIER_LETTER, Character.OTHER_LETTER, Character.NON_SPACING_MARK,
+                 Character.COMBINING_SPACING_MARK, Character.ENCLOSING_MARK -> CASE_BOTH;
+            default -> CASE_NONE;
+        };
+    }
+
+    static byte caseOf(int cp) { return cp < 0x10000 ? CASE_BMP[cp] : caseClassify(cp); }
+
+    /**
+     * o200k_base / Tekken, alternative by alternative as the regex engine tries them:
+     * {@code X? U* W+ C?}, then {@code X? U+ W* C?} (X: [^\r\n\p{L}\p{N}], which includes marks;
+     * U: [\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]; W: [\p{Ll}\p{Lm}\p{Lo}\p{M}]; C: a contraction), each
+     * first with X taken, then without; then digits, then {@code  ?[^\s\p{L}\p{N}]+[\r\n/]*}, then
+     * whitespace as in Llama-3's.
+     */
+    private static final class O200k extends SplitRegex {
+        private final boolean contractions;
+        private final int maxDigits;
+
+        O200k(String pattern, boolean contractions, int maxDigits) {
+            super(pattern);
+            this.contractions = contractions;
+            this.maxDigits = maxDigits;
+        }
+
+        @Override
+        void matches(String s, int from, int to, IntList out) {
+            int i = from;
+            while (i < to) {
+                int e = next(s, i, to);
+                out.add(i);
+                out.add(e);
+                i = e;
+            }
+        }
+
+        /** The end of the maximal run from p of code points whose case class is in {@code mask} (bit per class). */
+        private static int caseRun(String s, int p, int to, int mask) {
+            while (p < to) {
+                int cp = cpAt(s, p, to);
+                if ((mask & (1 << caseOf(cp))) == 0) break;
+                p += Character.charCount(cp);
+            }
+            return p;
+        }
+
+        private static final int U = (1 << CASE_UPPER) | (1 << CASE_BOTH), W = (1 << CASE_LOWER) | (1 << CASE_BOTH);
+
+        /** {@code U* W+} from p: its end, or -1. */
+        private static int alt1(String s, int p, int to) {
+            int q = caseRun(s, p, to, U);
+            if (q < to && caseOf(cpAt(s, q, to)) == CASE_LOWER) return caseRun(s, q, to, W);
+            // back off into the U run: W+ starts at its last "both" character and takes just it
+            int lastBoth = -1;
+            for (int k = p; k < q; ) {
+                int cp = cpAt(s, k, to);
+                if (caseOf(cp) == CASE_BOTH) lastBoth = k;
+                k += Character.charCount(cp);
+            }
+            return lastBoth < 0 ? -1 : lastBoth + Character.charCount(cpAt(s, lastBoth, to));
+        }
+
+        /** {@code U+ W*} from p: its end, or -1. */
+        private static int alt2(String s, int p, int to) {
+            int q = caseRun(s, p, to, U);
+            if (q == p) return -1;
+            return caseRun(s, q, to, W);
+        }
+
+        private int withContraction(String s, int e, int to) {
+            if (!contractions || e >= to || s.charAt(e) != '\'') return e;
+            int c = Llama3.contraction(s, e, to);
+            return c > 0 ? c : e;
+        }
+
+        private int next(String s, int i, int to) {
+            char c = s.charAt(i);
+            int cp = cpAt(s, i, to);
+            int n = Character.charCount(cp);
+            byte k = classOf(cp);
+            boolean x = k != LETTER && k != NUMBER && c != '\r' && c != '\n'; // [^\r\n\p{L}\p{N}]
+            int e;
+            if (x && i + n < to && (e = alt1(s, i + n, to)) > 0) return withContraction(s, e, to);
+            if ((e = alt1(s, i, to)) > 0) return withContraction(s, e, to);
+            if (x && i + n < to && (e = alt2(s, i + n, to)) > 0) return withContraction(s, e, to);
+            if ((e = alt2(s, i, to)) > 0) return withContraction(s, e, to);
+            if (k == NUMBER) {
+                e = i;
+                for (int m = 0; m < maxDigits && e < to; m++) {
+                    int y = cpAt(s, e, to);
+                    if (classOf(y) != NUMBER) break;
+                    e += Character.charCount(y);
+                }
+                return e;
+            }
+            //  ?[^\s\p{L}\p{N}]+[\r\n/]*
+            int start = -1;
+            if (k == OTHER) start = i;
+            else if (c == ' ' && i + 1 < to && classOf(cpAt(s, i + 1, to)) == OTHER) start = i + 1;
+            if (start >= 0) {
+                e = run(s, start, to, OTHER);
+                while (e < to && (s.charAt(e) == '\r' || s.charAt(e) == '\n' || s.charAt(e) == '/')) e++;
+                return e;
+            }
+            e = run(s, i, to, SPACE);
+            for (int m = e - 1; m >= i; m--) {
+                char y = s.charAt(m);
+                if (y == '\r' || y == '\n') return m + 1;
             }
             if (e == to || e - i < 2) return e;
             return e - 1;

@@ -156,8 +156,6 @@ class BpeParityTest {
         mm.check(minimum);
     }
 
-    static final String[] FILES = {"gpt2", "llama3", "o200k", "llama2", "llama2-metaspace"};
-
     // ------------------------------------------------------------------ the files as they are
 
     @ParameterizedTest
@@ -380,16 +378,16 @@ class BpeParityTest {
     }
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2-prefix-space", "gpt2-added-tokens", "gpt2-roberta", "gpt2-trim-offsets", "gpt2-no-decoder",
-        "gpt2-split-behaviors", "gpt2-split-invert-digits", "llama3-merges-no-ignore", "llama3-qwen2-style", "llama2-unk-no-fallback",
+    @ValueSource(strings = {"gpt2-prefix-space-added-tokens", "gpt2-roberta", "gpt2-trim-offsets-no-decoder",
+        "gpt2-split-behaviors", "gpt2-split-invert-digits", "gpt2-tekken-split", "llama3-qwen2-style", "llama2-unk-no-fallback",
         "llama2-unk-no-fuse", "llama2-no-unk", "llama2-normalizers", "llama2-metaspace-always-split"})
     void variantsMatch(String name) throws IOException {
         String base = name.startsWith("gpt2") ? "gpt2" : name.startsWith("llama3") ? "llama3"
                 : name.startsWith("llama2-metaspace") ? "llama2-metaspace" : "llama2";
         Path p = variant(base, name, root -> {
             switch (name) {
-                case "gpt2-prefix-space" -> ((ObjectNode) root.get("pre_tokenizer")).put("add_prefix_space", true);
-                case "gpt2-added-tokens" -> {
+                case "gpt2-prefix-space-added-tokens" -> {
+                    ((ObjectNode) root.get("pre_tokenizer")).put("add_prefix_space", true);
                     ArrayNode a = (ArrayNode) root.get("added_tokens");
                     added(a, 50257, "<|user|>", true, false, true, true, false);     // new id: the vocabulary size
                     added(a, 50258, "hello", false, false, false, false, true);       // in the vocabulary: its id; single word
@@ -409,8 +407,10 @@ class BpeParityTest {
                     post.putArray("cls").add("<s>").add(50257);
                     post.put("trim_offsets", true).put("add_prefix_space", true);
                 }
-                case "gpt2-trim-offsets" -> ((ObjectNode) root.get("post_processor")).put("trim_offsets", true).put("add_prefix_space", false);
-                case "gpt2-no-decoder" -> root.putNull("decoder");
+                case "gpt2-trim-offsets-no-decoder" -> {
+                    ((ObjectNode) root.get("post_processor")).put("trim_offsets", true).put("add_prefix_space", false);
+                    root.putNull("decoder");
+                }
                 case "gpt2-split-behaviors" -> {
                     ObjectNode pre = root.putObject("pre_tokenizer").put("type", "Sequence");
                     ArrayNode seq = pre.putArray("pretokenizers");
@@ -428,10 +428,16 @@ class BpeParityTest {
                     seq.addObject().put("type", "Digits").put("individual_digits", true);
                     byteLevelPre(seq, true, true);
                 }
-                case "llama3-merges-no-ignore" -> model(root).put("ignore_merges", false);
-                case "llama3-qwen2-style" -> { // Qwen2's regex (single digits) and NFC normalizer
+                case "gpt2-tekken-split" -> { // Mistral Tekken's regex (o200k's without contractions, single digits)
+                    ObjectNode pre = root.putObject("pre_tokenizer").put("type", "Sequence");
+                    ArrayNode seq = pre.putArray("pretokenizers");
+                    split(seq, "Regex", SplitRegex.TEKKEN_PATTERN, "Isolated", false);
+                    byteLevelPre(seq, false, false);
+                }
+                case "llama3-qwen2-style" -> { // as Qwen2's files: single-digit regex, NFC normalizer, ignore_merges false
                     ((ObjectNode) root.get("pre_tokenizer").get("pretokenizers").get(0).get("pattern")).put("Regex", SplitRegex.QWEN2_PATTERN);
                     root.putObject("normalizer").put("type", "NFC");
+                    model(root).put("ignore_merges", false);
                 }
                 case "llama2-unk-no-fallback" -> model(root).put("byte_fallback", false);
                 case "llama2-unk-no-fuse" -> model(root).put("byte_fallback", false).put("fuse_unk", false);

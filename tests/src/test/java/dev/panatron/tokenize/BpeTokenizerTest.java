@@ -112,20 +112,27 @@ class BpeTokenizerTest {
     // ------------------------------------------------------------------ the split scanners
 
     @ParameterizedTest
-    @ValueSource(strings = {"gpt2", "llama3", "qwen2"})
+    @ValueSource(strings = {"gpt2", "llama3", "qwen2", "o200k", "tekken"})
     void handWrittenSplitMatchesTheRegex(String which) {
         SplitRegex fast = switch (which) {
             case "gpt2" -> SplitRegex.GPT2;
             case "llama3" -> SplitRegex.LLAMA3;
-            default -> SplitRegex.QWEN2;
+            case "qwen2" -> SplitRegex.QWEN2;
+            case "o200k" -> SplitRegex.O200K;
+            default -> SplitRegex.TEKKEN;
         };
+        // the files' pattern strings select the scanners
+        assertTrue(SplitRegex.of(BpeTestFiles.GPT2_REGEX, false) == SplitRegex.GPT2);
+        assertTrue(SplitRegex.of(BpeTestFiles.LLAMA3_REGEX, false) == SplitRegex.LLAMA3);
+        assertTrue(SplitRegex.of(BpeTestFiles.O200K_REGEX, false) == SplitRegex.O200K);
         SplitRegex slow = SplitRegex.generic(fast.source);
         assertTrue(fast != slow && !fast.getClass().equals(slow.getClass()));
         List<String> texts = new ArrayList<>(TokenizerTexts.bpeCurated());
         texts.addAll(TokenizerTexts.randomBpe(99L, 4000, 50));
         // dense in what the patterns care about: apostrophes, spaces, newlines, digits, letters, marks
         Random r = new Random(7L);
-        String alphabet = "'sStTrReEvVmMlLdD\u017F \n\r\t\u00A0\u3000aZ09\u0663\u00BD.,!-\u0301\u200D😀中";
+        String alphabet = "'sStTrReEvVmMlLdD\u017F \n\r\t\u00A0\u3000aZ09\u0663\u00BD.,!-/\u0301\u0903\u20DD\u200D😀中"
+                + "\u01C5\u02B0\u00AA\u0391\u03B1\uD801\uDC00\uD801\uDC28";
         for (int k = 0; k < 4000; k++) {
             StringBuilder sb = new StringBuilder();
             int n = r.nextInt(30);
