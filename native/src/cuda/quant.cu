@@ -443,12 +443,13 @@ static pt_status check_row_stride(const pt_tensor* t, const char* what, const ch
 
 struct scratch_guard {
     pt_cuda_ctx* ctx;
-    void* p[8] = {};
+    void* p[16] = {};
     int n = 0;
     ~scratch_guard() {
         for (int i = 0; i < n; i++) pt_cuda_free_internal(ctx, p[i]);
     }
     pt_status get(size_t bytes, void** out) {
+        if (n == 16) return pt_fail(PT_ERR_INTERNAL, "quant.cu: more than 16 scratch blocks in one call");
         void* q = nullptr;
         PT_CHECK(pt_cuda_alloc_internal(ctx, bytes ? bytes : 16, &q));
         p[n++] = q;

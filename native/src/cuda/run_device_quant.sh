@@ -31,7 +31,7 @@ T=build/dev/native/src/cuda
 { PANATRON_CUDA_S8_FALLBACK=1 $T/test_cuda_quant; echo "test_cuda_quant (portable s8 kernel) exit $?"; } 2>&1 | tail -8 | tee -a "$OUT/test_quant.log"
 { $T/test_cuda_gemm; echo "test_cuda_gemm exit $?"; } 2>&1 | tail -5 | tee -a "$OUT/test_quant.log"
 if command -v compute-sanitizer > /dev/null; then
-  timeout 150 compute-sanitizer --tool memcheck --print-limit 5 $T/test_cuda_quant > "$OUT/memcheck.log" 2>&1
+  timeout 100 compute-sanitizer --tool memcheck --print-limit 5 $T/test_cuda_quant > "$OUT/memcheck.log" 2>&1
   echo "memcheck exit $?: $(tail -2 "$OUT/memcheck.log" | tr '\n' ' ')"
 fi
 PYTHONUNBUFFERED=1 timeout 400 python3 native/src/cuda/bench/bench_quant_torch.py build/dev/libpanatron_cuda.so "$@" > "$OUT/bench_quant.txt" 2>&1

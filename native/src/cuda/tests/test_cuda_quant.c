@@ -334,6 +334,7 @@ static void test_errors(pt_cuda_ctx* ctx) {
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IONBF, 0);
     skip_without_gpu("test_cuda_quant");
     pt_test_seed(23);
     pt_cuda_ctx* ctx = NULL;
