@@ -381,121 +381,20 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) fp4_gemv_kernel(const XT* __r
     }
 }
 
-/* The M = 1 GEMV, persistent: a grid of exactly one resident wave; warp w of the grid takes
- * row groups w, w + warps, ... of R rows; per step each lane loads DEPTH chunks of each row
- * (DEPTH x R 16-byte loads in flight) before decoding them. 8 warps per block share one table. */
-constexpr int GEMV2_WARPS = 8;
-template <typename XT, typename ST, bool PAIR, int R, int DEPTH, int MINB>
-__global__ void __launch_bounds__(GEMV2_WARPS * 32, MINB) fp4_gemv2_kernel(const XT* __restrict__ x,
-                                                                          const uint8_t* __restrict__ codes, int64_t ldq,
-                                                                          const ST* __restrict__ scales, int64_t lds, int group,
-                                                                          const float* __restrict__ bias, void* y, int ydt,
-                                                                          int64_t n, int64_t k, fp4_lv lv) {
-    __shared__ uint32_t lut[PAIR ? 256 * 32 : 16 * 32];
-    for (int i = threadIdx.x; i < (PAIR ? 256 * 32 : 16 * 32); i += blockDim.x) {
-        const int e = i >> 5;
-        if (PAIR) {
-            uint32_t lo = __bfloat16_as_ushort(__float2bfloat16_rn(lv.v[e & 15]));
-            uint32_t hi = __bfloat16_as_ushort(__float2bfloat16_rn(lv.v[e >> 4]));
-            lut[i] = lo | (hi << 16);
-        } else {
-            lut[i] = __float_as_uint(lv.v[e]);
-        }
-    }
-    __syncthreads();
-    const int lane = threadIdx.x & 31;
-    const uint32_t* L = lut + lane;
-    const int64_t groups = (n + R - 1) / R, nchunk = k >> 5;
-    const int64_t kt = nchunk * 32, tail_bytes = (k - kt) >> 1;
-    for (int64_t gi = (int64_t)blockIdx.x * GEMV2_WARPS + (threadIdx.x >> 5); gi < groups; gi += (int64_t)gridDim.x * GEMV2_WARPS) {
-        const int64_t n0 = gi * R;
-        const int nr = n - n0 < R ? (int)(n - n0) : R;
-        float acc[R];
-#pragma unroll
-        for (int r = 0; r < R; r++) acc[r] = 0.0f;
-        for (int64_t c0 = lane; c0 < nchunk; c0 += 32 * DEPTH) {
-            uint4 q[DEPTH][R];
-            float s[DEPTH][R];
-#pragma unroll
-            for (int d = 0; d < DEPTH; d++) {
-                const int64_t c = c0 + 32 * d;
-#pragma unroll
-                for (int r = 0; r < R; r++) {
-                    const int64_t row = n0 + (r < nr ? r : 0);
-                    if (c < nchunk) {
-                        q[d][r] = ldg_nc16(codes + row * ldq + c * 16);
-                        s[d][r] = group ? ldf(scales + row * lds + (c * 32) / group) : 1.0f;
-                    } else {
-                        q[d][r] = make_uint4(0, 0, 0, 0);
-                        s[d][r] = 0.0f;
-                    }
-                }
-            }
-#pragma unroll
-            for (int d = 0; d < DEPTH; d++) {
-                const int64_t c = c0 + 32 * d;
-                if (c >= nchunk) break;
-                float part[R];
-#pragma unroll
-                for (int r = 0; r < R; r++) part[r] = 0.0f;
-#pragma unroll
-                for (int wi = 0; wi < 4; wi++) {
-                    float xv[8];
-                    load_x8<XT>(x + c * 32 + wi * 8, xv);
-#pragma unroll
-                    for (int r = 0; r < R; r++) {
-                        const uint32_t w = wi == 0 ? q[d][r].x : wi == 1 ? q[d][r].y : wi == 2 ? q[d][r].z : q[d][r].w;
-                        float wv[8];
-                        decode8<PAIR>(w, L, wv);
-#pragma unroll
-                        for (int j = 0; j < 8; j++) part[r] = fmaf(xv[j], wv[j], part[r]);
-                    }
-                }
-#pragma unroll
-                for (int r = 0; r < R; r++) acc[r] = fmaf(part[r], s[d][r], acc[r]);
-            }
-        }
-        if (lane < tail_bytes) {
-#pragma unroll
-            for (int r = 0; r < R; r++) {
-                const uint32_t byte = codes[(n0 + (r < nr ? r : 0)) * ldq + kt / 2 + lane];
-                float lo, hi;
-                if (PAIR) {
-                    const uint32_t u = L[byte << 5];
-                    lo = __uint_as_float(u << 16);
-                    hi = __uint_as_float(u & 0xffff0000u);
-                } else {
-                    lo = __uint_as_float(L[(byte & 15u) << 5]);
-                    hi = __uint_as_float(L[(byte >> 4) << 5]);
-                }
-                acc[r] += ldf(x + kt + 2 * lane) * lo + ldf(x + kt + 2 * lane + 1) * hi;
-            }
-        }
-#pragma unroll
-        for (int r = 0; r < R; r++) {
-            float v = warp_sum(acc[r]);
-            if (lane == 0 && r < nr) {
-                const int64_t row = n0 + r;
-                v = v * (group ? 1.0f : ldf(scales + row * lds)) + (bias ? bias[row] : 0.0f);
-                if (ydt == PT_F32) ((float*)y)[row] = v;
-                else if (ydt == PT_BF16) ((__nv_bfloat16*)y)[row] = __float2bfloat16_rn(v);
-                else ((__half*)y)[row] = __float2half_rn(v);
-            }
-        }
-    }
-}
-
 /* w[n, k] = level[code] * scale (rounded to WT): the M > 4 path's dense weight. */
 template <typename ST, typename WT>
-__global__ void fp4_dequant_kernel(const uint8_t* codes, int64_t ldq, const ST* scales, int64_t lds, int group, int64_t n,
+__global__ void fp4_dequant_kernel(const uint8_t* codes, int64_t ldq, const ST* scales, int64_t lds, int gshift, int64_t n,
                                    int64_t k, WT* w, fp4_lv lv) {
-    const int64_t half = k >> 1;
-    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n * half; i += (int64_t)gridDim.x * blockDim.x) {
-        int64_t r = i / half, b = i % half;
-        uint32_t byte = codes[r * ldq + b];
-        int64_t k0 = 2 * b;
-        float s0 = ldf(scales + r * lds + (group ? k0 / group : 0));
-        float s1 = ldf(scales + r * lds + (group ? (k0 + 1) / group : 0));
+    /* rows over grid.y (strided), one code byte (two weights) per thread; gshift = log2(group),
+     * or -1 for one scale per row. No 64-bit division per element. */
+    const int half = (int)(k >> 1);
+    const int b = blockIdx.x * blockDim.x + threadIdx.x;
+    if (b >= half) return;
+    const int k0 = 2 * b;
+    for (int64_t r = blockIdx.y; r < n; r += gridDim.y) {
+        const uint32_t byte = codes[r * ldq + b];
+        const ST* sr = scales + r * lds;
+        const float s0 = ldf(sr + (gshift < 0 ? 0 : (k0 >> gshift))), s1 = ldf(sr + (gshift < 0 ? 0 : ((k0 + 1) >> gshift)));
         stf(w + r * k + k0, lv.v[byte & 15u] * s0);
         stf(w + r * k + k0 + 1, lv.v[byte >> 4] * s1);
     }
@@ -973,35 +872,8 @@ static void launch_gemv_x(pt_cuda_ctx* ctx, bool pair, const void* x, int64_t ld
     }
 }
 
-/* The persistent M = 1 GEMV (variants 1-3: rows per warp x chunks in flight); grid = one wave. */
-template <typename XT, typename ST, bool PAIR, int R, int DEPTH, int MINB>
-static pt_status launch_gemv2_t(pt_cuda_ctx* ctx, const void* x, const uint8_t* codes, int64_t ldq, const void* sc, int64_t lds,
-                                int group, const float* bias, void* y, int ydt, int64_t n, int64_t k, const fp4_lv& lv) {
-    auto kern = fp4_gemv2_kernel<XT, ST, PAIR, R, DEPTH, MINB>;
-    int per_sm = 0;
-    PT_CUDA_TRY(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kern, GEMV2_WARPS * 32, 0), "pt_cuda_fp4_matmul: occupancy");
-    const int64_t groups = (n + R - 1) / R, need = (groups + GEMV2_WARPS - 1) / GEMV2_WARPS;
-    int64_t grid = (int64_t)(per_sm > 0 ? per_sm : 1) * ctx->sm_count;
-    if (grid > need) grid = need;
-    kern<<<(unsigned)grid, GEMV2_WARPS * 32, 0, ctx->stream>>>((const XT*)x, codes, ldq, (const ST*)sc, lds, group, bias, y, ydt, n, k, lv);
-    return PT_OK;
-}
-template <typename XT, typename ST>
-static pt_status launch_gemv2(pt_cuda_ctx* ctx, int variant, bool pair, const void* x, const uint8_t* codes, int64_t ldq, const void* sc,
-                              int64_t lds, int group, const float* bias, void* y, int ydt, int64_t n, int64_t k, const fp4_lv& lv) {
-#define PT_V(R, D, B)                                                                                                       \
-    return pair ? launch_gemv2_t<XT, ST, true, R, D, B>(ctx, x, codes, ldq, sc, lds, group, bias, y, ydt, n, k, lv)        \
-                : launch_gemv2_t<XT, ST, false, R, D, B>(ctx, x, codes, ldq, sc, lds, group, bias, y, ydt, n, k, lv)
-    if (variant == 1) PT_V(2, 4, 3);
-    if (variant == 2) PT_V(4, 2, 3);
-    PT_V(1, 8, 4);
-#undef PT_V
-}
-
 /* Largest M served by the register-decoding GEMV; larger M dequantizes to scratch + cuBLASLt. */
 static const int FP4_GEMV_MAX_M = 4;
-/* M = 1 kernel: 0 = the M <= 4 kernel, 1..3 = persistent variants (NOTES.md) */
-static const int FP4_GEMV_DEFAULT = 0;
 
 extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* codes, const pt_tensor* scales,
                                                const pt_tensor* bias, pt_tensor* y, const struct pt_fp4_matmul_params* params) {
@@ -1061,10 +933,10 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
         void* w;
         const int32_t wdt = x->dtype;
         PT_CHECK(sg.get((size_t)n * (size_t)k * pt_dtype_size(wdt), &w));
-        const int nb = blocks_for(n * (k / 2), 256);
+        const dim3 grid((unsigned)((k / 2 + 255) / 256), (unsigned)(n < 65535 ? n : 65535));
         const uint8_t* cq = (const uint8_t*)codes->data;
-        const int g = p.group;
-#define PT_DQ(ST, WT) fp4_dequant_kernel<ST, WT><<<nb, 256, 0, ctx->stream>>>(cq, ldq, (const ST*)scales->data, lds, g, n, k, (WT*)w, lv)
+        const int g = p.group == 0 ? -1 : p.group == 32 ? 5 : p.group == 64 ? 6 : 7;
+#define PT_DQ(ST, WT) fp4_dequant_kernel<ST, WT><<<grid, 256, 0, ctx->stream>>>(cq, ldq, (const ST*)scales->data, lds, g, n, k, (WT*)w, lv)
         if (scales->dtype == PT_F32) {
             if (wdt == PT_F32) PT_DQ(float, float);
             else if (wdt == PT_BF16) PT_DQ(float, __nv_bfloat16);
@@ -1114,24 +986,6 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
     }
     const bool pair = p.format != PT_FP4_NF4; /* E2M1 / E1M2 / E3M0 levels are exact in bf16 */
     const float* bp = bias ? (const float*)bias->data : nullptr;
-    /* M = 1: the persistent GEMV; PANATRON_CUDA_FP4_GEMV=0..3 picks a variant (benchmarking) */
-    const char* ve = getenv("PANATRON_CUDA_FP4_GEMV");
-    const int variant = ve && *ve >= '0' && *ve <= '3' ? *ve - '0' : FP4_GEMV_DEFAULT;
-    if (m == 1 && variant > 0) {
-        pt_status st;
-        if (scales->dtype == PT_F32) {
-            if (x->dtype == PT_F32) st = launch_gemv2<float, float>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-            else if (x->dtype == PT_BF16) st = launch_gemv2<__nv_bfloat16, float>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-            else st = launch_gemv2<__half, float>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-        } else {
-            if (x->dtype == PT_F32) st = launch_gemv2<float, __nv_bfloat16>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-            else if (x->dtype == PT_BF16) st = launch_gemv2<__nv_bfloat16, __nv_bfloat16>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-            else st = launch_gemv2<__half, __nv_bfloat16>(ctx, variant, pair, xp, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, n, k, lv);
-        }
-        PT_CHECK(st);
-        PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: GEMV launch");
-        return PT_OK;
-    }
 #define PT_GEMV(XT, ST) launch_gemv_x<XT, ST>(ctx, pair, xp, ldx_use, (int)m, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, ldy, n, k, lv)
     if (scales->dtype == PT_F32) {
         if (x->dtype == PT_F32) PT_GEMV(float, float);

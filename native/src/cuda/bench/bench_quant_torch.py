@@ -17,7 +17,6 @@ works), ours and PyTorch interleaved rep by rep, median (min..max) of REPS reps.
 relative Frobenius error against a float64 reference. Prints a table last.
 """
 import ctypes as C
-import os
 import statistics
 import sys
 
@@ -250,7 +249,6 @@ def fp4_case(N, K, M, G):
     wref = E2M1[idx] * scales.double().repeat_interleave(G, dim=1)
     ref = x.double() @ wref.t()
     e_ours = relerr(y, ref)
-    errs = {}
     del wref, idx, lo, hi
     fns = {"ours": ours}
     # torch int4 weight-only (tinygemm): uint8 [N, K/2] -> packed, bf16 scale/zero [K/G, N, 2]
@@ -264,21 +262,6 @@ def fp4_case(N, K, M, G):
         tname = "torch._weight_int4pack_mm"
     except Exception as ex:  # noqa: BLE001
         print("torch._weight_int4pack_mm unavailable (%s)" % ex)
-    if M == 1:  # the GEMV variants (PANATRON_CUDA_FP4_GEMV; 0 = the M <= 4 kernel)
-        def variant(v):
-            def f():
-                os.environ["PANATRON_CUDA_FP4_GEMV"] = str(v)
-                ours()
-                del os.environ["PANATRON_CUDA_FP4_GEMV"]
-            return f
-        for v in range(4):
-            os.environ["PANATRON_CUDA_FP4_GEMV"] = str(v)
-            y.fill_(float("nan"))
-            ours()
-            torch.cuda.synchronize()
-            errs["v%d" % v] = relerr(y, ref)
-            del os.environ["PANATRON_CUDA_FP4_GEMV"]
-            fns["ours_v%d" % v] = variant(v)
     wb = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
     fns["torch_bf16"] = lambda: torch.matmul(x, wb.t())
     tt = bench(fns, 50 if M <= 4 else 10, graph=True)
@@ -288,9 +271,6 @@ def fp4_case(N, K, M, G):
     if tname:
         add(case, tname, tt["torch_int4"], N * K / 2 / (tt["torch_int4"][0] * 1e-6) / 1e9, "GB/s codes")
     add(case, "ours fp4 E2M1 (%s)" % ("GEMV" if M <= 4 else "deq+GEMM"), tt["ours"], byts / (tt["ours"][0] * 1e-6) / 1e9, "GB/s", base, e_ours)
-    for v in range(4):
-        if "ours_v%d" % v in tt:
-            add(case, "  GEMV variant %d" % v, tt["ours_v%d" % v], byts / (tt["ours_v%d" % v][0] * 1e-6) / 1e9, "GB/s", base, errs["v%d" % v])
     add(case, "torch bf16 matmul (ref)", tt["torch_bf16"], N * K * 2 / (tt["torch_bf16"][0] * 1e-6) / 1e9, "GB/s", base)
     return byts / (tt["ours"][0] * 1e-6) / 1e9
 
