@@ -617,6 +617,82 @@ PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
 PT_API pt_status pt_cuda_layer_norm(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* gamma,
                                     const pt_tensor* beta, float eps, pt_tensor* out);
 
+/* ---- CUDA: quantized matmul (issue 7) ---- */
+
+/*
+ * Row quantization on the GPU (the activation side of LLM.int8 / W8A8; also a per-channel
+ * weight quantizer: pt_quantize_int8_weight's formula):
+ *   x         [M, K]  f32 | f16 | bf16, innermost contiguous, any row stride
+ *   xq        [M, K]  i8 (out), innermost contiguous
+ *   scale     [M]     f32 (out): s_m = absmax_m / 127 over the row's non-outlier columns;
+ *                     NaN for a row holding a non-finite value (its xq row is 0)
+ *   outliers  [K]     i32 (out) or NULL. Given: column j is an outlier when some
+ *                     |x[m, j]| >= threshold (threshold > 0): outliers[j] = 1, xq[:, j] = 0 and
+ *                     the column is left out of the row scales; else 0. NULL: no decomposition
+ *                     (threshold ignored).
+ * xq[m, j] = rne(x[m, j] * (127 / absmax_m)) in f32, clamped to [-127, 127] (pt_matmul_int8's
+ * quantizer, bit for bit).
+ */
+PT_API pt_status pt_cuda_quantize_rows(pt_cuda_ctx* ctx, const pt_tensor* x, float threshold, pt_tensor* xq,
+                                       pt_tensor* scale, pt_tensor* outliers);
+
+/*
+ * s8 x s8 GEMM on the int8 tensor cores (cuBLASLt IMMA; a portable tiled kernel where cuBLASLt
+ * has no algorithm for the shape, e.g. K or a row stride not a multiple of 4):
+ *   a        [M, K]  i8, innermost contiguous, any row stride
+ *   b        [N, K]  i8 (the Linear weight layout: c = a @ b^T), innermost contiguous
+ *   c        [M, N]  i32: the exact sums (a_scale, b_scale, bias NULL, activation NONE), or
+ *                    f32 | f16 | bf16: c = act(sum * (a_scale[m] * b_scale[n]) + bias[n])
+ *   a_scale  [M] f32 or NULL (1);  b_scale [N] f32 or NULL (1);  bias [N] f32 or NULL
+ *   activation  pt_activation
+ * The float outputs go through an s32 scratch [M, N] and one epilogue pass.
+ */
+PT_API pt_status pt_cuda_matmul_s8(pt_cuda_ctx* ctx, const pt_tensor* a, const pt_tensor* b,
+                                   const pt_tensor* a_scale, const pt_tensor* b_scale,
+                                   const pt_tensor* bias, pt_tensor* c, int32_t activation);
+
+/*
+ * pt_matmul_int8 on the GPU, modes PT_INT8_LLM (outlier decomposition) and PT_INT8_W8A8, with
+ * the same math: y = act(s_m * w_scale[n] * sum_j xq[m,j] wq[n,j]
+ *                        + sum_{j in O} x[m,j] Wo[n,j] + bias[n])
+ *   x          [M, K]  f32 | f16 | bf16, innermost contiguous, any row stride
+ *   wq         [N, K]  i8 (pt_quantize_int8_weight / pt_cuda_quantize_rows), w_scale [N] f32
+ *   w_outlier  [N, K]  f32 | bf16 or NULL (the dequantized wq)
+ *   bias       [N]     f32 or NULL
+ *   y          [M, N]  f32 | f16 | bf16, innermost contiguous
+ * Steps: column absmax -> outlier list (LLM), row quantization, the outlier product as an f32
+ * GEMM [M, |O|] x [|O|, N] (tf32 only where the context allows it), the s8 GEMM
+ * (pt_cuda_matmul_s8's), one epilogue. LLM mode copies the outlier count to the host (one
+ * stream synchronization per call). A row with a non-finite x value comes out NaN.
+ * params may be NULL (LLM, threshold 6.0); params->w_packed must be NULL; WEIGHT_ONLY is
+ * PT_ERR_UNSUPPORTED here.
+ */
+PT_API pt_status pt_cuda_matmul_int8(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* wq,
+                                     const pt_tensor* w_scale, const pt_tensor* w_outlier,
+                                     const pt_tensor* bias, pt_tensor* y,
+                                     const pt_int8_matmul_params* params);
+
+/*
+ * FP4 weight-only matmul on the GPU (W4A16 / W4A32), pt_fp4_matmul's semantics and layout:
+ *   y[m, n] = bias[n] + sum_k x[m, k] * level[codes[n, k]] * scale(n, k)
+ *   x       [M, K]  f32 | f16 | bf16, innermost contiguous, any row stride
+ *   codes   [N, K]  PT_U4 on the device (two codes per byte, element 2i in the low nibble),
+ *                   rows contiguous, any row stride >= K/2 bytes (16-byte aligned rows are
+ *                   read in place; others are copied to an aligned scratch per call)
+ *   scales  [N, K/G] f32 | bf16 (group G = params->group in {32, 64, 128}), or [N, 1] (group 0)
+ *   bias    [N] f32 or NULL
+ *   y       [M, N]  f32 or x's dtype, innermost contiguous
+ * params->format: any pt_fp4_format; params->w4a4 must be 0 (W4A4 is CPU-only).
+ * M <= 4: a GEMV that reads each code byte once (16-byte loads) and decodes in registers
+ * through a shared-memory table (per byte for E2M1/E1M2/E3M0, per nibble for NF4), f32
+ * accumulation. M > 4: the weight is dequantized to x's dtype in a scratch [N, K] and
+ * multiplied with cuBLASLt (so 16-bit x rounds level * scale to 16 bits there).
+ */
+struct pt_fp4_matmul_params; /* defined in the FP4 section below */
+PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
+                                    const pt_tensor* scales, const pt_tensor* bias, pt_tensor* y,
+                                    const struct pt_fp4_matmul_params* params);
+
 /* ==== block-sparse (issue 5) ==== */
 
 /*

@@ -23,3 +23,6 @@ static_assert(ptlt::PREF_MAX_WORKSPACE_BYTES == CUBLASLT_MATMUL_PREF_MAX_WORKSPA
 static_assert(ptlt::EPI_DEFAULT == CUBLASLT_EPILOGUE_DEFAULT && ptlt::EPI_RELU == CUBLASLT_EPILOGUE_RELU &&
               ptlt::EPI_BIAS == CUBLASLT_EPILOGUE_BIAS && ptlt::EPI_RELU_BIAS == CUBLASLT_EPILOGUE_RELU_BIAS &&
               ptlt::EPI_GELU == CUBLASLT_EPILOGUE_GELU && ptlt::EPI_GELU_BIAS == CUBLASLT_EPILOGUE_GELU_BIAS, "epilogues");
+/* quant.cu's int8 path */
+namespace ptq { constexpr int R_8I = 3, R_32I = 10, COMPUTE_32I = 72; }
+static_assert(ptq::R_8I == CUDA_R_8I && ptq::R_32I == CUDA_R_32I && ptq::COMPUTE_32I == CUBLAS_COMPUTE_32I, "int8 types");

@@ -1279,6 +1279,94 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_quantize_rows {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_quantize_rows");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_quantize_rows(pt_cuda_ctx * ctx, const pt_tensor * x, float threshold, pt_tensor * xq, pt_tensor * scale, pt_tensor * outliers)} */
+    public static FunctionDescriptor pt_cuda_quantize_rows$descriptor() { return pt_cuda_quantize_rows.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_quantize_rows(pt_cuda_ctx * ctx, const pt_tensor * x, float threshold, pt_tensor * xq, pt_tensor * scale, pt_tensor * outliers)} */
+    public static MethodHandle pt_cuda_quantize_rows$handle() { return pt_cuda_quantize_rows.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_quantize_rows(pt_cuda_ctx * ctx, const pt_tensor * x, float threshold, pt_tensor * xq, pt_tensor * scale, pt_tensor * outliers)} */
+    public static MemorySegment pt_cuda_quantize_rows$address() { return pt_cuda_quantize_rows.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_quantize_rows(pt_cuda_ctx * ctx, const pt_tensor * x, float threshold, pt_tensor * xq, pt_tensor * scale, pt_tensor * outliers) } */
+    public static int pt_cuda_quantize_rows(MemorySegment ctx, MemorySegment x, float threshold, MemorySegment xq, MemorySegment scale, MemorySegment outliers) {
+        var mh$ = pt_cuda_quantize_rows.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, threshold, xq, scale, outliers);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_matmul_s8 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_matmul_s8");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_matmul_s8(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * a_scale, const pt_tensor * b_scale, const pt_tensor * bias, pt_tensor * c, int32_t activation)} */
+    public static FunctionDescriptor pt_cuda_matmul_s8$descriptor() { return pt_cuda_matmul_s8.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_matmul_s8(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * a_scale, const pt_tensor * b_scale, const pt_tensor * bias, pt_tensor * c, int32_t activation)} */
+    public static MethodHandle pt_cuda_matmul_s8$handle() { return pt_cuda_matmul_s8.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_matmul_s8(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * a_scale, const pt_tensor * b_scale, const pt_tensor * bias, pt_tensor * c, int32_t activation)} */
+    public static MemorySegment pt_cuda_matmul_s8$address() { return pt_cuda_matmul_s8.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_matmul_s8(pt_cuda_ctx * ctx, const pt_tensor * a, const pt_tensor * b, const pt_tensor * a_scale, const pt_tensor * b_scale, const pt_tensor * bias, pt_tensor * c, int32_t activation) } */
+    public static int pt_cuda_matmul_s8(MemorySegment ctx, MemorySegment a, MemorySegment b, MemorySegment a_scale, MemorySegment b_scale, MemorySegment bias, MemorySegment c, int activation) {
+        var mh$ = pt_cuda_matmul_s8.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, a, b, a_scale, b_scale, bias, c, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_matmul_int8 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_matmul_int8");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_matmul_int8(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static FunctionDescriptor pt_cuda_matmul_int8$descriptor() { return pt_cuda_matmul_int8.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_matmul_int8(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MethodHandle pt_cuda_matmul_int8$handle() { return pt_cuda_matmul_int8.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_matmul_int8(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params)} */
+    public static MemorySegment pt_cuda_matmul_int8$address() { return pt_cuda_matmul_int8.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_matmul_int8(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * wq, const pt_tensor * w_scale, const pt_tensor * w_outlier, const pt_tensor * bias, pt_tensor * y, const pt_int8_matmul_params * params) } */
+    public static int pt_cuda_matmul_int8(MemorySegment ctx, MemorySegment x, MemorySegment wq, MemorySegment w_scale, MemorySegment w_outlier, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_cuda_matmul_int8.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, wq, w_scale, w_outlier, bias, y, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_fp4_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_fp4_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_fp4_matmul(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const struct pt_fp4_matmul_params * params)} */
+    public static FunctionDescriptor pt_cuda_fp4_matmul$descriptor() { return pt_cuda_fp4_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_fp4_matmul(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const struct pt_fp4_matmul_params * params)} */
+    public static MethodHandle pt_cuda_fp4_matmul$handle() { return pt_cuda_fp4_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_fp4_matmul(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const struct pt_fp4_matmul_params * params)} */
+    public static MemorySegment pt_cuda_fp4_matmul$address() { return pt_cuda_fp4_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_fp4_matmul(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * codes, const pt_tensor * scales, const pt_tensor * bias, pt_tensor * y, const struct pt_fp4_matmul_params * params) } */
+    public static int pt_cuda_fp4_matmul(MemorySegment ctx, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment bias, MemorySegment y, MemorySegment params) {
+        var mh$ = pt_cuda_fp4_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, codes, scales, bias, y, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_bsr_block_norms {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_bsr_block_norms");
@@ -1619,6 +1707,10 @@ public final class panatron_h {
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode",
         "pt_cuda_layer_norm",
+        "pt_cuda_quantize_rows",
+        "pt_cuda_matmul_s8",
+        "pt_cuda_matmul_int8",
+        "pt_cuda_fp4_matmul",
         "pt_bsr_block_norms",
         "pt_bsr_from_dense",
         "pt_bsr_info_get",

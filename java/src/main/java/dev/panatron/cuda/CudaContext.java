@@ -1,13 +1,18 @@
 package dev.panatron.cuda;
 
 import dev.panatron.DType;
+import dev.panatron.Fp4;
 import dev.panatron.Kernels.Activation;
 import dev.panatron.Kernels.MatmulOptions;
+import dev.panatron.QuantKernels;
 import dev.panatron.Tensor;
 import dev.panatron.ffm.panatron_h;
 import dev.panatron.ffm.pt_cuda_attn_params;
 import dev.panatron.ffm.pt_cuda_ctx_params;
+import dev.panatron.ffm.pt_fp4_matmul_params;
+import dev.panatron.ffm.pt_int8_matmul_params;
 import dev.panatron.ffm.pt_matmul_params;
+import dev.panatron.ffm.pt_tensor;
 
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
@@ -504,6 +509,240 @@ public final class CudaContext implements AutoCloseable {
     private static void checkHeads(String fn, long hq, long hkv, DeviceTensor q, DeviceTensor k) {
         if (hkv <= 0 || hq % hkv != 0) {
             throw shape(fn + ": query heads " + hq + " (q " + q + ") must be a multiple of key/value heads " + hkv + " (k " + k + ")");
+        }
+    }
+
+    // ---------------------------------------------------------------- quantized matmul (issue 7)
+
+    /**
+     * Row quantization (the activation side of LLM.int8 / W8A8, also a per-channel weight
+     * quantizer): {@code scale[m] = absmax_m / 127} over the row's non-outlier columns (NaN for a
+     * row holding a non-finite value), {@code xq[m, j] = rne(x[m, j] * 127 / absmax_m)} clamped to
+     * [-127, 127]; the CPU quantizer's values bit for bit.
+     *
+     * @param x         [M, K] f32, f16 or bf16, innermost contiguous
+     * @param xq        [M, K] i8 (out), innermost contiguous
+     * @param scale     [M] f32 (out)
+     * @param outliers  [K] i32 (out) or null: with it, column j is an outlier when some
+     *                  |x[m, j]| >= threshold ({@code outliers[j] = 1}, its xq column 0, left out
+     *                  of the row scales); null: no decomposition
+     * @param threshold outlier threshold, > 0 and finite when outliers is given (ignored otherwise)
+     * @throws IllegalArgumentException on a dtype, shape, stride or context mismatch or a bad threshold
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public void quantizeRows(DeviceTensor x, DeviceTensor xq, DeviceTensor scale, DeviceTensor outliers, float threshold) {
+        requireMine("quantizeRows x", x);
+        requireMine("quantizeRows xq", xq);
+        requireMine("quantizeRows scale", scale);
+        if (outliers != null) requireMine("quantizeRows outliers", outliers);
+        requireDtype("quantizeRows x", x, DType.F32, DType.F16, DType.BF16);
+        requireDtype("quantizeRows xq", xq, DType.I8);
+        requireDtype("quantizeRows scale", scale, DType.F32);
+        require2d("quantizeRows x", x);
+        if (xq.ndim() != 2 || xq.dim(0) != x.dim(0) || xq.dim(1) != x.dim(1)) throw shape("quantizeRows: xq " + xq + " must have x's shape " + x);
+        requireVector("quantizeRows scale", scale, x.dim(0));
+        if (outliers != null) {
+            requireDtype("quantizeRows outliers", outliers, DType.I32);
+            requireVector("quantizeRows outliers", outliers, x.dim(1));
+            if (!(threshold > 0) || Float.isInfinite(threshold)) {
+                throw new IllegalArgumentException("quantizeRows: threshold must be a positive finite number, got " + threshold);
+            }
+        }
+        requireRows("quantizeRows x", x);
+        requireRows("quantizeRows xq", xq);
+        CudaLibrary.check(panatron_h.pt_cuda_quantize_rows(handle(), x.descriptor(), threshold, xq.descriptor(), scale.descriptor(),
+                outliers == null ? MemorySegment.NULL : outliers.descriptor()));
+    }
+
+    /**
+     * s8 x s8 GEMM on the int8 tensor cores (cuBLASLt IMMA; a portable kernel where cuBLASLt has no
+     * algorithm): {@code c = a @ b^T}. An i32 c takes the exact sums (no scales, bias or
+     * activation); an f32/f16/bf16 c gets {@code act(sum * aScale[m] * bScale[n] + bias[n])}.
+     *
+     * @param a      [M, K] i8, innermost contiguous
+     * @param b      [N, K] i8 (Linear weight layout), innermost contiguous
+     * @param aScale [M] f32 or null (1)
+     * @param bScale [N] f32 or null (1)
+     * @param bias   [N] f32 or null
+     * @param c      [M, N] i32, f32, f16 or bf16, innermost contiguous
+     * @param act    activation after the bias (NONE for an i32 c)
+     * @throws IllegalArgumentException on a dtype, shape, stride or context mismatch, or scales,
+     *         bias or an activation with an i32 c
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public void matmulS8(DeviceTensor a, DeviceTensor b, DeviceTensor aScale, DeviceTensor bScale, DeviceTensor bias, DeviceTensor c,
+                         Activation act) {
+        Objects.requireNonNull(act, "act");
+        requireMine("matmulS8 a", a);
+        requireMine("matmulS8 b", b);
+        requireMine("matmulS8 c", c);
+        requireDtype("matmulS8 a", a, DType.I8);
+        requireDtype("matmulS8 b", b, DType.I8);
+        requireDtype("matmulS8 c", c, DType.I32, DType.F32, DType.F16, DType.BF16);
+        require2d("matmulS8 a", a);
+        require2d("matmulS8 b", b);
+        require2d("matmulS8 c", c);
+        long m = a.dim(0), k = a.dim(1), n = b.dim(0);
+        if (b.dim(1) != k) throw shape("matmulS8: a " + a + " and b " + b + " disagree on K (b is [N, K])");
+        if (c.dim(0) != m || c.dim(1) != n) throw shape("matmulS8: c " + c + " must be [" + m + ", " + n + "] for a " + a + " and b " + b);
+        if (c.dtype() == DType.I32 && (aScale != null || bScale != null || bias != null || act != Activation.NONE)) {
+            throw new IllegalArgumentException("matmulS8: an I32 c takes the raw sums: aScale, bScale and bias must be null and act NONE");
+        }
+        if (aScale != null) { requireMine("matmulS8 aScale", aScale); requireDtype("matmulS8 aScale", aScale, DType.F32); requireVector("matmulS8 aScale", aScale, m); }
+        if (bScale != null) { requireMine("matmulS8 bScale", bScale); requireDtype("matmulS8 bScale", bScale, DType.F32); requireVector("matmulS8 bScale", bScale, n); }
+        if (bias != null) { requireMine("matmulS8 bias", bias); requireDtype("matmulS8 bias", bias, DType.F32); requireVector("matmulS8 bias", bias, n); }
+        requireRows("matmulS8 a", a);
+        requireRows("matmulS8 b", b);
+        requireRows("matmulS8 c", c);
+        CudaLibrary.check(panatron_h.pt_cuda_matmul_s8(handle(), a.descriptor(), b.descriptor(),
+                aScale == null ? MemorySegment.NULL : aScale.descriptor(), bScale == null ? MemorySegment.NULL : bScale.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), act.ordinal()));
+    }
+
+    /**
+     * LLM.int8 / W8A8 linear on the GPU, {@link dev.panatron.QuantKernels#matmulInt8}'s semantics:
+     * {@code y = act(s_m * wScale[n] * sum_j xq[m,j] wq[n,j] + sum_{j in O} x[m,j] Wo[n,j] + bias[n])}
+     * with O the outlier columns of this call (LLM mode) and Wo = wOutlier or the dequantized wq.
+     * A row with a non-finite x value comes out NaN. The LLM mode synchronizes the stream once (the
+     * outlier count sizes the f32 outlier GEMM).
+     *
+     * @param x        [M, K] f32, f16 or bf16, innermost contiguous
+     * @param wq       [N, K] i8 (per-channel quantized weight)
+     * @param wScale   [N] f32
+     * @param wOutlier [N, K] f32 or bf16, or null
+     * @param bias     [N] f32 or null
+     * @param y        [M, N] f32, f16 or bf16, innermost contiguous
+     * @param opts     mode LLM or W8A8 (WEIGHT_ONLY is CPU-only), activation, threshold
+     * @throws IllegalArgumentException on a dtype, shape, stride or context mismatch, or mode WEIGHT_ONLY
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public void matmulInt8(DeviceTensor x, DeviceTensor wq, DeviceTensor wScale, DeviceTensor wOutlier, DeviceTensor bias, DeviceTensor y,
+                           QuantKernels.Int8Options opts) {
+        Objects.requireNonNull(opts, "opts");
+        if (opts.mode() == QuantKernels.Int8Mode.WEIGHT_ONLY) {
+            throw new IllegalArgumentException("matmulInt8: mode WEIGHT_ONLY is CPU-only; on the GPU use LLM or W8A8");
+        }
+        requireMine("matmulInt8 x", x);
+        requireMine("matmulInt8 wq", wq);
+        requireMine("matmulInt8 wScale", wScale);
+        requireMine("matmulInt8 y", y);
+        requireDtype("matmulInt8 x", x, DType.F32, DType.F16, DType.BF16);
+        requireDtype("matmulInt8 wq", wq, DType.I8);
+        requireDtype("matmulInt8 wScale", wScale, DType.F32);
+        requireDtype("matmulInt8 y", y, DType.F32, DType.F16, DType.BF16);
+        require2d("matmulInt8 x", x);
+        require2d("matmulInt8 wq", wq);
+        require2d("matmulInt8 y", y);
+        long m = x.dim(0), k = x.dim(1), n = wq.dim(0);
+        if (wq.dim(1) != k) throw shape("matmulInt8: x " + x + " and wq " + wq + " disagree on K (wq is [N, K])");
+        if (y.dim(0) != m || y.dim(1) != n) throw shape("matmulInt8: y " + y + " must be [" + m + ", " + n + "] for x " + x + " and wq " + wq);
+        requireVector("matmulInt8 wScale", wScale, n);
+        if (wOutlier != null) {
+            requireMine("matmulInt8 wOutlier", wOutlier);
+            requireDtype("matmulInt8 wOutlier", wOutlier, DType.F32, DType.BF16);
+            if (wOutlier.ndim() != 2 || wOutlier.dim(0) != n || wOutlier.dim(1) != k) {
+                throw shape("matmulInt8: wOutlier " + wOutlier + " must be [" + n + ", " + k + "] like wq " + wq);
+            }
+            requireRows("matmulInt8 wOutlier", wOutlier);
+        }
+        if (bias != null) { requireMine("matmulInt8 bias", bias); requireDtype("matmulInt8 bias", bias, DType.F32); requireVector("matmulInt8 bias", bias, n); }
+        requireRows("matmulInt8 x", x);
+        requireRows("matmulInt8 wq", wq);
+        requireRows("matmulInt8 y", y);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_int8_matmul_params.allocate(tmp);
+            pt_int8_matmul_params.mode(p, opts.mode().ordinal());
+            pt_int8_matmul_params.activation(p, opts.activation().ordinal());
+            pt_int8_matmul_params.threshold(p, opts.threshold());
+            pt_int8_matmul_params.w_packed(p, MemorySegment.NULL);
+            CudaLibrary.check(panatron_h.pt_cuda_matmul_int8(handle(), x.descriptor(), wq.descriptor(), wScale.descriptor(),
+                    wOutlier == null ? MemorySegment.NULL : wOutlier.descriptor(), bias == null ? MemorySegment.NULL : bias.descriptor(),
+                    y.descriptor(), p));
+        }
+    }
+
+    /**
+     * FP4 weight-only matmul on the GPU (W4A16 / W4A32), {@link dev.panatron.Fp4#matmul}'s
+     * semantics: {@code y[m, n] = bias[n] + sum_k x[m, k] * level[code(n, k)] * scale(n, k)}. M <= 4
+     * runs a GEMV that reads each code byte once and decodes in registers; larger M dequantizes to
+     * x's dtype and runs cuBLASLt.
+     *
+     * @param x      [M, K] f32, f16 or bf16, innermost contiguous; K even
+     * @param codes  [N, K/2] U8: the packed 4-bit codes (code 2i in the low nibble of byte i of
+     *               a row, the layout of a U4 [N, K] host tensor), innermost contiguous
+     * @param scales [N, K/group] f32 or bf16 (group 32, 64 or 128), or [N, 1] for group 0
+     * @param format the code format
+     * @param group  0 (per channel), 32, 64 or 128; divides K
+     * @param bias   [N] f32 or null
+     * @param y      [M, N] f32 or x's dtype, innermost contiguous
+     * @throws IllegalArgumentException on a dtype, shape, group, stride or context mismatch
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public void fp4Matmul(DeviceTensor x, DeviceTensor codes, DeviceTensor scales, Fp4.Format format, int group, DeviceTensor bias,
+                          DeviceTensor y) {
+        Objects.requireNonNull(format, "format");
+        requireMine("fp4Matmul x", x);
+        requireMine("fp4Matmul codes", codes);
+        requireMine("fp4Matmul scales", scales);
+        requireMine("fp4Matmul y", y);
+        requireDtype("fp4Matmul x", x, DType.F32, DType.F16, DType.BF16);
+        requireDtype("fp4Matmul codes", codes, DType.U8);
+        requireDtype("fp4Matmul scales", scales, DType.F32, DType.BF16);
+        requireDtype("fp4Matmul y", y, x.dtype(), DType.F32);
+        require2d("fp4Matmul x", x);
+        require2d("fp4Matmul codes", codes);
+        require2d("fp4Matmul scales", scales);
+        require2d("fp4Matmul y", y);
+        if (group != 0 && group != 32 && group != 64 && group != 128) {
+            throw new IllegalArgumentException("fp4Matmul: group " + group + " must be 0 (per channel), 32, 64 or 128");
+        }
+        long m = x.dim(0), k = x.dim(1), n = codes.dim(0);
+        if (k % 2 != 0 || codes.dim(1) != k / 2) throw shape("fp4Matmul: codes " + codes + " must be [N, K/2] for x " + x + " (K even)");
+        if (group != 0 && k % group != 0) throw shape("fp4Matmul: K = " + k + " of x " + x + " is not a multiple of the group " + group);
+        long ng = group == 0 ? 1 : k / group;
+        if (scales.dim(0) != n || scales.dim(1) != ng) throw shape("fp4Matmul: scales " + scales + " must be [" + n + ", " + ng + "] for group " + group);
+        if (y.dim(0) != m || y.dim(1) != n) throw shape("fp4Matmul: y " + y + " must be [" + m + ", " + n + "] for x " + x + " and codes " + codes);
+        if (bias != null) { requireMine("fp4Matmul bias", bias); requireDtype("fp4Matmul bias", bias, DType.F32); requireVector("fp4Matmul bias", bias, n); }
+        requireRows("fp4Matmul x", x);
+        requireRows("fp4Matmul codes", codes);
+        requireRows("fp4Matmul scales", scales);
+        requireRows("fp4Matmul y", y);
+        if (m == 0 || n == 0) return;
+        if (k == 0) throw shape("fp4Matmul: K = 0 is not supported (x " + x + ")");
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment cd = pt_tensor.allocate(tmp); // the same bytes as a U4 [N, K] tensor
+            pt_tensor.data(cd, MemorySegment.ofAddress(codes.address()));
+            pt_tensor.dtype(cd, DType.U4.code());
+            pt_tensor.device(cd, panatron_h.PT_DEVICE_CUDA());
+            pt_tensor.ndim(cd, 2);
+            pt_tensor.shape(cd, 0, n);
+            pt_tensor.shape(cd, 1, k);
+            pt_tensor.stride(cd, 0, codes.strides()[0]);
+            pt_tensor.stride(cd, 1, 1);
+            MemorySegment p = pt_fp4_matmul_params.allocate(tmp);
+            pt_fp4_matmul_params.format(p, format.ordinal());
+            pt_fp4_matmul_params.group(p, group);
+            pt_fp4_matmul_params.w4a4(p, 0);
+            pt_fp4_matmul_params.act_shift(p, MemorySegment.NULL);
+            CudaLibrary.check(panatron_h.pt_cuda_fp4_matmul(handle(), x.descriptor(), cd, scales.descriptor(),
+                    bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), p));
+        }
+    }
+
+    private static void require2d(String what, DeviceTensor t) {
+        if (t.ndim() != 2) throw shape(what + ": must be 2-D, got " + t);
+    }
+
+    private static void requireVector(String what, DeviceTensor t, long len) {
+        if (t.ndim() != 1 || t.dim(0) != len) throw shape(what + ": must be [" + len + "], got " + t);
+    }
+
+    /** 2-D operand of the quantized kernels: innermost contiguous, whole-element row stride >= the row. */
+    private static void requireRows(String what, DeviceTensor t) {
+        requireInnermostContiguous(what, t);
+        requireWholeElementStrides(what, t);
+        if (t.dim(0) > 1 && t.strides()[0] < t.dim(1) * t.dtype().byteSize()) {
+            throw shape(what + ": row stride " + t.strides()[0] + " bytes of " + t + " is shorter than a row");
         }
     }
 
