@@ -1,5 +1,5 @@
 /* pt_memory_stream: the read checksum against a plain sum, the copy against the source, on 1
- * and 2 threads and sizes around the 1 MiB piece; bad arguments. */
+ * and 2 threads, AVX-512 and portable, sizes around the 1 MiB piece; bad arguments. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -22,8 +22,9 @@ static void run(pt_ctx* ctx, int64_t bytes) {
 
 int main(void) {
     pt_test_seed(11);
-    for (int t = 1; t <= 2; t++) {
-        pt_ctx_params cp = {t, 0, 0, 0};
+    for (int cfg = 0; cfg < 4; cfg++) { /* 1 / 2 threads x AVX-512 / portable */
+        const int t = 1 + (cfg & 1);
+        pt_ctx_params cp = {t, (cfg & 2) ? (uint32_t)(PT_CPU_AVX512F | PT_CPU_AVX2) : 0u, 0, 0};
         pt_ctx* ctx = NULL;
         EXPECT_OK(pt_ctx_create(&cp, &ctx));
         static const int64_t SIZES[] = {0, 8, 1048576 - 8, 1048576, 1048576 + 8, 3 * 1048576 + 4096, 5 * 1048576 + 8};

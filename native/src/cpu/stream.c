@@ -1,14 +1,19 @@
 /* pt_memory_stream: the read and copy bandwidth probes benchmarks run next to the kernels
- * they compare (see panatron.h). Portable C: a 64-bit sum with 8 independent accumulators
- * reads far faster than DRAM delivers, so the loop measures the memory, not the adds. */
+ * they compare (see panatron.h). The read is a 64-bit sum: AVX-512 (stream_avx512.c) where the
+ * context has it, else portable C with 8 independent accumulators. */
 #include "common/internal.h"
 
 #include <string.h>
 
 #define PIECE ((int64_t)1 << 20)
 
+#if PT_X86 && defined(PT_HAVE_X86_KERNELS)
+PT_HIDDEN uint64_t pt_stream_read_avx512(const void* src, int64_t bytes);
+#endif
+
 typedef struct {
     int32_t mode;
+    int32_t avx512;
     const char* src;
     char* dst;
     int64_t bytes;
@@ -22,6 +27,12 @@ static void stream_pieces(int64_t p0, int64_t p1, void* ap) {
         memcpy(a->dst + lo, a->src + lo, (size_t)(hi - lo));
         return;
     }
+#if PT_X86 && defined(PT_HAVE_X86_KERNELS)
+    if (a->avx512) {
+        __atomic_fetch_add(&a->sums[p0 & 255], pt_stream_read_avx512(a->src + lo, hi - lo), __ATOMIC_RELAXED);
+        return;
+    }
+#endif
     const uint64_t* w = (const uint64_t*)(const void*)(a->src + lo);
     const int64_t n = (hi - lo) / 8;
     uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
@@ -55,6 +66,7 @@ pt_status pt_memory_stream(pt_ctx* ctx, int32_t mode, const void* src, void* dst
     stream_arg a;
     memset(&a, 0, sizeof a);
     a.mode = mode; a.src = (const char*)src; a.dst = (char*)dst; a.bytes = bytes;
+    a.avx512 = (ctx->caps & PT_CPU_AVX512F) != 0;
     pt_parallel_range(ctx, (bytes + PIECE - 1) / PIECE, 1, stream_pieces, &a);
     uint64_t s = 0;
     for (int i = 0; i < 256; i++) s += a.sums[i];
