@@ -1,6 +1,7 @@
 /* FP4 kernels on AVX-512: the GEMV (M = 1) decodes nibbles in registers with a 16-entry LUT
  * permute (vpermps uses only the low 4 bits of each index, so a zero-extended byte indexes
- * its low nibble as is), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
+ * its low nibble as is), the W4A16 GEMV on AVX512_BF16 (vpermw to bf16 levels, vdpbf16ps; see
+ * gemv_bf16_t), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
 #include "cpu/fp4.h"
 
 #include <immintrin.h>
@@ -218,6 +219,8 @@ static void gemm_regs(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
  * 1 load, 3 shifts, 4 vpermw, 4 vdpbf16ps, 1 scale permute, 2 FMA (against 12 permutes,
  * 4 shifts, 8 FMA for the f32 kernel above). Rows go 4 per pass, x from registers. */
 #define GBR 4
+static inline int load_u32(const char* p) { int v; memcpy(&v, p, 4); return v; }
+static inline uint16_t load_u16(const char* p) { uint16_t v; memcpy(&v, p, 2); return v; }
 typedef struct {
     __m512 acc[GBR], acc2[GBR];
 } gbf_acc;
@@ -257,8 +260,7 @@ static inline __attribute__((always_inline)) void gbf_chunk(const pt_fp4_problem
             if (sbf) {
                 const __m128i s16 = tail ? _mm_maskz_loadu_epi16((__mmask8)sm, (const void*)(srow[r] + ch * spc * 2))
                                          : (spc == 4 ? _mm_loadl_epi64((const __m128i*)(srow[r] + ch * 8))
-                                                     : (spc == 2 ? _mm_loadu_si32((const void*)(srow[r] + ch * 4))
-                                                                                  : _mm_loadu_si16((const void*)(srow[r] + ch * 2))));
+                                                     : _mm_cvtsi32_si128(spc == 2 ? load_u32(srow[r] + ch * 4) : (int)load_u16(srow[r] + ch * 2)));
                 sv = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, sidx16, _mm512_castsi128_si512(s16)));
             } else if (gsel == 3) {
                 sv = _mm512_set1_ps(*(const float*)(srow[r] + ch * 4));
