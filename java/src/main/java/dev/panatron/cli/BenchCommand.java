@@ -205,8 +205,9 @@ final class BenchCommand implements Runnable {
                         if (rep < 0) continue;
                         // CPU clock (process CPU time over the threads): what a quiet machine's wall clock would show
                         decCpu[rep] = (c3 - c2) / 1e6 / ctx.threads() / newTokens;
-                        bwCpu[rep] = 4 * 2.0 * copyBytes / ((c1 - c0) / 1e9 / copyThreads) / 1e9;
-                        rbwCpu[rep] = 4.0 * copyBytes / ((c1r - c1) / 1e9 / copyThreads) / 1e9;
+                        // NaN (JSON null) when the samples took less than one tick of the CPU clock (a small --copy-mib)
+                        bwCpu[rep] = c1 > c0 ? 4 * 2.0 * copyBytes / ((c1 - c0) / 1e9 / copyThreads) / 1e9 : Double.NaN;
+                        rbwCpu[rep] = c1r > c1 ? 4.0 * copyBytes / ((c1r - c1) / 1e9 / copyThreads) / 1e9 : Double.NaN;
                         rbw[rep] = rgbs;
                         pre[rep] = (double) batch * promptLen / ((t1 - t0) / 1e9);
                         dec[rep] = (double) batch * newTokens / ((t2 - t1) / 1e9);
@@ -261,10 +262,10 @@ final class BenchCommand implements Runnable {
                 o.put("decode_fraction_of_bound_min", frac[0]);
                 o.put("decode_fraction_of_bound_max", frac[n - 1]);
                 o.put("decode_cpu_ms_per_step", decCpu[n / 2]);
-                o.put("copy_cpu_gbs", bwCpu[n / 2]);
-                o.put("decode_cpu_fraction_of_bound", fracCpu[n / 2]);
-                o.put("decode_cpu_fraction_of_bound_min", fracCpu[0]);
-                o.put("decode_cpu_fraction_of_bound_max", fracCpu[n - 1]);
+                putFinite(o, "copy_cpu_gbs", bwCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_bound", fracCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_bound_min", fracCpu[0]);
+                putFinite(o, "decode_cpu_fraction_of_bound_max", fracCpu[n - 1]);
                 o.put("read_gbs", rbw[n / 2]);
                 o.put("read_gbs_min", rbw[0]);
                 o.put("read_gbs_max", rbw[n - 1]);
@@ -272,8 +273,8 @@ final class BenchCommand implements Runnable {
                 o.put("decode_fraction_of_read_bound", rfrac[n / 2]);
                 o.put("decode_fraction_of_read_bound_min", rfrac[0]);
                 o.put("decode_fraction_of_read_bound_max", rfrac[n - 1]);
-                o.put("read_cpu_gbs", rbwCpu[n / 2]);
-                o.put("decode_cpu_fraction_of_read_bound", rfracCpu[n / 2]);
+                putFinite(o, "read_cpu_gbs", rbwCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_read_bound", rfracCpu[n / 2]);
                 var out = spec.commandLine().getOut();
                 if (json) out.println(om.writeValueAsString(o));
                 else {
@@ -292,6 +293,12 @@ final class BenchCommand implements Runnable {
             }
             spec.commandLine().getOut().flush();
             return 0;
+        }
+
+        /** v, or JSON null when it is not finite. */
+        static void putFinite(ObjectNode o, String key, double v) {
+            if (Double.isFinite(v)) o.put(key, v);
+            else o.putNull(key);
         }
 
         /** Copy bandwidth in GB/s (read + write bytes, pt-bench's convention): a native memcpy split over ctx's threads. */
