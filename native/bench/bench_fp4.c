@@ -3,63 +3,48 @@
  *
  *   pt-bench --op fp4 [--m M] [--n N --k K | default: 768x768, 768x3072, 3072x768, 4096x4096]
  *            [--group 0|32|64|128] [--format e2m1|e1m2|e3m0|nf4] [--threads T] [--reps R]
- *            [--cold-mib MiB] [--clock wall|cpu] [--json]
+ *            [--scales f32|bf16] [--cold-mib MiB] [--clock wall|cpu] [--json]
  *
  * y = x @ Wᵀ, W [N, K]. Decode reads every weight from DRAM (a model's weights do not stay in
  * cache between tokens), so each method cycles through enough copies of its weight to cover
  * --cold-mib (default 256 MiB, above the last-level cache (105 MiB here)): one timed repeat = one call on each
- * copy, time per call = repeat time / copies. Repeats rotate the order of the three methods.
+ * copy, time per call = repeat time / copies. Repeats rotate the order of the methods: fp4 (the
+ * default dispatch: on AVX512_BF16 the W4A16 GEMV at M = 1), fp4-f32act (the same call with
+ * AVX512_BF16 disabled: the f32-activation AVX-512 kernel), f32 oneDNN, f32 own.
  * Reported: median (min, max) microseconds per call, GB/s of weight bytes read (FP4: N*K/2
  * codes + the scales; f32: 4*N*K), and the speed-up of FP4 over each f32 baseline. Compare the
  * GB/s with `pt-bench --op copy` (read + write bytes) measured in the same session. */
-#include "panatron/panatron.h"
+#include "bench_common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static int fcpu = 0; /* --clock cpu: process CPU time (with --threads 1 and OMP_NUM_THREADS=1 on a loaded machine) */
-static double fnow(void) {
-    struct timespec ts;
-    clock_gettime(fcpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static int cmpd(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
-}
-static void rnd(float* p, size_t n, uint64_t seed) {
-    uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        p[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
-    }
-}
+/* a 2-D view; U4 (packed codes): row stride K/2 bytes */
 static pt_tensor mk(void* d, int32_t dt, int64_t a, int64_t b) {
-    pt_tensor t;
-    memset(&t, 0, sizeof t);
-    t.data = d; t.dtype = dt; t.ndim = 2; t.shape[0] = a; t.shape[1] = b;
-    t.stride[1] = dt == PT_U4 ? 1 : (int64_t)pt_dtype_size(dt);
-    t.stride[0] = dt == PT_U4 ? b / 2 : b * t.stride[1];
+    pt_tensor t = pt_bench_t2(d, dt, a, b);
+    if (dt == PT_U4) { t.stride[1] = 1; t.stride[0] = b / 2; }
     return t;
 }
 
-enum { FP4 = 0, DNN = 1, OWN = 2, NMETH = 3 };
-static const char* MNAME[NMETH] = {"fp4", "f32-onednn", "f32-own"};
+enum { FP4 = 0, FP4A = 1, DNN = 2, OWN = 3, NMETH = 4 };
+static const char* MNAME[NMETH] = {"fp4", "fp4-f32act", "f32-onednn", "f32-own"};
 
-static int run_shape(pt_ctx* own, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
+static int sdt = PT_F32; /* --scales f32|bf16 */
+static int run_shape(pt_ctx* own, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
                      int json) {
     if (k % 2 || (group && k % group)) { fprintf(stderr, "K=%lld must be even and a multiple of --group %d\n", (long long)k, group); return 2; }
     const int64_t ng = group ? k / group : 1;
-    const double fp4_bytes = (double)n * k / 2 + 4.0 * n * ng, f32_bytes = 4.0 * n * k;
+    const double fp4_bytes = (double)n * k / 2 + (sdt == PT_BF16 ? 2.0 : 4.0) * n * ng, f32_bytes = 4.0 * n * k;
     int copies[NMETH];
-    copies[FP4] = (int)(cold_mib * 1048576.0 / fp4_bytes) + 1;
+    copies[FP4] = copies[FP4A] = (int)(cold_mib * 1048576.0 / fp4_bytes) + 1;
     copies[DNN] = copies[OWN] = (int)(cold_mib * 1048576.0 / f32_bytes) + 1;
     float* w = malloc(sizeof(float) * n * k);
     float* x = malloc(sizeof(float) * m * k);
     float* y = malloc(sizeof(float) * m * n);
-    rnd(w, n * k, 1); rnd(x, m * k, 2);
+    uint64_t rng = 0x9e3779b97f4a7c15ull;
+    for (int64_t i = 0; i < n * k; i++) w[i] = pt_bench_rand(&rng);
+    for (int64_t i = 0; i < m * k; i++) x[i] = pt_bench_rand(&rng);
     uint8_t** codes = malloc(sizeof(void*) * copies[FP4]);
     float** scales = malloc(sizeof(void*) * copies[FP4]);
     float** wf = malloc(sizeof(void*) * copies[DNN]);
@@ -68,11 +53,11 @@ static int run_shape(pt_ctx* own, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, 
     for (int c = 0; c < copies[FP4]; c++) {
         codes[c] = malloc(n * k / 2); scales[c] = malloc(4 * n * ng);
         if (!codes[c] || !scales[c]) { fprintf(stderr, "out of memory\n"); return 1; }
-        pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], PT_F32, n, ng);
+        pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], sdt, n, ng);
         if (c == 0) {
             if (pt_fp4_quantize(own, &tw, &qp, &tc, &ts) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
         } else {
-            memcpy(codes[c], codes[0], n * k / 2); memcpy(scales[c], scales[0], 4 * n * ng);
+            memcpy(codes[c], codes[0], n * k / 2); memcpy(scales[c], scales[0], (sdt == PT_BF16 ? 2 : 4) * n * ng);
         }
     }
     for (int c = 0; c < copies[DNN]; c++) {
@@ -87,43 +72,45 @@ static int run_shape(pt_ctx* own, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, 
     for (int i = 0; i < NMETH; i++) t[i] = malloc(sizeof(double) * reps);
     for (int r = -2; r < reps; r++) { /* two warm-up rounds */
         for (int j = 0; j < NMETH; j++) {
-            int meth = (r + 3 + j) % NMETH;
-            double t0 = fnow();
+            int meth = (r + 2 * NMETH + j) % NMETH;
+            double t0 = pt_bench_now();
             for (int c = 0; c < copies[meth]; c++) {
                 pt_status st;
-                if (meth == FP4) {
-                    pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], PT_F32, n, ng);
-                    st = pt_fp4_matmul(own, &tx, &tc, &ts, NULL, &ty, &fp);
+                if (meth == FP4 || meth == FP4A) {
+                    pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], sdt, n, ng);
+                    st = pt_fp4_matmul(meth == FP4 ? own : f32a, &tx, &tc, &ts, NULL, &ty, &fp);
                 } else {
                     pt_tensor tb = mk(wf[c], PT_F32, n, k);
                     st = pt_matmul(meth == DNN ? dnn : own, &tx, &tb, NULL, &ty, &mp);
                 }
                 if (st != PT_OK) { fprintf(stderr, "%s: %s\n", MNAME[meth], pt_last_error()); return 1; }
             }
-            double dt = (fnow() - t0) / copies[meth];
+            double dt = (pt_bench_now() - t0) / copies[meth];
             if (r >= 0) t[meth][r] = dt;
         }
     }
     double med[NMETH], lo[NMETH], hi[NMETH];
     for (int i = 0; i < NMETH; i++) {
-        qsort(t[i], reps, sizeof(double), cmpd);
-        med[i] = t[i][reps / 2]; lo[i] = t[i][0]; hi[i] = t[i][reps - 1];
+        pt_bench_stats st = pt_bench_summary(t[i], reps);
+        med[i] = st.med; lo[i] = st.lo; hi[i] = st.hi;
     }
-    const double bytes[NMETH] = {fp4_bytes, f32_bytes, f32_bytes};
+    const double bytes[NMETH] = {fp4_bytes, fp4_bytes, f32_bytes, f32_bytes};
     if (json) {
         printf("{\"op\":\"fp4\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"group\":%d,\"format\":%d,\"reps\":%d", (long long)m, (long long)n,
                (long long)k, group, fmt, reps);
         for (int i = 0; i < NMETH; i++)
             printf(",\"%s_us\":%.3f,\"%s_us_min\":%.3f,\"%s_us_max\":%.3f,\"%s_gbps\":%.2f", MNAME[i], med[i] * 1e6, MNAME[i],
                    lo[i] * 1e6, MNAME[i], hi[i] * 1e6, MNAME[i], bytes[i] / med[i] * 1e-9);
-        printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f}\n", med[DNN] / med[FP4], med[OWN] / med[FP4]);
+        printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f,\"speedup_vs_fp4_f32act\":%.2f}\n", med[DNN] / med[FP4],
+               med[OWN] / med[FP4], med[FP4A] / med[FP4]);
     } else {
         printf("fp4 M=%lld N=%lld K=%lld group=%d format=%d reps=%d (weights cold: %d / %d copies)\n", (long long)m, (long long)n,
                (long long)k, group, fmt, reps, copies[FP4], copies[DNN]);
         for (int i = 0; i < NMETH; i++)
             printf("  %-11s %9.1f us (min %9.1f, max %9.1f)  %6.2f GB/s of weights\n", MNAME[i], med[i] * 1e6, lo[i] * 1e6, hi[i] * 1e6,
                    bytes[i] / med[i] * 1e-9);
-        printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own (ratios of medians)\n", med[DNN] / med[FP4], med[OWN] / med[FP4]);
+        printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own, %.2fx vs fp4 with f32 activations (ratios of medians)\n",
+               med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4A] / med[FP4]);
     }
     for (int c = 0; c < copies[FP4]; c++) { free(codes[c]); free(scales[c]); }
     for (int c = 0; c < copies[DNN]; c++) free(wf[c]);
@@ -149,7 +136,8 @@ int pt_bench_fp4(int argc, char** argv) {
         else if (!strcmp(a, "--threads")) threads = atoi(v);
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else if (!strcmp(a, "--cold-mib")) cold = atof(v);
-        else if (!strcmp(a, "--clock")) fcpu = !strcmp(v, "cpu");
+        else if (!strcmp(a, "--scales")) sdt = !strcmp(v, "bf16") ? PT_BF16 : PT_F32;
+        else if (!strcmp(a, "--clock")) pt_bench_cpu_clock = !strcmp(v, "cpu");
         else if (!strcmp(a, "--format")) {
             if (!strcmp(v, "e2m1")) fmt = PT_FP4_E2M1;
             else if (!strcmp(v, "e1m2")) fmt = PT_FP4_E1M2;
@@ -161,15 +149,19 @@ int pt_bench_fp4(int argc, char** argv) {
     }
     if (reps < 1) reps = 1;
     if (m < 1) { fprintf(stderr, "--m must be positive\n"); return 2; }
-    pt_ctx_params po = {threads, 0, 0, 0}, pd = {threads, 0, 1, 0};
-    pt_ctx *own = NULL, *dnn = NULL;
-    if (pt_ctx_create(&po, &own) != PT_OK || pt_ctx_create(&pd, &dnn) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+    pt_ctx_params po = {threads, 0, 0, 0}, pa = {threads, PT_CPU_AVX512_BF16, 0, 0}, pd = {threads, 0, 1, 0};
+    pt_ctx *own = NULL, *f32a = NULL, *dnn = NULL;
+    if (pt_ctx_create(&po, &own) != PT_OK || pt_ctx_create(&pa, &f32a) != PT_OK || pt_ctx_create(&pd, &dnn) != PT_OK) {
+        fprintf(stderr, "%s\n", pt_last_error());
+        return 1;
+    }
     static const int64_t SHAPES[4][2] = {{768, 768}, {768, 3072}, {3072, 768}, {4096, 4096}}; /* N, K */
     int rc = 0;
-    if (n > 0 && k > 0) rc = run_shape(own, dnn, m, n, k, group, fmt, reps, cold, json);
+    if (n > 0 && k > 0) rc = run_shape(own, f32a, dnn, m, n, k, group, fmt, reps, cold, json);
     else
-        for (int s = 0; s < 4 && !rc; s++) rc = run_shape(own, dnn, m, SHAPES[s][0], SHAPES[s][1], group, fmt, reps, cold, json);
+        for (int s = 0; s < 4 && !rc; s++) rc = run_shape(own, f32a, dnn, m, SHAPES[s][0], SHAPES[s][1], group, fmt, reps, cold, json);
     pt_ctx_destroy(own);
+    pt_ctx_destroy(f32a);
     pt_ctx_destroy(dnn);
     return rc;
 }

@@ -1,7 +1,9 @@
 /* FP4: levels, quantize/dequantize round trips, the weight-only and W4A4 matmul against a
  * double-precision reference of the same quantized math (codes decoded with their scales in
  * double), the format/clipping search on data built for a known winner, and bad inputs.
- * Every kernel runs on AVX-512 (when present) and on the portable path, 1 and 2 threads. */
+ * Every kernel runs on AVX-512 (when present) and on the portable path, 1 and 2 threads; the
+ * weight-only GEMV (M = 1, not NF4) on AVX512_BF16 rounds x to bf16 (W4A16), and its reference
+ * does the same, while a config with AVX512_BF16 disabled keeps the f32-activation kernel tested. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -11,7 +13,9 @@ static const config CONFIGS[] = {
     {"avx512, 2 threads", 2, 0},
     {"portable, 2 threads", 2, PT_CPU_AVX512F | PT_CPU_AVX2},
     {"avx512, 1 thread", 1, 0},
+    {"avx512 f32 activations (AVX512_BF16 off), 2 threads", 2, PT_CPU_AVX512_BF16},
 };
+static uint32_t g_caps; /* the caps the library dispatches on */
 #define NCONFIGS (int)(sizeof CONFIGS / sizeof CONFIGS[0])
 static const char* FMT[4] = {"E2M1", "E1M2", "E3M0", "NF4"};
 
@@ -113,12 +117,17 @@ static void round_trip(pt_ctx* ctx, int fmt, int group, int scale_bf, float clip
 }
 
 typedef struct { int64_t n, k; int group; } shape;
-static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {130, 770, 0}, {1, 2, 0}, {9, 384, 32}};
+static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {130, 770, 0}, {1, 2, 0}, {9, 384, 32},
+                               {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */
-static void matmul_case(pt_ctx* ctx, const char* cfg, int fmt, shape sh, int64_t m, int x_bf, int y_bf, int s_bf, int with_bias,
+static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_t m, int x_bf, int y_bf, int s_bf, int with_bias,
                         int w4a4, int act_fmt) {
+    const char* cfg = cf->name;
+    const uint32_t need = PT_CPU_AVX512F | PT_CPU_AVX512_BF16;
+    /* the W4A16 GEMV: x rounded to bf16 (RNE) before the products */
+    const int w4a16 = (g_caps & ~cf->disable & need) == need && m == 1 && !w4a4 && fmt != PT_FP4_NF4;
     const int64_t n = sh.n, k = sh.k, g = sh.group ? sh.group : k, ng = k / g;
     float* w = malloc(sizeof(float) * n * k);
     float* x = malloc(sizeof(float) * m * k);
@@ -151,7 +160,10 @@ static void matmul_case(pt_ctx* ctx, const char* cfg, int fmt, shape sh, int64_t
     /* the activations the kernel multiplies (W4A4: quantized per token, mirrored in float) */
     float* xq = malloc(sizeof(float) * m * k);
     for (int64_t r = 0; r < m; r++) {
-        if (!w4a4) { memcpy(xq + r * k, x + r * k, sizeof(float) * k); continue; }
+        if (!w4a4) {
+            for (int64_t j = 0; j < k; j++) xq[r * k + j] = w4a16 ? bf16r(x[r * k + j]) : x[r * k + j];
+            continue;
+        }
         float amax = 0, maxl = 0;
         for (int i = 0; i < 16; i++) maxl = fabsf(la[i]) > maxl ? fabsf(la[i]) : maxl;
         for (int64_t j = 0; j < k; j++) { float v = ldexpf(x[r * k + j], -shift[j]); xq[r * k + j] = v; amax = fabsf(v) > amax ? fabsf(v) : amax; }
@@ -184,12 +196,16 @@ static void matmul_case(pt_ctx* ctx, const char* cfg, int fmt, shape sh, int64_t
     int64_t wi = 0;
     for (int64_t i = 0; i < m * n; i++) {
         yf[i] = y_bf ? from_bf16(((uint16_t*)y)[i]) : ((float*)y)[i];
-        double tol = 2e-6 * sumabs[i] + 1e-6 + (y_bf ? 4e-3 * fabs(ref[i]) : 0);
+        /* W4A16: the bf16 x level products are exact in f32; each f32 lane adds two of them per
+         * vdpbf16ps (<= 2 roundings), K/32 times, then a group-scale FMA per 128-chunk and a
+         * 16-lane tree: at most (2 K/32 + K/128 + 8) roundings of 2^-24 relative to sum|terms| */
+        double tol = (w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24 : 2e-6) * sumabs[i] + 1e-6 +
+                     (y_bf ? 4e-3 * fabs(ref[i]) : 0);
         double e = fabs(yf[i] - ref[i]) / tol;
         if (!(e <= worst)) { worst = isnan(e) ? INFINITY : e; wi = i; }
     }
-    EXPECT(worst <= 1.0, "[%s] %s%s%s M=%lld N=%lld K=%lld group %d x %s y %s scales %s bias %d: y[%lld] = %g, want %g (err %.2f tol)",
-           cfg, w4a4 ? "W4A4 act " : "", w4a4 ? FMT[act_fmt] : "", FMT[fmt], (long long)m, (long long)n, (long long)k, sh.group,
+    EXPECT(worst <= 1.0, "[%s%s] %s%s%s M=%lld N=%lld K=%lld group %d x %s y %s scales %s bias %d: y[%lld] = %g, want %g (err %.2f tol)",
+           cfg, w4a16 ? ", W4A16" : "", w4a4 ? "W4A4 act " : "", w4a4 ? FMT[act_fmt] : "", FMT[fmt], (long long)m, (long long)n, (long long)k, sh.group,
            x_bf ? "bf16" : "f32", y_bf ? "bf16" : "f32", s_bf ? "bf16" : "f32", with_bias, (long long)wi, yf[wi], ref[wi], worst);
     free(w); free(x); free(xb); free(bias); free(codes); free(sc); free(y); free(yf); free(ref); free(sumabs); free(shift); free(xq);
 }
@@ -205,12 +221,12 @@ static void run_config(const config* c) {
         for (int s = 0; s < NSHAPES; s++)
             for (int mi = 0; mi < 3; mi++, variant++) {
                 int xb = variant % 3 == 1, yb = variant % 5 == 2, sb = variant % 2, bias = variant % 4 != 3;
-                matmul_case(ctx, c->name, f, SHAPES[s], MS[mi], xb, yb, sb, bias, 0, 0);
+                matmul_case(ctx, c, f, SHAPES[s], MS[mi], xb, yb, sb, bias, 0, 0);
             }
     /* W4A4 (activations E2M1 and the others), a few shapes */
     for (int f = 0; f < 3; f++)
         for (int s = 0; s < NSHAPES; s += 2)
-            for (int mi = 0; mi < 3; mi++) matmul_case(ctx, c->name, f, SHAPES[s], MS[mi], 0, 0, 0, 1, 1, (f + s) % 3);
+            for (int mi = 0; mi < 3; mi++) matmul_case(ctx, c, f, SHAPES[s], MS[mi], 0, 0, 0, 1, 1, (f + s) % 3);
     pt_ctx_destroy(ctx);
 }
 
@@ -351,6 +367,9 @@ static void bad_inputs(pt_ctx* ctx) {
 
 int main(void) {
     pt_test_seed(5);
+    pt_build_info bi;
+    EXPECT_OK(pt_build_info_get(&bi));
+    g_caps = bi.used_caps;
     levels();
     pt_ctx* ctx = NULL;
     pt_ctx_params cp = {2, 0, 1, 0};

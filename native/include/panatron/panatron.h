@@ -876,6 +876,12 @@ PT_API pt_status pt_fp4_dequantize(pt_ctx* ctx, const pt_tensor* codes, const pt
  * permute per nibble, AVX-512; the portable build does it with a table); for M = 1 each
  * weight byte is read once (GEMV, parallel over N), for M > 1 a [K-panel x 16 rows] tile is
  * decoded into L1 and reused across all M rows. Accumulation f32.
+ * W4A16: where ctx has PT_CPU_AVX512_BF16, the weight-only GEMV (M = 1) of E2M1, E1M2 and
+ * E3M0 (whose levels are exact in bf16) rounds x to bf16 (round to nearest even) once per
+ * call, i.e. xq = bf16(x), and multiplies on vdpbf16ps: the products are exact, the sums f32,
+ * the group scale applied to each group's f32 partial sum. Weight-only kernels on GPUs and
+ * llama.cpp-style CPU kernels use 16-bit activations the same way; NF4, M > 1, W4A4 and
+ * contexts with PT_CPU_AVX512_BF16 in disable_caps keep x in f32.
  * W4A4 (w4a4 = 1, LLM-FP4): per token m, the activations are divided by the per-channel
  * power of two 2^act_shift[k] (the shift the weights absorbed through
  * pt_fp4_quant_params.act_shift), then quantized to act_format with one scale per token
@@ -1055,6 +1061,21 @@ PT_API pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params*
 PT_API pt_status pt_kv_cache_append(pt_ctx* ctx, const pt_tensor* k_new, const pt_tensor* v_new,
                                     const pt_tensor* start, pt_tensor* k_cache, pt_tensor* v_cache,
                                     const pt_rope_params* rope);
+
+/* ==== memory streaming probe (benchmarks, issue 6) ==== */
+
+/*
+ * Streams `bytes` bytes on ctx's threads (the range cut into 1 MiB pieces that the threads
+ * claim, as kernels share work), so that a benchmark can measure, in its own process and next
+ * to the kernels it compares, the bandwidth bounds of a memory-bound kernel:
+ *   mode 0 (read):  sums src[0 .. bytes) as 64-bit words, the sum (mod 2^64) to *checksum: a pure
+ *                   streaming read, the bound of a kernel that only reads (a decode step's weights)
+ *   mode 1 (copy):  dst[0 .. bytes) = src[0 .. bytes) (memcpy per piece; bytes read + written),
+ *                   *checksum (may be NULL) gets 0
+ * src (and dst for mode 1) must not be NULL and must not overlap; bytes >= 0, a multiple of 8
+ * for mode 0. Timing is the caller's.
+ */
+PT_API pt_status pt_memory_stream(pt_ctx* ctx, int32_t mode, const void* src, void* dst, int64_t bytes, uint64_t* checksum);
 
 /* ==== end ==== */
 

@@ -281,7 +281,23 @@ static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
     if (ctx->caps & PT_CPU_AVX512F) rows = pt_fp4_rows_avx512;
 #endif
     float* xd = NULL;
-    if (rows != pt_fp4_rows_generic) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
+#if PT_X86 && defined(PT_HAVE_X86_KERNELS)
+    if (rows != pt_fp4_rows_generic && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
+        /* W4A16 GEMV: x rounded to bf16 once, in the nibble order of a 128-chunk (see fp4.h) */
+        const int64_t kp = (p->k + 127) & ~(int64_t)127;
+        uint16_t* xb = (uint16_t*)pt_scratch(2, (size_t)kp * sizeof(uint16_t));
+        if (!xb) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld bf16 of x", (long long)kp);
+        for (int64_t c = 0; c < kp; c += 128)
+            for (int r = 0; r < 4; r++)
+                for (int j = 0; j < 32; j++) {
+                    const int64_t k = c + 4 * j + r;
+                    xb[c + 32 * r + j] = k < p->k ? pt_f32_to_bf16(p->x[k]) : 0;
+                }
+        p->xb = xb;
+        for (int i = 0; i < 32; i++) p->lutb[i] = pt_f32_to_bf16(p->lut[i & 15]);
+    }
+#endif
+    if (rows != pt_fp4_rows_generic && !p->xb) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
         xd = (float*)pt_scratch(2, (size_t)(p->m * p->k + 32) * sizeof(float));
         if (!xd) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld x %lld floats of x", (long long)p->m,
                                 (long long)p->k);
@@ -361,6 +377,7 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
     memset(&p, 0, sizeof p);
     p.m = m; p.n = n; p.k = k; p.group = g;
     fp4_levels(params->format, p.lut);
+    p.bf16_ok = !params->w4a4 && params->format != PT_FP4_NF4;
     p.codes = (const uint8_t*)codes->data; p.ldw = codes->stride[0];
     p.scales = scales->data; p.lds = scales->stride[0] / (int64_t)pt_dtype_size(scales->dtype); p.scale_bf16 = scales->dtype == PT_BF16;
     p.bias = bias ? (const float*)bias->data : NULL;

@@ -10,6 +10,9 @@ typedef struct pt_fp4_problem {
     const float* x;           /* [M, K] f32, row stride ldx (elements) */
     int64_t ldx;
     const float* xd;          /* AVX-512 only: x [M, K] (row stride K) with each 32-chunk deinterleaved (evens, odds) */
+    const uint16_t* xb;       /* AVX512_BF16 GEMV only (M = 1): x rounded to bf16, per 128-chunk c of K (zero-padded
+                               * to a multiple of 128) in nibble order: xb[128c + 32r + j] = bf16(x[128c + 4j + r]) */
+    int32_t bf16_ok;          /* the bf16-activation GEMV may be used: weight-only and levels exact in bf16 (not NF4) */
     const uint8_t* codes;     /* [N, K/2] bytes, row stride ldw (bytes) */
     int64_t ldw;
     const void* scales;       /* [N, K/group] f32 | bf16, row stride lds (elements) */
@@ -20,6 +23,7 @@ typedef struct pt_fp4_problem {
     void* y;                  /* [M, N], row stride ldy (elements) */
     int64_t ldy;
     float lut[16];
+    uint16_t lutb[32];        /* lut as bf16, twice (vpermw indexes with 5 bits) */
 } pt_fp4_problem;
 
 static inline float pt_fp4_scale(const pt_fp4_problem* p, int64_t n, int64_t g) {

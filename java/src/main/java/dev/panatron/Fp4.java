@@ -126,6 +126,9 @@ public final class Fp4 {
     /**
      * Weight-only FP4 matmul: {@code y = x @ dequant(codes, scales)ᵀ + bias}, the weight decoded
      * in registers (GEMV for M = 1, an L1 tile reused across rows for M > 1), f32 accumulation.
+     * W4A16: on CPUs with AVX512_BF16 the GEMV (M = 1) of E2M1, E1M2 and E3M0 rounds x to bf16
+     * once (round to nearest even) and multiplies exactly on bf16 dot products; NF4, M > 1 and
+     * contexts created with {@link CpuCaps#AVX512_BF16} disabled keep x in f32.
      *
      * @param x      [M, K] F32 or BF16
      * @param bias   [N] F32 or null

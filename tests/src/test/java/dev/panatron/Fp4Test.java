@@ -53,24 +53,45 @@ class Fp4Test {
         assertEquals(1f, nf4[15]);
     }
 
+    /** x rounded to bf16 (round to nearest even), as the W4A16 GEMV does. */
+    static float bf16(float v) {
+        int u = Float.floatToRawIntBits(v);
+        u += 0x7fff + ((u >>> 16) & 1);
+        return Float.intBitsToFloat(u & 0xffff0000);
+    }
+
     /** Weight-only and W4A4 against the double reference, odd sizes, every format. */
     @Test
     void matmulMatchesReference() {
-        int[][] shapes = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {3, 2, 0}}; // N, K, group
+        matmulMatchesReference(ctx, (Panatron.cpuCaps() & (CpuCaps.AVX512F | CpuCaps.AVX512_BF16)) == (CpuCaps.AVX512F | CpuCaps.AVX512_BF16));
+    }
+
+    /** The same with AVX512_BF16 disabled: the f32-activation kernels. */
+    @Test
+    void matmulF32ActivationsMatchesReference() {
+        try (Context c = Context.create(2, true, CpuCaps.AVX512_BF16)) {
+            matmulMatchesReference(c, false);
+        }
+    }
+
+    /** w4a16: the context takes the W4A16 GEMV (M = 1, weight-only, not NF4: x rounded to bf16). */
+    private void matmulMatchesReference(Context ctx, boolean w4a16) {
+        int[][] shapes = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {3, 2, 0}, {9, 480, 32}}; // N, K, group
         int[] ms = {1, 7, 65};
         int variant = 0;
         for (Format f : Format.values()) {
             for (int[] sh : shapes) {
                 for (int m : ms) {
                     boolean w4a4 = variant % 3 == 2 && f != Format.NF4;
-                    check(f, sh[0], sh[1], sh[2], m, variant % 2 == 0 ? DType.F32 : DType.BF16, w4a4, Format.values()[variant % 3]);
+                    check(ctx, f, sh[0], sh[1], sh[2], m, variant % 2 == 0 ? DType.F32 : DType.BF16, w4a4, Format.values()[variant % 3],
+                            w4a16 && m == 1 && !w4a4 && f != Format.NF4);
                     variant++;
                 }
             }
         }
     }
 
-    private void check(Format f, int n, int k, int group, int m, DType scaleType, boolean w4a4, Format actFormat) {
+    private void check(Context ctx, Format f, int n, int k, int group, int m, DType scaleType, boolean w4a4, Format actFormat, boolean w4a16) {
         int ng = group == 0 ? 1 : k / group, g = group == 0 ? k : group;
         try (Arena arena = Arena.ofConfined()) {
             float[] w = random(n * k), x = random(m * k), bias = random(n);
@@ -93,6 +114,7 @@ class Fp4Test {
             float[] sc = scales.toFloatArray();
             float[] lv = Fp4.levels(f), la = Fp4.levels(actFormat);
             float[] xq = x.clone();
+            if (w4a16) for (int j = 0; j < xq.length; j++) xq[j] = bf16(xq[j]);
             if (w4a4) { // the activations the kernel multiplies, mirrored in float
                 float maxl = 0;
                 for (float v : la) maxl = Math.max(maxl, Math.abs(v));
@@ -121,7 +143,10 @@ class Fp4Test {
                         sa += Math.abs(t);
                     }
                     double got = y[r * n + c];
-                    assertTrue(Math.abs(got - s) <= 2e-6 * sa + 1e-6, f + (w4a4 ? " W4A4 " + actFormat : "") + " M=" + m + " N=" + n + " K=" + k
+                    // W4A16: exact bf16 x level products, <= 2 roundings per vdpbf16ps lane step (K/32 of them), a scale FMA per
+                    // 128-chunk, a 16-lane tree: at most (2 K/32 + K/128 + 8) roundings of 2^-24 relative to sum |terms|
+                    double rel = w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24 : 2e-6;
+                    assertTrue(Math.abs(got - s) <= rel * sa + 1e-6, f + (w4a16 ? " W4A16" : "") + (w4a4 ? " W4A4 " + actFormat : "") + " M=" + m + " N=" + n + " K=" + k
                             + " group " + group + ": y[" + r + "," + c + "] = " + got + ", want " + s);
                 }
             }

@@ -1653,6 +1653,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_memory_stream {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_memory_stream");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_memory_stream(pt_ctx * ctx, int32_t mode, const void * src, void * dst, int64_t bytes, uint64_t * checksum)} */
+    public static FunctionDescriptor pt_memory_stream$descriptor() { return pt_memory_stream.DESC; }
+    /** Downcall handle of {@code pt_status pt_memory_stream(pt_ctx * ctx, int32_t mode, const void * src, void * dst, int64_t bytes, uint64_t * checksum)} */
+    public static MethodHandle pt_memory_stream$handle() { return pt_memory_stream.HANDLE; }
+    /** Address of {@code pt_status pt_memory_stream(pt_ctx * ctx, int32_t mode, const void * src, void * dst, int64_t bytes, uint64_t * checksum)} */
+    public static MemorySegment pt_memory_stream$address() { return pt_memory_stream.ADDR; }
+    /** {@snippet lang=c : pt_status pt_memory_stream(pt_ctx * ctx, int32_t mode, const void * src, void * dst, int64_t bytes, uint64_t * checksum) } */
+    public static int pt_memory_stream(MemorySegment ctx, int mode, MemorySegment src, MemorySegment dst, long bytes, MemorySegment checksum) {
+        var mh$ = pt_memory_stream.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, mode, src, dst, bytes, checksum);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     /** Every function this class binds (used by the bindings test). */
     public static final java.util.List<String> FUNCTIONS = java.util.List.of(
         "pt_last_error",
@@ -1723,5 +1745,6 @@ public final class panatron_h {
         "pt_fp4_search",
         "pt_flash_attn_fwd",
         "pt_flash_attn_decode",
-        "pt_kv_cache_append");
+        "pt_kv_cache_append",
+        "pt_memory_stream");
 }

@@ -134,10 +134,13 @@ final class BenchCommand implements Runnable {
     }
 
     /**
-     * Prefill and decode tokens/s of a decoder LM on random prompt ids, and decode against the
-     * memory-bandwidth bound (weight bytes per token / copy bandwidth, the copy measured as
-     * {@code pt-bench --op copy} does: a 256 MiB memcpy split over the threads, read + write
-     * bytes), the copy runs interleaved with the generation repeats. Median of repeats.
+     * Prefill and decode tokens/s of a decoder LM on random prompt ids, and decode against two
+     * memory-bandwidth bounds: weight bytes per token over the READ bandwidth (a pure streaming
+     * read of 256 MiB, a 64-bit sum on the kernel threads: what a decode step, which only reads
+     * its weights, could at best do) and over the COPY bandwidth ({@code pt-bench --op copy}'s
+     * convention: a 256 MiB memcpy split over the threads, read + write bytes). Both are measured
+     * natively on the context's threads ({@link dev.panatron.MemoryStream}), interleaved with the
+     * generation repeats. Median of repeats.
      */
     @Command(name = "generate", description = "Prefill and decode tokens/s of a decoder LM, decode as a fraction of the bandwidth bound.")
     static final class Generate implements Callable<Integer> {
@@ -150,7 +153,7 @@ final class BenchCommand implements Runnable {
         @Option(names = "--precision", defaultValue = "fp32", description = "fp32, bf16, int8 or fp4") String precision;
         @Option(names = "--json", description = "print one JSON object") boolean json;
         @Option(names = "--threads", defaultValue = "0", description = "kernel threads (0 = every core)") int threads;
-        @Option(names = "--copy-mib", defaultValue = "256", description = "MiB copied per bandwidth sample (default ${DEFAULT-VALUE})") int copyMib;
+        @Option(names = "--copy-mib", defaultValue = "256", description = "MiB copied, and read, per bandwidth sample (default ${DEFAULT-VALUE})") int copyMib;
 
         @Override
         public Integer call() throws Exception {
@@ -175,14 +178,18 @@ final class BenchCommand implements Runnable {
                 for (int[] p : prompts) for (int i = 0; i < promptLen; i++) p[i] = r.nextInt(v);
                 int n = repeats;
                 double[] pre = new double[n], dec = new double[n], bw = new double[n], decCpu = new double[n], bwCpu = new double[n];
+                double[] rbw = new double[n], rbwCpu = new double[n];
                 var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
                 try (Session s = m.newSession(batch, promptLen + newTokens)) {
                     int[] step = new int[batch];
                     for (int rep = -1; rep < n; rep++) {   // rep -1: warm-up
                         long c0 = os.getProcessCpuTime();
                         double gbs = 0;   // 4 copies per sample: the process CPU clock ticks in ~10 ms steps
-                        for (int c = 0; c < 4; c++) gbs += copyGbs(src, dst, copyBytes, copyThreads) / 4;
+                        for (int c = 0; c < 4; c++) gbs += copyGbs(ctx, src, dst, copyBytes) / 4;
                         long c1 = os.getProcessCpuTime();
+                        double rgbs = 0;  // 4 reads of the same 256 MiB (the source of the copies)
+                        for (int c = 0; c < 4; c++) rgbs += readGbs(ctx, src, copyBytes) / 4;
+                        long c1r = os.getProcessCpuTime();
                         s.reset();
                         long t0 = System.nanoTime();
                         for (int b = 0; b < batch; b++) s.prefill(b, prompts[b]);
@@ -198,7 +205,10 @@ final class BenchCommand implements Runnable {
                         if (rep < 0) continue;
                         // CPU clock (process CPU time over the threads): what a quiet machine's wall clock would show
                         decCpu[rep] = (c3 - c2) / 1e6 / ctx.threads() / newTokens;
-                        bwCpu[rep] = 4 * 2.0 * copyBytes / ((c1 - c0) / 1e9 / copyThreads) / 1e9;
+                        // NaN (JSON null) when the samples took less than one tick of the CPU clock (a small --copy-mib)
+                        bwCpu[rep] = c1 > c0 ? 4 * 2.0 * copyBytes / ((c1 - c0) / 1e9 / copyThreads) / 1e9 : Double.NaN;
+                        rbwCpu[rep] = c1r > c1 ? 4.0 * copyBytes / ((c1r - c1) / 1e9 / copyThreads) / 1e9 : Double.NaN;
+                        rbw[rep] = rgbs;
                         pre[rep] = (double) batch * promptLen / ((t1 - t0) / 1e9);
                         dec[rep] = (double) batch * newTokens / ((t2 - t1) / 1e9);
                         bw[rep] = gbs;
@@ -210,6 +220,16 @@ final class BenchCommand implements Runnable {
                 for (int i = 0; i < n; i++) frac[i] = dec[i] / batch * wb / (bw[i] * 1e9);
                 double[] fracCpu = new double[n];
                 for (int i = 0; i < n; i++) fracCpu[i] = wb / (bwCpu[i] * 1e9) * 1e3 / (decCpu[i] / batch);
+                // against the read bound, the repeat's own read sample
+                double[] rfrac = new double[n], rfracCpu = new double[n];
+                for (int i = 0; i < n; i++) {
+                    rfrac[i] = dec[i] / batch * wb / (rbw[i] * 1e9);
+                    rfracCpu[i] = wb / (rbwCpu[i] * 1e9) * 1e3 / (decCpu[i] / batch);
+                }
+                Arrays.sort(rfrac);
+                Arrays.sort(rfracCpu);
+                Arrays.sort(rbw);
+                Arrays.sort(rbwCpu);
                 Arrays.sort(fracCpu);
                 Arrays.sort(decCpu);
                 Arrays.sort(bwCpu);
@@ -217,7 +237,7 @@ final class BenchCommand implements Runnable {
                 Arrays.sort(dec);
                 Arrays.sort(bw);
                 Arrays.sort(frac);
-                double boundTps = batch * bw[n / 2] * 1e9 / wb;
+                double boundTps = batch * bw[n / 2] * 1e9 / wb, readBoundTps = batch * rbw[n / 2] * 1e9 / wb;
                 ObjectMapper om = new ObjectMapper();
                 ObjectNode o = om.createObjectNode();
                 o.put("model", model.toString());
@@ -242,10 +262,19 @@ final class BenchCommand implements Runnable {
                 o.put("decode_fraction_of_bound_min", frac[0]);
                 o.put("decode_fraction_of_bound_max", frac[n - 1]);
                 o.put("decode_cpu_ms_per_step", decCpu[n / 2]);
-                o.put("copy_cpu_gbs", bwCpu[n / 2]);
-                o.put("decode_cpu_fraction_of_bound", fracCpu[n / 2]);
-                o.put("decode_cpu_fraction_of_bound_min", fracCpu[0]);
-                o.put("decode_cpu_fraction_of_bound_max", fracCpu[n - 1]);
+                putFinite(o, "copy_cpu_gbs", bwCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_bound", fracCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_bound_min", fracCpu[0]);
+                putFinite(o, "decode_cpu_fraction_of_bound_max", fracCpu[n - 1]);
+                o.put("read_gbs", rbw[n / 2]);
+                o.put("read_gbs_min", rbw[0]);
+                o.put("read_gbs_max", rbw[n - 1]);
+                o.put("bound_read_decode_tokens_per_s", readBoundTps);
+                o.put("decode_fraction_of_read_bound", rfrac[n / 2]);
+                o.put("decode_fraction_of_read_bound_min", rfrac[0]);
+                o.put("decode_fraction_of_read_bound_max", rfrac[n - 1]);
+                putFinite(o, "read_cpu_gbs", rbwCpu[n / 2]);
+                putFinite(o, "decode_cpu_fraction_of_read_bound", rfracCpu[n / 2]);
                 var out = spec.commandLine().getOut();
                 if (json) out.println(om.writeValueAsString(o));
                 else {
@@ -253,29 +282,37 @@ final class BenchCommand implements Runnable {
                             ctx.threads(), batch, promptLen, newTokens, n);
                     out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", pre[n / 2], pre[0], pre[n - 1]);
                     out.printf("  decode  %.2f tok/s (%.2f..%.2f) = %.1f ms/step%n", dec[n / 2], dec[0], dec[n - 1], 1000.0 * batch / dec[n / 2]);
-                    out.printf("  bound   %.1f MB of weights per step / copy %.2f GB/s (%.2f..%.2f) = %.2f tok/s; decode at %.0f%% of it (%.0f..%.0f%%)%n",
+                    out.printf("  bound   %.1f MB of weights per step / copy %.2f GB/s (%.2f..%.2f; read + write bytes) = %.2f tok/s; decode at %.0f%% of it (%.0f..%.0f%%)%n",
                             wb / 1e6, bw[n / 2], bw[0], bw[n - 1], boundTps, 100 * frac[n / 2], 100 * frac[0], 100 * frac[n - 1]);
+                    out.printf("  bound   %.1f MB of weights per step / read %.2f GB/s (%.2f..%.2f; streaming read) = %.2f tok/s; decode at %.0f%% of it (%.0f..%.0f%%)%n",
+                            wb / 1e6, rbw[n / 2], rbw[0], rbw[n - 1], readBoundTps, 100 * rfrac[n / 2], 100 * rfrac[0], 100 * rfrac[n - 1]);
                     out.printf("  cpu clock (process CPU time / threads; a loaded machine's wall clock overstates both): decode %.1f ms/step, copy %.2f GB/s,"
-                            + " decode at %.0f%% of the bound (%.0f..%.0f%%)%n", decCpu[n / 2], bwCpu[n / 2], 100 * fracCpu[n / 2], 100 * fracCpu[0], 100 * fracCpu[n - 1]);
+                            + " decode at %.0f%% of the copy bound (%.0f..%.0f%%); read %.2f GB/s, decode at %.0f%% of the read bound%n", decCpu[n / 2], bwCpu[n / 2],
+                            100 * fracCpu[n / 2], 100 * fracCpu[0], 100 * fracCpu[n - 1], rbwCpu[n / 2], 100 * rfracCpu[n / 2]);
                 }
             }
             spec.commandLine().getOut().flush();
             return 0;
         }
 
-        /** Copy bandwidth in GB/s (read + write bytes, pt-bench's convention): one memcpy split over threads. */
-        static double copyGbs(java.lang.foreign.MemorySegment src, java.lang.foreign.MemorySegment dst, long bytes, int threads) throws InterruptedException {
-            int t = Math.max(1, Math.min(threads, 64));
-            long chunk = (bytes / t + 63) & ~63L;
-            Thread[] th = new Thread[t];
+        /** v, or JSON null when it is not finite. */
+        static void putFinite(ObjectNode o, String key, double v) {
+            if (Double.isFinite(v)) o.put(key, v);
+            else o.putNull(key);
+        }
+
+        /** Copy bandwidth in GB/s (read + write bytes, pt-bench's convention): a native memcpy split over ctx's threads. */
+        static double copyGbs(dev.panatron.Context ctx, java.lang.foreign.MemorySegment src, java.lang.foreign.MemorySegment dst, long bytes) {
             long t0 = System.nanoTime();
-            for (int i = 1; i < t; i++) {
-                long off = chunk * i, len = Math.max(0, Math.min(chunk, bytes - off));
-                th[i] = Thread.ofPlatform().start(() -> java.lang.foreign.MemorySegment.copy(src, off, dst, off, len));
-            }
-            java.lang.foreign.MemorySegment.copy(src, 0, dst, 0, Math.min(chunk, bytes));
-            for (int i = 1; i < t; i++) th[i].join();
+            dev.panatron.MemoryStream.copy(ctx, src.asSlice(0, bytes), dst);
             return 2.0 * bytes / ((System.nanoTime() - t0) / 1e9) / 1e9;
+        }
+
+        /** Read bandwidth in GB/s: a native streaming read (64-bit sum) split over ctx's threads. */
+        static double readGbs(dev.panatron.Context ctx, java.lang.foreign.MemorySegment src, long bytes) {
+            long t0 = System.nanoTime();
+            dev.panatron.MemoryStream.read(ctx, src.asSlice(0, bytes));
+            return bytes / ((System.nanoTime() - t0) / 1e9) / 1e9;
         }
     }
 }
