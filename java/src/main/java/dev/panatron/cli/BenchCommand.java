@@ -23,7 +23,7 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 
 /** {@code panatron bench <what>}: throughput measurements. */
-@Command(name = "bench", description = "Throughput benchmarks.", subcommands = {BenchCommand.Embed.class, BenchCommand.Generate.class})
+@Command(name = "bench", description = "Throughput benchmarks.", subcommands = {BenchCommand.Embed.class, BenchCommand.Generate.class, BenchKernels.class})
 final class BenchCommand implements Runnable {
     @ParentCommand
     Main main;
@@ -33,7 +33,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "missing what to benchmark (bench embed, bench generate)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing what to benchmark (bench embed, bench generate, bench kernels)");
     }
 
     /**
