@@ -40,7 +40,7 @@ import java.util.concurrent.Callable;
         "Compressed GEMM kernels against their baselines, each row timed next to its baseline in this process",
         "(samples interleaved, median of repeats), at BERT-base linear shapes M x K x N, M in 16,128,512,",
         "K x N in 768x768, 768x3072, 3072x768 (M = 1 for the GEMV):",
-        "  bsr_int8   block-sparse int8 (blocks 4x1, 70% and 90% pruned) vs dense oneDNN s8 matmul",
+        "  bsr_int8   block-sparse int8 (blocks --block, 4x1 by default; 70% and 90% pruned) vs dense oneDNN s8 matmul",
         "  llm_int8   LLM.int8 (0 and 1% planted outlier columns, threshold 6) vs oneDNN s8 and vs f32 GEMM",
         "  w8a8       W8A8 int8 vs oneDNN s8 matmul",
         "  fp4_gemv   FP4 (E2M1, group 64) weight-only GEMV vs f32 GEMV",
@@ -49,6 +49,8 @@ import java.util.concurrent.Callable;
         "(> 1: ours is faster). oneDNN s8 gets x already quantized to int8 (its quantization is not timed); ours",
         "quantize f32 activations inside the call. f32 GEMM: pt_matmul (oneDNN's f32 matmul when the library has it).",
         "Prints a table (or one JSON array with --json) once complete; progress on stderr.",
+        "Run it with OMP_WAIT_POLICY=passive: with OpenMP's default (spinning) wait policy, oneDNN's worker threads",
+        "and ours take each other's cores and the oneDNN baselines come out many times slower than they are.",
         "Numbers from a loaded machine are noisy: compare ratios, not absolute GOPS."})
 final class BenchKernels implements Callable<Integer> {
     /** Kernel names, in output order. */
@@ -72,6 +74,10 @@ final class BenchKernels implements Callable<Integer> {
     @Option(names = "--kernel", paramLabel = "NAME", split = ",", arity = "1..*",
             description = "only these kernels (bsr_int8, llm_int8, w8a8, fp4_gemv, bf16_gemm; default all)")
     List<String> kernels;
+
+    @Option(names = "--block", paramLabel = "KxN", defaultValue = "4x1",
+            description = "bsr_int8 block, K x N (default ${DEFAULT-VALUE}, the conversion's default; 64x16 is the AMX tile)")
+    String block;
 
     @Option(names = "--repeats", paramLabel = "R", description = "timed samples per row and side (default 7; 3 with --quick)")
     Integer repeats;
@@ -100,8 +106,16 @@ final class BenchKernels implements Callable<Integer> {
         double ms = minMs != null ? minMs : quick ? 1 : 30;
         if (reps < 1 || reps > 1000) throw new CommandLine.ParameterException(spec.commandLine(), "--repeats must be in 1..1000, got " + reps);
         if (!(ms >= 0) || ms > 10_000) throw new CommandLine.ParameterException(spec.commandLine(), "--min-ms must be in [0, 10000], got " + ms);
+        java.util.regex.Matcher bm = java.util.regex.Pattern.compile("(\\d{1,2})x(\\d{1,2})").matcher(block);
+        int bk = bm.matches() ? Integer.parseInt(bm.group(1)) : 0, bn = bm.matches() ? Integer.parseInt(bm.group(2)) : 0;
+        if (bk < 1 || bk > 64 || bn < 1 || bn > 64) throw new CommandLine.ParameterException(spec.commandLine(), "--block must be KxN with K and N in 1..64, got '" + block + "'");
         if (threads < 0) throw new CommandLine.ParameterException(spec.commandLine(), "--threads must be >= 0, got " + threads);
         PrintStream err = bench.main.err;
+        String waitPolicy = System.getenv("OMP_WAIT_POLICY");
+        if (waitPolicy == null || !waitPolicy.equalsIgnoreCase("passive")) {
+            err.println("panatron bench kernels: warning: OMP_WAIT_POLICY is not 'passive': oneDNN's spinning OpenMP workers and ours"
+                    + " slow each other down and the baselines look worse than they are (run with OMP_WAIT_POLICY=passive)");
+        }
         long[] mList = quick ? new long[] {16} : new long[] {16, 128, 512};
         long[][] kns = quick ? new long[][] {{768, 768}} : new long[][] {{768, 768}, {768, 3072}, {3072, 768}};
         Context ctx = threads > 0 ? Context.create(threads) : Context.shared();
@@ -138,8 +152,8 @@ final class BenchKernels implements Callable<Integer> {
                             Runnable f32Run = () -> Kernels.matmul(ctx, x, w, null, yb, MatmulOptions.LINEAR);
                             if (want.contains("bsr_int8")) {
                                 for (double sp : new double[] {0.7, 0.9}) {
-                                    try (BlockSparse.Weight bw = BlockSparse.prune(ctx, w, true, 4, 1, sp, DType.I8)) {
-                                        rows.add(timer.row("bsr_int8", "s8 bsr 4x1", m, k, n, sp, 0, "onednn_s8",
+                                    try (BlockSparse.Weight bw = BlockSparse.prune(ctx, w, true, bk, bn, sp, DType.I8)) {
+                                        rows.add(timer.row("bsr_int8", "s8 bsr " + bk + "x" + bn, m, k, n, sp, 0, "onednn_s8",
                                                 () -> BlockSparse.matmul(ctx, x, bw, null, Kernels.Activation.NONE, y), s8Run));
                                     }
                                 }
@@ -191,7 +205,7 @@ final class BenchKernels implements Callable<Integer> {
         }
         rows.sort(Comparator.comparingInt(r -> KERNELS.indexOf(r.kernel())));   // stable: shapes keep their order
         var out = spec.commandLine().getOut();
-        if (json) out.println(toJson(rows, nThreads, reps));
+        if (json) out.println(toJson(rows, nThreads, reps, waitPolicy));
         else out.print(table(rows, nThreads, reps));
         out.flush();
         return 0;
@@ -214,7 +228,7 @@ final class BenchKernels implements Callable<Integer> {
 
     static double max(double[] v) { return Arrays.stream(v).max().orElse(Double.NaN); }
 
-    static String toJson(List<Row> rows, int threads, int reps) {
+    static String toJson(List<Row> rows, int threads, int reps, String waitPolicy) {
         ObjectMapper om = new ObjectMapper();
         ArrayNode a = om.createArrayNode();
         for (Row r : rows) {
@@ -244,6 +258,8 @@ final class BenchKernels implements Callable<Integer> {
             o.put("baseline_gops_max", r.ops() / min(r.baseS()) / 1e9);
             o.put("repeats", reps);
             o.put("threads", threads);
+            if (waitPolicy == null) o.putNull("omp_wait_policy");
+            else o.put("omp_wait_policy", waitPolicy);
         }
         try {
             return om.writeValueAsString(a);

@@ -97,6 +97,7 @@ class BenchKernelsCliTest {
         fails(2, "--repeats must be in 1..1000", "", "bench", "kernels", "--quick", "--repeats", "0");
         fails(2, "--threads must be >= 0", "", "bench", "kernels", "--quick", "--threads", "-1");
         fails(2, "--min-ms", "", "bench", "kernels", "--quick", "--min-ms", "-1");
+        fails(2, "--block must be KxN", "", "bench", "kernels", "--quick", "--block", "4x0");
         fails(2, "Unknown option", "", "bench", "kernels", "--bogus");
         fails(2, "'x' is not an int", "", "bench", "kernels", "--threads", "x");
     }
