@@ -251,6 +251,31 @@ PT_API pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor
                                 const pt_int8_matmul_params* params);
 
 /*
+ * Plain oneDNN s8 matmul: the BASELINE the int8 benchmarks compare against (panatron bench
+ * kernels, JMH), not a kernel of ours. No outlier decomposition, no activation quantization:
+ * oneDNN's s8 x s8 -> s32 matmul with f32 scales, the weight reordered once (at create) into
+ * oneDNN's preferred layout for m rows.
+ * pt_s8_matmul_create:
+ *   m        rows per call, >= 1
+ *   wq       [N, K]  i8, innermost contiguous (pt_quantize_int8_weight); copied
+ *   w_scale  [N]     f32; copied
+ *   *out receives the handle (free it with pt_s8_matmul_destroy). PT_ERR_UNSUPPORTED when the
+ *   library was built without oneDNN or ctx has it disabled (use_onednn = 0).
+ * pt_s8_matmul_run: y[i, n] = x_scale * w_scale[n] * sum_k x[i, k] wq[n, k] + bias[n]
+ *   x     [m, K]  i8, contiguous
+ *   bias  [N] f32 or NULL
+ *   y     [m, N]  f32, contiguous
+ *   x_scale finite. Runs on ctx's threads; one handle must not run on two threads at once.
+ */
+typedef struct pt_s8_matmul pt_s8_matmul;
+PT_API pt_status pt_s8_matmul_create(pt_ctx* ctx, int64_t m, const pt_tensor* wq, const pt_tensor* w_scale,
+                                     pt_s8_matmul** out);
+PT_API pt_status pt_s8_matmul_run(pt_ctx* ctx, pt_s8_matmul* p, const pt_tensor* x, float x_scale,
+                                  const pt_tensor* bias, pt_tensor* y);
+/* Frees the handle; NULL is accepted. */
+PT_API pt_status pt_s8_matmul_destroy(pt_s8_matmul* p);
+
+/*
  * Prepacked right-hand operands (constant weights): packed once into the layout our GEMM
  * kernel reads, so pt_matmul_packed skips packing B on every call (what a model's linear
  * layers want: the packing is about 8/M of a call's work, half of it at M = 16).

@@ -421,6 +421,72 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_s8_matmul_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_s8_matmul_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_s8_matmul_create(pt_ctx * ctx, int64_t m, const pt_tensor * wq, const pt_tensor * w_scale, pt_s8_matmul ** out)} */
+    public static FunctionDescriptor pt_s8_matmul_create$descriptor() { return pt_s8_matmul_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_s8_matmul_create(pt_ctx * ctx, int64_t m, const pt_tensor * wq, const pt_tensor * w_scale, pt_s8_matmul ** out)} */
+    public static MethodHandle pt_s8_matmul_create$handle() { return pt_s8_matmul_create.HANDLE; }
+    /** Address of {@code pt_status pt_s8_matmul_create(pt_ctx * ctx, int64_t m, const pt_tensor * wq, const pt_tensor * w_scale, pt_s8_matmul ** out)} */
+    public static MemorySegment pt_s8_matmul_create$address() { return pt_s8_matmul_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_s8_matmul_create(pt_ctx * ctx, int64_t m, const pt_tensor * wq, const pt_tensor * w_scale, pt_s8_matmul ** out) } */
+    public static int pt_s8_matmul_create(MemorySegment ctx, long m, MemorySegment wq, MemorySegment w_scale, MemorySegment out) {
+        var mh$ = pt_s8_matmul_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, m, wq, w_scale, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_s8_matmul_run {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_s8_matmul_run");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_s8_matmul_run(pt_ctx * ctx, pt_s8_matmul * p, const pt_tensor * x, float x_scale, const pt_tensor * bias, pt_tensor * y)} */
+    public static FunctionDescriptor pt_s8_matmul_run$descriptor() { return pt_s8_matmul_run.DESC; }
+    /** Downcall handle of {@code pt_status pt_s8_matmul_run(pt_ctx * ctx, pt_s8_matmul * p, const pt_tensor * x, float x_scale, const pt_tensor * bias, pt_tensor * y)} */
+    public static MethodHandle pt_s8_matmul_run$handle() { return pt_s8_matmul_run.HANDLE; }
+    /** Address of {@code pt_status pt_s8_matmul_run(pt_ctx * ctx, pt_s8_matmul * p, const pt_tensor * x, float x_scale, const pt_tensor * bias, pt_tensor * y)} */
+    public static MemorySegment pt_s8_matmul_run$address() { return pt_s8_matmul_run.ADDR; }
+    /** {@snippet lang=c : pt_status pt_s8_matmul_run(pt_ctx * ctx, pt_s8_matmul * p, const pt_tensor * x, float x_scale, const pt_tensor * bias, pt_tensor * y) } */
+    public static int pt_s8_matmul_run(MemorySegment ctx, MemorySegment p, MemorySegment x, float x_scale, MemorySegment bias, MemorySegment y) {
+        var mh$ = pt_s8_matmul_run.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, p, x, x_scale, bias, y);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_s8_matmul_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_s8_matmul_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_s8_matmul_destroy(pt_s8_matmul * p)} */
+    public static FunctionDescriptor pt_s8_matmul_destroy$descriptor() { return pt_s8_matmul_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_s8_matmul_destroy(pt_s8_matmul * p)} */
+    public static MethodHandle pt_s8_matmul_destroy$handle() { return pt_s8_matmul_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_s8_matmul_destroy(pt_s8_matmul * p)} */
+    public static MemorySegment pt_s8_matmul_destroy$address() { return pt_s8_matmul_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_s8_matmul_destroy(pt_s8_matmul * p) } */
+    public static int pt_s8_matmul_destroy(MemorySegment p) {
+        var mh$ = pt_s8_matmul_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(p);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_matmul_pack {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_matmul_pack");
@@ -1690,6 +1756,9 @@ public final class panatron_h {
         "pt_int8_packed_bytes",
         "pt_pack_int8_weight",
         "pt_matmul_int8",
+        "pt_s8_matmul_create",
+        "pt_s8_matmul_run",
+        "pt_s8_matmul_destroy",
         "pt_matmul_pack",
         "pt_packed_matrix_destroy",
         "pt_packed_matrix_info",

@@ -23,7 +23,7 @@ import java.util.Random;
 import java.util.concurrent.Callable;
 
 /** {@code panatron bench <what>}: throughput measurements. */
-@Command(name = "bench", description = "Throughput benchmarks.", subcommands = {BenchCommand.Embed.class, BenchCommand.Generate.class})
+@Command(name = "bench", description = "Throughput benchmarks.", subcommands = {BenchCommand.Embed.class, BenchCommand.Generate.class, BenchKernels.class})
 final class BenchCommand implements Runnable {
     @ParentCommand
     Main main;
@@ -33,7 +33,7 @@ final class BenchCommand implements Runnable {
 
     @Override
     public void run() {
-        throw new CommandLine.ParameterException(spec.commandLine(), "missing what to benchmark (bench embed, bench generate)");
+        throw new CommandLine.ParameterException(spec.commandLine(), "missing what to benchmark (bench embed, bench generate, bench kernels)");
     }
 
     /**
@@ -111,6 +111,7 @@ final class BenchCommand implements Runnable {
                     r.put("seq", seq);
                     r.put("threads", e.threads());
                     r.put("precision", e.precision().name().toLowerCase(Locale.ROOT));
+                    r.put("sparsity", e.conversion().sparsity());
                     r.put("packed", e.packed());
                     r.put("batches", n);
                     r.put("seconds", total);
@@ -124,7 +125,7 @@ final class BenchCommand implements Runnable {
                 } else {
                     result = String.format(Locale.ROOT, "%s batch %d x %d tokens, %d threads, %s: %.1f seq/s, %.0f tok/s "
                                     + "(%d batches in %.2f s; per batch median %.2f ms, min %.2f, max %.2f)%n", e.modelName(), batch, seq, e.threads(),
-                            e.precision().name().toLowerCase(Locale.ROOT), seqPerS, tokPerS, n, total, median * 1e3, s[0] * 1e3, s[n - 1] * 1e3);
+                            e.precision().name().toLowerCase(Locale.ROOT) + (e.conversion().sparsity() > 0 ? " sparsity " + e.conversion().sparsity() : ""), seqPerS, tokPerS, n, total, median * 1e3, s[0] * 1e3, s[n - 1] * 1e3);
                 }
             }
             spec.commandLine().getOut().print(result);
