@@ -312,21 +312,82 @@ static void fd_tile_config(int R) {
 #ifndef PT_FD_AMX_PF
 #  define PT_FD_AMX_PF 8
 #endif
+#ifndef PT_FD_AMX_PFSTEP
+#  define PT_FD_AMX_PFSTEP 64
+#endif
+#ifndef PT_FD_AMX_PFMODE
+#  define PT_FD_AMX_PFMODE 2
+#endif
+
+/* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
+ * scores in key order. Two-source permutes pick keys 0-7 / 8-15 of two rows at a time, then
+ * 128-bit shuffles join the halves (8 shuffles instead of 4 gathers). */
+AI void st4_rows(const float* st, __m512 (*sr)[2], int h) {
+    const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    __m512 z0 = _mm512_load_ps(st), z1 = _mm512_load_ps(st + 16), z2 = _mm512_load_ps(st + 32), z3 = _mm512_load_ps(st + 48);
+    __m512 ab01 = _mm512_permutex2var_ps(z0, i01, z1), ab23 = _mm512_permutex2var_ps(z0, i23, z1);
+    __m512 cd01 = _mm512_permutex2var_ps(z2, i01, z3), cd23 = _mm512_permutex2var_ps(z2, i23, z3);
+    sr[0][h] = _mm512_shuffle_f32x4(ab01, cd01, _MM_SHUFFLE(1, 0, 1, 0));
+    sr[1][h] = _mm512_shuffle_f32x4(ab01, cd01, _MM_SHUFFLE(3, 2, 3, 2));
+    sr[2][h] = _mm512_shuffle_f32x4(ab23, cd23, _MM_SHUFFLE(1, 0, 1, 0));
+    sr[3][h] = _mm512_shuffle_f32x4(ab23, cd23, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+/* Sᵀ of the 32 keys from jb (nb = min(32, jhi - jb) valid; rows past nb repeat the last valid
+ * one, staged in Ks) into st [32][R]: two independent accumulation chains (keys 0-15, 16-31). */
+AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
+                  uint16_t* Ks, float* st) {
+    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2;
+    const char* kb = it->k + jb * p->k_ss;
+    int64_t kstride = p->k_ss;
+    if (nb < 32) {
+        for (int64_t k = 0; k < 32; k++) memcpy(Ks + k * p->D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
+        kb = (const char*)Ks;
+        kstride = kbytes;
+    }
+    _tile_zero(0);
+    _tile_zero(3);
+    for (int64_t c = 0; c < nch; c++) {
+        TILE_LOAD(2, QT + c * 16 * R, 4 * R);
+        TILE_LOAD(1, kb + 64 * c, kstride);
+        TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
+        _tile_dpbf16ps(0, 1, 2);
+        _tile_dpbf16ps(3, 7, 2);
+    }
+    TILE_STORE(0, st, 4 * R);
+    TILE_STORE(3, st + 16 * R, 4 * R);
+}
+
+/* V rows jb .. jb+31 interleaved in pairs into vb: tile t = 2c (+1) holds dv 32c + {0-3, 8-11,
+ * 16-19, 24-27} (+4); rows past the valid ones repeat the last valid row (their P is 0). */
+AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb) {
+    const int64_t nb = imin(32, jhi - jb), nc = p->Dv / 32;
+    for (int64_t i = 0; i < 16; i++) {
+        int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
+        const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
+        for (int64_t c = 0; c < nc; c++) {
+            __m512i a = _mm512_loadu_si512(v0 + 64 * c), b = _mm512_loadu_si512(v1 + 64 * c);
+            _mm512_store_si512((__m512i*)(vb + ((2 * c) * 16 + i) * 64), _mm512_unpacklo_epi16(a, b));
+            _mm512_store_si512((__m512i*)(vb + ((2 * c + 1) * 16 + i) * 64), _mm512_unpackhi_epi16(a, b));
+        }
+    }
+}
 
 bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
     enum { BK = 32 };
     const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq, nch = D / 32, nvt = Dv / 16;
-    /* scratch: QT [nch][16][R] u32 | ST [32][R] f32 | P [R][32] bf16 | Vb [nvt][16][16] u32 |
+    /* scratch: QT [nch][16][R] u32 | ST [2][32][R] f32 | P [R][32] bf16 | Vb [2][nvt][16][16] u32 |
      * Ks [32][D] bf16 | O [R][Dv] f32 | lv [R][16] f32 | m [R] | tmp [Dv] */
-    size_t bytes = (size_t)(nch * 16 * R * 4 + 32 * R * 4 + R * 64 + nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 7 * 64);
+    size_t bytes = (size_t)(nch * 16 * R * 4 + 2 * 32 * R * 4 + R * 64 + 2 * nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 8 * 64);
     char* buf = (char*)pt_scratch(0, bytes);
     if (!buf) return false;
 #define FD_ALIGN(x) ((char*)(((uintptr_t)(x) + 63) & ~(uintptr_t)63))
     uint32_t* QT = (uint32_t*)FD_ALIGN(buf);
-    float* ST = (float*)FD_ALIGN(QT + nch * 16 * R);
-    uint16_t* P = (uint16_t*)FD_ALIGN(ST + 32 * R);
-    char* Vb = FD_ALIGN(P + R * 32);
-    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb + nvt * 1024);
+    float* ST2 = (float*)FD_ALIGN(QT + nch * 16 * R);
+    uint16_t* P = (uint16_t*)FD_ALIGN(ST2 + 2 * 32 * R);
+    char* Vb2 = FD_ALIGN(P + R * 32);
+    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb2 + 2 * nvt * 1024);
     float* O = (float*)FD_ALIGN(Ks + 32 * D);
     float* lv = (float*)FD_ALIGN(O + R * Dv);
     float* mr = lv + 16 * R;
@@ -364,38 +425,38 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
         for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
         for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
     }
-    for (int64_t jb = jlo; jb < jhi; jb += BK) {
+    /* Software pipeline: block jb's softmax and P·V run while the tile unit computes the scores
+     * of block jb + 32, and V of jb + 32 is interleaved before the P·V of jb (so no tile load
+     * waits on vector stores just made). */
+    if (jlo < jhi) {
+        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2);
+        fd_amx_vil(p, it, jlo, jhi, Vb2);
+    }
+    for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
         for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
             for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
             for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
         }
-        /* K rows: in place, or staged with the last valid row repeated */
-        const char* kb = it->k + jb * p->k_ss;
-        int64_t kstride = p->k_ss;
-        if (nb < BK) {
-            for (int64_t k = 0; k < BK; k++) memcpy(Ks + k * D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
-            kb = (const char*)Ks;
-            kstride = kbytes;
-        }
-        _tile_zero(0);
-        _tile_zero(3);
-        for (int64_t c = 0; c < nch; c++) { /* two independent accumulation chains */
-            TILE_LOAD(2, QT + c * 16 * R, 4 * R);
-            TILE_LOAD(1, kb + 64 * c, kstride);
-            TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
-            _tile_dpbf16ps(0, 1, 2);
-            _tile_dpbf16ps(3, 7, 2);
-        }
-        TILE_STORE(0, ST, 4 * R);
-        TILE_STORE(3, ST + 16 * R, 4 * R);
+        const float* ST = ST2 + (blk & 1) * 32 * R;
+        const char* Vb = Vb2 + (blk & 1) * nvt * 1024;
+        const int next = jb + BK < jhi;
+        if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
         float alpha[16];
+        __m512 sr[16][2]; /* row r's scores, keys 0-15 and 16-31 in lanes */
+        if (R == 4) /* the Llama GQA shape: a register transpose instead of 8 gathers */
+            for (int h = 0; h < 2; h++) st4_rows(ST + 64 * h, sr, h);
+        else
+            for (int64_t r = 0; r < R; r++) {
+                sr[r][0] = _mm512_i32gather_ps(gidx, ST + r, 4);
+                sr[r][1] = _mm512_i32gather_ps(gidx, ST + 16 * R + r, 4);
+            }
         for (int64_t r = 0; r < R; r++) {
-            __m512 s0 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + r, 4), sc);
-            __m512 s1 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + 16 * R + r, 4), sc);
+            __m512 s0 = _mm512_mul_ps(sr[r][0], sc);
+            __m512 s1 = _mm512_mul_ps(sr[r][1], sc);
             if (!full) {
                 __m512i j0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(jb - lo_r[r])), iota);
                 int32_t span = (int32_t)imax(0, imin(hi_r[r], jb + BK) - lo_r[r]);
@@ -425,6 +486,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
+        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb2 + ((blk + 1) & 1) * nvt * 1024);
         if (!any) continue;
         if (rescale)
             for (int64_t r = 0; r < R; r++)
@@ -432,16 +494,6 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                     __m512 a = _mm512_set1_ps(alpha[r]);
                     for (int64_t t = 0; t < nvt; t++) _mm512_store_ps(O + r * Dv + 16 * t, _mm512_mul_ps(_mm512_load_ps(O + r * Dv + 16 * t), a));
                 }
-        /* V rows interleaved in pairs: tile t = 2c (+1) holds dv 32c + {0-3, 8-11, 16-19, 24-27} (+4) */
-        for (int64_t i = 0; i < 16; i++) {
-            int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
-            const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
-            for (int64_t c = 0; c < Dv / 32; c++) {
-                __m512i a = _mm512_loadu_si512(v0 + 64 * c), b = _mm512_loadu_si512(v1 + 64 * c);
-                _mm512_store_si512((__m512i*)(Vb + ((2 * c) * 16 + i) * 64), _mm512_unpacklo_epi16(a, b));
-                _mm512_store_si512((__m512i*)(Vb + ((2 * c + 1) * 16 + i) * 64), _mm512_unpackhi_epi16(a, b));
-            }
-        }
         TILE_LOAD(6, P, 64);
         for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
             TILE_LOAD(4, O + 16 * t, Dv * 4);
