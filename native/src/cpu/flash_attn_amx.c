@@ -312,6 +312,7 @@ static void fd_tile_config(int R) {
 #ifndef PT_FD_AMX_PF
 #  define PT_FD_AMX_PF 8
 #endif
+
 #ifndef PT_FD_AMX_PFSTEP
 #  define PT_FD_AMX_PFSTEP 64
 #endif
@@ -361,9 +362,13 @@ AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int6
 
 /* V rows jb .. jb+31 interleaved in pairs into vb: tile t = 2c (+1) holds dv 32c + {0-3, 8-11,
  * 16-19, 24-27} (+4); rows past the valid ones repeat the last valid row (their P is 0). */
-AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb) {
+AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb, int64_t pa, int64_t pb) {
     const int64_t nb = imin(32, jhi - jb), nc = p->Dv / 32;
     for (int64_t i = 0; i < 16; i++) {
+        for (int64_t j = pa + 2 * i; j < imin(pb, pa + 2 * i + 2); j++) {
+            for (int64_t o = 0; o < 2 * p->D; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
+            for (int64_t o = 0; o < 2 * p->Dv; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+        }
         int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
         const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
         for (int64_t c = 0; c < nc; c++) {
@@ -430,14 +435,16 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
      * waits on vector stores just made). */
     if (jlo < jhi) {
         fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2);
-        fd_amx_vil(p, it, jlo, jhi, Vb2);
+        fd_amx_vil(p, it, jlo, jhi, Vb2, 0, 0);
     }
     for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
-        for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
-            for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-            for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
-        }
+        const int64_t pa = jb + pf * BK, pb = imin(jhi, jb + (pf + 1) * BK);
+        if (!(jb + BK < jhi)) /* else fd_amx_vil of the next block issues them, spread over its loop */
+            for (int64_t j = pa; j < pb; j++) {
+                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
+                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+            }
         const float* ST = ST2 + (blk & 1) * 32 * R;
         const char* Vb = Vb2 + (blk & 1) * nvt * 1024;
         const int next = jb + BK < jhi;
@@ -467,26 +474,29 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 s0 = _mm512_mask_blend_ps(ok0, ninf, s0);
                 s1 = _mm512_mask_blend_ps(ok1, ninf, s1);
             }
-            float mb = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
-            alpha[r] = 1.0f;
-            if (mb == -INFINITY) {
-                _mm512_store_si512((__m512i*)(P + 32 * r), _mm512_setzero_si512());
-                continue;
-            }
-            any = 1;
+            __m512 mx = _mm512_max_ps(s0, s1), m = _mm512_set1_ps(mr[r]);
             __m512 l = _mm512_load_ps(lv + 16 * r);
-            if (mb > mr[r]) {
+            alpha[r] = 1.0f;
+            /* No horizontal max unless a score exceeds the running max (after the first blocks
+             * of a long cache, almost never): then exp2(s - m) <= 1 as before, masked keys give 0. */
+            if (mr[r] == -INFINITY || _mm512_cmp_ps_mask(mx, m, _CMP_GT_OQ)) {
+                float mb = _mm512_reduce_max_ps(mx);
+                if (mb == -INFINITY) {
+                    _mm512_store_si512((__m512i*)(P + 32 * r), _mm512_setzero_si512());
+                    continue;
+                }
                 alpha[r] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
                 mr[r] = mb;
                 l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[r]));
                 rescale = 1;
+                m = _mm512_set1_ps(mb);
             }
-            __m512 m = _mm512_set1_ps(mr[r]);
+            any = 1;
             __m512 e0 = exp2_ps(_mm512_sub_ps(s0, m)), e1 = exp2_ps(_mm512_sub_ps(s1, m));
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb2 + ((blk + 1) & 1) * nvt * 1024);
+        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb2 + ((blk + 1) & 1) * nvt * 1024, pa, pb);
         if (!any) continue;
         if (rescale)
             for (int64_t r = 0; r < R; r++)
