@@ -346,10 +346,13 @@ int pt_bench_attn(int argc, char** argv) {
             pt_bench_stats sf = pt_bench_summary(tf, reps), sn = {0, 0, 0}, scf = pt_bench_summary(cf, reps), scn = {0, 0, 0};
             if (hc > 0) { sn = pt_bench_summary(tn, reps); scn = pt_bench_summary(cn, reps); }
             double naive_mib = hc > 0 ? (double)hc * per_head / 1048576.0 : (double)per_head / 1048576.0;
-            /* the kernel's per-thread workspace (flash_attn_avx512.c: 4 sub-tiles of Qᵀ and Oᵀ,
-             * a 64x64 score tile, K and V tiles), independent of S */
+            /* the kernel's per-thread workspace, independent of S: flash_attn_avx512.c (f32, or
+             * bf16 without AMX): 8 sub-tiles of Qᵀ and Oᵀ (f32), a 72x64 score tile, K and V
+             * tiles; flash_attn_amx.c (bf16): 4 sub-tiles of Q (bf16) and O (f32), S, P, K, V */
             int64_t Dp = (D + 15) / 16 * 16;
-            double ws_kib = (4.0 * 64 * (D + D) + 64.0 * 64 + 64.0 * Dp + 64.0 * (Dp + 16)) * 4 / 1024;
+            double ws_kib = o.dt == PT_BF16 && !(o.disable_caps & PT_CPU_AMX_BF16)
+                                ? (4.0 * 64 * D * 2 + 4.0 * 64 * D * 4 + 64.0 * 64 * 6 + D / 32 * 4 * 1024.0 + 2 * (D / 16) * 1024.0) / 1024
+                                : (8.0 * 64 * (D + D) + 72.0 * 64 + 64.0 * Dp + 64.0 * (Dp + 16)) * 4 / 1024;
             if (o.json) {
                 printf("{\"op\":\"attn\",\"dtype\":\"%s\",\"B\":%lld,\"S\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"causal\":%d,\"threads\":%d,"
                        "\"reps\":%d,\"flash_gflops\":%.2f,\"flash_gflops_min\":%.2f,\"flash_gflops_max\":%.2f,\"flash_ms\":%.3f,\"flash_cpu_gflops\":%.2f",

@@ -324,6 +324,10 @@ static void prefill_cases(pt_ctx* ctx, int32_t dtype, int32_t out_dtype, int ful
     c = mk(2, 33, 33, 8, 2, 128, 0); run_case(ctx, &c, dtype, out_dtype);
     c = mk(1, 200, 200, 3, 1, 64, 1); run_case(ctx, &c, dtype, out_dtype);     /* G = 3: 21 tokens per tile */
     c = mk(1, 9, 9, 70, 1, 32, 1); run_case(ctx, &c, dtype, out_dtype);        /* G = 70 > 64: two head chunks */
+    /* items of 8 sub-tiles (512 rows, AVX-512) or 4 (AMX) sharing each K/V tile, the last item
+     * partial; causal (sub-tiles see different key ranges) and a sliding window */
+    c = mk(1, 600, 600, 4, 2, 32, 1); run_case(ctx, &c, dtype, out_dtype);
+    c = mk(1, 600, 600, 4, 2, 32, 0); c.wl = 100; c.wr = 50; run_case(ctx, &c, dtype, out_dtype);
     /* queries are the last Sq tokens (chunked prefill); Sq > Sk leaves rows with no key */
     c = mk(1, 17, 100, 4, 4, 64, 1); run_case(ctx, &c, dtype, out_dtype);
     c = mk(1, 10, 4, 2, 1, 64, 1); run_case(ctx, &c, dtype, out_dtype);

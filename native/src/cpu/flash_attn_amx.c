@@ -77,7 +77,7 @@ static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t) {
-    enum { NSUB = PT_FA_MAX_SUB };
+    enum { NSUB = PT_FA_MAX_SUB_AMX };
     const int64_t D = p->D, Dv = p->Dv, nh = t->nh, R = t->nt * t->nh, nsub = (R + BR - 1) / BR;
     const int64_t ndb = D / 32, ndv = Dv / 16;
     /* scratch (u16 / f32 / u32 units, all 64-byte multiples): Qp[nsub][64][D] bf16 | O[nsub][64][Dv]
