@@ -303,21 +303,17 @@ static void fd_tile_config(int R) {
     _tile_loadconfig(&c);
 }
 
-/* Software prefetch into L2, PT_FD_AMX_PF blocks of 32 rows ahead. At KV = 65536, one thread,
- * flushed, 5 repeats (noisy machine): T0 at 2 blocks 5.9, none 7.5, T1 at 8 blocks 7.6, T1 at
- * 16 blocks 7.2, T1 at 8 + T0 at 1 5.0 GB/s (cpu): no clear winner; T1 keeps L1 free.
- * 2 threads, KV = 131072, two alternated rounds: T1 at 8 blocks 14.6 / 13.9 GB/s cpu (43% / 50%
- * of the copy per repeat), none 9.9 / 10.1 (37% / 34%); with K/V in L2 none is ~20% faster
- * (the prefetch loop costs ~8 instructions per row), but decode caches live in DRAM. */
+/* Software prefetch into L2 (PT_FD_AMX_HINT), PT_FD_AMX_PF blocks of 32 rows ahead, every line
+ * of K and V, issued in 16 slices spread over the V interleave of the next block (fd_amx_vil).
+ * Measured (BENCHMARKS.md, issue 3, version 13), 2 threads, flushed, A/B alternated per call
+ * (CPU time, loaded machine, noise ~5%): every line rather than every 2nd / 4th line: 1.25x;
+ * spread rather than one burst per block: 1.04-1.14x; 16 blocks ahead rather than 8: ~1.05x;
+ * 3 or 8 alike; NTA at 2 blocks: 0.58x; an extra T0 of the next block's K: 0.9x. */
 #ifndef PT_FD_AMX_PF
-#  define PT_FD_AMX_PF 8
+#  define PT_FD_AMX_PF 16
 #endif
-
-#ifndef PT_FD_AMX_PFSTEP
-#  define PT_FD_AMX_PFSTEP 64
-#endif
-#ifndef PT_FD_AMX_PFMODE
-#  define PT_FD_AMX_PFMODE 2
+#ifndef PT_FD_AMX_HINT
+#  define PT_FD_AMX_HINT _MM_HINT_T1
 #endif
 
 /* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
@@ -366,8 +362,8 @@ AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int
     const int64_t nb = imin(32, jhi - jb), nc = p->Dv / 32;
     for (int64_t i = 0; i < 16; i++) {
         for (int64_t j = pa + 2 * i; j < imin(pb, pa + 2 * i + 2); j++) {
-            for (int64_t o = 0; o < 2 * p->D; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-            for (int64_t o = 0; o < 2 * p->Dv; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+            for (int64_t o = 0; o < 2 * p->D; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+            for (int64_t o = 0; o < 2 * p->Dv; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
         }
         int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
         const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
@@ -427,8 +423,8 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
     const int64_t pf = PT_FD_AMX_PF;
     for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
-        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
     }
     /* Software pipeline: block jb's softmax and P·V run while the tile unit computes the scores
      * of block jb + 32, and V of jb + 32 is interleaved before the P·V of jb (so no tile load
@@ -442,8 +438,8 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
         const int64_t pa = jb + pf * BK, pb = imin(jhi, jb + (pf + 1) * BK);
         if (!(jb + BK < jhi)) /* else fd_amx_vil of the next block issues them, spread over its loop */
             for (int64_t j = pa; j < pb; j++) {
-                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
             }
         const float* ST = ST2 + (blk & 1) * 32 * R;
         const char* Vb = Vb2 + (blk & 1) * nvt * 1024;
