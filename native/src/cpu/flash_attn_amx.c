@@ -375,20 +375,43 @@ AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int
     }
 }
 
+/* O[R][Dv] += P0 · V0 (+ P1 · V1): P [R][32] bf16, V interleaved by fd_amx_vil. */
+AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+    const int64_t nvt = Dv / 16;
+    for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
+        TILE_LOAD(4, O + 16 * t, Dv * 4);
+        TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
+        TILE_LOAD(6, p0, 64);
+        TILE_LOAD(1, v0 + t * 1024, 64);
+        TILE_LOAD(7, v0 + t * 1024 + 1024, 64);
+        _tile_dpbf16ps(4, 6, 1);
+        _tile_dpbf16ps(5, 6, 7);
+        if (p1) {
+            TILE_LOAD(6, p1, 64);
+            TILE_LOAD(1, v1 + t * 1024, 64);
+            TILE_LOAD(7, v1 + t * 1024 + 1024, 64);
+            _tile_dpbf16ps(4, 6, 1);
+            _tile_dpbf16ps(5, 6, 7);
+        }
+        TILE_STORE(4, O + 16 * t, Dv * 4);
+        TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+    }
+}
+
 bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
     enum { BK = 32 };
     const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq, nch = D / 32, nvt = Dv / 16;
-    /* scratch: QT [nch][16][R] u32 | ST [2][32][R] f32 | P [R][32] bf16 | Vb [2][nvt][16][16] u32 |
+    /* scratch: QT [nch][16][R] u32 | ST [2][32][R] f32 | P [2][R][32] bf16 | Vb [3][nvt][16][16] u32 |
      * Ks [32][D] bf16 | O [R][Dv] f32 | lv [R][16] f32 | m [R] | tmp [Dv] */
-    size_t bytes = (size_t)(nch * 16 * R * 4 + 2 * 32 * R * 4 + R * 64 + 2 * nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 8 * 64);
+    size_t bytes = (size_t)(nch * 16 * R * 4 + 2 * 32 * R * 4 + 2 * R * 64 + 3 * nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 8 * 64);
     char* buf = (char*)pt_scratch(0, bytes);
     if (!buf) return false;
 #define FD_ALIGN(x) ((char*)(((uintptr_t)(x) + 63) & ~(uintptr_t)63))
     uint32_t* QT = (uint32_t*)FD_ALIGN(buf);
     float* ST2 = (float*)FD_ALIGN(QT + nch * 16 * R);
-    uint16_t* P = (uint16_t*)FD_ALIGN(ST2 + 2 * 32 * R);
-    char* Vb2 = FD_ALIGN(P + R * 32);
-    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb2 + 2 * nvt * 1024);
+    uint16_t* P2 = (uint16_t*)FD_ALIGN(ST2 + 2 * 32 * R);
+    char* Vb3 = FD_ALIGN(P2 + 2 * R * 32);
+    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb3 + 3 * nvt * 1024);
     float* O = (float*)FD_ALIGN(Ks + 32 * D);
     float* lv = (float*)FD_ALIGN(O + R * Dv);
     float* mr = lv + 16 * R;
@@ -431,8 +454,9 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
      * waits on vector stores just made). */
     if (jlo < jhi) {
         fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2);
-        fd_amx_vil(p, it, jlo, jhi, Vb2, 0, 0);
+        fd_amx_vil(p, it, jlo, jhi, Vb3, 0, 0);
     }
+    int64_t pend = -1; /* a block whose P·V is still to do */
     for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
         const int64_t pa = jb + pf * BK, pb = imin(jhi, jb + (pf + 1) * BK);
@@ -442,7 +466,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
             }
         const float* ST = ST2 + (blk & 1) * 32 * R;
-        const char* Vb = Vb2 + (blk & 1) * nvt * 1024;
+        uint16_t* P = P2 + (blk & 1) * R * 32;
         const int next = jb + BK < jhi;
         if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R);
         /* softmax, rows of 32 keys */
@@ -492,26 +516,29 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb2 + ((blk + 1) & 1) * nvt * 1024, pa, pb);
-        if (!any) continue;
-        if (rescale)
+        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, pa, pb);
+        if (!any) { /* nothing visible here: settle a pending block before its P buffer is reused */
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
+            continue;
+        }
+        /* P·V runs every second block with the P and V of two blocks (two products per O tile
+         * load and store); a row max that grew in the second block first settles the pending one */
+        if (rescale) {
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
             for (int64_t r = 0; r < R; r++)
                 if (alpha[r] != 1.0f) {
                     __m512 a = _mm512_set1_ps(alpha[r]);
                     for (int64_t t = 0; t < nvt; t++) _mm512_store_ps(O + r * Dv + 16 * t, _mm512_mul_ps(_mm512_load_ps(O + r * Dv + 16 * t), a));
                 }
-        TILE_LOAD(6, P, 64);
-        for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
-            TILE_LOAD(4, O + 16 * t, Dv * 4);
-            TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
-            TILE_LOAD(1, Vb + t * 1024, 64);
-            TILE_LOAD(7, Vb + t * 1024 + 1024, 64);
-            _tile_dpbf16ps(4, 6, 1);
-            _tile_dpbf16ps(5, 6, 7);
-            TILE_STORE(4, O + 16 * t, Dv * 4);
-            TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+        }
+        if (pend >= 0) {
+            fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, P, Vb3 + (blk % 3) * nvt * 1024);
+            pend = -1;
+        } else {
+            pend = blk;
         }
     }
+    if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL);
     _tile_release();
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);
