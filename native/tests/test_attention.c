@@ -594,6 +594,8 @@ static void decode_cases(pt_ctx* ctx, int32_t dtype) {
     run_decode(ctx, 3, l3, 2, 4, 4, 80, 80, dtype, 1, -1, 7);
     run_decode(ctx, 2, l2, 1, 4, 1, 96, 96, dtype, 1, -1, 0);
     run_decode(ctx, 2, l2, 4, 8, 1, 64, 48, dtype, 1, 100, 0);   /* MQA, sliding window */
+    run_decode(ctx, 2, l2, 3, 4, 1, 64, 64, dtype, 1, 100, 0);   /* G * Tq = 12 (bf16: AMX, scores by gathers), window */
+    run_decode(ctx, 1, l2, 1, 8, 2, 128, 128, dtype, 1, 61, 0);  /* G = 4 (AMX: register transpose), window not a block multiple */
     run_decode(ctx, 2, l2, 1, 2, 2, 33, 17, dtype, 1, -1, 5);    /* odd dims */
     run_decode(ctx, 2, l2, 2, 2, 1, 256, 256, dtype, 1, -1, 0);
     run_decode(ctx, 2, l0, 1, 2, 1, 64, 64, dtype, 1, -1, 0);    /* an empty cache: zeros, lse -inf */
