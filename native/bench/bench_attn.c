@@ -14,11 +14,16 @@
  * it works through as many heads at a time as fit.
  * Decode reports GB/s of K/V bytes read (B*Hkv*KV*(D+Dv)*elem) against the copy bandwidth
  * measured in the same run (threads memcpy-ing halves of a 1 GiB buffer; read + write bytes,
- * the STREAM convention) and the read bandwidth (threads summing 1 GiB). Caches are flushed
- * (a 256 MiB sweep) before every decode repeat, so K/V come from DRAM as in a real model.
- * With --flush 1 (default) one copy of 512 MiB is also timed right before every decode
- * repeat, and the ratio K/V GB/s / copy GB/s is reported per repeat (median, min..max): on a
- * shared machine the bandwidth drifts within seconds, so a ratio of neighbours is steadier. */
+ * the STREAM convention) and the read bandwidth (threads summing 1 GiB). With --flush 1
+ * (default) one copy and one read of 512 MiB are also timed right before every
+ * decode repeat, and the ratios K/V GB/s / read GB/s and K/V GB/s / copy GB/s are reported per
+ * repeat (median, min..max): on a shared machine the bandwidth drifts within seconds, so a
+ * ratio of neighbours is steadier. The read, last, flushes the L3 with clean lines, so K/V
+ * come from DRAM as in a real model; --flush 0 leaves K/V cached (the kernel's compute rate).
+ * The read ratio is the one to hold a decode kernel to: a decode call only reads, and on the
+ * VMs we measure a pure read stream reaches only ~2/3 of the copy figure (which counts the
+ * written bytes too). */
+#include "bench_common.h"
 #include "panatron/panatron.h"
 
 #include <math.h>
@@ -26,25 +31,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-/* Process CPU time (all threads). On a shared machine wall time includes the time our
- * threads wait for a core; CPU time / threads does not (run with OMP_WAIT_POLICY=passive so
- * idle OpenMP threads sleep instead of spinning). */
-static double cpu_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-static int cmp_d(const void* a, const void* b) {
-    double x = *(const double*)a, y = *(const double*)b;
-    return x < y ? -1 : x > y;
-}
 static uint16_t bf16(float f) {
     uint32_t u;
     memcpy(&u, &f, 4);
@@ -54,8 +41,7 @@ static uint16_t bf16(float f) {
 static void fill(void* p, int32_t dt, size_t n, uint64_t seed) {
     uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
     for (size_t i = 0; i < n; i++) {
-        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
-        float v = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+        float v = pt_bench_rand(&s);
         if (dt == PT_BF16) ((uint16_t*)p)[i] = bf16(v);
         else ((float*)p)[i] = v;
     }
@@ -72,13 +58,6 @@ static pt_tensor tens(void* data, int32_t dt, int nd, const int64_t* shape, cons
     }
     return t;
 }
-typedef struct { double med, lo, hi; } stats;
-static stats summarize(double* t, int n) {
-    qsort(t, n, sizeof(double), cmp_d);
-    stats s = {t[n / 2], t[0], t[n - 1]};
-    return s;
-}
-
 /* ---------------------------------------------------------------- naive softmax */
 /* Row softmax over the first `n` entries of x (log2-domain polynomial exp, vectorizable), the
  * rest of the row zeroed; writes f32 or bf16. Compiled for AVX-512/AVX2/baseline (ifunc). */
@@ -205,34 +184,31 @@ CLONES static void* read_thread(void* v) {
 }
 /* mode 0: copy (read+write bytes/s, the STREAM convention), 1: read (bytes/s). st: wall
  * time; cst: CPU time / threads. */
-static void bandwidth(int mode, char* a, char* b, size_t n, int threads, int reps, stats* st, stats* cst) {
+static void bandwidth(int mode, char* a, char* b, size_t n, int threads, int reps, pt_bench_stats* st, pt_bench_stats* cst) {
     double* t = malloc(sizeof(double) * reps);
     double* c = malloc(sizeof(double) * reps);
     pthread_t th[64];
     bw_job jobs[64];
     if (threads > 64) threads = 64;
     for (int r = 0; r < reps; r++) {
-        double t0 = now_s(), c0 = cpu_s();
+        double t0 = pt_bench_now(), c0 = pt_bench_cpu_s();
         for (int i = 0; i < threads; i++) {
             size_t lo = n / threads * i, hi = i == threads - 1 ? n : n / threads * (i + 1);
             jobs[i].dst = b + lo; jobs[i].src = a + lo; jobs[i].n = hi - lo;
             pthread_create(&th[i], NULL, mode ? read_thread : copy_thread, &jobs[i]);
         }
         for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
-        t[r] = now_s() - t0;
-        c[r] = (cpu_s() - c0) / threads;
+        t[r] = pt_bench_now() - t0;
+        c[r] = (pt_bench_cpu_s() - c0) / threads;
     }
     double bytes = mode ? (double)n : 2.0 * (double)n;
-    stats s = summarize(t, reps), sc = summarize(c, reps);
+    pt_bench_stats s = pt_bench_summary(t, reps), sc = pt_bench_summary(c, reps);
     st->med = bytes / s.med * 1e-9; st->lo = bytes / s.hi * 1e-9; st->hi = bytes / s.lo * 1e-9;
     cst->med = bytes / sc.med * 1e-9; cst->lo = bytes / sc.hi * 1e-9; cst->hi = bytes / sc.lo * 1e-9;
     free(t);
     free(c);
 }
 
-static void flush_caches(char* buf, size_t n) {
-    for (size_t i = 0; i < n; i += 64) buf[i]++;
-}
 
 /* ---------------------------------------------------------------- options */
 typedef struct {
@@ -243,17 +219,6 @@ typedef struct {
     int64_t list[32];
     int nlist;
 } opts;
-
-static int parse_list(const char* s, int64_t* out, int max) {
-    int n = 0;
-    while (*s && n < max) {
-        out[n++] = atoll(s);
-        const char* c = strchr(s, ',');
-        if (!c) break;
-        s = c + 1;
-    }
-    return n;
-}
 
 int pt_bench_attn(int argc, char** argv);
 int pt_bench_attn(int argc, char** argv) {
@@ -271,7 +236,7 @@ int pt_bench_attn(int argc, char** argv) {
         else if (!strcmp(a, "--heads")) o.H = atoll(v);
         else if (!strcmp(a, "--kv-heads")) o.Hkv = atoll(v);
         else if (!strcmp(a, "--dim")) o.D = atoll(v);
-        else if (!strcmp(a, "--seq") || !strcmp(a, "--kv")) o.nlist = parse_list(v, o.list, 32);
+        else if (!strcmp(a, "--seq") || !strcmp(a, "--kv")) o.nlist = pt_bench_parse_i64(v, o.list, 32);
         else if (!strcmp(a, "--causal")) o.causal = atoi(v);
         else if (!strcmp(a, "--threads")) o.threads = atoi(v);
         else if (!strcmp(a, "--reps")) o.reps = atoi(v);
@@ -335,14 +300,14 @@ int pt_bench_attn(int argc, char** argv) {
             double pairs = o.causal ? (double)S * (S + 1) / 2 : (double)S * S;
             double flop = 4.0 * pairs * D * H * B;
             /* warm-up, then adapt reps so one size takes ~20 s at most */
-            double t0 = now_s();
+            double t0 = pt_bench_now();
             for (int w = 0; w < o.warmup; w++) pt_flash_attn_fwd(ctx, &fp);
             if (pt_flash_attn_fwd(ctx, &fp) != PT_OK) { fprintf(stderr, "flash: %s\n", pt_last_error()); return 1; }
-            double tf1 = (now_s() - t0) / (o.warmup + 1), tn1 = 0;
+            double tf1 = (pt_bench_now() - t0) / (o.warmup + 1), tn1 = 0;
             if (hc > 0) {
-                t0 = now_s();
+                t0 = pt_bench_now();
                 if (naive_run(ctx, &nv)) { fprintf(stderr, "naive: %s\n", pt_last_error()); return 1; }
-                tn1 = now_s() - t0;
+                tn1 = pt_bench_now() - t0;
             }
             int reps = o.reps;
             while (reps > 3 && reps * (tf1 + tn1) > 20.0) reps--;
@@ -351,17 +316,17 @@ int pt_bench_attn(int argc, char** argv) {
             double* cf = malloc(sizeof(double) * reps);
             double* cn = malloc(sizeof(double) * reps);
             for (int r = 0; r < reps; r++) { /* interleaved */
-                t0 = now_s();
-                double c0 = cpu_s();
+                t0 = pt_bench_now();
+                double c0 = pt_bench_cpu_s();
                 pt_flash_attn_fwd(ctx, &fp);
-                tf[r] = now_s() - t0;
-                cf[r] = (cpu_s() - c0) / nthreads;
+                tf[r] = pt_bench_now() - t0;
+                cf[r] = (pt_bench_cpu_s() - c0) / nthreads;
                 if (hc > 0) {
-                    t0 = now_s();
-                    c0 = cpu_s();
+                    t0 = pt_bench_now();
+                    c0 = pt_bench_cpu_s();
                     naive_run(ctx, &nv);
-                    tn[r] = now_s() - t0;
-                    cn[r] = (cpu_s() - c0) / nthreads;
+                    tn[r] = pt_bench_now() - t0;
+                    cn[r] = (pt_bench_cpu_s() - c0) / nthreads;
                 }
             }
             /* agreement check (not a test: catches a broken benchmark) */
@@ -376,13 +341,16 @@ int pt_bench_attn(int argc, char** argv) {
                     double d = fabs((double)a - b);
                     if (d > maxdiff || d != d) maxdiff = d;
                 }
-            stats sf = summarize(tf, reps), sn = {0, 0, 0}, scf = summarize(cf, reps), scn = {0, 0, 0};
-            if (hc > 0) { sn = summarize(tn, reps); scn = summarize(cn, reps); }
+            pt_bench_stats sf = pt_bench_summary(tf, reps), sn = {0, 0, 0}, scf = pt_bench_summary(cf, reps), scn = {0, 0, 0};
+            if (hc > 0) { sn = pt_bench_summary(tn, reps); scn = pt_bench_summary(cn, reps); }
             double naive_mib = hc > 0 ? (double)hc * per_head / 1048576.0 : (double)per_head / 1048576.0;
-            /* the kernel's per-thread workspace (flash_attn_avx512.c: 4 sub-tiles of Qᵀ and Oᵀ,
-             * a 64x64 score tile, K and V tiles), independent of S */
+            /* the kernel's per-thread workspace, independent of S: flash_attn_avx512.c (f32, or
+             * bf16 without AMX): 8 sub-tiles of Qᵀ and Oᵀ (f32), a 72x64 score tile, K and V
+             * tiles; flash_attn_amx.c (bf16): 4 sub-tiles of Q (bf16) and O (f32), S, P, K, V */
             int64_t Dp = (D + 15) / 16 * 16;
-            double ws_kib = (4.0 * 64 * (D + D) + 64.0 * 64 + 64.0 * Dp + 64.0 * (Dp + 16)) * 4 / 1024;
+            double ws_kib = o.dt == PT_BF16 && !(o.disable_caps & PT_CPU_AMX_BF16)
+                                ? (4.0 * 64 * D * 2 + 4.0 * 64 * D * 4 + 64.0 * 64 * 6 + D / 32 * 4 * 1024.0 + 2 * (D / 16) * 1024.0) / 1024
+                                : (8.0 * 64 * (D + D) + 72.0 * 64 + 64.0 * Dp + 64.0 * (Dp + 16)) * 4 / 1024;
             if (o.json) {
                 printf("{\"op\":\"attn\",\"dtype\":\"%s\",\"B\":%lld,\"S\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"causal\":%d,\"threads\":%d,"
                        "\"reps\":%d,\"flash_gflops\":%.2f,\"flash_gflops_min\":%.2f,\"flash_gflops_max\":%.2f,\"flash_ms\":%.3f,\"flash_cpu_gflops\":%.2f",
@@ -421,11 +389,9 @@ int pt_bench_attn(int argc, char** argv) {
         char* bb = malloc(bwn);
         memset(ba, 1, bwn);
         memset(bb, 2, bwn);
-        stats cbw, rbw, ccbw, crbw;
+        pt_bench_stats cbw, rbw, ccbw, crbw;
         bandwidth(0, ba, bb, bwn, nthreads, 5, &cbw, &ccbw);
         bandwidth(1, ba, bb, bwn, nthreads, 5, &rbw, &crbw);
-        size_t flush_n = (size_t)256 << 20;
-        char* flushb = ba; /* reuse 256 MiB of it */
         size_t nc = (size_t)(B * Hkv * Smax * D);
         void *kc = malloc(nc * es), *vc = malloc(nc * es);
         fill(kc, o.dt, nc, 4); fill(vc, o.dt, nc, 5);
@@ -452,46 +418,66 @@ int pt_bench_attn(int argc, char** argv) {
             double* c = malloc(sizeof(double) * o.reps);
             double* cb = malloc(sizeof(double) * o.reps); /* copy GB/s measured right before each repeat */
             double* rt = malloc(sizeof(double) * o.reps); /* per-repeat K/V GB/s / copy GB/s */
+            double* rb = malloc(sizeof(double) * o.reps); /* read GB/s measured right before each repeat */
+            double* rr = malloc(sizeof(double) * o.reps); /* per-repeat K/V GB/s / read GB/s */
+            double* rrc = malloc(sizeof(double) * o.reps); /* the same on CPU time (bytes / (CPU s / threads)) */
             double bytes = (double)B * Hkv * KV * (2 * D) * es;
             for (int w = 0; w < o.warmup; w++)
                 if (pt_flash_attn_decode(ctx, &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
             for (int r = 0; r < o.reps; r++) {
-                if (o.flush) { /* one copy of 512 MiB (2 x 512 MiB touched: also flushes the 105 MiB L3) */
-                    stats c1, cc1;
+                pt_bench_stats r1 = {0, 0, 0}, cr1 = {0, 0, 0};
+                /* one copy and one read of 512 MiB; the read, last, also flushes the 105 MiB L3 with
+                 * clean lines (a writing sweep, used before, left ~100 MiB of dirty lines whose
+                 * write-backs then took DRAM bandwidth from the decode) */
+                if (o.flush) {
+                    pt_bench_stats c1, cc1;
                     bandwidth(0, ba, bb, bwn, nthreads, 1, &c1, &cc1);
                     cb[r] = c1.med;
-                    flush_caches(flushb, flush_n);
+                    bandwidth(1, ba, bb, bwn, nthreads, 1, &r1, &cr1);
+                    rb[r] = r1.med;
                 }
-                double t0 = now_s(), c0 = cpu_s();
+                double t0 = pt_bench_now(), c0 = pt_bench_cpu_s();
                 pt_flash_attn_decode(ctx, &dp);
-                t[r] = now_s() - t0;
-                c[r] = (cpu_s() - c0) / nthreads;
+                t[r] = pt_bench_now() - t0;
+                c[r] = (pt_bench_cpu_s() - c0) / nthreads;
                 rt[r] = o.flush ? bytes / t[r] * 1e-9 / cb[r] : 0.0;
+                rr[r] = o.flush ? bytes / t[r] * 1e-9 / rb[r] : 0.0;
+                rrc[r] = o.flush ? bytes / c[r] * 1e-9 / cr1.med : 0.0;
             }
-            stats s = summarize(t, o.reps), sc = summarize(c, o.reps);
-            stats scb = o.flush ? summarize(cb, o.reps) : (stats){0, 0, 0}, srt = o.flush ? summarize(rt, o.reps) : (stats){0, 0, 0};
+            pt_bench_stats s = pt_bench_summary(t, o.reps), sc = pt_bench_summary(c, o.reps);
+            pt_bench_stats z = {0, 0, 0};
+            pt_bench_stats scb = o.flush ? pt_bench_summary(cb, o.reps) : z, srt = o.flush ? pt_bench_summary(rt, o.reps) : z;
+            pt_bench_stats srb = o.flush ? pt_bench_summary(rb, o.reps) : z, srr = o.flush ? pt_bench_summary(rr, o.reps) : z;
+            pt_bench_stats srrc = o.flush ? pt_bench_summary(rrc, o.reps) : z;
             double gbs = bytes / s.med * 1e-9, cgbs = bytes / sc.med * 1e-9;
             if (o.json)
                 printf("{\"op\":\"attn-decode\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
                        "\"threads\":%d,\"reps\":%d,\"us\":%.1f,\"kv_gbs\":%.2f,\"kv_gbs_min\":%.2f,\"kv_gbs_max\":%.2f,\"copy_gbs\":%.2f,"
                        "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f,\"kv_cpu_gbs\":%.2f,\"copy_cpu_gbs\":%.2f,\"read_cpu_gbs\":%.2f,"
                        "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f,\"copy_interleaved_gbs\":%.2f,\"ratio_interleaved\":%.3f,"
-                       "\"ratio_interleaved_min\":%.3f,\"ratio_interleaved_max\":%.3f}\n",
+                       "\"ratio_interleaved_min\":%.3f,\"ratio_interleaved_max\":%.3f,\"read_interleaved_gbs\":%.2f,"
+                       "\"read_ratio_interleaved\":%.3f,\"read_ratio_interleaved_min\":%.3f,\"read_ratio_interleaved_max\":%.3f,"
+                       "\"read_ratio_interleaved_cpu\":%.3f}\n",
                        dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
                        s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med, cgbs, ccbw.med,
-                       crbw.med, cgbs / ccbw.med, cgbs / crbw.med, scb.med, srt.med, srt.lo, srt.hi);
+                       crbw.med, cgbs / ccbw.med, cgbs / crbw.med, scb.med, srt.med, srt.lo, srt.hi, srb.med, srr.med, srr.lo, srr.hi, srrc.med);
             else
                 printf("  KV=%-7lld %9.1f us  K/V read %6.2f GB/s (%.2f..%.2f) = %3.0f%% of copy, %3.0f%% of read | cpu: %6.2f GB/s = %3.0f%% of copy, %3.0f%% of read\n",
                        (long long)KV, s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, 100 * gbs / cbw.med, 100 * gbs / rbw.med, cgbs,
                        100 * cgbs / ccbw.med, 100 * cgbs / crbw.med);
             if (!o.json && o.flush)
-                printf("            interleaved: copy %.2f GB/s (%.2f..%.2f) before each repeat; K/V GB/s / copy GB/s per repeat: median %.0f%% (%.0f..%.0f%%)\n",
-                       scb.med, scb.lo, scb.hi, 100 * srt.med, 100 * srt.lo, 100 * srt.hi);
+                printf("            interleaved, before each repeat: copy %.2f GB/s (%.2f..%.2f), read %.2f GB/s (%.2f..%.2f); K/V GB/s per repeat\n"
+                       "            = %.0f%% (%.0f..%.0f%%) of the read, %.0f%% (%.0f..%.0f%%) of the copy bandwidth; on CPU time %.0f%% of the read\n",
+                       scb.med, scb.lo, scb.hi, srb.med, srb.lo, srb.hi, 100 * srr.med, 100 * srr.lo, 100 * srr.hi, 100 * srt.med, 100 * srt.lo,
+                       100 * srt.hi, 100 * srrc.med);
             fflush(stdout);
             free(t);
             free(c);
             free(cb);
             free(rt);
+            free(rb);
+            free(rr);
+            free(rrc);
         }
         free(ba); free(bb); free(kc); free(vc); free(q); free(out); free(lens);
     }

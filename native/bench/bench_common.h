@@ -13,6 +13,8 @@
 /* 1: pt_bench_now reads the process CPU clock (--clock cpu), else the monotonic wall clock. */
 extern int pt_bench_cpu_clock;
 double pt_bench_now(void);
+/* Process CPU time in seconds (all threads), whatever --clock says. */
+double pt_bench_cpu_s(void);
 
 typedef struct { double med, lo, hi; } pt_bench_stats;
 /* Median, min and max of v[0..n) (n >= 1; v is left as it was). */

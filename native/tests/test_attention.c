@@ -324,6 +324,10 @@ static void prefill_cases(pt_ctx* ctx, int32_t dtype, int32_t out_dtype, int ful
     c = mk(2, 33, 33, 8, 2, 128, 0); run_case(ctx, &c, dtype, out_dtype);
     c = mk(1, 200, 200, 3, 1, 64, 1); run_case(ctx, &c, dtype, out_dtype);     /* G = 3: 21 tokens per tile */
     c = mk(1, 9, 9, 70, 1, 32, 1); run_case(ctx, &c, dtype, out_dtype);        /* G = 70 > 64: two head chunks */
+    /* items of 8 sub-tiles (512 rows, AVX-512) or 4 (AMX) sharing each K/V tile, the last item
+     * partial; causal (sub-tiles see different key ranges) and a sliding window */
+    c = mk(1, 600, 600, 4, 2, 32, 1); run_case(ctx, &c, dtype, out_dtype);
+    c = mk(1, 600, 600, 4, 2, 32, 0); c.wl = 100; c.wr = 50; run_case(ctx, &c, dtype, out_dtype);
     /* queries are the last Sq tokens (chunked prefill); Sq > Sk leaves rows with no key */
     c = mk(1, 17, 100, 4, 4, 64, 1); run_case(ctx, &c, dtype, out_dtype);
     c = mk(1, 10, 4, 2, 1, 64, 1); run_case(ctx, &c, dtype, out_dtype);
@@ -590,6 +594,8 @@ static void decode_cases(pt_ctx* ctx, int32_t dtype) {
     run_decode(ctx, 3, l3, 2, 4, 4, 80, 80, dtype, 1, -1, 7);
     run_decode(ctx, 2, l2, 1, 4, 1, 96, 96, dtype, 1, -1, 0);
     run_decode(ctx, 2, l2, 4, 8, 1, 64, 48, dtype, 1, 100, 0);   /* MQA, sliding window */
+    run_decode(ctx, 2, l2, 3, 4, 1, 64, 64, dtype, 1, 100, 0);   /* G * Tq = 12 (bf16: AMX, scores by gathers), window */
+    run_decode(ctx, 1, l2, 1, 8, 2, 128, 128, dtype, 1, 61, 0);  /* G = 4 (AMX: register transpose), window not a block multiple */
     run_decode(ctx, 2, l2, 1, 2, 2, 33, 17, dtype, 1, -1, 5);    /* odd dims */
     run_decode(ctx, 2, l2, 2, 2, 1, 256, 256, dtype, 1, -1, 0);
     run_decode(ctx, 2, l0, 1, 2, 1, 64, 64, dtype, 1, -1, 0);    /* an empty cache: zeros, lse -inf */

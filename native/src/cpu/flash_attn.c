@@ -381,6 +381,7 @@ pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params) {
     }
     pr.mask_ss = mask ? mask->stride[1] : 0;
     bool avx512 = have_avx512(ctx);
+    (void)avx512; /* x86 builds only */
 
     fa_run run;
     memset(&run, 0, sizeof run);
@@ -398,7 +399,10 @@ pt_status pt_flash_attn_fwd(pt_ctx* ctx, const pt_flash_attn_params* params) {
     run.B = B; run.Sq = Sq; run.Sk = Sk;
     /* Rows per item: PT_FA_BR sub-tiles, as many (<= PT_FA_MAX_SUB) as keep >= 4 items per
      * thread. Bigger items read K/V from memory fewer times. */
-    int64_t nsub = avx512 ? PT_FA_MAX_SUB : 1;
+    int64_t nsub = run.fn == pt_fa_tile_portable ? 1 : PT_FA_MAX_SUB;
+#if PT_X86 && defined(PT_HAVE_X86_KERNELS)
+    if (run.fn == pt_fa_tile_amx) nsub = PT_FA_MAX_SUB_AMX;
+#endif
     for (; nsub > 1; nsub /= 2) {
         int64_t tt = nsub * PT_FA_BR / run.hc, tiles = 0;
         if (packed) for (int64_t b = 0; b < B; b++) tiles += cdiv(cu_q[b + 1] - cu_q[b], tt);

@@ -77,7 +77,7 @@ static int64_t imin(int64_t a, int64_t b) { return a < b ? a : b; }
 static int64_t imax(int64_t a, int64_t b) { return a > b ? a : b; }
 
 bool pt_fa_tile_amx(const pt_fa_problem* p, const pt_fa_tile* t) {
-    enum { NSUB = PT_FA_MAX_SUB };
+    enum { NSUB = PT_FA_MAX_SUB_AMX };
     const int64_t D = p->D, Dv = p->Dv, nh = t->nh, R = t->nt * t->nh, nsub = (R + BR - 1) / BR;
     const int64_t ndb = D / 32, ndv = Dv / 16;
     /* scratch (u16 / f32 / u32 units, all 64-byte multiples): Qp[nsub][64][D] bf16 | O[nsub][64][Dv]
@@ -303,30 +303,115 @@ static void fd_tile_config(int R) {
     _tile_loadconfig(&c);
 }
 
-/* Software prefetch into L2, PT_FD_AMX_PF blocks of 32 rows ahead. At KV = 65536, one thread,
- * flushed, 5 repeats (noisy machine): T0 at 2 blocks 5.9, none 7.5, T1 at 8 blocks 7.6, T1 at
- * 16 blocks 7.2, T1 at 8 + T0 at 1 5.0 GB/s (cpu): no clear winner; T1 keeps L1 free.
- * 2 threads, KV = 131072, two alternated rounds: T1 at 8 blocks 14.6 / 13.9 GB/s cpu (43% / 50%
- * of the copy per repeat), none 9.9 / 10.1 (37% / 34%); with K/V in L2 none is ~20% faster
- * (the prefetch loop costs ~8 instructions per row), but decode caches live in DRAM. */
+/* Software prefetch into L2 (PT_FD_AMX_HINT), PT_FD_AMX_PF blocks of 32 rows ahead, every line
+ * of K and V, issued in 16 slices spread over the V interleave of the next block (fd_amx_vil).
+ * Measured (BENCHMARKS.md, issue 3, version 13), 2 threads, flushed, A/B alternated per call
+ * (CPU time, loaded machine, noise ~5%): every line rather than every 2nd / 4th line: 1.25x;
+ * spread rather than one burst per block: 1.04-1.14x; 16 blocks ahead rather than 8: ~1.05x;
+ * 3 or 8 alike; NTA at 2 blocks: 0.58x; an extra T0 of the next block's K: 0.9x. */
 #ifndef PT_FD_AMX_PF
-#  define PT_FD_AMX_PF 8
+#  define PT_FD_AMX_PF 16
 #endif
+#ifndef PT_FD_AMX_HINT
+#  define PT_FD_AMX_HINT _MM_HINT_T1
+#endif
+
+/* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
+ * scores in key order. Two-source permutes pick keys 0-7 / 8-15 of two rows at a time, then
+ * 128-bit shuffles join the halves (8 shuffles instead of 4 gathers). */
+AI void st4_rows(const float* st, __m512 (*sr)[2], int h) {
+    const __m512i i01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i i23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    __m512 z0 = _mm512_load_ps(st), z1 = _mm512_load_ps(st + 16), z2 = _mm512_load_ps(st + 32), z3 = _mm512_load_ps(st + 48);
+    __m512 ab01 = _mm512_permutex2var_ps(z0, i01, z1), ab23 = _mm512_permutex2var_ps(z0, i23, z1);
+    __m512 cd01 = _mm512_permutex2var_ps(z2, i01, z3), cd23 = _mm512_permutex2var_ps(z2, i23, z3);
+    sr[0][h] = _mm512_shuffle_f32x4(ab01, cd01, _MM_SHUFFLE(1, 0, 1, 0));
+    sr[1][h] = _mm512_shuffle_f32x4(ab01, cd01, _MM_SHUFFLE(3, 2, 3, 2));
+    sr[2][h] = _mm512_shuffle_f32x4(ab23, cd23, _MM_SHUFFLE(1, 0, 1, 0));
+    sr[3][h] = _mm512_shuffle_f32x4(ab23, cd23, _MM_SHUFFLE(3, 2, 3, 2));
+}
+
+/* Sᵀ of the 32 keys from jb (nb = min(32, jhi - jb) valid; rows past nb repeat the last valid
+ * one, staged in Ks) into st [32][R]: two independent accumulation chains (keys 0-15, 16-31). */
+AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
+                  uint16_t* Ks, float* st) {
+    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2;
+    const char* kb = it->k + jb * p->k_ss;
+    int64_t kstride = p->k_ss;
+    if (nb < 32) {
+        for (int64_t k = 0; k < 32; k++) memcpy(Ks + k * p->D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
+        kb = (const char*)Ks;
+        kstride = kbytes;
+    }
+    _tile_zero(0);
+    _tile_zero(3);
+    for (int64_t c = 0; c < nch; c++) {
+        TILE_LOAD(2, QT + c * 16 * R, 4 * R);
+        TILE_LOAD(1, kb + 64 * c, kstride);
+        TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
+        _tile_dpbf16ps(0, 1, 2);
+        _tile_dpbf16ps(3, 7, 2);
+    }
+    TILE_STORE(0, st, 4 * R);
+    TILE_STORE(3, st + 16 * R, 4 * R);
+}
+
+/* V rows jb .. jb+31 interleaved in pairs into vb: tile t = 2c (+1) holds dv 32c + {0-3, 8-11,
+ * 16-19, 24-27} (+4); rows past the valid ones repeat the last valid row (their P is 0). */
+AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb, int64_t pa, int64_t pb) {
+    const int64_t nb = imin(32, jhi - jb), nc = p->Dv / 32;
+    for (int64_t i = 0; i < 16; i++) {
+        for (int64_t j = pa + 2 * i; j < imin(pb, pa + 2 * i + 2); j++) {
+            for (int64_t o = 0; o < 2 * p->D; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+            for (int64_t o = 0; o < 2 * p->Dv; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
+        }
+        int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
+        const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
+        for (int64_t c = 0; c < nc; c++) {
+            __m512i a = _mm512_loadu_si512(v0 + 64 * c), b = _mm512_loadu_si512(v1 + 64 * c);
+            _mm512_store_si512((__m512i*)(vb + ((2 * c) * 16 + i) * 64), _mm512_unpacklo_epi16(a, b));
+            _mm512_store_si512((__m512i*)(vb + ((2 * c + 1) * 16 + i) * 64), _mm512_unpackhi_epi16(a, b));
+        }
+    }
+}
+
+/* O[R][Dv] += P0 · V0 (+ P1 · V1): P [R][32] bf16, V interleaved by fd_amx_vil. */
+AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+    const int64_t nvt = Dv / 16;
+    for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
+        TILE_LOAD(4, O + 16 * t, Dv * 4);
+        TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
+        TILE_LOAD(6, p0, 64);
+        TILE_LOAD(1, v0 + t * 1024, 64);
+        TILE_LOAD(7, v0 + t * 1024 + 1024, 64);
+        _tile_dpbf16ps(4, 6, 1);
+        _tile_dpbf16ps(5, 6, 7);
+        if (p1) {
+            TILE_LOAD(6, p1, 64);
+            TILE_LOAD(1, v1 + t * 1024, 64);
+            TILE_LOAD(7, v1 + t * 1024 + 1024, 64);
+            _tile_dpbf16ps(4, 6, 1);
+            _tile_dpbf16ps(5, 6, 7);
+        }
+        TILE_STORE(4, O + 16 * t, Dv * 4);
+        TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+    }
+}
 
 bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
     enum { BK = 32 };
     const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq, nch = D / 32, nvt = Dv / 16;
-    /* scratch: QT [nch][16][R] u32 | ST [32][R] f32 | P [R][32] bf16 | Vb [nvt][16][16] u32 |
+    /* scratch: QT [nch][16][R] u32 | ST [2][32][R] f32 | P [2][R][32] bf16 | Vb [3][nvt][16][16] u32 |
      * Ks [32][D] bf16 | O [R][Dv] f32 | lv [R][16] f32 | m [R] | tmp [Dv] */
-    size_t bytes = (size_t)(nch * 16 * R * 4 + 32 * R * 4 + R * 64 + nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 7 * 64);
+    size_t bytes = (size_t)(nch * 16 * R * 4 + 2 * 32 * R * 4 + 2 * R * 64 + 3 * nvt * 1024 + 32 * D * 2 + R * Dv * 4 + R * 64 + R * 4 + Dv * 4 + 8 * 64);
     char* buf = (char*)pt_scratch(0, bytes);
     if (!buf) return false;
 #define FD_ALIGN(x) ((char*)(((uintptr_t)(x) + 63) & ~(uintptr_t)63))
     uint32_t* QT = (uint32_t*)FD_ALIGN(buf);
-    float* ST = (float*)FD_ALIGN(QT + nch * 16 * R);
-    uint16_t* P = (uint16_t*)FD_ALIGN(ST + 32 * R);
-    char* Vb = FD_ALIGN(P + R * 32);
-    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb + nvt * 1024);
+    float* ST2 = (float*)FD_ALIGN(QT + nch * 16 * R);
+    uint16_t* P2 = (uint16_t*)FD_ALIGN(ST2 + 2 * 32 * R);
+    char* Vb3 = FD_ALIGN(P2 + 2 * R * 32);
+    uint16_t* Ks = (uint16_t*)FD_ALIGN(Vb3 + 3 * nvt * 1024);
     float* O = (float*)FD_ALIGN(Ks + 32 * D);
     float* lv = (float*)FD_ALIGN(O + R * Dv);
     float* mr = lv + 16 * R;
@@ -361,41 +446,44 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
     const int64_t pf = PT_FD_AMX_PF;
     for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
-        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
     }
-    for (int64_t jb = jlo; jb < jhi; jb += BK) {
+    /* Software pipeline: block jb's softmax and P·V run while the tile unit computes the scores
+     * of block jb + 32, and V of jb + 32 is interleaved before the P·V of jb (so no tile load
+     * waits on vector stores just made). */
+    if (jlo < jhi) {
+        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2);
+        fd_amx_vil(p, it, jlo, jhi, Vb3, 0, 0);
+    }
+    int64_t pend = -1; /* a block whose P·V is still to do */
+    for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
-        for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
-            for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-            for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
-        }
-        /* K rows: in place, or staged with the last valid row repeated */
-        const char* kb = it->k + jb * p->k_ss;
-        int64_t kstride = p->k_ss;
-        if (nb < BK) {
-            for (int64_t k = 0; k < BK; k++) memcpy(Ks + k * D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
-            kb = (const char*)Ks;
-            kstride = kbytes;
-        }
-        _tile_zero(0);
-        _tile_zero(3);
-        for (int64_t c = 0; c < nch; c++) { /* two independent accumulation chains */
-            TILE_LOAD(2, QT + c * 16 * R, 4 * R);
-            TILE_LOAD(1, kb + 64 * c, kstride);
-            TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
-            _tile_dpbf16ps(0, 1, 2);
-            _tile_dpbf16ps(3, 7, 2);
-        }
-        TILE_STORE(0, ST, 4 * R);
-        TILE_STORE(3, ST + 16 * R, 4 * R);
+        const int64_t pa = jb + pf * BK, pb = imin(jhi, jb + (pf + 1) * BK);
+        if (!(jb + BK < jhi)) /* else fd_amx_vil of the next block issues them, spread over its loop */
+            for (int64_t j = pa; j < pb; j++) {
+                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
+                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
+            }
+        const float* ST = ST2 + (blk & 1) * 32 * R;
+        uint16_t* P = P2 + (blk & 1) * R * 32;
+        const int next = jb + BK < jhi;
+        if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
         float alpha[16];
+        __m512 sr[16][2]; /* row r's scores, keys 0-15 and 16-31 in lanes */
+        if (R == 4) /* the Llama GQA shape: a register transpose instead of 8 gathers */
+            for (int h = 0; h < 2; h++) st4_rows(ST + 64 * h, sr, h);
+        else
+            for (int64_t r = 0; r < R; r++) {
+                sr[r][0] = _mm512_i32gather_ps(gidx, ST + r, 4);
+                sr[r][1] = _mm512_i32gather_ps(gidx, ST + 16 * R + r, 4);
+            }
         for (int64_t r = 0; r < R; r++) {
-            __m512 s0 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + r, 4), sc);
-            __m512 s1 = _mm512_mul_ps(_mm512_i32gather_ps(gidx, ST + 16 * R + r, 4), sc);
+            __m512 s0 = _mm512_mul_ps(sr[r][0], sc);
+            __m512 s1 = _mm512_mul_ps(sr[r][1], sc);
             if (!full) {
                 __m512i j0 = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(jb - lo_r[r])), iota);
                 int32_t span = (int32_t)imax(0, imin(hi_r[r], jb + BK) - lo_r[r]);
@@ -406,54 +494,51 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 s0 = _mm512_mask_blend_ps(ok0, ninf, s0);
                 s1 = _mm512_mask_blend_ps(ok1, ninf, s1);
             }
-            float mb = _mm512_reduce_max_ps(_mm512_max_ps(s0, s1));
-            alpha[r] = 1.0f;
-            if (mb == -INFINITY) {
-                _mm512_store_si512((__m512i*)(P + 32 * r), _mm512_setzero_si512());
-                continue;
-            }
-            any = 1;
+            __m512 mx = _mm512_max_ps(s0, s1), m = _mm512_set1_ps(mr[r]);
             __m512 l = _mm512_load_ps(lv + 16 * r);
-            if (mb > mr[r]) {
+            alpha[r] = 1.0f;
+            /* No horizontal max unless a score exceeds the running max (after the first blocks
+             * of a long cache, almost never): then exp2(s - m) <= 1 as before, masked keys give 0. */
+            if (mr[r] == -INFINITY || _mm512_cmp_ps_mask(mx, m, _CMP_GT_OQ)) {
+                float mb = _mm512_reduce_max_ps(mx);
+                if (mb == -INFINITY) {
+                    _mm512_store_si512((__m512i*)(P + 32 * r), _mm512_setzero_si512());
+                    continue;
+                }
                 alpha[r] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
                 mr[r] = mb;
                 l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[r]));
                 rescale = 1;
+                m = _mm512_set1_ps(mb);
             }
-            __m512 m = _mm512_set1_ps(mr[r]);
+            any = 1;
             __m512 e0 = exp2_ps(_mm512_sub_ps(s0, m)), e1 = exp2_ps(_mm512_sub_ps(s1, m));
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (!any) continue;
-        if (rescale)
+        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, pa, pb);
+        if (!any) { /* nothing visible here: settle a pending block before its P buffer is reused */
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
+            continue;
+        }
+        /* P·V runs every second block with the P and V of two blocks (two products per O tile
+         * load and store); a row max that grew in the second block first settles the pending one */
+        if (rescale) {
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
             for (int64_t r = 0; r < R; r++)
                 if (alpha[r] != 1.0f) {
                     __m512 a = _mm512_set1_ps(alpha[r]);
                     for (int64_t t = 0; t < nvt; t++) _mm512_store_ps(O + r * Dv + 16 * t, _mm512_mul_ps(_mm512_load_ps(O + r * Dv + 16 * t), a));
                 }
-        /* V rows interleaved in pairs: tile t = 2c (+1) holds dv 32c + {0-3, 8-11, 16-19, 24-27} (+4) */
-        for (int64_t i = 0; i < 16; i++) {
-            int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
-            const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
-            for (int64_t c = 0; c < Dv / 32; c++) {
-                __m512i a = _mm512_loadu_si512(v0 + 64 * c), b = _mm512_loadu_si512(v1 + 64 * c);
-                _mm512_store_si512((__m512i*)(Vb + ((2 * c) * 16 + i) * 64), _mm512_unpacklo_epi16(a, b));
-                _mm512_store_si512((__m512i*)(Vb + ((2 * c + 1) * 16 + i) * 64), _mm512_unpackhi_epi16(a, b));
-            }
         }
-        TILE_LOAD(6, P, 64);
-        for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
-            TILE_LOAD(4, O + 16 * t, Dv * 4);
-            TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
-            TILE_LOAD(1, Vb + t * 1024, 64);
-            TILE_LOAD(7, Vb + t * 1024 + 1024, 64);
-            _tile_dpbf16ps(4, 6, 1);
-            _tile_dpbf16ps(5, 6, 7);
-            TILE_STORE(4, O + 16 * t, Dv * 4);
-            TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+        if (pend >= 0) {
+            fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, P, Vb3 + (blk % 3) * nvt * 1024);
+            pend = -1;
+        } else {
+            pend = blk;
         }
     }
+    if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL);
     _tile_release();
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);

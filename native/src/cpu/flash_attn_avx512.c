@@ -87,7 +87,7 @@ static void row_to_f32(const char* src, int32_t dt, int64_t n, float* dst) {
 DEF_QK_F32(1, 8)
 DEF_QK_F32(2, 8)
 DEF_QK_F32(3, 8)
-DEF_QK_F32(4, 4)
+DEF_QK_F32(4, 6)
 
 /* OT[dv][lanes] = OT[dv][lanes] * alpha + Σ_{j<nk} V[j][dv] * P[j][lanes], V rows f32. */
 #define DEF_PV_F32(IC, DB)                                                                        \
@@ -130,7 +130,7 @@ DEF_QK_F32(4, 4)
 DEF_PV_F32(1, 16)
 DEF_PV_F32(2, 8)
 DEF_PV_F32(3, 6)
-DEF_PV_F32(4, 4)
+DEF_PV_F32(4, 6)
 
 typedef void (*qk_f32_fn)(const float*, const char*, int64_t, int64_t, int64_t, float*);
 typedef void (*pv_f32_fn)(const float*, const char*, int64_t, int64_t, int64_t, const __m512*, float*);
@@ -150,7 +150,7 @@ bool pt_fa_tile_avx512(const pt_fa_problem* p, const pt_fa_tile* t) {
      * tile and shared by the sub-tiles. V's padded row stride Vs keeps the 64 rows that PV
      * walks at one column in distinct L1 sets (the source stride, Hkv*Dv elements, is
      * usually a power of two: staging it cut PV time by a third). */
-    size_t nq = (size_t)D * BR, no = (size_t)Dv * BR, ns = (size_t)BC * BR, nk = (size_t)BC * Ks, nv = (size_t)BC * Vs;
+    size_t nq = (size_t)D * BR, no = (size_t)Dv * BR, ns = (size_t)(BC + 8) * BR, nk = (size_t)BC * Ks, nv = (size_t)BC * Vs;
     float* buf = (float*)pt_scratch(0, ((size_t)nsub * (nq + no) + ns + nk + nv + 64) * sizeof(float));
     if (!buf) return false;
     float *Qt0 = buf, *OT0 = Qt0 + nsub * nq, *S = OT0 + nsub * no, *Kf = S + ns, *Vf = Kf + nk;
