@@ -348,17 +348,6 @@ public final class Embedder implements AutoCloseable {
         }
     }
 
-    /** Sentences the FP4 format search calibrates on. */
-    private static final List<String> CALIBRATION = List.of(
-            "The committee approved the budget after a long debate.",
-            "Researchers measured the temperature of the ocean at different depths.",
-            "Can you recommend a good restaurant near the train station?",
-            "Les enfants jouent dans le parc après l'école.",
-            "The software update fixes several security vulnerabilities.",
-            "She adopted a small dog from the local shelter last spring.",
-            "Heavy rain caused flooding in several low-lying neighborhoods.",
-            "The algorithm sorts the list in linear time when the keys are small integers.");
-
     /** Applies the builder's conversion (or the saved converted layers) to the optimized graph. */
     private void convert(Graph g, Context c, Builder b) throws IOException {
         long t0 = System.nanoTime();
@@ -370,8 +359,8 @@ public final class Embedder implements AutoCloseable {
         }
         if (!conversion.rewrites()) return;
         List<Map<String, TensorData>> calib = new ArrayList<>();
-        if (conversion.fp4Search()) {
-            for (String text : CALIBRATION) {
+        if (conversion.needsCalibration()) {
+            for (String text : Compression.CALIBRATION_SENTENCES) {
                 dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(List.of(text));
                 Map<String, TensorData> in = new java.util.HashMap<>();
                 in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), 1, bt.length()));

@@ -51,6 +51,11 @@ final class ModelOptions {
             description = "fp4 format, or 'search' (per layer, LLM-FP4's search over formats and clipping on calibration sentences); default e2m1")
     String fp4Format;
 
+    @Option(names = "--fp4-method", paramLabel = "rtn|gptq", defaultValue = "rtn",
+            description = "how fp4 codes and scales are chosen: rtn (round to nearest; default) or gptq (error-compensating, "
+                    + "on calibration sentences; same stored format and kernels)")
+    String fp4Method;
+
     @Option(names = "--fp4-group", paramLabel = "G", defaultValue = "64", description = "fp4 scale group along K: 32, 64 (default), 128, or 0 (per channel)")
     int fp4Group;
 
@@ -102,6 +107,11 @@ final class ModelOptions {
                 throw new IllegalArgumentException("--fp4 " + fp4Format + ": expected e2m1, e1m2, e3m0, nf4 or search");
             }
             o = o.withFp4(f, fp4Group, 1.0);
+        }
+        try {
+            o = o.withFp4Method(Compression.Fp4Method.parse(fp4Method));
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--fp4-method " + fp4Method + ": expected rtn or gptq");
         }
         if (!(sparsity >= 0 && sparsity < 1)) throw new IllegalArgumentException("--sparsity " + sparsity + ": expected a fraction in [0, 1)");
         return o.withSparsity(sparsity).withExclude(exclude);

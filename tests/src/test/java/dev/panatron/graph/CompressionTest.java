@@ -331,7 +331,7 @@ class CompressionTest {
             float[] want;
             try (Graph g = threeLayers(new Random(4))) {
                 List<Map<String, TensorData>> calib = List.of(randomX(new Random(7), 16, false));
-                Compression.apply(g, ctx, o, o.fp4Search() ? calib : List.of());
+                Compression.apply(g, ctx, o, o.needsCalibration() ? calib : List.of());
                 Compression.save(g, file, "three", o);
                 try (Session s = Session.create(g, ctx)) {
                     want = s.run(in).get("y").toFloatArray();
