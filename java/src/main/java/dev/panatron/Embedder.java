@@ -360,12 +360,15 @@ public final class Embedder implements AutoCloseable {
         if (!conversion.rewrites()) return;
         List<Map<String, TensorData>> calib = new ArrayList<>();
         if (conversion.needsCalibration()) {
-            for (String text : Compression.CALIBRATION_SENTENCES) {
-                dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(List.of(text));
+            // batches of 8 when the model takes a mask (its padding rows are left out), else one sentence per run
+            List<String> all = Compression.CALIBRATION_SENTENCES;
+            int per = maskName != null ? 8 : 1;
+            for (int i = 0; i < all.size(); i += per) {
+                dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(all.subList(i, Math.min(all.size(), i + per)));
                 Map<String, TensorData> in = new java.util.HashMap<>();
-                in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), 1, bt.length()));
-                if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), 1, bt.length()));
-                if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), 1, bt.length()));
+                in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), bt.size(), bt.length()));
+                if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), bt.size(), bt.length()));
+                if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), bt.size(), bt.length()));
                 calib.add(in);
             }
         }

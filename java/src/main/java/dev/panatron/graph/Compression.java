@@ -344,9 +344,11 @@ public final class Compression {
      *
      * @param ctx         the context the quantization kernels (and the calibration run) use
      * @param calibration inputs (by graph input name) run through the unconverted graph to
-     *                    collect each layer's activations for the FP4 search; may be empty otherwise
+     *                    collect each layer's activations for the FP4 search or GPTQ (may be
+     *                    batches: rows where an integer input named "*mask*" [batch, seq] is 0
+     *                    are padding and left out); may be empty otherwise
      * @return the report (weight bytes per layer, before and after)
-     * @throws IllegalArgumentException when the FP4 search is asked for without calibration inputs
+     * @throws IllegalArgumentException when the FP4 search or GPTQ is asked for without calibration inputs
      * @throws GraphException           when the graph has no shapes inferred
      */
     public static Report apply(Graph g, Context ctx, Options o, List<Map<String, TensorData>> calibration) {
@@ -649,14 +651,15 @@ public final class Compression {
                 }
                 Runnable[] bound = p.bound(s);
                 List<Plan.Step> steps = p.steps();
+                boolean[] mask = tokenMask(in);
                 for (int i = 0; i < bound.length; i++) {
                     Node n = steps.get(i).node();
                     if (want.contains(n)) {
                         TensorData x = steps.get(i).in()[0].asMatrix();
                         List<float[]> l = rows.computeIfAbsent(n, key -> new ArrayList<>());
                         int k = (int) x.dim(1);
-                        float[] all = x.toFloatArray();
-                        for (int r = 0; r < x.dim(0) && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
+                        float[] all = realRows(x, mask);
+                        for (int r = 0; r < all.length / k && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
                     }
                     bound[i].run();
                 }
@@ -693,25 +696,63 @@ public final class Compression {
                 Runnable[] bound = p.bound(s);
                 List<Plan.Step> steps = p.steps();
                 Map<Value, Boolean> done = new IdentityHashMap<>();
+                boolean[] mask = tokenMask(in);
                 for (int i = 0; i < bound.length; i++) {
                     Node n = steps.get(i).node();
                     if (want.contains(n)) {
                         Value key = n.input(0);
                         double[] h = byValue.get(key);
                         TensorData x = steps.get(i).in()[0].asMatrix();
-                        int rows = (int) x.dim(0), k = (int) x.dim(1);
+                        int k = (int) x.dim(1);
                         if (h == null) {
                             h = new double[k * k];
                             byValue.put(key, h);
                         }
                         out.put(n, h);
-                        if (done.put(key, Boolean.TRUE) == null && rows > 0) addGram(ctx, x.toFloatArray(), rows, k, h);
+                        if (done.put(key, Boolean.TRUE) == null) {
+                            float[] rowsX = realRows(x, mask);
+                            if (rowsX.length > 0) addGram(ctx, rowsX, rowsX.length / k, k, h);
+                        }
                     }
                     bound[i].run();
                 }
             }
         }
         return out;
+    }
+
+    /**
+     * The real (not padding) tokens of a calibration input: an integer 2-D input whose name
+     * contains "mask" (a transformer's attention_mask [batch, seq]), nonzero = real; null when
+     * there is none (every row counts).
+     */
+    static boolean[] tokenMask(Map<String, TensorData> in) {
+        for (Map.Entry<String, TensorData> e : in.entrySet()) {
+            TensorData t = e.getValue();
+            if (!e.getKey().toLowerCase(Locale.ROOT).contains("mask") || t.rank() != 2 || t.dtype().isFloat()) continue;
+            boolean[] m = new boolean[(int) t.numel()];
+            for (int i = 0; i < m.length; i++) m[i] = t.getLong(i) != 0;
+            return m;
+        }
+        return null;
+    }
+
+    /** The rows of x [rows, K] that are real tokens (all of them when the mask is null or does not match the row count). */
+    private static float[] realRows(TensorData x, boolean[] mask) {
+        float[] all = x.toFloatArray();
+        int rows = (int) x.dim(0), k = (int) x.dim(1);
+        if (mask == null || mask.length != rows) return all;
+        int kept = 0;
+        for (boolean b : mask) if (b) kept++;
+        if (kept == rows) return all;
+        float[] r = new float[kept * k];
+        int o = 0;
+        for (int i = 0; i < rows; i++) {
+            if (!mask[i]) continue;
+            System.arraycopy(all, i * k, r, o * k, k);
+            o++;
+        }
+        return r;
     }
 
     /** h += xᵀ x for x [rows, K] (f32 products by the GEMM, accumulated in double). */

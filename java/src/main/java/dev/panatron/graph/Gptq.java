@@ -105,50 +105,81 @@ public final class Gptq {
                 a[i * k + j] = pi == pj ? diag[pi] : v;
             }
         }
-        cholesky(a, k);
-        double[] m = lowerInverse(a, k);
-        double[] u = new double[k * k];
-        for (int i = 0; i < k; i++) for (int j = i; j < k; j++) u[i * k + j] = m[(k - 1 - i) * k + (k - 1 - j)];
+        double[] u = reversedLowerInverse(cholesky(a, k), k);
         return new Factor(k, perm, u, diag, dead);
     }
 
-    /** In-place lower Cholesky of the lower triangle of a [K, K] (the upper triangle is not read and left as is). */
-    static void cholesky(double[] a, int k) {
-        double[] col = new double[k];
-        for (int j = 0; j < k; j++) {
-            double d = a[j * k + j];
-            if (!(d > 0) || Double.isInfinite(d)) throw new IllegalArgumentException("H is not positive definite after damping (pivot " + j + " = " + d + ")");
-            double l = Math.sqrt(d);
-            a[j * k + j] = l;
-            for (int i = j + 1; i < k; i++) {
-                a[i * k + j] /= l;
-                col[i] = a[i * k + j];
-            }
-            for (int i = j + 1; i < k; i++) {
-                double lij = col[i];
-                if (lij == 0) continue;
-                int row = i * k;
-                for (int c = j + 1; c <= i; c++) a[row + c] -= lij * col[c];
+    /** Rows (Cholesky) and columns (inverse) handled together, so each row of Lᵀ read serves all of them. */
+    private static final int BLOCK = 32;
+
+    /**
+     * In-place lower Cholesky of the lower triangle of a [K, K] (L left in the lower triangle;
+     * the upper triangle is not read), returning Lᵀ as a new row-major [K, K] array (upper
+     * triangle and diagonal). Right-looking, restricted to blocks of {@link #BLOCK} rows at a
+     * time (the block stays in cache while the rows of Lᵀ stream by); the inner loops are
+     * axpys over contiguous rows.
+     */
+    static double[] cholesky(double[] a, int k) {
+        double[] t = new double[k * k];
+        for (int i0 = 0; i0 < k; i0 += BLOCK) {
+            int i1 = Math.min(k, i0 + BLOCK);
+            for (int p = 0; p < i1; p++) {
+                int prow = p * k;
+                double lpp = a[prow + p];
+                if (p >= i0) {
+                    if (!(lpp > 0) || Double.isInfinite(lpp)) {
+                        throw new IllegalArgumentException("H is not positive definite after damping (pivot " + p + " = " + lpp + ")");
+                    }
+                    lpp = Math.sqrt(lpp);
+                    a[prow + p] = lpp;
+                    t[prow + p] = lpp;
+                }
+                int from = Math.max(i0, p + 1);
+                for (int i = from; i < i1; i++) {
+                    double lip = a[i * k + p] / lpp;
+                    a[i * k + p] = lip;
+                    t[prow + i] = lip;
+                }
+                for (int i = from; i < i1; i++) {
+                    int irow = i * k;
+                    double lip = a[irow + p];
+                    if (lip == 0) continue;
+                    for (int j = p + 1; j <= i; j++) a[irow + j] -= lip * t[prow + j];
+                }
             }
         }
+        return t;
     }
 
-    /** The inverse of the lower triangular L (lower triangle of l) as a new [K, K] lower triangular matrix. */
-    static double[] lowerInverse(double[] l, int k) {
-        double[] m = new double[k * k];
-        for (int i = 0; i < k; i++) {
-            int row = i * k;
-            m[row + i] = 1;
-            for (int p = 0; p < i; p++) {
-                double lip = l[row + p];
-                if (lip == 0) continue;
+    /**
+     * The inverse of L (given as t = Lᵀ) in the order GPTQ needs it: U[i][j] = (L⁻¹)[K-1-i][K-1-j].
+     * Column j of L⁻¹ is the forward substitution of e_j; blocks of {@link #BLOCK} columns are
+     * independent (run in parallel, each computed the same way whatever the threads).
+     */
+    static double[] reversedLowerInverse(double[] t, int k) {
+        double[] u = new double[k * k];
+        int blocks = (k + BLOCK - 1) / BLOCK;
+        IntStream.range(0, blocks).parallel().forEach(b -> {
+            int j0 = b * BLOCK, j1 = Math.min(k, j0 + BLOCK);
+            double[][] col = new double[j1 - j0][k];
+            for (int j = j0; j < j1; j++) col[j - j0][j] = 1;
+            for (int p = j0; p < k; p++) {
                 int prow = p * k;
-                for (int j = 0; j <= p; j++) m[row + j] -= lip * m[prow + j];
+                double tpp = t[prow + p];
+                for (int j = j0; j < j1 && j <= p; j++) {
+                    double[] c = col[j - j0];
+                    double v = c[p] / tpp;
+                    c[p] = v;
+                    if (v == 0) continue;
+                    for (int q = p + 1; q < k; q++) c[q] -= v * t[prow + q];
+                }
             }
-            double inv = 1 / l[row + i];
-            for (int j = 0; j <= i; j++) m[row + j] *= inv;
-        }
-        return m;
+            for (int j = j0; j < j1; j++) {
+                double[] c = col[j - j0];
+                for (int i = j; i < k; i++) u[(k - 1 - i) * k + (k - 1 - j)] = c[i];
+            }
+        });
+        return u;
     }
 
     /**
@@ -178,7 +209,7 @@ public final class Gptq {
         Quantizer qz = new Quantizer(levels, p.clips());
         byte[] codes = new byte[n * (k / 2)];
         float[] scales = new float[n * groups];
-        final int rb = 8;
+        final int rb = 16;
         int blocks = (n + rb - 1) / rb;
         double[] losses = new double[blocks];
         IntStream.range(0, blocks).parallel().forEach(b -> losses[b] = rowBlock(w, k, f, qz, g, groups, p.actOrder(), b * rb, Math.min(n, (b + 1) * rb), codes, scales));

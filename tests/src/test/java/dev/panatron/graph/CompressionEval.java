@@ -153,7 +153,9 @@ final class CompressionEval implements AutoCloseable {
         try {
             Passes.optimize(g);
             List<Map<String, TensorData>> calib = new ArrayList<>();
-            if (o.needsCalibration()) for (String s : CALIBRATION) calib.add(inputs(tok.encodeBatch(List.of(s))));
+            if (o.needsCalibration()) {     // batches of 8 (padding rows are left out by the mask)
+                for (int i = 0; i < CALIBRATION.size(); i += 8) calib.add(inputs(tok.encodeBatch(CALIBRATION.subList(i, Math.min(CALIBRATION.size(), i + 8)))));
+            }
             this.report = Compression.apply(g, ctx, o, calib);
             this.session = Session.create(g, ctx, Session.Options.DEFAULT.withPrecision(Compression.sessionPrecision(o)));
         } catch (RuntimeException e) {
