@@ -36,7 +36,9 @@ import java.util.regex.Pattern;
  *       plain W8A8, or weight-only (W8A32).</li>
  *   <li>{@link Precision#FP4}: two 4-bit codes per byte + f32 scales per group of 32/64/128
  *       along K, format E2M1 by default or chosen per layer by {@link Fp4#search} (format and
- *       clipping ratio minimizing the output error on calibration activations).</li>
+ *       clipping ratio minimizing the output error on calibration activations); codes and scales
+ *       by round to nearest or by {@link Gptq} ({@link Fp4Method#GPTQ}: error-compensating on the
+ *       calibration inputs' second moment, same stored format and kernels).</li>
  *   <li>Sparsity S: magnitude block pruning — blocks of {@code blockN} output channels x
  *       {@code blockK} reduction indices with the smallest L2 norms are dropped, S of them per
  *       layer or S of all blocks with one global threshold. With fp32, bf16 and int8 the layer

@@ -47,5 +47,21 @@ public final class GptqTiming {
             }
             System.out.printf(Locale.ROOT, "total factor %.2f s, quantize %.2f s%n", tf, tq);
         }
+        // the whole conversion as the API runs it (load + optimize excluded), wall and process CPU time
+        var os = (com.sun.management.OperatingSystemMXBean) java.lang.management.ManagementFactory.getOperatingSystemMXBean();
+        for (String fmt : List.of("NF4", "E2M1")) {
+            try (Context ctx = Context.create(2); Graph g = OnnxImporter.load(MiniLm.onnx())) {
+                Passes.optimize(g);
+                List<Map<String, TensorData>> calib = new ArrayList<>();
+                List<String> all = CompressionEval.CALIBRATION;
+                for (int i = 0; i < all.size(); i += 8) calib.add(CompressionEval.inputs(CompressionEval.tokenizer().encodeBatch(all.subList(i, Math.min(all.size(), i + 8)))));
+                Compression.Options o = Compression.Options.of(dev.panatron.Precision.FP4).withFp4(Fp4.Format.valueOf(fmt), 32, 1)
+                        .withFp4Method(Compression.Fp4Method.GPTQ);
+                long c0 = os.getProcessCpuTime(), w0 = System.nanoTime();
+                Compression.apply(g, ctx, o, calib);
+                System.out.printf(Locale.ROOT, "Compression.apply(%s): wall %.1f s, process CPU %.1f s (2 threads), load average %.1f%n", o.describe(),
+                        (System.nanoTime() - w0) / 1e9, (os.getProcessCpuTime() - c0) / 1e9, os.getSystemLoadAverage());
+            }
+        }
     }
 }
