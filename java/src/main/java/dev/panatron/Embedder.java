@@ -369,6 +369,13 @@ public final class Embedder implements AutoCloseable {
                 in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), bt.size(), bt.length()));
                 if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), bt.size(), bt.length()));
                 if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), bt.size(), bt.length()));
+                if (posName != null) {          // positions 0 .. len-1 (of each row), as fillPositions does for a padded plan
+                    int rank = 1;
+                    for (dev.panatron.graph.Value v : g.inputs()) if (v.name().equals(posName)) rank = v.shape().rank();
+                    long[] pos = new long[rank == 2 ? bt.size() * bt.length() : bt.length()];
+                    for (int j = 0; j < pos.length; j++) pos[j] = j % bt.length();
+                    in.put(posName, rank == 2 ? TensorData.ofLongs(pos, bt.size(), bt.length()) : TensorData.ofLongs(pos, bt.length()));
+                }
                 calib.add(in);
             }
         }
