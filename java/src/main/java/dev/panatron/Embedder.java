@@ -348,17 +348,6 @@ public final class Embedder implements AutoCloseable {
         }
     }
 
-    /** Sentences the FP4 format search calibrates on. */
-    private static final List<String> CALIBRATION = List.of(
-            "The committee approved the budget after a long debate.",
-            "Researchers measured the temperature of the ocean at different depths.",
-            "Can you recommend a good restaurant near the train station?",
-            "Les enfants jouent dans le parc après l'école.",
-            "The software update fixes several security vulnerabilities.",
-            "She adopted a small dog from the local shelter last spring.",
-            "Heavy rain caused flooding in several low-lying neighborhoods.",
-            "The algorithm sorts the list in linear time when the keys are small integers.");
-
     /** Applies the builder's conversion (or the saved converted layers) to the optimized graph. */
     private void convert(Graph g, Context c, Builder b) throws IOException {
         long t0 = System.nanoTime();
@@ -370,13 +359,23 @@ public final class Embedder implements AutoCloseable {
         }
         if (!conversion.rewrites()) return;
         List<Map<String, TensorData>> calib = new ArrayList<>();
-        if (conversion.fp4Search()) {
-            for (String text : CALIBRATION) {
-                dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(List.of(text));
+        if (conversion.needsCalibration()) {
+            // batches of 8 when the model takes a mask (its padding rows are left out), else one sentence per run
+            List<String> all = Compression.CALIBRATION_SENTENCES;
+            int per = maskName != null ? 8 : 1;
+            for (int i = 0; i < all.size(); i += per) {
+                dev.panatron.tokenize.Batch bt = tokenizer.encodeBatch(all.subList(i, Math.min(all.size(), i + per)));
                 Map<String, TensorData> in = new java.util.HashMap<>();
-                in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), 1, bt.length()));
-                if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), 1, bt.length()));
-                if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), 1, bt.length()));
+                in.put(idsName, TensorData.ofLongs(bt.idsAsLong(), bt.size(), bt.length()));
+                if (maskName != null) in.put(maskName, TensorData.ofLongs(bt.attentionMaskAsLong(), bt.size(), bt.length()));
+                if (typesName != null) in.put(typesName, TensorData.ofLongs(bt.typeIdsAsLong(), bt.size(), bt.length()));
+                if (posName != null) {          // positions 0 .. len-1 (of each row), as fillPositions does for a padded plan
+                    int rank = 1;
+                    for (dev.panatron.graph.Value v : g.inputs()) if (v.name().equals(posName)) rank = v.shape().rank();
+                    long[] pos = new long[rank == 2 ? bt.size() * bt.length() : bt.length()];
+                    for (int j = 0; j < pos.length; j++) pos[j] = j % bt.length();
+                    in.put(posName, rank == 2 ? TensorData.ofLongs(pos, bt.size(), bt.length()) : TensorData.ofLongs(pos, bt.length()));
+                }
                 calib.add(in);
             }
         }

@@ -28,7 +28,7 @@ final class ModelOptions {
 
     @Option(names = "--precision", paramLabel = "fp32|bf16|int8|fp4", defaultValue = "fp32", converter = PrecisionConverter.class,
             description = "fp32 (default), bf16 (weights rounded to bf16, AMX-BF16 products), int8 (linear layers LLM.int8, "
-                    + "or --int8 w8a8|w8a32) or fp4 (linear layers FP4 E2M1 group 64, or --fp4 FORMAT|search, --fp4-group G)")
+                    + "or --int8 w8a8|w8a32) or fp4 (linear layers FP4 E2M1 group 64 by GPTQ, or --fp4 FORMAT|search, --fp4-group G, --fp4-method M)")
     Precision precision;
 
     @Option(names = "--sparsity", paramLabel = "S", defaultValue = "0",
@@ -50,6 +50,12 @@ final class ModelOptions {
     @Option(names = "--fp4", paramLabel = "e2m1|e1m2|e3m0|nf4|search", defaultValue = "e2m1",
             description = "fp4 format, or 'search' (per layer, LLM-FP4's search over formats and clipping on calibration sentences); default e2m1")
     String fp4Format;
+
+    @Option(names = "--fp4-method", paramLabel = "auto|rtn|gptq", defaultValue = "auto",
+            description = "how fp4 codes and scales are chosen: gptq (error-compensating on 64 built-in calibration sentences; "
+                    + "same stored format and kernels, slower conversion), rtn (round to nearest), or auto (default: gptq, "
+                    + "rtn with --sparsity)")
+    String fp4Method;
 
     @Option(names = "--fp4-group", paramLabel = "G", defaultValue = "64", description = "fp4 scale group along K: 32, 64 (default), 128, or 0 (per channel)")
     int fp4Group;
@@ -103,6 +109,20 @@ final class ModelOptions {
             }
             o = o.withFp4(f, fp4Group, 1.0);
         }
+        Compression.Fp4Method method;
+        if (fp4Method.equalsIgnoreCase("auto")) {
+            method = sparsity > 0 ? Compression.Fp4Method.RTN : Compression.Fp4Method.GPTQ;
+        } else {
+            try {
+                method = Compression.Fp4Method.parse(fp4Method);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException("--fp4-method " + fp4Method + ": expected auto, rtn or gptq");
+            }
+        }
+        if (method == Compression.Fp4Method.GPTQ && sparsity > 0) {
+            throw new IllegalArgumentException("--fp4-method gptq does not combine with --sparsity (GPTQ would fill the pruned blocks); use rtn");
+        }
+        o = o.withFp4Method(method);
         if (!(sparsity >= 0 && sparsity < 1)) throw new IllegalArgumentException("--sparsity " + sparsity + ": expected a fraction in [0, 1)");
         return o.withSparsity(sparsity).withExclude(exclude);
     }

@@ -36,7 +36,9 @@ import java.util.regex.Pattern;
  *       plain W8A8, or weight-only (W8A32).</li>
  *   <li>{@link Precision#FP4}: two 4-bit codes per byte + f32 scales per group of 32/64/128
  *       along K, format E2M1 by default or chosen per layer by {@link Fp4#search} (format and
- *       clipping ratio minimizing the output error on calibration activations).</li>
+ *       clipping ratio minimizing the output error on calibration activations); codes and scales
+ *       by round to nearest or by {@link Gptq} ({@link Fp4Method#GPTQ}: error-compensating on the
+ *       calibration inputs' second moment, same stored format and kernels).</li>
  *   <li>Sparsity S: magnitude block pruning — blocks of {@code blockN} output channels x
  *       {@code blockK} reduction indices with the smallest L2 norms are dropped, S of them per
  *       layer or S of all blocks with one global threshold. With fp32, bf16 and int8 the layer
@@ -51,6 +53,27 @@ import java.util.regex.Pattern;
 public final class Compression {
     private Compression() {}
 
+    /** How FP4 codes and scales are chosen. */
+    public enum Fp4Method {
+        /** Round to nearest onto {@code clip * absmax}-scaled levels ({@link Fp4#quantize}). */
+        RTN,
+        /** {@link Gptq}: error-compensating, against the calibration inputs' second moment; same stored format. */
+        GPTQ;
+
+        /**
+         * "rtn" or "gptq", any case.
+         *
+         * @throws IllegalArgumentException for anything else
+         */
+        public static Fp4Method parse(String s) {
+            return switch (Objects.requireNonNull(s, "fp4 method").toLowerCase(Locale.ROOT)) {
+                case "rtn" -> RTN;
+                case "gptq" -> GPTQ;
+                default -> throw new IllegalArgumentException("fp4 method '" + s + "': expected rtn or gptq");
+            };
+        }
+    }
+
     /**
      * Conversion options.
      *
@@ -58,7 +81,11 @@ public final class Compression {
      * @param int8Mode       LLM (LLM.int8, default), W8A8 or WEIGHT_ONLY
      * @param threshold      LLM.int8's outlier threshold (default 6)
      * @param fp4Format      the FP4 format (default E2M1) when not searched
-     * @param fp4Search      choose format and clip per layer with {@link Fp4#search} on calibration activations
+     * @param fp4Search      choose the format per layer on calibration activations: with
+     *                       {@link Fp4Method#RTN} format and clip by {@link Fp4#search}; with
+     *                       {@link Fp4Method#GPTQ} the format (of {@link #GPTQ_FORMATS}) whose GPTQ
+     *                       result has the least calibration output error
+     * @param fp4Method      how the FP4 codes and scales are chosen: round to nearest (default) or GPTQ
      * @param group          FP4 scale group along K: 32, 64 (default), 128, or 0 (per channel)
      * @param clip           FP4 clipping ratio in (0, 1] when not searched (default 1)
      * @param sparsity       fraction of weight blocks pruned, in [0, 1)
@@ -70,7 +97,7 @@ public final class Compression {
      *                       else a substring of the name
      */
     public record Options(Precision precision, QuantKernels.Int8Mode int8Mode, double threshold, Fp4.Format fp4Format, boolean fp4Search,
-                          int group, double clip, double sparsity, int blockK, int blockN, boolean globalSparsity, List<String> exclude) {
+                          Fp4Method fp4Method, int group, double clip, double sparsity, int blockK, int blockN, boolean globalSparsity, List<String> exclude) {
         /** fp32, nothing converted. */
         public static final Options NONE = of(Precision.FP32);
 
@@ -82,42 +109,54 @@ public final class Compression {
             Objects.requireNonNull(precision, "precision");
             Objects.requireNonNull(int8Mode, "int8Mode");
             Objects.requireNonNull(fp4Format, "fp4Format");
+            Objects.requireNonNull(fp4Method, "fp4Method");
             exclude = List.copyOf(Objects.requireNonNull(exclude, "exclude"));
             if (!(threshold > 0) || Double.isInfinite(threshold)) throw new IllegalArgumentException("threshold must be > 0 and finite, got " + threshold);
             if (group != 0 && group != 32 && group != 64 && group != 128) throw new IllegalArgumentException("group must be 0, 32, 64 or 128, got " + group);
             if (!(clip > 0 && clip <= 1)) throw new IllegalArgumentException("clip must be in (0, 1], got " + clip);
             if (!(sparsity >= 0 && sparsity < 1)) throw new IllegalArgumentException("sparsity must be in [0, 1), got " + sparsity);
             if (blockK < 1 || blockN < 1) throw new IllegalArgumentException("block " + blockN + "x" + blockK + " must be at least 1x1");
+            if (precision == Precision.FP4 && fp4Method == Fp4Method.GPTQ && sparsity > 0) {
+                throw new IllegalArgumentException("fp4 GPTQ with sparsity " + sparsity + " is not supported (GPTQ would fill the pruned blocks)");
+            }
         }
 
         /** Defaults for {@code p}: LLM.int8 with threshold 6, E2M1 group 64 clip 1, dense, nothing excluded. */
         public static Options of(Precision p) {
-            return new Options(p, QuantKernels.Int8Mode.LLM, 6.0, Fp4.Format.E2M1, false, 64, 1.0, 0, 4, 1, false, List.of());
+            return new Options(p, QuantKernels.Int8Mode.LLM, 6.0, Fp4.Format.E2M1, false, Fp4Method.RTN, 64, 1.0, 0, 4, 1, false, List.of());
         }
 
         public Options withInt8(QuantKernels.Int8Mode mode, double thr) {
-            return new Options(precision, mode, thr, fp4Format, fp4Search, group, clip, sparsity, blockK, blockN, globalSparsity, exclude);
+            return new Options(precision, mode, thr, fp4Format, fp4Search, fp4Method, group, clip, sparsity, blockK, blockN, globalSparsity, exclude);
         }
 
         public Options withFp4(Fp4.Format format, int grp, double clp) {
-            return new Options(precision, int8Mode, threshold, format, false, grp, clp, sparsity, blockK, blockN, globalSparsity, exclude);
+            return new Options(precision, int8Mode, threshold, format, false, fp4Method, grp, clp, sparsity, blockK, blockN, globalSparsity, exclude);
         }
 
         /** FP4 format and clip searched per layer (needs calibration inputs), with scale group {@code grp}. */
         public Options withFp4Search(int grp) {
-            return new Options(precision, int8Mode, threshold, fp4Format, true, grp, clip, sparsity, blockK, blockN, globalSparsity, exclude);
+            return new Options(precision, int8Mode, threshold, fp4Format, true, fp4Method, grp, clip, sparsity, blockK, blockN, globalSparsity, exclude);
         }
 
+        /** FP4 codes and scales chosen by {@code m} (GPTQ needs calibration inputs). */
+        public Options withFp4Method(Fp4Method m) {
+            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, m, group, clip, sparsity, blockK, blockN, globalSparsity, exclude);
+        }
+
+        /** True when {@link #apply} needs calibration inputs (FP4 with the format search or GPTQ). */
+        public boolean needsCalibration() { return precision == Precision.FP4 && (fp4Search || fp4Method == Fp4Method.GPTQ); }
+
         public Options withSparsity(double s) {
-            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, group, clip, s, blockK, blockN, globalSparsity, exclude);
+            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, fp4Method, group, clip, s, blockK, blockN, globalSparsity, exclude);
         }
 
         public Options withBlock(int bk, int bn, boolean global) {
-            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, group, clip, sparsity, bk, bn, global, exclude);
+            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, fp4Method, group, clip, sparsity, bk, bn, global, exclude);
         }
 
         public Options withExclude(List<String> patterns) {
-            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, group, clip, sparsity, blockK, blockN, globalSparsity, patterns);
+            return new Options(precision, int8Mode, threshold, fp4Format, fp4Search, fp4Method, group, clip, sparsity, blockK, blockN, globalSparsity, patterns);
         }
 
         /** True when {@link #apply} changes the graph (int8, fp4, or sparsity). */
@@ -132,7 +171,8 @@ public final class Compression {
                 sb.append(')');
             }
             if (precision == Precision.FP4) {
-                sb.append(" (").append(fp4Search ? "searched format/clip" : fp4Format + (clip < 1 ? ", clip " + clip : ""))
+                sb.append(" (").append(fp4Method == Fp4Method.GPTQ ? "gptq, " : "")
+                        .append(fp4Search ? (fp4Method == Fp4Method.GPTQ ? "searched format" : "searched format/clip") : fp4Format + (clip < 1 ? ", clip " + clip : ""))
                         .append(", group ").append(group == 0 ? "per-channel" : group).append(')');
             }
             if (sparsity > 0) {
@@ -207,6 +247,86 @@ public final class Compression {
     static final Set<Fp4.Format> SEARCH_FORMATS = EnumSet.of(Fp4.Format.E2M1, Fp4.Format.E1M2, Fp4.Format.E3M0, Fp4.Format.NF4);
     /** Clipping ratios the search tries. */
     static final float[] SEARCH_CLIPS = {1.0f, 0.95f, 0.9f, 0.85f, 0.8f, 0.7f};
+    /**
+     * Calibration sentences for the FP4 format search and GPTQ (varied topics, lengths and
+     * languages; disjoint from the evaluation sentences, queries and documents of the accuracy
+     * harness, which a test checks). The first 8 are the format search's original set.
+     */
+    public static final List<String> CALIBRATION_SENTENCES = List.of(
+            "The committee approved the budget after a long debate.",
+            "Researchers measured the temperature of the ocean at different depths.",
+            "Can you recommend a good restaurant near the train station?",
+            "Les enfants jouent dans le parc après l'école.",
+            "The software update fixes several security vulnerabilities.",
+            "She adopted a small dog from the local shelter last spring.",
+            "Heavy rain caused flooding in several low-lying neighborhoods.",
+            "The algorithm sorts the list in linear time when the keys are small integers.",
+            "What time does the pharmacy on Main Street close on Sundays?",
+            "The city council voted to extend the bicycle lanes along the river.",
+            "Neural networks learn representations by adjusting millions of weights.",
+            "My laptop battery drains quickly when I watch videos.",
+            "The lighthouse keeper lit the lamp every evening at dusk.",
+            "Add salt to the boiling water before you put in the pasta.",
+            "The central bank raised its key rate by a quarter of a percentage point.",
+            "A hash table gives constant-time lookups on average.",
+            "The hikers reached the summit just before the fog rolled in.",
+            "Please send me the invoice by the end of the week.",
+            "The vaccine trial enrolled more than ten thousand volunteers.",
+            "Jupiter has dozens of moons, the largest of which is Ganymede.",
+            "Our landlord finally fixed the broken heating in the apartment.",
+            "The goalkeeper saved a penalty in the last minute of the match.",
+            "Wie spät ist es bitte?",
+            "Ich habe meinen Regenschirm im Zug vergessen.",
+            "El museo abre de martes a domingo a las diez.",
+            "Me gustaría reservar una mesa para cuatro personas.",
+            "Nous avons visité le château pendant les vacances d'été.",
+            "La réunion est reportée à jeudi prochain.",
+            "A reunião foi cancelada por causa da greve.",
+            "Сегодня в Москве идёт снег.",
+            "私は毎朝コーヒーを飲みます。",
+            "今日はとても暑いですね。",
+            "北京是中国的首都。",
+            "أحب قراءة الكتب في المساء.",
+            "OK",
+            "thanks!",
+            "yes or no?",
+            "Version 2.3.1 was released on 2023-11-04 with 17 bug fixes.",
+            "Call +1 (555) 010-9999 or write to support@example.org for help.",
+            "The total comes to $1,249.99 including tax and shipping.",
+            "x = (-b ± sqrt(b^2 - 4ac)) / 2a solves the quadratic equation.",
+            "def add(a, b): return a + b  # a tiny Python function",
+            "SELECT name, age FROM users WHERE age > 30 ORDER BY name;",
+            "😀😀 great news!!! 🎉",
+            "#MondayMotivation keep going, you're doing great",
+            "LOL that was the funniest thing I've seen all week",
+            "Terms and conditions apply; see the website for details.",
+            "The contract may be terminated by either party with thirty days' written notice.",
+            "Symptoms include headache, fatigue and a loss of appetite.",
+            "The telescope captured images of a galaxy thirteen billion light years away.",
+            "Farmers are worried that the drought will ruin this year's harvest.",
+            "The train to Edinburgh departs from platform nine at half past seven.",
+            "Students must submit their essays before the deadline on Friday.",
+            "The painter mixed blue and yellow to get a bright green.",
+            "Electric cars are becoming cheaper as battery prices fall.",
+            "He apologized for the misunderstanding and offered to pay for the damage.",
+            "In the beginning the universe was created; this has made a lot of people very angry and been widely regarded as a bad move.",
+            "After months of negotiations, the two companies announced a merger that will create the largest logistics firm in the region, "
+                    + "although regulators are expected to review the deal closely before it can be completed next year.",
+            "To configure the server, edit the configuration file, set the port to 8080, enable logging, restart the service, "
+                    + "and then check the status page to make sure every component reports that it is healthy.",
+            "The old fisherman told us stories about storms, shipwrecks and the strange lights he had seen over the water on winter nights, "
+                    + "and we listened until the fire burned down and the stars came out above the harbour.",
+            "Le gouvernement a présenté un projet de loi visant à réduire les émissions de gaz à effet de serre de moitié d'ici 2035, "
+                    + "mais plusieurs associations estiment que les mesures proposées restent insuffisantes.",
+            "La inteligencia artificial está cambiando la forma en que trabajamos, aprendemos y nos comunicamos, "
+                    + "y plantea preguntas importantes sobre la privacidad y el empleo.",
+            "Die Wissenschaftler untersuchten die Auswirkungen des Klimawandels auf die Artenvielfalt in den Alpen über einen Zeitraum von zwanzig Jahren.",
+            "Shopping list: milk, bread, apples, cheese, tomatoes, rice, coffee, and batteries for the remote control.");
+
+    /** FP4 formats GPTQ tries when the format is searched (the one with the least calibration error is kept). */
+    static final List<Fp4.Format> GPTQ_FORMATS = List.of(Fp4.Format.E2M1, Fp4.Format.NF4);
+    /** GPTQ's settings in {@link #apply}. */
+    static final Gptq.Params GPTQ_PARAMS = Gptq.Params.DEFAULT;
     /** Calibration rows kept per layer for the search. */
     static final int CALIBRATION_ROWS = 256;
 
@@ -226,9 +346,11 @@ public final class Compression {
      *
      * @param ctx         the context the quantization kernels (and the calibration run) use
      * @param calibration inputs (by graph input name) run through the unconverted graph to
-     *                    collect each layer's activations for the FP4 search; may be empty otherwise
+     *                    collect each layer's activations for the FP4 search or GPTQ (may be
+     *                    batches: rows where an integer input named "*mask*" [batch, seq] is 0
+     *                    are padding and left out); may be empty otherwise
      * @return the report (weight bytes per layer, before and after)
-     * @throws IllegalArgumentException when the FP4 search is asked for without calibration inputs
+     * @throws IllegalArgumentException when the FP4 search or GPTQ is asked for without calibration inputs
      * @throws GraphException           when the graph has no shapes inferred
      */
     public static Report apply(Graph g, Context ctx, Options o, List<Map<String, TensorData>> calibration) {
@@ -244,9 +366,14 @@ public final class Compression {
             if (o.excluded(n.name())) skipped.put(n, layerOf(n, "skipped: excluded", 0));
             else targets.add(n);
         }
-        boolean search = o.precision() == Precision.FP4 && o.fp4Search();
-        if (search && calibration.isEmpty()) throw new IllegalArgumentException("the FP4 format search needs calibration inputs");
+        boolean gptq = o.precision() == Precision.FP4 && o.fp4Method() == Fp4Method.GPTQ;
+        boolean search = o.precision() == Precision.FP4 && o.fp4Search() && !gptq;
+        if (o.needsCalibration() && calibration.isEmpty()) {
+            throw new IllegalArgumentException("the FP4 " + (gptq ? "GPTQ conversion" : "format search") + " needs calibration inputs");
+        }
         Map<Node, float[]> acts = search ? capture(g, ctx, targets, calibration) : Map.of();
+        Map<Node, double[]> hessians = gptq ? captureHessians(g, ctx, targets, calibration) : Map.of();
+        Map<double[], Gptq.Factor> factors = new IdentityHashMap<>();
 
         // weights as [N, K] floats
         Map<Node, float[]> w = new IdentityHashMap<>();
@@ -338,15 +465,37 @@ public final class Compression {
                         long groups = group == 0 ? 1 : k / group;
                         TensorData codes = TensorData.allocate(g.arena(), DType.U8, nOut, k / 2);
                         TensorData scales = TensorData.allocate(g.arena(), DType.F32, nOut, groups);
-                        Fp4.quantize(ctx, wt, format, group, clip, null, Tensor.wrap(codes.segment(), DType.U4, nOut, k), scales.asTensor());
+                        if (gptq) {
+                            double[] h = hessians.get(n);
+                            if (h == null) {            // never reached by the calibration run: no compensation (H = I)
+                                h = new double[(int) (k * k)];
+                                for (int i = 0; i < k; i++) h[(int) (i * k + i)] = 1;
+                            }
+                            Gptq.Factor f = factors.computeIfAbsent(h, hh -> Gptq.factor(hh, (int) k, GPTQ_PARAMS));
+                            Gptq.Result best = null;
+                            for (Fp4.Format fm : o.fp4Search() ? GPTQ_FORMATS : List.of(format)) {
+                                Gptq.Result r = Gptq.quantize(wnk, (int) nOut, (int) k, f, Fp4.levels(fm), group, GPTQ_PARAMS);
+                                if (best == null || r.loss() < best.loss()) {
+                                    best = r;
+                                    format = fm;
+                                }
+                            }
+                            MemorySegment.copy(best.codes(), 0, codes.segment(), ValueLayout.JAVA_BYTE, 0, best.codes().length);
+                            MemorySegment.copy(best.scales(), 0, scales.segment(), ValueLayout.JAVA_FLOAT, 0, best.scales().length);
+                            clip = 1f;
+                        } else {
+                            Fp4.quantize(ctx, wt, format, group, clip, null, Tensor.wrap(codes.segment(), DType.U4, nOut, k), scales.asTensor());
+                        }
                         Map<String, Object> attrs = new LinkedHashMap<>();
                         attrs.put("scheme", "fp4");
                         attrs.put("format", format.name());
                         attrs.put("group", (long) group);
                         attrs.put("clip", (double) clip);
+                        if (gptq) attrs.put("method", "gptq");
                         replaceWithQLinear(g, n, codes, scales, k, attrs);
                         long after = nOut * k / 2 + 4 * nOut * groups;
-                        rows.add(new Layer(n.name(), nOut, k, "fp4/" + format + "/g" + group + (clip < 1 ? String.format(Locale.ROOT, "/c%.2f", clip) : ""), zf,
+                        rows.add(new Layer(n.name(), nOut, k, "fp4/" + format + "/g" + group + (clip < 1 ? String.format(Locale.ROOT, "/c%.2f", clip) : "")
+                                + (gptq ? "/gptq" : ""), zf,
                                 nOut * k * 4, after, after));
                     }
                 }
@@ -504,14 +653,15 @@ public final class Compression {
                 }
                 Runnable[] bound = p.bound(s);
                 List<Plan.Step> steps = p.steps();
+                boolean[] mask = tokenMask(in);
                 for (int i = 0; i < bound.length; i++) {
                     Node n = steps.get(i).node();
                     if (want.contains(n)) {
                         TensorData x = steps.get(i).in()[0].asMatrix();
                         List<float[]> l = rows.computeIfAbsent(n, key -> new ArrayList<>());
                         int k = (int) x.dim(1);
-                        float[] all = x.toFloatArray();
-                        for (int r = 0; r < x.dim(0) && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
+                        float[] all = realRows(x, mask);
+                        for (int r = 0; r < all.length / k && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
                     }
                     bound[i].run();
                 }
@@ -526,6 +676,99 @@ public final class Compression {
             out.put(e.getKey(), a);
         }
         return out;
+    }
+
+    /**
+     * Runs the (unconverted) graph on each calibration input and sums, for every target layer,
+     * the second moment of its input activations H = sum over tokens of x xᵀ [K, K] (double;
+     * layers reading the same value share one array). The products run through {@link Kernels#matmul}.
+     */
+    static Map<Node, double[]> captureHessians(Graph g, Context ctx, List<Node> targets, List<Map<String, TensorData>> calibration) {
+        Set<Node> want = Graph.identitySet(targets);
+        Map<Value, double[]> byValue = new IdentityHashMap<>();
+        Map<Node, double[]> out = new IdentityHashMap<>();
+        try (Session s = Session.create(g, ctx)) {
+            for (Map<String, TensorData> in : calibration) {
+                Plan p = s.plan(s.bind(in));
+                for (Value v : g.inputs()) {
+                    TensorData src = in.get(v.name()), dst = p.view(v);
+                    if (src.dtype() == dst.dtype()) src.copyTo(dst);
+                    else for (long i = 0; i < src.numel(); i++) dst.setLong(i, src.getLong(i));
+                }
+                Runnable[] bound = p.bound(s);
+                List<Plan.Step> steps = p.steps();
+                Map<Value, Boolean> done = new IdentityHashMap<>();
+                boolean[] mask = tokenMask(in);
+                for (int i = 0; i < bound.length; i++) {
+                    Node n = steps.get(i).node();
+                    if (want.contains(n)) {
+                        Value key = n.input(0);
+                        double[] h = byValue.get(key);
+                        TensorData x = steps.get(i).in()[0].asMatrix();
+                        int k = (int) x.dim(1);
+                        if (h == null) {
+                            h = new double[k * k];
+                            byValue.put(key, h);
+                        }
+                        out.put(n, h);
+                        if (done.put(key, Boolean.TRUE) == null) {
+                            float[] rowsX = realRows(x, mask);
+                            if (rowsX.length > 0) addGram(ctx, rowsX, rowsX.length / k, k, h);
+                        }
+                    }
+                    bound[i].run();
+                }
+            }
+        }
+        return out;
+    }
+
+    /**
+     * The real (not padding) tokens of a calibration input: an integer 2-D input whose name
+     * contains "mask" (a transformer's attention_mask [batch, seq]), nonzero = real; null when
+     * there is none (every row counts).
+     */
+    static boolean[] tokenMask(Map<String, TensorData> in) {
+        for (Map.Entry<String, TensorData> e : in.entrySet()) {
+            TensorData t = e.getValue();
+            if (!e.getKey().toLowerCase(Locale.ROOT).contains("mask") || t.rank() != 2 || t.dtype().isFloat()) continue;
+            boolean[] m = new boolean[(int) t.numel()];
+            for (int i = 0; i < m.length; i++) m[i] = t.getLong(i) != 0;
+            return m;
+        }
+        return null;
+    }
+
+    /** The rows of x [rows, K] that are real tokens (all of them when the mask is null or does not match the row count). */
+    private static float[] realRows(TensorData x, boolean[] mask) {
+        float[] all = x.toFloatArray();
+        int rows = (int) x.dim(0), k = (int) x.dim(1);
+        if (mask == null || mask.length != rows) return all;
+        int kept = 0;
+        for (boolean b : mask) if (b) kept++;
+        if (kept == rows) return all;
+        float[] r = new float[kept * k];
+        int o = 0;
+        for (int i = 0; i < rows; i++) {
+            if (!mask[i]) continue;
+            System.arraycopy(all, i * k, r, o * k, k);
+            o++;
+        }
+        return r;
+    }
+
+    /** h += xᵀ x for x [rows, K] (f32 products by the GEMM, accumulated in double). */
+    private static void addGram(Context ctx, float[] x, int rows, int k, double[] h) {
+        float[] xt = new float[k * rows];
+        for (int r = 0; r < rows; r++) for (int c = 0; c < k; c++) xt[c * rows + r] = x[r * k + c];
+        try (Arena a = Arena.ofConfined()) {
+            Tensor at = Tensor.allocate(a, DType.F32, k, rows);
+            at.copyFrom(xt);
+            Tensor c = Tensor.allocate(a, DType.F32, k, k);
+            dev.panatron.Kernels.matmul(ctx, at, at, null, c, dev.panatron.Kernels.MatmulOptions.LINEAR);
+            float[] cv = c.toFloatArray();
+            for (int i = 0; i < cv.length; i++) h[i] += cv[i];
+        }
     }
 
     // ================================================================ save / load
@@ -559,7 +802,7 @@ public final class Compression {
         for (Node n : g.nodes()) {
             if (n.op() == Op.QLINEAR) {
                 StringBuilder attrs = new StringBuilder();
-                for (String key : List.of("scheme", "k", "format", "group", "clip", "threshold")) {
+                for (String key : List.of("scheme", "k", "format", "group", "clip", "threshold", "method")) {
                     if (n.hasAttr(key)) attrs.append(key).append('=').append(n.attr(key)).append(';');
                 }
                 if (n.hasAttr("n")) attrs.append("n=").append(n.attr("n")).append(';');

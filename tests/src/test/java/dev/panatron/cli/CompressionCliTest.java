@@ -83,6 +83,9 @@ class CompressionCliTest {
         fails(1, "--int8", "", "embed", "--model", tiny(), "--precision", "int8", "--int8", "w4a4", "text");
         fails(1, "--fp4", "", "embed", "--model", tiny(), "--precision", "fp4", "--fp4", "e5m2", "text");
         fails(1, "--fp4-group", "", "embed", "--model", tiny(), "--precision", "fp4", "--fp4-group", "48", "text");
+        fails(1, "--fp4-method", "", "embed", "--model", tiny(), "--precision", "fp4", "--fp4-method", "awq", "text");
+        fails(1, "--fp4-method gptq does not combine with --sparsity", "", "embed", "--model", tiny(), "--precision", "fp4", "--fp4-method", "gptq",
+                "--sparsity", "0.3", "text");
         fails(1, "no/such.safetensors", "", "embed", "--model", tiny(), "--converted", "/no/such.safetensors", "text");
     }
 

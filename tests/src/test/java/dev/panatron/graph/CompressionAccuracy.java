@@ -52,6 +52,12 @@ public final class CompressionAccuracy {
         configs.put("fp4 NF4 g32, FFN down kept fp32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1).withExclude(List.of(FFN_DOWN)));
         configs.put("fp4 searched g64", Options.of(Precision.FP4).withFp4Search(64));
         configs.put("fp4 searched g32", Options.of(Precision.FP4).withFp4Search(32));
+        configs.put("fp4 GPTQ E2M1 g32", Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 32, 1).withFp4Method(Compression.Fp4Method.GPTQ));
+        configs.put("fp4 GPTQ NF4 g32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1).withFp4Method(Compression.Fp4Method.GPTQ));
+        configs.put("fp4 GPTQ searched g32", Options.of(Precision.FP4).withFp4Search(32).withFp4Method(Compression.Fp4Method.GPTQ));
+        configs.put("fp4 GPTQ NF4 g64", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 64, 1).withFp4Method(Compression.Fp4Method.GPTQ));
+        configs.put("fp4 GPTQ E2M1 g64 (the CLI's --precision fp4 default)", Options.of(Precision.FP4).withFp4(Fp4.Format.E2M1, 64, 1)
+                .withFp4Method(Compression.Fp4Method.GPTQ));
         configs.put("fp32 sparsity 0.5 (4x1, per layer)", Options.of(Precision.FP32).withSparsity(0.5));
         configs.put("fp32 sparsity 0.5 (4x1, global)", Options.of(Precision.FP32).withSparsity(0.5).withBlock(4, 1, true));
         configs.put("fp32 sparsity 0.8 (4x1, per layer)", Options.of(Precision.FP32).withSparsity(0.8));

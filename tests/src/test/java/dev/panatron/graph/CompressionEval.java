@@ -86,16 +86,8 @@ final class CompressionEval implements AutoCloseable {
             "Machine translation quality improved dramatically with attention-based models.",
             "Tomorrow will be sunny with a high of 25 degrees and light winds.");
 
-    /** Calibration sentences for the FP4 search (disjoint from the evaluation sentences). */
-    static final List<String> CALIBRATION = List.of(
-            "The committee approved the budget after a long debate.",
-            "Researchers measured the temperature of the ocean at different depths.",
-            "Can you recommend a good restaurant near the train station?",
-            "Les enfants jouent dans le parc après l'école.",
-            "The software update fixes several security vulnerabilities.",
-            "She adopted a small dog from the local shelter last spring.",
-            "Heavy rain caused flooding in several low-lying neighborhoods.",
-            "The algorithm sorts the list in linear time when the keys are small integers.");
+    /** Calibration sentences for the FP4 search and GPTQ (disjoint from the evaluation sentences, queries and documents). */
+    static final List<String> CALIBRATION = Compression.CALIBRATION_SENTENCES;
 
     static final List<String> QUERIES = List.of(
             "How do plants make food from sunlight?",
@@ -161,7 +153,9 @@ final class CompressionEval implements AutoCloseable {
         try {
             Passes.optimize(g);
             List<Map<String, TensorData>> calib = new ArrayList<>();
-            if (o.fp4Search()) for (String s : CALIBRATION) calib.add(inputs(tok.encodeBatch(List.of(s))));
+            if (o.needsCalibration()) {     // batches of 8 (padding rows are left out by the mask)
+                for (int i = 0; i < CALIBRATION.size(); i += 8) calib.add(inputs(tok.encodeBatch(CALIBRATION.subList(i, Math.min(CALIBRATION.size(), i + 8)))));
+            }
             this.report = Compression.apply(g, ctx, o, calib);
             this.session = Session.create(g, ctx, Session.Options.DEFAULT.withPrecision(Compression.sessionPrecision(o)));
         } catch (RuntimeException e) {

@@ -331,7 +331,7 @@ class CompressionTest {
             float[] want;
             try (Graph g = threeLayers(new Random(4))) {
                 List<Map<String, TensorData>> calib = List.of(randomX(new Random(7), 16, false));
-                Compression.apply(g, ctx, o, o.fp4Search() ? calib : List.of());
+                Compression.apply(g, ctx, o, o.needsCalibration() ? calib : List.of());
                 Compression.save(g, file, "three", o);
                 try (Session s = Session.create(g, ctx)) {
                     want = s.run(in).get("y").toFloatArray();
@@ -373,7 +373,7 @@ class CompressionTest {
 
     /**
      * The bars of issue 5 on the real model, vs fp32 over 60 sentences: bf16 and LLM.int8 mean
-     * cosine >= 0.999 (met); fp4 >= 0.98 is not met with every layer in fp4, see below.
+     * cosine >= 0.999 (met); fp4 >= 0.98 (met by GPTQ, not by round to nearest), see below.
      */
     @Test
     void miniLmAccuracyBars() throws Exception {
@@ -385,18 +385,19 @@ class CompressionTest {
         Map<String, Options> bars = new java.util.LinkedHashMap<>();
         bars.put("bf16", Options.of(Precision.BF16));
         bars.put("int8 LLM.int8", Options.of(Precision.INT8));
-        // FP4 does NOT reach the issue's 0.98 on MiniLM with every linear layer converted (E2M1 g32:
-        // 0.969, NF4 g32: 0.974, searched g32: 0.974; BENCHMARKS.md): asserted here is the best
-        // measured configuration, NF4 g32 with the FFN down projections kept in fp32 (0.980), at 0.975
-        bars.put("fp4 NF4 g32, FFN down fp32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1).withExclude(List.of(CompressionAccuracy.FFN_DOWN)));
+        // FP4 with every linear layer converted: round to nearest stays below the issue's 0.98 (E2M1 g32
+        // 0.969, NF4 g32 0.974, searched g32 0.974); GPTQ NF4 g32 on the 64 calibration sentences
+        // (disjoint from these 60) reaches ~0.987 (BENCHMARKS.md), asserted at the issue's 0.98
+        bars.put("fp4 GPTQ NF4 g32", Options.of(Precision.FP4).withFp4(Fp4.Format.NF4, 32, 1).withFp4Method(Compression.Fp4Method.GPTQ));
         StringBuilder report = new StringBuilder();
         for (Map.Entry<String, Options> e : bars.entrySet()) {
             try (CompressionEval m = new CompressionEval(onnx, ctx, e.getValue())) {
                 double[] c = CompressionEval.cosines(m.embed(CompressionEval.SENTENCES), ref);
                 report.append(String.format("%s: mean %.5f min %.5f%n", e.getKey(), c[0], c[1]));
-                double bar = e.getValue().precision() == Precision.FP4 ? 0.975 : 0.999;
+                boolean fp4 = e.getValue().precision() == Precision.FP4;
+                double bar = fp4 ? 0.98 : 0.999;
                 assertTrue(c[0] >= bar, e.getKey() + ": mean cosine " + c[0] + " < " + bar + "\n" + report);
-                assertTrue(c[1] >= bar - 0.04, e.getKey() + ": min cosine " + c[1] + "\n" + report);
+                assertTrue(c[1] >= (fp4 ? 0.92 : bar - 0.04), e.getKey() + ": min cosine " + c[1] + "\n" + report);
             }
         }
         System.out.print(report);
