@@ -5,9 +5,9 @@
  * M >= PT_I8_DNN_MIN_M; f32 y, or bf16 y without outlier columns): the same steps 1-2 with
  * the rows quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks
  * in place (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m,
- * per-channel weight scales and the bias, writing y; with outlier columns it works in row
- * panels of ~1 MiB of y and our AVX-512 pass adds xo_m . Wo[n, outliers] (and the activation)
- * while the panel is in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN
+ * per-channel weight scales and the bias, writing y; with outlier columns it works in column
+ * slices of ~1 MiB of y and our AVX-512 pass adds xo_m . Wo[n, outliers] (and the activation)
+ * while the slice is in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN
  * has no brgemm kernel for falls back to our kernels.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
@@ -181,7 +181,7 @@ typedef struct {
     int32_t mr;               /* rows per micro call */
     int32_t amx;
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
-    int64_t r0, r1;           /* oneDNN route: the row panel of outlier_blocks */
+    int64_t blk0;             /* oneDNN route: the first block of outlier_blocks' column slice */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
@@ -369,19 +369,20 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
 #endif
 }
 
-/* oneDNN route, LLM with outlier columns, rows [r0, r1): y += the outlier product xo . Wo^T,
- * then the activation (oneDNN wrote the int8 part and the bias just before). */
+/* oneDNN route, LLM with outlier columns, blocks [blk0 + b0, blk0 + b1) of 64 channels:
+ * y += the outlier product xo . Wo^T, then the activation (oneDNN wrote the int8 part and
+ * the bias of this column slice just before). */
 static void outlier_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
     float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
     if (!wop) { g->failed = 1; return; }
     float wsc[PT_I8_NB], bias[PT_I8_NB];
     const int64_t bb = b_bytes(g->k), ldy = g->y->stride[0] / 4;
-    for (int64_t blk = b0; blk < b1; blk++) {
+    for (int64_t blk = g->blk0 + b0; blk < g->blk0 + b1; blk++) {
         const int64_t n0 = blk * PT_I8_NB;
         const int nb = block_params(g, n0, (const int8_t*)g->packed + blk * bb, wsc, bias, wop);
-        for (int64_t m0 = g->r0; m0 < g->r1; m0 += PT_I8_MR_MAX) {
-            const int mr = (int)(g->r1 - m0 < PT_I8_MR_MAX ? g->r1 - m0 : PT_I8_MR_MAX);
+        for (int64_t m0 = 0; m0 < g->m; m0 += PT_I8_MR_MAX) {
+            const int mr = (int)(g->m - m0 < PT_I8_MR_MAX ? g->m - m0 : PT_I8_MR_MAX);
             float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
 #if defined(PT_HAVE_X86_KERNELS)
             pt_i8_outlier_add_avx512(mr, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
@@ -461,25 +462,26 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
-    /* with outliers (f32 y), row panels of about 1 MiB of y: oneDNN writes the int8 part and
-     * the bias, and our outlier product (+ activation) is added while the panel is in cache */
-    int64_t mp = m;
+    /* with outliers (f32 y), column slices of about 1 MiB of y (a multiple of 64 channels:
+     * the slice of the packed weight is contiguous): oneDNN writes the int8 part and the bias,
+     * and our outlier product (+ activation) is added while the slice is in cache */
+    int64_t ns = n;
     if (g->no > 0) {
-        mp = (int64_t)1048576 / (n * 4) / PT_I8_MR_MAX * PT_I8_MR_MAX;
-        if (mp < PT_I8_MR_MAX) mp = PT_I8_MR_MAX;
-        if (mp > m) mp = m;
+        ns = (int64_t)1048576 / (m * 4) / PT_I8_NB * PT_I8_NB;
+        if (ns < PT_I8_NB) ns = PT_I8_NB;
+        if (ns > n) ns = n;
     }
-    const int64_t nblk = ceil_div(n, PT_I8_NB);
-    for (int64_t r0 = 0; r0 < m; r0 += mp) {
-        const int64_t rows = m - r0 < mp ? m - r0 : mp;
-        pt_onednn_s8_problem q = {rows, n, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act,
-                                  (const int8_t*)g->aq + r0 * g->lda, (const int8_t*)g->packed, g->sx + r0, ws, bias,
-                                  (char*)g->y->data + r0 * ldy * es};
+    const int64_t bb = b_bytes(g->k);
+    for (int64_t n0 = 0; n0 < n; n0 += ns) {
+        const int64_t cols = n - n0 < ns ? n - n0 : ns;
+        pt_onednn_s8_problem q = {m, cols, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act,
+                                  (const int8_t*)g->aq, (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb, g->sx, ws + n0,
+                                  bias ? bias + n0 : NULL, (char*)g->y->data + n0 * es};
         pt_status st = pt_matmul_onednn_s8(ctx, &q);
         if (st != PT_OK) return st;
         if (g->no > 0) {
-            g->r0 = r0;
-            g->r1 = r0 + rows;
+            const int64_t nblk = ceil_div(cols, PT_I8_NB);
+            g->blk0 = n0 / PT_I8_NB;
             pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), outlier_blocks, g);
             if (g->failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (outliers %lld)", (long long)g->no);
         }
