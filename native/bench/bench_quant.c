@@ -9,6 +9,7 @@
  *
  * Shapes: y[M,N] = x[M,K] @ W[N,K]^T + bias (BERT-base: K,N in {768, 3072}). --outliers F
  * (default 0.005) plants F*K outlier feature columns (|x| in [8, 16] in every 4th row).
+ * llm.int8_own: the same on a context without oneDNN (our AMX kernel for the int8 GEMM).
  * Ours: activation quantization + outlier detection per call, as a model would run it; the
  * weight quantized and packed once (pt_pack_int8_weight).
  * oneDNN s8: src s8 [M,K] already quantized (its quantization is NOT timed: a lower bound for
@@ -25,11 +26,12 @@
 
 static uint64_t qrng = 0x9e3779b97f4a7c15ull;
 
-enum { M_LLM, M_W8A8, M_DNNL_S8, M_F32, NMETH };
-static const char* MNAME[NMETH] = {"llm.int8", "w8a8", "onednn_s8", "f32_dense"};
+enum { M_LLM, M_W8A8, M_DNNL_S8, M_F32, M_LLM_OWN, NMETH };
+static const char* MNAME[NMETH] = {"llm.int8", "w8a8", "onednn_s8", "f32_dense", "llm.int8_own"};
 
 typedef struct {
     pt_ctx* ctx;
+    pt_ctx* own; /* use_onednn = 0: our AMX kernel for the int8 GEMM too */
     pt_tensor x, wq, ws, w, bias, y;
     pt_int8_matmul_params llm, w8;
     pt_matmul_params mp;
@@ -41,6 +43,7 @@ typedef struct {
 static int run_once(qcase* c, int meth) {
     switch (meth) {
     case M_LLM: return pt_matmul_int8(c->ctx, &c->x, &c->wq, &c->ws, NULL, &c->bias, &c->y, &c->llm);
+    case M_LLM_OWN: return pt_matmul_int8(c->own, &c->x, &c->wq, &c->ws, NULL, &c->bias, &c->y, &c->llm);
     case M_W8A8: return pt_matmul_int8(c->ctx, &c->x, &c->wq, &c->ws, NULL, &c->bias, &c->y, &c->w8);
     case M_F32: return pt_matmul(c->ctx, &c->x, &c->w, &c->bias, &c->y, &c->mp);
 #if defined(PT_BENCH_ONEDNN)
@@ -93,8 +96,9 @@ int pt_bench_quant(int argc, char** argv) {
     }
     if (reps < 1 || reps > 99) reps = 7;
     pt_ctx_params cp = {threads, 0, 1, 0};
-    pt_ctx* ctx;
-    if (pt_ctx_create(&cp, &ctx) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+    pt_ctx_params cpo = {threads, 0, 0, 0};
+    pt_ctx *ctx, *own;
+    if (pt_ctx_create(&cp, &ctx) != PT_OK || pt_ctx_create(&cpo, &own) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
 #if defined(PT_BENCH_ONEDNN)
     const int have_dnnl = 1;
 #else
@@ -102,9 +106,9 @@ int pt_bench_quant(int argc, char** argv) {
 #endif
     if (!json)
         printf("# int8 GEMM, %d threads, median (min, max) of %d repeats; GOP/s = 2MNK/t; outlier columns %.2f%%\n"
-               "%-5s %-5s %-5s %4s %-26s %-26s %-26s %-26s %-22s %-22s %-22s\n",
+               "%-5s %-5s %-5s %4s %-26s %-26s %-26s %-26s %-22s %-22s %-22s %-26s %-22s\n",
                threads, reps, 100 * outl, "M", "K", "N", "nO", "llm.int8", "w8a8", "onednn_s8", "f32_dense", "llm/s8", "llm/f32",
-               "w8a8/s8");
+               "w8a8/s8", "llm.int8_own", "own/s8");
     else printf("[\n");
     int first = 1;
     for (int a = 0; a < nm; a++)
@@ -113,6 +117,7 @@ int pt_bench_quant(int argc, char** argv) {
             qcase c;
             memset(&c, 0, sizeof c);
             c.ctx = ctx;
+            c.own = own;
             float* x = malloc(4 * (size_t)(m * k));
             float* w = malloc(4 * (size_t)(n * k));
             int8_t* wq = malloc((size_t)(n * k));
@@ -132,7 +137,7 @@ int pt_bench_quant(int argc, char** argv) {
             if (pt_quantize_int8_weight(ctx, &c.w, &c.wq, &c.ws) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
             /* the weight is quantized and packed once, like oneDNN's reordered weight */
             int64_t pbytes = pt_int8_packed_bytes(n, k);
-            int8_t* packed = malloc((size_t)pbytes);
+            int8_t* packed = aligned_alloc(64, (size_t)(pbytes + 63) / 64 * 64); /* as a model's weights (64-byte aligned) */
             pt_tensor tp;
             memset(&tp, 0, sizeof tp);
             tp.data = packed; tp.dtype = PT_I8; tp.ndim = 1; tp.shape[0] = pbytes; tp.stride[0] = 1;
@@ -144,7 +149,7 @@ int pt_bench_quant(int argc, char** argv) {
             pt_bench_dnnl_s8_setup(&c.dn, m, n, k, wq, ws, bias, &qrng);
 #endif
             double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
-            double g[NMETH][100], r_s8[100], r_f32[100], r_w8[100];
+            double g[NMETH][100], r_s8[100], r_f32[100], r_w8[100], r_own[100];
             for (int meth = 0; meth < NMETH; meth++)
                 if (meth != M_DNNL_S8 || have_dnnl) time_it(&c, meth, min_ms * 1e-3 * 0.5); /* warm-up */
             for (int rep = 0; rep < reps; rep++) {
@@ -158,26 +163,28 @@ int pt_bench_quant(int argc, char** argv) {
                 r_s8[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_LLM] : 0;
                 r_w8[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_W8A8] : 0;
                 r_f32[rep] = t[M_F32] / t[M_LLM];
+                r_own[rep] = have_dnnl ? t[M_DNNL_S8] / t[M_LLM_OWN] : 0;
             }
-            pt_bench_stats s[NMETH], rs8 = pt_bench_summary(r_s8, reps), rf = pt_bench_summary(r_f32, reps), rw = pt_bench_summary(r_w8, reps);
+            pt_bench_stats s[NMETH], rs8 = pt_bench_summary(r_s8, reps), rf = pt_bench_summary(r_f32, reps), rw = pt_bench_summary(r_w8, reps), ro = pt_bench_summary(r_own, reps);
             for (int meth = 0; meth < NMETH; meth++) s[meth] = have_dnnl || meth != M_DNNL_S8 ? pt_bench_summary(g[meth], reps) : (pt_bench_stats){0, 0, 0};
             if (json) {
                 printf("%s  {\"op\": \"int8\", \"m\": %lld, \"k\": %lld, \"n\": %lld, \"outlier_cols\": %d", first ? "" : ",\n", (long long)m,
                        (long long)k, (long long)n, nO);
                 for (int meth = 0; meth < NMETH; meth++)
                     printf(", \"%s_gops\": [%.2f, %.2f, %.2f]", MNAME[meth], s[meth].med, s[meth].lo, s[meth].hi);
-                printf(", \"llm_over_s8\": [%.3f, %.3f, %.3f], \"llm_over_f32\": [%.3f, %.3f, %.3f], \"w8a8_over_s8\": [%.3f, %.3f, %.3f]}",
-                       rs8.med, rs8.lo, rs8.hi, rf.med, rf.lo, rf.hi, rw.med, rw.lo, rw.hi);
+                printf(", \"llm_over_s8\": [%.3f, %.3f, %.3f], \"llm_over_f32\": [%.3f, %.3f, %.3f], \"w8a8_over_s8\": [%.3f, %.3f, %.3f], \"own_over_s8\": [%.3f, %.3f, %.3f]}",
+                       rs8.med, rs8.lo, rs8.hi, rf.med, rf.lo, rf.hi, rw.med, rw.lo, rw.hi, ro.med, ro.lo, ro.hi);
                 first = 0;
             } else {
-                char col[NMETH][40], rc[3][40];
+                char col[NMETH][40], rc[4][40];
                 for (int meth = 0; meth < NMETH; meth++)
                     snprintf(col[meth], 40, "%.1f (%.1f, %.1f)", s[meth].med, s[meth].lo, s[meth].hi);
                 snprintf(rc[0], 40, "%.2f (%.2f, %.2f)", rs8.med, rs8.lo, rs8.hi);
                 snprintf(rc[1], 40, "%.2f (%.2f, %.2f)", rf.med, rf.lo, rf.hi);
                 snprintf(rc[2], 40, "%.2f (%.2f, %.2f)", rw.med, rw.lo, rw.hi);
-                printf("%-5lld %-5lld %-5lld %4d %-26s %-26s %-26s %-26s %-22s %-22s %-22s\n", (long long)m, (long long)k, (long long)n, nO,
-                       col[0], col[1], col[2], col[3], rc[0], rc[1], rc[2]);
+                snprintf(rc[3], 40, "%.2f (%.2f, %.2f)", ro.med, ro.lo, ro.hi);
+                printf("%-5lld %-5lld %-5lld %4d %-26s %-26s %-26s %-26s %-22s %-22s %-22s %-26s %-22s\n", (long long)m, (long long)k,
+                       (long long)n, nO, col[0], col[1], col[2], col[3], rc[0], rc[1], rc[2], col[4], rc[3]);
             }
             fflush(stdout);
 #if defined(PT_BENCH_ONEDNN)
@@ -187,5 +194,6 @@ int pt_bench_quant(int argc, char** argv) {
         }
     if (json) printf("\n]\n");
     pt_ctx_destroy(ctx);
+    pt_ctx_destroy(own);
     return 0;
 }

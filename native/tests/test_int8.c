@@ -23,12 +23,15 @@ static float from_bf16(uint16_t h) {
 }
 static double gelu(double v) { return 0.5 * v * (1.0 + erf(v / sqrt(2.0))); }
 
-typedef struct { const char* name; uint32_t disable; int threads; } config;
+typedef struct { const char* name; uint32_t disable; int threads; int onednn; } config;
+/* default: with AMX and oneDNN, the packed-weight cases with M >= 64 run oneDNN's s8 matmul (our quantization
+ * and epilogue around it); "own AMX" the same cases on our AMX kernel */
 static const config CONFIGS[] = {
-    {"default (AMX-INT8 where present)", 0, 2},
-    {"AVX512-VNNI", PT_CPU_AMX_INT8, 2},
-    {"portable", PT_CPU_AVX512F | PT_CPU_AVX512_VNNI | PT_CPU_AVX2, 2},
-    {"VNNI, 1 thread", 0, 1},
+    {"default (AMX-INT8; oneDNN s8 for M >= 64 where present)", 0, 2, 1},
+    {"own AMX kernel (no oneDNN)", 0, 2, 0},
+    {"AVX512-VNNI", PT_CPU_AMX_INT8, 2, 1},
+    {"portable", PT_CPU_AVX512F | PT_CPU_AVX512_VNNI | PT_CPU_AVX2, 2, 1},
+    {"default, 1 thread", 0, 1, 1},
 };
 
 /* x [m,k] f32 with `nout` planted outlier columns (values up to +-20 in some rows) */
@@ -59,6 +62,9 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     if (n > 2) for (int64_t p = 0; p < k; p++) w[1 * k + p] = 0.0f; /* an all-zero channel */
     pt_test_fill(bias, (size_t)n, -1.0, 1.0);
     make_x(x, m, k, k >= 16 ? 3 : 1, planted);
+    /* packed cases: a NaN in row 1 must make exactly that row NaN */
+    const int nan_row = bias_on && m >= 3 && mode != PT_INT8_WEIGHT_ONLY;
+    if (nan_row) x[1 * k + k / 3] = NAN;
     for (int64_t i = 0; i < m * k; i++) { xb[i] = bf16(x[i]); if (xbf) x[i] = from_bf16(xb[i]); }
 
     int64_t sw[2] = {n, k}, sx[2] = {m, k}, sy[2] = {m, n}, sn[1] = {n};
@@ -131,6 +137,16 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     pt_tensor two = tw;
     EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, use_wo ? &two : NULL, bias_on ? &tb : NULL, &ty, &prm));
     for (int64_t i = 0; i < m * n; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+    if (nan_row) {
+        int nan_bad = 0;
+        for (int64_t c = 0; c < n; c++) {
+            nan_bad += yf[1 * n + c] == yf[1 * n + c];
+            yf[1 * n + c] = 0.0f;
+            ref[1 * n + c] = 0.0;
+        }
+        EXPECT(nan_bad == 0, "%s: M=%lld K=%lld N=%lld: %d values of the NaN row 1 are not NaN", cname, (long long)m, (long long)k,
+               (long long)n, nan_bad);
+    }
     double tol = ybf ? 8e-3 : 2e-5;
     double err = pt_test_err(yf, ref, (size_t)(m * n), tol * 4, tol);
     EXPECT(err <= 1.0, "%s: mode %d M=%lld K=%lld N=%lld xbf=%d ybf=%d wo=%d bias=%d act=%d outliers=%d: err %.3g", cname, mode,
@@ -217,7 +233,7 @@ int main(void) {
     static const int64_t MS[] = {1, 7, 63, 129};
     static const int64_t KN[][2] = {{5, 3}, {67, 131}, {130, 70}, {301, 65}};
     for (size_t c = 0; c < sizeof CONFIGS / sizeof CONFIGS[0]; c++) {
-        pt_ctx_params cp = {CONFIGS[c].threads, CONFIGS[c].disable, 1, 0};
+        pt_ctx_params cp = {CONFIGS[c].threads, CONFIGS[c].disable, CONFIGS[c].onednn, 0};
         pt_ctx* ctx = NULL;
         EXPECT_OK(pt_ctx_create(&cp, &ctx));
         int i = 0;
@@ -229,6 +245,11 @@ int main(void) {
                 if (mode != PT_INT8_LLM) /* every size also in LLM mode */
                     run_case(ctx, CONFIGS[c].name, MS[a], KN[b][0], KN[b][1], PT_INT8_LLM, 0, 0, i % 2, 1, PT_ACT_NONE);
             }
+        /* several oneDNN slices per thread with a narrower last one; bf16 y; GELU */
+        run_case(ctx, CONFIGS[c].name, 520, 77, 700, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_NONE);
+        run_case(ctx, CONFIGS[c].name, 300, 200, 333, PT_INT8_W8A8, 1, 1, 1, 1, PT_ACT_GELU_ERF);
+        run_case(ctx, CONFIGS[c].name, 70, 1000, 130, PT_INT8_LLM, 0, 0, 1, 1, PT_ACT_GELU_ERF);
+        run_case(ctx, CONFIGS[c].name, 64, 64, 64, PT_INT8_LLM, 0, 1, 0, 1, PT_ACT_NONE); /* bf16 y with outliers: our kernel */
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

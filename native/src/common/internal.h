@@ -116,7 +116,7 @@ PT_HIDDEN void pt_load_row_f32(const void* src, int32_t dtype, int64_t n, float*
 PT_HIDDEN void pt_store_row_f32(const float* src, int64_t n, int32_t dtype, void* dst);
 
 /* ---- thread-local scratch: grows, never shrinks; freed at thread exit ---- */
-/* Returns a 64-byte-aligned buffer of at least `bytes`, or NULL. Slot 0..3 are independent. */
+/* Returns a 64-byte-aligned buffer of at least `bytes`, or NULL. Slot 0..4 are independent. */
 PT_HIDDEN void* pt_scratch(int slot, size_t bytes);
 
 /* ---- long-lived weight memory (weights_alloc.c) ----
@@ -138,5 +138,20 @@ PT_HIDDEN void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt
 PT_HIDDEN pt_status pt_onednn_init(pt_ctx* ctx);
 PT_HIDDEN void pt_onednn_free(pt_ctx* ctx);
 PT_HIDDEN uint32_t pt_onednn_version(void);
+/* int8 GEMM through oneDNN's s8 matmul (gemm_onednn.c): y = act(sx[m] ws[n] (a . b) + bias);
+ * a s8 [m, k] row stride lda; b pt_pack_int8_weight's blocks (oneDNN's
+ * BA16a64b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
+ * PT_ERR_UNSUPPORTED (no message) when oneDNN is absent or has no fast kernel for it. */
+typedef struct pt_onednn_s8_problem {
+    int64_t m, n, k, lda, ldy;
+    int32_t y_dtype, activation;
+    const int8_t* a;
+    const int8_t* b;
+    const float* sx;
+    const float* ws;
+    const float* bias;
+    void* y;
+} pt_onednn_s8_problem;
+PT_HIDDEN pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q);
 
 #endif

@@ -2,7 +2,7 @@
 
 #include <stdlib.h>
 
-#define PT_SCRATCH_SLOTS 4
+#define PT_SCRATCH_SLOTS 5
 
 #if defined(_WIN32)
 #  include <malloc.h>

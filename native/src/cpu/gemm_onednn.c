@@ -42,6 +42,7 @@ typedef CRITICAL_SECTION pt_mutex;
 #define CACHE_SLOTS 128
 #define KEY_LEN 18
 #define SCRATCH_SLOT 3 /* pt_scratch slot for oneDNN's scratchpad (ours use 0..2) */
+#define SCRATCH_SLOT_S8 4 /* the same for the s8 matmul (the int8 driver keeps its columns in 3) */
 
 typedef struct {
     dnnl_primitive_t prim;
@@ -305,6 +306,173 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
     return st;
 }
 
+/* ---------------------------------------------------------------- s8 matmul (int8 GEMM)
+ * y[m, n] = act(sx[m] * ws[n] * sum_k a[m, k] b[k, n] + bias[n]), a s8
+ * [M, K] (row stride lda), b [K, N] s8 in oneDNN's BA16a64b4a layout (blocks of 64 columns,
+ * each [K/64][16][64][4], K and N padded with zeros to 64): exactly pt_pack_int8_weight's
+ * blocks. sx are per-row ("per-token", one group of K) src scales, ws per-column weight
+ * scales. Primitives are cached with the f32 ones (key batch = -8). */
+static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set* out) {
+    dnnl_status_t s = dnnl_success;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    prim_set p;
+    memset(&p, 0, sizeof p);
+    dnnl_dims_t ad = {q->m, q->k}, as = {q->lda, 1}, bd = {q->k, q->n}, cd = {q->m, q->n}, cs = {q->ldy, 1};
+    dnnl_dims_t biasd = {1, q->n}, groups = {1, q->k};
+    if ((s = dnnl_memory_desc_create_with_strides(&p.md[0], 2, ad, dnnl_s8, as)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_desc_create_with_tag(&p.md[1], 2, bd, dnnl_s8, dnnl_BA16a64b4a)) != dnnl_success) goto done;
+    if (q->bias && (s = dnnl_memory_desc_create_with_tag(&p.md[2], 2, biasd, dnnl_f32, dnnl_ab)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_desc_create_with_strides(&p.md[3], 2, cd, dt_of(q->y_dtype), cs)) != dnnl_success) goto done;
+    if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) goto done;
+    if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) != dnnl_success) goto done;
+    if ((s = dnnl_primitive_attr_set_scales(attr, DNNL_ARG_SRC, 3, 2, groups, dnnl_f32)) != dnnl_success) goto done;
+    if ((s = dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1)) != dnnl_success) goto done;
+    if (q->activation != PT_ACT_NONE) {
+        if ((s = dnnl_post_ops_create(&po)) != dnnl_success) goto done;
+        if ((s = dnnl_post_ops_append_eltwise(po, alg_of(q->activation), q->activation == PT_ACT_SILU ? 1.0f : 0.0f, 0.0f)) != dnnl_success)
+            goto done;
+        if ((s = dnnl_primitive_attr_set_post_ops(attr, po)) != dnnl_success) goto done;
+    }
+    if ((s = dnnl_matmul_primitive_desc_create(&pd, d->engine, p.md[0], p.md[1], p.md[2], p.md[3], attr)) != dnnl_success) goto done;
+    {
+        const char* impl = NULL;
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+        /* only oneDNN's fast (brgemm) kernels are worth the detour; ours serve the rest */
+        if (!impl || strncmp(impl, "brg", 3) != 0) { s = dnnl_unimplemented; goto done; }
+    }
+    {
+        const_dnnl_memory_desc_t smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+        p.scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
+        if (p.scratch_bytes && (s = dnnl_memory_desc_clone(&p.md[4], smd)) != dnnl_success) goto done;
+    }
+    s = dnnl_primitive_create(&p.prim, pd);
+done:
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (s != dnnl_success) {
+        prim_set_free(&p);
+        return s == dnnl_out_of_memory ? PT_ERR_OUT_OF_MEMORY : PT_ERR_UNSUPPORTED;
+    }
+    *out = p;
+    return PT_OK;
+}
+
+static pt_status execute_s8(pt_onednn* d, const pt_onednn_s8_problem* q, const prim_set* p) {
+    dnnl_status_t s = dnnl_success;
+    dnnl_stream_t stream = NULL;
+    dnnl_memory_t mem[7] = {0};
+    dnnl_memory_desc_t smd = NULL, wmd = NULL;
+    dnnl_exec_arg_t args[7];
+    int na = 0;
+    void* scratch = NULL;
+    if (p->scratch_bytes) {
+        scratch = pt_scratch(SCRATCH_SLOT_S8, p->scratch_bytes);
+        if (!scratch) return PT_ERR_OUT_OF_MEMORY;
+    }
+    dnnl_dims_t sd = {q->m, 1}, wd = {q->n};
+    if ((s = dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_f32, dnnl_ab)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_desc_create_with_tag(&wmd, 1, wd, dnnl_f32, dnnl_a)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&mem[0], p->md[0], d->engine, (void*)q->a)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&mem[1], p->md[1], d->engine, (void*)q->b)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&mem[2], p->md[3], d->engine, q->y)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&mem[3], smd, d->engine, (void*)q->sx)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_create(&mem[4], wmd, d->engine, (void*)q->ws)) != dnnl_success) goto done;
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mem[0]};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mem[1]};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_DST, mem[2]};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, mem[3]};
+    args[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, mem[4]};
+    if (q->bias) {
+        if ((s = dnnl_memory_create(&mem[5], p->md[2], d->engine, (void*)q->bias)) != dnnl_success) goto done;
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[5]};
+    }
+    if (scratch) {
+        if ((s = dnnl_memory_create(&mem[6], p->md[4], d->engine, scratch)) != dnnl_success) goto done;
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[6]};
+    }
+    if ((s = dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags)) != dnnl_success) goto done;
+    if ((s = dnnl_primitive_execute(p->prim, stream, na, args)) != dnnl_success) goto done;
+    s = dnnl_stream_wait(stream);
+done:
+    if (stream) dnnl_stream_destroy(stream);
+    for (int i = 0; i < 7; i++)
+        if (mem[i]) dnnl_memory_destroy(mem[i]);
+    if (smd) dnnl_memory_desc_destroy(smd);
+    if (wmd) dnnl_memory_desc_destroy(wmd);
+    if (s == dnnl_success) return PT_OK;
+    return pt_fail(s == dnnl_out_of_memory ? PT_ERR_OUT_OF_MEMORY : PT_ERR_BACKEND,
+                   "oneDNN s8 matmul execution failed with status %d (M=%lld N=%lld K=%lld)", (int)s, (long long)q->m, (long long)q->n,
+                   (long long)q->k);
+}
+
+pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
+    pt_onednn* d = (pt_onednn*)ctx->onednn;
+    if (!d) return PT_ERR_UNSUPPORTED;
+    /* batch = -8 keeps these keys apart from pt_matmul_onednn's (batch >= 1) */
+    int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, 0,
+                            0, 0, 0, 0, 0, 0};
+#if defined(_OPENMP)
+    const int prev_threads = omp_get_max_threads();
+    omp_set_num_threads(ctx->n_threads);
+#endif
+    pt_status st = PT_OK;
+    cache_entry* e = NULL;
+    MUTEX_LOCK(&d->lock);
+    for (int i = 0; i < CACHE_SLOTS; i++)
+        if (d->cache[i].used && memcmp(d->cache[i].key, key, sizeof key) == 0) { e = &d->cache[i]; break; }
+    if (e) { e->refs++; e->last_use = ++d->clock; }
+    MUTEX_UNLOCK(&d->lock);
+    if (e) {
+        st = execute_s8(d, q, &e->p);
+        MUTEX_LOCK(&d->lock);
+        e->refs--;
+        MUTEX_UNLOCK(&d->lock);
+    } else {
+        prim_set p;
+        st = create_s8(d, q, &p);
+        if (st == PT_OK) {
+            MUTEX_LOCK(&d->lock);
+            cache_entry* slot = NULL;
+            int dup = 0;
+            for (int i = 0; i < CACHE_SLOTS && !dup; i++) {
+                cache_entry* c = &d->cache[i];
+                if (c->used && memcmp(c->key, key, sizeof key) == 0) dup = 1;
+                else if (!c->used) { if (!slot || slot->used) slot = c; }
+                else if (c->refs == 0 && (!slot || (slot->used && c->last_use < slot->last_use))) slot = c;
+            }
+            prim_set old;
+            memset(&old, 0, sizeof old);
+            int owned = 1;
+            if (!dup && slot) {
+                if (slot->used) old = slot->p;
+                memcpy(slot->key, key, sizeof key);
+                slot->p = p;
+                slot->used = 1;
+                slot->refs = 1;
+                slot->last_use = ++d->clock;
+                e = slot;
+                owned = 0;
+            }
+            MUTEX_UNLOCK(&d->lock);
+            prim_set_free(&old);
+            st = execute_s8(d, q, &p);
+            if (owned) prim_set_free(&p);
+            else {
+                MUTEX_LOCK(&d->lock);
+                e->refs--;
+                MUTEX_UNLOCK(&d->lock);
+            }
+        }
+    }
+#if defined(_OPENMP)
+    omp_set_num_threads(prev_threads);
+#endif
+    return st;
+}
+
 #else /* built without oneDNN */
 
 uint32_t pt_onednn_version(void) { return 0; }
@@ -313,6 +481,11 @@ void pt_onednn_free(pt_ctx* ctx) { (void)ctx; }
 pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
     (void)ctx; (void)g;
     return pt_fail(PT_ERR_UNSUPPORTED, "built without oneDNN");
+}
+
+pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
+    (void)ctx; (void)q;
+    return PT_ERR_UNSUPPORTED;
 }
 
 #endif

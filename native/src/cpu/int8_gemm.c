@@ -1,7 +1,16 @@
 /* int8 GEMM (issue 5): per-channel weight quantization, LLM.int8 (outlier decomposition),
  * plain W8A8 and weight-only W8A32.
  *
- * Run time of pt_matmul_int8 (modes LLM and W8A8):
+ * oneDNN route (AMX-INT8 machine, built with oneDNN, a weight packed by pt_pack_int8_weight,
+ * M >= PT_I8_DNN_MIN_M; f32 y, or bf16 y without outlier columns): the same steps 1-2 with
+ * the rows quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks
+ * in place (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m,
+ * per-channel weight scales and the bias, writing y; with outlier columns it works in column
+ * slices of ~1 MiB of y and our AVX-512 pass adds xo_m . Wo[n, outliers] (and the activation)
+ * while the slice is in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN
+ * has no brgemm kernel for falls back to our kernels.
+ *
+ * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
  *     outlier features of this call (gathered to xo [M, n_outliers] f32).
  *  2. Every row m: s_m = absmax of its non-outlier entries / 127; q = rne(x * (127 / absmax))
@@ -98,8 +107,11 @@ pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq
 
 /* ================================================================ weight packing */
 
-/* One block of 64 channels: colsum [64] s32, then B [k64 / 4][64][4] s8 (zero past K and N). */
+/* Packed weight: the B blocks of all 64-channel groups one after the other, each
+ * [k64 / 4][64][4] s8 (zero past K and N) -- as a whole exactly oneDNN's BA16a64b4a layout of
+ * W^T [K, N], so oneDNN's s8 matmul reads it as it is -- then the column sums [nblk][64] s32. */
 static int64_t block_bytes(int64_t k) { return 256 + ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
+static int64_t b_bytes(int64_t k) { return ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
 
 int64_t pt_int8_packed_bytes(int64_t n, int64_t k) {
     if (n < 0 || k < 0) return 0;
@@ -134,12 +146,11 @@ pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packe
     if (packed->ndim != 1 || packed->shape[0] != need)
         return pt_fail(PT_ERR_SHAPE, "pt_pack_int8_weight: packed must be 1-D i8[%lld] (pt_int8_packed_bytes(%lld, %lld)), got ndim %d shape[0] %lld",
                        (long long)need, (long long)n, (long long)k, packed->ndim, (long long)packed->shape[0]);
-    const int64_t bb = block_bytes(k);
-    for (int64_t blk = 0; blk * PT_I8_NB < n; blk++) {
-        char* base = (char*)packed->data + blk * bb;
+    const int64_t bb = b_bytes(k), nblk = (n + PT_I8_NB - 1) / PT_I8_NB;
+    for (int64_t blk = 0; blk < nblk; blk++) {
         int32_t colsum[PT_I8_NB];
-        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB - 4, colsum, (int8_t*)(base + 256));
-        memcpy(base, colsum, sizeof colsum);
+        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB, colsum, (int8_t*)packed->data + blk * bb);
+        memcpy((char*)packed->data + nblk * bb + blk * 256, colsum, sizeof colsum);
     }
     return PT_OK;
 }
@@ -169,6 +180,8 @@ typedef struct {
     pt_i8_micro_fn micro;
     int32_t mr;               /* rows per micro call */
     int32_t amx;
+    int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
+    int64_t blk0;             /* oneDNN route: the first block of outlier_blocks' column slice */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
@@ -217,10 +230,10 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
         if (g->avx512) {
             float am;
             int nf;
-            pt_i8_quant_row_avx512(xr, keep, k, q, &am, &nf);
+            pt_i8_quant_row_avx512(xr, keep, k, q, &am, &nf, g->s8);
             g->bad[r] = (uint8_t)nf;
             g->sx[r] = am / 127.0f;
-            for (int64_t j = k; j < g->lda; j++) q[j] = 128;
+            memset(q + k, g->s8 ? 0 : 128, (size_t)(g->lda - k));
             float* xo = g->xo + r * g->no;
             for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
             continue;
@@ -257,6 +270,69 @@ static float wo_value(const i8_arg* g, int64_t n, int64_t col) {
     return (float)((const int8_t*)pt_row_ptr(g->wq, n))[col] * g->wscale[n * g->wscale_stride];
 }
 
+/* Per-block constants of the epilogue: channel scales, bias, and the outlier weights
+ * wop [no][64] (w_outlier, or the dequantized int8 weight from the packed block bk). */
+static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* wsc, float* bias, float* wop) {
+    const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
+    for (int j = 0; j < PT_I8_NB; j++) {
+        wsc[j] = j < nb ? g->wscale[(n0 + j) * g->wscale_stride] : 0.0f;
+        bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
+    }
+    if (g->wo) {
+        for (int64_t o = 0; o < g->no; o++)
+            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
+    } else { /* the dequantized int8 weight, from the packed block: 64 channels of a column in 4 lines */
+        for (int64_t o = 0; o < g->no; o++) {
+            const int64_t col = g->ocols[o];
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
+            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[4 * j] * wsc[j];
+        }
+    }
+    return nb;
+}
+
+/* Rows [m0, m0 + mr) x channels [n0, n0 + nb) of y from the s32 sums acc (row stride ldacc):
+ * dequantization, outlier product, bias, NaN rows, activation, store. */
+static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, const int32_t* colsum, int64_t m0, int mr, int64_t n0,
+                        int nb, const float* wsc, const float* bias, const float* wop, float* etile) {
+#if defined(PT_HAVE_X86_KERNELS)
+    /* f32 output: the AVX-512 epilogue writes straight into y, activation and NaN rows after */
+    if (g->avx512 && g->y->dtype == PT_F32 && (g->m == 1 || g->y->stride[0] % 4 == 0)) {
+        const int64_t ldy = g->y->stride[0] / 4;
+        float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
+        pt_i8_epilogue_avx512(acc, ldacc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
+        for (int r = 0; r < mr; r++) {
+            float* yr = y0 + r * ldy;
+            if (g->bad[m0 + r])
+                for (int j = 0; j < nb; j++) yr[j] = NAN;
+            if (g->act != PT_ACT_NONE) pt_apply_activation(yr, nb, g->act);
+        }
+        return;
+    }
+    if (g->avx512)
+        pt_i8_epilogue_avx512(acc, ldacc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile, PT_I8_NB, PT_I8_NB);
+#endif
+    for (int r = 0; r < mr; r++) {
+        const int64_t row = m0 + r;
+        float* tmp = etile + r * PT_I8_NB;
+        if (!g->avx512) {
+            const int32_t* c = acc + r * ldacc;
+            const float s = g->sx[row];
+            for (int j = 0; j < nb; j++) tmp[j] = (float)(c[j] - 128 * colsum[j]) * (s * wsc[j]) + bias[j];
+            const float* xo = g->xo + row * g->no;
+            for (int64_t o = 0; o < g->no; o++) {
+                const float xv = xo[o];
+                const float* wr = wop + o * PT_I8_NB;
+                for (int j = 0; j < nb; j++) tmp[j] += xv * wr[j];
+            }
+        }
+        if (g->bad[row])
+            for (int j = 0; j < nb; j++) tmp[j] = NAN;
+        pt_apply_activation(tmp, nb, g->act);
+        pt_store_row_f32(tmp, nb, g->y->dtype, pt_row_ptr(g->y, row) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
+    }
+}
+
 static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
     const int64_t k = g->k;
@@ -273,77 +349,48 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
 #endif
     for (int64_t blk = b0; blk < b1; blk++) {
         const int64_t n0 = blk * PT_I8_NB;
-        const int nb = (int)(g->n - n0 < PT_I8_NB ? g->n - n0 : PT_I8_NB);
         const int8_t* bk = bp;
         if (g->packed) {
-            const char* base = g->packed + blk * block_bytes(k);
-            memcpy(colsum, base, sizeof colsum);
-            bk = (const int8_t*)(base + 256);
+            const int64_t nblk = (g->n + PT_I8_NB - 1) / PT_I8_NB;
+            memcpy(colsum, g->packed + nblk * b_bytes(k) + blk * 256, sizeof colsum);
+            bk = (const int8_t*)(g->packed + blk * b_bytes(k));
         } else {
             pack_block(g->wq, n0, kp, colsum, bp);
         }
-        for (int j = 0; j < PT_I8_NB; j++) {
-            wsc[j] = j < nb ? g->wscale[(n0 + j) * g->wscale_stride] : 0.0f;
-            bias[j] = j < nb && g->bias ? g->bias[(n0 + j) * g->bias_stride] : 0.0f;
-        }
-        if (g->wo) {
-            for (int64_t o = 0; o < g->no; o++)
-                for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
-        } else { /* the dequantized int8 weight, from the packed block: 64 channels of a column in 4 lines */
-            for (int64_t o = 0; o < g->no; o++) {
-                const int64_t col = g->ocols[o];
-                const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
-                for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[4 * j] * wsc[j];
-            }
-        }
-#if defined(PT_HAVE_X86_KERNELS)
-        /* f32 output: the AVX-512 epilogue writes straight into y, activation and NaN rows after */
-        const int direct = g->avx512 && g->y->dtype == PT_F32 && (g->m == 1 || g->y->stride[0] % 4 == 0);
-        const int64_t ldy = g->y->stride[0] / 4;
-#endif
+        const int nb = block_params(g, n0, bk, wsc, bias, wop);
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
             const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
             g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bk, acc);
-#if defined(PT_HAVE_X86_KERNELS)
-            if (direct) {
-                float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
-                pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
-                for (int r = 0; r < mr; r++) {
-                    float* yr = y0 + r * ldy;
-                    if (g->bad[m0 + r])
-                        for (int j = 0; j < nb; j++) yr[j] = NAN;
-                    if (g->act != PT_ACT_NONE) pt_apply_activation(yr, nb, g->act);
-                }
-                continue;
-            }
-            if (g->avx512)
-                pt_i8_epilogue_avx512(acc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, etile, PT_I8_NB, PT_I8_NB);
-#endif
-            for (int r = 0; r < mr; r++) {
-                const int64_t row = m0 + r;
-                float* tmp = etile + r * PT_I8_NB;
-                if (!g->avx512) {
-                    const int32_t* c = acc + r * PT_I8_NB;
-                    const float s = g->sx[row];
-                    for (int j = 0; j < PT_I8_NB; j++) tmp[j] = (float)(c[j] - 128 * colsum[j]) * (s * wsc[j]) + bias[j];
-                    const float* xo = g->xo + row * g->no;
-                    for (int64_t o = 0; o < g->no; o++) {
-                        const float xv = xo[o];
-                        const float* wr = wop + o * PT_I8_NB;
-                        for (int j = 0; j < PT_I8_NB; j++) tmp[j] += xv * wr[j];
-                    }
-                }
-                if (g->bad[row])
-                    for (int j = 0; j < nb; j++) tmp[j] = NAN;
-                pt_apply_activation(tmp, nb, g->act);
-                pt_store_row_f32(tmp, nb, g->y->dtype,
-                                 pt_row_ptr(g->y, row) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
-            }
+            finish_tile(g, acc, PT_I8_NB, colsum, m0, mr, n0, nb, wsc, bias, wop, etile);
         }
     }
 #if defined(PT_HAVE_X86_KERNELS)
     if (g->amx) pt_i8_amx_end();
 #endif
+}
+
+/* oneDNN route, LLM with outlier columns, blocks [blk0 + b0, blk0 + b1) of 64 channels:
+ * y += the outlier product xo . Wo^T, then the activation (oneDNN wrote the int8 part and
+ * the bias of this column slice just before). */
+static void outlier_blocks(int64_t b0, int64_t b1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
+    if (!wop) { g->failed = 1; return; }
+    float wsc[PT_I8_NB], bias[PT_I8_NB];
+    const int64_t bb = b_bytes(g->k), ldy = g->y->stride[0] / 4;
+    for (int64_t blk = g->blk0 + b0; blk < g->blk0 + b1; blk++) {
+        const int64_t n0 = blk * PT_I8_NB;
+        const int nb = block_params(g, n0, (const int8_t*)g->packed + blk * bb, wsc, bias, wop);
+        for (int64_t m0 = 0; m0 < g->m; m0 += PT_I8_MR_MAX) {
+            const int mr = (int)(g->m - m0 < PT_I8_MR_MAX ? g->m - m0 : PT_I8_MR_MAX);
+            float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
+#if defined(PT_HAVE_X86_KERNELS)
+            pt_i8_outlier_add_avx512(mr, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
+#endif
+            if (g->act != PT_ACT_NONE)
+                for (int r = 0; r < mr; r++) pt_apply_activation(y0 + r * ldy, nb, g->act);
+        }
+    }
 }
 
 /* W8A32: a block of 64 channels dequantized to f32 [k][64] in scratch, 4 rows of x at a time. */
@@ -392,6 +439,63 @@ static void wonly_blocks(int64_t b0, int64_t b1, void* argp) {
 }
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+/* The oneDNN route from this many rows on (see step 2 of pt_matmul_int8): below, our AMX
+ * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
+#define PT_I8_DNN_MIN_M 64
+
+/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
+ * per-channel weight scales and bias writes the int8 part (and applies the activation when
+ * there are no outlier columns); then our outlier product (LLM) and the activation are added;
+ * rows with a non-finite x are set to NaN last. */
+static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
+    const int64_t m = g->m, n = g->n;
+    const float* ws = g->wscale;
+    const float* bias = g->bias;
+    if ((n > 1 && g->wscale_stride != 1) || (bias && n > 1 && g->bias_stride != 1)) { /* oneDNN wants them contiguous */
+        float* c = (float*)pt_scratch(1, (size_t)n * 2 * sizeof(float)); /* outlier_blocks uses 2 */
+        if (!c) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate scales (N=%lld)", (long long)n);
+        for (int64_t j = 0; j < n; j++) c[j] = g->wscale[j * g->wscale_stride];
+        if (bias)
+            for (int64_t j = 0; j < n; j++) c[n + j] = g->bias[j * g->bias_stride];
+        ws = c;
+        bias = bias ? c + n : NULL;
+    }
+    const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
+    /* with outliers (f32 y), column slices of about 1 MiB of y (a multiple of 64 channels:
+     * the slice of the packed weight is contiguous): oneDNN writes the int8 part and the bias,
+     * and our outlier product (+ activation) is added while the slice is in cache */
+    int64_t ns = n;
+    if (g->no > 0) {
+        ns = (int64_t)1048576 / (m * 4) / PT_I8_NB * PT_I8_NB;
+        if (ns < PT_I8_NB) ns = PT_I8_NB;
+        if (ns > n) ns = n;
+    }
+    const int64_t bb = b_bytes(g->k);
+    for (int64_t n0 = 0; n0 < n; n0 += ns) {
+        const int64_t cols = n - n0 < ns ? n - n0 : ns;
+        pt_onednn_s8_problem q = {m, cols, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act,
+                                  (const int8_t*)g->aq, (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb, g->sx, ws + n0,
+                                  bias ? bias + n0 : NULL, (char*)g->y->data + n0 * es};
+        pt_status st = pt_matmul_onednn_s8(ctx, &q);
+        if (st != PT_OK) return st;
+        if (g->no > 0) {
+            const int64_t nblk = ceil_div(cols, PT_I8_NB);
+            g->blk0 = n0 / PT_I8_NB;
+            pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), outlier_blocks, g);
+            if (g->failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (outliers %lld)", (long long)g->no);
+        }
+    }
+    for (int64_t r = 0; r < m; r++)
+        if (g->bad[r]) {
+            char* yr = pt_row_ptr(g->y, r);
+            for (int64_t j = 0; j < n; j++) {
+                if (g->y->dtype == PT_F32) ((float*)yr)[j] = NAN;
+                else ((uint16_t*)yr)[j] = 0x7fc0;
+            }
+        }
+    return PT_OK;
+}
 
 pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, const pt_tensor* w_scale,
                          const pt_tensor* w_outlier, const pt_tensor* bias, pt_tensor* y,
@@ -490,7 +594,15 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         for (int64_t j = 0; j < k; j++)
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
     }
-    /* 2. quantized rows (slot 0, read by every worker in step 3) */
+    /* 2. oneDNN route: AMX and a packed weight (whose blocks are oneDNN's layout); bf16 y only
+     * without outlier columns (the sum post-op would round the outlier product to bf16) */
+    int dnn = 0;
+#if defined(PT_HAVE_X86_KERNELS)
+    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (y->dtype == PT_F32 || g.no == 0) &&
+          (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
+    g.s8 = dnn;
+#endif
+    /* 3. quantized rows (slot 0, read by every worker in step 4) */
     const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
     size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
     char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * (sizeof(float) + 1) + 256);
@@ -500,10 +612,19 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
     g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
     g.bad = (uint8_t*)(g.sx + m);
-    if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
+    if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
     pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
-    /* 3. int8 GEMM + epilogue over blocks of 64 output channels */
+    if (dnn) {
+        pt_status st = int8_onednn(ctx, &g, threads);
+        if (st != PT_ERR_UNSUPPORTED) return st;
+        /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
+        g.s8 = 0;
+        if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
+        pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
+    }
+    /* 4. int8 GEMM + epilogue over blocks of 64 output channels */
     pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its packing scratch (K=%lld)", (long long)k);
     return PT_OK;

@@ -39,8 +39,10 @@ void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const i
 }
 
 /* One activation row: absmax over the kept columns, non-finite detection, then
- * q = rne(x * inv) clamped to [-127, 127], stored as u8 q + 128 (128 in dropped columns). */
-void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float* amax_out, int* nonfinite) {
+ * q = rne(x * inv) clamped to [-127, 127], stored as u8 q + 128 (128 in dropped columns), or
+ * with s8 != 0 as s8 q (0 in dropped columns). */
+void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float* amax_out, int* nonfinite,
+                            int s8) {
     __m512 amax = _mm512_setzero_ps();
     __mmask16 bad = 0;
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
@@ -56,7 +58,7 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
     *nonfinite = bad != 0;
     const float inv = am > 0.0f && !bad ? 127.0f / am : 0.0f;
     const __m512 vinv = _mm512_set1_ps(inv);
-    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(128);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(s8 ? 0 : 128);
     for (int64_t j = 0; j < k; j += 16) {
         __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
         __m512 v = _mm512_maskz_loadu_ps(t, x + j);
@@ -90,9 +92,9 @@ void pt_i8_colmax_avx512(const float* x, int64_t ldx, int64_t m, int64_t n, floa
     }
 }
 
-/* out[r * ldo + j] = (acc[r][j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
+/* out[r * ldo + j] = (acc[r * ldacc + j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
  * for j < nb (columns past nb are not written). */
-void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
+void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
                            const float* xo, int64_t no, const float* wop, float* out, int64_t ldo, int nb) {
     __m512 ws[4], bs[4];
     __mmask16 mk[4];
@@ -106,9 +108,28 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int mr, const int32_t* colsum, co
         const __m512 s = _mm512_set1_ps(sx[r]);
         float* o = out + r * ldo;
         for (int v = 0; v < 4; v++) {
-            __m512i c = _mm512_sub_epi32(_mm512_loadu_si512((const void*)(acc + r * 64 + 16 * v)),
+            __m512i c = _mm512_sub_epi32(_mm512_loadu_si512((const void*)(acc + r * ldacc + 16 * v)),
                                          _mm512_slli_epi32(_mm512_loadu_si512((const void*)(colsum + 16 * v)), 7));
             __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(s, ws[v]), bs[v]);
+            for (int64_t q = 0; q < no; q++)
+                y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
+            _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
+        }
+    }
+}
+
+/* out[r * ldo + j] += sum_o xo[r][o] wop[o][j] for j < nb: LLM.int8's outlier product added to
+ * what oneDNN's s8 matmul wrote (still in cache: the driver works in row panels). */
+void pt_i8_outlier_add_avx512(int mr, const float* xo, int64_t no, const float* wop, float* out, int64_t ldo, int nb) {
+    __mmask16 mk[4];
+    for (int v = 0; v < 4; v++) {
+        int left = nb - 16 * v;
+        mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
+    }
+    for (int r = 0; r < mr; r++) {
+        float* o = out + r * ldo;
+        for (int v = 0; v < 4; v++) {
+            __m512 y = _mm512_maskz_loadu_ps(mk[v], o + 16 * v);
             for (int64_t q = 0; q < no; q++)
                 y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
             _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
