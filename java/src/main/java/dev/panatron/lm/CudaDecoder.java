@@ -224,12 +224,18 @@ public final class CudaDecoder implements AutoCloseable {
      */
     public int[] stopTokens() throws IOException { return DecoderModel.stopTokens(dir, c); }
 
+    /** {@link #stopTokens()} of a model directory before loading it. */
+    public static int[] stopTokens(Path dir, DecoderConfig cfg) throws IOException { return DecoderModel.stopTokens(dir, cfg); }
+
+    /** {@link #tokenizer()} of a model directory before loading it. */
+    public static dev.panatron.tokenize.BpeTokenizer tokenizer(Path dir) throws IOException { return DecoderModel.tokenizer(dir); }
+
     /**
      * The directory's tokenizer.json, as {@link DecoderModel#tokenizer()}.
      *
      * @throws IOException when there is none or it cannot be read
      */
-    public dev.panatron.tokenize.BpeTokenizer tokenizer() throws IOException { return DecoderModel.tokenizer(dir); }
+    public dev.panatron.tokenize.BpeTokenizer tokenizer() throws IOException { return tokenizer(dir); }
 
     /** Replay the decode step as a CUDA graph (default) or enqueue its kernels one by one. */
     public void setUseGraph(boolean on) { useGraph = on; }
