@@ -685,6 +685,17 @@ PT_API pt_status pt_cuda_swiglu(pt_cuda_ctx* ctx, const pt_tensor* gate_up, pt_t
 PT_API pt_status pt_cuda_argmax(pt_cuda_ctx* ctx, const pt_tensor* logits, pt_tensor* ids, pt_tensor* pos);
 
 /*
+ * Linear layer for a few rows (decode): out = act(x @ w^T + bias), a memory-bound kernel (one
+ * warp per output channel, f32 sums); for more rows use pt_cuda_matmul (cuBLASLt).
+ *   x    [M, K] bf16, innermost contiguous, 1 <= M <= 8, data and row stride 16-byte aligned
+ *   w    [N, K] bf16 contiguous (the Linear layout), K a multiple of 8, 16-byte aligned
+ *   bias [N] bf16 | f32, or NULL;  out [M, N] bf16 | f32, innermost contiguous
+ *   activation PT_ACT_NONE or PT_ACT_GELU_TANH (0.5 y (1 + tanh(sqrt(2/pi) (y + 0.044715 y^3))))
+ */
+PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias,
+                              pt_tensor* out, int32_t activation);
+
+/*
  * CUDA graphs of the context's stream. pt_cuda_graph_begin starts capturing (nothing runs until
  * a launch); every op enqueued on the context until pt_cuda_graph_end is recorded; end
  * instantiates the graph and returns it in *graph. pt_cuda_graph_launch replays it on the

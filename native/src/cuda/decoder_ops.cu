@@ -189,6 +189,74 @@ __global__ void __launch_bounds__(THREADS) argmax_kernel(const float* logits, in
     }
 }
 
+
+/* y[m, n] = act(sum_k x[m, k] w[n, k] + bias[n]) for M <= 8 rows (decode): memory-bound, one warp
+ * per output channel reading its weight row in 16-byte chunks (512 contiguous bytes per warp and
+ * step), x from L1/L2, f32 sums reduced over the warp. */
+__device__ __forceinline__ void unpack8(const uint4& u, float* f) {
+    const __nv_bfloat162* h = reinterpret_cast<const __nv_bfloat162*>(&u);
+#pragma unroll
+    for (int i = 0; i < 4; i++) {
+        float2 t = __bfloat1622float2(h[i]);
+        f[2 * i] = t.x;
+        f[2 * i + 1] = t.y;
+    }
+}
+
+constexpr int GEMV_WARPS = 8;
+
+template <int M, typename TO>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(const bf16* __restrict__ x, int64_t ldx, const bf16* __restrict__ w, int64_t k_len,
+                                                              int64_t n_len, const void* bias, int bias_f32, TO* out, int64_t ldo, int act) {
+    const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    const int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
+    if (n >= n_len) return;
+    const bf16* wr = w + n * k_len;
+    float acc[M];
+#pragma unroll
+    for (int m = 0; m < M; m++) acc[m] = 0.f;
+#pragma unroll 4
+    for (int64_t k = (int64_t)lane * 8; k < k_len; k += 256) {
+        uint4 wv = __ldcs(reinterpret_cast<const uint4*>(wr + k)); /* streamed once: do not keep in L1/L2 */
+        float wf[8];
+        unpack8(wv, wf);
+#pragma unroll
+        for (int m = 0; m < M; m++) {
+            uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + k);
+            float xf[8];
+            unpack8(xv, xf);
+#pragma unroll
+            for (int i = 0; i < 8; i++) acc[m] = fmaf(xf[i], wf[i], acc[m]);
+        }
+    }
+#pragma unroll
+    for (int m = 0; m < M; m++) {
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], o);
+    }
+    if (lane < M) {
+        float y = 0.f;
+#pragma unroll
+        for (int m = 0; m < M; m++) if (m == lane) y = acc[m];
+        if (bias) y += bias_f32 ? ((const float*)bias)[n] : __bfloat162float(((const bf16*)bias)[n]);
+        if (act == PT_ACT_GELU_TANH) y = 0.5f * y * (1.0f + tanhf(0.79788456080286536f * (y + 0.044715f * y * y * y)));
+        stf(out + lane * ldo + n, y);
+    }
+}
+
+template <typename TO>
+cudaError_t gemv_launch(int m, dim3 grid, cudaStream_t st, const bf16* x, int64_t ldx, const bf16* w, int64_t k, int64_t n, const void* bias,
+                        int bias_f32, TO* out, int64_t ldo, int act) {
+    switch (m) {
+#define PT_GEMV(M) \
+    case M: gemv_kernel<M, TO><<<grid, GEMV_WARPS * 32, 0, st>>>(x, ldx, w, k, n, bias, bias_f32, out, ldo, act); break;
+        PT_GEMV(1) PT_GEMV(2) PT_GEMV(3) PT_GEMV(4) PT_GEMV(5) PT_GEMV(6) PT_GEMV(7) PT_GEMV(8)
+#undef PT_GEMV
+    default: break;
+    }
+    return cudaGetLastError();
+}
+
 bool contiguous(const pt_tensor* t) {
     int64_t want = (int64_t)pt_dtype_size(t->dtype);
     for (int i = t->ndim - 1; i >= 0; i--) {
@@ -398,6 +466,49 @@ extern "C" PT_API pt_status pt_cuda_argmax(pt_cuda_ctx* ctx, const pt_tensor* lo
     argmax_kernel<<<(unsigned)B, THREADS, 0, ctx->stream>>>((const float*)logits->data, el(logits, 0), V, (int32_t*)ids->data,
                                                            pos ? (int32_t*)pos->data : nullptr);
     PT_CUDA_LAUNCH_CHECK("pt_cuda_argmax: launch");
+    return PT_OK;
+}
+
+/* ---------------------------------------------------------------- GEMV (decode linears) */
+
+extern "C" PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias, pt_tensor* out,
+                                         int32_t activation) {
+    pt_clear_error();
+    const char* fn = "pt_cuda_gemv";
+    PT_CHECK(pt_cuda_enter(ctx, fn));
+    static const int32_t odt[] = {PT_BF16, PT_F32};
+    PT_CHECK(pt_cuda_check_tensor(x, "pt_cuda_gemv x", 2, 2, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(w, "pt_cuda_gemv w", 2, 2, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(out, "pt_cuda_gemv out", 2, 2, 2, odt));
+    const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
+    char dx[96], dw[96];
+    pt_describe(x, dx, sizeof dx);
+    pt_describe(w, dw, sizeof dw);
+    if (w->shape[1] != K) return pt_fail(PT_ERR_SHAPE, "%s: w %s must be [N, K] with K = %lld of x %s", fn, dw, (long long)K, dx);
+    int64_t os[2] = {M, N};
+    PT_CHECK(need_shape(out, fn, "out", 2, os, "[M, N] for x [M, K] and w [N, K]"));
+    if (M < 1 || M > 8) return pt_fail(PT_ERR_SHAPE, "%s: x %s has %lld rows (1..8 supported; use pt_cuda_matmul)", fn, dx, (long long)M);
+    if (K % 8 != 0 || !contiguous(w) || ((uintptr_t)w->data & 15) || ((uintptr_t)x->data & 15) || (M > 1 && x->stride[0] % 16))
+        return pt_fail(PT_ERR_SHAPE, "%s: w %s must be contiguous, K a multiple of 8, w and x %s 16-byte aligned (rows too)", fn, dw, dx);
+    if (bias) {
+        static const int32_t bdt[] = {PT_BF16, PT_F32};
+        PT_CHECK(pt_cuda_check_tensor(bias, "pt_cuda_gemv bias", 1, 1, 2, bdt));
+        int64_t bs[1] = {N};
+        PT_CHECK(need_shape(bias, fn, "bias", 1, bs, "[N]"));
+    }
+    if (activation != PT_ACT_NONE && activation != PT_ACT_GELU_TANH)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: activation %d (PT_ACT_NONE or PT_ACT_GELU_TANH supported)", fn, activation);
+    if (N == 0) return PT_OK;
+    const int64_t blocks = (N + GEMV_WARPS - 1) / GEMV_WARPS;
+    if (blocks > INT32_MAX) return pt_fail(PT_ERR_SHAPE, "%s: N too large (w %s)", fn, dw);
+    const void* bp = bias ? bias->data : nullptr;
+    const int bf = bias && bias->dtype == PT_F32;
+    cudaError_t e = out->dtype == PT_BF16
+        ? gemv_launch<bf16>((int)M, dim3((unsigned)blocks), ctx->stream, (const bf16*)x->data, el(x, 0), (const bf16*)w->data, K, N, bp, bf,
+                            (bf16*)out->data, el(out, 0), activation)
+        : gemv_launch<float>((int)M, dim3((unsigned)blocks), ctx->stream, (const bf16*)x->data, el(x, 0), (const bf16*)w->data, K, N, bp, bf,
+                             (float*)out->data, el(out, 0), activation);
+    if (e != cudaSuccess) return pt_cuda_fail(e, "pt_cuda_gemv: launch");
     return PT_OK;
 }
 

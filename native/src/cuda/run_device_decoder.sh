@@ -71,6 +71,7 @@ for r in $(seq 1 "${PT_ROUNDS:-2}"); do
   done
   if [ "$r" = 1 ] && [ "$(el)" -lt "${PT_BUDGET:-250}" ]; then
     JB --batch 1 --no-graph 2>>"$L/bench.err" | sed "s/^{/{\"round\":$r,\"impl\":\"panatron_cuda_eager\",/" >> "$L/bench.jsonl"
+    JB --batch 1 --cublaslt-only 2>>"$L/bench.err" | sed "s/^{/{\"round\":$r,\"impl\":\"panatron_graph_cublaslt\",/" >> "$L/bench.jsonl"
   fi
 done
 tail -5 "$L/bench.err"

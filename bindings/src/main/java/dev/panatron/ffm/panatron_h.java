@@ -1389,6 +1389,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_gemv {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_gemv");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static FunctionDescriptor pt_cuda_gemv$descriptor() { return pt_cuda_gemv.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MethodHandle pt_cuda_gemv$handle() { return pt_cuda_gemv.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MemorySegment pt_cuda_gemv$address() { return pt_cuda_gemv.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation) } */
+    public static int pt_cuda_gemv(MemorySegment ctx, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment out, int activation) {
+        var mh$ = pt_cuda_gemv.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, w, bias, out, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_cuda_graph_begin {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_begin");
@@ -1822,6 +1844,7 @@ public final class panatron_h {
         "pt_cuda_rope_kv_append",
         "pt_cuda_swiglu",
         "pt_cuda_argmax",
+        "pt_cuda_gemv",
         "pt_cuda_graph_begin",
         "pt_cuda_graph_end",
         "pt_cuda_graph_launch",

@@ -159,6 +159,40 @@ public final class CudaDecoderOps {
     }
 
     /**
+     * A Linear layer for 1..8 rows (decode): {@code out = act(x @ w^T + bias)}, a memory-bound
+     * kernel (one warp per output channel, f32 sums); use {@link CudaContext#matmul} for more rows.
+     *
+     * @param x    [M, K] bf16, 1 <= M <= 8, rows 16-byte aligned
+     * @param w    [N, K] bf16 contiguous, K a multiple of 8
+     * @param bias [N] bf16 or f32, or null
+     * @param out  [M, N] bf16 or f32
+     * @param act  NONE or GELU_TANH
+     * @throws IllegalArgumentException on a dtype, shape, alignment or context mismatch
+     */
+    public static void gemv(CudaContext ctx, DeviceTensor x, DeviceTensor w, DeviceTensor bias, DeviceTensor out, dev.panatron.Kernels.Activation act) {
+        mine(ctx, "gemv x", x, 2, DType.BF16);
+        mine(ctx, "gemv w", w, 2, DType.BF16);
+        mine(ctx, "gemv out", out, 2, DType.BF16, DType.F32);
+        Objects.requireNonNull(act, "act");
+        long m = x.dim(0), k = x.dim(1), n = w.dim(0);
+        if (w.dim(1) != k || out.dim(0) != m || out.dim(1) != n) {
+            throw new IllegalArgumentException("gemv: expected x [M, K], w [N, K], out [M, N]; got x " + x + ", w " + w + ", out " + out);
+        }
+        if (m < 1 || m > 8) throw new IllegalArgumentException("gemv: x " + x + " must have 1..8 rows");
+        if (k % 8 != 0 || !w.isContiguous() || (w.address() & 15) != 0 || (x.address() & 15) != 0 || (m > 1 && x.strides()[0] % 16 != 0)) {
+            throw new IllegalArgumentException("gemv: w " + w + " must be contiguous with K a multiple of 8, w and x " + x + " 16-byte aligned");
+        }
+        if (bias != null) {
+            mine(ctx, "gemv bias", bias, 1, DType.BF16, DType.F32);
+            if (bias.dim(0) != n) throw new IllegalArgumentException("gemv: bias " + bias + " must be [" + n + "]");
+        }
+        if (act != dev.panatron.Kernels.Activation.NONE && act != dev.panatron.Kernels.Activation.GELU_TANH) {
+            throw new IllegalArgumentException("gemv: activation " + act + " (NONE or GELU_TANH)");
+        }
+        CudaLibrary.check(panatron_h.pt_cuda_gemv(ctx.handle(), x.descriptor(), w.descriptor(), desc(bias), out.descriptor(), act.ordinal()));
+    }
+
+    /**
      * A CUDA graph of work enqueued on a context's stream, captured once and replayed with
      * {@link #launch()}. Kernels keep the pointers and host arguments of the capture and read
      * their inputs from device memory at each replay. Close it (or the context) to free it.

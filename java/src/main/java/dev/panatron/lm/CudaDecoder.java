@@ -59,6 +59,7 @@ public final class CudaDecoder implements AutoCloseable {
     private final Map<Integer, Views> views = new HashMap<>();
     private CudaDecoderOps.Graph graph;
     private boolean useGraph = true;
+    private boolean useGemv = true;
     private boolean closed;
 
     private CudaDecoder(CudaContext ctx, DecoderConfig cfg, Path dir, WeightFiles files, int batch, int maxSeq, int maxPrefill) {
@@ -240,6 +241,23 @@ public final class CudaDecoder implements AutoCloseable {
     /** Replay the decode step as a CUDA graph (default) or enqueue its kernels one by one. */
     public void setUseGraph(boolean on) { useGraph = on; }
 
+    /**
+     * Linear layers of up to 8 rows (decode at batch <= 8) through the memory-bound GEMV kernel
+     * (default) or always through cuBLASLt. Changing it drops the captured graph.
+     */
+    public void setUseGemv(boolean on) {
+        if (on != useGemv && graph != null) {
+            graph.close();
+            graph = null;
+        }
+        useGemv = on;
+    }
+
+    private void linear(DeviceTensor a, DeviceTensor w, DeviceTensor bias, DeviceTensor c, Activation act) {
+        if (useGemv && a.dim(0) <= 8 && a.dim(1) % 8 == 0) CudaDecoderOps.gemv(ctx, a, w, bias, c, act);
+        else ctx.matmul(a, w, bias, c, act == Activation.NONE ? MatmulOptions.LINEAR : MatmulOptions.LINEAR.withActivation(act));
+    }
+
     /** Bytes of weights one decode step reads (every GEMM weight + lm_head), for the bandwidth bound. */
     public long weightBytesPerToken() {
         long s = lmHead.numel() * 2;
@@ -300,7 +318,7 @@ public final class CudaDecoder implements AutoCloseable {
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
             CudaDecoderOps.addNorm(ctx, w.x, delta, l.n1, l.n1b, rms, eps, w.h);
-            ctx.matmul(w.h, l.wqkv, l.bqkv, w.qkv2, MatmulOptions.LINEAR);
+            linear(w.h, l.wqkv, l.bqkv, w.qkv2, Activation.NONE);
             DeviceTensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);
             DeviceTensor vc = seq < 0 ? vCache[li] : vCache[li].slice(0, seq, 1);
             CudaDecoderOps.ropeKvAppend(ctx, w.qkv2, posT, invFreq, c.heads(), kc, vc, sl);
@@ -310,24 +328,24 @@ public final class CudaDecoder implements AutoCloseable {
                 int keys = start + r;
                 ctx.flashAttention(w.q4, kc.transpose(1, 2).slice(1, 0, keys), vc.transpose(1, 2).slice(1, 0, keys), w.att4, null, true, 0f);
             }
-            ctx.matmul(w.att, l.wo, l.bo, w.o, MatmulOptions.LINEAR);
+            linear(w.att, l.wo, l.bo, w.o, Activation.NONE);
             CudaDecoderOps.addNorm(ctx, w.x, w.o, l.n2, l.n2b, rms, eps, w.h);
             if (gpt2) {
-                ctx.matmul(w.h, l.wup, l.bup, w.mlp, MatmulOptions.LINEAR.withActivation(Activation.GELU_TANH));
-                ctx.matmul(w.mlp, l.wdown, l.bdown, w.d, MatmulOptions.LINEAR);
+                linear(w.h, l.wup, l.bup, w.mlp, Activation.GELU_TANH);
+                linear(w.mlp, l.wdown, l.bdown, w.d, Activation.NONE);
             } else {
-                ctx.matmul(w.h, l.wup, null, w.mlp, MatmulOptions.LINEAR);
+                linear(w.h, l.wup, null, w.mlp, Activation.NONE);
                 CudaDecoderOps.swiglu(ctx, w.mlp, w.act);
-                ctx.matmul(w.act, l.wdown, null, w.d, MatmulOptions.LINEAR);
+                linear(w.act, l.wdown, null, w.d, Activation.NONE);
             }
             delta = w.d;
         }
         if (allLogits || seq < 0) {
             CudaDecoderOps.addNorm(ctx, w.x, w.d, finalG, finalB, rms, eps, w.h);
-            ctx.matmul(w.h, lmHead, null, w.logits, MatmulOptions.LINEAR);
+            linear(w.h, lmHead, null, w.logits, Activation.NONE);
         } else {
             CudaDecoderOps.addNorm(ctx, w.xLast, w.dLast, finalG, finalB, rms, eps, w.hLast);
-            ctx.matmul(w.hLast, lmHead, null, w.logitsLast, MatmulOptions.LINEAR);
+            linear(w.hLast, lmHead, null, w.logitsLast, Activation.NONE);
         }
     }
 

@@ -32,11 +32,10 @@ import static org.junit.jupiter.api.Assumptions.assumeTrue;
  * Conv1D, biases, tied head), Llama with GQA, llama3 rope scaling and an untied head, and Qwen2
  * (qkv bias, tied head). Skipped without a GPU.
  *
- * <p>Tolerance: the GPU rounds every weight and every GEMM input to bf16 (relative error up to
- * 2^-9 each) and accumulates in f32; a logit is a sum over the hidden size of such products after
- * two layers, so its error is a few 2^-9 of the logit scale, not of each logit: we bound
- * max |gpu - cpu| over a row by 4% of that row's max |cpu logit| (bf16 alone gives ~1%; a wrong
- * position, head or rope angle gives O(100%)).
+ * <p>Tolerance, per logits row as relative L2 error ||gpu - cpu|| / ||cpu||: measured per model and
+ * sequence rather than guessed (see {@link #tolerance}): 4x the error that rounding only the
+ * weights to bf16 gives on the CPU, at least 2%. On these models that bf16-weights error is
+ * ~1-1.5% at worst; a wrong position, head, mask or rope angle gives errors of order 1.
  */
 class CudaDecoderTest {
     static final Context CPU = Context.create(1);
@@ -85,7 +84,7 @@ class CudaDecoderTest {
             String p = "h." + i + ".";
             t.put(p + "ln_1.weight", around1(h));
             t.put(p + "ln_1.bias", rand(0.05f, h));
-            t.put(p + "attn.c_attn.weight", rand(0.2f, h, 3L * h));
+            t.put(p + "attn.c_attn.weight", rand(0.1f, h, 3L * h));
             t.put(p + "attn.c_attn.bias", rand(0.05f, 3L * h));
             t.put(p + "attn.c_proj.weight", rand(0.1f, h, h));
             t.put(p + "attn.c_proj.bias", rand(0.05f, h));
@@ -117,8 +116,8 @@ class CudaDecoderTest {
         for (int i = 0; i < layers; i++) {
             String p = "model.layers." + i + ".";
             t.put(p + "input_layernorm.weight", around1(h));
-            t.put(p + "self_attn.q_proj.weight", rand(0.15f, (long) heads * hd, h));
-            t.put(p + "self_attn.k_proj.weight", rand(0.15f, (long) kv * hd, h));
+            t.put(p + "self_attn.q_proj.weight", rand(0.08f, (long) heads * hd, h));
+            t.put(p + "self_attn.k_proj.weight", rand(0.08f, (long) kv * hd, h));
             t.put(p + "self_attn.v_proj.weight", rand(0.1f, (long) kv * hd, h));
             if (qwen) {
                 t.put(p + "self_attn.q_proj.bias", rand(0.1f, (long) heads * hd));
@@ -157,25 +156,41 @@ class CudaDecoderTest {
         return m;
     }
 
-    /** max |gpu - cpu| / max |cpu|, failing on NaN. */
+    /** ||gpu - cpu|| / ||cpu|| over a logits row (relative L2), failing on NaN. */
     static double relErr(float[] gpuRow, float[] cpuRow, String what) {
         assertEquals(cpuRow.length, gpuRow.length, what);
-        double m = 0;
+        double d = 0, n = 0;
         for (int j = 0; j < cpuRow.length; j++) {
             assertTrue(Float.isFinite(gpuRow[j]), what + ": logit " + j + " is " + gpuRow[j]);
-            m = Math.max(m, Math.abs(gpuRow[j] - cpuRow[j]));
+            d += (gpuRow[j] - (double) cpuRow[j]) * (gpuRow[j] - (double) cpuRow[j]);
+            n += (double) cpuRow[j] * cpuRow[j];
         }
-        return m / maxAbs(cpuRow);
+        return Math.sqrt(d / n);
     }
 
-    static final double TOL = 0.04;
+    /**
+     * The tolerance for one model and sequence, measured rather than guessed: the CPU path with
+     * bf16-rounded weights (activations f32) against the fp32 CPU path gives the error weight
+     * rounding alone causes on these logits; the GPU also rounds every GEMM input and the K/V
+     * cache to bf16, about as many roundings again, so 4x that (at least 2%) bounds its error,
+     * while a wrong position, head, mask or rope angle gives errors of order 1.
+     */
+    static double tolerance(Path dir, int[] ids, float[][] want) throws IOException {
+        double worst = 0;
+        try (DecoderModel b16 = DecoderModel.load(dir, Precision.BF16, CPU, 64)) {
+            float[][] w = b16.forwardAll(ids);
+            for (int t = 0; t < w.length; t++) worst = Math.max(worst, relErr(w[t], want[t], "cpu bf16"));
+        }
+        return Math.max(0.02, 4 * worst);
+    }
 
     // ---------------------------------------------------------------- tests
 
     /**
      * Logits at every position: a 45-token prefill in chunks of 16 (flash attention over the cached
      * rows, causal bottom-right for the later chunks), then 12 decode steps fed the next input
-     * token (flash decode, graph replays), against the CPU fp32 forward over the whole sequence.
+     * token (flash decode, graph replays; linears through the GEMV kernel, then cuBLASLt), against
+     * the CPU fp32 forward over the whole sequence.
      */
     @Test
     void logitsMatchTheCpuPath() throws Exception {
@@ -187,21 +202,23 @@ class CudaDecoderTest {
                 int v = cpu.config().vocab();
                 int[] ids = randomIds(57, v);
                 float[][] want = cpu.forwardAll(ids);
+                double tol = tolerance(dir, ids, want);
                 float[][] pre = g.prefillAll(0, Arrays.copyOf(ids, 45));
                 double worst = 0;
                 for (int t = 0; t < 45; t++) {
                     double e = relErr(pre[t], want[t], kind + " prefill position " + t);
-                    assertTrue(e <= TOL, kind + " prefill position " + t + ": relative error " + e);
+                    assertTrue(e <= tol, kind + " prefill position " + t + ": relative error " + e + " > " + tol);
                     worst = Math.max(worst, e);
                 }
                 for (int t = 45; t < 57; t++) {
+                    g.setUseGemv(t < 51); // 6 steps through the GEMV kernel, 6 through cuBLASLt (a second graph)
                     g.setNextIds(new int[] {ids[t]});
                     g.step();
                     double e = relErr(g.logits()[0], want[t], kind + " decode position " + t);
-                    assertTrue(e <= TOL, kind + " decode position " + t + ": relative error " + e);
+                    assertTrue(e <= tol, kind + " decode position " + t + ": relative error " + e + " > " + tol);
                     worst = Math.max(worst, e);
                 }
-                System.out.printf("CudaDecoder %s: max |logit diff| / max |logit| = %.3g over 57 positions%n", kind, worst);
+                System.out.printf("CudaDecoder %s: max relative L2 logit error %.3g over 57 positions (tolerance %.3g)%n", kind, worst, tol);
             }
         }
     }
@@ -234,7 +251,7 @@ class CudaDecoderTest {
                     float[] s = row.clone();
                     Arrays.sort(s);
                     double margin = s[v - 1] - s[v - 2];
-                    assertTrue(margin <= 2 * TOL * maxAbs(row), kind + ": greedy token " + same + " differs (gpu " + got[same] + ", cpu " + want[same]
+                    assertTrue(margin <= 0.08 * maxAbs(row), kind + ": greedy token " + same + " differs (gpu " + got[same] + ", cpu " + want[same]
                             + ") although the CPU margin " + margin + " exceeds the bf16 tolerance");
                 }
                 System.out.printf("CudaDecoder %s: %d of 32 greedy tokens equal to the CPU fp32 path%n", kind, same);
@@ -278,9 +295,10 @@ class CudaDecoderTest {
                     int[] seq = Arrays.copyOf(prompts[b], prompts[b].length + 20);
                     for (int s = 0; s < 20; s++) seq[prompts[b].length + s] = s == 0 ? firstIds[b] : ids[1][s - 1][b];
                     float[][] full = cpu.forwardAll(seq);
+                    double tol = tolerance(dir, seq, full);
                     for (int s = 0; s < 20; s++) {
                         double e = relErr(logits[1][s][b], full[prompts[b].length + s], kind + " batch seq " + b + " step " + s);
-                        assertTrue(e <= TOL, kind + " batch seq " + b + " step " + s + ": relative error " + e);
+                        assertTrue(e <= tol, kind + " batch seq " + b + " step " + s + ": relative error " + e + " > " + tol);
                     }
                 }
             }
