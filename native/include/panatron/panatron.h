@@ -696,6 +696,25 @@ PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_ten
                               pt_tensor* out, int32_t activation);
 
 /*
+ * pt_cuda_gemv with a residual add: resid += x @ w^T + bias (resid [M, N] f32 contiguous rows, the
+ * decoder's residual stream; x, w, bias as pt_cuda_gemv).
+ */
+PT_API pt_status pt_cuda_gemv_residual(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias,
+                                       pt_tensor* resid);
+
+/*
+ * Norm fused into the following Linear (decode): out = act(norm(x) @ w^T + bias) with
+ * norm(x) = (x - mean) * rsqrt(var + eps) * gamma + beta (mode 0, LayerNorm, two-pass statistics)
+ * or x * rsqrt(mean(x^2) + eps) * gamma (mode 1, RMSNorm), all in f32 (the normalized row is
+ * never rounded to bf16); every block recomputes the row statistics.
+ *   x     [M, K] f32, 1 <= M <= 8, 16-byte aligned rows;  gamma [K] f32, beta [K] f32 or NULL
+ *         (LayerNorm only), both 16-byte aligned;  w, bias, out, activation as pt_cuda_gemv.
+ */
+PT_API pt_status pt_cuda_norm_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, int32_t mode, const pt_tensor* gamma,
+                                   const pt_tensor* beta, float eps, const pt_tensor* w, const pt_tensor* bias,
+                                   pt_tensor* out, int32_t activation);
+
+/*
  * CUDA graphs of the context's stream. pt_cuda_graph_begin starts capturing (nothing runs until
  * a launch); every op enqueued on the context until pt_cuda_graph_end is recorded; end
  * instantiates the graph and returns it in *graph. pt_cuda_graph_launch replays it on the

@@ -205,10 +205,48 @@ __device__ __forceinline__ void unpack8(const uint4& u, float* f) {
 
 constexpr int GEMV_WARPS = 8;
 
-template <int M, typename TO>
-__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(const bf16* __restrict__ x, int64_t ldx, const bf16* __restrict__ w, int64_t k_len,
-                                                              int64_t n_len, const void* bias, int bias_f32, TO* out, int64_t ldo, int act) {
+/* XK: 0 = x bf16 as is; 1 = LayerNorm(x f32), 2 = RMSNorm(x f32), the row statistics computed by
+ * every block (x rows are short: K floats from L2). OK: 0 = out bf16, 1 = out f32, 2 = out f32 +=
+ * (residual add). All threads take part in the statistics before warps past N leave. */
+template <int M, int XK, int OK>
+__global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(const void* __restrict__ xv, int64_t ldx, const float* __restrict__ gamma,
+                                                              const float* __restrict__ beta, float eps, const bf16* __restrict__ w,
+                                                              int64_t k_len, int64_t n_len, const void* bias, int bias_f32, void* outv,
+                                                              int64_t ldo, int act) {
     const int warp = threadIdx.x / 32, lane = threadIdx.x & 31;
+    __shared__ float mean_s[M > 0 ? M : 1], rstd_s[M > 0 ? M : 1];
+    __shared__ float red[GEMV_WARPS][M > 0 ? M : 1];
+    if (XK != 0) {
+        const float* x = (const float*)xv;
+        for (int pass = 0; pass < 2; pass++) {
+            if (pass == 0 && XK == 2) {
+                if (threadIdx.x < M) mean_s[threadIdx.x] = 0.f;
+                __syncthreads();
+                continue;
+            }
+            float part[M];
+#pragma unroll
+            for (int m = 0; m < M; m++) {
+                part[m] = 0.f;
+                const float mu = pass == 0 ? 0.f : mean_s[m];
+                for (int64_t k = threadIdx.x; k < k_len; k += GEMV_WARPS * 32) {
+                    float v = x[m * ldx + k];
+                    part[m] += pass == 0 ? v : (v - mu) * (v - mu);
+                }
+#pragma unroll
+                for (int o = 16; o > 0; o >>= 1) part[m] += __shfl_xor_sync(0xffffffffu, part[m], o);
+                if (lane == 0) red[warp][m] = part[m];
+            }
+            __syncthreads();
+            if (threadIdx.x < M) {
+                float t = 0.f;
+                for (int i = 0; i < GEMV_WARPS; i++) t += red[i][threadIdx.x];
+                if (pass == 0) mean_s[threadIdx.x] = t / (float)k_len;
+                else rstd_s[threadIdx.x] = rsqrtf(t / (float)k_len + eps);
+            }
+            __syncthreads();
+        }
+    }
     const int64_t n = (int64_t)blockIdx.x * GEMV_WARPS + warp;
     if (n >= n_len) return;
     const bf16* wr = w + n * k_len;
@@ -217,14 +255,35 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(const bf16* __res
     for (int m = 0; m < M; m++) acc[m] = 0.f;
 #pragma unroll 4
     for (int64_t k = (int64_t)lane * 8; k < k_len; k += 256) {
-        uint4 wv = __ldcs(reinterpret_cast<const uint4*>(wr + k)); /* streamed once: do not keep in L1/L2 */
+        uint4 wq = __ldcs(reinterpret_cast<const uint4*>(wr + k)); /* streamed once: do not keep in L1/L2 */
         float wf[8];
-        unpack8(wv, wf);
+        unpack8(wq, wf);
+        float g[8], bt[8];
+        if (XK != 0) {
+            *reinterpret_cast<float4*>(g) = *reinterpret_cast<const float4*>(gamma + k);
+            *reinterpret_cast<float4*>(g + 4) = *reinterpret_cast<const float4*>(gamma + k + 4);
+            if (XK == 1 && beta) {
+                *reinterpret_cast<float4*>(bt) = *reinterpret_cast<const float4*>(beta + k);
+                *reinterpret_cast<float4*>(bt + 4) = *reinterpret_cast<const float4*>(beta + k + 4);
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) bt[i] = 0.f;
+            }
+        }
 #pragma unroll
         for (int m = 0; m < M; m++) {
-            uint4 xv = *reinterpret_cast<const uint4*>(x + m * ldx + k);
             float xf[8];
-            unpack8(xv, xf);
+            if (XK == 0) {
+                uint4 xq = *reinterpret_cast<const uint4*>((const bf16*)xv + m * ldx + k);
+                unpack8(xq, xf);
+            } else {
+                const float* xr = (const float*)xv + m * ldx + k;
+                *reinterpret_cast<float4*>(xf) = *reinterpret_cast<const float4*>(xr);
+                *reinterpret_cast<float4*>(xf + 4) = *reinterpret_cast<const float4*>(xr + 4);
+                const float mu = mean_s[m], rs = rstd_s[m];
+#pragma unroll
+                for (int i = 0; i < 8; i++) xf[i] = (xf[i] - mu) * rs * g[i] + bt[i];
+            }
 #pragma unroll
             for (int i = 0; i < 8; i++) acc[m] = fmaf(xf[i], wf[i], acc[m]);
         }
@@ -240,16 +299,18 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) gemv_kernel(const bf16* __res
         for (int m = 0; m < M; m++) if (m == lane) y = acc[m];
         if (bias) y += bias_f32 ? ((const float*)bias)[n] : __bfloat162float(((const bf16*)bias)[n]);
         if (act == PT_ACT_GELU_TANH) y = 0.5f * y * (1.0f + tanhf(0.79788456080286536f * (y + 0.044715f * y * y * y)));
-        stf(out + lane * ldo + n, y);
+        if (OK == 0) stf((bf16*)outv + lane * ldo + n, y);
+        else if (OK == 1) ((float*)outv)[lane * ldo + n] = y;
+        else ((float*)outv)[lane * ldo + n] += y;
     }
 }
 
-template <typename TO>
-cudaError_t gemv_launch(int m, dim3 grid, cudaStream_t st, const bf16* x, int64_t ldx, const bf16* w, int64_t k, int64_t n, const void* bias,
-                        int bias_f32, TO* out, int64_t ldo, int act) {
+template <int XK, int OK>
+cudaError_t gemv_launch(int m, unsigned blocks, cudaStream_t st, const void* x, int64_t ldx, const float* gamma, const float* beta, float eps,
+                        const bf16* w, int64_t k, int64_t n, const void* bias, int bias_f32, void* out, int64_t ldo, int act) {
     switch (m) {
 #define PT_GEMV(M) \
-    case M: gemv_kernel<M, TO><<<grid, GEMV_WARPS * 32, 0, st>>>(x, ldx, w, k, n, bias, bias_f32, out, ldo, act); break;
+    case M: gemv_kernel<M, XK, OK><<<blocks, GEMV_WARPS * 32, 0, st>>>(x, ldx, gamma, beta, eps, w, k, n, bias, bias_f32, out, ldo, act); break;
         PT_GEMV(1) PT_GEMV(2) PT_GEMV(3) PT_GEMV(4) PT_GEMV(5) PT_GEMV(6) PT_GEMV(7) PT_GEMV(8)
 #undef PT_GEMV
     default: break;
@@ -471,15 +532,20 @@ extern "C" PT_API pt_status pt_cuda_argmax(pt_cuda_ctx* ctx, const pt_tensor* lo
 
 /* ---------------------------------------------------------------- GEMV (decode linears) */
 
-extern "C" PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias, pt_tensor* out,
-                                         int32_t activation) {
-    pt_clear_error();
-    const char* fn = "pt_cuda_gemv";
+/* Shared validation and dispatch of the three GEMV entry points. xk: 0 bf16 x, 1 LayerNorm, 2 RMSNorm
+ * of f32 x; ok: 0 bf16 out, 1 f32 out, 2 f32 out accumulated. */
+static pt_status gemv_common(pt_cuda_ctx* ctx, const char* fn, const pt_tensor* x, int xk, const pt_tensor* gamma, const pt_tensor* beta,
+                             float eps, const pt_tensor* w, const pt_tensor* bias, pt_tensor* out, int accumulate, int32_t activation) {
     PT_CHECK(pt_cuda_enter(ctx, fn));
     static const int32_t odt[] = {PT_BF16, PT_F32};
-    PT_CHECK(pt_cuda_check_tensor(x, "pt_cuda_gemv x", 2, 2, 1, BF16_ONLY));
-    PT_CHECK(pt_cuda_check_tensor(w, "pt_cuda_gemv w", 2, 2, 1, BF16_ONLY));
-    PT_CHECK(pt_cuda_check_tensor(out, "pt_cuda_gemv out", 2, 2, 2, odt));
+    char wx[64], ww[64], wo[64], wb[64];
+    snprintf(wx, sizeof wx, "%s x", fn);
+    snprintf(ww, sizeof ww, "%s w", fn);
+    snprintf(wo, sizeof wo, "%s out", fn);
+    snprintf(wb, sizeof wb, "%s bias", fn);
+    PT_CHECK(pt_cuda_check_tensor(x, wx, 2, 2, 1, xk ? F32_ONLY : BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(w, ww, 2, 2, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(out, wo, 2, 2, accumulate ? 1 : 2, accumulate ? F32_ONLY : odt));
     const int64_t M = x->shape[0], K = x->shape[1], N = w->shape[0];
     char dx[96], dw[96];
     pt_describe(x, dx, sizeof dx);
@@ -490,9 +556,22 @@ extern "C" PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, c
     if (M < 1 || M > 8) return pt_fail(PT_ERR_SHAPE, "%s: x %s has %lld rows (1..8 supported; use pt_cuda_matmul)", fn, dx, (long long)M);
     if (K % 8 != 0 || !contiguous(w) || ((uintptr_t)w->data & 15) || ((uintptr_t)x->data & 15) || (M > 1 && x->stride[0] % 16))
         return pt_fail(PT_ERR_SHAPE, "%s: w %s must be contiguous, K a multiple of 8, w and x %s 16-byte aligned (rows too)", fn, dw, dx);
+    if (xk) {
+        PT_CHECK(pt_cuda_check_tensor(gamma, "gemv gamma", 1, 1, 1, F32_ONLY));
+        int64_t ks[1] = {K};
+        PT_CHECK(need_shape(gamma, fn, "gamma", 1, ks, "[K] f32"));
+        if ((uintptr_t)gamma->data & 15) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: gamma is not 16-byte aligned", fn);
+        if (beta) {
+            if (xk == 2) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: RMSNorm takes no beta", fn);
+            PT_CHECK(pt_cuda_check_tensor(beta, "gemv beta", 1, 1, 1, F32_ONLY));
+            PT_CHECK(need_shape(beta, fn, "beta", 1, ks, "[K] f32"));
+            if ((uintptr_t)beta->data & 15) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: beta is not 16-byte aligned", fn);
+        }
+        if (!(eps >= 0.0f) || isinf(eps)) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: eps %g must be finite and >= 0", fn, (double)eps);
+    }
     if (bias) {
         static const int32_t bdt[] = {PT_BF16, PT_F32};
-        PT_CHECK(pt_cuda_check_tensor(bias, "pt_cuda_gemv bias", 1, 1, 2, bdt));
+        PT_CHECK(pt_cuda_check_tensor(bias, wb, 1, 1, 2, bdt));
         int64_t bs[1] = {N};
         PT_CHECK(need_shape(bias, fn, "bias", 1, bs, "[N]"));
     }
@@ -503,13 +582,38 @@ extern "C" PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, c
     if (blocks > INT32_MAX) return pt_fail(PT_ERR_SHAPE, "%s: N too large (w %s)", fn, dw);
     const void* bp = bias ? bias->data : nullptr;
     const int bf = bias && bias->dtype == PT_F32;
-    cudaError_t e = out->dtype == PT_BF16
-        ? gemv_launch<bf16>((int)M, dim3((unsigned)blocks), ctx->stream, (const bf16*)x->data, el(x, 0), (const bf16*)w->data, K, N, bp, bf,
-                            (bf16*)out->data, el(out, 0), activation)
-        : gemv_launch<float>((int)M, dim3((unsigned)blocks), ctx->stream, (const bf16*)x->data, el(x, 0), (const bf16*)w->data, K, N, bp, bf,
-                             (float*)out->data, el(out, 0), activation);
-    if (e != cudaSuccess) return pt_cuda_fail(e, "pt_cuda_gemv: launch");
+    const float* g = xk ? (const float*)gamma->data : nullptr;
+    const float* be = xk && beta ? (const float*)beta->data : nullptr;
+    const int ok = accumulate ? 2 : out->dtype == PT_F32 ? 1 : 0;
+    const unsigned nb = (unsigned)blocks;
+    cudaError_t e = cudaSuccess;
+#define PT_GL(XK, OK) gemv_launch<XK, OK>((int)M, nb, ctx->stream, x->data, el(x, 0), g, be, eps, (const bf16*)w->data, K, N, bp, bf, out->data, el(out, 0), activation)
+    if (xk == 0) e = ok == 0 ? PT_GL(0, 0) : ok == 1 ? PT_GL(0, 1) : PT_GL(0, 2);
+    else if (xk == 1) e = ok == 0 ? PT_GL(1, 0) : PT_GL(1, 1);
+    else e = ok == 0 ? PT_GL(2, 0) : PT_GL(2, 1);
+#undef PT_GL
+    if (e != cudaSuccess) return pt_cuda_fail(e, "gemv: launch");
     return PT_OK;
+}
+
+extern "C" PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias, pt_tensor* out,
+                                         int32_t activation) {
+    pt_clear_error();
+    return gemv_common(ctx, "pt_cuda_gemv", x, 0, nullptr, nullptr, 0.f, w, bias, out, 0, activation);
+}
+
+extern "C" PT_API pt_status pt_cuda_gemv_residual(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias,
+                                                  pt_tensor* resid) {
+    pt_clear_error();
+    return gemv_common(ctx, "pt_cuda_gemv_residual", x, 0, nullptr, nullptr, 0.f, w, bias, resid, 1, PT_ACT_NONE);
+}
+
+extern "C" PT_API pt_status pt_cuda_norm_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, int32_t mode, const pt_tensor* gamma,
+                                              const pt_tensor* beta, float eps, const pt_tensor* w, const pt_tensor* bias,
+                                              pt_tensor* out, int32_t activation) {
+    pt_clear_error();
+    if (mode != 0 && mode != 1) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_norm_gemv: mode %d must be 0 (LayerNorm) or 1 (RMSNorm)", mode);
+    return gemv_common(ctx, "pt_cuda_norm_gemv", x, mode + 1, gamma, beta, eps, w, bias, out, 0, activation);
 }
 
 /* ---------------------------------------------------------------- CUDA graphs */

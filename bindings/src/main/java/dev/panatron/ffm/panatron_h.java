@@ -1411,6 +1411,50 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_gemv_residual {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_gemv_residual");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static FunctionDescriptor pt_cuda_gemv_residual$descriptor() { return pt_cuda_gemv_residual.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static MethodHandle pt_cuda_gemv_residual$handle() { return pt_cuda_gemv_residual.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static MemorySegment pt_cuda_gemv_residual$address() { return pt_cuda_gemv_residual.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid) } */
+    public static int pt_cuda_gemv_residual(MemorySegment ctx, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment resid) {
+        var mh$ = pt_cuda_gemv_residual.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, w, bias, resid);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_norm_gemv {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_norm_gemv");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static FunctionDescriptor pt_cuda_norm_gemv$descriptor() { return pt_cuda_norm_gemv.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MethodHandle pt_cuda_norm_gemv$handle() { return pt_cuda_norm_gemv.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MemorySegment pt_cuda_norm_gemv$address() { return pt_cuda_norm_gemv.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation) } */
+    public static int pt_cuda_norm_gemv(MemorySegment ctx, MemorySegment x, int mode, MemorySegment gamma, MemorySegment beta, float eps, MemorySegment w, MemorySegment bias, MemorySegment out, int activation) {
+        var mh$ = pt_cuda_norm_gemv.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, mode, gamma, beta, eps, w, bias, out, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_cuda_graph_begin {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_begin");
@@ -1845,6 +1889,8 @@ public final class panatron_h {
         "pt_cuda_swiglu",
         "pt_cuda_argmax",
         "pt_cuda_gemv",
+        "pt_cuda_gemv_residual",
+        "pt_cuda_norm_gemv",
         "pt_cuda_graph_begin",
         "pt_cuda_graph_end",
         "pt_cuda_graph_launch",

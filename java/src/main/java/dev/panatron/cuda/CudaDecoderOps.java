@@ -193,6 +193,63 @@ public final class CudaDecoderOps {
     }
 
     /**
+     * {@link #gemv} with a residual add: {@code resid += x @ w^T + bias}.
+     *
+     * @param resid [M, N] f32 (the residual stream)
+     * @throws IllegalArgumentException on a dtype, shape, alignment or context mismatch
+     */
+    public static void gemvResidual(CudaContext ctx, DeviceTensor x, DeviceTensor w, DeviceTensor bias, DeviceTensor resid) {
+        mine(ctx, "gemvResidual resid", resid, 2, DType.F32);
+        checkGemv(ctx, "gemvResidual", x, DType.BF16, w, bias, resid);
+        CudaLibrary.check(panatron_h.pt_cuda_gemv_residual(ctx.handle(), x.descriptor(), w.descriptor(), desc(bias), resid.descriptor()));
+    }
+
+    /**
+     * The norm fused into the following Linear (decode): {@code out = act(norm(x) @ w^T + bias)},
+     * LayerNorm ({@code rms} false, two-pass statistics, beta optional) or RMSNorm, all in f32.
+     *
+     * @param x     [M, K] f32, 1 <= M <= 8
+     * @param gamma [K] f32; beta [K] f32 or null (LayerNorm only)
+     * @throws IllegalArgumentException on a dtype, shape, alignment or context mismatch, or a bad eps
+     */
+    public static void normGemv(CudaContext ctx, DeviceTensor x, boolean rms, DeviceTensor gamma, DeviceTensor beta, float eps, DeviceTensor w,
+                                DeviceTensor bias, DeviceTensor out, dev.panatron.Kernels.Activation act) {
+        mine(ctx, "normGemv out", out, 2, DType.BF16, DType.F32);
+        checkGemv(ctx, "normGemv", x, DType.F32, w, bias, out);
+        mine(ctx, "normGemv gamma", gamma, 1, DType.F32);
+        if (gamma.dim(0) != x.dim(1)) throw new IllegalArgumentException("normGemv: gamma " + gamma + " must be [" + x.dim(1) + "]");
+        if (beta != null) {
+            if (rms) throw new IllegalArgumentException("normGemv: RMSNorm takes no beta");
+            mine(ctx, "normGemv beta", beta, 1, DType.F32);
+            if (beta.dim(0) != x.dim(1)) throw new IllegalArgumentException("normGemv: beta " + beta + " must be [" + x.dim(1) + "]");
+        }
+        if (!(eps >= 0) || Float.isInfinite(eps)) throw new IllegalArgumentException("normGemv: eps " + eps + " must be finite and >= 0");
+        Objects.requireNonNull(act, "act");
+        if (act != dev.panatron.Kernels.Activation.NONE && act != dev.panatron.Kernels.Activation.GELU_TANH) {
+            throw new IllegalArgumentException("normGemv: activation " + act + " (NONE or GELU_TANH)");
+        }
+        CudaLibrary.check(panatron_h.pt_cuda_norm_gemv(ctx.handle(), x.descriptor(), rms ? 1 : 0, gamma.descriptor(), desc(beta), eps,
+                w.descriptor(), desc(bias), out.descriptor(), act.ordinal()));
+    }
+
+    private static void checkGemv(CudaContext ctx, String fn, DeviceTensor x, DType xType, DeviceTensor w, DeviceTensor bias, DeviceTensor out) {
+        mine(ctx, fn + " x", x, 2, xType);
+        mine(ctx, fn + " w", w, 2, DType.BF16);
+        long m = x.dim(0), k = x.dim(1), n = w.dim(0);
+        if (w.dim(1) != k || out.dim(0) != m || out.dim(1) != n) {
+            throw new IllegalArgumentException(fn + ": expected x [M, K], w [N, K], out [M, N]; got x " + x + ", w " + w + ", out " + out);
+        }
+        if (m < 1 || m > 8) throw new IllegalArgumentException(fn + ": x " + x + " must have 1..8 rows");
+        if (k % 8 != 0 || !w.isContiguous() || (w.address() & 15) != 0 || (x.address() & 15) != 0 || (m > 1 && x.strides()[0] % 16 != 0)) {
+            throw new IllegalArgumentException(fn + ": w " + w + " must be contiguous with K a multiple of 8, w and x " + x + " 16-byte aligned");
+        }
+        if (bias != null) {
+            mine(ctx, fn + " bias", bias, 1, DType.BF16, DType.F32);
+            if (bias.dim(0) != n) throw new IllegalArgumentException(fn + ": bias " + bias + " must be [" + n + "]");
+        }
+    }
+
+    /**
      * A CUDA graph of work enqueued on a context's stream, captured once and replayed with
      * {@link #launch()}. Kernels keep the pointers and host arguments of the capture and read
      * their inputs from device memory at each replay. Close it (or the context) to free it.

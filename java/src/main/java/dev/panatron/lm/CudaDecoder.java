@@ -242,8 +242,9 @@ public final class CudaDecoder implements AutoCloseable {
     public void setUseGraph(boolean on) { useGraph = on; }
 
     /**
-     * Linear layers of up to 8 rows (decode at batch <= 8) through the memory-bound GEMV kernel
-     * (default) or always through cuBLASLt. Changing it drops the captured graph.
+     * Forward passes of up to 8 rows (decode at batch <= 8) through the memory-bound GEMV kernels
+     * with the norms and residual adds fused into them (default), or through add+norm kernels and
+     * cuBLASLt like larger batches. Changing it drops the captured graph.
      */
     public void setUseGemv(boolean on) {
         if (on != useGemv && graph != null) {
@@ -311,14 +312,21 @@ public final class CudaDecoder implements AutoCloseable {
      */
     private void forward(Views w, int r, DeviceTensor idsT, DeviceTensor posT, int seq, int start, boolean allLogits) {
         CudaDecoderOps.embedding(ctx, tokEmb, idsT, posEmb, posEmb == null ? null : posT, w.x);
+        // up to 8 rows (decode): norms fused into the following GEMV, residual adds into the
+        // GEMV before them; more rows: add+norm kernels and cuBLASLt
+        boolean fused = useGemv && r <= 8 && c.hidden() % 8 == 0 && (long) c.heads() * c.headDim() % 8 == 0 && c.intermediate() % 8 == 0;
         DeviceTensor delta = null;
         boolean rms = !gpt2;
         float eps = c.normEps();
         DeviceTensor sl = seq < 0 ? seqlens : seqlens.slice(0, seq, 1);
         for (int li = 0; li < layers.length; li++) {
             Layer l = layers[li];
-            CudaDecoderOps.addNorm(ctx, w.x, delta, l.n1, l.n1b, rms, eps, w.h);
-            linear(w.h, l.wqkv, l.bqkv, w.qkv2, Activation.NONE);
+            if (fused) {
+                CudaDecoderOps.normGemv(ctx, w.x, rms, l.n1, l.n1b, eps, l.wqkv, l.bqkv, w.qkv2, Activation.NONE);
+            } else {
+                CudaDecoderOps.addNorm(ctx, w.x, delta, l.n1, l.n1b, rms, eps, w.h);
+                linear(w.h, l.wqkv, l.bqkv, w.qkv2, Activation.NONE);
+            }
             DeviceTensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);
             DeviceTensor vc = seq < 0 ? vCache[li] : vCache[li].slice(0, seq, 1);
             CudaDecoderOps.ropeKvAppend(ctx, w.qkv2, posT, invFreq, c.heads(), kc, vc, sl);
@@ -328,19 +336,25 @@ public final class CudaDecoder implements AutoCloseable {
                 int keys = start + r;
                 ctx.flashAttention(w.q4, kc.transpose(1, 2).slice(1, 0, keys), vc.transpose(1, 2).slice(1, 0, keys), w.att4, null, true, 0f);
             }
-            linear(w.att, l.wo, l.bo, w.o, Activation.NONE);
-            CudaDecoderOps.addNorm(ctx, w.x, w.o, l.n2, l.n2b, rms, eps, w.h);
-            if (gpt2) {
-                linear(w.h, l.wup, l.bup, w.mlp, Activation.GELU_TANH);
-                linear(w.mlp, l.wdown, l.bdown, w.d, Activation.NONE);
+            DeviceTensor up = gpt2 ? w.mlp : w.act;
+            if (fused) {
+                CudaDecoderOps.gemvResidual(ctx, w.att, l.wo, l.bo, w.x);
+                CudaDecoderOps.normGemv(ctx, w.x, rms, l.n2, l.n2b, eps, l.wup, l.bup, w.mlp, gpt2 ? Activation.GELU_TANH : Activation.NONE);
+                if (!gpt2) CudaDecoderOps.swiglu(ctx, w.mlp, w.act);
+                CudaDecoderOps.gemvResidual(ctx, up, l.wdown, l.bdown, w.x);
             } else {
-                linear(w.h, l.wup, null, w.mlp, Activation.NONE);
-                CudaDecoderOps.swiglu(ctx, w.mlp, w.act);
-                linear(w.act, l.wdown, null, w.d, Activation.NONE);
+                linear(w.att, l.wo, l.bo, w.o, Activation.NONE);
+                CudaDecoderOps.addNorm(ctx, w.x, w.o, l.n2, l.n2b, rms, eps, w.h);
+                linear(w.h, l.wup, l.bup, w.mlp, gpt2 ? Activation.GELU_TANH : Activation.NONE);
+                if (!gpt2) CudaDecoderOps.swiglu(ctx, w.mlp, w.act);
+                linear(up, l.wdown, l.bdown, w.d, Activation.NONE);
+                delta = w.d;
             }
-            delta = w.d;
         }
-        if (allLogits || seq < 0) {
+        boolean all = allLogits || seq < 0;
+        if (fused) {
+            CudaDecoderOps.normGemv(ctx, all ? w.x : w.xLast, rms, finalG, finalB, eps, lmHead, null, all ? w.logits : w.logitsLast, Activation.NONE);
+        } else if (all) {
             CudaDecoderOps.addNorm(ctx, w.x, w.d, finalG, finalB, rms, eps, w.h);
             linear(w.h, lmHead, null, w.logits, Activation.NONE);
         } else {
