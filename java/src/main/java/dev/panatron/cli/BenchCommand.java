@@ -153,6 +153,7 @@ final class BenchCommand implements Runnable {
         @Option(names = "--copy-mib", defaultValue = "256", description = "MiB copied per bandwidth sample (default ${DEFAULT-VALUE})") int copyMib;
         @Option(names = "--device", defaultValue = "cpu", description = "cpu, or cuda (GPU 0: bf16 weights, greedy decode steps replayed as a CUDA graph)") String device;
         @Option(names = "--no-graph", description = "cuda: enqueue the decode step's kernels one by one instead of replaying the captured graph") boolean noGraph;
+        @Option(names = "--fuse-norms", description = "cuda, batch <= 8: norms and residual adds fused into the GEMV kernels") boolean fuseNorms;
         @Option(names = "--cublaslt-only", description = "cuda: every linear through cuBLASLt (default: the GEMV kernel for batch <= 8)") boolean cublasltOnly;
 
         @Override
@@ -279,6 +280,7 @@ final class BenchCommand implements Runnable {
                  dev.panatron.lm.CudaDecoder d = dev.panatron.lm.CudaDecoder.load(model, cctx, batch, promptLen + newTokens, 512)) {
                 d.setUseGraph(!noGraph);
                 d.setUseGemv(!cublasltOnly);
+                d.setFuseNorms(fuseNorms);
                 int v = d.config().vocab();
                 long copyBytes = (long) copyMib << 20;
                 dev.panatron.cuda.DeviceTensor src = cctx.allocate(dev.panatron.DType.F32, copyBytes / 4), dst = cctx.allocate(dev.panatron.DType.F32, copyBytes / 4);
@@ -324,6 +326,7 @@ final class BenchCommand implements Runnable {
                 o.put("precision", "bf16");
                 o.put("cuda_graph", !noGraph);
                 o.put("gemv", !cublasltOnly && batch <= 8);
+                o.put("fused_norms", fuseNorms && !cublasltOnly && batch <= 8);
                 o.put("batch", batch);
                 o.put("prompt_len", promptLen);
                 o.put("new_tokens", newTokens);

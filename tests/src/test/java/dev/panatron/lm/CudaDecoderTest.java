@@ -189,8 +189,8 @@ class CudaDecoderTest {
     /**
      * Logits at every position: a 45-token prefill in chunks of 16 (flash attention over the cached
      * rows, causal bottom-right for the later chunks), then 12 decode steps fed the next input
-     * token (flash decode, graph replays; linears through the GEMV kernel, then cuBLASLt), against
-     * the CPU fp32 forward over the whole sequence.
+     * token (flash decode, graph replays; linears through the GEMV kernel, the fused norm + GEMV
+     * kernels, then cuBLASLt), against the CPU fp32 forward over the whole sequence.
      */
     @Test
     void logitsMatchTheCpuPath() throws Exception {
@@ -211,7 +211,9 @@ class CudaDecoderTest {
                     worst = Math.max(worst, e);
                 }
                 for (int t = 45; t < 57; t++) {
-                    g.setUseGemv(t < 51); // 6 steps through the GEMV kernel, 6 through cuBLASLt (a second graph)
+                    // 4 steps through the GEMV kernel, 4 with the norms fused into it, 4 through cuBLASLt (three graphs)
+                    g.setUseGemv(t < 53);
+                    g.setFuseNorms(t >= 49 && t < 53);
                     g.setNextIds(new int[] {ids[t]});
                     g.step();
                     double e = relErr(g.logits()[0], want[t], kind + " decode position " + t);
@@ -272,6 +274,7 @@ class CudaDecoderTest {
                 int[][][] ids = new int[2][][];
                 int[] firstIds = null;
                 float[][][][] logits = new float[2][][][];
+                g.setFuseNorms(kind.equals("llama")); // the graph/eager equality for both GEMV variants
                 for (int mode = 0; mode < 2; mode++) {
                     g.setUseGraph(mode == 1);
                     g.reset();
