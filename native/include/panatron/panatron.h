@@ -718,6 +718,119 @@ PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor* x, const 
                                     const pt_tensor* scales, const pt_tensor* bias, pt_tensor* y,
                                     const struct pt_fp4_matmul_params* params);
 
+/* ---- CUDA: decoder ops (issue 7: GPT-2 / Llama decoding on the GPU) ----
+ *
+ * The pieces of a decoder forward pass besides the GEMMs (pt_cuda_matmul) and attention
+ * (pt_cuda_flash_attn_fwd / _decode). Layout used by dev.panatron.cuda.CudaDecoder: residual
+ * stream x [T, H] f32, everything fed to a GEMM bf16, KV caches [B, Hkv, S_max, D] bf16 (the
+ * layout pt_cuda_flash_attn_decode reads). Values a decode step needs (token ids, positions,
+ * cache lengths) live in device memory, so one captured step (pt_cuda_graph_*) replays as is:
+ * pt_cuda_rope_kv_append raises the lengths and pt_cuda_argmax writes the next ids and
+ * advances the positions. Errors the GPU cannot report (an id or position out of range) give
+ * NaN rows or skipped writes as stated per op.
+ */
+
+/*
+ * out[t, :] = table[ids[t], :] (+ pos_table[pos[t], :]) in f32.
+ *   table     [V, H] bf16 | f32, contiguous;  ids [T] i32 device, contiguous
+ *   pos_table [P, H] table's dtype, or NULL (then pos must be NULL); pos [T] i32 device
+ *   out       [T, H] f32, contiguous
+ * An id outside 0..V-1 or a position outside 0..P-1 gives a NaN row.
+ */
+PT_API pt_status pt_cuda_embedding(pt_cuda_ctx* ctx, const pt_tensor* table, const pt_tensor* ids,
+                                   const pt_tensor* pos_table, const pt_tensor* pos, pt_tensor* out);
+
+/*
+ * Residual add fused with the next norm: x += delta (when delta is not NULL), then
+ * out = norm(x) * gamma (+ beta), statistics in f32 over the last dim.
+ *   x      [R, H] f32 contiguous (updated in place when delta is given)
+ *   delta  [R, H] bf16 contiguous, or NULL
+ *   gamma  [H] f32;  beta [H] f32 or NULL (LayerNorm only)
+ *   mode   0: LayerNorm (mean, biased variance, two passes); 1: RMSNorm (x * rsqrt(mean(x^2) + eps))
+ *   out    [R, H] bf16 | f32 contiguous; must not overlap x
+ */
+PT_API pt_status pt_cuda_add_norm(pt_cuda_ctx* ctx, pt_tensor* x, const pt_tensor* delta, const pt_tensor* gamma,
+                                  const pt_tensor* beta, int32_t mode, float eps, pt_tensor* out);
+
+/*
+ * RoPE and KV-cache append for the fused projection output of T rows:
+ *   qkv       [T, (q_heads + 2 Hkv) * D] bf16, innermost contiguous, any row stride; a row is
+ *             [q heads | k heads | v heads]. Row t belongs to sequence b = t / (T / B) (T a
+ *             multiple of B: B rows of one token each for decode, one sequence's T tokens when
+ *             the caches are a [1, ...] view of it).
+ *   pos       [T] i32 device: the position of each row.
+ *   inv_freq  [D/2] f32 or NULL (no rotation, GPT-2): q is rotated in place inside qkv and k is
+ *             rotated on its way into the cache, NeoX / HF rotate_half layout (pairs i, i + D/2),
+ *             angle = pos * inv_freq[i] in f32 (any rope scaling is in inv_freq).
+ *   k_cache, v_cache [B, Hkv, S_max, D] bf16, innermost contiguous: row pos[t] of sequence b
+ *             receives k and v. A position outside 0..S_max-1 is not written.
+ *   seqlens   [B] i32 device or NULL: seqlens[b] = max(seqlens[b], pos[t] + 1).
+ */
+PT_API pt_status pt_cuda_rope_kv_append(pt_cuda_ctx* ctx, pt_tensor* qkv, const pt_tensor* pos,
+                                        const pt_tensor* inv_freq, int32_t q_heads, pt_tensor* k_cache,
+                                        pt_tensor* v_cache, pt_tensor* seqlens);
+
+/*
+ * SwiGLU on a fused gate|up projection: out[t, j] = silu(g) * u with g = gate_up[t, j],
+ * u = gate_up[t, I + j], in f32, rounded once.
+ *   gate_up [T, 2I] bf16, out [T, I] bf16; innermost contiguous, any row strides; T <= 65535
+ */
+PT_API pt_status pt_cuda_swiglu(pt_cuda_ctx* ctx, const pt_tensor* gate_up, pt_tensor* out);
+
+/*
+ * Greedy sampling on the device: ids[b] = the first index of the largest value of logits row b
+ * (NaN never wins; a row of NaN gives 0). When pos is not NULL, pos[b] += 1 (so a captured
+ * decode step feeds itself: the next replay embeds ids at the next position).
+ *   logits [B, V] f32, innermost contiguous, any row stride;  ids, pos [B] i32 device
+ */
+PT_API pt_status pt_cuda_argmax(pt_cuda_ctx* ctx, const pt_tensor* logits, pt_tensor* ids, pt_tensor* pos);
+
+/*
+ * Linear layer for a few rows (decode): out = act(x @ w^T + bias), a memory-bound kernel (one
+ * warp per output channel, f32 sums); for more rows use pt_cuda_matmul (cuBLASLt).
+ *   x    [M, K] bf16, innermost contiguous, 1 <= M <= 8, data and row stride 16-byte aligned
+ *   w    [N, K] bf16 contiguous (the Linear layout), K a multiple of 8, 16-byte aligned
+ *   bias [N] bf16 | f32, or NULL;  out [M, N] bf16 | f32, innermost contiguous
+ *   activation PT_ACT_NONE or PT_ACT_GELU_TANH (0.5 y (1 + tanh(sqrt(2/pi) (y + 0.044715 y^3))))
+ */
+PT_API pt_status pt_cuda_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias,
+                              pt_tensor* out, int32_t activation);
+
+/*
+ * pt_cuda_gemv with a residual add: resid += x @ w^T + bias (resid [M, N] f32 contiguous rows, the
+ * decoder's residual stream; x, w, bias as pt_cuda_gemv).
+ */
+PT_API pt_status pt_cuda_gemv_residual(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* w, const pt_tensor* bias,
+                                       pt_tensor* resid);
+
+/*
+ * Norm fused into the following Linear (decode): out = act(norm(x) @ w^T + bias) with
+ * norm(x) = (x - mean) * rsqrt(var + eps) * gamma + beta (mode 0, LayerNorm, two-pass statistics)
+ * or x * rsqrt(mean(x^2) + eps) * gamma (mode 1, RMSNorm), all in f32 (the normalized row is
+ * never rounded to bf16); every block recomputes the row statistics.
+ *   x     [M, K] f32, 1 <= M <= 8, 16-byte aligned rows;  gamma [K] f32, beta [K] f32 or NULL
+ *         (LayerNorm only), both 16-byte aligned;  w, bias, out, activation as pt_cuda_gemv.
+ */
+PT_API pt_status pt_cuda_norm_gemv(pt_cuda_ctx* ctx, const pt_tensor* x, int32_t mode, const pt_tensor* gamma,
+                                   const pt_tensor* beta, float eps, const pt_tensor* w, const pt_tensor* bias,
+                                   pt_tensor* out, int32_t activation);
+
+/*
+ * CUDA graphs of the context's stream. pt_cuda_graph_begin starts capturing (nothing runs until
+ * a launch); every op enqueued on the context until pt_cuda_graph_end is recorded; end
+ * instantiates the graph and returns it in *graph. pt_cuda_graph_launch replays it on the
+ * stream (kernels read their inputs from device memory at replay time, with the pointers and
+ * host arguments of the capture). Scratch blocks ops free during the capture stay reserved for
+ * the graph until pt_cuda_graph_destroy (which waits for the stream). Host copies
+ * (pt_cuda_memcpy_*) and synchronization are not allowed while capturing. After a failed op,
+ * still call pt_cuda_graph_end (it reports the capture as failed) to leave capture mode.
+ */
+PT_API pt_status pt_cuda_graph_begin(pt_cuda_ctx* ctx);
+PT_API pt_status pt_cuda_graph_end(pt_cuda_ctx* ctx, void** graph);
+PT_API pt_status pt_cuda_graph_launch(pt_cuda_ctx* ctx, void* graph);
+/* NULL is accepted. */
+PT_API pt_status pt_cuda_graph_destroy(pt_cuda_ctx* ctx, void* graph);
+
 /* ==== block-sparse (issue 5) ==== */
 
 /*

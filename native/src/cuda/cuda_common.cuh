@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 extern "C" {
 #include "common/internal.h"
@@ -41,6 +42,11 @@ struct pt_cuda_ctx {
     void* pinned[2] = {nullptr, nullptr};
     cudaEvent_t pinned_done[2] = {nullptr, nullptr};
     size_t pinned_bytes = 0;
+    /* CUDA graph capture (decoder_ops.cu): while capturing, blocks freed (kernel scratch) stay
+     * live and go to the graph, which returns them on pt_cuda_graph_destroy, so a replay never
+     * writes memory handed out again after the capture. Guarded by mu. */
+    bool capturing = false;
+    std::vector<void*> capture_held;
 };
 
 /* Records a CUDA error as the last error: "<what>: <cudaGetErrorName>: <string>". */

@@ -14,7 +14,7 @@ C=.devcarry
 EX=$(git rev-parse --git-path info/exclude)
 grep -qx '/.devcarry/' "$EX" 2>/dev/null || { mkdir -p "$(dirname "$EX")"; echo '/.devcarry/' >> "$EX"; }
 rm -rf "$C" && mkdir -p "$C/lib" "$C/classes" "$C/runner"
-"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging \
+"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,jdk.management \
   --compress=zip-9 --no-header-files --no-man-pages --strip-debug --output "$C/jre"
 cp -r java/target/classes/. "$C/classes/" && rm -rf "$C/classes/dev/panatron/native"
 cp -r bindings/target/classes/. "$C/classes/"

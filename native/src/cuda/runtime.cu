@@ -256,6 +256,10 @@ void pt_cuda_free_internal(pt_cuda_ctx* ctx, void* p) {
     std::lock_guard<std::mutex> lock(ctx->mu);
     auto it = ctx->live.find(p);
     if (it == ctx->live.end()) return;
+    if (ctx->capturing) { /* a captured kernel still uses it at every replay */
+        ctx->capture_held.push_back(p);
+        return;
+    }
     size_t bs = it->second;
     ctx->live.erase(it);
     ctx->in_use -= bs;

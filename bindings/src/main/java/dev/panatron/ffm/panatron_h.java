@@ -1433,6 +1433,270 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_embedding {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_embedding");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_embedding(pt_cuda_ctx * ctx, const pt_tensor * table, const pt_tensor * ids, const pt_tensor * pos_table, const pt_tensor * pos, pt_tensor * out)} */
+    public static FunctionDescriptor pt_cuda_embedding$descriptor() { return pt_cuda_embedding.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_embedding(pt_cuda_ctx * ctx, const pt_tensor * table, const pt_tensor * ids, const pt_tensor * pos_table, const pt_tensor * pos, pt_tensor * out)} */
+    public static MethodHandle pt_cuda_embedding$handle() { return pt_cuda_embedding.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_embedding(pt_cuda_ctx * ctx, const pt_tensor * table, const pt_tensor * ids, const pt_tensor * pos_table, const pt_tensor * pos, pt_tensor * out)} */
+    public static MemorySegment pt_cuda_embedding$address() { return pt_cuda_embedding.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_embedding(pt_cuda_ctx * ctx, const pt_tensor * table, const pt_tensor * ids, const pt_tensor * pos_table, const pt_tensor * pos, pt_tensor * out) } */
+    public static int pt_cuda_embedding(MemorySegment ctx, MemorySegment table, MemorySegment ids, MemorySegment pos_table, MemorySegment pos, MemorySegment out) {
+        var mh$ = pt_cuda_embedding.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, table, ids, pos_table, pos, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_add_norm {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_FLOAT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_add_norm");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_add_norm(pt_cuda_ctx * ctx, pt_tensor * x, const pt_tensor * delta, const pt_tensor * gamma, const pt_tensor * beta, int32_t mode, float eps, pt_tensor * out)} */
+    public static FunctionDescriptor pt_cuda_add_norm$descriptor() { return pt_cuda_add_norm.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_add_norm(pt_cuda_ctx * ctx, pt_tensor * x, const pt_tensor * delta, const pt_tensor * gamma, const pt_tensor * beta, int32_t mode, float eps, pt_tensor * out)} */
+    public static MethodHandle pt_cuda_add_norm$handle() { return pt_cuda_add_norm.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_add_norm(pt_cuda_ctx * ctx, pt_tensor * x, const pt_tensor * delta, const pt_tensor * gamma, const pt_tensor * beta, int32_t mode, float eps, pt_tensor * out)} */
+    public static MemorySegment pt_cuda_add_norm$address() { return pt_cuda_add_norm.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_add_norm(pt_cuda_ctx * ctx, pt_tensor * x, const pt_tensor * delta, const pt_tensor * gamma, const pt_tensor * beta, int32_t mode, float eps, pt_tensor * out) } */
+    public static int pt_cuda_add_norm(MemorySegment ctx, MemorySegment x, MemorySegment delta, MemorySegment gamma, MemorySegment beta, int mode, float eps, MemorySegment out) {
+        var mh$ = pt_cuda_add_norm.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, delta, gamma, beta, mode, eps, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_rope_kv_append {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_rope_kv_append");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_rope_kv_append(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_cache, pt_tensor * v_cache, pt_tensor * seqlens)} */
+    public static FunctionDescriptor pt_cuda_rope_kv_append$descriptor() { return pt_cuda_rope_kv_append.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_rope_kv_append(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_cache, pt_tensor * v_cache, pt_tensor * seqlens)} */
+    public static MethodHandle pt_cuda_rope_kv_append$handle() { return pt_cuda_rope_kv_append.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_rope_kv_append(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_cache, pt_tensor * v_cache, pt_tensor * seqlens)} */
+    public static MemorySegment pt_cuda_rope_kv_append$address() { return pt_cuda_rope_kv_append.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_rope_kv_append(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_cache, pt_tensor * v_cache, pt_tensor * seqlens) } */
+    public static int pt_cuda_rope_kv_append(MemorySegment ctx, MemorySegment qkv, MemorySegment pos, MemorySegment inv_freq, int q_heads, MemorySegment k_cache, MemorySegment v_cache, MemorySegment seqlens) {
+        var mh$ = pt_cuda_rope_kv_append.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, qkv, pos, inv_freq, q_heads, k_cache, v_cache, seqlens);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_swiglu {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_swiglu");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_swiglu(pt_cuda_ctx * ctx, const pt_tensor * gate_up, pt_tensor * out)} */
+    public static FunctionDescriptor pt_cuda_swiglu$descriptor() { return pt_cuda_swiglu.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_swiglu(pt_cuda_ctx * ctx, const pt_tensor * gate_up, pt_tensor * out)} */
+    public static MethodHandle pt_cuda_swiglu$handle() { return pt_cuda_swiglu.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_swiglu(pt_cuda_ctx * ctx, const pt_tensor * gate_up, pt_tensor * out)} */
+    public static MemorySegment pt_cuda_swiglu$address() { return pt_cuda_swiglu.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_swiglu(pt_cuda_ctx * ctx, const pt_tensor * gate_up, pt_tensor * out) } */
+    public static int pt_cuda_swiglu(MemorySegment ctx, MemorySegment gate_up, MemorySegment out) {
+        var mh$ = pt_cuda_swiglu.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, gate_up, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_argmax {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_argmax");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_argmax(pt_cuda_ctx * ctx, const pt_tensor * logits, pt_tensor * ids, pt_tensor * pos)} */
+    public static FunctionDescriptor pt_cuda_argmax$descriptor() { return pt_cuda_argmax.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_argmax(pt_cuda_ctx * ctx, const pt_tensor * logits, pt_tensor * ids, pt_tensor * pos)} */
+    public static MethodHandle pt_cuda_argmax$handle() { return pt_cuda_argmax.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_argmax(pt_cuda_ctx * ctx, const pt_tensor * logits, pt_tensor * ids, pt_tensor * pos)} */
+    public static MemorySegment pt_cuda_argmax$address() { return pt_cuda_argmax.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_argmax(pt_cuda_ctx * ctx, const pt_tensor * logits, pt_tensor * ids, pt_tensor * pos) } */
+    public static int pt_cuda_argmax(MemorySegment ctx, MemorySegment logits, MemorySegment ids, MemorySegment pos) {
+        var mh$ = pt_cuda_argmax.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, logits, ids, pos);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_gemv {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_gemv");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static FunctionDescriptor pt_cuda_gemv$descriptor() { return pt_cuda_gemv.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MethodHandle pt_cuda_gemv$handle() { return pt_cuda_gemv.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MemorySegment pt_cuda_gemv$address() { return pt_cuda_gemv.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation) } */
+    public static int pt_cuda_gemv(MemorySegment ctx, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment out, int activation) {
+        var mh$ = pt_cuda_gemv.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, w, bias, out, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_gemv_residual {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_gemv_residual");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static FunctionDescriptor pt_cuda_gemv_residual$descriptor() { return pt_cuda_gemv_residual.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static MethodHandle pt_cuda_gemv_residual$handle() { return pt_cuda_gemv_residual.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid)} */
+    public static MemorySegment pt_cuda_gemv_residual$address() { return pt_cuda_gemv_residual.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_gemv_residual(pt_cuda_ctx * ctx, const pt_tensor * x, const pt_tensor * w, const pt_tensor * bias, pt_tensor * resid) } */
+    public static int pt_cuda_gemv_residual(MemorySegment ctx, MemorySegment x, MemorySegment w, MemorySegment bias, MemorySegment resid) {
+        var mh$ = pt_cuda_gemv_residual.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, w, bias, resid);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_norm_gemv {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_norm_gemv");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static FunctionDescriptor pt_cuda_norm_gemv$descriptor() { return pt_cuda_norm_gemv.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MethodHandle pt_cuda_norm_gemv$handle() { return pt_cuda_norm_gemv.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation)} */
+    public static MemorySegment pt_cuda_norm_gemv$address() { return pt_cuda_norm_gemv.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_norm_gemv(pt_cuda_ctx * ctx, const pt_tensor * x, int32_t mode, const pt_tensor * gamma, const pt_tensor * beta, float eps, const pt_tensor * w, const pt_tensor * bias, pt_tensor * out, int32_t activation) } */
+    public static int pt_cuda_norm_gemv(MemorySegment ctx, MemorySegment x, int mode, MemorySegment gamma, MemorySegment beta, float eps, MemorySegment w, MemorySegment bias, MemorySegment out, int activation) {
+        var mh$ = pt_cuda_norm_gemv.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, x, mode, gamma, beta, eps, w, bias, out, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_graph_begin {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_begin");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_graph_begin(pt_cuda_ctx * ctx)} */
+    public static FunctionDescriptor pt_cuda_graph_begin$descriptor() { return pt_cuda_graph_begin.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_graph_begin(pt_cuda_ctx * ctx)} */
+    public static MethodHandle pt_cuda_graph_begin$handle() { return pt_cuda_graph_begin.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_graph_begin(pt_cuda_ctx * ctx)} */
+    public static MemorySegment pt_cuda_graph_begin$address() { return pt_cuda_graph_begin.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_graph_begin(pt_cuda_ctx * ctx) } */
+    public static int pt_cuda_graph_begin(MemorySegment ctx) {
+        var mh$ = pt_cuda_graph_begin.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_graph_end {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_end");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_graph_end(pt_cuda_ctx * ctx, void ** graph)} */
+    public static FunctionDescriptor pt_cuda_graph_end$descriptor() { return pt_cuda_graph_end.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_graph_end(pt_cuda_ctx * ctx, void ** graph)} */
+    public static MethodHandle pt_cuda_graph_end$handle() { return pt_cuda_graph_end.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_graph_end(pt_cuda_ctx * ctx, void ** graph)} */
+    public static MemorySegment pt_cuda_graph_end$address() { return pt_cuda_graph_end.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_graph_end(pt_cuda_ctx * ctx, void ** graph) } */
+    public static int pt_cuda_graph_end(MemorySegment ctx, MemorySegment graph) {
+        var mh$ = pt_cuda_graph_end.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, graph);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_graph_launch {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_launch");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_graph_launch(pt_cuda_ctx * ctx, void * graph)} */
+    public static FunctionDescriptor pt_cuda_graph_launch$descriptor() { return pt_cuda_graph_launch.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_graph_launch(pt_cuda_ctx * ctx, void * graph)} */
+    public static MethodHandle pt_cuda_graph_launch$handle() { return pt_cuda_graph_launch.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_graph_launch(pt_cuda_ctx * ctx, void * graph)} */
+    public static MemorySegment pt_cuda_graph_launch$address() { return pt_cuda_graph_launch.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_graph_launch(pt_cuda_ctx * ctx, void * graph) } */
+    public static int pt_cuda_graph_launch(MemorySegment ctx, MemorySegment graph) {
+        var mh$ = pt_cuda_graph_launch.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, graph);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_graph_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_graph_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_graph_destroy(pt_cuda_ctx * ctx, void * graph)} */
+    public static FunctionDescriptor pt_cuda_graph_destroy$descriptor() { return pt_cuda_graph_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_graph_destroy(pt_cuda_ctx * ctx, void * graph)} */
+    public static MethodHandle pt_cuda_graph_destroy$handle() { return pt_cuda_graph_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_graph_destroy(pt_cuda_ctx * ctx, void * graph)} */
+    public static MemorySegment pt_cuda_graph_destroy$address() { return pt_cuda_graph_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_graph_destroy(pt_cuda_ctx * ctx, void * graph) } */
+    public static int pt_cuda_graph_destroy(MemorySegment ctx, MemorySegment graph) {
+        var mh$ = pt_cuda_graph_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, graph);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_bsr_block_norms {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_bsr_block_norms");
@@ -1802,6 +2066,18 @@ public final class panatron_h {
         "pt_cuda_matmul_s8",
         "pt_cuda_matmul_int8",
         "pt_cuda_fp4_matmul",
+        "pt_cuda_embedding",
+        "pt_cuda_add_norm",
+        "pt_cuda_rope_kv_append",
+        "pt_cuda_swiglu",
+        "pt_cuda_argmax",
+        "pt_cuda_gemv",
+        "pt_cuda_gemv_residual",
+        "pt_cuda_norm_gemv",
+        "pt_cuda_graph_begin",
+        "pt_cuda_graph_end",
+        "pt_cuda_graph_launch",
+        "pt_cuda_graph_destroy",
         "pt_bsr_block_norms",
         "pt_bsr_from_dense",
         "pt_bsr_info_get",

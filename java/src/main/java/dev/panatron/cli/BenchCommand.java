@@ -155,12 +155,17 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", description = "print one JSON object") boolean json;
         @Option(names = "--threads", defaultValue = "0", description = "kernel threads (0 = every core)") int threads;
         @Option(names = "--copy-mib", defaultValue = "256", description = "MiB copied, and read, per bandwidth sample (default ${DEFAULT-VALUE})") int copyMib;
+        @Option(names = "--device", defaultValue = "cpu", description = "cpu, or cuda (GPU 0: bf16 weights, greedy decode steps replayed as a CUDA graph)") String device;
+        @Option(names = "--no-graph", description = "cuda: enqueue the decode step's kernels one by one instead of replaying the captured graph") boolean noGraph;
+        @Option(names = "--fuse-norms", description = "cuda, batch <= 8: norms and residual adds fused into the GEMV kernels") boolean fuseNorms;
+        @Option(names = "--cublaslt-only", description = "cuda: every linear through cuBLASLt (default: the GEMV kernel for batch <= 8)") boolean cublasltOnly;
 
         @Override
         public Integer call() throws Exception {
             if (promptLen < 1 || newTokens < 1 || batch < 1 || repeats < 1 || copyMib < 1) {
                 throw new IllegalArgumentException("--prompt-len, --new-tokens, --batch, --repeats and --copy-mib must be >= 1");
             }
+            if (DecoderCli.isCuda(device)) return callCuda();
             dev.panatron.Context ctx = threads > 0 ? dev.panatron.Context.create(threads) : dev.panatron.Context.shared();
             int copyThreads = ctx.threads();
             try (DecoderModel m = DecoderModel.load(model, Precision.parse(precision), ctx, 64);
@@ -293,6 +298,95 @@ final class BenchCommand implements Runnable {
                 }
             }
             spec.commandLine().getOut().flush();
+            return 0;
+        }
+
+        /**
+         * The GPU run: prompts of random ids prefilled per sequence, then greedy decode steps chained
+         * on the device (no host round trip); the bound is the device-to-device copy bandwidth
+         * (read + write bytes) measured between repeats.
+         */
+        private int callCuda() throws Exception {
+            Precision p = Precision.parse(precision);
+            if (p != Precision.FP32 && p != Precision.BF16) throw new IllegalArgumentException("--device cuda runs bf16 weights: --precision " + precision + " is CPU only");
+            try (dev.panatron.cuda.CudaContext cctx = DecoderCli.cudaContext();
+                 dev.panatron.lm.CudaDecoder d = dev.panatron.lm.CudaDecoder.load(model, cctx, batch, promptLen + newTokens, 512)) {
+                d.setUseGraph(!noGraph);
+                d.setUseGemv(!cublasltOnly);
+                d.setFuseNorms(fuseNorms);
+                int v = d.config().vocab();
+                long copyBytes = (long) copyMib << 20;
+                dev.panatron.cuda.DeviceTensor src = cctx.allocate(dev.panatron.DType.F32, copyBytes / 4), dst = cctx.allocate(dev.panatron.DType.F32, copyBytes / 4);
+                src.fillBytes(1);
+                SplittableRandom r = new SplittableRandom(42);
+                int[][] prompts = new int[batch][promptLen];
+                for (int[] q : prompts) for (int i = 0; i < promptLen; i++) q[i] = r.nextInt(v);
+                int n = repeats;
+                double[] pre = new double[n], dec = new double[n], bw = new double[n];
+                for (int rep = -1; rep < n; rep++) {
+                    cctx.synchronize();
+                    long c0 = System.nanoTime();
+                    for (int c = 0; c < 8; c++) dst.copyFrom(src);
+                    cctx.synchronize();
+                    long c1 = System.nanoTime();
+                    d.reset();
+                    long t0 = System.nanoTime();
+                    for (int b = 0; b < batch; b++) d.prefill(b, prompts[b]);
+                    d.synchronize();
+                    long t1 = System.nanoTime();
+                    for (int i = 0; i < newTokens; i++) d.step();
+                    d.synchronize();
+                    long t2 = System.nanoTime();
+                    if (rep < 0) continue;
+                    bw[rep] = 8 * 2.0 * copyBytes / ((c1 - c0) / 1e9) / 1e9;
+                    pre[rep] = (double) batch * promptLen / ((t1 - t0) / 1e9);
+                    dec[rep] = (double) batch * newTokens / ((t2 - t1) / 1e9);
+                }
+                src.close();
+                dst.close();
+                long wb = d.weightBytesPerToken();
+                double[] frac = new double[n];
+                for (int i = 0; i < n; i++) frac[i] = dec[i] / batch * wb / (bw[i] * 1e9);
+                Arrays.sort(pre);
+                Arrays.sort(dec);
+                Arrays.sort(bw);
+                Arrays.sort(frac);
+                double boundTps = batch * bw[n / 2] * 1e9 / wb;
+                ObjectMapper om = new ObjectMapper();
+                ObjectNode o = om.createObjectNode();
+                o.put("model", model.toString());
+                o.put("device", cctx.device().name());
+                o.put("precision", "bf16");
+                o.put("cuda_graph", !noGraph);
+                o.put("gemv", !cublasltOnly && batch <= 8);
+                o.put("fused_norms", fuseNorms && !cublasltOnly && batch <= 8);
+                o.put("batch", batch);
+                o.put("prompt_len", promptLen);
+                o.put("new_tokens", newTokens);
+                o.put("repeats", n);
+                o.put("prefill_tokens_per_s", pre[n / 2]);
+                o.put("prefill_tokens_per_s_min", pre[0]);
+                o.put("prefill_tokens_per_s_max", pre[n - 1]);
+                o.put("decode_tokens_per_s", dec[n / 2]);
+                o.put("decode_tokens_per_s_min", dec[0]);
+                o.put("decode_tokens_per_s_max", dec[n - 1]);
+                o.put("decode_ms_per_step", 1000.0 * batch / dec[n / 2]);
+                o.put("weight_bytes_per_token", wb);
+                o.put("copy_gbs", bw[n / 2]);
+                o.put("bound_decode_tokens_per_s", boundTps);
+                o.put("decode_fraction_of_bound", frac[n / 2]);
+                var out = spec.commandLine().getOut();
+                if (json) out.println(om.writeValueAsString(o));
+                else {
+                    out.printf("%s on %s, bf16, %s, batch %d, prompt %d, %d new tokens, median of %d (min..max)%n", model, cctx.device().name(),
+                            noGraph ? "eager" : "CUDA graph", batch, promptLen, newTokens, n);
+                    out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", pre[n / 2], pre[0], pre[n - 1]);
+                    out.printf("  decode  %.1f tok/s (%.1f..%.1f) = %.3f ms/step%n", dec[n / 2], dec[0], dec[n - 1], 1000.0 * batch / dec[n / 2]);
+                    out.printf("  bound   %.1f MB of weights per step / device copy %.0f GB/s = %.0f tok/s; decode at %.0f%% of it%n",
+                            wb / 1e6, bw[n / 2], boundTps, 100 * frac[n / 2]);
+                }
+                out.flush();
+            }
             return 0;
         }
 

@@ -2,9 +2,7 @@ package dev.panatron.cli;
 
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.node.ObjectNode;
-import dev.panatron.lm.DecoderModel;
 import dev.panatron.lm.GenerationConfig;
-import dev.panatron.lm.Generator;
 import dev.panatron.Precision;
 import dev.panatron.lm.TextStreamer;
 import dev.panatron.tokenize.BpeTokenizer;
@@ -49,6 +47,8 @@ final class GenerateCommand implements Callable<Integer> {
     String stopIds;
     @Option(names = "--precision", defaultValue = "fp32", description = "linear-layer weights: fp32, bf16, int8 (LLM.int8) or fp4 (E2M1 weight-only)")
     String precision;
+    @Option(names = "--device", defaultValue = "cpu", description = "cpu, or cuda: the whole forward pass on GPU 0 (bf16 weights, decode step as a CUDA graph)")
+    String device;
     @Option(names = "--json", description = "print {\"ids\":[...],\"text\":...} at the end instead of streaming (text is null without a tokenizer.json)")
     boolean json;
 
@@ -57,7 +57,12 @@ final class GenerateCommand implements Callable<Integer> {
         Precision p = Precision.parse(precision);
         float temp = greedy ? 0f : temperature;
         java.io.PrintStream out = System.out;
-        try (DecoderModel m = DecoderCli.load(model, p, 64)) {
+        boolean cuda = DecoderCli.isCuda(device);
+        if (cuda && p != Precision.FP32 && p != Precision.BF16) {
+            throw new IllegalArgumentException("--device cuda runs bf16 weights: --precision " + precision + " is CPU only");
+        }
+        try (dev.panatron.cuda.CudaContext cctx = cuda ? DecoderCli.cudaContext() : null;
+             DecoderCli.Lm m = cuda ? DecoderCli.cudaLm(model, cctx) : DecoderCli.cpuLm(DecoderCli.load(model, p, 64))) {
             BpeTokenizer tok = null;
             int[] ids;
             if (prompt.text != null) {
@@ -71,7 +76,7 @@ final class GenerateCommand implements Callable<Integer> {
             int[] stops = stopIds != null ? DecoderCli.parseIds(stopIds, "--stop-ids") : m.stopTokens();
             GenerationConfig cfg = new GenerationConfig(maxNew, temp, topK, topP, repetitionPenalty, seed, stops);
             TextStreamer streamer = tok == null || json ? null : new TextStreamer(tok, true);
-            int[][] gen = new Generator(m).generate(new int[][] {ids}, cfg, json ? null : (b, t, last) -> {
+            int[][] gen = m.generate(new int[][] {ids}, cfg, json ? null : (b, t, last) -> {
                 if (streamer != null) {
                     out.print(streamer.next(t));
                     if (last) out.println(streamer.finish());

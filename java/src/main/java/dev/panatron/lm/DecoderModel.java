@@ -143,7 +143,10 @@ public final class DecoderModel implements AutoCloseable {
      * @throws IOException          when generation_config.json exists but cannot be read
      * @throws ModelFormatException when it is not valid JSON or names an id outside the vocabulary
      */
-    public int[] stopTokens() throws IOException {
+    public int[] stopTokens() throws IOException { return stopTokens(dir, cfg); }
+
+    /** {@link #stopTokens()} of a model directory with config {@code cfg} (also used by {@link CudaDecoder}). */
+    static int[] stopTokens(Path dir, DecoderConfig cfg) throws IOException {
         Path gen = dir.resolve("generation_config.json");
         if (Files.isRegularFile(gen)) {
             com.fasterxml.jackson.databind.JsonNode e = HfConfig.read(gen).raw().path("eos_token_id");
@@ -173,7 +176,10 @@ public final class DecoderModel implements AutoCloseable {
      * @throws dev.panatron.tokenize.TokenizerFormatException when it is not a BPE tokenizer.json we read
      * @throws IOException                                     when it cannot be read
      */
-    public dev.panatron.tokenize.BpeTokenizer tokenizer() throws IOException {
+    public dev.panatron.tokenize.BpeTokenizer tokenizer() throws IOException { return tokenizer(dir); }
+
+    /** {@link #tokenizer()} of a model directory (also used by {@link CudaDecoder}). */
+    static dev.panatron.tokenize.BpeTokenizer tokenizer(Path dir) throws IOException {
         Path f = dir.resolve("tokenizer.json");
         if (!Files.isRegularFile(f)) throw new java.nio.file.NoSuchFileException(f.toString(), null, "the model directory has no tokenizer.json (give token ids instead)");
         dev.panatron.tokenize.Tokenizer t = dev.panatron.tokenize.Tokenizer.fromFile(f);

@@ -96,4 +96,23 @@ class GenerateCommandTest {
         assertNotEquals(0, r2[0]);
         assertTrue(((String) r2[1]).isEmpty(), (String) r2[1]);
     }
+
+    /** --device cuda without a GPU (as in CI) fails with a message, and an unknown device is an error. */
+    @Test
+    void deviceCudaWithoutAGpuFailsClearly() {
+        Path dir = model("gpt2");
+        Object[] bad = run("--model", dir.toString(), "--prompt-ids", "1,2", "--device", "tpu");
+        assertNotEquals(0, bad[0]);
+        org.junit.jupiter.api.Assumptions.assumeFalse(dev.panatron.cuda.Cuda.isAvailable(), "a GPU is present");
+        PrintStream old = System.err;
+        ByteArrayOutputStream err = new ByteArrayOutputStream();
+        try {
+            System.setErr(new PrintStream(err, true, StandardCharsets.UTF_8));
+            Object[] r = run("--model", dir.toString(), "--prompt-ids", "1,2", "--device", "cuda");
+            assertNotEquals(0, r[0]);
+        } finally {
+            System.setErr(old);
+        }
+        assertTrue(err.toString(StandardCharsets.UTF_8).contains("no usable CUDA GPU"), err.toString(StandardCharsets.UTF_8));
+    }
 }
