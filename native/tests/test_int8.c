@@ -245,11 +245,11 @@ int main(void) {
                 if (mode != PT_INT8_LLM) /* every size also in LLM mode */
                     run_case(ctx, CONFIGS[c].name, MS[a], KN[b][0], KN[b][1], PT_INT8_LLM, 0, 0, i % 2, 1, PT_ACT_NONE);
             }
-        /* several oneDNN slices per thread with a narrower last one; bf16 y; GELU */
+        /* large M: W8A8 through oneDNN (bf16 x/y, GELU); LLM with outlier columns on our kernel */
         run_case(ctx, CONFIGS[c].name, 520, 77, 700, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_NONE);
         run_case(ctx, CONFIGS[c].name, 300, 200, 333, PT_INT8_W8A8, 1, 1, 1, 1, PT_ACT_GELU_ERF);
         run_case(ctx, CONFIGS[c].name, 70, 1000, 130, PT_INT8_LLM, 0, 0, 1, 1, PT_ACT_GELU_ERF);
-        run_case(ctx, CONFIGS[c].name, 64, 64, 64, PT_INT8_LLM, 0, 1, 0, 1, PT_ACT_NONE); /* bf16 y with outliers: our kernel */
+        run_case(ctx, CONFIGS[c].name, 64, 64, 64, PT_INT8_LLM, 0, 1, 0, 1, PT_ACT_NONE); /* bf16 y with outliers */
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

@@ -2,13 +2,11 @@
  * plain W8A8 and weight-only W8A32.
  *
  * oneDNN route (AMX-INT8 machine, built with oneDNN, a weight packed by pt_pack_int8_weight,
- * M >= PT_I8_DNN_MIN_M; f32 y, or bf16 y without outlier columns): the same steps 1-2 with
- * the rows quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks
- * in place (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m,
- * per-channel weight scales and the bias, writing y; with outlier columns it works in column
- * slices of ~1 MiB of y and our AVX-512 pass adds xo_m . Wo[n, outliers] (and the activation)
- * while the slice is in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN
- * has no brgemm kernel for falls back to our kernels.
+ * M >= PT_I8_DNN_MIN_M, no outlier columns in this call): the same steps 1-2 with the rows
+ * quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks in place
+ * (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m, per-channel
+ * weight scales, the bias and the activation, writing y. Rows with a non-finite x are set to
+ * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
@@ -181,7 +179,6 @@ typedef struct {
     int32_t mr;               /* rows per micro call */
     int32_t amx;
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
-    int64_t blk0;             /* oneDNN route: the first block of outlier_blocks' column slice */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
@@ -369,30 +366,6 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
 #endif
 }
 
-/* oneDNN route, LLM with outlier columns, blocks [blk0 + b0, blk0 + b1) of 64 channels:
- * y += the outlier product xo . Wo^T, then the activation (oneDNN wrote the int8 part and
- * the bias of this column slice just before). */
-static void outlier_blocks(int64_t b0, int64_t b1, void* argp) {
-    i8_arg* g = (i8_arg*)argp;
-    float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
-    if (!wop) { g->failed = 1; return; }
-    float wsc[PT_I8_NB], bias[PT_I8_NB];
-    const int64_t bb = b_bytes(g->k), ldy = g->y->stride[0] / 4;
-    for (int64_t blk = g->blk0 + b0; blk < g->blk0 + b1; blk++) {
-        const int64_t n0 = blk * PT_I8_NB;
-        const int nb = block_params(g, n0, (const int8_t*)g->packed + blk * bb, wsc, bias, wop);
-        for (int64_t m0 = 0; m0 < g->m; m0 += PT_I8_MR_MAX) {
-            const int mr = (int)(g->m - m0 < PT_I8_MR_MAX ? g->m - m0 : PT_I8_MR_MAX);
-            float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
-#if defined(PT_HAVE_X86_KERNELS)
-            pt_i8_outlier_add_avx512(mr, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
-#endif
-            if (g->act != PT_ACT_NONE)
-                for (int r = 0; r < mr; r++) pt_apply_activation(y0 + r * ldy, nb, g->act);
-        }
-    }
-}
-
 /* W8A32: a block of 64 channels dequantized to f32 [k][64] in scratch, 4 rows of x at a time. */
 static void wonly_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
@@ -444,16 +417,18 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
 #define PT_I8_DNN_MIN_M 64
 
-/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
- * per-channel weight scales and bias writes the int8 part (and applies the activation when
- * there are no outlier columns); then our outlier product (LLM) and the activation are added;
- * rows with a non-finite x are set to NaN last. */
-static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
+/* oneDNN route, after the row quantization (s8), without outlier columns (W8A8, or LLM.int8
+ * when no column crossed the threshold): oneDNN's s8 matmul with per-row src scales,
+ * per-channel weight scales, bias and activation writes y; rows with a non-finite x are set
+ * to NaN last. With outlier columns our AMX kernel runs instead: a separate pass adding the
+ * outlier product after oneDNN lost to it (pt-bench --op int8, session 3: 0.75-0.85x of
+ * llm.int8_own at 2 threads, M = 128 and 512). */
+static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g) {
     const int64_t m = g->m, n = g->n;
     const float* ws = g->wscale;
     const float* bias = g->bias;
     if ((n > 1 && g->wscale_stride != 1) || (bias && n > 1 && g->bias_stride != 1)) { /* oneDNN wants them contiguous */
-        float* c = (float*)pt_scratch(1, (size_t)n * 2 * sizeof(float)); /* outlier_blocks uses 2 */
+        float* c = (float*)pt_scratch(1, (size_t)n * 2 * sizeof(float));
         if (!c) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate scales (N=%lld)", (long long)n);
         for (int64_t j = 0; j < n; j++) c[j] = g->wscale[j * g->wscale_stride];
         if (bias)
@@ -462,30 +437,10 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
-    /* with outliers (f32 y), column slices of about 1 MiB of y (a multiple of 64 channels:
-     * the slice of the packed weight is contiguous): oneDNN writes the int8 part and the bias,
-     * and our outlier product (+ activation) is added while the slice is in cache */
-    int64_t ns = n;
-    if (g->no > 0) {
-        ns = (int64_t)1048576 / (m * 4) / PT_I8_NB * PT_I8_NB;
-        if (ns < PT_I8_NB) ns = PT_I8_NB;
-        if (ns > n) ns = n;
-    }
-    const int64_t bb = b_bytes(g->k);
-    for (int64_t n0 = 0; n0 < n; n0 += ns) {
-        const int64_t cols = n - n0 < ns ? n - n0 : ns;
-        pt_onednn_s8_problem q = {m, cols, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act,
-                                  (const int8_t*)g->aq, (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb, g->sx, ws + n0,
-                                  bias ? bias + n0 : NULL, (char*)g->y->data + n0 * es};
-        pt_status st = pt_matmul_onednn_s8(ctx, &q);
-        if (st != PT_OK) return st;
-        if (g->no > 0) {
-            const int64_t nblk = ceil_div(cols, PT_I8_NB);
-            g->blk0 = n0 / PT_I8_NB;
-            pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), outlier_blocks, g);
-            if (g->failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (outliers %lld)", (long long)g->no);
-        }
-    }
+    pt_onednn_s8_problem q = {m, n, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
+                              (const int8_t*)g->packed, g->sx, ws, bias, g->y->data};
+    pt_status st = pt_matmul_onednn_s8(ctx, &q);
+    if (st != PT_OK) return st;
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
             char* yr = pt_row_ptr(g->y, r);
@@ -594,11 +549,10 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         for (int64_t j = 0; j < k; j++)
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
     }
-    /* 2. oneDNN route: AMX and a packed weight (whose blocks are oneDNN's layout); bf16 y only
-     * without outlier columns (the sum post-op would round the outlier product to bf16) */
+    /* 2. oneDNN route: AMX, a packed weight (whose blocks are oneDNN's layout), no outlier columns */
     int dnn = 0;
 #if defined(PT_HAVE_X86_KERNELS)
-    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (y->dtype == PT_F32 || g.no == 0) &&
+    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && g.no == 0 &&
           (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
     g.s8 = dnn;
 #endif
@@ -616,7 +570,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     if (dnn) {
-        pt_status st = int8_onednn(ctx, &g, threads);
+        pt_status st = int8_onednn(ctx, &g);
         if (st != PT_ERR_UNSUPPORTED) return st;
         /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
         g.s8 = 0;

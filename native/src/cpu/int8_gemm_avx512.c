@@ -117,22 +117,3 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
         }
     }
 }
-
-/* out[r * ldo + j] += sum_o xo[r][o] wop[o][j] for j < nb: LLM.int8's outlier product added to
- * what oneDNN's s8 matmul wrote (still in cache: the driver works in row panels). */
-void pt_i8_outlier_add_avx512(int mr, const float* xo, int64_t no, const float* wop, float* out, int64_t ldo, int nb) {
-    __mmask16 mk[4];
-    for (int v = 0; v < 4; v++) {
-        int left = nb - 16 * v;
-        mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-    }
-    for (int r = 0; r < mr; r++) {
-        float* o = out + r * ldo;
-        for (int v = 0; v < 4; v++) {
-            __m512 y = _mm512_maskz_loadu_ps(mk[v], o + 16 * v);
-            for (int64_t q = 0; q < no; q++)
-                y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
-            _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
-        }
-    }
-}
