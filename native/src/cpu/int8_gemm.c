@@ -20,6 +20,7 @@
  *     where Wo is w_outlier (full precision) or, when NULL, the dequantized int8 weight. */
 #include "cpu/int8_gemm.h"
 #include "cpu/gemm.h"
+#include "cpu/elem.h"
 
 #include <math.h>
 
@@ -288,6 +289,20 @@ static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* ws
     return nb;
 }
 
+/* The epilogue's activation, on the AVX-512 unary kernels where the context allows AVX-512
+ * (libm's scalar erff was a quarter of an int8 MiniLM forward), else the scalar reference. */
+static void activation_row(const i8_arg* g, float* x, int64_t n) {
+    if (g->act == PT_ACT_NONE) return;
+#if defined(PT_HAVE_X86_KERNELS)
+    static const int op[] = {0, PT_UNARY_RELU, PT_UNARY_GELU_ERF, PT_UNARY_GELU_TANH, PT_UNARY_SILU};
+    if (g->avx512) {
+        pt_unary_row_avx512(op[g->act], x, PT_F32, x, PT_F32, n);
+        return;
+    }
+#endif
+    pt_apply_activation(x, n, g->act);
+}
+
 /* Rows [m0, m0 + mr) x channels [n0, n0 + nb) of y from the s32 sums acc (row stride ldacc):
  * dequantization, outlier product, bias, NaN rows, activation, store. */
 static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, const int32_t* colsum, int64_t m0, int mr, int64_t n0,
@@ -302,7 +317,7 @@ static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, cons
             float* yr = y0 + r * ldy;
             if (g->bad[m0 + r])
                 for (int j = 0; j < nb; j++) yr[j] = NAN;
-            if (g->act != PT_ACT_NONE) pt_apply_activation(yr, nb, g->act);
+            activation_row(g, yr, nb);
         }
         return;
     }
@@ -325,7 +340,7 @@ static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, cons
         }
         if (g->bad[row])
             for (int j = 0; j < nb; j++) tmp[j] = NAN;
-        pt_apply_activation(tmp, nb, g->act);
+        activation_row(g, tmp, nb);
         pt_store_row_f32(tmp, nb, g->y->dtype, pt_row_ptr(g->y, row) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
     }
 }
@@ -403,7 +418,7 @@ static void wonly_blocks(int64_t b0, int64_t b1, void* argp) {
             }
             for (int r = 0; r < mr; r++) {
                 for (int j = 0; j < PT_I8_NB; j++) acc[r][j] += bias[j];
-                pt_apply_activation(acc[r], nb, g->act);
+                activation_row(g, acc[r], nb);
                 pt_store_row_f32(acc[r], nb, g->y->dtype,
                                  pt_row_ptr(g->y, m0 + r) + n0 * (int64_t)pt_dtype_size(g->y->dtype));
             }
