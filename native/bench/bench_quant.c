@@ -20,6 +20,7 @@
 #include "bench_common.h"
 
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -137,7 +138,10 @@ int pt_bench_quant(int argc, char** argv) {
             if (pt_quantize_int8_weight(ctx, &c.w, &c.wq, &c.ws) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
             /* the weight is quantized and packed once, like oneDNN's reordered weight */
             int64_t pbytes = pt_int8_packed_bytes(n, k);
-            int8_t* packed = aligned_alloc(64, (size_t)(pbytes + 63) / 64 * 64); /* as a model's weights (64-byte aligned) */
+            /* 64-byte aligned, as a model's weights (malloc + offset: mingw has no aligned_alloc) */
+            int8_t* packed_raw = malloc((size_t)pbytes + 64);
+            if (!packed_raw) { fprintf(stderr, "out of memory (packed weight, %lld bytes)\n", (long long)pbytes); return 1; }
+            int8_t* packed = (int8_t*)(((uintptr_t)packed_raw + 63) & ~(uintptr_t)63);
             pt_tensor tp;
             memset(&tp, 0, sizeof tp);
             tp.data = packed; tp.dtype = PT_I8; tp.ndim = 1; tp.shape[0] = pbytes; tp.stride[0] = 1;
@@ -190,7 +194,7 @@ int pt_bench_quant(int argc, char** argv) {
 #if defined(PT_BENCH_ONEDNN)
             pt_bench_dnnl_s8_destroy(&c.dn);
 #endif
-            free(packed); free(x); free(w); free(wq); free(ws); free(bias); free(y);
+            free(packed_raw); free(x); free(w); free(wq); free(ws); free(bias); free(y);
         }
     if (json) printf("\n]\n");
     pt_ctx_destroy(ctx);
