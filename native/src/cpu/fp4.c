@@ -39,13 +39,17 @@ static float max_level(const float* lv) {
     return m;
 }
 
-/* Nearest level to v (ties: smaller magnitude, then the lower code). */
+/* Nearest level to v (ties: smaller magnitude, then the lower code; NaN: code 0), with selects
+ * instead of a data-dependent branch per level (the branchy loop dominated pt_fp4_quantize). */
 static inline int nearest_code(const float* lv, float v) {
     int best = 0;
-    float bd = fabsf(v - lv[0]);
+    float bd = fabsf(v - lv[0]), ab = fabsf(lv[0]);
     for (int c = 1; c < 16; c++) {
-        float d = fabsf(v - lv[c]);
-        if (d < bd || (d == bd && fabsf(lv[c]) < fabsf(lv[best]))) { bd = d; best = c; }
+        const float d = fabsf(v - lv[c]), a = fabsf(lv[c]);
+        const int better = (d < bd) | ((d == bd) & (a < ab));
+        best = better ? c : best;
+        bd = better ? d : bd;
+        ab = better ? a : ab;
     }
     return best;
 }
