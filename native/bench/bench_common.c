@@ -83,76 +83,32 @@ int pt_bench_parse_f64(const char* s, double* out, int max) {
 }
 
 #if defined(PT_BENCH_ONEDNN)
-#define DN(call) do { if ((call) != dnnl_success) { fprintf(stderr, "oneDNN: %s failed\n", #call); exit(1); } } while (0)
-void pt_bench_dnnl_s8_setup(pt_bench_dnnl_s8* c, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk, const float* ws,
-                            float* bias, uint64_t* rng) {
-    DN(dnnl_engine_create(&c->eng, dnnl_cpu, 0));
-    DN(dnnl_stream_create(&c->strm, c->eng, dnnl_stream_default_flags));
-    dnnl_dims_t sd = {m, k}, wd = {k, n}, dd = {m, n}, bd = {1, n}, ssd = {1}, wsd = {n};
-    dnnl_memory_desc_t smd, wmd_any, wmd_plain, dmd, bmd, sc1, scn;
-    DN(dnnl_memory_desc_create_with_tag(&smd, 2, sd, dnnl_s8, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_any, 2, wd, dnnl_s8, dnnl_format_tag_any));
-    DN(dnnl_memory_desc_create_with_tag(&wmd_plain, 2, wd, dnnl_s8, dnnl_ba)); /* W^T of [N,K] row-major */
-    DN(dnnl_memory_desc_create_with_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&bmd, 2, bd, dnnl_f32, dnnl_ab));
-    DN(dnnl_memory_desc_create_with_tag(&sc1, 1, ssd, dnnl_f32, dnnl_a));
-    DN(dnnl_memory_desc_create_with_tag(&scn, 1, wsd, dnnl_f32, dnnl_a));
-    dnnl_primitive_attr_t attr;
-    DN(dnnl_primitive_attr_create(&attr));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_SRC, 0));
-    DN(dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1));
-    dnnl_primitive_desc_t pd;
-    DN(dnnl_matmul_primitive_desc_create(&pd, c->eng, smd, wmd_any, bmd, dmd, attr));
-    const_dnnl_memory_desc_t wmd = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    const char* impl = NULL;
-    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
-    fprintf(stderr, "# oneDNN s8 matmul impl (M=%lld): %s\n", (long long)m, impl ? impl : "?");
-    DN(dnnl_primitive_create(&c->prim, pd));
-    /* weights: reorder the plain [N,K] int8 once into oneDNN's layout (load-time cost) */
-    dnnl_memory_t wplain, wpacked, src, dst, bm, s1, sn;
-    DN(dnnl_memory_create(&wplain, wmd_plain, c->eng, (void*)wq_nk));
-    DN(dnnl_memory_create(&wpacked, wmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    dnnl_primitive_desc_t rpd;
-    dnnl_primitive_t rp;
-    DN(dnnl_reorder_primitive_desc_create(&rpd, wmd_plain, c->eng, wmd, c->eng, NULL));
-    DN(dnnl_primitive_create(&rp, rpd));
-    dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, wplain}, {DNNL_ARG_TO, wpacked}};
-    DN(dnnl_primitive_execute(rp, c->strm, 2, ra));
-    DN(dnnl_stream_wait(c->strm));
-    int8_t* xs = malloc((size_t)(m * k));
-    if (!xs) { fprintf(stderr, "out of memory\n"); exit(1); }
-    for (int64_t i = 0; i < m * k; i++) xs[i] = (int8_t)(pt_bench_rand(rng) * 127.0f);
-    static float one = 0.02f;
-    DN(dnnl_memory_create(&src, smd, c->eng, xs));
-    DN(dnnl_memory_create(&dst, dmd, c->eng, DNNL_MEMORY_ALLOCATE));
-    DN(dnnl_memory_create(&bm, bmd, c->eng, bias));
-    DN(dnnl_memory_create(&s1, sc1, c->eng, &one));
-    DN(dnnl_memory_create(&sn, scn, c->eng, (void*)ws));
-    int a = 0;
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, src};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wpacked};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_DST, dst};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_SRC, s1};
-    c->args[a++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_SCALES | DNNL_ARG_WEIGHTS, sn};
-    c->nargs = a;
-    dnnl_primitive_attr_destroy(attr);
-    dnnl_primitive_desc_destroy(pd);
-    dnnl_primitive_desc_destroy(rpd);
-    dnnl_primitive_destroy(rp);
-    dnnl_memory_destroy(wplain);
-    /* xs stays referenced by the src memory for the run (freed at exit) */
+static void s8_fail(const char* what) {
+    fprintf(stderr, "oneDNN s8 baseline: %s: %s\n", what, pt_last_error());
+    exit(1);
+}
+
+void pt_bench_dnnl_s8_setup(pt_bench_dnnl_s8* c, pt_ctx* ctx, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk,
+                            const float* ws, float* bias, uint64_t* rng) {
+    c->ctx = ctx;
+    c->x = malloc((size_t)(m * k));
+    c->y = malloc(sizeof(float) * (size_t)(m * n));
+    if (!c->x || !c->y) { fprintf(stderr, "out of memory\n"); exit(1); }
+    for (int64_t i = 0; i < m * k; i++) c->x[i] = (int8_t)(pt_bench_rand(rng) * 127.0f);
+    pt_tensor tw = pt_bench_t2((void*)wq_nk, PT_I8, n, k), ts = pt_bench_v((void*)ws, n);
+    if (pt_s8_matmul_create(ctx, m, &tw, &ts, &c->p) != PT_OK) s8_fail("create");
+    c->tx = pt_bench_t2(c->x, PT_I8, m, k);
+    c->tbias = pt_bench_v(bias, n);
+    c->ty = pt_bench_t2(c->y, PT_F32, m, n);
 }
 
 int pt_bench_dnnl_s8_run(pt_bench_dnnl_s8* c) {
-    if (dnnl_primitive_execute(c->prim, c->strm, c->nargs, c->args) != dnnl_success) return 1;
-    return dnnl_stream_wait(c->strm) != dnnl_success;
+    return pt_s8_matmul_run(c->ctx, c->p, &c->tx, 0.02f, &c->tbias, &c->ty) != PT_OK;
 }
 
 void pt_bench_dnnl_s8_destroy(pt_bench_dnnl_s8* c) {
-    for (int i = 0; i < c->nargs; i++) dnnl_memory_destroy(c->args[i].memory);
-    dnnl_primitive_destroy(c->prim);
-    dnnl_stream_destroy(c->strm);
-    dnnl_engine_destroy(c->eng);
+    pt_s8_matmul_destroy(c->p);
+    free(c->x);
+    free(c->y);
 }
 #endif

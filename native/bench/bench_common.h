@@ -6,9 +6,6 @@
 #include "panatron/panatron.h"
 
 #include <stdint.h>
-#if defined(PT_BENCH_ONEDNN)
-#  include <oneapi/dnnl/dnnl.h>
-#endif
 
 /* 1: pt_bench_now reads the process CPU clock (--clock cpu), else the monotonic wall clock. */
 extern int pt_bench_cpu_clock;
@@ -32,18 +29,19 @@ int pt_bench_parse_i64(const char* s, int64_t* out, int max);
 int pt_bench_parse_f64(const char* s, double* out, int max);
 
 #if defined(PT_BENCH_ONEDNN)
-/* oneDNN's s8 matmul, y[M,N] f32 = (sx * x[M,K] s8) . (ws[n] * W[N,K]^T s8) + bias[N], the
- * weight reordered once into oneDNN's preferred layout, x already quantized (random, drawn
- * from rng): its quantization is not timed. Exits with a message when oneDNN fails. */
+/* oneDNN's s8 matmul through pt_s8_matmul_* (the library's baseline API), y[M,N] f32 =
+ * (sx * x[M,K] s8) . (ws[n] * W[N,K]^T s8) + bias[N] on ctx's threads, the weight reordered
+ * once into oneDNN's preferred layout, x already quantized (random, drawn from rng): its
+ * quantization is not timed. Exits with a message when oneDNN fails. */
 typedef struct {
-    dnnl_engine_t eng;
-    dnnl_stream_t strm;
-    dnnl_primitive_t prim;
-    dnnl_exec_arg_t args[8];
-    int nargs;
+    pt_ctx* ctx;
+    pt_s8_matmul* p;
+    int8_t* x;
+    float* y;
+    pt_tensor tx, tbias, ty;
 } pt_bench_dnnl_s8;
-void pt_bench_dnnl_s8_setup(pt_bench_dnnl_s8* c, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk, const float* ws,
-                            float* bias, uint64_t* rng);
+void pt_bench_dnnl_s8_setup(pt_bench_dnnl_s8* c, pt_ctx* ctx, int64_t m, int64_t n, int64_t k, const int8_t* wq_nk,
+                            const float* ws, float* bias, uint64_t* rng);
 int pt_bench_dnnl_s8_run(pt_bench_dnnl_s8* c); /* 0 on success */
 void pt_bench_dnnl_s8_destroy(pt_bench_dnnl_s8* c);
 #endif

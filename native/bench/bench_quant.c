@@ -150,7 +150,7 @@ int pt_bench_quant(int argc, char** argv) {
             c.w8 = (pt_int8_matmul_params){PT_INT8_W8A8, PT_ACT_NONE, 6.0f, 0, &tp};
             c.mp = (pt_matmul_params){1, PT_ACT_NONE, 1.0f, 0.0f};
 #if defined(PT_BENCH_ONEDNN)
-            pt_bench_dnnl_s8_setup(&c.dn, m, n, k, wq, ws, bias, &qrng);
+            pt_bench_dnnl_s8_setup(&c.dn, ctx, m, n, k, wq, ws, bias, &qrng);
 #endif
             double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
             double g[NMETH][100], r_s8[100], r_f32[100], r_w8[100], r_own[100];

@@ -60,14 +60,15 @@ static double time1(scase* c, int meth, double min_s) {
 
 #if defined(PT_BENCH_ONEDNN)
 /* oneDNN's dense s8 matmul on a random [N,K] int8 weight, per-channel scales 0.001. */
-static void dnnl_s8_setup(scase* c, int64_t m, int64_t n, int64_t k, float* bias) {
+static void dnnl_s8_setup(scase* c, pt_ctx* ctx, int64_t m, int64_t n, int64_t k, float* bias) {
     int8_t* wq = malloc((size_t)(n * k));
-    float* ws = malloc(4 * (size_t)n); /* stays referenced by the primitive's arguments for the run */
+    float* ws = malloc(4 * (size_t)n);
     if (!wq || !ws) { fprintf(stderr, "out of memory\n"); exit(1); }
     for (int64_t i = 0; i < n * k; i++) wq[i] = (int8_t)(pt_bench_rand(&srng) * 127.0f);
     for (int64_t i = 0; i < n; i++) ws[i] = 0.001f;
-    pt_bench_dnnl_s8_setup(&c->dn, m, n, k, wq, ws, bias, &srng);
+    pt_bench_dnnl_s8_setup(&c->dn, ctx, m, n, k, wq, ws, bias, &srng);
     free(wq);
+    free(ws);
 }
 #endif
 
@@ -145,7 +146,7 @@ int pt_bench_spmm(int argc, char** argv) {
                     }
                 }
 #if defined(PT_BENCH_ONEDNN)
-            dnnl_s8_setup(&c, m, n, k, bias);
+            dnnl_s8_setup(&c, ctx, m, n, k, bias);
 #endif
             const int nmeth = 2 + 2 * nsp;
             const double gop = 2.0 * (double)m * (double)n * (double)k * 1e-9;
