@@ -232,17 +232,16 @@ done:
     return st;
 }
 
-pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
-    pt_onednn* d = (pt_onednn*)ctx->onednn;
-    /* oneDNN 3.13's bf16 (AMX brgemm) matmul reads a's row padding past K when rows are
-     * strided (lda > K, K not a multiple of 32): NaN or Inf there leaks into c (test_gemm's
-     * poisoned padding shows it). Our kernels serve those problems. */
-    if (g->a_dtype == PT_BF16 && g->m > 1 && g->lda != g->k) return PT_ERR_UNSUPPORTED;
-    /* everything that shapes the primitive (alpha is a runtime argument, beta is baked in) */
-    int64_t key[KEY_LEN] = {g->m, g->n, g->k, g->batch, g->a_dtype, g->c_dtype, g->lda, g->ldb, g->ldc, g->batch_a, g->batch_b,
-                            g->batch_c, g->trans_b, g->bias != NULL, g->activation, g->alpha != 1.0f, 0, 0};
-    memcpy(&key[16], &g->beta, sizeof g->beta);
+/* The primitive cache: runs the primitive cached under key (made by make on a miss, then
+ * published: a free slot, else the least recently used one nobody is running; if another thread
+ * published the same key meanwhile, or every slot is busy, ours stays private to this call), on
+ * ctx's threads. */
+typedef pt_status (*prim_make_fn)(pt_onednn* d, const void* arg, prim_set* out);
+typedef pt_status (*prim_run_fn)(pt_onednn* d, const void* arg, const prim_set* p);
 
+#define KEY_BYTES (KEY_LEN * sizeof(int64_t))
+static pt_status run_cached(pt_ctx* ctx, const int64_t key[KEY_LEN], prim_make_fn make, prim_run_fn run, const void* arg) {
+    pt_onednn* d = (pt_onednn*)ctx->onednn;
 #if defined(_OPENMP)
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(ctx->n_threads);
@@ -251,28 +250,25 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
     cache_entry* e = NULL;
     MUTEX_LOCK(&d->lock);
     for (int i = 0; i < CACHE_SLOTS; i++)
-        if (d->cache[i].used && memcmp(d->cache[i].key, key, sizeof key) == 0) { e = &d->cache[i]; break; }
+        if (d->cache[i].used && memcmp(d->cache[i].key, key, KEY_BYTES) == 0) { e = &d->cache[i]; break; }
     if (e) { e->refs++; e->last_use = ++d->clock; }
     MUTEX_UNLOCK(&d->lock);
 
     if (e) {
-        st = execute(d, g, &e->p);
+        st = run(d, arg, &e->p);
         MUTEX_LOCK(&d->lock);
         e->refs--;
         MUTEX_UNLOCK(&d->lock);
     } else {
         prim_set p;
-        st = create_prim(d, g, &p);
+        st = make(d, arg, &p);
         if (st == PT_OK) {
-            /* publish it: a free slot, else the least recently used one nobody is running;
-             * if another thread published the same key meanwhile, or every slot is busy,
-             * ours stays private to this call */
             MUTEX_LOCK(&d->lock);
             cache_entry* slot = NULL;
             int dup = 0;
             for (int i = 0; i < CACHE_SLOTS && !dup; i++) {
                 cache_entry* c = &d->cache[i];
-                if (c->used && memcmp(c->key, key, sizeof key) == 0) dup = 1;
+                if (c->used && memcmp(c->key, key, KEY_BYTES) == 0) dup = 1;
                 else if (!c->used) { if (!slot || slot->used) slot = c; }
                 else if (c->refs == 0 && (!slot || (slot->used && c->last_use < slot->last_use))) slot = c;
             }
@@ -281,7 +277,7 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
             int owned = 1;
             if (!dup && slot) {
                 if (slot->used) old = slot->p;
-                memcpy(slot->key, key, sizeof key);
+                memcpy(slot->key, key, KEY_BYTES);
                 slot->p = p;
                 slot->used = 1;
                 slot->refs = 1;
@@ -291,7 +287,7 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
             }
             MUTEX_UNLOCK(&d->lock);
             prim_set_free(&old);
-            st = execute(d, g, &p);
+            st = run(d, arg, &p);
             if (owned) prim_set_free(&p);
             else {
                 MUTEX_LOCK(&d->lock);
@@ -304,6 +300,21 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
     omp_set_num_threads(prev_threads);
 #endif
     return st;
+}
+
+static pt_status make_f(pt_onednn* d, const void* arg, prim_set* out) { return create_prim(d, (const pt_gemm_problem*)arg, out); }
+static pt_status run_f(pt_onednn* d, const void* arg, const prim_set* p) { return execute(d, (const pt_gemm_problem*)arg, p); }
+
+pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
+    /* oneDNN 3.13's bf16 (AMX brgemm) matmul reads a's row padding past K when rows are
+     * strided (lda > K, K not a multiple of 32): NaN or Inf there leaks into c (test_gemm's
+     * poisoned padding shows it). Our kernels serve those problems. */
+    if (g->a_dtype == PT_BF16 && g->m > 1 && g->lda != g->k) return PT_ERR_UNSUPPORTED;
+    /* everything that shapes the primitive (alpha is a runtime argument, beta is baked in) */
+    int64_t key[KEY_LEN] = {g->m, g->n, g->k, g->batch, g->a_dtype, g->c_dtype, g->lda, g->ldb, g->ldc, g->batch_a, g->batch_b,
+                            g->batch_c, g->trans_b, g->bias != NULL, g->activation, g->alpha != 1.0f, 0, 0};
+    memcpy(&key[16], &g->beta, sizeof g->beta);
+    return run_cached(ctx, key, make_f, run_f, g);
 }
 
 /* ---------------------------------------------------------------- s8 matmul (int8 GEMM)
@@ -408,69 +419,15 @@ done:
                    (long long)q->k);
 }
 
+static pt_status make_s8(pt_onednn* d, const void* arg, prim_set* out) { return create_s8(d, (const pt_onednn_s8_problem*)arg, out); }
+static pt_status run_s8(pt_onednn* d, const void* arg, const prim_set* p) { return execute_s8(d, (const pt_onednn_s8_problem*)arg, p); }
+
 pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
-    pt_onednn* d = (pt_onednn*)ctx->onednn;
-    if (!d) return PT_ERR_UNSUPPORTED;
+    if (!ctx->onednn) return PT_ERR_UNSUPPORTED;
     /* batch = -8 keeps these keys apart from pt_matmul_onednn's (batch >= 1) */
     int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, 0,
                             0, 0, 0, 0, 0, 0};
-#if defined(_OPENMP)
-    const int prev_threads = omp_get_max_threads();
-    omp_set_num_threads(ctx->n_threads);
-#endif
-    pt_status st = PT_OK;
-    cache_entry* e = NULL;
-    MUTEX_LOCK(&d->lock);
-    for (int i = 0; i < CACHE_SLOTS; i++)
-        if (d->cache[i].used && memcmp(d->cache[i].key, key, sizeof key) == 0) { e = &d->cache[i]; break; }
-    if (e) { e->refs++; e->last_use = ++d->clock; }
-    MUTEX_UNLOCK(&d->lock);
-    if (e) {
-        st = execute_s8(d, q, &e->p);
-        MUTEX_LOCK(&d->lock);
-        e->refs--;
-        MUTEX_UNLOCK(&d->lock);
-    } else {
-        prim_set p;
-        st = create_s8(d, q, &p);
-        if (st == PT_OK) {
-            MUTEX_LOCK(&d->lock);
-            cache_entry* slot = NULL;
-            int dup = 0;
-            for (int i = 0; i < CACHE_SLOTS && !dup; i++) {
-                cache_entry* c = &d->cache[i];
-                if (c->used && memcmp(c->key, key, sizeof key) == 0) dup = 1;
-                else if (!c->used) { if (!slot || slot->used) slot = c; }
-                else if (c->refs == 0 && (!slot || (slot->used && c->last_use < slot->last_use))) slot = c;
-            }
-            prim_set old;
-            memset(&old, 0, sizeof old);
-            int owned = 1;
-            if (!dup && slot) {
-                if (slot->used) old = slot->p;
-                memcpy(slot->key, key, sizeof key);
-                slot->p = p;
-                slot->used = 1;
-                slot->refs = 1;
-                slot->last_use = ++d->clock;
-                e = slot;
-                owned = 0;
-            }
-            MUTEX_UNLOCK(&d->lock);
-            prim_set_free(&old);
-            st = execute_s8(d, q, &p);
-            if (owned) prim_set_free(&p);
-            else {
-                MUTEX_LOCK(&d->lock);
-                e->refs--;
-                MUTEX_UNLOCK(&d->lock);
-            }
-        }
-    }
-#if defined(_OPENMP)
-    omp_set_num_threads(prev_threads);
-#endif
-    return st;
+    return run_cached(ctx, key, make_s8, run_s8, q);
 }
 
 #else /* built without oneDNN */
