@@ -247,7 +247,8 @@ static void run_config(const config* cfg) {
     /* odd sizes, every edge; K above one cache block (f32 kc 256, bf16 512); M above MC; N above NC */
     static const int64_t sizes[][3] = {
         {1, 1, 1}, {7, 5, 3}, {63, 65, 127}, {65, 63, 129}, {127, 129, 65}, {1, 257, 63}, {257, 1, 31},
-        {33, 17, 257}, {1, 768, 384}, {13, 47, 600}, {9, 40, 1100}, {500, 40, 30}, {3, 1100, 20}, {2, 3, 0}, {6, 130, 77}, {8, 67, 40}, {5, 33, 17}};
+        {33, 17, 257}, {1, 768, 384}, {13, 47, 600}, {9, 40, 1100}, {500, 40, 30}, {3, 1100, 20}, {2, 3, 0}, {6, 130, 77}, {8, 67, 40}, {5, 33, 17},
+        {1, 1100, 70}, {2, 2305, 33}}; /* M <= 2: rows from 8 segments at once, several tiles each, ragged ends */
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
         for (int tb = 0; tb <= 1; tb++)
             for (int d = 0; d < 2; d++) {

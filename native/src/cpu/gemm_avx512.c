@@ -190,24 +190,24 @@ static inline __attribute__((always_inline)) void nn_block(const int M, const in
             if (mk[v]) finish16(acc[i][v], o, i, 16 * v, mk[v]);
 }
 
+/* JB rows of B [N, K] at once, dotted with the M rows of A. The rows come from up to JB
+ * different places (row[jj]): at M = 1 and 2 they are taken from SEG segments of the thread's
+ * columns, SEG * 4 KiB and more apart, so the core runs JB independent read streams rather than
+ * one; the hardware prefetchers then keep more lines in flight (a short, adjacent-row block is
+ * one stream to them). Each stream prefetches its next row (pf_ahead elements on). Sums go to tmp[i * ldt + pos[jj]] for jj < jn. */
 static inline __attribute__((always_inline)) void nt_block(const int M, const int JB, const float* a, int64_t lda,
-                                                           const void* B, int bbf, int64_t ldb, int64_t k, int64_t j, int jn,
-                                                           float* tmp, int jt) {
+                                                           const void* B, int bbf, int64_t k, const int64_t* row,
+                                                           int64_t pf_ahead, const int* pos, int jn, float* tmp, int ldt) {
     __m512 acc[SM_MAX][8];
-    int64_t row[8];
-#pragma GCC unroll 8
-    for (int jj = 0; jj < JB; jj++) row[jj] = (j + (jj < jn ? jj : jn - 1)) * ldb;
 #pragma GCC unroll 8
     for (int i = 0; i < M; i++)
 #pragma GCC unroll 8
         for (int jj = 0; jj < JB; jj++) acc[i][jj] = _mm512_setzero_ps();
-    /* prefetch the same position of the next block of JB rows: with contiguous rows (a
-     * Linear weight [N, K]) that is one block (JB * K elements) ahead in one stream, which the
-     * short per-row streams (K * 4 bytes) give the hardware prefetcher no time to learn */
-    const int64_t pf_ahead = (int64_t)JB * ldb;
     for (int64_t p0 = 0; p0 < k; p0 += 16) {
         __mmask16 m = k - p0 >= 16 ? (__mmask16)0xffff : mask_lo((int)(k - p0));
         __m512 bv[8];
+        /* the same position of each stream's next row (a row is K elements; the rows of a
+         * Linear weight [N, K] are contiguous, so this is where the stream goes next) */
 #pragma GCC unroll 8
         for (int jj = 0; jj < JB; jj++) _mm_prefetch((const char*)B + (size_t)(row[jj] + pf_ahead + p0) * (bbf ? 2 : 4), _MM_HINT_T0);
 #pragma GCC unroll 8
@@ -223,7 +223,7 @@ static inline __attribute__((always_inline)) void nt_block(const int M, const in
     for (int i = 0; i < M; i++)
 #pragma GCC unroll 8
         for (int jj = 0; jj < JB; jj++)
-            if (jj < jn) tmp[i * SM_COLS + jt + jj] = _mm512_reduce_add_ps(acc[i][jj]);
+            if (jj < jn) tmp[i * ldt + pos[jj]] = _mm512_reduce_add_ps(acc[i][jj]);
 }
 
 int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_t n1) {
@@ -258,27 +258,47 @@ int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_
             }
         }
     } else {
-        float tmp[SM_MAX * SM_COLS] __attribute__((aligned(64)));
+        /* SEG segments of [n0, n1), each walked in 64-column tiles in lockstep; a step takes
+         * JB / SEG rows from each (SEG = 1 above M = 2, where the A rows give enough work per
+         * B load and the tile is narrow) */
         const int jb = M <= 2 ? 8 : M <= 4 ? 4 : 2;
-        for (int64_t j0 = n0; j0 < n1; j0 += SM_COLS) {
-            int w = n1 - j0 < SM_COLS ? (int)(n1 - j0) : SM_COLS;
-            for (int jt = 0; jt < w; jt += jb) {
-                int jn = w - jt < jb ? w - jt : jb;
-                int64_t j = j0 + jt;
+        const int seg = M <= 2 ? 8 : 1, per = jb / seg;
+        float tmp[8 * SM_MAX * SM_COLS] __attribute__((aligned(64)));
+        const int ldt = seg * SM_COLS;
+        const int64_t slen = ((n1 - n0 + seg - 1) / seg + SM_COLS - 1) / SM_COLS * SM_COLS;
+        for (int64_t t0 = 0; t0 < slen; t0 += SM_COLS) {
+            int w[8];
+            int wmax = 0;
+            for (int s = 0; s < seg; s++) {
+                int64_t left = n1 - (n0 + s * slen + t0);
+                w[s] = left <= 0 ? 0 : left < SM_COLS ? (int)left : SM_COLS;
+                if (w[s] > wmax) wmax = w[s];
+            }
+            for (int jt = 0; jt < wmax; jt += per) {
+                int64_t row[8];
+                int pos[8], jn = 0;
+                for (int s = 0; s < seg; s++)
+                    for (int r = 0; r < per; r++)
+                        if (jt + r < w[s]) { row[jn] = (n0 + s * slen + t0 + jt + r) * ldb; pos[jn] = s * SM_COLS + jt + r; jn++; }
+                for (int jj = jn; jj < jb; jj++) row[jj] = row[jn - 1]; /* padding rows: read again, never stored */
                 switch (M) {
-                case 1: nt_block(1, 8, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 2: nt_block(2, 8, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 3: nt_block(3, 4, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 4: nt_block(4, 4, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 5: nt_block(5, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 6: nt_block(6, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                case 7: nt_block(7, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
-                default: nt_block(8, 2, a, lda, B, bbf, ldb, k, j, jn, tmp, jt); break;
+                case 1: nt_block(1, 8, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 2: nt_block(2, 8, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 3: nt_block(3, 4, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 4: nt_block(4, 4, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 5: nt_block(5, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 6: nt_block(6, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 7: nt_block(7, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                default: nt_block(8, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
                 }
             }
-            o.bias = g->bias ? g->bias + j0 : NULL;
-            o.prev = o.out = C + (size_t)j0 * ec;
-            pt_gemm_store_tile_avx512(tmp, SM_COLS, M, w, &o);
+            for (int s = 0; s < seg; s++) {
+                if (w[s] <= 0) continue;
+                const int64_t j0 = n0 + s * slen + t0;
+                o.bias = g->bias ? g->bias + j0 : NULL;
+                o.prev = o.out = C + (size_t)j0 * ec;
+                pt_gemm_store_tile_avx512(tmp + s * SM_COLS, ldt, M, w[s], &o);
+            }
         }
     }
     return 0;
