@@ -627,6 +627,9 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
     if (!have_avx512(ctx) && (ctx->caps & PT_CPU_AVX2) && (ctx->caps & PT_CPU_FMA)) run.fn = pt_fd_chunk_avx2;
     if (have_avx512(ctx)) run.fn = pt_fd_chunk_avx512;
+    if (have_avx512(ctx) && (ctx->caps & PT_CPU_AVX512_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16 && D % 32 == 0 &&
+        Dv % 32 == 0 && D <= 256 && Dv <= 256)
+        run.fn = pt_fd_chunk_avx512bf16;
     if (have_avx512(ctx) && (ctx->caps & PT_CPU_AMX_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16 && D % 32 == 0 &&
         Dv % 32 == 0 && D <= 256 && Dv <= 256 && R <= 16)
         run.fn = pt_fd_chunk_amx;

@@ -719,3 +719,205 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     }
     return true;
 }
+
+/* ============================================================== decode, AVX512_BF16 (bf16 q and cache)
+ *
+ * fd_chunk_v2's structure (blocks of 16 cache rows, rows in groups of up to 4, running state
+ * in registers and the lv lanes), with both products on VDPBF16PS instead of widening bf16 to
+ * f32 (a shift and an AND per 32 elements) and FMA:
+ *  - QK: q stays bf16 (one zmm per 32 elements of a row); K rows are loaded once per group and
+ *    dotted in pairs of elements: half the multiply instructions of the f32 path, no widening.
+ *    Scores are scaled in f32 afterwards (q is not rounded again).
+ *  - PV: two cache rows k, k+1 at a time: vpunpck{l,h}wd interleaves their V chunks into
+ *    (V[k][dv], V[k+1][dv]) pairs, and VDPBF16PS against the broadcast pair (p_k, p_k+1) of a
+ *    row adds both rows' contributions in one instruction. This leaves acc in the order
+ *    dv = 32c + 8L + j (lanes 4L + j) / 32c + 8L + 4 + j (second vector), undone at the end.
+ * Rounding: P is rounded to bf16 for P·V (as the AMX kernel and GPU FlashAttention do); the
+ * row sums use the unrounded P; accumulation is f32. */
+
+/* software prefetch of the AVX512_BF16 decode: distance in blocks of 16 rows, hint */
+#ifndef PT_FD_DP_PF
+#  define PT_FD_DP_PF 4
+#endif
+#ifndef PT_FD_DP_HINT
+#  define PT_FD_DP_HINT _MM_HINT_T1
+#endif
+
+/* RG rows x 16 keys of unscaled scores, key order in lanes of S[r]; q: bf16 rows qs apart. */
+AI void qk_dp(const int RG, const uint16_t* q, int64_t qs, const char* const* kr, int64_t nch, __m512* S) {
+    const int RGP = RG == 3 ? 4 : RG, KQ = 16 / RGP;
+    __m512 g[4];
+    UNROLL for (int gq = 0; gq < RGP; gq++) {
+        __m512 a[16];
+        UNROLL for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < nch; c++) {
+            __m512bh qv[4];
+            UNROLL for (int r = 0; r < RG; r++) qv[r] = (__m512bh)_mm512_loadu_si512(q + r * qs + 32 * c);
+            UNROLL for (int kk = 0; kk < KQ; kk++) {
+                __m512bh x = (__m512bh)_mm512_loadu_si512(kr[gq * KQ + kk] + 64 * c);
+                UNROLL for (int r = 0; r < RG; r++) a[r * KQ + kk] = _mm512_dpbf16_ps(a[r * KQ + kk], qv[r], x);
+            }
+        }
+        g[gq] = hsum16(a); /* lane r * KQ + kk */
+    }
+    if (RGP == 1) {
+        S[0] = g[0];
+    } else if (RGP == 2) {
+        S[0] = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(1, 0, 1, 0));
+        S[1] = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(3, 2, 3, 2));
+    } else {
+        __m512 t0 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(1, 0, 1, 0)), t1 = _mm512_shuffle_f32x4(g[0], g[1], _MM_SHUFFLE(3, 2, 3, 2));
+        __m512 t2 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(1, 0, 1, 0)), t3 = _mm512_shuffle_f32x4(g[2], g[3], _MM_SHUFFLE(3, 2, 3, 2));
+        S[0] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(2, 0, 2, 0));
+        S[1] = _mm512_shuffle_f32x4(t0, t2, _MM_SHUFFLE(3, 1, 3, 1));
+        S[2] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(2, 0, 2, 0));
+        S[3] = _mm512_shuffle_f32x4(t1, t3, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* acc[r][v0 .. v0+NP) (vectors of 16, interleaved order) = acc * alpha[r] (if rescale)
+ * + Σ_k p[r][k] V[k], with pp[r][i] = the bf16 pair (p[r][2i], p[r][2i+1]). */
+AI void pv_dp_pass(const int RG, const int NP, float* acc, int64_t as, int64_t v0, const uint32_t* pp, const float* alpha, int rescale,
+                   const char* const* vr) {
+    __m512 x[4][16];
+    UNROLL for (int r = 0; r < RG; r++) {
+        __m512 al = _mm512_set1_ps(alpha[r]);
+        UNROLL for (int i = 0; i < NP; i++) {
+            x[r][i] = _mm512_loadu_ps(acc + r * as + 16 * (v0 + i));
+            if (rescale) x[r][i] = _mm512_mul_ps(x[r][i], al);
+        }
+    }
+    UNROLL for (int k2 = 0; k2 < PT_FD_BK / 2; k2++) {
+        __m512bh p[4];
+        UNROLL for (int r = 0; r < RG; r++) p[r] = (__m512bh)_mm512_set1_epi32((int)pp[8 * r + k2]);
+        UNROLL for (int i = 0; i < NP; i += 2) {
+            __m512i w0 = _mm512_loadu_si512(vr[2 * k2] + 32 * (v0 + i)), w1 = _mm512_loadu_si512(vr[2 * k2 + 1] + 32 * (v0 + i));
+            __m512bh lo = (__m512bh)_mm512_unpacklo_epi16(w0, w1), hi = (__m512bh)_mm512_unpackhi_epi16(w0, w1);
+            UNROLL for (int r = 0; r < RG; r++) {
+                x[r][i] = _mm512_dpbf16_ps(x[r][i], p[r], lo);
+                x[r][i + 1] = _mm512_dpbf16_ps(x[r][i + 1], p[r], hi);
+            }
+        }
+    }
+    UNROLL for (int r = 0; r < RG; r++)
+        UNROLL for (int i = 0; i < NP; i++) _mm512_storeu_ps(acc + r * as + 16 * (v0 + i), x[r][i]);
+}
+
+AI void pv_dp(const int RG, float* acc, int64_t as, int64_t nvv, const uint32_t* pp, const float* alpha, int rescale, const char* const* vr) {
+    const int NP = RG == 1 ? 16 : RG == 2 ? 8 : 4; /* RG * NP <= 16 accumulators */
+    int64_t v0 = 0;
+    for (; v0 + NP <= nvv; v0 += NP) pv_dp_pass(RG, NP, acc, as, v0, pp, alpha, rescale, vr);
+    for (; v0 < nvv; v0 += 2) pv_dp_pass(RG, 2, acc, as, v0, pp, alpha, rescale, vr);
+}
+
+/* One block of 16 keys (from jb) for rows r0 .. r0+RG-1; state m[r], lv[r][16] (sum lanes). */
+AI void fd_dp_block(const int RG, int64_t r0, int64_t jb, const char* const* kr, const char* const* vr, const uint16_t* qb, int64_t D,
+                    float* acc, int64_t Dv, float* mr, float* lv, const int64_t* lo_r, const int64_t* hi_r, int full, __m512 sc) {
+    __m512 S[4];
+    qk_dp(RG, qb + r0 * D, D, kr, D / 32, S);
+    uint32_t pp[4 * PT_FD_BK / 2] __attribute__((aligned(64)));
+    float alpha[4];
+    int any = 0, rescale = 0;
+    const __m512i jj = _mm512_add_epi32(_mm512_set1_epi32((int32_t)jb), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    UNROLL for (int i = 0; i < RG; i++) {
+        int64_t r = r0 + i;
+        __m512 s = _mm512_mul_ps(S[i], sc);
+        if (!full) {
+            __mmask16 ok = _mm512_cmpge_epi32_mask(jj, _mm512_set1_epi32(clamp32(lo_r[r]))) &
+                           _mm512_cmplt_epi32_mask(jj, _mm512_set1_epi32(clamp32(hi_r[r])));
+            s = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), s);
+        }
+        alpha[i] = 1.0f;
+        __m512 m = _mm512_set1_ps(mr[r]);
+        __m512 l = _mm512_loadu_ps(lv + 16 * r);
+        /* the horizontal max only when a score exceeds the running max (rare after the
+         * first blocks of a long cache); otherwise exp2(s - m) <= 1 as before */
+        if (mr[r] == -INFINITY || _mm512_cmp_ps_mask(s, m, _CMP_GT_OQ)) {
+            float mb = _mm512_reduce_max_ps(s);
+            if (mb == -INFINITY) { /* nothing visible to this row here */
+                _mm256_store_si256((__m256i*)(pp + 8 * i), _mm256_setzero_si256());
+                continue;
+            }
+            alpha[i] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
+            mr[r] = mb;
+            l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[i]));
+            rescale = 1;
+            m = _mm512_set1_ps(mb);
+        }
+        any = 1;
+        __m512 e = exp2_ps(_mm512_sub_ps(s, m));
+        _mm512_storeu_ps(lv + 16 * r, _mm512_add_ps(l, e));
+        _mm256_store_si256((__m256i*)(pp + 8 * i), (__m256i)_mm512_cvtneps_pbh(e));
+    }
+    if (any) pv_dp(RG, acc + r0 * Dv, Dv, Dv / 16, pp, alpha, rescale, vr);
+}
+
+bool pt_fd_chunk_avx512bf16(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
+    enum { BK = PT_FD_BK };
+    const int64_t D = p->D, Dv = p->Dv, G = p->G, R = G * p->Tq;
+    if (p->q_dtype != PT_BF16 || p->kv_dtype != PT_BF16 || D % 32 || Dv % 32 || D > 256 || Dv > 256 || R > 256)
+        return pt_fd_chunk_avx512(p, it, part);
+    /* scratch: qb [R][D] bf16 | acc [R][Dv] | lv [R][16] | m [R] | tmp [Dv] */
+    char* buf = (char*)pt_scratch(0, (size_t)(R * D * 2 + (R * Dv + 17 * R + Dv) * 4 + 128));
+    if (!buf) return false;
+    uint16_t* qb = (uint16_t*)buf;
+    float *acc = (float*)(buf + R * D * 2), *lv = acc + R * Dv, *mr = lv + 16 * R, *tmp = mr + R;
+    int64_t lo_r[256], hi_r[256];
+    int64_t jlo = it->j1, jhi = it->j0, lo_all = INT64_MIN, hi_all = INT64_MAX;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t tok = r / G, g = r % G, pos = it->len - p->Tq + tok;
+        memcpy(qb + r * D, it->q + tok * p->q_st + g * p->q_sh, (size_t)D * 2);
+        memset(acc + r * Dv, 0, (size_t)Dv * sizeof(float));
+        memset(lv + 16 * r, 0, 16 * sizeof(float));
+        mr[r] = -INFINITY;
+        lo_r[r] = imax(it->j0, pt_fa_lo(p->wl, pos));
+        hi_r[r] = imin(imin(it->j1, it->len), pt_fa_hi(p->wr, pos));
+        if (lo_r[r] < hi_r[r]) { jlo = imin(jlo, lo_r[r]); jhi = imax(jhi, hi_r[r]); }
+        lo_all = imax(lo_all, lo_r[r]);
+        hi_all = imin(hi_all, hi_r[r]);
+    }
+    jlo = imax(jlo, 0);
+    const __m512 sc = _mm512_set1_ps(p->scale_log2);
+    const int64_t kbytes = D * 2, vbytes = Dv * 2;
+    const int64_t pf = PT_FD_DP_PF;
+    for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_DP_HINT);
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_DP_HINT);
+    }
+    for (int64_t jb = jlo; jb < jhi; jb += BK) {
+        int64_t nb = imin(BK, jhi - jb);
+        const char *kr[BK], *vr[BK];
+        for (int k = 0; k < BK; k++) { /* rows past nb repeat the last one; their scores are masked */
+            int64_t j = jb + (k < nb ? k : nb - 1);
+            kr[k] = it->k + j * p->k_ss;
+            vr[k] = it->v + j * p->v_ss;
+        }
+        for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
+            for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_DP_HINT);
+            for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_DP_HINT);
+        }
+        int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
+        for (int64_t r0 = 0; r0 < R; r0 += 4) {
+            switch (imin(4, R - r0)) {
+            case 4: fd_dp_block(4, r0, jb, kr, vr, qb, D, acc, Dv, mr, lv, lo_r, hi_r, full, sc); break;
+            case 3: fd_dp_block(3, r0, jb, kr, vr, qb, D, acc, Dv, mr, lv, lo_r, hi_r, full, sc); break;
+            case 2: fd_dp_block(2, r0, jb, kr, vr, qb, D, acc, Dv, mr, lv, lo_r, hi_r, full, sc); break;
+            default: fd_dp_block(1, r0, jb, kr, vr, qb, D, acc, Dv, mr, lv, lo_r, hi_r, full, sc); break;
+            }
+        }
+    }
+    for (int64_t r = 0; r < R; r++) {
+        float* st = part + r * (Dv + 2);
+        st[0] = mr[r];
+        st[1] = mr[r] == -INFINITY ? 0.0f : _mm512_reduce_add_ps(_mm512_loadu_ps(lv + 16 * r));
+        const float* a = acc + r * Dv;
+        for (int64_t c = 0; c < Dv / 32; c++) /* undo the pair interleave */
+            for (int64_t L = 0; L < 4; L++)
+                for (int64_t j = 0; j < 4; j++) {
+                    tmp[32 * c + 8 * L + j] = a[32 * c + 4 * L + j];
+                    tmp[32 * c + 8 * L + 4 + j] = a[32 * c + 16 + 4 * L + j];
+                }
+        memcpy(st + 2, tmp, (size_t)Dv * 4);
+    }
+    return true;
+}
