@@ -730,11 +730,10 @@ int main(int argc, char** argv) {
     pt_test_seed(3);
     pt_build_info info;
     pt_build_info_get(&info);
-    for (int variant = 0; variant < 5; variant++) {
+    for (int variant = 0; variant < 4; variant++) {
         /* 0: portable (AVX2 and AVX-512 disabled); 1: AVX-512 with AMX off (bf16 widened to f32);
          * 2: everything (bf16 prefill and decode on AMX-BF16 where D and Dv are multiples of 32);
-         * 3: AVX2 + FMA (AVX-512 disabled): the AVX2 decode, prefill portable;
-         * 4: AVX512_BF16 with AMX off: the VDPBF16PS bf16 decode */
+         * 3: AVX2 + FMA (AVX-512 disabled): the AVX2 decode, prefill portable */
         pt_ctx_params cp = {2, 0, 0, 0};
         if (variant == 0) { /* one thread: the work split is common code, tested by the others */
             cp.n_threads = 1;
@@ -748,21 +747,6 @@ int main(int argc, char** argv) {
             EXPECT_OK(pt_ctx_create(&cp, &ctx));
             decode_cases(ctx, PT_F32);
             decode_cases(ctx, PT_BF16);
-            pt_ctx_destroy(ctx);
-            continue;
-        }
-        if (variant == 4) { /* AVX512_BF16 with AMX off: the VDPBF16PS decode (bf16, D and Dv multiples of 32) */
-            if (!(info.cpu_caps & PT_CPU_AVX512F) || !(info.cpu_caps & PT_CPU_AVX512_BF16)) continue;
-            cp.disable_caps = PT_CPU_AMX_BF16;
-            g_ctx_name = "avx512bf16";
-            pt_ctx* ctx = NULL;
-            EXPECT_OK(pt_ctx_create(&cp, &ctx));
-            decode_cases(ctx, PT_BF16);
-            int64_t lo[3] = {7, 65, 1};
-            run_decode(ctx, 3, lo, 1, 8, 2, 128, 128, PT_BF16, 1, -1, 0);  /* odd lengths, GQA G = 4 */
-            run_decode(ctx, 3, lo, 1, 4, 4, 128, 64, PT_BF16, 1, -1, 2);   /* MHA, Dv != D */
-            run_decode(ctx, 3, lo, 1, 32, 1, 64, 64, PT_BF16, 1, 40, 0);   /* MQA, G = 32 (8 groups of 4 rows), window */
-            run_decode(ctx, 3, lo, 1, 6, 2, 96, 96, PT_BF16, 1, -1, 0);    /* G = 3 */
             pt_ctx_destroy(ctx);
             continue;
         }

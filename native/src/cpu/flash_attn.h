@@ -79,9 +79,6 @@ PT_HIDDEN bool pt_fd_chunk_portable(const pt_fd_problem* p, const pt_fd_item* it
 PT_HIDDEN bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* part);
 /* bf16 q and cache, D and Dv multiples of 32 up to 256, G * Tq <= 16, on CPUs with AMX-BF16 */
 PT_HIDDEN bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part);
-/* bf16 q and cache by VDPBF16PS (D and Dv multiples of 32 up to 256; anything else goes to
- * pt_fd_chunk_avx512), on CPUs with AVX512_BF16 */
-PT_HIDDEN bool pt_fd_chunk_avx512bf16(const pt_fd_problem* p, const pt_fd_item* it, float* part);
 /* AVX2 + FMA (D, Dv multiples of 16; other dims go to the portable kernel) */
 PT_HIDDEN bool pt_fd_chunk_avx2(const pt_fd_problem* p, const pt_fd_item* it, float* part);
 #endif
