@@ -476,14 +476,14 @@ int pt_bench_attn(int argc, char** argv) {
             pt_bench_stats srrc = o.flush ? pt_bench_summary(rrc, o.reps) : z;
             double gbs = bytes / s.med * 1e-9, cgbs = bytes / sc.med * 1e-9;
             if (o.json)
-                printf("{\"op\":\"attn-decode\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
+                printf("{\"op\":\"attn-decode\",\"variant\":\"%s\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
                        "\"threads\":%d,\"reps\":%d,\"us\":%.1f,\"kv_gbs\":%.2f,\"kv_gbs_min\":%.2f,\"kv_gbs_max\":%.2f,\"copy_gbs\":%.2f,"
                        "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f,\"kv_cpu_gbs\":%.2f,\"copy_cpu_gbs\":%.2f,\"read_cpu_gbs\":%.2f,"
                        "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f,\"copy_interleaved_gbs\":%.2f,\"ratio_interleaved\":%.3f,"
                        "\"ratio_interleaved_min\":%.3f,\"ratio_interleaved_max\":%.3f,\"read_interleaved_gbs\":%.2f,"
                        "\"read_ratio_interleaved\":%.3f,\"read_ratio_interleaved_min\":%.3f,\"read_ratio_interleaved_max\":%.3f,"
                        "\"read_ratio_interleaved_cpu\":%.3f}\n",
-                       dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
+                       vi == 0 ? "default" : "vs", dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
                        s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med, cgbs, ccbw.med,
                        crbw.med, cgbs / ccbw.med, cgbs / crbw.med, scb.med, srt.med, srt.lo, srt.hi, srb.med, srr.med, srr.lo, srr.hi, srrc.med);
             else
