@@ -6,7 +6,9 @@
  *            [--naive-max-mib M] [--json]
  *   pt-bench --op attn-decode [--dtype f32|bf16] [--batch B] [--heads H] [--kv-heads Hkv]
  *            [--dim D] [--kv 4096,...,131072] [--tq T] [--threads T] [--reps R] [--flush 0|1] [--json]
- *   both: [--disable amx,avx512,avx2]  switch kernel paths off (A/B of the dispatch levels)
+ *   both: [--disable amx,avx512,avx2,bf16]  switch kernel paths off (A/B of the dispatch levels)
+ *   decode: [--vs amx,avx512,avx2,bf16]  also run a second context with these paths off as
+ *            well, alternated with the first per repeat (each after its own copy + read)
  *
  * Prefill reports GFLOP/s (4*S*S*D*H*B, halved-ish for causal: the visible pairs are counted)
  * for flash and naive, the ratio of medians, and the naive path's score-matrix memory. The
@@ -212,8 +214,8 @@ static void bandwidth(int mode, char* a, char* b, size_t n, int threads, int rep
 
 /* ---------------------------------------------------------------- options */
 typedef struct {
-    int decode, json, causal, reps, warmup, threads, tq, flush;
-    uint32_t disable_caps;
+    int decode, json, causal, reps, warmup, threads, tq, flush, vs;
+    uint32_t disable_caps, vs_caps;
     int32_t dt;
     int64_t B, H, Hkv, D, naive_max_mib;
     int64_t list[32];
@@ -248,6 +250,14 @@ int pt_bench_attn(int argc, char** argv) {
             if (strstr(v, "amx")) o.disable_caps |= PT_CPU_AMX_BF16;
             if (strstr(v, "avx512")) o.disable_caps |= PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
             if (strstr(v, "avx2")) o.disable_caps |= PT_CPU_AVX2 | PT_CPU_FMA;
+            if (strstr(v, "bf16")) o.disable_caps |= PT_CPU_AVX512_BF16;
+        }
+        else if (!strcmp(a, "--vs")) { /* decode: a second context with these paths off too, alternated per repeat */
+            o.vs = 1;
+            if (strstr(v, "amx")) o.vs_caps |= PT_CPU_AMX_BF16;
+            if (strstr(v, "avx512")) o.vs_caps |= PT_CPU_AVX512F | PT_CPU_AVX512_BF16 | PT_CPU_AMX_BF16;
+            if (strstr(v, "avx2")) o.vs_caps |= PT_CPU_AVX2 | PT_CPU_FMA;
+            if (strstr(v, "bf16")) o.vs_caps |= PT_CPU_AVX512_BF16;
         }
         else { fprintf(stderr, "unknown option %s\n", a); return 2; }
         i++;
@@ -411,20 +421,31 @@ int pt_bench_attn(int argc, char** argv) {
                    "  copy bandwidth %.2f GB/s (%.2f..%.2f; cpu %.2f; read+write bytes), read bandwidth %.2f GB/s (%.2f..%.2f; cpu %.2f)\n",
                    dts, (long long)B, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, cbw.med, cbw.lo, cbw.hi, ccbw.med,
                    rbw.med, rbw.lo, rbw.hi, crbw.med);
+        pt_ctx* cx[2] = {ctx, NULL};
+        int nvar = 1;
+        if (o.vs) {
+            pt_ctx_params cp2 = {o.threads, o.disable_caps | o.vs_caps, 1, 0};
+            if (pt_ctx_create(&cp2, &cx[1]) != PT_OK) { fprintf(stderr, "%s\n", pt_last_error()); return 1; }
+            nvar = 2;
+        }
         for (int si = 0; si < o.nlist; si++) {
             int64_t KV = o.list[si];
             for (int64_t b = 0; b < B; b++) lens[b] = (int32_t)KV;
-            double* t = malloc(sizeof(double) * o.reps);
-            double* c = malloc(sizeof(double) * o.reps);
-            double* cb = malloc(sizeof(double) * o.reps); /* copy GB/s measured right before each repeat */
-            double* rt = malloc(sizeof(double) * o.reps); /* per-repeat K/V GB/s / copy GB/s */
-            double* rb = malloc(sizeof(double) * o.reps); /* read GB/s measured right before each repeat */
-            double* rr = malloc(sizeof(double) * o.reps); /* per-repeat K/V GB/s / read GB/s */
-            double* rrc = malloc(sizeof(double) * o.reps); /* the same on CPU time (bytes / (CPU s / threads)) */
+            double* t = malloc(sizeof(double) * 2 * o.reps);
+            double* c = malloc(sizeof(double) * 2 * o.reps);
+            double* cb = malloc(sizeof(double) * 2 * o.reps); /* copy GB/s measured right before each repeat */
+            double* rt = malloc(sizeof(double) * 2 * o.reps); /* per-repeat K/V GB/s / copy GB/s */
+            double* rb = malloc(sizeof(double) * 2 * o.reps); /* read GB/s measured right before each repeat */
+            double* rr = malloc(sizeof(double) * 2 * o.reps); /* per-repeat K/V GB/s / read GB/s */
+            double* rrc = malloc(sizeof(double) * 2 * o.reps); /* the same on CPU time (bytes / (CPU s / threads)) */
             double bytes = (double)B * Hkv * KV * (2 * D) * es;
+            double *t0v = t, *c0v = c, *cb0 = cb, *rt0 = rt, *rb0 = rb, *rr0 = rr, *rrc0 = rrc;
             for (int w = 0; w < o.warmup; w++)
-                if (pt_flash_attn_decode(ctx, &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
-            for (int r = 0; r < o.reps; r++) {
+                for (int vi = 0; vi < nvar; vi++)
+                    if (pt_flash_attn_decode(cx[vi], &dp) != PT_OK) { fprintf(stderr, "decode: %s\n", pt_last_error()); return 1; }
+            for (int r0 = 0; r0 < o.reps; r0++)
+            for (int vi = 0; vi < nvar; vi++) { /* variants alternated per repeat */
+                int r = vi * o.reps + r0;
                 pt_bench_stats r1 = {0, 0, 0}, cr1 = {0, 0, 0};
                 /* one copy and one read of 512 MiB; the read, last, also flushes the 105 MiB L3 with
                  * clean lines (a writing sweep, used before, left ~100 MiB of dirty lines whose
@@ -437,13 +458,17 @@ int pt_bench_attn(int argc, char** argv) {
                     rb[r] = r1.med;
                 }
                 double t0 = pt_bench_now(), c0 = pt_bench_cpu_s();
-                pt_flash_attn_decode(ctx, &dp);
+                pt_flash_attn_decode(cx[vi], &dp);
                 t[r] = pt_bench_now() - t0;
                 c[r] = (pt_bench_cpu_s() - c0) / nthreads;
                 rt[r] = o.flush ? bytes / t[r] * 1e-9 / cb[r] : 0.0;
                 rr[r] = o.flush ? bytes / t[r] * 1e-9 / rb[r] : 0.0;
                 rrc[r] = o.flush ? bytes / c[r] * 1e-9 / cr1.med : 0.0;
             }
+            for (int vi = 0; vi < nvar; vi++) {
+            double *t = t0v + vi * o.reps, *c = c0v + vi * o.reps, *cb = cb0 + vi * o.reps, *rt = rt0 + vi * o.reps;
+            double *rb = rb0 + vi * o.reps, *rr = rr0 + vi * o.reps, *rrc = rrc0 + vi * o.reps;
+            if (!o.json && nvar > 1) printf("  [%s]\n", vi == 0 ? "default dispatch" : "--vs paths off");
             pt_bench_stats s = pt_bench_summary(t, o.reps), sc = pt_bench_summary(c, o.reps);
             pt_bench_stats z = {0, 0, 0};
             pt_bench_stats scb = o.flush ? pt_bench_summary(cb, o.reps) : z, srt = o.flush ? pt_bench_summary(rt, o.reps) : z;
@@ -451,14 +476,14 @@ int pt_bench_attn(int argc, char** argv) {
             pt_bench_stats srrc = o.flush ? pt_bench_summary(rrc, o.reps) : z;
             double gbs = bytes / s.med * 1e-9, cgbs = bytes / sc.med * 1e-9;
             if (o.json)
-                printf("{\"op\":\"attn-decode\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
+                printf("{\"op\":\"attn-decode\",\"variant\":\"%s\",\"dtype\":\"%s\",\"B\":%lld,\"KV\":%lld,\"H\":%lld,\"Hkv\":%lld,\"D\":%lld,\"Tq\":%lld,"
                        "\"threads\":%d,\"reps\":%d,\"us\":%.1f,\"kv_gbs\":%.2f,\"kv_gbs_min\":%.2f,\"kv_gbs_max\":%.2f,\"copy_gbs\":%.2f,"
                        "\"read_gbs\":%.2f,\"frac_of_copy\":%.3f,\"frac_of_read\":%.3f,\"kv_cpu_gbs\":%.2f,\"copy_cpu_gbs\":%.2f,\"read_cpu_gbs\":%.2f,"
                        "\"cpu_frac_of_copy\":%.3f,\"cpu_frac_of_read\":%.3f,\"copy_interleaved_gbs\":%.2f,\"ratio_interleaved\":%.3f,"
                        "\"ratio_interleaved_min\":%.3f,\"ratio_interleaved_max\":%.3f,\"read_interleaved_gbs\":%.2f,"
                        "\"read_ratio_interleaved\":%.3f,\"read_ratio_interleaved_min\":%.3f,\"read_ratio_interleaved_max\":%.3f,"
                        "\"read_ratio_interleaved_cpu\":%.3f}\n",
-                       dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
+                       vi == 0 ? "default" : "vs", dts, (long long)B, (long long)KV, (long long)H, (long long)Hkv, (long long)D, (long long)Tq, nthreads, o.reps,
                        s.med * 1e6, gbs, bytes / s.hi * 1e-9, bytes / s.lo * 1e-9, cbw.med, rbw.med, gbs / cbw.med, gbs / rbw.med, cgbs, ccbw.med,
                        crbw.med, cgbs / ccbw.med, cgbs / crbw.med, scb.med, srt.med, srt.lo, srt.hi, srb.med, srr.med, srr.lo, srr.hi, srrc.med);
             else
@@ -471,6 +496,7 @@ int pt_bench_attn(int argc, char** argv) {
                        scb.med, scb.lo, scb.hi, srb.med, srb.lo, srb.hi, 100 * srr.med, 100 * srr.lo, 100 * srr.hi, 100 * srt.med, 100 * srt.lo,
                        100 * srt.hi, 100 * srrc.med);
             fflush(stdout);
+            }
             free(t);
             free(c);
             free(cb);
@@ -480,6 +506,7 @@ int pt_bench_attn(int argc, char** argv) {
             free(rrc);
         }
         free(ba); free(bb); free(kc); free(vc); free(q); free(out); free(lens);
+        if (cx[1]) pt_ctx_destroy(cx[1]);
     }
     pt_ctx_destroy(ctx);
     return 0;

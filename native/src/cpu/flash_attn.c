@@ -627,6 +627,10 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
     if (!have_avx512(ctx) && (ctx->caps & PT_CPU_AVX2) && (ctx->caps & PT_CPU_FMA)) run.fn = pt_fd_chunk_avx2;
     if (have_avx512(ctx)) run.fn = pt_fd_chunk_avx512;
+    /* bf16: AMX wherever it takes the shape (G·Tq <= 16, dims multiples of 32), else the AVX-512
+     * kernel widening bf16 to f32 for FMA. A VDPBF16PS decode kernel (both products on bf16
+     * pairs; git history, session 4) ran at 0.6-0.9x of AMX and 0.85-0.95x of the widening kernel
+     * with K/V from DRAM, ~1.0x of the latter in cache (BENCHMARKS.md, issue 3): not kept. */
     if (have_avx512(ctx) && (ctx->caps & PT_CPU_AMX_BF16) && q->dtype == PT_BF16 && k->dtype == PT_BF16 && D % 32 == 0 &&
         Dv % 32 == 0 && D <= 256 && Dv <= 256 && R <= 16)
         run.fn = pt_fd_chunk_amx;
