@@ -43,6 +43,10 @@ final class EmbedCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print JSON")
     boolean json;
 
+    @Option(names = "--device", paramLabel = "cpu|cuda", defaultValue = "cpu",
+            description = "cpu (default), or cuda: GPU 0, the encoder in bf16 (tokenizer, embeddings and pooling as on the CPU)")
+    String device;
+
     @Parameters(paramLabel = "TEXT", arity = "0..*", description = "texts to embed (default: one per line of stdin)")
     List<String> texts = new ArrayList<>();
 
@@ -61,13 +65,36 @@ final class EmbedCommand implements Callable<Integer> {
             if (in.isEmpty()) throw new IllegalArgumentException("no texts: stdin was empty (give TEXT arguments or one text per line on stdin)");
         }
         String result;
-        try (Embedder e = model.load(pooling, 32, main.err)) {
-            List<float[]> vs = e.embed(in);
+        boolean cuda = DecoderCli.isCuda(device);
+        if (cuda) requireGpuModel(model);
+        try (dev.panatron.cuda.CudaContext cctx = cuda ? DecoderCli.cudaContext() : null;
+             Embedder e = model.load(pooling, 32, main.err)) {
+            List<float[]> vs;
+            if (cctx != null) {
+                try (dev.panatron.cuda.CudaEmbedder g = new dev.panatron.cuda.CudaEmbedder(cctx, e, 32)) {
+                    vs = g.embed(in);
+                }
+            } else {
+                vs = e.embed(in);
+            }
             result = json ? json(e, vs) : summary(e, in, vs);
         }
         spec.commandLine().getOut().print(result);
         spec.commandLine().getOut().flush();
         return 0;
+    }
+
+    /**
+     * --device cuda runs the model's own weights in bf16: a conversion (int8, fp4, sparsity) is CPU only.
+     *
+     * @throws IllegalArgumentException naming the option
+     */
+    static void requireGpuModel(ModelOptions m) {
+        if (m.precision != dev.panatron.Precision.FP32 && m.precision != dev.panatron.Precision.BF16) {
+            throw new IllegalArgumentException("--device cuda runs the encoder in bf16: --precision " + m.precision.name().toLowerCase(Locale.ROOT)
+                    + " is CPU only (use fp32 or bf16)");
+        }
+        if (m.sparsity != 0 || m.converted != null) throw new IllegalArgumentException("--device cuda: --sparsity and --converted are CPU only");
     }
 
     static String json(Embedder e, List<float[]> vs) throws Exception {
