@@ -68,11 +68,13 @@ PY
 
 el "== embed --device cuda vs cpu"
 T1="The quick brown fox jumps over the lazy dog."; T2="Paris is the capital of France."; T3="hello world"
-timeout 30 $P embed --model $M --device cuda "$T1" "$T2" "$T3" 2>/dev/null
-timeout 30 $P embed --model $M "$T1" "$T2" "$T3" 2>/dev/null
-el "== bench embed (batch 32 x 128): cuda, cpu, cuda"
-for d in cuda cpu cuda; do
-  timeout 40 $P bench embed --model $M --device $d --batch 32 --seq 128 --seconds 4 --json 2>/dev/null | tee -a "$FINAL/embed.jsonl"
+timeout 30 $P embed --model $M --device cuda "$T1" "$T2" "$T3" 2> "$FINAL/embed.err" || tail -5 "$FINAL/embed.err"
+timeout 30 $P embed --model $M "$T1" "$T2" "$T3" 2>> "$FINAL/embed.err" || tail -5 "$FINAL/embed.err"
+el "== bench embed: cuda, cpu, cuda at 32 x 128; cuda at 128 x 128"
+for a in "cuda 32" "cpu 32" "cuda 32" "cuda 128"; do
+  set -- $a
+  timeout 40 $P bench embed --model $M --device $1 --batch $2 --seq 128 --seconds 4 --json 2>> "$FINAL/embed.err" | tee -a "$FINAL/embed.jsonl" \
+    || tail -5 "$FINAL/embed.err"
 done
 el "== PyTorch MiniLM-shaped encoder (bench_java_torch.py minilm)"
 PYTHONUNBUFFERED=1 timeout 60 python3 native/src/cuda/bench/bench_java_torch.py minilm > "$FINAL/torch.tsv" 2> "$FINAL/torch.err"; el "exit $?"
