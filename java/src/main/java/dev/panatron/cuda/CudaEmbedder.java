@@ -135,14 +135,22 @@ public final class CudaEmbedder implements AutoCloseable {
         return out;
     }
 
-    /** One packed batch through embeddings, encoder and pooling. */
+    /**
+     * One packed batch through embeddings, encoder and pooling. The packed tokens are rounded up
+     * to a multiple of 8 by one more sequence of [PAD] tokens (left out of the pooling), so that
+     * the selection matrix's rows stay 16-byte aligned for cuBLASLt.
+     */
     private float[][] batch(List<int[]> part) {
-        int b = part.size(), t = 0, longest = 0;
+        int b = part.size(), real = 0, longest = 0;
         for (int[] r : part) {
-            t += r.length;
+            real += r.length;
             longest = Math.max(longest, r.length);
         }
-        int[] ids = new int[t], pos = new int[t], cu = new int[b + 1];
+        int t = (real + 7) / 8 * 8, fill = t - real;
+        longest = Math.max(longest, fill);
+        int[] ids = new int[t], pos = new int[t], cu = new int[b + 1 + (fill > 0 ? 1 : 0)];
+        for (int j = 0; j < fill; j++) pos[real + j] = j;     // the filler: ids 0 ([PAD]), positions 0..fill-1
+        if (fill > 0) cu[b + 1] = t;
         float[] sel = new float[b * t];
         boolean cls = cpu.pooling() == Embedder.Pooling.CLS;
         int off = 0;
@@ -156,7 +164,7 @@ public final class CudaEmbedder implements AutoCloseable {
             off += r.length;
             cu[s + 1] = off;
         }
-        try (Tensor hIds = Tensor.ofInts(ids, t); Tensor hPos = Tensor.ofInts(pos, t); Tensor hCu = Tensor.ofInts(cu, b + 1);
+        try (Tensor hIds = Tensor.ofInts(ids, t); Tensor hPos = Tensor.ofInts(pos, t); Tensor hCu = Tensor.ofInts(cu, cu.length);
              Tensor hSel = Tensor.of(DType.BF16, sel, b, t);
              DeviceTensor dIds = ctx.upload(hIds); DeviceTensor dPos = ctx.upload(hPos); DeviceTensor dCu = ctx.upload(hCu);
              DeviceTensor dSel = ctx.upload(hSel);
