@@ -77,7 +77,8 @@ final class EmbedCommand implements Callable<Integer> {
             } else {
                 vs = e.embed(in);
             }
-            result = json ? json(e, vs) : summary(e, in, vs);
+            String prec = cctx != null ? "bf16 on cuda" : e.precision().name().toLowerCase(Locale.ROOT);
+            result = json ? json(e, vs, prec) : summary(e, in, vs, prec);
         }
         spec.commandLine().getOut().print(result);
         spec.commandLine().getOut().flush();
@@ -97,14 +98,14 @@ final class EmbedCommand implements Callable<Integer> {
         if (m.sparsity != 0 || m.converted != null) throw new IllegalArgumentException("--device cuda: --sparsity and --converted are CPU only");
     }
 
-    static String json(Embedder e, List<float[]> vs) throws Exception {
+    static String json(Embedder e, List<float[]> vs, String precision) throws Exception {
         StringWriter w = new StringWriter();
         try (JsonGenerator g = new ObjectMapper().getFactory().createGenerator(w)) {
             g.writeStartObject();
             g.writeStringField("model", e.modelName());
             g.writeNumberField("dim", e.dimension());
             g.writeStringField("pooling", e.pooling().name().toLowerCase(Locale.ROOT));
-            g.writeStringField("precision", e.precision().name().toLowerCase(Locale.ROOT));
+            g.writeStringField("precision", precision);
             g.writeArrayFieldStart("embeddings");
             for (float[] v : vs) {
                 g.writeStartArray();
@@ -117,11 +118,11 @@ final class EmbedCommand implements Callable<Integer> {
         return w + System.lineSeparator();
     }
 
-    static String summary(Embedder e, List<String> texts, List<float[]> vs) {
+    static String summary(Embedder e, List<String> texts, List<float[]> vs, String precision) {
         StringBuilder sb = new StringBuilder();
         String nl = System.lineSeparator();
         sb.append(String.format(Locale.ROOT, "%s: %d text%s, dimension %d (%s pooling, %s, L2-normalized)%s", e.modelName(), vs.size(),
-                vs.size() == 1 ? "" : "s", e.dimension(), e.pooling().name().toLowerCase(Locale.ROOT), e.precision().name().toLowerCase(Locale.ROOT), nl));
+                vs.size() == 1 ? "" : "s", e.dimension(), e.pooling().name().toLowerCase(Locale.ROOT), precision, nl));
         for (int i = 0; i < texts.size(); i++) {
             String t = texts.get(i).replaceAll("\\s+", " ");
             if (t.length() > 60) t = t.substring(0, 57) + "...";
