@@ -66,6 +66,8 @@ for r in rows:
           r["ours_gops"], r["ours_gops_min"], r["ours_gops_max"], r["baseline"], r["baseline_gops"], r["baseline_gops_min"], r["baseline_gops_max"], r["ratio"]))
 PY
 
+el "== bench kernels --device cuda, table form (fp4_gemv, flash_decode)"
+timeout 30 $P bench kernels --device cuda --kernel fp4_gemv,flash_decode 2>/dev/null | tee "$FINAL/kernels_table.txt"
 el "== embed --device cuda vs cpu"
 T1="The quick brown fox jumps over the lazy dog."; T2="Paris is the capital of France."; T3="hello world"
 timeout 30 $P embed --model $M --device cuda "$T1" "$T2" "$T3" 2> "$FINAL/embed.err" || tail -5 "$FINAL/embed.err"
