@@ -22,7 +22,8 @@ import java.util.Objects;
  * result is exact, at the price of the padded FLOPs.
  *
  * <p>Experimental (issue 7): the model executor does not dispatch to the GPU yet; this class is
- * the GPU path of the encoder, built from host weights in PyTorch layout.
+ * the GPU path of the encoder, built from host weights in PyTorch layout, or from a loaded model's
+ * ({@link dev.panatron.graph.BertWeights}; {@link CudaEmbedder} adds the embeddings and pooling).
  */
 public final class CudaBertEncoder implements AutoCloseable {
     /**
