@@ -360,11 +360,10 @@ final class BenchCommand implements Runnable {
                 long wb = d.weightBytesPerToken();
                 double[] frac = new double[n];
                 for (int i = 0; i < n; i++) frac[i] = dec[i] / batch * wb / (bw[i] * 1e9);
-                Arrays.sort(pre);
-                Arrays.sort(dec);
-                Arrays.sort(bw);
-                Arrays.sort(frac);
-                double boundTps = batch * bw[n / 2] * 1e9 / wb;
+                // the statistics of bench kernels (BenchKernels.median / min / max)
+                double preMed = BenchKernels.median(pre), decMed = BenchKernels.median(dec), bwMed = BenchKernels.median(bw);
+                double fracMed = BenchKernels.median(frac);
+                double boundTps = batch * bwMed * 1e9 / wb;
                 ObjectMapper om = new ObjectMapper();
                 ObjectNode o = om.createObjectNode();
                 o.put("model", model.toString());
@@ -377,26 +376,26 @@ final class BenchCommand implements Runnable {
                 o.put("prompt_len", promptLen);
                 o.put("new_tokens", newTokens);
                 o.put("repeats", n);
-                o.put("prefill_tokens_per_s", pre[n / 2]);
-                o.put("prefill_tokens_per_s_min", pre[0]);
-                o.put("prefill_tokens_per_s_max", pre[n - 1]);
-                o.put("decode_tokens_per_s", dec[n / 2]);
-                o.put("decode_tokens_per_s_min", dec[0]);
-                o.put("decode_tokens_per_s_max", dec[n - 1]);
-                o.put("decode_ms_per_step", 1000.0 * batch / dec[n / 2]);
+                o.put("prefill_tokens_per_s", preMed);
+                o.put("prefill_tokens_per_s_min", BenchKernels.min(pre));
+                o.put("prefill_tokens_per_s_max", BenchKernels.max(pre));
+                o.put("decode_tokens_per_s", decMed);
+                o.put("decode_tokens_per_s_min", BenchKernels.min(dec));
+                o.put("decode_tokens_per_s_max", BenchKernels.max(dec));
+                o.put("decode_ms_per_step", 1000.0 * batch / decMed);
                 o.put("weight_bytes_per_token", wb);
-                o.put("copy_gbs", bw[n / 2]);
+                o.put("copy_gbs", bwMed);
                 o.put("bound_decode_tokens_per_s", boundTps);
-                o.put("decode_fraction_of_bound", frac[n / 2]);
+                o.put("decode_fraction_of_bound", fracMed);
                 var out = spec.commandLine().getOut();
                 if (json) out.println(om.writeValueAsString(o));
                 else {
                     out.printf("%s on %s, bf16, %s, batch %d, prompt %d, %d new tokens, median of %d (min..max)%n", model, cctx.device().name(),
                             noGraph ? "eager" : "CUDA graph", batch, promptLen, newTokens, n);
-                    out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", pre[n / 2], pre[0], pre[n - 1]);
-                    out.printf("  decode  %.1f tok/s (%.1f..%.1f) = %.3f ms/step%n", dec[n / 2], dec[0], dec[n - 1], 1000.0 * batch / dec[n / 2]);
+                    out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", preMed, BenchKernels.min(pre), BenchKernels.max(pre));
+                    out.printf("  decode  %.1f tok/s (%.1f..%.1f) = %.3f ms/step%n", decMed, BenchKernels.min(dec), BenchKernels.max(dec), 1000.0 * batch / decMed);
                     out.printf("  bound   %.1f MB of weights per step / device copy %.0f GB/s = %.0f tok/s; decode at %.0f%% of it%n",
-                            wb / 1e6, bw[n / 2], boundTps, 100 * frac[n / 2]);
+                            wb / 1e6, bwMed, boundTps, 100 * fracMed);
                 }
                 out.flush();
             }
