@@ -2,6 +2,7 @@
 # Here (no GPU): prepares .devcarry/ for run_device_java.sh on the device machine, which has no
 # Java: a jlink runtime of the Temurin 25 JDK, the compiled classes (main without the bundled
 # native libraries: the device builds its own), test classes, dependency jars, and RunJUnit.
+# java.net.http: the Embedder's model registry links it (embed / bench embed / CudaEmbedderTest).
 # Run after `./mvnw -B -q install -DskipTests` (or verify). Then call the device with
 #   carry: [".devcarry"], command: bash native/src/cuda/run_device_java.sh
 set -euo pipefail
@@ -14,7 +15,7 @@ C=.devcarry
 EX=$(git rev-parse --git-path info/exclude)
 grep -qx '/.devcarry/' "$EX" 2>/dev/null || { mkdir -p "$(dirname "$EX")"; echo '/.devcarry/' >> "$EX"; }
 rm -rf "$C" && mkdir -p "$C/lib" "$C/classes" "$C/runner"
-"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,jdk.management \
+"$JDK/bin/jlink" --add-modules java.base,jdk.unsupported,java.logging,jdk.management,java.net.http \
   --compress=zip-9 --no-header-files --no-man-pages --strip-debug --output "$C/jre"
 cp -r java/target/classes/. "$C/classes/" && rm -rf "$C/classes/dev/panatron/native"
 cp -r bindings/target/classes/. "$C/classes/"

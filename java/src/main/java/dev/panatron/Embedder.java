@@ -431,6 +431,19 @@ public final class Embedder implements AutoCloseable {
 
     // ------------------------------------------------------------------ accessors
 
+    /**
+     * The encoder's weights as f32 host arrays in PyTorch layout, read back from the loaded graph
+     * (for running the same model on another device, e.g. {@link dev.panatron.cuda.CudaEmbedder}).
+     *
+     * @throws IllegalArgumentException when the model is not a plain post-LN BERT encoder or was
+     *         converted to int8/fp4
+     * @throws IllegalStateException    when the embedder is closed
+     */
+    public synchronized dev.panatron.graph.BertWeights encoderWeights() {
+        checkOpen();
+        return dev.panatron.graph.BertWeights.of(graph);
+    }
+
     /** The model's name (a known name, or the file or folder name of a path). */
     public String modelName() { return modelName; }
 

@@ -65,6 +65,10 @@ final class BenchCommand implements Runnable {
         @Option(names = "--json", description = "print JSON")
         boolean json;
 
+        @Option(names = "--device", paramLabel = "cpu|cuda", defaultValue = "cpu",
+                description = "cpu (default), or cuda: GPU 0, the encoder in bf16 on packed sequences, pooling on the GPU")
+        String device;
+
         @Override
         public Integer call() throws Exception {
             if (batch < 1) throw new IllegalArgumentException("--batch must be >= 1, got " + batch);
@@ -72,7 +76,14 @@ final class BenchCommand implements Runnable {
             if (!(seconds > 0) || seconds > 3600) throw new IllegalArgumentException("--seconds must be in (0, 3600], got " + seconds);
             var err = bench.main.err;
             String result;
-            try (Embedder e = model.load(Embedder.Pooling.MEAN, batch, err)) {
+            boolean cuda = DecoderCli.isCuda(device);
+            if (cuda) EmbedCommand.requireGpuModel(model);
+            try (dev.panatron.cuda.CudaContext cctx = cuda ? DecoderCli.cudaContext() : null;
+                 Embedder e = model.load(Embedder.Pooling.MEAN, batch, err);
+                 dev.panatron.cuda.CudaEmbedder g = cctx == null ? null : new dev.panatron.cuda.CudaEmbedder(cctx, e, batch)) {
+                java.util.function.Function<int[][], java.util.List<float[]>> run = g != null ? g::embedIds : e::embedIds;
+                String prec = g != null ? "bf16" : e.precision().name().toLowerCase(Locale.ROOT);
+                String where = g != null ? "cuda (" + cctx.device().name() + ")" : e.threads() + " threads";
                 if (seq > e.maxLength()) throw new IllegalArgumentException("--seq " + seq + " exceeds the model's " + e.maxLength() + " tokens");
                 Random rnd = new Random(42);
                 int vocab = e.tokenizer().vocabSize();
@@ -80,12 +91,12 @@ final class BenchCommand implements Runnable {
                 for (int[] row : ids) {
                     for (int t = 0; t < seq; t++) row[t] = t == 0 ? 101 : t == seq - 1 ? 102 : 1000 + rnd.nextInt(Math.max(1, vocab - 1000));
                 }
-                err.printf(Locale.ROOT, "panatron bench embed: %s, batch %d x %d tokens, %d threads, %s; warming up%n", e.modelName(), batch, seq,
-                        e.threads(), e.precision().name().toLowerCase(Locale.ROOT));
+                err.printf(Locale.ROOT, "panatron bench embed: %s, batch %d x %d tokens, %s, %s; warming up%n", e.modelName(), batch, seq,
+                        where, prec);
                 long w0 = System.nanoTime();
                 int warm = 0;
                 while (warm < 3 || (System.nanoTime() - w0 < 1e9 && warm < 20)) {
-                    e.embedIds(ids);
+                    run.apply(ids);
                     warm++;
                 }
                 err.printf(Locale.ROOT, "panatron bench embed: measuring for %.1f s%n", seconds);
@@ -94,7 +105,7 @@ final class BenchCommand implements Runnable {
                 long t0 = System.nanoTime(), end = t0 + (long) (seconds * 1e9);
                 while (System.nanoTime() < end || n == 0) {
                     long a = System.nanoTime();
-                    e.embedIds(ids);
+                    run.apply(ids);
                     if (n == per.length) per = Arrays.copyOf(per, n * 2);
                     per[n++] = (System.nanoTime() - a) / 1e9;
                 }
@@ -109,8 +120,10 @@ final class BenchCommand implements Runnable {
                     r.put("model", e.modelName());
                     r.put("batch", batch);
                     r.put("seq", seq);
+                    r.put("device", g != null ? "cuda" : "cpu");
+                    if (g != null) r.put("gpu", cctx.device().name());
                     r.put("threads", e.threads());
-                    r.put("precision", e.precision().name().toLowerCase(Locale.ROOT));
+                    r.put("precision", prec);
                     r.put("sparsity", e.conversion().sparsity());
                     r.put("packed", e.packed());
                     r.put("batches", n);
@@ -123,9 +136,9 @@ final class BenchCommand implements Runnable {
                     r.put("planner_peak_bytes", e.plannedBytes(batch, seq));
                     result = om.writeValueAsString(r) + System.lineSeparator();
                 } else {
-                    result = String.format(Locale.ROOT, "%s batch %d x %d tokens, %d threads, %s: %.1f seq/s, %.0f tok/s "
-                                    + "(%d batches in %.2f s; per batch median %.2f ms, min %.2f, max %.2f)%n", e.modelName(), batch, seq, e.threads(),
-                            e.precision().name().toLowerCase(Locale.ROOT) + (e.conversion().sparsity() > 0 ? " sparsity " + e.conversion().sparsity() : ""), seqPerS, tokPerS, n, total, median * 1e3, s[0] * 1e3, s[n - 1] * 1e3);
+                    result = String.format(Locale.ROOT, "%s batch %d x %d tokens, %s, %s: %.1f seq/s, %.0f tok/s "
+                                    + "(%d batches in %.2f s; per batch median %.2f ms, min %.2f, max %.2f)%n", e.modelName(), batch, seq, where,
+                            prec + (e.conversion().sparsity() > 0 ? " sparsity " + e.conversion().sparsity() : ""), seqPerS, tokPerS, n, total, median * 1e3, s[0] * 1e3, s[n - 1] * 1e3);
                 }
             }
             spec.commandLine().getOut().print(result);
@@ -347,11 +360,10 @@ final class BenchCommand implements Runnable {
                 long wb = d.weightBytesPerToken();
                 double[] frac = new double[n];
                 for (int i = 0; i < n; i++) frac[i] = dec[i] / batch * wb / (bw[i] * 1e9);
-                Arrays.sort(pre);
-                Arrays.sort(dec);
-                Arrays.sort(bw);
-                Arrays.sort(frac);
-                double boundTps = batch * bw[n / 2] * 1e9 / wb;
+                // the statistics of bench kernels (BenchKernels.median / min / max)
+                double preMed = BenchKernels.median(pre), decMed = BenchKernels.median(dec), bwMed = BenchKernels.median(bw);
+                double fracMed = BenchKernels.median(frac);
+                double boundTps = batch * bwMed * 1e9 / wb;
                 ObjectMapper om = new ObjectMapper();
                 ObjectNode o = om.createObjectNode();
                 o.put("model", model.toString());
@@ -364,26 +376,26 @@ final class BenchCommand implements Runnable {
                 o.put("prompt_len", promptLen);
                 o.put("new_tokens", newTokens);
                 o.put("repeats", n);
-                o.put("prefill_tokens_per_s", pre[n / 2]);
-                o.put("prefill_tokens_per_s_min", pre[0]);
-                o.put("prefill_tokens_per_s_max", pre[n - 1]);
-                o.put("decode_tokens_per_s", dec[n / 2]);
-                o.put("decode_tokens_per_s_min", dec[0]);
-                o.put("decode_tokens_per_s_max", dec[n - 1]);
-                o.put("decode_ms_per_step", 1000.0 * batch / dec[n / 2]);
+                o.put("prefill_tokens_per_s", preMed);
+                o.put("prefill_tokens_per_s_min", BenchKernels.min(pre));
+                o.put("prefill_tokens_per_s_max", BenchKernels.max(pre));
+                o.put("decode_tokens_per_s", decMed);
+                o.put("decode_tokens_per_s_min", BenchKernels.min(dec));
+                o.put("decode_tokens_per_s_max", BenchKernels.max(dec));
+                o.put("decode_ms_per_step", 1000.0 * batch / decMed);
                 o.put("weight_bytes_per_token", wb);
-                o.put("copy_gbs", bw[n / 2]);
+                o.put("copy_gbs", bwMed);
                 o.put("bound_decode_tokens_per_s", boundTps);
-                o.put("decode_fraction_of_bound", frac[n / 2]);
+                o.put("decode_fraction_of_bound", fracMed);
                 var out = spec.commandLine().getOut();
                 if (json) out.println(om.writeValueAsString(o));
                 else {
                     out.printf("%s on %s, bf16, %s, batch %d, prompt %d, %d new tokens, median of %d (min..max)%n", model, cctx.device().name(),
                             noGraph ? "eager" : "CUDA graph", batch, promptLen, newTokens, n);
-                    out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", pre[n / 2], pre[0], pre[n - 1]);
-                    out.printf("  decode  %.1f tok/s (%.1f..%.1f) = %.3f ms/step%n", dec[n / 2], dec[0], dec[n - 1], 1000.0 * batch / dec[n / 2]);
+                    out.printf("  prefill %.1f tok/s (%.1f..%.1f)%n", preMed, BenchKernels.min(pre), BenchKernels.max(pre));
+                    out.printf("  decode  %.1f tok/s (%.1f..%.1f) = %.3f ms/step%n", decMed, BenchKernels.min(dec), BenchKernels.max(dec), 1000.0 * batch / decMed);
                     out.printf("  bound   %.1f MB of weights per step / device copy %.0f GB/s = %.0f tok/s; decode at %.0f%% of it%n",
-                            wb / 1e6, bw[n / 2], boundTps, 100 * frac[n / 2]);
+                            wb / 1e6, bwMed, boundTps, 100 * fracMed);
                 }
                 out.flush();
             }

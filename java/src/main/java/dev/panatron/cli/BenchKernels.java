@@ -85,27 +85,52 @@ final class BenchKernels implements Callable<Integer> {
     @Option(names = "--min-ms", paramLabel = "MS", description = "minimum length of one sample in ms (calls are repeated to fill it; default 30, 1 with --quick)")
     Double minMs;
 
-    /** One measured row. */
-    record Row(String kernel, String dtype, long m, long k, long n, double sparsity, double outliers, String baseline,
-               double[] oursS, double[] baseS) {
-        double ops() { return 2.0 * m * n * k; }
+    @Option(names = "--device", paramLabel = "cpu|cuda", defaultValue = "cpu",
+            description = {"cpu (default), or cuda: the GPU kernels on GPU 0 (flash_attn, flash_decode, s8_gemm, w8a8, fp4_gemv at issue 7's",
+                    "shapes) against cuBLASLt bf16, a materialized attention, or the device copy bandwidth, timed with CUDA events"})
+    String device;
 
-        String shape() { return m + "x" + k + "x" + n; }
+    /**
+     * One measured row: {@code ops} operations (or bytes, for unit GB/s) per call, seconds per
+     * call of ours and of the baseline, one value per sample.
+     */
+    record Row(String kernel, String dtype, String shape, double ops, String unit, long m, long k, long n, double sparsity, double outliers,
+               String baseline, double[] oursS, double[] baseS) {
+        /** A GEMM-shaped row: shape MxKxN, 2MNK operations. */
+        Row(String kernel, String dtype, long m, long k, long n, double sparsity, double outliers, String baseline, double[] oursS, double[] baseS) {
+            this(kernel, dtype, m + "x" + k + "x" + n, 2.0 * m * n * k, "GOPS", m, k, n, sparsity, outliers, baseline, oursS, baseS);
+        }
     }
 
     @Override
     public Integer call() throws Exception {
+        boolean cuda = DecoderCli.isCuda(device);
+        List<String> known = cuda ? BenchKernelsCuda.KERNELS : KERNELS;
         LinkedHashSet<String> want = new LinkedHashSet<>();
-        if (kernels == null || kernels.isEmpty()) want.addAll(KERNELS);
+        if (kernels == null || kernels.isEmpty()) want.addAll(known);
         else for (String s : kernels) {
             String k = s.trim().toLowerCase(Locale.ROOT);
-            if (!KERNELS.contains(k)) throw new CommandLine.ParameterException(spec.commandLine(), "unknown --kernel '" + s + "' (expected one of " + String.join(", ", KERNELS) + ")");
+            if (!known.contains(k)) {
+                throw new CommandLine.ParameterException(spec.commandLine(), "unknown --kernel '" + s + "' for --device " + device
+                        + " (expected one of " + String.join(", ", known) + ")");
+            }
             want.add(k);
         }
         int reps = repeats != null ? repeats : quick ? 3 : 7;
-        double ms = minMs != null ? minMs : quick ? 1 : 30;
+        double ms = minMs != null ? minMs : quick ? 1 : cuda ? 20 : 30;
         if (reps < 1 || reps > 1000) throw new CommandLine.ParameterException(spec.commandLine(), "--repeats must be in 1..1000, got " + reps);
         if (!(ms >= 0) || ms > 10_000) throw new CommandLine.ParameterException(spec.commandLine(), "--min-ms must be in [0, 10000], got " + ms);
+        if (cuda) {
+            try (dev.panatron.cuda.CudaContext cctx = DecoderCli.cudaContext()) {
+                PrintStream err = bench.main.err;
+                err.printf(Locale.ROOT, "panatron bench kernels: %s, %d repeats of >= %.0f ms per side (CUDA events); kernels %s%n",
+                        cctx.device().name(), reps, ms, String.join(",", want));
+                Timer timer = new Timer(reps, (long) (ms * 1e6), err, cctx);
+                List<Row> rows = BenchKernelsCuda.rows(cctx, want, quick, timer, err);
+                print(rows, -1, reps, null, cctx.device().name());
+            }
+            return 0;
+        }
         java.util.regex.Matcher bm = java.util.regex.Pattern.compile("(\\d{1,2})x(\\d{1,2})").matcher(block);
         int bk = bm.matches() ? Integer.parseInt(bm.group(1)) : 0, bn = bm.matches() ? Integer.parseInt(bm.group(2)) : 0;
         if (bk < 1 || bk > 64 || bn < 1 || bn > 64) throw new CommandLine.ParameterException(spec.commandLine(), "--block must be KxN with K and N in 1..64, got '" + block + "'");
@@ -204,11 +229,16 @@ final class BenchKernels implements Callable<Integer> {
             if (threads > 0) ctx.close();
         }
         rows.sort(Comparator.comparingInt(r -> KERNELS.indexOf(r.kernel())));   // stable: shapes keep their order
-        var out = spec.commandLine().getOut();
-        if (json) out.println(toJson(rows, nThreads, reps, waitPolicy));
-        else out.print(table(rows, nThreads, reps));
-        out.flush();
+        print(rows, nThreads, reps, waitPolicy, null);
         return 0;
+    }
+
+    /** Prints the rows as a table or (--json) one JSON array; gpu null for CPU rows. */
+    private void print(List<Row> rows, int threads, int reps, String waitPolicy, String gpu) {
+        var out = spec.commandLine().getOut();
+        if (json) out.println(toJson(rows, threads, reps, waitPolicy, gpu));
+        else out.print(table(rows, threads, reps, gpu));
+        out.flush();
     }
 
     static float[] uniform(SplittableRandom r, int n, float amp) {
@@ -228,7 +258,7 @@ final class BenchKernels implements Callable<Integer> {
 
     static double max(double[] v) { return Arrays.stream(v).max().orElse(Double.NaN); }
 
-    static String toJson(List<Row> rows, int threads, int reps, String waitPolicy) {
+    static String toJson(List<Row> rows, int threads, int reps, String waitPolicy, String gpu) {
         ObjectMapper om = new ObjectMapper();
         ArrayNode a = om.createArrayNode();
         for (Row r : rows) {
@@ -256,7 +286,14 @@ final class BenchKernels implements Callable<Integer> {
             o.put("ours_gops_max", r.ops() / min(r.oursS()) / 1e9);
             o.put("baseline_gops_min", r.ops() / max(r.baseS()) / 1e9);
             o.put("baseline_gops_max", r.ops() / min(r.baseS()) / 1e9);
+            o.put("unit", r.unit());
             o.put("repeats", reps);
+            if (gpu != null) {
+                o.put("device", "cuda");
+                o.put("gpu", gpu);
+                continue;
+            }
+            o.put("device", "cpu");
             o.put("threads", threads);
             if (waitPolicy == null) o.putNull("omp_wait_policy");
             else o.put("omp_wait_policy", waitPolicy);
@@ -268,8 +305,22 @@ final class BenchKernels implements Callable<Integer> {
         }
     }
 
-    static String table(List<Row> rows, int threads, int reps) {
+    static String table(List<Row> rows, int threads, int reps, String gpu) {
         StringBuilder sb = new StringBuilder();
+        if (gpu != null) {
+            sb.append(String.format(Locale.ROOT, "# %s; median of %d interleaved samples timed with CUDA events (min..max); GOPS = operations/t "
+                    + "(GEMM 2MNK, attention 4*B*H*Sq*Sk*D, halved when causal); GB/s rows: bytes read / t, baseline = device copy "
+                    + "(read + write bytes); ratio = baseline time / ours%n", gpu, reps));
+            sb.append(String.format(Locale.ROOT, "%-12s %-14s %-26s %5s %30s  %-24s %30s %7s%n", "kernel", "dtype", "shape", "unit",
+                    "ours", "baseline", "baseline", "ratio"));
+            for (Row r : rows) {
+                double to = median(r.oursS()), tb = median(r.baseS());
+                sb.append(String.format(Locale.ROOT, "%-12s %-14s %-26s %5s %10.1f (%7.1f..%7.1f)  %-24s %10.1f (%7.1f..%7.1f) %7.2f%n", r.kernel(),
+                        r.dtype(), r.shape(), r.unit(), r.ops() / to / 1e9, r.ops() / max(r.oursS()) / 1e9, r.ops() / min(r.oursS()) / 1e9,
+                        r.baseline(), r.ops() / tb / 1e9, r.ops() / max(r.baseS()) / 1e9, r.ops() / min(r.baseS()) / 1e9, tb / to));
+            }
+            return sb.toString();
+        }
         sb.append(String.format(Locale.ROOT, "# %d threads; median of %d interleaved samples (GOPS min..max); GOPS = 2MNK/t (dense-equivalent); "
                 + "ratio = baseline time / ours; shape = MxKxN%n", threads, reps));
         sb.append(String.format(Locale.ROOT, "%-10s %-13s %-14s %5s %6s %22s  %-15s %22s %7s%n", "kernel", "dtype", "shape", "spars", "outl",
@@ -284,22 +335,42 @@ final class BenchKernels implements Callable<Integer> {
         return sb.toString();
     }
 
-    /** Interleaved timing of ours and the baseline: seconds per call, one value per sample. */
+    /**
+     * Interleaved timing of ours and the baseline: seconds per call, one value per sample. With a
+     * CUDA context the calls are enqueued back to back and each sample is the GPU time between two
+     * CUDA events around them (the host clock otherwise).
+     */
     static final class Timer {
         final int reps;
         final long minNs;
         final PrintStream err;
+        final dev.panatron.cuda.CudaContext cuda;
         int done;
 
-        Timer(int reps, long minNs, PrintStream err) {
+        Timer(int reps, long minNs, PrintStream err) { this(reps, minNs, err, null); }
+
+        Timer(int reps, long minNs, PrintStream err, dev.panatron.cuda.CudaContext cuda) {
             this.reps = reps;
             this.minNs = minNs;
             this.err = err;
+            this.cuda = cuda;
         }
 
         Row row(String kernel, String dtype, long m, long k, long n, double sparsity, double outliers, String baseline, Runnable ours, Runnable base) {
             err.printf(Locale.ROOT, "panatron bench kernels: [%d] %s %dx%dx%d sparsity %.2f outliers %.1f%% vs %s%n", ++done, kernel, m, k, n,
                     sparsity, 100 * outliers, baseline);
+            double[][] s = samples(ours, base);
+            return new Row(kernel, dtype, m, k, n, sparsity, outliers, baseline, s[0], s[1]);
+        }
+
+        /** A row of any shape: {@code ops} operations (or bytes, unit "GB/s") per call. */
+        Row row(String kernel, String dtype, String shape, double ops, String unit, String baseline, Runnable ours, Runnable base) {
+            err.printf(Locale.ROOT, "panatron bench kernels: [%d] %s %s %s vs %s%n", ++done, kernel, dtype, shape, baseline);
+            double[][] s = samples(ours, base);
+            return new Row(kernel, dtype, shape, ops, unit, 0, 0, 0, 0, 0, baseline, s[0], s[1]);
+        }
+
+        private double[][] samples(Runnable ours, Runnable base) {
             int io = calls(ours), ib = calls(base);
             double[] so = new double[reps], sb = new double[reps];
             for (int r = 0; r < reps; r++) {
@@ -311,19 +382,25 @@ final class BenchKernels implements Callable<Integer> {
                     so[r] = sample(ours, io);
                 }
             }
-            return new Row(kernel, dtype, m, k, n, sparsity, outliers, baseline, so, sb);
+            return new double[][] {so, sb};
         }
 
         /** Warms up and returns how many calls fill one sample of minNs. */
         int calls(Runnable f) {
             f.run();
-            long t0 = System.nanoTime();
-            f.run();
-            long t = Math.max(1, System.nanoTime() - t0);
-            return (int) Math.max(1, Math.min(100_000, (minNs + t - 1) / t));
+            double t = Math.max(1e-9, sample(f, 1));
+            return (int) Math.max(1, Math.min(100_000, Math.ceil(minNs / 1e9 / t)));
         }
 
-        static double sample(Runnable f, int calls) {
+        double sample(Runnable f, int calls) {
+            if (cuda != null) {
+                try (dev.panatron.cuda.CudaEvent a = cuda.newEvent(); dev.panatron.cuda.CudaEvent b = cuda.newEvent()) {
+                    a.record();
+                    for (int i = 0; i < calls; i++) f.run();
+                    b.record();
+                    return a.elapsedMs(b) / 1e3 / calls;
+                }
+            }
             long t0 = System.nanoTime();
             for (int i = 0; i < calls; i++) f.run();
             return (System.nanoTime() - t0) / 1e9 / calls;

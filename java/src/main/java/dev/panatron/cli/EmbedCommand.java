@@ -43,6 +43,10 @@ final class EmbedCommand implements Callable<Integer> {
     @Option(names = "--json", description = "print JSON")
     boolean json;
 
+    @Option(names = "--device", paramLabel = "cpu|cuda", defaultValue = "cpu",
+            description = "cpu (default), or cuda: GPU 0, the encoder in bf16 (tokenizer, embeddings and pooling as on the CPU)")
+    String device;
+
     @Parameters(paramLabel = "TEXT", arity = "0..*", description = "texts to embed (default: one per line of stdin)")
     List<String> texts = new ArrayList<>();
 
@@ -61,23 +65,47 @@ final class EmbedCommand implements Callable<Integer> {
             if (in.isEmpty()) throw new IllegalArgumentException("no texts: stdin was empty (give TEXT arguments or one text per line on stdin)");
         }
         String result;
-        try (Embedder e = model.load(pooling, 32, main.err)) {
-            List<float[]> vs = e.embed(in);
-            result = json ? json(e, vs) : summary(e, in, vs);
+        boolean cuda = DecoderCli.isCuda(device);
+        if (cuda) requireGpuModel(model);
+        try (dev.panatron.cuda.CudaContext cctx = cuda ? DecoderCli.cudaContext() : null;
+             Embedder e = model.load(pooling, 32, main.err)) {
+            List<float[]> vs;
+            if (cctx != null) {
+                try (dev.panatron.cuda.CudaEmbedder g = new dev.panatron.cuda.CudaEmbedder(cctx, e, 32)) {
+                    vs = g.embed(in);
+                }
+            } else {
+                vs = e.embed(in);
+            }
+            String prec = cctx != null ? "bf16 on cuda" : e.precision().name().toLowerCase(Locale.ROOT);
+            result = json ? json(e, vs, prec) : summary(e, in, vs, prec);
         }
         spec.commandLine().getOut().print(result);
         spec.commandLine().getOut().flush();
         return 0;
     }
 
-    static String json(Embedder e, List<float[]> vs) throws Exception {
+    /**
+     * --device cuda runs the model's own weights in bf16: a conversion (int8, fp4, sparsity) is CPU only.
+     *
+     * @throws IllegalArgumentException naming the option
+     */
+    static void requireGpuModel(ModelOptions m) {
+        if (m.precision != dev.panatron.Precision.FP32 && m.precision != dev.panatron.Precision.BF16) {
+            throw new IllegalArgumentException("--device cuda runs the encoder in bf16: --precision " + m.precision.name().toLowerCase(Locale.ROOT)
+                    + " is CPU only (use fp32 or bf16)");
+        }
+        if (m.sparsity != 0 || m.converted != null) throw new IllegalArgumentException("--device cuda: --sparsity and --converted are CPU only");
+    }
+
+    static String json(Embedder e, List<float[]> vs, String precision) throws Exception {
         StringWriter w = new StringWriter();
         try (JsonGenerator g = new ObjectMapper().getFactory().createGenerator(w)) {
             g.writeStartObject();
             g.writeStringField("model", e.modelName());
             g.writeNumberField("dim", e.dimension());
             g.writeStringField("pooling", e.pooling().name().toLowerCase(Locale.ROOT));
-            g.writeStringField("precision", e.precision().name().toLowerCase(Locale.ROOT));
+            g.writeStringField("precision", precision);
             g.writeArrayFieldStart("embeddings");
             for (float[] v : vs) {
                 g.writeStartArray();
@@ -90,11 +118,11 @@ final class EmbedCommand implements Callable<Integer> {
         return w + System.lineSeparator();
     }
 
-    static String summary(Embedder e, List<String> texts, List<float[]> vs) {
+    static String summary(Embedder e, List<String> texts, List<float[]> vs, String precision) {
         StringBuilder sb = new StringBuilder();
         String nl = System.lineSeparator();
         sb.append(String.format(Locale.ROOT, "%s: %d text%s, dimension %d (%s pooling, %s, L2-normalized)%s", e.modelName(), vs.size(),
-                vs.size() == 1 ? "" : "s", e.dimension(), e.pooling().name().toLowerCase(Locale.ROOT), e.precision().name().toLowerCase(Locale.ROOT), nl));
+                vs.size() == 1 ? "" : "s", e.dimension(), e.pooling().name().toLowerCase(Locale.ROOT), precision, nl));
         for (int i = 0; i < texts.size(); i++) {
             String t = texts.get(i).replaceAll("\\s+", " ");
             if (t.length() > 60) t = t.substring(0, 57) + "...";

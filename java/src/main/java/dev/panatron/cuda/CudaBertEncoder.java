@@ -22,7 +22,8 @@ import java.util.Objects;
  * result is exact, at the price of the padded FLOPs.
  *
  * <p>Experimental (issue 7): the model executor does not dispatch to the GPU yet; this class is
- * the GPU path of the encoder, built from host weights in PyTorch layout.
+ * the GPU path of the encoder, built from host weights in PyTorch layout, or from a loaded model's
+ * ({@link dev.panatron.graph.BertWeights}; {@link CudaEmbedder} adds the embeddings and pooling).
  */
 public final class CudaBertEncoder implements AutoCloseable {
     /**
@@ -79,16 +80,53 @@ public final class CudaBertEncoder implements AutoCloseable {
         this.cfg = Objects.requireNonNull(cfg, "cfg");
         this.dtype = Objects.requireNonNull(dtype, "dtype");
         if (dtype != DType.BF16 && dtype != DType.F16) throw new IllegalArgumentException("dtype must be BF16 or F16, got " + dtype);
-        int d = cfg.headDim(), dp = -1;
-        for (int h : HEAD_DIMS) if (h >= d) { dp = h; break; }
-        if (dp < 0) throw new IllegalArgumentException("head dim " + d + " > 256 is not supported");
-        this.paddedHeadDim = dp;
+        this.paddedHeadDim = paddedHeadDim(cfg.headDim());
         try {
-            for (int l = 0; l < weights.size(); l++) layers.add(upload(l, weights.get(l)));
+            for (int l = 0; l < weights.size(); l++) layers.add(upload(l, hostArrays(l, weights.get(l))));
         } catch (RuntimeException e) {
             close();
             throw e;
         }
+    }
+
+    /**
+     * The encoder of a loaded model ({@link dev.panatron.Embedder#encoderWeights()}): its weights
+     * uploaded in {@code dtype} as the other constructor does.
+     *
+     * @throws IllegalArgumentException for inconsistent weight sizes, an unsupported dtype, or a
+     *         head dim above 256
+     */
+    public CudaBertEncoder(CudaContext ctx, dev.panatron.graph.BertWeights w, DType dtype) {
+        this.ctx = Objects.requireNonNull(ctx, "ctx");
+        Objects.requireNonNull(w, "weights");
+        this.cfg = new Config(w.hidden(), w.heads(), w.intermediate(), w.eps());
+        this.dtype = Objects.requireNonNull(dtype, "dtype");
+        if (dtype != DType.BF16 && dtype != DType.F16) throw new IllegalArgumentException("dtype must be BF16 or F16, got " + dtype);
+        this.paddedHeadDim = paddedHeadDim(cfg.headDim());
+        try {
+            for (int l = 0; l < w.layers().size(); l++) {
+                var x = w.layers().get(l);
+                float[][] a = {x.wq(), x.wk(), x.wv(), x.bq(), x.bk(), x.bv(), x.wo(), x.bo(), x.ln1Gamma(), x.ln1Beta(), x.w1(), x.b1(),
+                        x.w2(), x.b2(), x.ln2Gamma(), x.ln2Beta()};
+                long h = cfg.hidden(), f = cfg.intermediate();
+                long[] len = {h * h, h * h, h * h, h, h, h, h * h, h, h, h, f * h, f, h * f, h, h, h};
+                for (int i = 0; i < a.length; i++) {
+                    if (a[i] == null || a[i].length != len[i]) {
+                        throw new IllegalArgumentException("layer " + l + " weight " + i + ": expected " + len[i] + " floats, got "
+                                + (a[i] == null ? "null" : a[i].length));
+                    }
+                }
+                layers.add(upload(l, a));
+            }
+        } catch (RuntimeException e) {
+            close();
+            throw e;
+        }
+    }
+
+    private static int paddedHeadDim(int d) {
+        for (int h : HEAD_DIMS) if (h >= d) return h;
+        throw new IllegalArgumentException("head dim " + d + " > 256 is not supported");
     }
 
     public Config config() { return cfg; }
@@ -98,11 +136,23 @@ public final class CudaBertEncoder implements AutoCloseable {
     /** The head dim the attention kernels run at (the model's, or the next supported one). */
     public int paddedHeadDim() { return paddedHeadDim; }
 
-    private DeviceLayer upload(int l, LayerWeights w) {
-        int h = cfg.hidden(), nh = cfg.heads(), d = cfg.headDim(), dp = paddedHeadDim, inter = cfg.intermediate();
+    /** The host weights as arrays in {@link #upload}'s order, shapes checked. */
+    private float[][] hostArrays(int l, LayerWeights w) {
+        int h = cfg.hidden(), inter = cfg.intermediate();
         String at = "layer " + l + " ";
-        float[][] qkv = {host(at + "wq", w.wq(), h, h), host(at + "wk", w.wk(), h, h), host(at + "wv", w.wv(), h, h)};
-        float[][] qkvb = {host(at + "bq", w.bq(), h), host(at + "bk", w.bk(), h), host(at + "bv", w.bv(), h)};
+        return new float[][] {host(at + "wq", w.wq(), h, h), host(at + "wk", w.wk(), h, h), host(at + "wv", w.wv(), h, h),
+                host(at + "bq", w.bq(), h), host(at + "bk", w.bk(), h), host(at + "bv", w.bv(), h),
+                host(at + "wo", w.wo(), h, h), host(at + "bo", w.bo(), h),
+                host(at + "ln1Gamma", w.ln1Gamma(), h), host(at + "ln1Beta", w.ln1Beta(), h),
+                host(at + "w1", w.w1(), inter, h), host(at + "b1", w.b1(), inter), host(at + "w2", w.w2(), h, inter), host(at + "b2", w.b2(), h),
+                host(at + "ln2Gamma", w.ln2Gamma(), h), host(at + "ln2Beta", w.ln2Beta(), h)};
+    }
+
+    /** a: wq, wk, wv, bq, bk, bv, wo, bo, ln1 gamma, ln1 beta, w1, b1, w2, b2, ln2 gamma, ln2 beta (PyTorch layout, f32). */
+    private DeviceLayer upload(int l, float[][] a) {
+        int h = cfg.hidden(), nh = cfg.heads(), d = cfg.headDim(), dp = paddedHeadDim, inter = cfg.intermediate();
+        float[][] qkv = {a[0], a[1], a[2]};
+        float[][] qkvb = {a[3], a[4], a[5]};
         // fused, padded QKV: rows [which][head][dp], the last dp - d rows of each head zero
         float[] wqkv = new float[3 * nh * dp * h];
         float[] bqkv = new float[3 * nh * dp];
@@ -116,7 +166,7 @@ public final class CudaBertEncoder implements AutoCloseable {
             }
         }
         // output projection [h, nh * dp]: zero columns for the padded v dims
-        float[] wo = host(at + "wo", w.wo(), h, h);
+        float[] wo = a[6];
         float[] wop = new float[h * nh * dp];
         for (int r = 0; r < h; r++) {
             for (int head = 0; head < nh; head++) System.arraycopy(wo, r * h + head * d, wop, r * nh * dp + head * dp, d);
@@ -125,11 +175,11 @@ public final class CudaBertEncoder implements AutoCloseable {
         // conversion launch per call
         return new DeviceLayer(
                 dev(wqkv, dtype, 3L * nh * dp, h), dev(bqkv, dtype, 3L * nh * dp),
-                dev(wop, dtype, h, (long) nh * dp), dev(host(at + "bo", w.bo(), h), dtype, h),
-                dev(host(at + "ln1Gamma", w.ln1Gamma(), h), DType.F32, h), dev(host(at + "ln1Beta", w.ln1Beta(), h), DType.F32, h),
-                dev(host(at + "w1", w.w1(), inter, h), dtype, inter, h), dev(host(at + "b1", w.b1(), inter), dtype, inter),
-                dev(host(at + "w2", w.w2(), h, inter), dtype, h, inter), dev(host(at + "b2", w.b2(), h), dtype, h),
-                dev(host(at + "ln2Gamma", w.ln2Gamma(), h), DType.F32, h), dev(host(at + "ln2Beta", w.ln2Beta(), h), DType.F32, h));
+                dev(wop, dtype, h, (long) nh * dp), dev(a[7], dtype, h),
+                dev(a[8], DType.F32, h), dev(a[9], DType.F32, h),
+                dev(a[10], dtype, inter, h), dev(a[11], dtype, inter),
+                dev(a[12], dtype, h, inter), dev(a[13], dtype, h),
+                dev(a[14], DType.F32, h), dev(a[15], DType.F32, h));
     }
 
     private static float[] host(String what, Tensor t, long... shape) {
