@@ -48,23 +48,62 @@ __device__ __forceinline__ uint4 ld_stream(const void* p) {
 }
 
 constexpr int NWARPS = 4;
-constexpr int U = 4; /* keys per group in flight */
+constexpr int NT = NWARPS * 32;
+constexpr int U = 4;      /* keys per group in flight (register variant; 2 when G = 8) */
+constexpr int STAGES = 3; /* cp.async variant: iterations in flight per thread (2 ahead of the one computed) */
 
 template <int D> struct shape {
     static constexpr int CH = D / 8;                                         /* 16-byte chunks per row */
     static constexpr int TPK = CH <= 8 ? 8 : CH <= 16 ? 16 : 32;             /* threads per key */
     static constexpr int NG = NWARPS * 32 / TPK;                             /* key groups per block */
 };
+template <int G> struct keys_in_flight { static constexpr int value = G >= 8 ? 2 : U; };
+
+/* dynamic shared memory of one block: the merge buffers, and for the cp.async variant its
+ * thread-private stages (a thread reads back only the slots it filled itself, so the pipeline
+ * needs no barrier; the merge reuses the space after one) */
+template <int D, int G, bool PIPE> constexpr int smem_bytes() {
+    constexpr int merge = G * shape<D>::NG * D * 4;
+    constexpr int pipe = PIPE ? STAGES * keys_in_flight<G>::value * 2 * NT * 16 : 0;
+    return merge > pipe ? merge : pipe;
+}
+
+__device__ __forceinline__ uint32_t smem_u32(const void* p) { return (uint32_t)__cvta_generic_to_shared(p); }
+/* 16 bytes global -> shared; n = 0 writes zeros and reads nothing */
+__device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, int n) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+/* Element offset of key `kid`'s row from the (batch, head) base (contiguous) or the head base
+ * (paged: through the block table). Returns false for a physical block outside the pool. */
+__device__ __forceinline__ bool row_offsets(const pt_cu_decode_params& p, const int32_t* bt, int kid, int64_t& ko, int64_t& vo) {
+    if (bt == nullptr) {
+        ko = (int64_t)kid * p.k_row;
+        vo = (int64_t)kid * p.v_row;
+        return true;
+    }
+    const int phys = __ldg(bt + (kid >> p.log2_bs));
+    const int r = kid & ((1 << p.log2_bs) - 1);
+    ko = (int64_t)phys * p.k_batch + (int64_t)r * p.k_row;
+    vo = (int64_t)phys * p.v_batch + (int64_t)r * p.v_row;
+    return (unsigned)phys < (unsigned)p.num_blocks;
+}
 
 /* G query heads that share one KV head are served by one block: each K/V row is read once
- * for all of them (GQA). */
-template <typename T, int D, int G>
-__global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_params p) {
+ * for all of them (GQA). PIPE: K/V come through STAGES cp.async stages in shared memory (loads
+ * of the next iterations stay in flight while one is computed); else straight into registers,
+ * U keys per group before use. */
+template <typename T, int D, int G, bool PIPE>
+__global__ void __launch_bounds__(NT) decode_kernel(const pt_cu_decode_params p) {
     using S = shape<D>;
     constexpr int TPK = S::TPK, NG = S::NG;
-    constexpr int U = G >= 8 ? 2 : ptfd::U; /* keys in flight per group: fewer for 8 heads (registers) */
+    constexpr int U = keys_in_flight<G>::value;
+    constexpr int STEP = NG * U;
+    extern __shared__ uint4 dsm[];
     __shared__ float sm_m[G][NG], sm_l[G][NG];
-    __shared__ float sm_acc[G][NG][D];
+    float(*sm_acc)[NG][D] = reinterpret_cast<float(*)[NG][D]>(dsm);
 
     const int chunks = p.h_ratio / G;
     const int split = blockIdx.x, hk = blockIdx.y / chunks, b = blockIdx.z;
@@ -72,6 +111,7 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
     const int tid = threadIdx.x, grp = tid / TPK, sub = tid % TPK;
     const bool active = sub < S::CH;
 
+    const int32_t* bt = p.block_table ? p.block_table + (int64_t)b * p.bt_batch : nullptr;
     int L = p.seqlens[b];
     L = L < 0 ? 0 : L > p.s_max ? p.s_max : L;
     const int k0 = split * p.keys_per_split;
@@ -86,8 +126,11 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
 #pragma unroll
         for (int i = 0; i < 8; i++) q[gi][i] *= p.scale_log2;
     }
-    const T* gk = reinterpret_cast<const T*>(p.k) + (int64_t)b * p.k_batch + (int64_t)hk * p.k_head + sub * 8;
-    const T* gv = reinterpret_cast<const T*>(p.v) + (int64_t)b * p.v_batch + (int64_t)hk * p.v_head + sub * 8;
+    const int64_t kbase = bt ? (int64_t)hk * p.k_head : (int64_t)b * p.k_batch + (int64_t)hk * p.k_head;
+    const int64_t vbase = bt ? (int64_t)hk * p.v_head : (int64_t)b * p.v_batch + (int64_t)hk * p.v_head;
+    const T* gk = reinterpret_cast<const T*>(p.k) + kbase + sub * 8;
+    const T* gv = reinterpret_cast<const T*>(p.v) + vbase + sub * 8;
+    bool bad = false; /* a block id outside the pool: the output becomes NaN */
 
     float m[G], l[G], acc[G][8];
 #pragma unroll
@@ -98,16 +141,59 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
         for (int i = 0; i < 8; i++) acc[gi][i] = 0.f;
     }
 
-    /* the loop bound is uniform over the block, so the shuffles below see every lane */
-    for (int base = k0; base < k1; base += NG * U) {
-        const int key = base + grp;
-        uint4 kr[U], vr[U];
+    const int iters = k1 > k0 ? (k1 - k0 + STEP - 1) / STEP : 0;
+    /* slot (stage, u, kv) of this thread in the cp.async variant */
+    auto slot = [&](int stage, int u, int kv) -> uint4* { return dsm + (((stage * U + u) * 2 + kv) * NT + tid); };
+    auto issue = [&](int it) {
+        const int stage = it % STAGES;
 #pragma unroll
         for (int u = 0; u < U; u++) {
-            int kid = key + u * NG;
+            const int kid = k0 + it * STEP + grp + u * NG;
+            int64_t ko = 0, vo = 0;
             bool ok = active && kid < k1;
-            kr[u] = ok ? ld_stream(gk + (int64_t)kid * p.k_row) : make_uint4(0, 0, 0, 0);
-            vr[u] = ok ? ld_stream(gv + (int64_t)kid * p.v_row) : make_uint4(0, 0, 0, 0);
+            if (ok && !row_offsets(p, bt, kid, ko, vo)) {
+                bad = true;
+                ok = false;
+            }
+            cp_async16(smem_u32(slot(stage, u, 0)), ok ? gk + ko : gk, ok ? 16 : 0);
+            cp_async16(smem_u32(slot(stage, u, 1)), ok ? gv + vo : gv, ok ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+    if (PIPE) {
+#pragma unroll
+        for (int s = 0; s < STAGES - 1; s++) {
+            if (s < iters) issue(s);
+            else cp_async_commit();
+        }
+    }
+
+    /* the loop bound is uniform over the block, so the shuffles below see every lane */
+    for (int it = 0; it < iters; it++) {
+        const int key = k0 + it * STEP + grp;
+        uint4 kr[U], vr[U];
+        if (PIPE) {
+            if (it + STAGES - 1 < iters) issue(it + STAGES - 1);
+            else cp_async_commit();
+            cp_async_wait<STAGES - 1>();
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                kr[u] = *slot(it % STAGES, u, 0);
+                vr[u] = *slot(it % STAGES, u, 1);
+            }
+        } else {
+#pragma unroll
+            for (int u = 0; u < U; u++) {
+                int kid = key + u * NG;
+                int64_t ko = 0, vo = 0;
+                bool ok = active && kid < k1;
+                if (ok && !row_offsets(p, bt, kid, ko, vo)) {
+                    bad = true;
+                    ok = false;
+                }
+                kr[u] = ok ? ld_stream(gk + ko) : make_uint4(0, 0, 0, 0);
+                vr[u] = ok ? ld_stream(gv + vo) : make_uint4(0, 0, 0, 0);
+            }
         }
         float s[G][U];
 #pragma unroll
@@ -156,6 +242,9 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
             }
         }
     }
+    if (PIPE) cp_async_wait<0>();
+    /* every thread is done with its stages before the merge buffers overwrite them */
+    const bool any_bad = __syncthreads_or(bad) != 0;
 
     /* merge the block's groups */
 #pragma unroll
@@ -170,7 +259,7 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
         }
     }
     __syncthreads();
-    for (int x = tid; x < G * D; x += NWARPS * 32) {
+    for (int x = tid; x < G * D; x += NT) {
         const int gi = x / D, d = x - gi * D, h = h0 + gi;
         float M = -CUDART_INF_F;
 #pragma unroll
@@ -183,13 +272,15 @@ __global__ void __launch_bounds__(NWARPS * 32) decode_kernel(const pt_cu_decode_
             lsum += sm_l[gi][g2] * w;
             o += sm_acc[gi][g2][d] * w;
         }
-        o = lsum > 0.f ? o / lsum : 0.f;
+        o = any_bad ? CUDART_NAN_F : lsum > 0.f ? o / lsum : 0.f;
         if (p.splits == 1) {
             T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
             go[d] = from_f<T>(o);
         } else {
             p.part_o[(((int64_t)b * p.hq + h) * p.splits + split) * D + d] = o;
-            if (d == 0) p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] = lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
+            if (d == 0)
+                p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] =
+                    any_bad ? CUDART_NAN_F : lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
         }
     }
 }
@@ -236,18 +327,24 @@ __global__ void combine_kernel(const pt_cu_decode_params p) {
     }
 }
 
+template <typename T, int D, int G, bool PIPE> cudaError_t launch_g(const pt_cu_decode_params& p, dim3 grid, cudaStream_t stream) {
+    decode_kernel<T, D, G, PIPE><<<grid, NT, smem_bytes<D, G, PIPE>(), stream>>>(p);
+    return cudaGetLastError();
+}
+
 template <typename T, int D>
 cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
     /* heads per block: the largest of 8, 4, 2, 1 dividing the group size */
     const int G = p.h_ratio % 8 == 0 ? 8 : p.h_ratio % 4 == 0 ? 4 : p.h_ratio % 2 == 0 ? 2 : 1;
     dim3 grid(p.splits, p.hkv * (p.h_ratio / G), p.batch);
+    const bool pipe = p.variant == 2;
+    cudaError_t e;
     switch (G) {
-    case 8: decode_kernel<T, D, 8><<<grid, NWARPS * 32, 0, stream>>>(p); break;
-    case 4: decode_kernel<T, D, 4><<<grid, NWARPS * 32, 0, stream>>>(p); break;
-    case 2: decode_kernel<T, D, 2><<<grid, NWARPS * 32, 0, stream>>>(p); break;
-    default: decode_kernel<T, D, 1><<<grid, NWARPS * 32, 0, stream>>>(p); break;
+    case 8: e = pipe ? launch_g<T, D, 8, true>(p, grid, stream) : launch_g<T, D, 8, false>(p, grid, stream); break;
+    case 4: e = pipe ? launch_g<T, D, 4, true>(p, grid, stream) : launch_g<T, D, 4, false>(p, grid, stream); break;
+    case 2: e = pipe ? launch_g<T, D, 2, true>(p, grid, stream) : launch_g<T, D, 2, false>(p, grid, stream); break;
+    default: e = pipe ? launch_g<T, D, 1, true>(p, grid, stream) : launch_g<T, D, 1, false>(p, grid, stream); break;
     }
-    cudaError_t e = cudaGetLastError();
     if (e != cudaSuccess || p.splits == 1) return e;
     dim3 g2(p.hq, p.batch);
     combine_kernel<T, D><<<g2, D < 128 ? 64 : 128, 0, stream>>>(p);
@@ -256,29 +353,32 @@ cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
 
 }  // namespace ptfd
 
-/* keys processed per block step; splits are sized in multiples of it */
 /* Blocks of the decode kernel one SM holds at once (registers and shared memory), for
  * sizing the grid to exactly one wave. */
-template <typename T, int D>
-static int resident(int G) {
+template <typename T, int D, int G, bool PIPE> static int resident_g() {
     int n = 0;
-    cudaError_t e;
-    switch (G) {
-    case 8: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 8>, ptfd::NWARPS * 32, 0); break;
-    case 4: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 4>, ptfd::NWARPS * 32, 0); break;
-    case 2: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 2>, ptfd::NWARPS * 32, 0); break;
-    default: e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, 1>, ptfd::NWARPS * 32, 0); break;
-    }
+    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, G, PIPE>, ptfd::NT,
+                                                                  ptfd::smem_bytes<D, G, PIPE>());
     if (e != cudaSuccess) {
         cudaGetLastError();
         return 4;
     }
     return n > 0 ? n : 1;
 }
-int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio) {
+template <typename T, int D>
+static int resident(int G, bool pipe) {
+    switch (G) {
+    case 8: return pipe ? resident_g<T, D, 8, true>() : resident_g<T, D, 8, false>();
+    case 4: return pipe ? resident_g<T, D, 4, true>() : resident_g<T, D, 4, false>();
+    case 2: return pipe ? resident_g<T, D, 2, true>() : resident_g<T, D, 2, false>();
+    default: return pipe ? resident_g<T, D, 1, true>() : resident_g<T, D, 1, false>();
+    }
+}
+int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int variant) {
     int G = h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1;
+    bool pipe = variant == 2;
 #define PT_RES(D) \
-    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G) : resident<__half, D>(G);
+    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G, pipe) : resident<__half, D>(G, pipe);
     switch (head_dim) {
         PT_RES(64)
         PT_RES(80)
