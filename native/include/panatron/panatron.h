@@ -592,7 +592,8 @@ typedef struct pt_cuda_attn_params {
     int32_t max_seqlen_k;     /* varlen: upper bound of the key lengths (host value); decode: 0 = S_max */
     int32_t num_splits;       /* decode: KV splits; 0 = chosen from the SM count */
     int32_t variant;          /* 0 = automatic kernel choice (others: benchmarking only; decode:
-                                 1 register loads, 2 cp.async stages) */
+                                 1 register loads, 2 / 3 cp.async with 3 / 4 stages, + 8 the
+                                 combine kernel without programmatic dependent launch) */
     int32_t reserved;
 } pt_cuda_attn_params;
 

@@ -22,8 +22,8 @@ PYTHONUNBUFFERED=1 timeout ${PT_BENCH_TIMEOUT:-100} python3 native/src/cuda/benc
   > "$OUT/bench.txt" 2>&1
 echo "bench exit: $? ($(( $(date +%s) - t0 )) s)"
 if command -v compute-sanitizer > /dev/null; then
-  for t in ${PT_MEMCHECK:-test_cuda_paged}; do
-    timeout ${PT_MEMCHECK_TIMEOUT:-60} compute-sanitizer --tool memcheck --print-limit 5 build/dev/native/src/cuda/$t > "$OUT/memcheck-$t.log" 2>&1
+  for t in ${PT_MEMCHECK:-test_cuda_paged test_cuda_attn}; do
+    timeout ${PT_MEMCHECK_TIMEOUT:-55} compute-sanitizer --tool memcheck --print-limit 5 build/dev/native/src/cuda/$t > "$OUT/memcheck-$t.log" 2>&1
     echo "memcheck $t exit $?: $(tail -2 "$OUT/memcheck-$t.log" | tr '\n' ' ')"
   done
 fi

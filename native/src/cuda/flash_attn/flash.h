@@ -48,7 +48,8 @@ struct pt_cu_decode_params {
     const int32_t* block_table;
     int64_t bt_batch;
     int32_t log2_bs, num_blocks;
-    int32_t variant;               /* 1: register loads, 2: cp.async stages (0 is resolved on the host) */
+    int32_t variant;               /* 1: register loads, 2/3: cp.async, 3/4 stages (0 is resolved on the host) */
+    int32_t pdl;                   /* 1: launch the combine kernel as a programmatic dependent (sm_90+) */
 };
 
 /* Launchers: one translation unit per (head dim, dtype); variant selects a tile shape
@@ -63,7 +64,7 @@ cudaError_t pt_flash_fwd_launch(const pt_cu_fwd_params& p, int head_dim, int is_
 cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
                                    int* supported);
 /* decode helpers (flash_decode.cu): keys per block step; heads per block for a group size;
- * blocks of the chosen kernel one SM holds at once (variant 1 or 2) */
+ * blocks of the chosen kernel one SM holds at once (variant 1, 2 or 3) */
 int pt_flash_decode_key_step(int head_dim);
 int pt_flash_decode_heads_per_block(int h_ratio);
 int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int variant);

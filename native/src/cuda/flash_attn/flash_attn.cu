@@ -169,11 +169,12 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
 }
 
 /* Decode variant: 1 register loads (U keys per group in flight), 2 cp.async stages in shared
- * memory. Auto (0): the register kernel for MHA (97% of copy bandwidth there, 8 blocks per SM),
+ * memory (3 stages; 3: 4 stages). Auto (0): the register kernel for MHA (97% of copy bandwidth there, 8 blocks per SM),
  * the staged one for GQA (G heads of work per key leave the register kernel's loads idle while
  * it computes). */
 static int decode_variant(int requested, int64_t h_ratio) {
-    if (requested == 1 || requested == 2) return requested;
+    requested &= 7;
+    if (requested >= 1 && requested <= 3) return requested;
     return h_ratio > 1 ? 2 : 1;
 }
 
@@ -231,6 +232,7 @@ static pt_status decode_run(pt_cuda_ctx* ctx, const char* fn, const pt_tensor* q
     p.log2_bs = log2_bs;
     p.num_blocks = (int32_t)num_blocks;
     p.variant = variant;
+    p.pdl = ctx->cc_major >= 9 && (pp.variant & 8) == 0; /* variant + 8: no programmatic dependent launch */
     float scale = pp.scale > 0 ? pp.scale : (float)(1.0 / sqrt((double)D));
     p.scale_log2 = scale * 1.4426950408889634f;
     void* scratch = nullptr;
@@ -268,8 +270,9 @@ static pt_status decode_check_common(const char* fn, const pt_tensor* q, const p
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: num_splits %d and max_seqlen_k %d must be >= 0", fn, pp.num_splits, pp.max_seqlen_k);
     if (pp.scale < 0 || isnan(pp.scale) || isinf(pp.scale))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: scale %g is not a finite value >= 0", fn, (double)pp.scale);
-    if (pp.variant < 0 || pp.variant > 2)
-        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: variant %d must be 0 (auto), 1 or 2", fn, pp.variant);
+    if (pp.variant < 0 || pp.variant > 11 || (pp.variant & 7) > 3)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: variant %d must be 0 (auto), 1, 2 or 3 (+ 8: no programmatic dependent launch)", fn,
+                       pp.variant);
     return PT_OK;
 }
 

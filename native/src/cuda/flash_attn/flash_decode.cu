@@ -12,6 +12,7 @@
 #include <cuda_fp16.h>
 #include <math_constants.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "flash.h"
 
@@ -50,7 +51,8 @@ __device__ __forceinline__ uint4 ld_stream(const void* p) {
 constexpr int NWARPS = 4;
 constexpr int NT = NWARPS * 32;
 constexpr int U = 4;      /* keys per group in flight (register variant; 2 when G = 8) */
-constexpr int STAGES = 3; /* cp.async variant: iterations in flight per thread (2 ahead of the one computed) */
+/* cp.async variants: ST stages per thread (ST - 1 iterations in flight ahead of the one computed);
+ * variant 2: 3 stages (48 KiB for G <= 4, D 128: 4 blocks per SM), variant 3: 4 stages */
 
 template <int D> struct shape {
     static constexpr int CH = D / 8;                                         /* 16-byte chunks per row */
@@ -62,9 +64,9 @@ template <int G> struct keys_in_flight { static constexpr int value = G >= 8 ? 2
 /* dynamic shared memory of one block: the merge buffers, and for the cp.async variant its
  * thread-private stages (a thread reads back only the slots it filled itself, so the pipeline
  * needs no barrier; the merge reuses the space after one) */
-template <int D, int G, bool PIPE> constexpr int smem_bytes() {
+template <int D, int G, int ST> constexpr int smem_bytes() {
     constexpr int merge = G * shape<D>::NG * D * 4;
-    constexpr int pipe = PIPE ? STAGES * keys_in_flight<G>::value * 2 * NT * 16 : 0;
+    constexpr int pipe = ST * keys_in_flight<G>::value * 2 * NT * 16;
     return merge > pipe ? merge : pipe;
 }
 
@@ -95,8 +97,10 @@ __device__ __forceinline__ bool row_offsets(const pt_cu_decode_params& p, const 
  * for all of them (GQA). PIPE: K/V come through STAGES cp.async stages in shared memory (loads
  * of the next iterations stay in flight while one is computed); else straight into registers,
  * U keys per group before use. */
-template <typename T, int D, int G, bool PIPE>
+template <typename T, int D, int G, int ST>
 __global__ void __launch_bounds__(NT) decode_kernel(const pt_cu_decode_params p) {
+    constexpr bool PIPE = ST > 0;
+    constexpr int STAGES = ST > 0 ? ST : 1;
     using S = shape<D>;
     constexpr int TPK = S::TPK, NG = S::NG;
     constexpr int U = keys_in_flight<G>::value;
@@ -105,6 +109,11 @@ __global__ void __launch_bounds__(NT) decode_kernel(const pt_cu_decode_params p)
     __shared__ float sm_m[G][NG], sm_l[G][NG];
     float(*sm_acc)[NG][D] = reinterpret_cast<float(*)[NG][D]>(dsm);
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    /* the combine kernel (launched as a programmatic dependent) may start its blocks now: they
+     * wait in griddepcontrol.wait for this grid's completion, the launch latency is overlapped */
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
     const int chunks = p.h_ratio / G;
     const int split = blockIdx.x, hk = blockIdx.y / chunks, b = blockIdx.z;
     const int h0 = hk * p.h_ratio + (blockIdx.y % chunks) * G; /* first query head of this block */
@@ -292,6 +301,9 @@ template <typename T, int D>
 __global__ void combine_kernel(const pt_cu_decode_params p) {
     __shared__ float w[MAX_SPLITS];
     __shared__ float red[32];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;\n" ::: "memory"); /* the decode grid's results are visible */
+#endif
     const int h = blockIdx.x, b = blockIdx.y, tid = threadIdx.x, nt = blockDim.x;
     const float* lse = p.part_lse + ((int64_t)b * p.hq + h) * p.splits;
     float M = -CUDART_INF_F;
@@ -327,9 +339,27 @@ __global__ void combine_kernel(const pt_cu_decode_params p) {
     }
 }
 
-template <typename T, int D, int G, bool PIPE> cudaError_t launch_g(const pt_cu_decode_params& p, dim3 grid, cudaStream_t stream) {
-    decode_kernel<T, D, G, PIPE><<<grid, NT, smem_bytes<D, G, PIPE>(), stream>>>(p);
+/* kernels above 48 KiB of dynamic shared memory need the opt-in, once per instantiation
+ * (before the occupancy query and the first launch) */
+template <typename T, int D, int G, int ST> cudaError_t prepare() {
+    constexpr int bytes = smem_bytes<D, G, ST>();
+    if (bytes <= 48 * 1024) return cudaSuccess;
+    static cudaError_t done = cudaFuncSetAttribute(decode_kernel<T, D, G, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+    return done;
+}
+
+template <typename T, int D, int G, int ST> cudaError_t launch_g(const pt_cu_decode_params& p, dim3 grid, cudaStream_t stream) {
+    cudaError_t e = prepare<T, D, G, ST>();
+    if (e != cudaSuccess) return e;
+    decode_kernel<T, D, G, ST><<<grid, NT, smem_bytes<D, G, ST>(), stream>>>(p);
     return cudaGetLastError();
+}
+template <typename T, int D, int G> cudaError_t launch_v(const pt_cu_decode_params& p, dim3 grid, cudaStream_t stream) {
+    switch (p.variant) {
+    case 2: return launch_g<T, D, G, 3>(p, grid, stream);
+    case 3: return launch_g<T, D, G, 4>(p, grid, stream);
+    default: return launch_g<T, D, G, 0>(p, grid, stream);
+    }
 }
 
 template <typename T, int D>
@@ -337,17 +367,31 @@ cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
     /* heads per block: the largest of 8, 4, 2, 1 dividing the group size */
     const int G = p.h_ratio % 8 == 0 ? 8 : p.h_ratio % 4 == 0 ? 4 : p.h_ratio % 2 == 0 ? 2 : 1;
     dim3 grid(p.splits, p.hkv * (p.h_ratio / G), p.batch);
-    const bool pipe = p.variant == 2;
     cudaError_t e;
     switch (G) {
-    case 8: e = pipe ? launch_g<T, D, 8, true>(p, grid, stream) : launch_g<T, D, 8, false>(p, grid, stream); break;
-    case 4: e = pipe ? launch_g<T, D, 4, true>(p, grid, stream) : launch_g<T, D, 4, false>(p, grid, stream); break;
-    case 2: e = pipe ? launch_g<T, D, 2, true>(p, grid, stream) : launch_g<T, D, 2, false>(p, grid, stream); break;
-    default: e = pipe ? launch_g<T, D, 1, true>(p, grid, stream) : launch_g<T, D, 1, false>(p, grid, stream); break;
+    case 8: e = launch_v<T, D, 8>(p, grid, stream); break;
+    case 4: e = launch_v<T, D, 4>(p, grid, stream); break;
+    case 2: e = launch_v<T, D, 2>(p, grid, stream); break;
+    default: e = launch_v<T, D, 1>(p, grid, stream); break;
     }
     if (e != cudaSuccess || p.splits == 1) return e;
     dim3 g2(p.hq, p.batch);
-    combine_kernel<T, D><<<g2, D < 128 ? 64 : 128, 0, stream>>>(p);
+    const unsigned nt = D < 128 ? 64 : 128;
+    if (p.pdl) { /* programmatic dependent launch (sm_90): see griddepcontrol in both kernels */
+        cudaLaunchConfig_t cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cudaLaunchAttribute attr[1];
+        attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        attr[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.gridDim = g2;
+        cfg.blockDim = dim3(nt);
+        cfg.dynamicSmemBytes = 0;
+        cfg.stream = stream;
+        cfg.attrs = attr;
+        cfg.numAttrs = 1;
+        return cudaLaunchKernelEx(&cfg, combine_kernel<T, D>, p);
+    }
+    combine_kernel<T, D><<<g2, nt, 0, stream>>>(p);
     return cudaGetLastError();
 }
 
@@ -355,30 +399,33 @@ cudaError_t launch(const pt_cu_decode_params& p, cudaStream_t stream) {
 
 /* Blocks of the decode kernel one SM holds at once (registers and shared memory), for
  * sizing the grid to exactly one wave. */
-template <typename T, int D, int G, bool PIPE> static int resident_g() {
+template <typename T, int D, int G, int ST> static int resident_g() {
     int n = 0;
-    cudaError_t e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, G, PIPE>, ptfd::NT,
-                                                                  ptfd::smem_bytes<D, G, PIPE>());
+    cudaError_t e = ptfd::prepare<T, D, G, ST>();
+    if (e == cudaSuccess)
+        e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_kernel<T, D, G, ST>, ptfd::NT, ptfd::smem_bytes<D, G, ST>());
     if (e != cudaSuccess) {
         cudaGetLastError();
         return 4;
     }
     return n > 0 ? n : 1;
 }
+template <typename T, int D, int G> static int resident_v(int variant) {
+    return variant == 2 ? resident_g<T, D, G, 3>() : variant == 3 ? resident_g<T, D, G, 4>() : resident_g<T, D, G, 0>();
+}
 template <typename T, int D>
-static int resident(int G, bool pipe) {
+static int resident(int G, int variant) {
     switch (G) {
-    case 8: return pipe ? resident_g<T, D, 8, true>() : resident_g<T, D, 8, false>();
-    case 4: return pipe ? resident_g<T, D, 4, true>() : resident_g<T, D, 4, false>();
-    case 2: return pipe ? resident_g<T, D, 2, true>() : resident_g<T, D, 2, false>();
-    default: return pipe ? resident_g<T, D, 1, true>() : resident_g<T, D, 1, false>();
+    case 8: return resident_v<T, D, 8>(variant);
+    case 4: return resident_v<T, D, 4>(variant);
+    case 2: return resident_v<T, D, 2>(variant);
+    default: return resident_v<T, D, 1>(variant);
     }
 }
 int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int variant) {
     int G = h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1;
-    bool pipe = variant == 2;
 #define PT_RES(D) \
-    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G, pipe) : resident<__half, D>(G, pipe);
+    case D: return is_bf16 ? resident<__nv_bfloat16, D>(G, variant) : resident<__half, D>(G, variant);
     switch (head_dim) {
         PT_RES(64)
         PT_RES(80)

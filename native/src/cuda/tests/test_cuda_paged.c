@@ -277,8 +277,8 @@ static void bad_args(pt_cuda_ctx* ctx) {
     EXPECT(pt_cuda_flash_attn_decode_paged(ctx, &q, &pool, &pool, &bt, &lens, &q, &p) == PT_ERR_INVALID_ARGUMENT, "max_seqlen_k > capacity");
     EXPECT(strstr(pt_cuda_last_error(), "capacity") != NULL, "message: %s", pt_cuda_last_error());
     p.max_seqlen_k = 0;
-    p.variant = 3;
-    EXPECT(pt_cuda_flash_attn_decode_paged(ctx, &q, &pool, &pool, &bt, &lens, &q, &p) == PT_ERR_INVALID_ARGUMENT, "variant 3");
+    p.variant = 5;
+    EXPECT(pt_cuda_flash_attn_decode_paged(ctx, &q, &pool, &pool, &bt, &lens, &q, &p) == PT_ERR_INVALID_ARGUMENT, "variant 5");
     pt_tensor qf = dev_tensor(d, PT_F16, 3, sq);
     EXPECT(pt_cuda_flash_attn_decode_paged(ctx, &qf, &pool, &pool, &bt, &lens, &qf, NULL) == PT_ERR_DTYPE, "f16 q, bf16 pool");
     EXPECT(strstr(pt_cuda_last_error(), "k_pool") != NULL, "message: %s", pt_cuda_last_error());
@@ -304,7 +304,7 @@ int main(void) {
     if (!ctx) return pt_test_finish("test_cuda_paged");
     static const int lens3[3] = {1, 7, 1000};
     static const int dims[] = {64, 80, 96, 128, 256};
-    for (int variant = 1; variant <= 2; variant++) {
+    for (int variant = 1; variant <= 11; variant += variant == 3 ? 6 : 1) { /* 1 2 3, 9 (no PDL) */
         run_paged(ctx, 3, 8, 2, 16, lens3, 128, PT_BF16, variant, 0, 0, -1);  /* GQA 4 */
         run_paged(ctx, 3, 4, 4, 32, lens3, 128, PT_F16, variant, 0, 1, -1);   /* MHA, shared prefix */
         run_paged(ctx, 3, 16, 2, 64, lens3, 64, PT_BF16, variant, 1, 1, -1);  /* GQA 8, vLLM layout */
