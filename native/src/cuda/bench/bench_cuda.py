@@ -10,6 +10,7 @@ Frobenius errors — then timings, ours and PyTorch interleaved rep by rep: medi
 of REPS reps, each the mean of ITERS back-to-back launches. Prints a table last.
 """
 import ctypes as C
+import os
 import math
 import statistics
 import sys
@@ -265,7 +266,8 @@ def decode_case(B, Hq, Hkv, L, D, block_sizes=(16, 128), splits_sweep=()):
     o = torch.empty(B, Hq, D, device=dev, dtype=torch.bfloat16)
     lens = torch.full((B,), L, device=dev, dtype=torch.int32)
     dq, dk, dv, do, dl = desc(q.view(B, Hq, D)), desc(kc), desc(vc), desc(o), desc(lens)
-    VARS = (0, 1, 2, 3, 9, 10)  # auto, registers, cp.async 3 / 4 stages; +8: combine without PDL
+    # auto, registers, cp.async 3 / 4 stages, tensor cores; +8: combine without PDL. PT_DEC_VARS picks a subset
+    VARS = tuple(int(x) for x in os.environ.get("PT_DEC_VARS", "0,1,2,3,4,9,10,12").split(","))
     prm = {vv: AttnParams(0.0, 0, None, None, 0, 0, 0, 0, vv, 0) for vv in VARS}
     for ns in splits_sweep:
         prm["s%d" % ns] = AttnParams(0.0, 0, None, None, 0, 0, 0, ns, 0, 0)
@@ -278,7 +280,7 @@ def decode_case(B, Hq, Hkv, L, D, block_sizes=(16, 128), splits_sweep=()):
     vr = vc.float().repeat_interleave(Hq // Hkv, dim=1)
     ref = F.scaled_dot_product_attention(q.float(), kr, vr).view(B, Hq, D)
     del kr, vr
-    errs, ok = {}, []
+    errs, ok, outs = {}, [], {}
     for vv in list(VARS) + ["s%d" % ns for ns in splits_sweep]:
         o.fill_(float("nan"))
         try:
@@ -287,16 +289,15 @@ def decode_case(B, Hq, Hkv, L, D, block_sizes=(16, 128), splits_sweep=()):
             print(ex)
             continue
         errs[vv] = relerr(o, ref)
+        outs[vv] = o.clone()
         ok.append(vv)
-    if 0 in ok:
-        check(ours(0)(), "decode")
-    o_auto = o.clone()
     gqa = Hq != Hkv
     tfn = lambda: F.scaled_dot_product_attention(q, kc, vc, enable_gqa=gqa)
     e_torch = relerr(tfn().view(B, Hq, D), ref)
     fns = {"torch": tfn}
     for vv in ok:
         fns["ours" if vv == 0 else "ours_%s" % vv] = ours(vv)
+    PAGED_VARS = [v for v in (0, 4) if v in ok and (gqa or v == 0)]
     paged = {}
     for bs in block_sizes:
         nblk = L // bs
@@ -311,19 +312,22 @@ def decode_case(B, Hq, Hkv, L, D, block_sizes=(16, 128), splits_sweep=()):
         table = perm.view(B, nblk).to(torch.int32).contiguous()
         dkp, dvp, dbt = desc(kp), desc(vp), desc(table)
         paged[bs] = (kp, vp, table, dkp, dvp, dbt)
-        fnp = (lambda dkp=dkp, dvp=dvp, dbt=dbt: lib.pt_cuda_flash_attn_decode_paged(
-            ctx, C.byref(dq), C.byref(dkp), C.byref(dvp), C.byref(dbt), C.byref(dl), C.byref(do), C.byref(prm[0])))
-        o.fill_(float("nan"))
-        try:
-            check(fnp(), "decode_paged bs %d" % bs)
-        except RuntimeError as ex:
-            print(ex)
-            continue
-        torch.cuda.synchronize()
-        same = torch.equal(o, o_auto)
-        print("paged bs %d: equal to contiguous: %s, rel err %.2e" % (bs, same, relerr(o, ref)))
-        errs["p%d" % bs] = relerr(o, ref)
-        fns["paged%d" % bs] = fnp
+        for pv in PAGED_VARS:
+            if pv not in ok:
+                continue
+            fnp = (lambda dkp=dkp, dvp=dvp, dbt=dbt, pv=pv: lib.pt_cuda_flash_attn_decode_paged(
+                ctx, C.byref(dq), C.byref(dkp), C.byref(dvp), C.byref(dbt), C.byref(dl), C.byref(do), C.byref(prm[pv])))
+            o.fill_(float("nan"))
+            try:
+                check(fnp(), "decode_paged bs %d variant %d" % (bs, pv))
+            except RuntimeError as ex:
+                print(ex)
+                continue
+            torch.cuda.synchronize()
+            same = torch.equal(o, outs[pv])
+            print("paged bs %d variant %d: equal to contiguous: %s, rel err %.2e" % (bs, pv, same, relerr(o, ref)))
+            errs["p%d_%d" % (bs, pv)] = relerr(o, ref)
+            fns["paged%d_%d" % (bs, pv)] = fnp
     if not gqa:
         try:
             sdpa(q, kc, vc, False, SDPBackend.FLASH_ATTENTION)
@@ -335,28 +339,33 @@ def decode_case(B, Hq, Hkv, L, D, block_sizes=(16, 128), splits_sweep=()):
     case = "decode bf16 B%d Hq%d Hkv%d D%d KV%d" % (B, Hq, Hkv, D, L)
     pct = lambda k: "%.0f%% of copy" % (100 * byts / tt[k][0] * 1e-6 / copy_bw)
     add(case, "torch SDPA (default)", tt["torch"], byts / tt["torch"][0] * 1e-6, "TB/s", err=e_torch)
-    if "torch" in tt and "ours" not in tt:
-        return 0.0
     if "torch_fa2" in tt:
         add(case, "torch SDPA flash", tt["torch_fa2"], byts / tt["torch_fa2"][0] * 1e-6, "TB/s", tt["torch"][0])
     names = {0: "ours auto", 1: "ours v1 registers", 2: "ours v2 cp.async 3st", 3: "ours v3 cp.async 4st",
-             9: "ours v1 no PDL", 10: "ours v2 no PDL"}
+             4: "ours v4 mma", 9: "ours v1 no PDL", 10: "ours v2 no PDL", 12: "ours v4 no PDL"}
     for vv in ok:
         k = "ours" if vv == 0 else "ours_%s" % vv
         name = names.get(vv, "ours splits=%s" % str(vv)[1:])
         add(case, name + " " + pct(k), tt[k], byts / tt[k][0] * 1e-6, "TB/s", tt["torch"][0], errs[vv])
     for bs in block_sizes:
-        k = "paged%d" % bs
-        if k not in tt:
-            continue
-        add(case, "ours paged bs%d %s" % (bs, pct(k)), tt[k], byts / tt[k][0] * 1e-6, "TB/s", tt["torch"][0], errs["p%d" % bs])
-        print("%s: paged bs %d / contiguous (auto) time: %.3f" % (case, bs, tt[k][0] / tt["ours"][0]))
+        for pv in PAGED_VARS:
+            k = "paged%d_%d" % (bs, pv)
+            if k not in tt:
+                continue
+            add(case, "ours paged bs%d v%d %s" % (bs, pv, pct(k)), tt[k], byts / tt[k][0] * 1e-6, "TB/s", tt["torch"][0],
+                errs["p%d_%d" % (bs, pv)])
+            kc_ = "ours" if pv == 0 else "ours_%d" % pv
+            print("%s: paged bs %d / contiguous time, variant %d: %.3f" % (case, bs, pv, tt[k][0] / tt[kc_][0]))
+    best = min((k for k in tt if k.startswith("ours")), key=lambda k: tt[k][0], default=None)
+    if best:
+        print("%s: fastest contiguous variant %s, %.1f us, %.0f%% of copy" % (case, best, tt[best][0], 100 * byts / tt[best][0] * 1e-6 / copy_bw))
     del paged
-    return byts / tt["ours"][0] * 1e-6
+    return byts / tt["ours"][0] * 1e-6 if "ours" in tt else 0.0
 
 
-dec_bw = decode_case(1, 32, 32, 32768, 128)
-decode_case(1, 32, 8, 32768, 128, splits_sweep=(32, 128, 264))
+GQA_ONLY = os.environ.get("PT_DEC_GQA_ONLY") == "1"
+dec_bw = 0.0 if GQA_ONLY else decode_case(1, 32, 32, 32768, 128)
+decode_case(1, 32, 8, 32768, 128, splits_sweep=() if GQA_ONLY else (32, 128, 264))
 decode_case(8, 32, 8, 4096, 128)
 decode_case(1, 32, 8, 131072, 128, (16,))
 decode_case(32, 32, 8, 2048, 128, (16,))

@@ -48,7 +48,7 @@ struct pt_cu_decode_params {
     const int32_t* block_table;
     int64_t bt_batch;
     int32_t log2_bs, num_blocks;
-    int32_t variant;               /* 1: register loads, 2/3: cp.async, 3/4 stages (0 is resolved on the host) */
+    int32_t variant;               /* 1: register loads, 2/3: cp.async, 3/4 stages, 4: tensor cores (0 is resolved on the host) */
     int32_t pdl;                   /* 1: launch the combine kernel as a programmatic dependent (sm_90+) */
 };
 
@@ -68,5 +68,6 @@ cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, i
 int pt_flash_decode_key_step(int head_dim);
 int pt_flash_decode_heads_per_block(int h_ratio);
 int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int variant);
+int pt_flash_decode_has_mma(int head_dim, int h_ratio); /* variant 4 (tensor cores) exists */
 
 #endif

@@ -172,9 +172,10 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
  * memory (3 stages; 3: 4 stages). Auto (0): the register kernel for MHA (97% of copy bandwidth there, 8 blocks per SM),
  * the staged one for GQA (G heads of work per key leave the register kernel's loads idle while
  * it computes). */
-static int decode_variant(int requested, int64_t h_ratio) {
+static int decode_variant(int requested, int64_t h_ratio, int64_t D) {
     requested &= 7;
-    if (requested >= 1 && requested <= 3) return requested;
+    if (requested == 4 && !pt_flash_decode_has_mma((int)D, (int)h_ratio)) requested = 0; /* not built: auto */
+    if (requested >= 1 && requested <= 4) return requested;
     return h_ratio > 1 ? 2 : 1;
 }
 
@@ -184,7 +185,7 @@ static pt_status decode_run(pt_cuda_ctx* ctx, const char* fn, const pt_tensor* q
                             const pt_tensor* seqlens_k, pt_tensor* out, const pt_cuda_attn_params& pp, int64_t hkv,
                             int64_t kv_len, const int32_t* block_table, int64_t bt_batch, int log2_bs, int64_t num_blocks) {
     const int64_t B = q->shape[0], hq = q->shape[1], D = q->shape[2];
-    const int variant = decode_variant(pp.variant, hq / hkv);
+    const int variant = decode_variant(pp.variant, hq / hkv, D);
     const int64_t max_len = pp.max_seqlen_k > 0 && pp.max_seqlen_k < kv_len ? pp.max_seqlen_k : (kv_len > 0 ? kv_len : 1);
     const int64_t step = pt_flash_decode_key_step((int)D);
     int64_t max_splits = (max_len + step - 1) / step;
@@ -270,8 +271,8 @@ static pt_status decode_check_common(const char* fn, const pt_tensor* q, const p
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: num_splits %d and max_seqlen_k %d must be >= 0", fn, pp.num_splits, pp.max_seqlen_k);
     if (pp.scale < 0 || isnan(pp.scale) || isinf(pp.scale))
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: scale %g is not a finite value >= 0", fn, (double)pp.scale);
-    if (pp.variant < 0 || pp.variant > 11 || (pp.variant & 7) > 3)
-        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: variant %d must be 0 (auto), 1, 2 or 3 (+ 8: no programmatic dependent launch)", fn,
+    if (pp.variant < 0 || pp.variant > 12 || (pp.variant & 7) > 4)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: variant %d must be 0 (auto), 1, 2, 3 or 4 (+ 8: no programmatic dependent launch)", fn,
                        pp.variant);
     return PT_OK;
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "flash.h"
+#include "flash_fwd_kernel.cuh" /* ptfa:: mma / ldmatrix / cp.async helpers */
 
 namespace ptfd {
 
@@ -294,6 +295,200 @@ __global__ void __launch_bounds__(NT) decode_kernel(const pt_cu_decode_params p)
     }
 }
 
+/* Variant 4, GQA on tensor cores (D 64 / 128, G 2..8 heads per KV head): each warp streams its own
+ * tiles of 16 keys through MST cp.async stages in its own slice of shared memory (swizzled 16-byte
+ * chunks, so ldmatrix rows fall in distinct banks), then S[16 x 16] = Q K^T and O += P V by
+ * mma.sync m16n8k16 with the G query heads as rows 0..G-1 of the A operand (rows G..15 zero).
+ * Per 16 keys a warp issues 32 mma and 16 ldmatrix instead of the G x 16 x (dot + shuffle
+ * reduction + exp + FMA) of the CUDA-core kernels: the per-key work of G heads, what held GQA
+ * below the MHA streaming rate, mostly leaves the FP32 pipes. */
+constexpr int MW = 4;  /* warps per block */
+constexpr int MST = 3; /* stages per warp */
+template <int D> constexpr int mma_smem_bytes() { return MW * MST * 2 * 16 * D * 2; }
+
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(MW * 32) decode_mma_kernel(const pt_cu_decode_params p) {
+    constexpr int CH = D / 8;   /* 16-byte chunks per row */
+    constexpr int NT8 = D / 8;  /* n-tiles of the output (8 columns each) */
+    constexpr int KK = D / 16;  /* k-steps of Q K^T */
+    extern __shared__ uint4 dsm[];
+    __shared__ float sm_m[G][MW], sm_l[G][MW];
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+    const int chunks = p.h_ratio / G;
+    const int split = blockIdx.x, hk = blockIdx.y / chunks, b = blockIdx.z;
+    const int h0 = hk * p.h_ratio + (blockIdx.y % chunks) * G;
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int g = lane / 4, q4 = lane % 4; /* this thread's row (query head) in the fragments */
+
+    const int32_t* bt = p.block_table ? p.block_table + (int64_t)b * p.bt_batch : nullptr;
+    int L = p.seqlens[b];
+    L = L < 0 ? 0 : L > p.s_max ? p.s_max : L;
+    const int k0 = split * p.keys_per_split;
+    const int k1 = min(L, k0 + p.keys_per_split);
+    const int tiles = k1 > k0 ? (k1 - k0 + 15) / 16 : 0;
+    const int my_tiles = tiles > warp ? (tiles - warp + MW - 1) / MW : 0; /* tiles warp, warp + MW, ... */
+
+    /* Q as the A operand: a0a1 = Q[g][16kk + 2q4 ..], a4a5 = Q[g][16kk + 8 + 2q4 ..]; rows >= G zero */
+    uint32_t qa[KK][2];
+    {
+        const T* gq = reinterpret_cast<const T*>(p.q) + (int64_t)b * p.q_batch + (int64_t)(h0 + (g < G ? g : 0)) * p.q_head;
+#pragma unroll
+        for (int kk = 0; kk < KK; kk++) {
+            qa[kk][0] = g < G ? *reinterpret_cast<const uint32_t*>(gq + 16 * kk + 2 * q4) : 0u;
+            qa[kk][1] = g < G ? *reinterpret_cast<const uint32_t*>(gq + 16 * kk + 8 + 2 * q4) : 0u;
+        }
+    }
+    const int64_t kbase = bt ? (int64_t)hk * p.k_head : (int64_t)b * p.k_batch + (int64_t)hk * p.k_head;
+    const int64_t vbase = bt ? (int64_t)hk * p.v_head : (int64_t)b * p.v_batch + (int64_t)hk * p.v_head;
+    const T* gk = reinterpret_cast<const T*>(p.k) + kbase;
+    const T* gv = reinterpret_cast<const T*>(p.v) + vbase;
+    bool bad = false;
+
+    uint4* wsm = dsm + warp * MST * 2 * 16 * CH; /* this warp's stages: [stage][kv][row 16][CH] */
+    auto issue = [&](int t) {                    /* the warp's t-th tile into stage t % MST */
+        const int stage = t % MST;
+        const int key0 = k0 + (t * MW + warp) * 16;
+#pragma unroll
+        for (int i = 0; i < 2 * 16 * CH / 32; i++) {
+            const int idx = i * 32 + lane;
+            const int kv = idx / (16 * CH), rem = idx % (16 * CH), row = rem / CH, c = rem % CH;
+            const int kid = key0 + row;
+            int64_t ko = 0, vo = 0;
+            bool ok = kid < k1;
+            if (ok && !row_offsets(p, bt, kid, ko, vo)) {
+                bad = true;
+                ok = false;
+            }
+            const T* src = kv == 0 ? gk + ko + c * 8 : gv + vo + c * 8;
+            uint4* dst = wsm + ((stage * 2 + kv) * 16 + row) * CH + (c ^ (row & 7));
+            cp_async16(smem_u32(dst), ok ? src : gk, ok ? 16 : 0);
+        }
+        cp_async_commit();
+    };
+#pragma unroll
+    for (int s = 0; s < MST - 1; s++) {
+        if (s < my_tiles) issue(s);
+        else cp_async_commit();
+    }
+
+    float o[NT8][4];
+#pragma unroll
+    for (int n = 0; n < NT8; n++) o[n][0] = o[n][1] = o[n][2] = o[n][3] = 0.f;
+    float m_run = -CUDART_INF_F, l_run = 0.f;
+
+    for (int t = 0; t < my_tiles; t++) {
+        __syncwarp(); /* every lane is done reading the stage the next issue overwrites */
+        if (t + MST - 1 < my_tiles) issue(t + MST - 1);
+        else cp_async_commit();
+        cp_async_wait<MST - 1>();
+        __syncwarp(); /* the tile's chunks written by every lane are visible */
+        const uint4* ks = wsm + ((t % MST) * 2 + 0) * 16 * CH;
+        const uint4* vs = wsm + ((t % MST) * 2 + 1) * 16 * CH;
+        /* S = Q K^T: two n-tiles of 8 keys */
+        float sc[2][4];
+#pragma unroll
+        for (int j = 0; j < 2; j++) {
+            sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
+#pragma unroll
+            for (int kp = 0; kp < KK / 2; kp++) {
+                const int row = 8 * j + (lane % 8), c = 4 * kp + lane / 8;
+                uint32_t b0, b1, b2, b3;
+                ptfa::ldsm_x4(smem_u32(ks + row * CH + (c ^ (row & 7))), b0, b1, b2, b3);
+                const uint32_t a0[4] = {qa[2 * kp][0], 0u, qa[2 * kp][1], 0u};
+                const uint32_t a1[4] = {qa[2 * kp + 1][0], 0u, qa[2 * kp + 1][1], 0u};
+                ptfa::dt<T>::mma(sc[j], a0, b0, b1);
+                ptfa::dt<T>::mma(sc[j], a1, b2, b3);
+            }
+        }
+        /* online softmax on row g (c0, c1 of each n-tile; c2, c3 are the zero rows 8..15) */
+        const int key0 = k0 + (t * MW + warp) * 16;
+        float sv[4];
+#pragma unroll
+        for (int j = 0; j < 2; j++)
+#pragma unroll
+            for (int e = 0; e < 2; e++) {
+                const int kid = key0 + 8 * j + 2 * q4 + e;
+                sv[2 * j + e] = kid < k1 ? sc[j][e] * p.scale_log2 : -CUDART_INF_F;
+            }
+        float mx = fmaxf(fmaxf(sv[0], sv[1]), fmaxf(sv[2], sv[3]));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float m_new = fmaxf(m_run, mx);
+        const float m_use = m_new == -CUDART_INF_F ? 0.f : m_new;
+        const float corr = exp2f(m_run - m_use);
+        m_run = m_new;
+        float pv[4];
+#pragma unroll
+        for (int i = 0; i < 4; i++) pv[i] = g < G ? exp2f(sv[i] - m_use) : 0.f;
+        l_run = l_run * corr + (pv[0] + pv[1]) + (pv[2] + pv[3]);
+#pragma unroll
+        for (int n = 0; n < NT8; n++) {
+            o[n][0] *= corr;
+            o[n][1] *= corr;
+        }
+        const uint32_t pa[4] = {ptfa::dt<T>::pack(pv[0], pv[1]), 0u, ptfa::dt<T>::pack(pv[2], pv[3]), 0u};
+        /* O += P V: V rows are keys (k), columns d (n) -> ldmatrix.trans */
+#pragma unroll
+        for (int cp = 0; cp < NT8 / 2; cp++) {
+            const int mi = lane / 8, row = (mi & 1) * 8 + (lane % 8), c = 2 * cp + (mi >> 1);
+            uint32_t b0, b1, b2, b3;
+            ptfa::ldsm_x4_t(smem_u32(vs + row * CH + (c ^ (row & 7))), b0, b1, b2, b3);
+            ptfa::dt<T>::mma(o[2 * cp], pa, b0, b1);
+            ptfa::dt<T>::mma(o[2 * cp + 1], pa, b2, b3);
+        }
+    }
+    cp_async_wait<0>();
+    l_run += __shfl_xor_sync(0xffffffffu, l_run, 1);
+    l_run += __shfl_xor_sync(0xffffffffu, l_run, 2);
+    const bool any_bad = __syncthreads_or(bad) != 0; /* all warps left their stages */
+
+    float(*sm_acc)[MW][D] = reinterpret_cast<float(*)[MW][D]>(dsm);
+    if (g < G) {
+        if (q4 == 0) {
+            sm_m[g][warp] = m_run;
+            sm_l[g][warp] = l_run;
+        }
+#pragma unroll
+        for (int n = 0; n < NT8; n++) {
+            sm_acc[g][warp][8 * n + 2 * q4] = o[n][0];
+            sm_acc[g][warp][8 * n + 2 * q4 + 1] = o[n][1];
+        }
+    }
+    __syncthreads();
+    for (int x = tid; x < G * D; x += MW * 32) {
+        const int gi = x / D, d = x - gi * D, h = h0 + gi;
+        float M = -CUDART_INF_F;
+#pragma unroll
+        for (int w = 0; w < MW; w++) M = fmaxf(M, sm_m[gi][w]);
+        const float Muse = M == -CUDART_INF_F ? 0.f : M;
+        float lsum = 0.f, ov = 0.f;
+#pragma unroll
+        for (int w = 0; w < MW; w++) {
+            float wt = exp2f(sm_m[gi][w] - Muse);
+            lsum += sm_l[gi][w] * wt;
+            ov += sm_acc[gi][w][d] * wt;
+        }
+        ov = any_bad ? CUDART_NAN_F : lsum > 0.f ? ov / lsum : 0.f;
+        if (p.splits == 1) {
+            T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+            go[d] = from_f<T>(ov);
+        } else {
+            p.part_o[(((int64_t)b * p.hq + h) * p.splits + split) * D + d] = ov;
+            if (d == 0)
+                p.part_lse[((int64_t)b * p.hq + h) * p.splits + split] =
+                    any_bad ? CUDART_NAN_F : lsum > 0.f ? M + log2f(lsum) : -CUDART_INF_F;
+        }
+    }
+}
+
+template <typename T, int D, int G> cudaError_t prepare_mma() {
+    static cudaError_t done =
+        cudaFuncSetAttribute(decode_mma_kernel<T, D, G>, cudaFuncAttributeMaxDynamicSharedMemorySize, mma_smem_bytes<D>());
+    return done;
+}
+
 /* Merges the splits of one (batch, head): weights 2^(lse_s - max) computed once into
  * shared memory, then every thread sums its output element over the splits. */
 constexpr int MAX_SPLITS = 1024;
@@ -331,19 +526,30 @@ __global__ void combine_kernel(const pt_cu_decode_params p) {
     const float inv = sum > 0.f ? 1.f / sum : 0.f;
     const float* po = p.part_o + ((int64_t)b * p.hq + h) * p.splits * D;
     T* go = reinterpret_cast<T*>(p.o) + (int64_t)b * p.o_batch + (int64_t)h * p.o_head;
+    /* 16 partial rows in flight per thread (they sit in L2: latency, not bandwidth, bounds this) */
     for (int d = tid; d < D; d += nt) {
-        float o = 0.f;
-#pragma unroll 8
-        for (int s = 0; s < p.splits; s++) o = fmaf(w[s], po[(int64_t)s * D + d], o);
-        go[d] = from_f<T>(o * inv);
+        float o0 = 0.f, o1 = 0.f;
+        int s = 0;
+        for (; s + 16 <= p.splits; s += 16) {
+            float x[16];
+#pragma unroll
+            for (int i = 0; i < 16; i++) x[i] = po[(int64_t)(s + i) * D + d];
+#pragma unroll
+            for (int i = 0; i < 16; i += 2) {
+                o0 = fmaf(w[s + i], x[i], o0);
+                o1 = fmaf(w[s + i + 1], x[i + 1], o1);
+            }
+        }
+        for (; s < p.splits; s++) o0 = fmaf(w[s], po[(int64_t)s * D + d], o0);
+        go[d] = from_f<T>((o0 + o1) * inv);
     }
 }
 
-/* kernels above 48 KiB of dynamic shared memory need the opt-in, once per instantiation
- * (before the occupancy query and the first launch) */
+/* kernels above 48 KiB of shared memory (dynamic + the static sm_m/sm_l) need the opt-in,
+ * once per instantiation (before the occupancy query and the first launch) */
 template <typename T, int D, int G, int ST> cudaError_t prepare() {
     constexpr int bytes = smem_bytes<D, G, ST>();
-    if (bytes <= 48 * 1024) return cudaSuccess;
+    if (bytes + 2 * G * shape<D>::NG * 4 <= 48 * 1024) return cudaSuccess;
     static cudaError_t done = cudaFuncSetAttribute(decode_kernel<T, D, G, ST>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     return done;
 }
@@ -355,6 +561,14 @@ template <typename T, int D, int G, int ST> cudaError_t launch_g(const pt_cu_dec
     return cudaGetLastError();
 }
 template <typename T, int D, int G> cudaError_t launch_v(const pt_cu_decode_params& p, dim3 grid, cudaStream_t stream) {
+    if constexpr ((D == 64 || D == 128) && G >= 2) {
+        if (p.variant == 4) {
+            cudaError_t e = prepare_mma<T, D, G>();
+            if (e != cudaSuccess) return e;
+            decode_mma_kernel<T, D, G><<<grid, MW * 32, mma_smem_bytes<D>(), stream>>>(p);
+            return cudaGetLastError();
+        }
+    }
     switch (p.variant) {
     case 2: return launch_g<T, D, G, 3>(p, grid, stream);
     case 3: return launch_g<T, D, G, 4>(p, grid, stream);
@@ -411,6 +625,20 @@ template <typename T, int D, int G, int ST> static int resident_g() {
     return n > 0 ? n : 1;
 }
 template <typename T, int D, int G> static int resident_v(int variant) {
+    if constexpr ((D == 64 || D == 128) && G >= 2) {
+        if (variant == 4) {
+            int n = 0;
+            cudaError_t e = ptfd::prepare_mma<T, D, G>();
+            if (e == cudaSuccess)
+                e = cudaOccupancyMaxActiveBlocksPerMultiprocessor(&n, ptfd::decode_mma_kernel<T, D, G>, ptfd::MW * 32,
+                                                                  ptfd::mma_smem_bytes<D>());
+            if (e != cudaSuccess) {
+                cudaGetLastError();
+                return 2;
+            }
+            return n > 0 ? n : 1;
+        }
+    }
     return variant == 2 ? resident_g<T, D, G, 3>() : variant == 3 ? resident_g<T, D, G, 4>() : resident_g<T, D, G, 0>();
 }
 template <typename T, int D>
@@ -436,6 +664,9 @@ int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int va
     }
 #undef PT_RES
 }
+
+/* whether variant 4 (tensor cores) exists for a head dim and group size */
+int pt_flash_decode_has_mma(int head_dim, int h_ratio) { return (head_dim == 64 || head_dim == 128) && h_ratio % 2 == 0; }
 
 /* heads served by one block for a group size (decode_kernel's G) */
 int pt_flash_decode_heads_per_block(int h_ratio) { return h_ratio % 8 == 0 ? 8 : h_ratio % 4 == 0 ? 4 : h_ratio % 2 == 0 ? 2 : 1; }

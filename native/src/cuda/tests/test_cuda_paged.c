@@ -304,7 +304,7 @@ int main(void) {
     if (!ctx) return pt_test_finish("test_cuda_paged");
     static const int lens3[3] = {1, 7, 1000};
     static const int dims[] = {64, 80, 96, 128, 256};
-    for (int variant = 1; variant <= 11; variant += variant == 3 ? 6 : 1) { /* 1 2 3, 9 (no PDL) */
+    for (int variant = 1; variant <= 12; variant += variant == 4 ? 5 : 1) { /* 1 2 3 4, 9 .. 12 (no PDL) */
         run_paged(ctx, 3, 8, 2, 16, lens3, 128, PT_BF16, variant, 0, 0, -1);  /* GQA 4 */
         run_paged(ctx, 3, 4, 4, 32, lens3, 128, PT_F16, variant, 0, 1, -1);   /* MHA, shared prefix */
         run_paged(ctx, 3, 16, 2, 64, lens3, 64, PT_BF16, variant, 1, 1, -1);  /* GQA 8, vLLM layout */
