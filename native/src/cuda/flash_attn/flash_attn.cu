@@ -168,15 +168,17 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
     return PT_OK;
 }
 
-/* Decode variant: 1 register loads (U keys per group in flight), 2 cp.async stages in shared
- * memory (3 stages; 3: 4 stages). Auto (0): the register kernel for MHA (97% of copy bandwidth there, 8 blocks per SM),
- * the staged one for GQA (G heads of work per key leave the register kernel's loads idle while
- * it computes). */
+/* Decode variant: 1 register loads (U keys per group in flight), 2 / 3 cp.async with 3 / 4 stages
+ * in shared memory, 4 tensor cores (GQA, D 64/128, even group size). Auto (0), by the H100
+ * measurements of NOTES.md (session 4): MHA the register kernel (97% of copy bandwidth, 8 blocks
+ * per SM); GQA the tensor-core kernel where it exists (81-93% of copy against 74-90% for the
+ * CUDA-core kernels, whose G x per-key FP32 work bounds them), else the 3-stage kernel. */
 static int decode_variant(int requested, int64_t h_ratio, int64_t D) {
     requested &= 7;
     if (requested == 4 && !pt_flash_decode_has_mma((int)D, (int)h_ratio)) requested = 0; /* not built: auto */
     if (requested >= 1 && requested <= 4) return requested;
-    return h_ratio > 1 ? 2 : 1;
+    if (h_ratio == 1) return 1;
+    return pt_flash_decode_has_mma((int)D, (int)h_ratio) ? 4 : 2;
 }
 
 /* Shared by the contiguous and the paged decode: shapes of q/out/seqlens checked by the caller;
