@@ -7,6 +7,10 @@
  * what a memory-bound kernel needs). A block's groups merge their partial softmaxes in
  * shared memory; with several splits, a second kernel merges the splits by log-sum-exp.
  * Everything is memory-bound: the floor is the K and V bytes over the copy bandwidth.
+ * Variants (host: decode_variant in flash_attn.cu): 1 the above; 2 / 3 the same with the K/V
+ * loads through 3 / 4 thread-private cp.async stages; 4 GQA on tensor cores (decode_mma_kernel).
+ * Paged KV: every kernel reads a row through the block table when p.block_table is set.
+ * The combine kernel is a programmatic dependent launch on sm_90 (griddepcontrol).
  */
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -347,9 +351,21 @@ __global__ void __launch_bounds__(MW * 32) decode_mma_kernel(const pt_cu_decode_
     bool bad = false;
 
     uint4* wsm = dsm + warp * MST * 2 * 16 * CH; /* this warp's stages: [stage][kv][row 16][CH] */
+    /* block size >= 16: a tile (16 keys from a multiple of 16: keys_per_split is a multiple of the
+     * key step) lies in one block, so one table lookup serves it; smaller blocks look up per row */
+    const bool per_tile = bt != nullptr && p.log2_bs >= 4;
     auto issue = [&](int t) {                    /* the warp's t-th tile into stage t % MST */
         const int stage = t % MST;
         const int key0 = k0 + (t * MW + warp) * 16;
+        int64_t tk = 0, tv = 0;
+        bool tile_ok = true;
+        if (per_tile && key0 < k1) {
+            const int phys = __ldg(bt + (key0 >> p.log2_bs));
+            const int r0 = key0 & ((1 << p.log2_bs) - 1);
+            tk = (int64_t)phys * p.k_batch + (int64_t)r0 * p.k_row;
+            tv = (int64_t)phys * p.v_batch + (int64_t)r0 * p.v_row;
+            tile_ok = (unsigned)phys < (unsigned)p.num_blocks;
+        }
 #pragma unroll
         for (int i = 0; i < 2 * 16 * CH / 32; i++) {
             const int idx = i * 32 + lane;
@@ -357,7 +373,14 @@ __global__ void __launch_bounds__(MW * 32) decode_mma_kernel(const pt_cu_decode_
             const int kid = key0 + row;
             int64_t ko = 0, vo = 0;
             bool ok = kid < k1;
-            if (ok && !row_offsets(p, bt, kid, ko, vo)) {
+            if (ok && per_tile) {
+                ko = tk + (int64_t)row * p.k_row;
+                vo = tv + (int64_t)row * p.v_row;
+                if (!tile_ok) {
+                    bad = true;
+                    ok = false;
+                }
+            } else if (ok && !row_offsets(p, bt, kid, ko, vo)) {
                 bad = true;
                 ok = false;
             }
