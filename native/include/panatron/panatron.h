@@ -591,7 +591,9 @@ typedef struct pt_cuda_attn_params {
     int32_t max_seqlen_q;     /* varlen: upper bound of the query lengths (host value) */
     int32_t max_seqlen_k;     /* varlen: upper bound of the key lengths (host value); decode: 0 = S_max */
     int32_t num_splits;       /* decode: KV splits; 0 = chosen from the SM count */
-    int32_t variant;          /* 0 = automatic kernel choice (others: benchmarking only) */
+    int32_t variant;          /* 0 = automatic kernel choice (others: benchmarking only; decode:
+                                 1 register loads, 2 / 3 cp.async with 3 / 4 stages, + 8 the
+                                 combine kernel without programmatic dependent launch) */
     int32_t reserved;
 } pt_cuda_attn_params;
 
@@ -631,6 +633,31 @@ PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q,
                                            const pt_tensor* k_cache, const pt_tensor* v_cache,
                                            const pt_tensor* seqlens_k, pt_tensor* out,
                                            const pt_cuda_attn_params* params);
+
+/*
+ * Decode attention against a paged KV cache (vLLM / FlashInfer style): sequences own
+ * fixed-size blocks of a shared pool through a block table; otherwise as
+ * pt_cuda_flash_attn_decode (same kernels, the row address goes through the table).
+ *   q           [B, Hq, D]  bf16 | f16, innermost contiguous
+ *   k_pool      [num_blocks, Hkv, block_size, D] same dtype, innermost contiguous, any outer
+ *               strides (16-byte multiples): the vLLM layout [num_blocks, block_size, Hkv, D]
+ *               is passed as its transpose(1, 2) view. block_size: a power of two, 1 .. 4096.
+ *   v_pool      like k_pool (same shape; its own strides)
+ *   block_table [B, max_blocks] i32 device, innermost contiguous: key j of sequence b is row
+ *               j % block_size of block block_table[b, j / block_size]. Blocks may repeat
+ *               across sequences (shared prefixes) and need not be in order.
+ *   seqlens_k   [B] i32 device: keys of each sequence (values above the capacity
+ *               max_blocks * block_size are clamped to it; <= 0 gives a zero row)
+ *   out         [B, Hq, D] same dtype as q.
+ *   params->max_seqlen_k: a host bound of seqlens_k (0: the capacity; larger than the capacity
+ *   is refused). A block id outside 0 .. num_blocks-1 among the first seqlens_k[b] keys is an
+ *   error the GPU cannot report: sequence b's output rows become NaN.
+ */
+PT_API pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx* ctx, const pt_tensor* q,
+                                                 const pt_tensor* k_pool, const pt_tensor* v_pool,
+                                                 const pt_tensor* block_table,
+                                                 const pt_tensor* seqlens_k, pt_tensor* out,
+                                                 const pt_cuda_attn_params* params);
 
 /*
  * LayerNorm over the last dim on the GPU: out = (x - mean) / sqrt(var + eps) * gamma + beta,
@@ -769,6 +796,21 @@ PT_API pt_status pt_cuda_add_norm(pt_cuda_ctx* ctx, pt_tensor* x, const pt_tenso
 PT_API pt_status pt_cuda_rope_kv_append(pt_cuda_ctx* ctx, pt_tensor* qkv, const pt_tensor* pos,
                                         const pt_tensor* inv_freq, int32_t q_heads, pt_tensor* k_cache,
                                         pt_tensor* v_cache, pt_tensor* seqlens);
+
+/*
+ * pt_cuda_rope_kv_append into a paged cache (the layout pt_cuda_flash_attn_decode_paged reads):
+ *   qkv, pos, inv_freq, q_heads, seqlens as pt_cuda_rope_kv_append; B = block_table's rows.
+ *   k_pool, v_pool [num_blocks, Hkv, block_size, D] bf16, innermost contiguous, any outer
+ *             strides; block_size a power of two, 1 .. 4096.
+ *   block_table [B, max_blocks] i32 device, innermost contiguous: row pos[t] of sequence b goes
+ *             to row pos[t] % block_size of block block_table[b, pos[t] / block_size]. A position
+ *             outside 0 .. max_blocks * block_size - 1, or one whose block id is outside
+ *             0 .. num_blocks-1, is not written (and does not raise seqlens).
+ */
+PT_API pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx* ctx, pt_tensor* qkv, const pt_tensor* pos,
+                                              const pt_tensor* inv_freq, int32_t q_heads,
+                                              pt_tensor* k_pool, pt_tensor* v_pool,
+                                              const pt_tensor* block_table, pt_tensor* seqlens);
 
 /*
  * SwiGLU on a fused gate|up projection: out[t, j] = silu(g) * u with g = gate_up[t, j],

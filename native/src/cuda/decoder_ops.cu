@@ -98,11 +98,25 @@ __global__ void __launch_bounds__(THREADS) add_norm_kernel(float* x, const bf16*
 __global__ void __launch_bounds__(THREADS) rope_append_kernel(bf16* qkv, int64_t row_stride, const int32_t* pos, const float* inv_freq,
                                                              bf16* kc, bf16* vc, int64_t kb, int64_t kh, int64_t kr, int64_t vb,
                                                              int64_t vh, int64_t vr, int32_t* seqlens, int hq, int hkv, int d,
-                                                             int rows_per_seq, int smax) {
+                                                             int rows_per_seq, int smax, const int32_t* bt, int64_t bt_batch,
+                                                             int log2_bs, int num_blocks) {
     const int t = blockIdx.x;
     const int b = t / rows_per_seq;
     const int p = pos[t];
-    const bool in = p >= 0 && p < smax;
+    /* contiguous: row p of the (b) cache; paged (bt): row p % bs of block bt[b, p / bs], and
+     * kb / vb are the strides of one physical block (smax = max_blocks * bs) */
+    bool in = p >= 0 && p < smax;
+    int64_t ko = 0, vo = 0;
+    if (in && bt) {
+        const int phys = bt[(int64_t)b * bt_batch + (p >> log2_bs)];
+        const int r = p & ((1 << log2_bs) - 1);
+        in = (unsigned)phys < (unsigned)num_blocks;
+        ko = (int64_t)phys * kb + (int64_t)r * kr;
+        vo = (int64_t)phys * vb + (int64_t)r * vr;
+    } else if (in) {
+        ko = (int64_t)b * kb + (int64_t)p * kr;
+        vo = (int64_t)b * vb + (int64_t)p * vr;
+    }
     bf16* row = qkv + (int64_t)t * row_stride;
     const int half = d / 2;
     if (threadIdx.x == 0 && seqlens && in) atomicMax(seqlens + b, p + 1);
@@ -125,7 +139,7 @@ __global__ void __launch_bounds__(THREADS) rope_append_kernel(bf16* qkv, int64_t
                 src[j + half] = __float2bfloat16_rn(y2);
             }
         } else if (in) {
-            bf16* dst = kc + b * kb + (int64_t)(head - hq) * kh + (int64_t)p * kr;
+            bf16* dst = kc + ko + (int64_t)(head - hq) * kh;
             dst[j] = __float2bfloat16_rn(y1);
             dst[j + half] = __float2bfloat16_rn(y2);
         }
@@ -134,7 +148,7 @@ __global__ void __launch_bounds__(THREADS) rope_append_kernel(bf16* qkv, int64_t
     const bf16* vsrc = row + (int64_t)(hq + hkv) * d;
     for (int i = threadIdx.x; i < hkv * d; i += THREADS) {
         const int head = i / d, j = i - head * d;
-        vc[b * vb + (int64_t)head * vh + (int64_t)p * vr + j] = vsrc[i];
+        vc[vo + (int64_t)head * vh + j] = vsrc[i];
     }
 }
 
@@ -476,8 +490,67 @@ extern "C" PT_API pt_status pt_cuda_rope_kv_append(pt_cuda_ctx* ctx, pt_tensor* 
     rope_append_kernel<<<(unsigned)T, THREADS, 0, ctx->stream>>>(
         (bf16*)qkv->data, el(qkv, 0), (const int32_t*)pos->data, inv_freq ? (const float*)inv_freq->data : nullptr, (bf16*)k_cache->data,
         (bf16*)v_cache->data, el(k_cache, 0), el(k_cache, 1), el(k_cache, 2), el(v_cache, 0), el(v_cache, 1), el(v_cache, 2),
-        seqlens ? (int32_t*)seqlens->data : nullptr, q_heads, (int)hkv, (int)D, (int)(T / B), (int)S);
+        seqlens ? (int32_t*)seqlens->data : nullptr, q_heads, (int)hkv, (int)D, (int)(T / B), (int)S, nullptr, 0, 0, 0);
     PT_CUDA_LAUNCH_CHECK("pt_cuda_rope_kv_append: launch");
+    return PT_OK;
+}
+
+extern "C" PT_API pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx* ctx, pt_tensor* qkv, const pt_tensor* pos, const pt_tensor* inv_freq,
+                                                         int32_t q_heads, pt_tensor* k_pool, pt_tensor* v_pool,
+                                                         const pt_tensor* block_table, pt_tensor* seqlens) {
+    pt_clear_error();
+    const char* fn = "pt_cuda_rope_kv_append_paged";
+    PT_CHECK(pt_cuda_enter(ctx, fn));
+    PT_CHECK(pt_cuda_check_tensor(qkv, "pt_cuda_rope_kv_append_paged qkv", 2, 2, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(pos, "pt_cuda_rope_kv_append_paged pos", 1, 1, 1, I32_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(k_pool, "pt_cuda_rope_kv_append_paged k_pool", 4, 4, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(v_pool, "pt_cuda_rope_kv_append_paged v_pool", 4, 4, 1, BF16_ONLY));
+    PT_CHECK(pt_cuda_check_tensor(block_table, "pt_cuda_rope_kv_append_paged block_table", 2, 2, 1, I32_ONLY));
+    const int64_t T = qkv->shape[0], NB = k_pool->shape[0], hkv = k_pool->shape[1], BS = k_pool->shape[2], D = k_pool->shape[3];
+    const int64_t B = block_table->shape[0], MB = block_table->shape[1];
+    char dq[96], dk[96], dbt[96];
+    pt_describe(qkv, dq, sizeof dq);
+    pt_describe(k_pool, dk, sizeof dk);
+    pt_describe(block_table, dbt, sizeof dbt);
+    int64_t ks[4] = {NB, hkv, BS, D}, ts[1] = {T}, bs[1] = {B};
+    PT_CHECK(need_shape(v_pool, fn, "v_pool", 4, ks, "[num_blocks, Hkv, block_size, D], the shape of k_pool"));
+    PT_CHECK(need_shape(pos, fn, "pos", 1, ts, "[T] for qkv [T, (Hq + 2 Hkv) D]"));
+    if (q_heads < 1 || hkv < 1 || q_heads % hkv != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: q_heads %d must be a positive multiple of k_pool %s's Hkv", fn, q_heads, dk);
+    if (D < 2 || D % 2 != 0 || D > 1024) return pt_fail(PT_ERR_SHAPE, "%s: head dim %lld of k_pool %s must be even, 2..1024", fn, (long long)D, dk);
+    if (BS < 1 || BS > 4096 || (BS & (BS - 1)) != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: block size %lld (dim 2 of k_pool %s) must be a power of two in 1..4096", fn, (long long)BS, dk);
+    if (NB < 1 || NB > INT32_MAX) return pt_fail(PT_ERR_SHAPE, "%s: k_pool %s must hold 1 .. 2^31-1 blocks", fn, dk);
+    if (MB < 1 || MB * BS > INT32_MAX / 2)
+        return pt_fail(PT_ERR_SHAPE, "%s: block_table %s: max_blocks x block_size %lld must be in 1 .. 2^30 positions", fn, dbt, (long long)BS);
+    if (qkv->shape[1] != (q_heads + 2 * hkv) * D)
+        return pt_fail(PT_ERR_SHAPE, "%s: qkv %s must be [T, (q_heads + 2 Hkv) D] = [T, %lld] for q_heads %d and k_pool %s", fn, dq,
+                       (long long)((q_heads + 2 * hkv) * D), q_heads, dk);
+    if (B < 1 || T % B != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: the rows of qkv %s must be a multiple of block_table %s's rows (rows t / (T/B) belong to sequence b)",
+                       fn, dq, dbt);
+    if (inv_freq) {
+        PT_CHECK(pt_cuda_check_tensor(inv_freq, "pt_cuda_rope_kv_append_paged inv_freq", 1, 1, 1, F32_ONLY));
+        int64_t fs[1] = {D / 2};
+        PT_CHECK(need_shape(inv_freq, fn, "inv_freq", 1, fs, "[D/2] of the pool's head dim"));
+    }
+    if (seqlens) {
+        PT_CHECK(pt_cuda_check_tensor(seqlens, "pt_cuda_rope_kv_append_paged seqlens", 1, 1, 1, I32_ONLY));
+        PT_CHECK(need_shape(seqlens, fn, "seqlens", 1, bs, "[B], the rows of block_table"));
+    }
+    if (k_pool->stride[3] != 2 || v_pool->stride[3] != 2 || (pos->shape[0] > 1 && pos->stride[0] != 4) ||
+        (MB > 1 && block_table->stride[1] != 4) || (B > 1 && block_table->stride[0] % 4 != 0))
+        return pt_fail(PT_ERR_SHAPE, "%s: pools, pos and block_table %s must be innermost contiguous", fn, dbt);
+    if (T == 0) return PT_OK;
+    if (T > INT32_MAX) return pt_fail(PT_ERR_SHAPE, "%s: too many rows (qkv %s)", fn, dq);
+    int log2_bs = 0;
+    while ((1LL << log2_bs) < BS) log2_bs++;
+    rope_append_kernel<<<(unsigned)T, THREADS, 0, ctx->stream>>>(
+        (bf16*)qkv->data, el(qkv, 0), (const int32_t*)pos->data, inv_freq ? (const float*)inv_freq->data : nullptr, (bf16*)k_pool->data,
+        (bf16*)v_pool->data, el(k_pool, 0), el(k_pool, 1), el(k_pool, 2), el(v_pool, 0), el(v_pool, 1), el(v_pool, 2),
+        seqlens ? (int32_t*)seqlens->data : nullptr, q_heads, (int)hkv, (int)D, (int)(T / B), (int)(MB * BS),
+        (const int32_t*)block_table->data, B > 1 ? block_table->stride[0] / 4 : 0, log2_bs, (int)NB);
+    PT_CUDA_LAUNCH_CHECK("pt_cuda_rope_kv_append_paged: launch");
     return PT_OK;
 }
 

@@ -42,6 +42,14 @@ struct pt_cu_decode_params {
     int32_t batch, hq, hkv, h_ratio, s_max, splits;
     int32_t keys_per_split;        /* multiple of the block's key step */
     float scale_log2;
+    /* paged KV (block_table != NULL): k/v are pools [num_blocks, Hkv, bs, D]; key j of sequence b
+     * is row (j & (bs-1)) of physical block block_table[b * bt_batch + (j >> log2_bs)];
+     * k_batch/v_batch are then the strides of one physical block, k_row/v_row of one row in it */
+    const int32_t* block_table;
+    int64_t bt_batch;
+    int32_t log2_bs, num_blocks;
+    int32_t variant;               /* 1: register loads, 2/3: cp.async, 3/4 stages, 4: tensor cores (0 is resolved on the host) */
+    int32_t pdl;                   /* 1: launch the combine kernel as a programmatic dependent (sm_90+) */
 };
 
 /* Launchers: one translation unit per (head dim, dtype); variant selects a tile shape
@@ -55,5 +63,11 @@ cudaError_t pt_flash_fwd_launch(const pt_cu_fwd_params& p, int head_dim, int is_
                                 int arch, cudaStream_t stream, int* supported);
 cudaError_t pt_flash_decode_launch(const pt_cu_decode_params& p, int head_dim, int is_bf16, cudaStream_t stream,
                                    int* supported);
+/* decode helpers (flash_decode.cu): keys per block step; heads per block for a group size;
+ * blocks of the chosen kernel one SM holds at once (variant 1, 2 or 3) */
+int pt_flash_decode_key_step(int head_dim);
+int pt_flash_decode_heads_per_block(int h_ratio);
+int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio, int variant);
+int pt_flash_decode_has_mma(int head_dim, int h_ratio); /* variant 4 (tensor cores) exists */
 
 #endif

@@ -1,6 +1,7 @@
 /* pt_cuda_flash_attn_fwd / pt_cuda_flash_attn_decode: argument checks, then dispatch on
  * head dim and dtype to the per-instantiation launchers. */
 #include <math.h>
+#include <stdio.h>
 
 #include "../cuda_common.cuh"
 #include "flash.h"
@@ -13,9 +14,6 @@ PT_FWD_DECL(80)
 PT_FWD_DECL(96)
 PT_FWD_DECL(128)
 PT_FWD_DECL(256)
-int pt_flash_decode_key_step(int head_dim);
-int pt_flash_decode_heads_per_block(int h_ratio);
-int pt_flash_decode_blocks_per_sm(int head_dim, int is_bf16, int h_ratio);
 
 cudaError_t pt_flash_fwd_launch(const pt_cu_fwd_params& p, int head_dim, int is_bf16, int causal, int variant,
                                 int arch, cudaStream_t s, int* supported) {
@@ -170,6 +168,117 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_fwd(pt_cuda_ctx* ctx, const pt_te
     return PT_OK;
 }
 
+/* Decode variant: 1 register loads (U keys per group in flight), 2 / 3 cp.async with 3 / 4 stages
+ * in shared memory, 4 tensor cores (GQA, D 64/128, even group size). Auto (0), by the H100
+ * measurements of NOTES.md (session 4): MHA the register kernel (97% of copy bandwidth, 8 blocks
+ * per SM); GQA the tensor-core kernel where it exists (81-93% of copy against 74-90% for the
+ * CUDA-core kernels, whose G x per-key FP32 work bounds them), else the 3-stage kernel. */
+static int decode_variant(int requested, int64_t h_ratio, int64_t D) {
+    requested &= 7;
+    if (requested == 4 && !pt_flash_decode_has_mma((int)D, (int)h_ratio)) requested = 0; /* not built: auto */
+    if (requested >= 1 && requested <= 4) return requested;
+    if (h_ratio == 1) return 1;
+    return pt_flash_decode_has_mma((int)D, (int)h_ratio) ? 4 : 2;
+}
+
+/* Shared by the contiguous and the paged decode: shapes of q/out/seqlens checked by the caller;
+ * kv_len is the keys one sequence can hold (S_max, or max_blocks * block_size). */
+static pt_status decode_run(pt_cuda_ctx* ctx, const char* fn, const pt_tensor* q, const pt_tensor* k, const pt_tensor* v,
+                            const pt_tensor* seqlens_k, pt_tensor* out, const pt_cuda_attn_params& pp, int64_t hkv,
+                            int64_t kv_len, const int32_t* block_table, int64_t bt_batch, int log2_bs, int64_t num_blocks) {
+    const int64_t B = q->shape[0], hq = q->shape[1], D = q->shape[2];
+    const int variant = decode_variant(pp.variant, hq / hkv, D);
+    const int64_t max_len = pp.max_seqlen_k > 0 && pp.max_seqlen_k < kv_len ? pp.max_seqlen_k : (kv_len > 0 ? kv_len : 1);
+    const int64_t step = pt_flash_decode_key_step((int)D);
+    int64_t max_splits = (max_len + step - 1) / step;
+    int64_t splits = pp.num_splits;
+    if (splits == 0) {
+        int64_t blocks = B * hq / pt_flash_decode_heads_per_block((int)(hq / hkv));
+        /* one full wave: as many blocks as the SMs hold at once (a second, part-empty wave
+         * cost 15% on B8 Hkv8 KV4k; see NOTES.md) */
+        int64_t target = (int64_t)ctx->sm_count * pt_flash_decode_blocks_per_sm((int)D, q->dtype == PT_BF16, (int)(hq / hkv), variant);
+        splits = target / blocks > 0 ? target / blocks : 1;
+    }
+    if (splits > max_splits) splits = max_splits;
+    if (splits < 1) splits = 1;
+    if (splits > 1024) splits = 1024; /* combine_kernel's MAX_SPLITS */
+    int64_t kps = (max_len + splits - 1) / splits;
+    kps = (kps + step - 1) / step * step;
+    splits = (max_len + kps - 1) / kps;
+
+    pt_cu_decode_params p;
+    memset(&p, 0, sizeof p);
+    p.q = q->data;
+    p.k = k->data;
+    p.v = v->data;
+    p.o = out->data;
+    p.seqlens = (const int32_t*)seqlens_k->data;
+    p.q_batch = el(q, 0);
+    p.q_head = el(q, 1);
+    p.k_batch = el(k, 0);
+    p.k_head = el(k, 1);
+    p.k_row = el(k, 2);
+    p.v_batch = el(v, 0);
+    p.v_head = el(v, 1);
+    p.v_row = el(v, 2);
+    p.o_batch = el(out, 0);
+    p.o_head = el(out, 1);
+    p.batch = (int32_t)B;
+    p.hq = (int32_t)hq;
+    p.hkv = (int32_t)hkv;
+    p.h_ratio = (int32_t)(hq / hkv);
+    p.s_max = (int32_t)(pp.max_seqlen_k > 0 && pp.max_seqlen_k < kv_len ? pp.max_seqlen_k : kv_len);
+    p.splits = (int32_t)splits;
+    p.keys_per_split = (int32_t)kps;
+    p.block_table = block_table;
+    p.bt_batch = bt_batch;
+    p.log2_bs = log2_bs;
+    p.num_blocks = (int32_t)num_blocks;
+    p.variant = variant;
+    p.pdl = ctx->cc_major >= 9 && (pp.variant & 8) == 0; /* variant + 8: no programmatic dependent launch */
+    float scale = pp.scale > 0 ? pp.scale : (float)(1.0 / sqrt((double)D));
+    p.scale_log2 = scale * 1.4426950408889634f;
+    void* scratch = nullptr;
+    if (splits > 1) {
+        size_t n_o = (size_t)(B * hq * splits * D), n_l = (size_t)(B * hq * splits);
+        PT_CHECK(pt_cuda_alloc_internal(ctx, (n_o + n_l) * sizeof(float), &scratch));
+        p.part_o = (float*)scratch;
+        p.part_lse = (float*)scratch + n_o;
+    }
+    int supported = 0;
+    cudaError_t e = pt_flash_decode_launch(p, (int)D, q->dtype == PT_BF16, ctx->stream, &supported);
+    pt_cuda_free_internal(ctx, scratch); /* stream-ordered: later work on this stream may reuse it */
+    if (!supported) return pt_fail(PT_ERR_UNSUPPORTED, "%s: no kernel for head dim %lld", fn, (long long)D);
+    if (e != cudaSuccess) {
+        char what[96];
+        snprintf(what, sizeof what, "%s: kernel launch", fn);
+        return pt_cuda_fail(e, what);
+    }
+    return PT_OK;
+}
+
+/* Checks of q, out, seqlens_k and the params common to both decode entry points. */
+static pt_status decode_check_common(const char* fn, const pt_tensor* q, const pt_tensor* out, const pt_tensor* seqlens_k,
+                                     const pt_cuda_attn_params& pp) {
+    static const int32_t dts[] = {PT_BF16, PT_F16};
+    static const int32_t i32[] = {PT_I32};
+    char what[96];
+    snprintf(what, sizeof what, "%s q", fn);
+    PT_CHECK(pt_cuda_check_tensor(q, what, 3, 3, 2, dts));
+    snprintf(what, sizeof what, "%s out", fn);
+    PT_CHECK(pt_cuda_check_tensor(out, what, 3, 3, 2, dts));
+    snprintf(what, sizeof what, "%s seqlens_k", fn);
+    PT_CHECK(pt_cuda_check_tensor(seqlens_k, what, 1, 1, 1, i32));
+    if (pp.num_splits < 0 || pp.max_seqlen_k < 0)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: num_splits %d and max_seqlen_k %d must be >= 0", fn, pp.num_splits, pp.max_seqlen_k);
+    if (pp.scale < 0 || isnan(pp.scale) || isinf(pp.scale))
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: scale %g is not a finite value >= 0", fn, (double)pp.scale);
+    if (pp.variant < 0 || pp.variant > 12 || (pp.variant & 7) > 4)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: variant %d must be 0 (auto), 1, 2, 3 or 4 (+ 8: no programmatic dependent launch)", fn,
+                       pp.variant);
+    return PT_OK;
+}
+
 extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt_tensor* q, const pt_tensor* k_cache,
                                                       const pt_tensor* v_cache, const pt_tensor* seqlens_k, pt_tensor* out,
                                                       const pt_cuda_attn_params* params) {
@@ -179,12 +288,9 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     memset(&pp, 0, sizeof pp);
     if (params) pp = *params;
     static const int32_t dts[] = {PT_BF16, PT_F16};
-    static const int32_t i32[] = {PT_I32};
-    PT_CHECK(pt_cuda_check_tensor(q, "pt_cuda_flash_attn_decode q", 3, 3, 2, dts));
+    PT_CHECK(decode_check_common("pt_cuda_flash_attn_decode", q, out, seqlens_k, pp));
     PT_CHECK(pt_cuda_check_tensor(k_cache, "pt_cuda_flash_attn_decode k_cache", 4, 4, 2, dts));
     PT_CHECK(pt_cuda_check_tensor(v_cache, "pt_cuda_flash_attn_decode v_cache", 4, 4, 2, dts));
-    PT_CHECK(pt_cuda_check_tensor(out, "pt_cuda_flash_attn_decode out", 3, 3, 2, dts));
-    PT_CHECK(pt_cuda_check_tensor(seqlens_k, "pt_cuda_flash_attn_decode seqlens_k", 1, 1, 1, i32));
     char dq[96], dk[96], dv[96], dout[96];
     pt_describe(q, dq, sizeof dq);
     pt_describe(k_cache, dk, sizeof dk);
@@ -212,70 +318,75 @@ extern "C" PT_API pt_status pt_cuda_flash_attn_decode(pt_cuda_ctx* ctx, const pt
     PT_CHECK(check_aligned16(v_cache, "pt_cuda_flash_attn_decode v_cache"));
     if (((uintptr_t)out->data & 3) != 0)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_flash_attn_decode: out data is not 4-byte aligned");
-    if (pp.num_splits < 0 || pp.max_seqlen_k < 0)
-        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_flash_attn_decode: num_splits %d and max_seqlen_k %d must be >= 0", pp.num_splits, pp.max_seqlen_k);
-    if (pp.scale < 0 || isnan(pp.scale) || isinf(pp.scale))
-        return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_cuda_flash_attn_decode: scale %g is not a finite value >= 0", (double)pp.scale);
     if (B > 65535 || hq > 65535 || smax > INT32_MAX / 2)
         return pt_fail(PT_ERR_SHAPE, "pt_cuda_flash_attn_decode: sizes too large (q %s, k_cache %s)", dq, dk);
     if (B == 0 || hq == 0) return PT_OK;
+    return decode_run(ctx, "pt_cuda_flash_attn_decode", q, k_cache, v_cache, seqlens_k, out, pp, hkv, smax, nullptr, 0, 0, 0);
+}
 
-    const int64_t max_len = pp.max_seqlen_k > 0 && pp.max_seqlen_k < smax ? pp.max_seqlen_k : (smax > 0 ? smax : 1);
-    const int64_t step = pt_flash_decode_key_step((int)D);
-    int64_t max_splits = (max_len + step - 1) / step;
-    int64_t splits = pp.num_splits;
-    if (splits == 0) {
-        /* enough blocks for ~8 per SM: the loads of all of them in flight cover the latency */
-        int64_t blocks = B * hq / pt_flash_decode_heads_per_block((int)(hq / hkv));
-        /* one full wave: as many blocks as the SMs hold at once (a second, part-empty wave
-         * cost 15% on B8 Hkv8 KV4k; see NOTES.md) */
-        int64_t target = (int64_t)ctx->sm_count * pt_flash_decode_blocks_per_sm((int)D, q->dtype == PT_BF16, (int)(hq / hkv));
-        splits = target / blocks > 0 ? target / blocks : 1;
-    }
-    if (splits > max_splits) splits = max_splits;
-    if (splits < 1) splits = 1;
-    if (splits > 1024) splits = 1024; /* combine_kernel's MAX_SPLITS */
-    int64_t kps = (max_len + splits - 1) / splits;
-    kps = (kps + step - 1) / step * step;
-    splits = (max_len + kps - 1) / kps;
-
-    pt_cu_decode_params p;
-    memset(&p, 0, sizeof p);
-    p.q = q->data;
-    p.k = k_cache->data;
-    p.v = v_cache->data;
-    p.o = out->data;
-    p.seqlens = (const int32_t*)seqlens_k->data;
-    p.q_batch = el(q, 0);
-    p.q_head = el(q, 1);
-    p.k_batch = el(k_cache, 0);
-    p.k_head = el(k_cache, 1);
-    p.k_row = el(k_cache, 2);
-    p.v_batch = el(v_cache, 0);
-    p.v_head = el(v_cache, 1);
-    p.v_row = el(v_cache, 2);
-    p.o_batch = el(out, 0);
-    p.o_head = el(out, 1);
-    p.batch = (int32_t)B;
-    p.hq = (int32_t)hq;
-    p.hkv = (int32_t)hkv;
-    p.h_ratio = (int32_t)(hq / hkv);
-    p.s_max = (int32_t)(pp.max_seqlen_k > 0 && pp.max_seqlen_k < smax ? pp.max_seqlen_k : smax);
-    p.splits = (int32_t)splits;
-    p.keys_per_split = (int32_t)kps;
-    float scale = pp.scale > 0 ? pp.scale : (float)(1.0 / sqrt((double)D));
-    p.scale_log2 = scale * 1.4426950408889634f;
-    void* scratch = nullptr;
-    if (splits > 1) {
-        size_t n_o = (size_t)(B * hq * splits * D), n_l = (size_t)(B * hq * splits);
-        PT_CHECK(pt_cuda_alloc_internal(ctx, (n_o + n_l) * sizeof(float), &scratch));
-        p.part_o = (float*)scratch;
-        p.part_lse = (float*)scratch + n_o;
-    }
-    int supported = 0;
-    cudaError_t e = pt_flash_decode_launch(p, (int)D, q->dtype == PT_BF16, ctx->stream, &supported);
-    pt_cuda_free_internal(ctx, scratch); /* stream-ordered: later work on this stream may reuse it */
-    if (!supported) return pt_fail(PT_ERR_UNSUPPORTED, "pt_cuda_flash_attn_decode: no kernel for head dim %lld", (long long)D);
-    if (e != cudaSuccess) return pt_cuda_fail(e, "pt_cuda_flash_attn_decode: kernel launch");
-    return PT_OK;
+extern "C" PT_API pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx* ctx, const pt_tensor* q, const pt_tensor* k_pool,
+                                                            const pt_tensor* v_pool, const pt_tensor* block_table,
+                                                            const pt_tensor* seqlens_k, pt_tensor* out,
+                                                            const pt_cuda_attn_params* params) {
+    pt_clear_error();
+    const char* fn = "pt_cuda_flash_attn_decode_paged";
+    PT_CHECK(pt_cuda_enter(ctx, fn));
+    pt_cuda_attn_params pp;
+    memset(&pp, 0, sizeof pp);
+    if (params) pp = *params;
+    static const int32_t dts[] = {PT_BF16, PT_F16};
+    static const int32_t i32[] = {PT_I32};
+    PT_CHECK(decode_check_common(fn, q, out, seqlens_k, pp));
+    PT_CHECK(pt_cuda_check_tensor(k_pool, "pt_cuda_flash_attn_decode_paged k_pool", 4, 4, 2, dts));
+    PT_CHECK(pt_cuda_check_tensor(v_pool, "pt_cuda_flash_attn_decode_paged v_pool", 4, 4, 2, dts));
+    PT_CHECK(pt_cuda_check_tensor(block_table, "pt_cuda_flash_attn_decode_paged block_table", 2, 2, 1, i32));
+    char dq[96], dk[96], dv[96], dout[96], dbt[96], ds[96];
+    pt_describe(q, dq, sizeof dq);
+    pt_describe(k_pool, dk, sizeof dk);
+    pt_describe(v_pool, dv, sizeof dv);
+    pt_describe(out, dout, sizeof dout);
+    pt_describe(block_table, dbt, sizeof dbt);
+    pt_describe(seqlens_k, ds, sizeof ds);
+    if (k_pool->dtype != q->dtype || v_pool->dtype != q->dtype || out->dtype != q->dtype)
+        return pt_fail(PT_ERR_DTYPE, "%s: q %s, k_pool %s, v_pool %s, out %s must share one dtype", fn, dq, dk, dv, dout);
+    const int64_t B = q->shape[0], hq = q->shape[1], D = q->shape[2];
+    const int64_t nblocks = k_pool->shape[0], hkv = k_pool->shape[1], bs = k_pool->shape[2];
+    const int64_t max_blocks = block_table->shape[1];
+    if (!head_dim_ok(D))
+        return pt_fail(PT_ERR_UNSUPPORTED, "%s: head dim %lld of q %s (supported: 64, 80, 96, 128, 256)", fn, (long long)D, dq);
+    bool ok = k_pool->shape[3] == D && v_pool->shape[0] == nblocks && v_pool->shape[1] == hkv && v_pool->shape[2] == bs &&
+              v_pool->shape[3] == D && out->shape[0] == B && out->shape[1] == hq && out->shape[2] == D &&
+              seqlens_k->shape[0] == B && block_table->shape[0] == B;
+    if (!ok)
+        return pt_fail(PT_ERR_SHAPE, "%s: expected q/out [B, Hq, D], k/v_pool [num_blocks, Hkv, block_size, D], block_table "
+                       "[B, max_blocks], seqlens_k [B]; got q %s, k_pool %s, v_pool %s, block_table %s, out %s, seqlens_k %s",
+                       fn, dq, dk, dv, dbt, dout, ds);
+    if (hkv <= 0 || hq % hkv != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: Hq = %lld of q %s is not a multiple of Hkv = %lld of k_pool %s", fn, (long long)hq, dq,
+                       (long long)hkv, dk);
+    if (bs < 1 || bs > 4096 || (bs & (bs - 1)) != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: block size %lld (dim 2 of k_pool %s) must be a power of two in 1..4096", fn, (long long)bs, dk);
+    if (nblocks < 1 || nblocks > INT32_MAX)
+        return pt_fail(PT_ERR_SHAPE, "%s: k_pool %s must hold 1 .. 2^31-1 blocks", fn, dk);
+    if (max_blocks < 1 || max_blocks * bs > INT32_MAX / 2)
+        return pt_fail(PT_ERR_SHAPE, "%s: block_table %s: max_blocks x block_size %lld must be in 1 .. 2^30 keys", fn, dbt,
+                       (long long)bs);
+    if (block_table->shape[1] > 1 && block_table->stride[1] != 4)
+        return pt_fail(PT_ERR_SHAPE, "%s: block_table %s must be innermost contiguous", fn, dbt);
+    if (block_table->shape[0] > 1 && block_table->stride[0] % 4 != 0)
+        return pt_fail(PT_ERR_SHAPE, "%s: block_table %s row stride must be a multiple of 4 bytes", fn, dbt);
+    const int64_t capacity = max_blocks * bs;
+    if (pp.max_seqlen_k > capacity)
+        return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: max_seqlen_k %d exceeds the capacity max_blocks x block_size = %lld x %lld of block_table %s",
+                       fn, pp.max_seqlen_k, (long long)max_blocks, (long long)bs, dbt);
+    PT_CHECK(check_aligned16(q, "pt_cuda_flash_attn_decode_paged q"));
+    PT_CHECK(check_aligned16(k_pool, "pt_cuda_flash_attn_decode_paged k_pool"));
+    PT_CHECK(check_aligned16(v_pool, "pt_cuda_flash_attn_decode_paged v_pool"));
+    if (((uintptr_t)out->data & 3) != 0) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: out %s data is not 4-byte aligned", fn, dout);
+    if (B > 65535 || hq > 65535) return pt_fail(PT_ERR_SHAPE, "%s: sizes too large (q %s)", fn, dq);
+    if (B == 0 || hq == 0) return PT_OK;
+    int log2_bs = 0;
+    while ((1LL << log2_bs) < bs) log2_bs++;
+    return decode_run(ctx, fn, q, k_pool, v_pool, seqlens_k, out, pp, hkv, capacity, (const int32_t*)block_table->data,
+                      block_table->shape[0] > 1 ? block_table->stride[0] / 4 : 0, log2_bs, nblocks);
 }

@@ -1323,6 +1323,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_flash_attn_decode_paged {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_flash_attn_decode_paged");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_pool, const pt_tensor * v_pool, const pt_tensor * block_table, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static FunctionDescriptor pt_cuda_flash_attn_decode_paged$descriptor() { return pt_cuda_flash_attn_decode_paged.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_pool, const pt_tensor * v_pool, const pt_tensor * block_table, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MethodHandle pt_cuda_flash_attn_decode_paged$handle() { return pt_cuda_flash_attn_decode_paged.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_pool, const pt_tensor * v_pool, const pt_tensor * block_table, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params)} */
+    public static MemorySegment pt_cuda_flash_attn_decode_paged$address() { return pt_cuda_flash_attn_decode_paged.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_flash_attn_decode_paged(pt_cuda_ctx * ctx, const pt_tensor * q, const pt_tensor * k_pool, const pt_tensor * v_pool, const pt_tensor * block_table, const pt_tensor * seqlens_k, pt_tensor * out, const pt_cuda_attn_params * params) } */
+    public static int pt_cuda_flash_attn_decode_paged(MemorySegment ctx, MemorySegment q, MemorySegment k_pool, MemorySegment v_pool, MemorySegment block_table, MemorySegment seqlens_k, MemorySegment out, MemorySegment params) {
+        var mh$ = pt_cuda_flash_attn_decode_paged.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, q, k_pool, v_pool, block_table, seqlens_k, out, params);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_cuda_layer_norm {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_FLOAT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_cuda_layer_norm");
@@ -1494,6 +1516,28 @@ public final class panatron_h {
         var mh$ = pt_cuda_rope_kv_append.HANDLE;
         try {
             return (int) mh$.invokeExact(ctx, qkv, pos, inv_freq, q_heads, k_cache, v_cache, seqlens);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_rope_kv_append_paged {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_rope_kv_append_paged");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_pool, pt_tensor * v_pool, const pt_tensor * block_table, pt_tensor * seqlens)} */
+    public static FunctionDescriptor pt_cuda_rope_kv_append_paged$descriptor() { return pt_cuda_rope_kv_append_paged.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_pool, pt_tensor * v_pool, const pt_tensor * block_table, pt_tensor * seqlens)} */
+    public static MethodHandle pt_cuda_rope_kv_append_paged$handle() { return pt_cuda_rope_kv_append_paged.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_pool, pt_tensor * v_pool, const pt_tensor * block_table, pt_tensor * seqlens)} */
+    public static MemorySegment pt_cuda_rope_kv_append_paged$address() { return pt_cuda_rope_kv_append_paged.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_rope_kv_append_paged(pt_cuda_ctx * ctx, pt_tensor * qkv, const pt_tensor * pos, const pt_tensor * inv_freq, int32_t q_heads, pt_tensor * k_pool, pt_tensor * v_pool, const pt_tensor * block_table, pt_tensor * seqlens) } */
+    public static int pt_cuda_rope_kv_append_paged(MemorySegment ctx, MemorySegment qkv, MemorySegment pos, MemorySegment inv_freq, int q_heads, MemorySegment k_pool, MemorySegment v_pool, MemorySegment block_table, MemorySegment seqlens) {
+        var mh$ = pt_cuda_rope_kv_append_paged.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, qkv, pos, inv_freq, q_heads, k_pool, v_pool, block_table, seqlens);
         } catch (Throwable ex$) {
             throw new AssertionError("should not reach here", ex$);
         }
@@ -2061,6 +2105,7 @@ public final class panatron_h {
         "pt_cuda_matmul",
         "pt_cuda_flash_attn_fwd",
         "pt_cuda_flash_attn_decode",
+        "pt_cuda_flash_attn_decode_paged",
         "pt_cuda_layer_norm",
         "pt_cuda_quantize_rows",
         "pt_cuda_matmul_s8",
@@ -2069,6 +2114,7 @@ public final class panatron_h {
         "pt_cuda_embedding",
         "pt_cuda_add_norm",
         "pt_cuda_rope_kv_append",
+        "pt_cuda_rope_kv_append_paged",
         "pt_cuda_swiglu",
         "pt_cuda_argmax",
         "pt_cuda_gemv",

@@ -473,6 +473,85 @@ public final class CudaContext implements AutoCloseable {
         }
     }
 
+    /**
+     * Decode attention against a paged KV cache (vLLM / FlashInfer style): key {@code j} of sequence
+     * {@code b} is row {@code j % blockSize} of block {@code blockTable[b, j / blockSize]} of the
+     * pools; blocks may repeat across sequences (shared prefixes) and need not be in order. The
+     * same kernels as {@link #flashDecode}.
+     *
+     * @param q          [B, Hq, D] bf16 or f16
+     * @param kPool      [numBlocks, Hkv, blockSize, D] q's dtype, innermost contiguous, outer strides
+     *                   16-byte multiples (the vLLM layout [numBlocks, blockSize, Hkv, D] as its
+     *                   {@code transpose(1, 2)} view); blockSize a power of two in 1..4096
+     * @param vPool      like kPool (same shape)
+     * @param blockTable [B, maxBlocks] i32, innermost contiguous; the ids are not checked on the host
+     *                   (an id outside the pool makes that sequence's output rows NaN)
+     * @param seqlensK   [B] i32, keys per sequence (clamped to maxBlocks * blockSize)
+     * @param out        [B, Hq, D] q's dtype
+     * @param scale      0: 1/sqrt(D)
+     * @param maxSeqlenK a host bound of the seqlens used to size the split (0: the capacity
+     *                   maxBlocks * blockSize; larger is refused)
+     * @throws IllegalArgumentException on any shape, dtype, block size, capacity, alignment or context mismatch
+     */
+    public void flashDecodePaged(DeviceTensor q, DeviceTensor kPool, DeviceTensor vPool, DeviceTensor blockTable, DeviceTensor seqlensK,
+                                 DeviceTensor out, float scale, int maxSeqlenK) {
+        String fn = "flashDecodePaged";
+        requireMine(fn + " q", q);
+        requireMine(fn + " kPool", kPool);
+        requireMine(fn + " vPool", vPool);
+        requireMine(fn + " blockTable", blockTable);
+        requireMine(fn + " seqlensK", seqlensK);
+        requireMine(fn + " out", out);
+        requireDtype(fn + " q", q, DType.BF16, DType.F16);
+        requireDtype(fn + " kPool", kPool, q.dtype());
+        requireDtype(fn + " vPool", vPool, q.dtype());
+        requireDtype(fn + " out", out, q.dtype());
+        requireDtype(fn + " blockTable", blockTable, DType.I32);
+        requireDtype(fn + " seqlensK", seqlensK, DType.I32);
+        String expected = fn + ": expected q/out [B, Hq, D], k/vPool [numBlocks, Hkv, blockSize, D], blockTable [B, maxBlocks], seqlensK [B]; got q "
+                + q + ", kPool " + kPool + ", vPool " + vPool + ", blockTable " + blockTable + ", out " + out + ", seqlensK " + seqlensK;
+        if (q.ndim() != 3 || out.ndim() != 3 || kPool.ndim() != 4 || vPool.ndim() != 4 || blockTable.ndim() != 2 || seqlensK.ndim() != 1) {
+            throw shape(expected);
+        }
+        long b = q.dim(0), hq = q.dim(1), d = q.dim(2), hkv = kPool.dim(1), bs = kPool.dim(2), maxBlocks = blockTable.dim(1);
+        if (kPool.dim(3) != d || !Arrays.equals(vPool.shape(), kPool.shape()) || !Arrays.equals(out.shape(), q.shape())
+                || blockTable.dim(0) != b || seqlensK.dim(0) != b) {
+            throw shape(expected);
+        }
+        checkHeadDim(fn, d, q);
+        checkHeads(fn, hq, hkv, q, kPool);
+        if (bs < 1 || bs > 4096 || Long.bitCount(bs) != 1) {
+            throw shape(fn + ": block size " + bs + " (dim 2 of kPool " + kPool + ") must be a power of two in 1..4096");
+        }
+        if (kPool.dim(0) < 1 || kPool.dim(0) > Integer.MAX_VALUE) throw shape(fn + ": kPool " + kPool + " must hold 1 .. 2^31-1 blocks");
+        if (maxBlocks < 1 || maxBlocks * bs > Integer.MAX_VALUE / 2) {
+            throw shape(fn + ": blockTable " + blockTable + ": maxBlocks x blockSize " + bs + " must be in 1 .. 2^30 keys");
+        }
+        if (maxSeqlenK < 0) throw new IllegalArgumentException(fn + ": maxSeqlenK " + maxSeqlenK + " must be >= 0 (0: the capacity)");
+        if (maxSeqlenK > maxBlocks * bs) {
+            throw new IllegalArgumentException(fn + ": maxSeqlenK " + maxSeqlenK + " exceeds the capacity maxBlocks x blockSize = " + maxBlocks + " x " + bs
+                    + " of blockTable " + blockTable);
+        }
+        requireInnermostContiguous(fn + " q", q);
+        requireInnermostContiguous(fn + " kPool", kPool);
+        requireInnermostContiguous(fn + " vPool", vPool);
+        requireInnermostContiguous(fn + " blockTable", blockTable);
+        requireInnermostContiguous(fn + " out", out);
+        requireAligned16(fn + " q", q);
+        requireAligned16(fn + " kPool", kPool);
+        requireAligned16(fn + " vPool", vPool);
+        if ((out.address() & 3) != 0) throw new IllegalArgumentException(fn + ": out " + out + " is not 4-byte aligned");
+        checkScale(fn, scale);
+        if (b > 65535 || hq > 65535) throw shape(fn + ": sizes too large (q " + q + ")");
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_attn_params.allocate(tmp);
+            pt_cuda_attn_params.scale(p, scale);
+            pt_cuda_attn_params.max_seqlen_k(p, maxSeqlenK);
+            CudaLibrary.check(panatron_h.pt_cuda_flash_attn_decode_paged(handle(), q.descriptor(), kPool.descriptor(), vPool.descriptor(),
+                    blockTable.descriptor(), seqlensK.descriptor(), out.descriptor(), p));
+        }
+    }
+
     // ---------------------------------------------------------------- validation helpers
 
     private void checkAttnCommon(String fn, DeviceTensor q, DeviceTensor k, DeviceTensor v, DeviceTensor out, int rank) {

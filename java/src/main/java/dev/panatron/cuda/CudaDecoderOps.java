@@ -122,6 +122,57 @@ public final class CudaDecoderOps {
     }
 
     /**
+     * {@link #ropeKvAppend} into a paged cache (the layout {@link CudaContext#flashDecodePaged}
+     * reads): row {@code pos[t]} of sequence b goes to row {@code pos[t] % blockSize} of block
+     * {@code blockTable[b, pos[t] / blockSize]}. A position past the table's capacity, or whose
+     * block id is outside the pool, is not written and does not raise seqlens.
+     *
+     * @param qkv        [T, (qHeads + 2 Hkv) D] bf16, innermost contiguous; T a multiple of B
+     * @param pos        [T] i32
+     * @param invFreq    [D/2] f32, or null (no rotation)
+     * @param kPool      [numBlocks, Hkv, blockSize, D] bf16; blockSize a power of two in 1..4096
+     * @param vPool      like kPool
+     * @param blockTable [B, maxBlocks] i32, innermost contiguous
+     * @param seqlens    [B] i32, or null
+     * @throws IllegalArgumentException on a dtype, shape, block size or context mismatch
+     */
+    public static void ropeKvAppendPaged(CudaContext ctx, DeviceTensor qkv, DeviceTensor pos, DeviceTensor invFreq, int qHeads, DeviceTensor kPool,
+                                         DeviceTensor vPool, DeviceTensor blockTable, DeviceTensor seqlens) {
+        String fn = "ropeKvAppendPaged";
+        mine(ctx, fn + " qkv", qkv, 2, DType.BF16);
+        mine(ctx, fn + " pos", pos, 1, DType.I32);
+        mine(ctx, fn + " kPool", kPool, 4, DType.BF16);
+        mine(ctx, fn + " vPool", vPool, 4, DType.BF16);
+        mine(ctx, fn + " blockTable", blockTable, 2, DType.I32);
+        long t = qkv.dim(0), b = blockTable.dim(0), hkv = kPool.dim(1), bs = kPool.dim(2), d = kPool.dim(3);
+        if (!Arrays.equals(vPool.shape(), kPool.shape())) throw new IllegalArgumentException(fn + ": vPool " + vPool + " must have the shape of kPool " + kPool);
+        if (bs < 1 || bs > 4096 || Long.bitCount(bs) != 1) {
+            throw new IllegalArgumentException(fn + ": block size " + bs + " (dim 2 of kPool " + kPool + ") must be a power of two in 1..4096");
+        }
+        if (blockTable.dim(1) < 1 || blockTable.dim(1) * bs > Integer.MAX_VALUE / 2) {
+            throw new IllegalArgumentException(fn + ": blockTable " + blockTable + ": maxBlocks x blockSize " + bs + " must be in 1 .. 2^30 positions");
+        }
+        if (qHeads < 1 || qHeads % hkv != 0 || qkv.dim(1) != (qHeads + 2 * hkv) * d || pos.dim(0) != t || b < 1 || t % b != 0) {
+            throw new IllegalArgumentException(fn + ": qkv " + qkv + " must be [T, (" + qHeads + " + 2*" + hkv + ")*" + d + "] with T a multiple of the "
+                    + b + " rows of blockTable " + blockTable + ", pos " + pos + " [T], qHeads a multiple of Hkv (kPool " + kPool + ")");
+        }
+        if (d < 2 || d % 2 != 0 || d > 1024) throw new IllegalArgumentException(fn + ": head dim " + d + " of kPool " + kPool + " must be even, 2..1024");
+        if (blockTable.strides()[1] != 4 && blockTable.dim(1) > 1) {
+            throw new IllegalArgumentException(fn + ": blockTable " + blockTable + " must be innermost contiguous");
+        }
+        if (invFreq != null) {
+            mine(ctx, fn + " invFreq", invFreq, 1, DType.F32);
+            if (invFreq.dim(0) != d / 2) throw new IllegalArgumentException(fn + ": invFreq " + invFreq + " must be [" + d / 2 + "]");
+        }
+        if (seqlens != null) {
+            mine(ctx, fn + " seqlens", seqlens, 1, DType.I32);
+            if (seqlens.dim(0) != b) throw new IllegalArgumentException(fn + ": seqlens " + seqlens + " must be [" + b + "], the rows of blockTable");
+        }
+        CudaLibrary.check(panatron_h.pt_cuda_rope_kv_append_paged(ctx.handle(), qkv.descriptor(), pos.descriptor(), desc(invFreq), qHeads,
+                kPool.descriptor(), vPool.descriptor(), blockTable.descriptor(), desc(seqlens)));
+    }
+
+    /**
      * {@code out[t, j] = silu(gateUp[t, j]) * gateUp[t, I + j]}.
      *
      * @param gateUp [T, 2I] bf16
