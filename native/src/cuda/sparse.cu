@@ -133,13 +133,13 @@ __global__ void prune24_kernel(const T* w, int64_t ldw, int64_t n, int64_t k, T*
     }
 }
 
-/* dst [m, kp] (contiguous) = src [m, k] (row stride lds elements), zero-padded columns */
+/* dst [mp, kp] (contiguous) = src [m, k] (row stride lds elements), zero-padded rows and columns */
 template <typename T>
-__global__ void pad_cols_kernel(const T* src, int64_t lds, int64_t m, int64_t k, T* dst, int64_t kp) {
-    const int64_t total = m * kp;
+__global__ void pad_kernel(const T* src, int64_t lds, int64_t m, int64_t k, T* dst, int64_t mp, int64_t kp) {
+    const int64_t total = mp * kp;
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x) {
         int64_t r = i / kp, c = i % kp;
-        dst[i] = c < k ? src[r * lds + c] : T(0.0f);
+        dst[i] = r < m && c < k ? src[r * lds + c] : T(0.0f);
     }
 }
 
@@ -166,10 +166,21 @@ __global__ void finish_kernel(const ST* src, int64_t lds, YT* y, int64_t ldy, in
 /* ---------------------------------------------------------------- BSR kernels */
 
 constexpr int BS = 64;      /* block edge */
-constexpr int BM = 128;     /* output rows per CTA */
-constexpr int STAGES = 3;
-constexpr int SMEM_X = BM * BS, SMEM_W = BS * BS; /* elements per stage */
-constexpr int BSR_SMEM = STAGES * (SMEM_X + SMEM_W) * 2;
+/* Tile configurations of the SpMM kernel: BM_ output rows per CTA, WM_ x WN_ warps over the
+ * BM_ x 64 tile, STG_ pipeline stages. Large M: 256 rows (x tile reuse: each 64 x 64 weight
+ * block feeds 256 rows, less L2 traffic per MMA); decode shapes: 32 rows, 4 warps (less work on
+ * the zero-filled rows, more CTAs per SM). */
+template <int BM_, int WM_, int WN_, int STG_>
+struct bsr_cfg {
+    static constexpr int BM = BM_, WM = WM_, WN = WN_, STG = STG_, THREADS = 32 * WM_ * WN_;
+    static constexpr int MI = BM_ / WM_ / 16, NI = BS / WN_ / 8;
+    static constexpr int SX = BM_ * BS, SW = BS * BS; /* elements per stage */
+    static constexpr int SMEM = STG_ * (SX + SW) * 2;
+    static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile");
+};
+using cfg_big = bsr_cfg<256, 4, 2, 3>;
+using cfg_mid = bsr_cfg<128, 4, 2, 3>;
+using cfg_small = bsr_cfg<32, 1, 4, 4>;
 
 /* flags[bn * kb + bk] = 1 when block (bn, bk) of w [n, k] holds a non-zero (NaN counts) */
 template <typename T>
@@ -222,97 +233,99 @@ __device__ __forceinline__ void mma16816(float* d, const uint32_t* a, const uint
 /* byte offset of element (r, c) in a [rows][64] 16-bit tile whose 16-byte chunks are XOR-swizzled by row */
 __device__ __forceinline__ uint32_t swz(int r, int c) { return (uint32_t)(r * 128 + ((((c >> 3) ^ (r & 7))) << 4) + ((c & 7) << 1)); }
 
-/* One CTA: rows m0 .. m0+127 of y, the 64 columns of block row blockIdx.x; z-slice blockIdx.z
+/* One CTA: rows m0 .. m0+BM-1 of y, the 64 columns of block row blockIdx.x; z-slice blockIdx.z
  * of that block row's non-zero blocks. x: 16-byte aligned rows (ldx % 8 == 0), columns >= kx
  * (kx % 8 == 0) read as zero. partial != NULL: f32 atomics into partial [m, n] (no bias). */
-template <typename T, typename YT>
-__global__ void __launch_bounds__(256) bsr_mma_kernel(const T* __restrict__ x, int64_t ldx, int64_t m, int64_t kx,
-                                                      const T* __restrict__ blocks, const int* __restrict__ row_ptr,
-                                                      const int* __restrict__ col_idx, const void* bias, int bkind, YT* y,
-                                                      int64_t ldy, int64_t n, float* partial) {
-    constexpr bool BF16 = sizeof(T) == 2 && !std::is_same<T, __half>::value;
+template <typename CFG, typename T, typename YT>
+__global__ void __launch_bounds__(CFG::THREADS) bsr_mma_kernel(const T* __restrict__ x, int64_t ldx, int64_t m, int64_t kx,
+                                                              const T* __restrict__ blocks, const int* __restrict__ row_ptr,
+                                                              const int* __restrict__ col_idx, const void* bias, int bkind, YT* y,
+                                                              int64_t ldy, int64_t n, float* partial) {
+    constexpr bool BF16 = !std::is_same<T, __half>::value;
+    constexpr int BMc = CFG::BM, STG = CFG::STG, T_ = CFG::THREADS, MI = CFG::MI, NI = CFG::NI;
+    constexpr int WTM = BMc / CFG::WM, WTN = BS / CFG::WN; /* warp tile */
     extern __shared__ __align__(128) unsigned char smem[];
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const int wm = warp & 3, wn = warp >> 2;
-    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BS;
+    const int wm = warp % CFG::WM, wn = warp / CFG::WM;
+    const int64_t m0 = (int64_t)blockIdx.y * BMc, n0 = (int64_t)blockIdx.x * BS;
     const int p_begin = row_ptr[blockIdx.x], p_end_all = row_ptr[blockIdx.x + 1];
     const int per = (p_end_all - p_begin + gridDim.z - 1) / gridDim.z;
     const int pb = p_begin + per * blockIdx.z, pe = min(pb + per, p_end_all);
     const int nblk = pe > pb ? pe - pb : 0;
     const uint32_t sbase = smem_u32(smem);
-    auto sx = [&](int s) { return sbase + (uint32_t)s * (SMEM_X + SMEM_W) * 2; };
-    auto sw = [&](int s) { return sx(s) + SMEM_X * 2; };
+    auto sx = [&](int s) { return sbase + (uint32_t)s * (CFG::SX + CFG::SW) * 2; };
+    auto sw = [&](int s) { return sx(s) + CFG::SX * 2; };
 
     auto load = [&](int it, int s) {
         const int p = pb + it;
         const int64_t kc0 = (int64_t)col_idx[p] * BS;
 #pragma unroll
-        for (int i = 0; i < 4; i++) {
-            int c = tid + i * 256, r = c >> 3, cc = c & 7;
+        for (int c = tid; c < BMc * 8; c += T_) {
+            int r = c >> 3, cc = c & 7;
             int64_t gm = m0 + r, gk = kc0 + cc * 8;
             bool ok = gm < m && gk < kx;
             cp_async16(sx(s) + swz(r, cc * 8), ok ? (const void*)(x + gm * ldx + gk) : (const void*)x, ok ? 16 : 0);
         }
         const T* wb = blocks + (int64_t)p * BS * BS;
 #pragma unroll
-        for (int i = 0; i < 2; i++) {
-            int c = tid + i * 256, r = c >> 3, cc = c & 7;
+        for (int c = tid; c < BS * 8; c += T_) {
+            int r = c >> 3, cc = c & 7;
             cp_async16(sw(s) + swz(r, cc * 8), wb + r * BS + cc * 8, 16);
         }
     };
 
-    float acc[2][4][4];
+    float acc[MI][NI][4];
 #pragma unroll
-    for (int a = 0; a < 2; a++)
+    for (int a = 0; a < MI; a++)
 #pragma unroll
-        for (int b = 0; b < 4; b++)
+        for (int b = 0; b < NI; b++)
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[a][b][c] = 0.0f;
 
 #pragma unroll
-    for (int s = 0; s < STAGES - 1; s++) {
+    for (int s = 0; s < STG - 1; s++) {
         if (s < nblk) load(s, s);
         cp_commit();
     }
     for (int it = 0; it < nblk; it++) {
-        cp_wait<STAGES - 2>();
+        cp_wait<STG - 2>();
         __syncthreads();
-        if (it + STAGES - 1 < nblk) load(it + STAGES - 1, (it + STAGES - 1) % STAGES);
+        if (it + STG - 1 < nblk) load(it + STG - 1, (it + STG - 1) % STG);
         cp_commit();
-        const int s = it % STAGES;
+        const int s = it % STG;
 #pragma unroll
         for (int kk = 0; kk < BS / 16; kk++) {
-            uint32_t af[2][4], bf[4][2];
+            uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
-            for (int mi = 0; mi < 2; mi++) {
-                int r = wm * 32 + mi * 16 + (lane & 15), c = kk * 16 + (lane >> 4) * 8;
+            for (int mi = 0; mi < MI; mi++) {
+                int r = wm * WTM + mi * 16 + (lane & 15), c = kk * 16 + (lane >> 4) * 8;
                 ldsm_x4(sx(s) + swz(r, c), af[mi][0], af[mi][1], af[mi][2], af[mi][3]);
             }
 #pragma unroll
-            for (int nj = 0; nj < 2; nj++) {
-                int r = wn * 32 + nj * 16 + (lane & 7) + (lane >> 4) * 8, c = kk * 16 + ((lane >> 3) & 1) * 8;
+            for (int nj = 0; nj < NI / 2; nj++) {
+                int r = wn * WTN + nj * 16 + (lane & 7) + (lane >> 4) * 8, c = kk * 16 + ((lane >> 3) & 1) * 8;
                 ldsm_x4(sw(s) + swz(r, c), bf[nj * 2][0], bf[nj * 2][1], bf[nj * 2 + 1][0], bf[nj * 2 + 1][1]);
             }
 #pragma unroll
-            for (int mi = 0; mi < 2; mi++)
+            for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-                for (int ni = 0; ni < 4; ni++) mma16816<BF16>(acc[mi][ni], af[mi], bf[ni]);
+                for (int ni = 0; ni < NI; ni++) mma16816<BF16>(acc[mi][ni], af[mi], bf[ni]);
         }
     }
     cp_wait<0>();
 
     /* epilogue */
 #pragma unroll
-    for (int mi = 0; mi < 2; mi++)
+    for (int mi = 0; mi < MI; mi++)
 #pragma unroll
-        for (int ni = 0; ni < 4; ni++)
+        for (int ni = 0; ni < NI; ni++)
 #pragma unroll
             for (int h = 0; h < 2; h++) {
-                int64_t row = m0 + wm * 32 + mi * 16 + (lane >> 2) + h * 8;
+                int64_t row = m0 + wm * WTM + mi * 16 + (lane >> 2) + h * 8;
                 if (row >= m) continue;
 #pragma unroll
                 for (int e = 0; e < 2; e++) {
-                    int64_t col = n0 + wn * 32 + ni * 8 + (lane & 3) * 2 + e;
+                    int64_t col = n0 + wn * WTN + ni * 8 + (lane & 3) * 2 + e;
                     if (col >= n) continue;
                     float v = acc[mi][ni][h * 2 + e];
                     if (partial) {
@@ -468,7 +481,7 @@ extern "C" PT_API pt_status pt_cuda_sparse24_create(pt_cuda_ctx* ctx, const pt_t
     h->np = round_up(n, 64);
     h->kp = round_up(k, 64);
     h->dense_max_m = p.dense_max_m < 0 ? PT_CUDA_SPARSE24_DENSE_MAX_M : p.dense_max_m;
-    h->search = p.search;
+    h->search = !p.no_search;
     const size_t es = 2;
     PT_CUDA_TRY(cudaMalloc(&h->wp, (size_t)(h->np * h->kp) * es), "pt_cuda_sparse24_create: cudaMalloc (pruned weight)");
     int* bad = nullptr;
@@ -616,13 +629,15 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
     sl_plan* plan = nullptr;
     const size_t es = 2;
     const int64_t ldx = ld_of(x), ldy = ld_of(y);
-    /* in place when the padded sizes equal the real ones and rows are 16-byte aligned */
-    const bool x_direct = h->kp == h->k && ldx % 8 == 0 && aligned16(x->data);
-    const bool y_direct = h->np == h->n && ldy % 8 == 0 && aligned16(y->data);
+    /* cuSPARSELt runs M in multiples of 8 (it has no kernel for other counts): M is padded.
+     * x and y are used in place when no padding is needed and rows are 16-byte aligned. */
+    const int64_t mp = round_up(m, 8);
+    const bool x_direct = mp == m && h->kp == h->k && ldx % 8 == 0 && aligned16(x->data);
+    const bool y_direct = mp == m && h->np == h->n && ldy % 8 == 0 && aligned16(y->data);
     const int64_t ldb = x_direct ? ldx : h->kp, ldd = y_direct ? ldy : h->np;
     std::lock_guard<std::mutex> lock(h->mu);
     if (mode != 2) {
-        pt_status st = sparse24_plan(ctx, h, L, m, ldb, ldd, &plan);
+        pt_status st = sparse24_plan(ctx, h, L, mp, ldb, ldd, &plan);
         if (st != PT_OK) {
             if (mode == 1 || !plan || !plan->failed) return st;
             pt_clear_error();
@@ -640,8 +655,8 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
         wv.shape[1] = h->k;
         wv.stride[0] = h->kp * (int64_t)es;
         wv.stride[1] = (int64_t)es;
-        pt_matmul_params mp = {1, PT_ACT_NONE, 1.0f, 0.0f};
-        return pt_cuda_matmul(ctx, x, &wv, bias, y, &mp);
+        pt_matmul_params mp_ = {1, PT_ACT_NONE, 1.0f, 0.0f};
+        return pt_cuda_matmul(ctx, x, &wv, bias, y, &mp_);
     }
 
     void *xs = nullptr, *ys = nullptr;
@@ -654,23 +669,25 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
     const void* xb = x->data;
     void* yd = y->data;
     if (!x_direct) {
-        PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(m * h->kp) * es, &xs));
+        PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(mp * h->kp) * es, &xs));
         if (h->dtype == PT_BF16)
-            pad_cols_kernel<__nv_bfloat16><<<grid_for(m * h->kp), 256, 0, ctx->stream>>>((const __nv_bfloat16*)x->data, ldx, m, h->k,
-                                                                                       (__nv_bfloat16*)xs, h->kp);
+            pad_kernel<__nv_bfloat16><<<grid_for(mp * h->kp), 256, 0, ctx->stream>>>((const __nv_bfloat16*)x->data, ldx, m, h->k,
+                                                                                   (__nv_bfloat16*)xs, mp, h->kp);
         else
-            pad_cols_kernel<__half><<<grid_for(m * h->kp), 256, 0, ctx->stream>>>((const __half*)x->data, ldx, m, h->k, (__half*)xs,
-                                                                                h->kp);
+            pad_kernel<__half><<<grid_for(mp * h->kp), 256, 0, ctx->stream>>>((const __half*)x->data, ldx, m, h->k, (__half*)xs, mp,
+                                                                            h->kp);
         PT_CUDA_LAUNCH_CHECK("pt_cuda_sparse24_matmul: pad kernel launch");
         xb = xs;
     }
     if (!y_direct) {
-        PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(m * h->np) * es, &ys));
+        PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(mp * h->np) * es, &ys));
         yd = ys;
     }
     float alpha = 1.0f, beta = 0.0f;
     cudaStream_t st = ctx->stream;
-    if (h->search && !plan->searched) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    cudaStreamIsCapturing(ctx->stream, &cap);
+    if (h->search && !plan->searched && cap == cudaStreamCaptureStatusNone) { /* the search synchronizes: not while capturing */
         ptsl::status_t ss = L->MatmulSearch(&h->lt, &plan->plan, &alpha, h->wc, xb, &beta, yd, yd, plan->ws, &st, 1);
         if (ss != ptsl::SUCCESS) return sl_fail(L, ss, FN, "cusparseLtMatmulSearch");
         plan->searched = true;
@@ -829,35 +846,36 @@ extern "C" PT_API pt_status pt_cuda_bsr_info(pt_cuda_bsr* h, int64_t* nnz_blocks
     return PT_OK;
 }
 
-template <typename T>
-static pt_status bsr_launch(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const T* x, int64_t ldx, int64_t m, int64_t kx, const pt_tensor* bias,
-                            const pt_tensor* y, int64_t ldy) {
-    static std::atomic<uint64_t> attr_done{0}; /* per device (first 16) and kernel: the smem opt-in was set */
-    auto kern_y = bsr_mma_kernel<T, T>;
-    auto kern_f = bsr_mma_kernel<T, float>;
-    const int bit = (ctx->device & 15) * 2 + (int)std::is_same<T, __half>::value;
-    if (ctx->device >= 16 || !(attr_done.load() >> bit & 1)) {
-        PT_CUDA_TRY(cudaFuncSetAttribute(kern_y, cudaFuncAttributeMaxDynamicSharedMemorySize, BSR_SMEM), "pt_cuda_bsr_matmul: smem attribute");
-        PT_CUDA_TRY(cudaFuncSetAttribute(kern_f, cudaFuncAttributeMaxDynamicSharedMemorySize, BSR_SMEM), "pt_cuda_bsr_matmul: smem attribute");
+template <typename CFG, typename T>
+static pt_status bsr_launch_cfg(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const T* x, int64_t ldx, int64_t m, int64_t kx, const pt_tensor* bias,
+                                const pt_tensor* y, int64_t ldy, int64_t min_ctas) {
+    static std::atomic<uint64_t> attr_done{0}; /* per device (first 32) and T: the smem opt-in was set */
+    auto kern_y = bsr_mma_kernel<CFG, T, T>;
+    auto kern_f = bsr_mma_kernel<CFG, T, float>;
+    const int bit = (ctx->device & 31) * 2 + (int)std::is_same<T, __half>::value;
+    if (ctx->device >= 32 || !(attr_done.load() >> bit & 1)) {
+        PT_CUDA_TRY(cudaFuncSetAttribute(kern_y, cudaFuncAttributeMaxDynamicSharedMemorySize, CFG::SMEM), "pt_cuda_bsr_matmul: smem attribute");
+        PT_CUDA_TRY(cudaFuncSetAttribute(kern_f, cudaFuncAttributeMaxDynamicSharedMemorySize, CFG::SMEM), "pt_cuda_bsr_matmul: smem attribute");
         attr_done.fetch_or((uint64_t)1 << bit);
     }
-    const int64_t mt = (m + BM - 1) / BM;
-    if (mt > 65535) return pt_fail(PT_ERR_SHAPE, "pt_cuda_bsr_matmul: M = %lld is too large (at most %d)", (long long)m, 65535 * BM);
-    /* split the block list when the grid would not fill the GPU twice over (decode shapes) */
+    const int64_t mt = (m + CFG::BM - 1) / CFG::BM;
+    if (mt > 65535) return pt_fail(PT_ERR_SHAPE, "pt_cuda_bsr_matmul: M = %lld is too large (at most %d)", (long long)m, 65535 * CFG::BM);
+    /* split each block row's list (f32 atomics) while the grid is below min_ctas and each
+     * slice keeps >= 4 blocks on average (decode shapes) */
     int64_t z = 1;
     const int64_t ctas = h->nb * mt, avg = h->nb ? (h->nnzb + h->nb - 1) / h->nb : 0;
-    while (ctas * z < 2 * ctx->sm_count && z * 4 <= avg && z < 32) z *= 2;
+    while (ctas * z < min_ctas && z * 8 <= avg * 2 && z < 64) z *= 2;
     const void* bp = bias ? bias->data : nullptr;
     const int bk = bias_kind(bias);
     const bool yf = y->dtype == PT_F32;
     dim3 grid((unsigned)h->nb, (unsigned)mt, (unsigned)z);
     if (z == 1) {
         if (yf)
-            kern_f<<<grid, 256, BSR_SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, bp, bk,
-                                                         (float*)y->data, ldy, h->n, nullptr);
+            kern_f<<<grid, CFG::THREADS, CFG::SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, bp, bk,
+                                                                   (float*)y->data, ldy, h->n, nullptr);
         else
-            kern_y<<<grid, 256, BSR_SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, bp, bk,
-                                                         (T*)y->data, ldy, h->n, nullptr);
+            kern_y<<<grid, CFG::THREADS, CFG::SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, bp, bk,
+                                                                   (T*)y->data, ldy, h->n, nullptr);
         PT_CUDA_LAUNCH_CHECK("pt_cuda_bsr_matmul: kernel launch");
         return PT_OK;
     }
@@ -865,8 +883,8 @@ static pt_status bsr_launch(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const T* x, int64_
     PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(m * h->n) * sizeof(float), (void**)&part));
     cudaError_t e = cudaMemsetAsync(part, 0, (size_t)(m * h->n) * sizeof(float), ctx->stream);
     if (e == cudaSuccess) {
-        kern_f<<<grid, 256, BSR_SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, nullptr, 0, nullptr, 0,
-                                                     h->n, part);
+        kern_f<<<grid, CFG::THREADS, CFG::SMEM, ctx->stream>>>(x, ldx, m, kx, (const T*)h->blocks, h->row_ptr, h->col_idx, nullptr, 0,
+                                                               nullptr, 0, h->n, part);
         e = cudaGetLastError();
     }
     if (e == cudaSuccess) {
@@ -879,6 +897,21 @@ static pt_status bsr_launch(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const T* x, int64_
     pt_cuda_free_internal(ctx, part);
     if (e != cudaSuccess) return pt_cuda_fail(e, "pt_cuda_bsr_matmul: split kernels");
     return PT_OK;
+}
+
+/* Tile choice: M <= 32 the small tile (split to ~6 CTAs per SM), M >= 2048 with a grid of at
+ * least 2 waves the 256-row tile, else 128 rows (split to 2 CTAs per SM). Override for
+ * benchmarking: $PANATRON_BSR_TILE = 32 | 128 | 256. */
+template <typename T>
+static pt_status bsr_launch(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const T* x, int64_t ldx, int64_t m, int64_t kx, const pt_tensor* bias,
+                            const pt_tensor* y, int64_t ldy) {
+    static const int forced = [] { const char* e = getenv("PANATRON_BSR_TILE"); return e ? atoi(e) : 0; }();
+    const int64_t sms = ctx->sm_count > 0 ? ctx->sm_count : 1;
+    int tile = m <= 32 ? 32 : (m >= 2048 && h->nb * ((m + 255) / 256) >= 2 * sms) ? 256 : 128;
+    if (forced == 32 || forced == 128 || forced == 256) tile = forced;
+    if (tile == 32) return bsr_launch_cfg<cfg_small, T>(ctx, h, x, ldx, m, kx, bias, y, ldy, 6 * sms);
+    if (tile == 256) return bsr_launch_cfg<cfg_big, T>(ctx, h, x, ldx, m, kx, bias, y, ldy, 0);
+    return bsr_launch_cfg<cfg_mid, T>(ctx, h, x, ldx, m, kx, bias, y, ldy, 2 * sms);
 }
 
 extern "C" PT_API pt_status pt_cuda_bsr_matmul(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const pt_tensor* x, const pt_tensor* bias,
@@ -914,10 +947,10 @@ extern "C" PT_API pt_status pt_cuda_bsr_matmul(pt_cuda_ctx* ctx, pt_cuda_bsr* h,
         const int64_t kp = h->kb * BS;
         PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)(m * kp) * 2, &xs));
         if (h->dtype == PT_BF16)
-            pad_cols_kernel<__nv_bfloat16><<<grid_for(m * kp), 256, 0, ctx->stream>>>((const __nv_bfloat16*)x->data, ldx, m, h->k,
-                                                                                    (__nv_bfloat16*)xs, kp);
+            pad_kernel<__nv_bfloat16><<<grid_for(m * kp), 256, 0, ctx->stream>>>((const __nv_bfloat16*)x->data, ldx, m, h->k,
+                                                                               (__nv_bfloat16*)xs, m, kp);
         else
-            pad_cols_kernel<__half><<<grid_for(m * kp), 256, 0, ctx->stream>>>((const __half*)x->data, ldx, m, h->k, (__half*)xs, kp);
+            pad_kernel<__half><<<grid_for(m * kp), 256, 0, ctx->stream>>>((const __half*)x->data, ldx, m, h->k, (__half*)xs, m, kp);
         cudaError_t e = cudaGetLastError();
         if (e != cudaSuccess) {
             pt_cuda_free_internal(ctx, xs);

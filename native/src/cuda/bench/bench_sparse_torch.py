@@ -5,8 +5,8 @@ Usage: python3 bench_sparse_torch.py path/to/libpanatron_cuda.so [--quick]
 
 y = x @ w^T, bf16, w [8192, 8192]; M = 8192 (the 8192^3 GEMM) and decode shapes M = 1 .. 256:
   dense    torch.matmul (cuBLAS), the baseline of every ratio
-  2:4      ours: pt_cuda_sparse24_matmul through cuSPARSELt (mode 1 = always sparse, default
-           algorithm; 'search' = cusparseLtMatmulSearch once per plan), its dense fallback
+  2:4      ours: pt_cuda_sparse24_matmul through cuSPARSELt (mode 1 = always sparse, with
+           cusparseLtMatmulSearch once per plan; 'default alg' = params.no_search), its dense fallback
            (mode 2: cuBLASLt on the pruned weight) and the automatic mode;
            torch: torch._cslt_sparse_mm on torch._cslt_compress(w) (what
            to_sparse_semi_structured runs on cuSPARSELt), and F.linear on the
@@ -44,7 +44,7 @@ class CtxParams(C.Structure):
 
 
 class S24Params(C.Structure):
-    _fields_ = [("prune", C.c_int32), ("dense_max_m", C.c_int32), ("search", C.c_int32), ("reserved", C.c_int32)]
+    _fields_ = [("prune", C.c_int32), ("dense_max_m", C.c_int32), ("no_search", C.c_int32), ("reserved", C.c_int32)]
 
 
 def check(st, what):
@@ -129,7 +129,7 @@ w = torch.randn(N, K, device=dev, dtype=torch.bfloat16)
 h24 = C.c_void_p()
 check(lib.pt_cuda_sparse24_create(ctx, C.byref(desc(w)), C.byref(S24Params(1, -1, 0, 0)), C.byref(h24)), "sparse24_create")
 h24s = C.c_void_p()
-check(lib.pt_cuda_sparse24_create(ctx, C.byref(desc(w)), C.byref(S24Params(1, -1, 1, 0)), C.byref(h24s)), "sparse24_create(search)")
+check(lib.pt_cuda_sparse24_create(ctx, C.byref(desc(w)), C.byref(S24Params(1, -1, 1, 0)), C.byref(h24s)), "sparse24_create(no_search)")
 wp = torch.empty_like(w)
 check(lib.pt_cuda_sparse24_pruned(ctx, h24, C.byref(desc(wp))), "sparse24_pruned")
 torch.cuda.synchronize()
@@ -199,7 +199,7 @@ def run_case(m):
     yd = torch.empty(m, N, device=dev, dtype=torch.bfloat16)
     fns = {"torch dense (cuBLAS)": lambda: torch.matmul(x, w.t(), out=yd)}
     fns["ours 2:4 cuSPARSELt"] = ours24(h24, 1, "s")
-    fns["ours 2:4 cuSPARSELt+search"] = ours24(h24s, 1, "ss")
+    fns["ours 2:4 cuSPARSELt default alg"] = ours24(h24s, 1, "ss")
     fns["ours 2:4 dense fallback"] = ours24(h24, 2, "d")
     fns["ours 2:4 auto"] = ours24(h24, 0, "a")
     if torch_cslt:
@@ -237,10 +237,10 @@ def run_case(m):
             refb = x.double() @ bsr[d][0].double().t()
             err = relerr(ys["b5" if d == 0.5 else "b1"], refb)
         else:
-            sparse = "fallback" not in k and not (k == "ours 2:4 auto" and m <= 64)
+            sparse = "fallback" not in k and not (k == "ours 2:4 auto" and m <= 128)
             wbytes = 2 * N * K * (0.5 + 1 / 16) if sparse else 2 * N * K  # values + 2-bit metadata per kept value
             floor = max(flops / (2 * PEAK if sparse else PEAK), (wbytes + 2 * m * K + 2 * m * N) / BW)
-            key = {"ours 2:4 cuSPARSELt": "s", "ours 2:4 cuSPARSELt+search": "ss", "ours 2:4 dense fallback": "d",
+            key = {"ours 2:4 cuSPARSELt": "s", "ours 2:4 cuSPARSELt default alg": "ss", "ours 2:4 dense fallback": "d",
                    "ours 2:4 auto": "a", "torch _cslt_sparse_mm": "tc", "torch semi-structured F.linear": "ts"}[k]
             err = relerr(ys[key], ref24) if ref24 is not None and key in ys else None
         rows.append(("M=%d N=K=8192" % m, k, v, flops / (v[0] * 1e-6) / 1e12, base / v[0],

@@ -134,8 +134,8 @@ public final class panatron_h {
     public static int PT_VERSION_PATCH() { return 0; }
     /** {@code PT_MAX_DIMS = 4} */
     public static int PT_MAX_DIMS() { return 4; }
-    /** {@code PT_CUDA_SPARSE24_DENSE_MAX_M = 64} */
-    public static int PT_CUDA_SPARSE24_DENSE_MAX_M() { return 64; }
+    /** {@code PT_CUDA_SPARSE24_DENSE_MAX_M = 128} */
+    public static int PT_CUDA_SPARSE24_DENSE_MAX_M() { return 128; }
 
     private static final class pt_last_error {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_POINTER);

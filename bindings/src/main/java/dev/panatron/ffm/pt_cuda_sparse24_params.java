@@ -11,7 +11,7 @@ public final class pt_cuda_sparse24_params {
     private static final GroupLayout $LAYOUT = MemoryLayout.structLayout(
         panatron_h.C_INT.withName("prune"),
         panatron_h.C_INT.withName("dense_max_m"),
-        panatron_h.C_INT.withName("search"),
+        panatron_h.C_INT.withName("no_search"),
         panatron_h.C_INT.withName("reserved")).withName("pt_cuda_sparse24_params");
 
     /** The layout of this struct */
@@ -37,13 +37,13 @@ public final class pt_cuda_sparse24_params {
     /** Setter for {@code dense_max_m} */
     public static void dense_max_m(MemorySegment struct, int fieldValue) { struct.set(panatron_h.C_INT, dense_max_m$OFFSET, fieldValue); }
 
-    private static final long search$OFFSET = 8;
-    /** Offset of field {@code search} */
-    public static long search$offset() { return search$OFFSET; }
-    /** Getter for {@code search} */
-    public static int search(MemorySegment struct) { return struct.get(panatron_h.C_INT, search$OFFSET); }
-    /** Setter for {@code search} */
-    public static void search(MemorySegment struct, int fieldValue) { struct.set(panatron_h.C_INT, search$OFFSET, fieldValue); }
+    private static final long no_search$OFFSET = 8;
+    /** Offset of field {@code no_search} */
+    public static long no_search$offset() { return no_search$OFFSET; }
+    /** Getter for {@code no_search} */
+    public static int no_search(MemorySegment struct) { return struct.get(panatron_h.C_INT, no_search$OFFSET); }
+    /** Setter for {@code no_search} */
+    public static void no_search(MemorySegment struct, int fieldValue) { struct.set(panatron_h.C_INT, no_search$OFFSET, fieldValue); }
 
     private static final long reserved$OFFSET = 12;
     /** Offset of field {@code reserved} */
