@@ -843,7 +843,7 @@ PT_API pt_status pt_cuda_graph_destroy(pt_cuda_ctx* ctx, void* graph);
  *              (k = 4i .. 4i+3; a last partial group counts its missing elements as zeros)
  *              keeps its 2 largest |w| (ties: the lower k) and zeroes the others. prune = 0:
  *              w must already be 2:4 (at most 2 non-zeros per group), else PT_ERR_INVALID_ARGUMENT.
- * Internally N and K are zero-padded to multiples of 64 and M to a multiple of 8 (odd sizes
+ * Internally N and K are zero-padded to multiples of 128 and M to a multiple of 8 (odd sizes
  * work: x or y then goes through a padded scratch per call).
  */
 typedef struct pt_cuda_sparse24 pt_cuda_sparse24;
@@ -852,9 +852,10 @@ typedef struct pt_cuda_sparse24_params {
     int32_t dense_max_m; /* calls with M <= this run the dense fallback (cuBLASLt on the pruned
                             weight); -1: the default rule (PT_CUDA_SPARSE24_DENSE_MAX_M) */
     int32_t no_search;   /* 0 (default): cusparseLtMatmulSearch picks the algorithm on the first
-                            call of each new plan (runs the matmul several times and synchronizes;
-                            skipped while the stream is being captured); 1: cuSPARSELt's default
-                            algorithm (measured 2x slower at 8192^3 on an H100) */
+                            call of each new plan when N and K are >= 1024 (runs the matmul several
+                            times and synchronizes; skipped while the stream is being captured);
+                            1: cuSPARSELt's default algorithm (measured 2x slower at 8192^3 on an
+                            H100) */
     int32_t reserved;
 } pt_cuda_sparse24_params;
 /* Measured on an H100 (BENCHMARKS.md, "Sparse matmul on the GPU"): at and below this many

@@ -48,7 +48,8 @@ if [ "${PT_JAVA:-0}" = 1 ] && [ -d .devcarry ]; then
   t1=$(date +%s)
   cmake --build build/dev -j16 > "$OUT/build_all.log" 2>&1 || { grep -E "error|Error" -A3 "$OUT/build_all.log" | head -30; }
   C=.devcarry
-  $C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m -Dpanatron.test.native.dir=$PWD/build/dev -Dpanatron.test.root=$PWD \
+  PANATRON_LIBRARY_PATH=$PWD/build/dev $C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m \
+    -Dpanatron.cuda.library.path=$PWD/build/dev/libpanatron_cuda.so -Dpanatron.test.native.dir=$PWD/build/dev -Dpanatron.test.root=$PWD \
     -cp "$C/classes:$C/test-classes:$C/runner:$C/lib/*" RunJUnit dev.panatron.cuda.CudaSparseTest > "$OUT/junit.log" 2>&1
   echo "junit exit $? ($(( $(date +%s) - t1 )) s incl. build)"
   grep -E "^(SUCCESSFUL|FAILED|ABORTED|SKIPPED)" "$OUT/junit.log" | cut -c1-300

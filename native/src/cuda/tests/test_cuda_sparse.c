@@ -321,6 +321,8 @@ int main(void) {
     test_sparse24(ctx, PT_BF16, 96, 128, 256, 2, 8, 8, 1);
     test_sparse24(ctx, PT_F16, 256, 384, 1024, 1, 0, 0, 0);
     test_sparse24(ctx, PT_BF16, 16, 512, 2048, 0, 0, 0, 1);
+    test_sparse24(ctx, PT_BF16, 40, 1024, 1024, 1, 0, 0, 0); /* N, K >= 1024: the algorithm search runs */
+    test_sparse24(ctx, PT_F16, 136, 1152, 1280, 2, 0, 8, 0);
     test_sparse24_errors(ctx);
 
     EXPECT_CUDA_OK(pt_cuda_ctx_destroy(ctx));
