@@ -851,11 +851,13 @@ typedef struct pt_cuda_sparse24_params {
     int32_t prune;       /* 1: magnitude-prune w to 2:4 (as above); 0: w is 2:4 already */
     int32_t dense_max_m; /* calls with M <= this run the dense fallback (cuBLASLt on the pruned
                             weight); -1: the default rule (PT_CUDA_SPARSE24_DENSE_MAX_M) */
-    int32_t no_search;   /* 0 (default): cusparseLtMatmulSearch picks the algorithm on the first
-                            call of each new plan when N and K are >= 1024 (runs the matmul several
-                            times and synchronizes; skipped while the stream is being captured);
-                            1: cuSPARSELt's default algorithm (measured 2x slower at 8192^3 on an
-                            H100) */
+    int32_t no_search;   /* 0 (default): for bf16 weights with N and K >= 1024,
+                            cusparseLtMatmulSearch picks the algorithm on the first call of each
+                            new plan (runs the matmul several times and synchronizes; skipped while
+                            the stream is being captured); f16 weights always use the default
+                            algorithm (the search crashed with f16 in cuSPARSELt 0.8.1).
+                            1: cuSPARSELt's default algorithm (measured 2.2x slower at 8192^3 bf16
+                            on an H100) */
     int32_t reserved;
 } pt_cuda_sparse24_params;
 /* Measured on an H100 (BENCHMARKS.md, "Sparse matmul on the GPU"): at and below this many

@@ -691,8 +691,11 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
     cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
     cudaStreamIsCapturing(ctx->stream, &cap);
     /* The search synchronizes (not while capturing) and only pays on large weights; on small
-     * ones some configurations it tries read out of bounds (seen at K = 64). */
-    if (h->search && !plan->searched && cap == cudaStreamCaptureStatusNone && h->kp >= 1024 && h->np >= 1024) {
+     * ones some configurations it tries read out of bounds (seen at K = 64). bf16 only: with f16
+     * weights cuSPARSELt 0.8.1's search hit an illegal instruction on an H100 (N = 1152,
+     * K = 1280, M = 136; and K = 64), which poisons the context; f16 runs the default algorithm. */
+    if (h->search && !plan->searched && cap == cudaStreamCaptureStatusNone && h->kp >= 1024 && h->np >= 1024 &&
+        h->dtype == PT_BF16) {
         ptsl::status_t ss = L->MatmulSearch(&h->lt, &plan->plan, &alpha, h->wc, xb, &beta, yd, yd, plan->ws, &st, 1);
         if (ss != ptsl::SUCCESS) return sl_fail(L, ss, FN, "cusparseLtMatmulSearch");
         plan->searched = true;

@@ -765,9 +765,10 @@ public final class CudaContext implements AutoCloseable {
      * @param prune     true: prune; false: w must be 2:4 already
      * @param denseMaxM calls with at most this many rows run the dense fallback in
      *                  {@link Sparse24Weight.Path#AUTO}; -1: the measured default (128)
-     * @param search    true: cusparseLtMatmulSearch picks the algorithm on the first call of each
-     *                  new row count when N and K are >= 1024 (synchronizes once); false:
-     *                  cuSPARSELt's default algorithm (2x slower at 8192^3 on an H100)
+     * @param search    true: for bf16 weights with N and K >= 1024, cusparseLtMatmulSearch picks
+     *                  the algorithm on the first call of each new row count (synchronizes once;
+     *                  f16 always uses the default algorithm); false: cuSPARSELt's default
+     *                  algorithm (2.2x slower at 8192^3 on an H100)
      * @return the weight, to be closed by the caller (closing the context closes it)
      * @throws IllegalArgumentException on a dtype, shape or context mismatch or denseMaxM < -1
      * @throws IllegalStateException    when w or the context is closed
