@@ -872,6 +872,8 @@ PT_API pt_status pt_cuda_sparse24_create(pt_cuda_ctx* ctx, const pt_tensor* w, c
  *   y     [M, N]  the weight's dtype, innermost contiguous, any row stride
  *   mode  0: automatic (dense fallback for M <= dense_max_m, and where cuSPARSELt has no plan
  *         for the shape), 1: always cuSPARSELt, 2: always the dense fallback.
+ * The first sparse call for a new M makes its plan (cudaMalloc of the workspace, the algorithm
+ * search): make it before capturing a CUDA graph that contains the call.
  */
 PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sparse24* h, const pt_tensor* x,
                                          const pt_tensor* bias, pt_tensor* y, int32_t mode);

@@ -792,7 +792,9 @@ extern "C" PT_API pt_status pt_cuda_bsr_create(pt_cuda_ctx* ctx, const pt_tensor
     h->nb = (n + BS - 1) / BS;
     h->kb = (k + BS - 1) / BS;
     const int64_t ldw = ld_of(w), total = h->nb * h->kb;
-    if (total > (int64_t)1 << 30) return pt_fail(PT_ERR_SHAPE, "%s: too many blocks (%lld)", FN, (long long)total);
+    if (total > (int64_t)1 << 30 || h->nb > 65535)
+        return pt_fail(PT_ERR_SHAPE, "%s: w [%lld, %lld] has too many blocks (at most 65535 block rows, 2^30 blocks)", FN,
+                       (long long)n, (long long)k);
     int* dflags = nullptr;
     PT_CHECK(pt_cuda_alloc_internal(ctx, (size_t)total * sizeof(int), (void**)&dflags));
     std::vector<int> flags((size_t)total);
