@@ -72,6 +72,11 @@ int main(void) {
     EXPECT(offsetof(pt_cuda_attn_params, num_splits) == 36, "offsetof(pt_cuda_attn_params, num_splits) is %zu", offsetof(pt_cuda_attn_params, num_splits));
     EXPECT(offsetof(pt_cuda_attn_params, variant) == 40, "offsetof(pt_cuda_attn_params, variant) is %zu", offsetof(pt_cuda_attn_params, variant));
     EXPECT(offsetof(pt_cuda_attn_params, reserved) == 44, "offsetof(pt_cuda_attn_params, reserved) is %zu", offsetof(pt_cuda_attn_params, reserved));
+    EXPECT(sizeof(pt_cuda_sparse24_params) == 16, "sizeof(pt_cuda_sparse24_params) is %zu", sizeof(pt_cuda_sparse24_params));
+    EXPECT(offsetof(pt_cuda_sparse24_params, prune) == 0, "offsetof(pt_cuda_sparse24_params, prune) is %zu", offsetof(pt_cuda_sparse24_params, prune));
+    EXPECT(offsetof(pt_cuda_sparse24_params, dense_max_m) == 4, "offsetof(pt_cuda_sparse24_params, dense_max_m) is %zu", offsetof(pt_cuda_sparse24_params, dense_max_m));
+    EXPECT(offsetof(pt_cuda_sparse24_params, no_search) == 8, "offsetof(pt_cuda_sparse24_params, no_search) is %zu", offsetof(pt_cuda_sparse24_params, no_search));
+    EXPECT(offsetof(pt_cuda_sparse24_params, reserved) == 12, "offsetof(pt_cuda_sparse24_params, reserved) is %zu", offsetof(pt_cuda_sparse24_params, reserved));
     EXPECT(sizeof(pt_bsr_params) == 48, "sizeof(pt_bsr_params) is %zu", sizeof(pt_bsr_params));
     EXPECT(offsetof(pt_bsr_params, block_k) == 0, "offsetof(pt_bsr_params, block_k) is %zu", offsetof(pt_bsr_params, block_k));
     EXPECT(offsetof(pt_bsr_params, block_n) == 4, "offsetof(pt_bsr_params, block_n) is %zu", offsetof(pt_bsr_params, block_n));
@@ -199,5 +204,6 @@ int main(void) {
     EXPECT((long long)(PT_VERSION_MINOR) == 1LL, "PT_VERSION_MINOR is %lld", (long long)(PT_VERSION_MINOR));
     EXPECT((long long)(PT_VERSION_PATCH) == 0LL, "PT_VERSION_PATCH is %lld", (long long)(PT_VERSION_PATCH));
     EXPECT((long long)(PT_MAX_DIMS) == 4LL, "PT_MAX_DIMS is %lld", (long long)(PT_MAX_DIMS));
+    EXPECT((long long)(PT_CUDA_SPARSE24_DENSE_MAX_M) == 128LL, "PT_CUDA_SPARSE24_DENSE_MAX_M is %lld", (long long)(PT_CUDA_SPARSE24_DENSE_MAX_M));
     return pt_test_finish("test_bindings_layout");
 }

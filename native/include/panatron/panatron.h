@@ -873,6 +873,82 @@ PT_API pt_status pt_cuda_graph_launch(pt_cuda_ctx* ctx, void* graph);
 /* NULL is accepted. */
 PT_API pt_status pt_cuda_graph_destroy(pt_cuda_ctx* ctx, void* graph);
 
+/* ---- CUDA: sparse matmul (issue 7 item 6) ---- */
+
+/*
+ * 2:4 structured sparsity through cuSPARSELt (loaded at run time like cuBLASLt: from
+ * $PANATRON_CUSPARSELT, else libcusparseLt.so.0; absent -> PT_ERR_UNSUPPORTED). The handle owns
+ * the pruned weight (dense, for the fallback), its compressed form and the matmul plans (one
+ * per row count M and layout, made on first use); free it with pt_cuda_sparse24_destroy.
+ *   w  [N, K]  bf16 | f16 on the device (the Linear weight layout), innermost contiguous, any
+ *              row stride. params->prune = 1: each group of 4 consecutive elements of a row
+ *              (k = 4i .. 4i+3; a last partial group counts its missing elements as zeros)
+ *              keeps its 2 largest |w| (ties: the lower k) and zeroes the others. prune = 0:
+ *              w must already be 2:4 (at most 2 non-zeros per group), else PT_ERR_INVALID_ARGUMENT.
+ * Internally N and K are zero-padded to multiples of 128 and M to a multiple of 8 (odd sizes
+ * work: x or y then goes through a padded scratch per call).
+ */
+typedef struct pt_cuda_sparse24 pt_cuda_sparse24;
+typedef struct pt_cuda_sparse24_params {
+    int32_t prune;       /* 1: magnitude-prune w to 2:4 (as above); 0: w is 2:4 already */
+    int32_t dense_max_m; /* calls with M <= this run the dense fallback (cuBLASLt on the pruned
+                            weight); -1: the default rule (PT_CUDA_SPARSE24_DENSE_MAX_M) */
+    int32_t no_search;   /* 0 (default): for bf16 weights with N and K >= 1024,
+                            cusparseLtMatmulSearch picks the algorithm on the first call of each
+                            new plan (runs the matmul several times and synchronizes; skipped while
+                            the stream is being captured); f16 weights always use the default
+                            algorithm (the search crashed with f16 in cuSPARSELt 0.8.1).
+                            1: cuSPARSELt's default algorithm (measured 2.2x slower at 8192^3 bf16
+                            on an H100) */
+    int32_t reserved;
+} pt_cuda_sparse24_params;
+/* Measured on an H100 (BENCHMARKS.md, "Sparse matmul on the GPU"): at and below this many
+ * rows the dense GEMM on the pruned weight is as fast or faster than cuSPARSELt. */
+#define PT_CUDA_SPARSE24_DENSE_MAX_M 128
+PT_API pt_status pt_cuda_sparse24_create(pt_cuda_ctx* ctx, const pt_tensor* w, const pt_cuda_sparse24_params* params,
+                                         pt_cuda_sparse24** out);
+/*
+ * y = x @ w_pruned^T (+ bias), f32 accumulation:
+ *   x     [M, K]  the weight's dtype, innermost contiguous, any row stride
+ *   bias  [N]     f32 or the weight's dtype, or NULL (added in f32 after the product)
+ *   y     [M, N]  the weight's dtype, innermost contiguous, any row stride
+ *   mode  0: automatic (dense fallback for M <= dense_max_m, and where cuSPARSELt has no plan
+ *         for the shape), 1: always cuSPARSELt, 2: always the dense fallback.
+ * The first sparse call for a new M makes its plan (cudaMalloc of the workspace, the algorithm
+ * search): make it before capturing a CUDA graph that contains the call.
+ */
+PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sparse24* h, const pt_tensor* x,
+                                         const pt_tensor* bias, pt_tensor* y, int32_t mode);
+/* Copies the pruned weight [N, K] (the weight's dtype, innermost contiguous) into w_out. */
+PT_API pt_status pt_cuda_sparse24_pruned(pt_cuda_ctx* ctx, pt_cuda_sparse24* h, pt_tensor* w_out);
+/* Which path pt_cuda_sparse24_matmul's automatic mode takes for m rows: 1 sparse, 2 dense. */
+PT_API pt_status pt_cuda_sparse24_path(pt_cuda_sparse24* h, int64_t m, int32_t* out);
+/* Frees the handle (waits for the context's stream first); NULL is accepted. */
+PT_API pt_status pt_cuda_sparse24_destroy(pt_cuda_ctx* ctx, pt_cuda_sparse24* h);
+
+/*
+ * Block-sparse SpMM, own kernel (mma.sync bf16/f16 tensor cores, f32 accumulation): the
+ * weight in BSR form with 64 x 64 blocks; all-zero blocks are skipped.
+ *   w  [N, K]  bf16 | f16 on the device (Linear layout), innermost contiguous, any row stride.
+ *      pt_cuda_bsr_create stores its non-zero 64 x 64 blocks (block (i, j) covers rows
+ *      64i .. 64i+63 and columns 64j .. 64j+63, zero-padded at the edges); it copies the
+ *      block map to the host once (one stream synchronization).
+ * y = x @ w^T (+ bias):
+ *   x     [M, K]  the weight's dtype, innermost contiguous, any row stride (rows of 16-byte
+ *                 multiples at a 16-byte aligned address are read in place; others through a
+ *                 padded scratch per call)
+ *   bias  [N]     f32 or the weight's dtype, or NULL
+ *   y     [M, N]  the weight's dtype or f32, innermost contiguous, any row stride
+ */
+typedef struct pt_cuda_bsr pt_cuda_bsr;
+PT_API pt_status pt_cuda_bsr_create(pt_cuda_ctx* ctx, const pt_tensor* w, pt_cuda_bsr** out);
+PT_API pt_status pt_cuda_bsr_matmul(pt_cuda_ctx* ctx, pt_cuda_bsr* h, const pt_tensor* x, const pt_tensor* bias,
+                                    pt_tensor* y);
+/* Non-zero blocks and all blocks of the (padded) weight. */
+PT_API pt_status pt_cuda_bsr_info(pt_cuda_bsr* h, int64_t* nnz_blocks, int64_t* total_blocks);
+/* Frees the handle (waits for the context's stream first); NULL is accepted. */
+PT_API pt_status pt_cuda_bsr_destroy(pt_cuda_ctx* ctx, pt_cuda_bsr* h);
+
 /* ==== block-sparse (issue 5) ==== */
 
 /*

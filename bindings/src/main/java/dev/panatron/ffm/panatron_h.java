@@ -134,6 +134,8 @@ public final class panatron_h {
     public static int PT_VERSION_PATCH() { return 0; }
     /** {@code PT_MAX_DIMS = 4} */
     public static int PT_MAX_DIMS() { return 4; }
+    /** {@code PT_CUDA_SPARSE24_DENSE_MAX_M = 128} */
+    public static int PT_CUDA_SPARSE24_DENSE_MAX_M() { return 128; }
 
     private static final class pt_last_error {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_POINTER);
@@ -1741,6 +1743,204 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_cuda_sparse24_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_sparse24_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_sparse24_create(pt_cuda_ctx * ctx, const pt_tensor * w, const pt_cuda_sparse24_params * params, pt_cuda_sparse24 ** out)} */
+    public static FunctionDescriptor pt_cuda_sparse24_create$descriptor() { return pt_cuda_sparse24_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_sparse24_create(pt_cuda_ctx * ctx, const pt_tensor * w, const pt_cuda_sparse24_params * params, pt_cuda_sparse24 ** out)} */
+    public static MethodHandle pt_cuda_sparse24_create$handle() { return pt_cuda_sparse24_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_sparse24_create(pt_cuda_ctx * ctx, const pt_tensor * w, const pt_cuda_sparse24_params * params, pt_cuda_sparse24 ** out)} */
+    public static MemorySegment pt_cuda_sparse24_create$address() { return pt_cuda_sparse24_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_sparse24_create(pt_cuda_ctx * ctx, const pt_tensor * w, const pt_cuda_sparse24_params * params, pt_cuda_sparse24 ** out) } */
+    public static int pt_cuda_sparse24_create(MemorySegment ctx, MemorySegment w, MemorySegment params, MemorySegment out) {
+        var mh$ = pt_cuda_sparse24_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, params, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_sparse24_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_sparse24_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y, int32_t mode)} */
+    public static FunctionDescriptor pt_cuda_sparse24_matmul$descriptor() { return pt_cuda_sparse24_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y, int32_t mode)} */
+    public static MethodHandle pt_cuda_sparse24_matmul$handle() { return pt_cuda_sparse24_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y, int32_t mode)} */
+    public static MemorySegment pt_cuda_sparse24_matmul$address() { return pt_cuda_sparse24_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y, int32_t mode) } */
+    public static int pt_cuda_sparse24_matmul(MemorySegment ctx, MemorySegment h, MemorySegment x, MemorySegment bias, MemorySegment y, int mode) {
+        var mh$ = pt_cuda_sparse24_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, h, x, bias, y, mode);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_sparse24_pruned {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_sparse24_pruned");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_sparse24_pruned(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, pt_tensor * w_out)} */
+    public static FunctionDescriptor pt_cuda_sparse24_pruned$descriptor() { return pt_cuda_sparse24_pruned.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_sparse24_pruned(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, pt_tensor * w_out)} */
+    public static MethodHandle pt_cuda_sparse24_pruned$handle() { return pt_cuda_sparse24_pruned.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_sparse24_pruned(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, pt_tensor * w_out)} */
+    public static MemorySegment pt_cuda_sparse24_pruned$address() { return pt_cuda_sparse24_pruned.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_sparse24_pruned(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h, pt_tensor * w_out) } */
+    public static int pt_cuda_sparse24_pruned(MemorySegment ctx, MemorySegment h, MemorySegment w_out) {
+        var mh$ = pt_cuda_sparse24_pruned.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, h, w_out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_sparse24_path {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_sparse24_path");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_sparse24_path(pt_cuda_sparse24 * h, int64_t m, int32_t * out)} */
+    public static FunctionDescriptor pt_cuda_sparse24_path$descriptor() { return pt_cuda_sparse24_path.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_sparse24_path(pt_cuda_sparse24 * h, int64_t m, int32_t * out)} */
+    public static MethodHandle pt_cuda_sparse24_path$handle() { return pt_cuda_sparse24_path.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_sparse24_path(pt_cuda_sparse24 * h, int64_t m, int32_t * out)} */
+    public static MemorySegment pt_cuda_sparse24_path$address() { return pt_cuda_sparse24_path.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_sparse24_path(pt_cuda_sparse24 * h, int64_t m, int32_t * out) } */
+    public static int pt_cuda_sparse24_path(MemorySegment h, long m, MemorySegment out) {
+        var mh$ = pt_cuda_sparse24_path.HANDLE;
+        try {
+            return (int) mh$.invokeExact(h, m, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_sparse24_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_sparse24_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_sparse24_destroy(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h)} */
+    public static FunctionDescriptor pt_cuda_sparse24_destroy$descriptor() { return pt_cuda_sparse24_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_sparse24_destroy(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h)} */
+    public static MethodHandle pt_cuda_sparse24_destroy$handle() { return pt_cuda_sparse24_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_sparse24_destroy(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h)} */
+    public static MemorySegment pt_cuda_sparse24_destroy$address() { return pt_cuda_sparse24_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_sparse24_destroy(pt_cuda_ctx * ctx, pt_cuda_sparse24 * h) } */
+    public static int pt_cuda_sparse24_destroy(MemorySegment ctx, MemorySegment h) {
+        var mh$ = pt_cuda_sparse24_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, h);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_bsr_create {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_bsr_create");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_bsr_create(pt_cuda_ctx * ctx, const pt_tensor * w, pt_cuda_bsr ** out)} */
+    public static FunctionDescriptor pt_cuda_bsr_create$descriptor() { return pt_cuda_bsr_create.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_bsr_create(pt_cuda_ctx * ctx, const pt_tensor * w, pt_cuda_bsr ** out)} */
+    public static MethodHandle pt_cuda_bsr_create$handle() { return pt_cuda_bsr_create.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_bsr_create(pt_cuda_ctx * ctx, const pt_tensor * w, pt_cuda_bsr ** out)} */
+    public static MemorySegment pt_cuda_bsr_create$address() { return pt_cuda_bsr_create.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_bsr_create(pt_cuda_ctx * ctx, const pt_tensor * w, pt_cuda_bsr ** out) } */
+    public static int pt_cuda_bsr_create(MemorySegment ctx, MemorySegment w, MemorySegment out) {
+        var mh$ = pt_cuda_bsr_create.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, w, out);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_bsr_matmul {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_bsr_matmul");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_bsr_matmul(pt_cuda_ctx * ctx, pt_cuda_bsr * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y)} */
+    public static FunctionDescriptor pt_cuda_bsr_matmul$descriptor() { return pt_cuda_bsr_matmul.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_bsr_matmul(pt_cuda_ctx * ctx, pt_cuda_bsr * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y)} */
+    public static MethodHandle pt_cuda_bsr_matmul$handle() { return pt_cuda_bsr_matmul.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_bsr_matmul(pt_cuda_ctx * ctx, pt_cuda_bsr * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y)} */
+    public static MemorySegment pt_cuda_bsr_matmul$address() { return pt_cuda_bsr_matmul.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_bsr_matmul(pt_cuda_ctx * ctx, pt_cuda_bsr * h, const pt_tensor * x, const pt_tensor * bias, pt_tensor * y) } */
+    public static int pt_cuda_bsr_matmul(MemorySegment ctx, MemorySegment h, MemorySegment x, MemorySegment bias, MemorySegment y) {
+        var mh$ = pt_cuda_bsr_matmul.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, h, x, bias, y);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_bsr_info {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_bsr_info");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_bsr_info(pt_cuda_bsr * h, int64_t * nnz_blocks, int64_t * total_blocks)} */
+    public static FunctionDescriptor pt_cuda_bsr_info$descriptor() { return pt_cuda_bsr_info.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_bsr_info(pt_cuda_bsr * h, int64_t * nnz_blocks, int64_t * total_blocks)} */
+    public static MethodHandle pt_cuda_bsr_info$handle() { return pt_cuda_bsr_info.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_bsr_info(pt_cuda_bsr * h, int64_t * nnz_blocks, int64_t * total_blocks)} */
+    public static MemorySegment pt_cuda_bsr_info$address() { return pt_cuda_bsr_info.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_bsr_info(pt_cuda_bsr * h, int64_t * nnz_blocks, int64_t * total_blocks) } */
+    public static int pt_cuda_bsr_info(MemorySegment h, MemorySegment nnz_blocks, MemorySegment total_blocks) {
+        var mh$ = pt_cuda_bsr_info.HANDLE;
+        try {
+            return (int) mh$.invokeExact(h, nnz_blocks, total_blocks);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static final class pt_cuda_bsr_destroy {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER);
+        static final MemorySegment ADDR = findOrThrow("pt_cuda_bsr_destroy");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_cuda_bsr_destroy(pt_cuda_ctx * ctx, pt_cuda_bsr * h)} */
+    public static FunctionDescriptor pt_cuda_bsr_destroy$descriptor() { return pt_cuda_bsr_destroy.DESC; }
+    /** Downcall handle of {@code pt_status pt_cuda_bsr_destroy(pt_cuda_ctx * ctx, pt_cuda_bsr * h)} */
+    public static MethodHandle pt_cuda_bsr_destroy$handle() { return pt_cuda_bsr_destroy.HANDLE; }
+    /** Address of {@code pt_status pt_cuda_bsr_destroy(pt_cuda_ctx * ctx, pt_cuda_bsr * h)} */
+    public static MemorySegment pt_cuda_bsr_destroy$address() { return pt_cuda_bsr_destroy.ADDR; }
+    /** {@snippet lang=c : pt_status pt_cuda_bsr_destroy(pt_cuda_ctx * ctx, pt_cuda_bsr * h) } */
+    public static int pt_cuda_bsr_destroy(MemorySegment ctx, MemorySegment h) {
+        var mh$ = pt_cuda_bsr_destroy.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, h);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_bsr_block_norms {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_bsr_block_norms");
@@ -2124,6 +2324,15 @@ public final class panatron_h {
         "pt_cuda_graph_end",
         "pt_cuda_graph_launch",
         "pt_cuda_graph_destroy",
+        "pt_cuda_sparse24_create",
+        "pt_cuda_sparse24_matmul",
+        "pt_cuda_sparse24_pruned",
+        "pt_cuda_sparse24_path",
+        "pt_cuda_sparse24_destroy",
+        "pt_cuda_bsr_create",
+        "pt_cuda_bsr_matmul",
+        "pt_cuda_bsr_info",
+        "pt_cuda_bsr_destroy",
         "pt_bsr_block_norms",
         "pt_bsr_from_dense",
         "pt_bsr_info_get",

@@ -9,6 +9,7 @@ import dev.panatron.Tensor;
 import dev.panatron.ffm.panatron_h;
 import dev.panatron.ffm.pt_cuda_attn_params;
 import dev.panatron.ffm.pt_cuda_ctx_params;
+import dev.panatron.ffm.pt_cuda_sparse24_params;
 import dev.panatron.ffm.pt_fp4_matmul_params;
 import dev.panatron.ffm.pt_int8_matmul_params;
 import dev.panatron.ffm.pt_matmul_params;
@@ -18,11 +19,15 @@ import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.Arrays;
+import java.util.List;
 import java.util.Objects;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 /**
  * A CUDA context ({@code pt_cuda_ctx}): one device, one stream, a caching allocator that owns
- * every {@link DeviceTensor} made here, the cuBLASLt handle and plan cache, pinned staging buffers.
+ * every {@link DeviceTensor} made here, the cuBLASLt handle and plan cache, pinned staging buffers,
+ * and the sparse weights ({@link Sparse24Weight}, {@link BlockSparseWeight}) made here.
  *
  * <p>Everything is enqueued on the context's stream in call order and returns before the GPU has
  * finished; {@link #synchronize()} and copies to the host wait. Use one context per stream for
@@ -41,6 +46,8 @@ public final class CudaContext implements AutoCloseable {
     private final int device;
     private final boolean allowTf32;
     private volatile boolean closed;
+    /** Sparse weights made here (native memory outside the allocator): closed with the context. */
+    private final Set<AutoCloseable> owned = ConcurrentHashMap.newKeySet();
 
     private CudaContext(int device, boolean allowTf32, long workspaceBytes) {
         Cuda.requireLoaded();
@@ -808,6 +815,180 @@ public final class CudaContext implements AutoCloseable {
         }
     }
 
+    // ---------------------------------------------------------------- sparse matmul (issue 7 item 6)
+
+    /**
+     * Prunes a Linear weight to 2:4 structured sparsity (or checks it is 2:4) and compresses it for
+     * cuSPARSELt, with the default dense-fallback rule and the algorithm search on. See
+     * {@link #sparse24(DeviceTensor, boolean, int, boolean)}.
+     *
+     * @param w     [N, K] bf16 or f16, innermost contiguous
+     * @param prune true: keep the 2 largest |w| of each group of 4 along K; false: w must be 2:4 already
+     * @return the weight, to be closed by the caller
+     * @throws IllegalArgumentException on a dtype, shape or context mismatch
+     * @throws IllegalStateException    when w or the context is closed
+     * @throws dev.panatron.PanatronException with status UNSUPPORTED when cuSPARSELt cannot be
+     *         loaded (set PANATRON_CUSPARSELT to libcusparseLt.so.0), INVALID_ARGUMENT when
+     *         {@code prune} is false and w is not 2:4
+     */
+    public Sparse24Weight sparse24(DeviceTensor w, boolean prune) {
+        return sparse24(w, prune, -1, true);
+    }
+
+    /**
+     * Prunes a Linear weight to 2:4 structured sparsity (or checks it is 2:4) and compresses it for
+     * cuSPARSELt ({@code pt_cuda_sparse24_create}). Pruning: each group of 4 consecutive elements of
+     * a row keeps its 2 largest magnitudes (ties: the lower index), the others become 0.
+     *
+     * @param w         [N, K] bf16 or f16, innermost contiguous
+     * @param prune     true: prune; false: w must be 2:4 already
+     * @param denseMaxM calls with at most this many rows run the dense fallback in
+     *                  {@link Sparse24Weight.Path#AUTO}; -1: the measured default (128)
+     * @param search    true: for bf16 weights with N and K >= 1024, cusparseLtMatmulSearch picks
+     *                  the algorithm on the first call of each new row count (synchronizes once;
+     *                  f16 always uses the default algorithm); false: cuSPARSELt's default
+     *                  algorithm (2.2x slower at 8192^3 on an H100)
+     * @return the weight, to be closed by the caller (closing the context closes it)
+     * @throws IllegalArgumentException on a dtype, shape or context mismatch or denseMaxM < -1
+     * @throws IllegalStateException    when w or the context is closed
+     * @throws dev.panatron.PanatronException with status UNSUPPORTED when cuSPARSELt cannot be loaded,
+     *         INVALID_ARGUMENT when {@code prune} is false and w is not 2:4
+     */
+    public Sparse24Weight sparse24(DeviceTensor w, boolean prune, int denseMaxM, boolean search) {
+        requireMine("sparse24 w", w);
+        requireDtype("sparse24 w", w, DType.BF16, DType.F16);
+        require2d("sparse24 w", w);
+        requireRows("sparse24 w", w);
+        if (w.dim(0) == 0 || w.dim(1) == 0) throw shape("sparse24: w " + w + " is empty");
+        if (denseMaxM < -1) throw new IllegalArgumentException("sparse24: denseMaxM must be >= -1 (-1: default), got " + denseMaxM);
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment p = pt_cuda_sparse24_params.allocate(tmp);
+            pt_cuda_sparse24_params.prune(p, prune ? 1 : 0);
+            pt_cuda_sparse24_params.dense_max_m(p, denseMaxM);
+            pt_cuda_sparse24_params.no_search(p, search ? 0 : 1);
+            MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+            synchronized (this) {
+                CudaLibrary.check(panatron_h.pt_cuda_sparse24_create(handle(), w.descriptor(), p, out));
+                MemorySegment h = out.get(ValueLayout.ADDRESS, 0);
+                Sparse24Weight sw = new Sparse24Weight(this, h, w.dtype(), w.dim(0), w.dim(1),
+                        denseMaxM < 0 ? panatron_h.PT_CUDA_SPARSE24_DENSE_MAX_M() : denseMaxM);
+                owned.add(sw);
+                return sw;
+            }
+        }
+    }
+
+    /**
+     * {@code y = x @ w^T (+ bias)} with a 2:4 weight, f32 accumulation, the automatic path.
+     *
+     * @see #sparse24Matmul(Sparse24Weight, DeviceTensor, DeviceTensor, DeviceTensor, Sparse24Weight.Path)
+     */
+    public void sparse24Matmul(Sparse24Weight w, DeviceTensor x, DeviceTensor bias, DeviceTensor y) {
+        sparse24Matmul(w, x, bias, y, Sparse24Weight.Path.AUTO);
+    }
+
+    /**
+     * {@code y = x @ w^T (+ bias)} with a 2:4 weight ({@code pt_cuda_sparse24_matmul}), f32
+     * accumulation; the bias is added in f32 after the product.
+     *
+     * @param w    a weight of this context
+     * @param x    [M, K] of w's dtype, innermost contiguous
+     * @param bias [N] f32 or w's dtype, or null
+     * @param y    [M, N] of w's dtype, innermost contiguous
+     * @param path AUTO (dense fallback for small M), SPARSE or DENSE
+     * @throws IllegalArgumentException on a dtype, shape, stride or context mismatch
+     * @throws IllegalStateException    when a tensor, the weight or the context is closed
+     * @throws dev.panatron.PanatronException with status UNSUPPORTED when path is SPARSE and
+     *         cuSPARSELt has no kernel for the shape
+     */
+    public void sparse24Matmul(Sparse24Weight w, DeviceTensor x, DeviceTensor bias, DeviceTensor y, Sparse24Weight.Path path) {
+        Objects.requireNonNull(w, "w");
+        Objects.requireNonNull(path, "path");
+        if (w.context() != this) throw new IllegalArgumentException("sparse24Matmul: " + w + " belongs to another CUDA context");
+        requireSparseOperands("sparse24Matmul", w.dtype(), w.rows(), w.cols(), x, bias, y, false);
+        int mode = path == Sparse24Weight.Path.AUTO ? 0 : path == Sparse24Weight.Path.SPARSE ? 1 : 2;
+        CudaLibrary.check(panatron_h.pt_cuda_sparse24_matmul(handle(), w.handle(), x.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), mode));
+    }
+
+    /**
+     * Stores the non-zero 64 x 64 blocks of a Linear weight for {@link #blockSparseMatmul}
+     * ({@code pt_cuda_bsr_create}; copies the block map to the host once, one synchronization).
+     *
+     * @param w [N, K] bf16 or f16, innermost contiguous
+     * @return the weight, to be closed by the caller (closing the context closes it)
+     * @throws IllegalArgumentException on a dtype, shape or context mismatch
+     * @throws IllegalStateException    when w or the context is closed
+     */
+    public BlockSparseWeight blockSparse(DeviceTensor w) {
+        requireMine("blockSparse w", w);
+        requireDtype("blockSparse w", w, DType.BF16, DType.F16);
+        require2d("blockSparse w", w);
+        requireRows("blockSparse w", w);
+        if (w.dim(0) == 0 || w.dim(1) == 0) throw shape("blockSparse: w " + w + " is empty");
+        try (Arena tmp = Arena.ofConfined()) {
+            MemorySegment out = tmp.allocate(ValueLayout.ADDRESS);
+            MemorySegment nnz = tmp.allocate(ValueLayout.JAVA_LONG), tot = tmp.allocate(ValueLayout.JAVA_LONG);
+            synchronized (this) {
+                CudaLibrary.check(panatron_h.pt_cuda_bsr_create(handle(), w.descriptor(), out));
+                MemorySegment h = out.get(ValueLayout.ADDRESS, 0);
+                CudaLibrary.check(panatron_h.pt_cuda_bsr_info(h, nnz, tot));
+                BlockSparseWeight bw = new BlockSparseWeight(this, h, w.dtype(), w.dim(0), w.dim(1), nnz.get(ValueLayout.JAVA_LONG, 0),
+                        tot.get(ValueLayout.JAVA_LONG, 0));
+                owned.add(bw);
+                return bw;
+            }
+        }
+    }
+
+    /**
+     * {@code y = x @ w^T (+ bias)} with a block-sparse weight ({@code pt_cuda_bsr_matmul}): our
+     * mma.sync kernel, all-zero blocks skipped, f32 accumulation, bias in the epilogue.
+     *
+     * @param w    a weight of this context
+     * @param x    [M, K] of w's dtype, innermost contiguous
+     * @param bias [N] f32 or w's dtype, or null
+     * @param y    [M, N] of w's dtype or f32, innermost contiguous
+     * @throws IllegalArgumentException on a dtype, shape, stride or context mismatch
+     * @throws IllegalStateException    when a tensor, the weight or the context is closed
+     */
+    public void blockSparseMatmul(BlockSparseWeight w, DeviceTensor x, DeviceTensor bias, DeviceTensor y) {
+        Objects.requireNonNull(w, "w");
+        if (w.context() != this) throw new IllegalArgumentException("blockSparseMatmul: " + w + " belongs to another CUDA context");
+        requireSparseOperands("blockSparseMatmul", w.dtype(), w.rows(), w.cols(), x, bias, y, true);
+        CudaLibrary.check(panatron_h.pt_cuda_bsr_matmul(handle(), w.handle(), x.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor()));
+    }
+
+    private void requireSparseOperands(String fn, DType dt, long n, long k, DeviceTensor x, DeviceTensor bias, DeviceTensor y,
+                                       boolean f32Out) {
+        requireMine(fn + " x", x);
+        requireMine(fn + " y", y);
+        requireDtype(fn + " x", x, dt);
+        if (f32Out) requireDtype(fn + " y", y, dt, DType.F32);
+        else requireDtype(fn + " y", y, dt);
+        require2d(fn + " x", x);
+        require2d(fn + " y", y);
+        if (x.dim(1) != k) throw shape(fn + ": x " + x + " must have K = " + k + " columns (the weight is [" + n + ", " + k + "])");
+        if (y.dim(0) != x.dim(0) || y.dim(1) != n) throw shape(fn + ": y " + y + " must be [" + x.dim(0) + ", " + n + "] for x " + x);
+        if (bias != null) {
+            requireMine(fn + " bias", bias);
+            requireDtype(fn + " bias", bias, DType.F32, dt);
+            requireVector(fn + " bias", bias, n);
+        }
+        requireRows(fn + " x", x);
+        requireRows(fn + " y", y);
+    }
+
+    /** The native handle without the open check (children's destroy calls). */
+    MemorySegment rawHandle() { return handle; }
+
+    /** Runs a child's native destroy unless the context is already closed (then it ran at close). */
+    synchronized void release(AutoCloseable child, Runnable destroy) {
+        if (closed) return;
+        if (owned.remove(child)) destroy.run();
+    }
+
     private static void require2d(String what, DeviceTensor t) {
         if (t.ndim() != 2) throw shape(what + ": must be 2-D, got " + t);
     }
@@ -874,6 +1055,14 @@ public final class CudaContext implements AutoCloseable {
     /** Waits for the stream and frees everything this context owns. Idempotent. */
     @Override
     public void close() {
+        if (closed) return;
+        for (AutoCloseable c : List.copyOf(owned)) {
+            try {
+                c.close();
+            } catch (Exception e) {
+                // close() of the sparse weights throws nothing checked; keep closing the rest
+            }
+        }
         synchronized (this) {
             if (closed) return;
             closed = true;
