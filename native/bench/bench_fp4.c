@@ -4,6 +4,7 @@
  *   pt-bench --op fp4 [--m M] [--n N --k K | default: 768x768, 768x3072, 3072x768, 4096x4096]
  *            [--group 0|32|64|128] [--format e2m1|e1m2|e3m0|nf4] [--threads T] [--reps R]
  *            [--scales f32|bf16] [--cold-mib MiB] [--clock wall|cpu] [--json]
+ *   pt-bench --op fp4 --ports      (x86-64: the throughput of the GEMV's instructions, see fp4_ports)
  *
  * y = x @ Wᵀ, W [N, K]. Decode reads every weight from DRAM (a model's weights do not stay in
  * cache between tokens), so each method cycles through enough copies of its weight to cover
@@ -119,6 +120,88 @@ static int run_shape(pt_ctx* own, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t 
     return 0;
 }
 
+/* --ports: throughput of the instructions of the W4A16 GEMV (fp4_avx512.c) and of their pairs, in
+ * core cycles per loop iteration (8 independent dependency chains per instruction kind, so
+ * latency does not bound them). Cycles are derived from the process CPU time and a chain of
+ * dependent 64-bit imul (3 cycles each on Intel cores since Sandy Bridge), measured first in the
+ * same process; each figure is the minimum of 5 runs. Two instructions that share an execution
+ * port add up when paired; on separate ports the pair costs the larger of the two. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define PORTS_TARGET __attribute__((target("avx512f,avx512bw,avx512bf16,avx512vbmi,fma"), noinline))
+#define PN 20000000L
+#define P_DP(r) r = _mm512_dpbf16_ps(r, bz, bz); __asm__ volatile("" : "+v"(r));
+#define P_FMA(r) r = _mm512_fmadd_ps(r, fz, fz); __asm__ volatile("" : "+v"(r));
+#define P_PERMW(r) r = _mm512_permutexvar_epi16(r, lz); __asm__ volatile("" : "+v"(r));
+#define P_PERMPS(r) r = _mm512_permutexvar_ps(iz, r); __asm__ volatile("" : "+v"(r));
+#define P_SHIFT(r) r = _mm512_srli_epi16(r, 1); __asm__ volatile("" : "+v"(r));
+#define P_MSHIFT(r) r = _mm512_multishift_epi64_epi8(lz, r); __asm__ volatile("" : "+v"(r));
+#define P8(M, a) M(a##0) M(a##1) M(a##2) M(a##3) M(a##4) M(a##5) M(a##6) M(a##7)
+#define PORTS_CASE(NAME, BODY)                                                                   \
+    {                                                                                            \
+        double best = 1e30;                                                                      \
+        for (int rep = 0; rep < 5; rep++) {                                                      \
+            const double t0 = pt_bench_now();                                                    \
+            for (long i = 0; i < PN; i++) { BODY }                                               \
+            const double c = (pt_bench_now() - t0) * hz / PN;                                    \
+            best = c < best ? c : best;                                                          \
+        }                                                                                        \
+        printf("  %-36s %6.2f cycles per iteration\n", NAME, best);                              \
+    }
+PORTS_TARGET static void fp4_ports(void) {
+    pt_bench_cpu_clock = 1;
+    long v = 3;
+    double t0 = pt_bench_now();
+    for (long i = 0; i < PN; i++) __asm__ volatile("imul %0, %0\n\timul %0, %0\n\timul %0, %0\n\timul %0, %0" : "+r"(v));
+    const double hz = 12.0 * PN / (pt_bench_now() - t0);
+    printf("fp4 ports: %.2f GHz (imul chain), 8 independent chains per kind, min of 5 runs\n", hz * 1e-9);
+    const __m512bh bz = (__m512bh)_mm512_set1_epi16(0x3f80);
+    const __m512 fz = _mm512_set1_ps(0.5f);
+    const __m512i lz = _mm512_set1_epi16(7), iz = _mm512_set1_epi32(3);
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 f0 = _mm512_set1_ps(1.0f), f1 = f0, f2 = f0, f3 = f0, f4 = f0, f5 = f0, f6 = f0, f7 = f0;
+    __m512i w0 = _mm512_set1_epi16(3), w1 = w0, w2 = w0, w3 = w0, w4 = w0, w5 = w0, w6 = w0, w7 = w0;
+    __m512i s0 = w0, s1 = w0, s2 = w0, s3 = w0, s4 = w0, s5 = w0, s6 = w0, s7 = w0;
+    PORTS_CASE("8 vdpbf16ps", P8(P_DP, a))
+    PORTS_CASE("8 vfmadd231ps", P8(P_FMA, f))
+    PORTS_CASE("8 vpermw", P8(P_PERMW, w))
+    PORTS_CASE("8 vpermps", P8(P_PERMPS, f))
+    PORTS_CASE("8 vpsrlw", P8(P_SHIFT, s))
+    PORTS_CASE("8 vpmultishiftqb", P8(P_MSHIFT, s))
+    PORTS_CASE("8 vdpbf16ps + 8 vpermw", P8(P_DP, a) P8(P_PERMW, w))
+    PORTS_CASE("8 vdpbf16ps + 8 vpsrlw", P8(P_DP, a) P8(P_SHIFT, s))
+    PORTS_CASE("8 vdpbf16ps + 8 vpmultishiftqb", P8(P_DP, a) P8(P_MSHIFT, s))
+    PORTS_CASE("8 vdpbf16ps + 8 vfmadd231ps", P8(P_DP, a) P8(P_FMA, f))
+    PORTS_CASE("8 vpermw + 8 vpsrlw", P8(P_PERMW, w) P8(P_SHIFT, s))
+    PORTS_CASE("8 vpermw + 8 vpmultishiftqb", P8(P_PERMW, w) P8(P_MSHIFT, s))
+    PORTS_CASE("8 vpermw + 8 vfmadd231ps", P8(P_PERMW, w) P8(P_FMA, f))
+    PORTS_CASE("8 vpsrlw + 8 vpmultishiftqb", P8(P_SHIFT, w) P8(P_MSHIFT, s))
+    /* keep the chains alive */
+    volatile float sink = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                                                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7))));
+    sink += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(_mm512_add_ps(f0, f1), _mm512_add_ps(f2, f3)),
+                                               _mm512_add_ps(_mm512_add_ps(f4, f5), _mm512_add_ps(f6, f7))));
+    __m512i t = _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(w0, w1), _mm512_add_epi32(w2, w3)),
+                                 _mm512_add_epi32(_mm512_add_epi32(w4, w5), _mm512_add_epi32(w6, w7)));
+    t = _mm512_add_epi32(t, _mm512_add_epi32(_mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3)),
+                                             _mm512_add_epi32(_mm512_add_epi32(s4, s5), _mm512_add_epi32(s6, s7))));
+    sink += (float)_mm512_reduce_add_epi32(t);
+    (void)sink;
+}
+static int fp4_ports_run(void) {
+    pt_build_info bi;
+    const uint32_t need = PT_CPU_AVX512F | PT_CPU_AVX512_BF16;
+    if (pt_build_info_get(&bi) != PT_OK || (bi.used_caps & need) != need) {
+        fprintf(stderr, "--ports needs AVX512F and AVX512_BF16\n");
+        return 2;
+    }
+    fp4_ports();
+    return 0;
+}
+#else
+static int fp4_ports_run(void) { fprintf(stderr, "--ports: x86-64 (GCC or Clang) only\n"); return 2; }
+#endif
+
 int pt_bench_fp4(int argc, char** argv) {
     int64_t m = 1, n = 0, k = 0;
     int group = 32, fmt = PT_FP4_E2M1, threads = 0, reps = 15, json = 0;
@@ -127,6 +210,7 @@ int pt_bench_fp4(int argc, char** argv) {
         const char* a = argv[i];
         const char* v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--ports")) return fp4_ports_run();
         if (!v) { fprintf(stderr, "missing value for %s\n", a); return 2; }
         if (!strcmp(a, "--op")) {}
         else if (!strcmp(a, "--m")) m = atoll(v);
