@@ -277,7 +277,7 @@ static inline __attribute__((always_inline)) void gbf_chunk(const pt_fp4_problem
 }
 
 /* gsel: 0 per channel (one scale per row), 1: G = 32, 2: G = 64, 3: G = 128 */
-static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_problem* p, int64_t n, const int R, const int sbf,
+static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_problem* p, const int64_t* rows, const int R, const int sbf,
                                                               const int gsel, int64_t pfo) {
     const int64_t K = p->k, nfull = K >> 7, tailb = (K & 127) >> 1;
     const __m512i lut = _mm512_loadu_si512((const void*)p->lutb);
@@ -291,8 +291,8 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
     gbf_acc a;
     const int64_t es = sbf ? 2 : 4;
     for (int r = 0; r < R; r++) {
-        c[r] = p->codes + (n + r) * p->ldw;
-        srow[r] = (const char*)p->scales + (n + r) * p->lds * es;
+        c[r] = p->codes + rows[r] * p->ldw;
+        srow[r] = (const char*)p->scales + rows[r] * p->lds * es;
         a.acc[r] = _mm512_setzero_ps();
         a.acc2[r] = _mm512_setzero_ps();
     }
@@ -306,29 +306,39 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
     }
     for (int r = 0; r < R; r++) {
         float v = _mm512_reduce_add_ps(_mm512_add_ps(a.acc[r], a.acc2[r]));
-        if (gsel == 0) v *= pt_fp4_scale(p, n + r, 0);
-        pt_fp4_store_y(p, 0, n + r, v + (p->bias ? p->bias[n + r] : 0.0f));
+        if (gsel == 0) v *= pt_fp4_scale(p, rows[r], 0);
+        pt_fp4_store_y(p, 0, rows[r], v + (p->bias ? p->bias[rows[r]] : 0.0f));
     }
 }
 
 #define GBF_FN(R, SBF, GS) \
-    static void gbf_##R##_##SBF##_##GS(const pt_fp4_problem* p, int64_t n, int64_t pfo) { gemv_bf16_t(p, n, R, SBF, GS, pfo); }
+    static void gbf_##R##_##SBF##_##GS(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { gemv_bf16_t(p, rows, R, SBF, GS, pfo); }
 #define GBF_ROW(SBF) GBF_FN(4, SBF, 0) GBF_FN(4, SBF, 1) GBF_FN(4, SBF, 2) GBF_FN(4, SBF, 3) \
                      GBF_FN(1, SBF, 0) GBF_FN(1, SBF, 1) GBF_FN(1, SBF, 2) GBF_FN(1, SBF, 3)
 GBF_ROW(0)
 GBF_ROW(1)
-typedef void (*gbf_fn)(const pt_fp4_problem*, int64_t, int64_t);
+typedef void (*gbf_fn)(const pt_fp4_problem*, const int64_t*, int64_t);
 static const gbf_fn GBF[2][2][4] = {
     {{gbf_1_0_0, gbf_1_0_1, gbf_1_0_2, gbf_1_0_3}, {gbf_4_0_0, gbf_4_0_1, gbf_4_0_2, gbf_4_0_3}},
     {{gbf_1_1_0, gbf_1_1_1, gbf_1_1_2, gbf_1_1_3}, {gbf_4_1_0, gbf_4_1_1, gbf_4_1_2, gbf_4_1_3}}};
 
+/* The rows [n0, n1) in GBR stretches read side by side: a pass takes one row from each, so the
+ * codes are GBR streams (each prefetching its next row) rather than one run of adjacent short
+ * rows; a core keeps more lines in flight over several streams (see the f32 GEMV in
+ * gemm_avx512.c). Rows past a stretch's end go one at a time. */
 static void gemv_bf16(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0;
-    int64_t n = n0;
-    /* the next pass's rows are prefetched at the offsets being read now (this pass again on the last) */
-    for (; n + GBR <= n1; n += GBR) GBF[sb][1][gsel](p, n, n + 2 * GBR <= n1 ? GBR * p->ldw : 0);
-    for (; n < n1; n++) GBF[sb][0][gsel](p, n, 0);
+    const int64_t L = (n1 - n0 + GBR - 1) / GBR; /* rows per stretch; the last may be shorter */
+    for (int64_t i = 0; i < L; i++) {
+        int64_t rows[GBR];
+        int nr = 0;
+        for (int s = 0; s < GBR; s++)
+            if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
+        if (nr == GBR) GBF[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
+        else
+            for (int r = 0; r < nr; r++) GBF[sb][0][gsel](p, rows + r, 0);
+    }
 }
 
 static void gemv_rows_f32s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { gemv_rows_t(p, n0, n1, 0); }
