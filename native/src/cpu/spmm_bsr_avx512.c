@@ -164,17 +164,12 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
             __m512i cs128 = _mm512_setzero_si512();
             if (e->i8) {
                 scale = _mm512_maskz_loadu_ps(cm, e->scale + c0);
-                if (!e->rowmajor) cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
+                cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
             }
             __m512 r[16];
-            if (e->rowmajor) {
-                const float* tf = (const float*)e->tile + r0 * e->ldt + c0;
-                for (int i = 0; i < rn; i++) r[i] = _mm512_maskz_loadu_ps(cm, tf + i * e->ldt);
-            } else {
-                const float* tf = (const float*)e->tile + c0 * e->ldt + r0;
-                for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(tf + i * e->ldt);
-                tr16(r);
-            }
+            const float* tf = (const float*)e->tile + c0 * e->ldt + r0;
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(tf + i * e->ldt);
+            tr16(r);
             for (int j = 0; j < rn; j++) {
                 const int64_t m = r0 + j;
                 __m512 v;
