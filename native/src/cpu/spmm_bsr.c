@@ -484,6 +484,7 @@ typedef struct {
     int32_t rowpath;         /* fast 1/3 with M <= 8 and 4x1 blocks: gather kernel on row-major x */
     int64_t rows_per_group;  /* block rows per work item */
     int64_t nsplit;          /* AMX: work items per 64-row panel (ranges of block rows) */
+    int32_t prepared;        /* AMX: x quantized before the items (else each item quantizes its panel) */
     /* prepared activations (caller's slot 0) */
     float* xf;               /* portable f32/bf16: [m][kp] f32 */
     int8_t* xq;              /* portable int8: [m][kp] s8; AMX: tiled [mp / 16][kb][16][64] s8 */
@@ -804,6 +805,7 @@ static void run_amx(int64_t i0, int64_t i1, void* argp) {
         a.nb1 = amx_split(g, j + 1);
         if (a.nb0 >= a.nb1) continue;
         a.mlen = g->m - m0 < AMX_PANEL ? g->m - m0 : AMX_PANEL;
+        if (g->nsplit == 1 && !g->prepared) prep_rows(m0, m0 + a.mlen, g); /* this item's rows of x, quantized here */
         a.xt = g->xq + m0 * g->kp;
         a.sx = g->sx + m0;
         a.bad = g->bad + m0;
@@ -920,21 +922,26 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     const double work = 2.0 * (double)m * (double)h.n * (double)(h.k > 0 ? h.k : 1) *
                         ((double)h.kept / (double)(h.kb * h.nb > 0 ? h.kb * h.nb : 1));
     const int64_t threads = work < 2e5 ? 1 : ctx->n_threads;
-    pt_parallel_range(ctx, m, threads > 1 && m * h.k > 65536 ? cdiv(m, threads) : m, prep_rows, &g);
-    if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its row scratch (K=%lld)", fn, (long long)h.k);
 #if defined(PT_HAVE_X86_KERNELS)
     if (g.fast == 4) {
         /* work items: 64-row panels (y written in long row runs, panel by panel), each split into
-         * ranges of block rows when there are fewer than 2 panels per thread */
+         * ranges of block rows when there are fewer than 2 panels per thread; with one item per
+         * panel the item quantizes its own rows (no pass over all of x before the products) */
         const int64_t npan = cdiv(m, AMX_PANEL), t = threads > 0 ? threads : 1;
         g.nsplit = t > 1 && npan < 2 * t ? cdiv(2 * t, npan) : 1;
         if (g.nsplit > h.nb) g.nsplit = h.nb;
+        if (g.nsplit > 1) {
+            pt_parallel_range(ctx, m, threads > 1 && m * h.k > 65536 ? cdiv(m, threads) : m, prep_rows, &g);
+            g.prepared = 1;
+        }
         const int64_t items = npan * g.nsplit;
-        pt_parallel_range(ctx, items, cdiv(items, t), run_amx, &g);
-        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its tile scratch", fn);
+        if (!g.failed) pt_parallel_range(ctx, items, cdiv(items, t), run_amx, &g);
+        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its scratch (K=%lld)", fn, (long long)h.k);
         return PT_OK;
     }
 #endif
+    pt_parallel_range(ctx, m, threads > 1 && m * h.k > 65536 ? cdiv(m, threads) : m, prep_rows, &g);
+    if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its row scratch (K=%lld)", fn, (long long)h.k);
     const int64_t ngroups = cdiv(h.nb, g.rows_per_group);
     pt_parallel_range(ctx, ngroups, cdiv(ngroups, threads > 0 ? threads : 1), run_groups, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its tile scratch", fn);
