@@ -940,8 +940,9 @@ PT_API pt_status pt_bsr_to_dense(pt_ctx* ctx, const void* bsr, int64_t bytes, pt
  *   y[m, n] = act(s_m * scale_n * sum_k xq[m, k] q[k, n] + bias[n])
  * with the integer sum exact (s32; AVX512-VNNI u8 x s8 with a +128 shift undone by the
  * channels' column sums). A non-finite x value makes its output row NaN.
- * Parallel over groups of output channels; AVX-512 (+VNNI) kernels where the CPU has them,
- * portable C elsewhere.
+ * Parallel over groups of output channels (AMX: over 64-row panels of x, split by channels when
+ * there are few); AMX-INT8 kernels for int8 64x16 and 64x32 blocks (s8 x s8, no shift), AVX-512
+ * (+VNNI) kernels for the other shapes where the CPU has them, portable C elsewhere.
  */
 PT_API pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes,
                              const pt_tensor* bias, pt_tensor* y, int32_t activation);
