@@ -11,11 +11,12 @@
  *   colsum  i32 [N]            int8 only: sum over k of q[k, n] (undoes VNNI's +128 shift)
  *
  * SpMM work split: groups of block rows covering >= 16 output channels, in parallel; each
- * group runs over M in tiles of up to 128 rows. The AMX path (int8 64x16 / 64x32 blocks,
- * spmm_bsr_amx.c) instead works on 64-row panels of x (split into ranges of block rows when
- * there are fewer than 2 panels per thread) with its own fused row epilogue. The AVX-512 kernels (spmm_bsr_avx512.c) work
+ * group runs over M in tiles of up to 128 rows. The AVX-512 kernels (spmm_bsr_avx512.c) work
  * on transposed activations (see spmm_bsr.h) and write a transposed tile that the epilogue
- * here turns into rows of y (bias, int8 dequantization, activation, f32/bf16 store). */
+ * here turns into rows of y (bias, int8 dequantization, activation, f32/bf16 store). The AMX
+ * path (int8 64x16 / 64x32 blocks, spmm_bsr_amx.c) instead works on 64-row panels of x (split
+ * into ranges of block rows when there are fewer than 2 panels per thread) with its own fused
+ * row epilogue. */
 #include "cpu/spmm_bsr.h"
 #include "cpu/gemm.h"
 
