@@ -4,8 +4,8 @@
  * norms), the stored values (f32, bf16 rne, per-channel int8 of the kept elements), and
  * y = act(x . W + bias) on the densified pruned weight (int8: the same quantized math with the
  * exact integer sums). Odd sizes, every block shape and dtype, both weight orientations,
- * f32/bf16 activations and outputs, epilogues, NaN-poisoned outputs, the AVX-512/VNNI and
- * portable paths, and bad arguments. */
+ * f32/bf16 activations and outputs, epilogues, NaN-poisoned outputs, the AMX, AVX-512/VNNI and
+ * portable paths, pt_spmm_bsr_s8 (already quantized rows) and bad arguments. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -213,6 +213,41 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
     EXPECT(err <= 1, "[%s] spmm err %g: m=%lld K=%lld N=%lld block %dx%d dtype %d s=%.2f tb=%d xbf=%d ybf=%d bias=%d act=%d", cname, err,
            (long long)m, (long long)K, (long long)N, bk, bn, dtype, sparsity, tb, xbf, ybf, bias_on, act);
 
+    /* 4b. int8: the same product from already quantized rows (pt_spmm_bsr_s8): xq and x_scale
+     * as the reference quantizes x, the same expected y; a non-finite scale makes its row NaN */
+    if (dtype == PT_I8) {
+        int8_t* xq = malloc((size_t)(m * K + 1));
+        float* xsc = malloc(sizeof(float) * (size_t)(m + 1));
+        for (int64_t i = 0; i < m; i++) {
+            float amax = 0;
+            for (int64_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[i * K + k]));
+            const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            xsc[i] = amax / 127.0f;
+            for (int64_t k = 0; k < K; k++) {
+                float q = rne_f(x[i * K + k] * inv);
+                xq[i * K + k] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            }
+        }
+        int64_t ss[1] = {m};
+        pt_tensor txq = pt_test_tensor(xq, PT_I8, 2, xs), tsc = pt_test_tensor(xsc, PT_F32, 1, ss);
+        pt_test_poison(y, 4 * (size_t)(m * N));
+        EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &ty, act));
+        for (int64_t i = 0; i < m * N; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+        double e8 = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
+        EXPECT(e8 <= 1, "[%s] spmm_s8 err %g: m=%lld K=%lld N=%lld block %dx%d s=%.2f", cname, e8, (long long)m, (long long)K, (long long)N, bk,
+               bn, sparsity);
+        if (m > 1) {
+            xsc[m - 1] = INFINITY;
+            pt_test_poison(y, 4 * (size_t)(m * N));
+            EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &ty, act));
+            int rownan = 1;
+            for (int64_t n = 0; n < N; n++) rownan &= isnan(ybf ? from_bf16(((uint16_t*)y)[(m - 1) * N + n]) : y[(m - 1) * N + n]);
+            EXPECT(rownan, "spmm_s8: an infinite x_scale must make its y row NaN");
+        }
+        free(xq);
+        free(xsc);
+    }
+
     /* 5. int8: a non-finite x makes its row NaN, the other rows unchanged */
     if (dtype == PT_I8 && m > 1 && !xbf) {
         x[K / 2] = NAN;
@@ -321,6 +356,26 @@ static void test_bad_inputs(pt_ctx* ctx) {
     EXPECT(pt_spmm_bsr(ctx, &tx, buf, bytes, &tb2, &ty, 0) == PT_ERR_SHAPE, "bias [5]");
     pt_tensor txi = pt_test_tensor(x, PT_I32, 2, xs);
     EXPECT(pt_spmm_bsr(ctx, &txi, buf, bytes, &tb, &ty, 0) == PT_ERR_DTYPE, "x i32");
+    {
+        /* pt_spmm_bsr_s8: int8 BSR only, xq i8, x_scale f32 [M] */
+        int8_t xq8[3 * 8] = {0};
+        float sc[3] = {1, 1, 1};
+        pt_tensor txq = pt_test_tensor(xq8, PT_I8, 2, xs), tsc = pt_test_tensor(sc, PT_F32, 1, (int64_t[]){3});
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, &tsc, buf, bytes, &tb, &ty, 0) == PT_ERR_DTYPE, "s8 x with an f32 BSR");
+        EXPECT(strstr(pt_last_error(), "int8") != NULL, "message names int8: %s", pt_last_error());
+        pt_bsr_params bq = {4, 1, PT_I8, PT_BSR_SPARSITY, 0, 0, 0.5, 0.0, NULL};
+        int64_t qbytes = 0;
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bq, NULL, 0, &qbytes));
+        char* qbuf = malloc((size_t)qbytes);
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bq, qbuf, qbytes, &qbytes));
+        EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, qbuf, qbytes, &tb, &ty, 0));
+        EXPECT(pt_spmm_bsr_s8(ctx, &tx, &tsc, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_DTYPE, "s8 entry with f32 x");
+        pt_tensor tsc2 = pt_test_tensor(sc, PT_F32, 1, (int64_t[]){2});
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, &tsc2, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_SHAPE, "x_scale [2] for 3 rows");
+        EXPECT(strstr(pt_last_error(), "x_scale") != NULL, "message names x_scale: %s", pt_last_error());
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, NULL, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_INVALID_ARGUMENT, "x_scale NULL");
+        free(qbuf);
+    }
     {
         char* bad = malloc((size_t)bytes);
         memcpy(bad, buf, (size_t)bytes);

@@ -476,6 +476,8 @@ typedef struct {
     const float* scale;
     const int32_t* colsum;
     const pt_tensor* x;
+    const float* xs;         /* pt_spmm_bsr_s8: x is s8 and row r's scale is xs[r * xs_stride] */
+    int64_t xs_stride;
     const pt_tensor* y;
     const float* bias;
     int64_t bias_stride;
@@ -501,6 +503,14 @@ typedef struct {
  * sx[r], bad[r] (then buf is not written when x is f32 on the fast paths). */
 static void load_row(sp_arg* g, int64_t r, float* buf, int8_t* q) {
     const int64_t k = g->h.k, kp = g->kp;
+    if (g->xs && q) { /* already quantized: copy the row, its scale decides sx and bad */
+        memcpy(q, pt_row_ptr(g->x, r), (size_t)k);
+        memset(q + k, 0, (size_t)(kp - k));
+        const float sc = g->xs[r * g->xs_stride];
+        g->sx[r] = sc;
+        g->bad[r] = (uint8_t)!isfinite(sc);
+        return;
+    }
 #if defined(PT_HAVE_X86_KERNELS)
     if (q && g->fast && g->x->dtype == PT_F32) { /* straight from x: no copy of the row */
         pt_spmm_quant_row_avx512((const float*)pt_row_ptr(g->x, r), k, kp, q, &g->sx[r], &g->bad[r]);
@@ -819,17 +829,27 @@ static void run_amx(int64_t i0, int64_t i1, void* argp) {
 }
 #endif
 
-pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y,
-                      int32_t activation) {
-    pt_clear_error();
-    static const char* fn = "pt_spmm_bsr";
+/* pt_spmm_bsr (x_scale NULL: x f32 / bf16) and pt_spmm_bsr_s8 (x s8 with per-row x_scale). */
+static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_tensor* x_scale, const void* bsr, int64_t bsr_bytes,
+                      const pt_tensor* bias, pt_tensor* y, int32_t activation) {
     PT_CHECK(pt_check_ctx(ctx));
     bsr_hdr h;
     PT_CHECK(read_hdr(fn, bsr, bsr_bytes, &h));
     if (activation < PT_ACT_NONE || activation > PT_ACT_SILU)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: unknown activation %d (expected 0..%d, pt_activation)", fn, activation, PT_ACT_SILU);
-    PT_CHECK(pt_check_dtype(x, "pt_spmm_bsr x", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(y, "pt_spmm_bsr y", 2, PT_F32, PT_BF16));
+    char nx[64], ny[64], nb[64];
+    snprintf(nx, sizeof nx, "%s %s", fn, x_scale ? "xq" : "x");
+    snprintf(ny, sizeof ny, "%s y", fn);
+    snprintf(nb, sizeof nb, "%s bias", fn);
+    if (x_scale) {
+        PT_CHECK(pt_check_dtype(x, nx, 1, PT_I8));
+        if (h.dtype != PT_I8)
+            return pt_fail(PT_ERR_DTYPE, "%s: bsr must hold int8 blocks (pt_bsr_from_dense with dtype i8), it holds %s", fn,
+                           pt_dtype_name(h.dtype));
+    } else {
+        PT_CHECK(pt_check_dtype(x, nx, 2, PT_F32, PT_BF16));
+    }
+    PT_CHECK(pt_check_dtype(y, ny, 2, PT_F32, PT_BF16));
     char dx[96], dy[96];
     pt_describe(x, dx, sizeof dx);
     pt_describe(y, dy, sizeof dy);
@@ -841,7 +861,7 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     if (!same)
         return pt_fail(PT_ERR_SHAPE, "%s: y %s must have x's outer dims and N=%lld as its last (x %s)", fn, dy, (long long)h.n, dx);
     if (bias) {
-        PT_CHECK(pt_check_dtype(bias, "pt_spmm_bsr bias", 1, PT_F32));
+        PT_CHECK(pt_check_dtype(bias, nb, 1, PT_F32));
         if (bias->ndim != 1 || bias->shape[0] != h.n) {
             char d[96];
             pt_describe(bias, d, sizeof d);
@@ -849,6 +869,16 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
         }
     }
     const int64_t m = pt_rows(x);
+    if (x_scale) {
+        char ns[64];
+        snprintf(ns, sizeof ns, "%s x_scale", fn);
+        PT_CHECK(pt_check_dtype(x_scale, ns, 1, PT_F32));
+        if (x_scale->ndim != 1 || x_scale->shape[0] != m) {
+            char d[96];
+            pt_describe(x_scale, d, sizeof d);
+            return pt_fail(PT_ERR_SHAPE, "%s: x_scale must be f32[M=%lld] (one scale per row of xq %s), got %s", fn, (long long)m, dx, d);
+        }
+    }
     if (m > 1 && h.n > 1 && y->ndim >= 2 && y->stride[y->ndim - 2] < h.n * (int64_t)pt_dtype_size(y->dtype) && y->shape[y->ndim - 2] > 1)
         return pt_fail(PT_ERR_SHAPE, "%s: y %s rows overlap", fn, dy);
     if (m == 0 || h.n == 0) return PT_OK;
@@ -863,6 +893,8 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     g.scale = h.dtype == PT_I8 ? (const float*)(g.base + h.off_scale) : NULL;
     g.colsum = h.dtype == PT_I8 ? (const int32_t*)(g.base + h.off_colsum) : NULL;
     g.x = x;
+    g.xs = x_scale ? (const float*)x_scale->data : NULL;
+    g.xs_stride = x_scale ? x_scale->stride[0] / 4 : 0;
     g.y = y;
     g.bias = bias ? (const float*)bias->data : NULL;
     g.bias_stride = bias ? bias->stride[0] / 4 : 0;
@@ -949,4 +981,17 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     pt_parallel_range(ctx, ngroups, cdiv(ngroups, threads > 0 ? threads : 1), run_groups, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its tile scratch", fn);
     return PT_OK;
+}
+
+pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y,
+                      int32_t activation) {
+    pt_clear_error();
+    return spmm(ctx, "pt_spmm_bsr", x, NULL, bsr, bsr_bytes, bias, y, activation);
+}
+
+pt_status pt_spmm_bsr_s8(pt_ctx* ctx, const pt_tensor* xq, const pt_tensor* x_scale, const void* bsr, int64_t bsr_bytes,
+                         const pt_tensor* bias, pt_tensor* y, int32_t activation) {
+    pt_clear_error();
+    if (!x_scale) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_spmm_bsr_s8: x_scale is NULL");
+    return spmm(ctx, "pt_spmm_bsr_s8", xq, x_scale, bsr, bsr_bytes, bias, y, activation);
 }
