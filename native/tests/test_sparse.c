@@ -4,8 +4,8 @@
  * norms), the stored values (f32, bf16 rne, per-channel int8 of the kept elements), and
  * y = act(x . W + bias) on the densified pruned weight (int8: the same quantized math with the
  * exact integer sums). Odd sizes, every block shape and dtype, both weight orientations,
- * f32/bf16 activations and outputs, epilogues, NaN-poisoned outputs, the AVX-512/VNNI and
- * portable paths, and bad arguments. */
+ * f32/bf16 activations and outputs, epilogues, NaN-poisoned outputs, the AMX, AVX-512/VNNI and
+ * portable paths, pt_spmm_bsr_s8 (already quantized rows) and bad arguments. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -41,6 +41,9 @@ static const config CONFIGS[] = {
     {"portable", PT_CPU_AVX512F | PT_CPU_AVX512_VNNI | PT_CPU_AVX2 | PT_CPU_AMX_INT8 | PT_CPU_AMX_BF16, 2},
     {"default, 1 thread", 0, 1},
 };
+
+/* when set, run_case keeps exactly these blocks (u8 [KB][NB], PT_BSR_MASK) instead of a sparsity */
+static const uint8_t* case_mask;
 
 /* w_logical(k, n) of a weight stored [K, N] or [N, K] */
 static float wl(const float* w, int tb, int64_t k, int64_t n, int64_t K, int64_t N) { return tb ? w[n * K + k] : w[k * N + n]; }
@@ -96,13 +99,18 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
     }
     EXPECT(nerr < 1e-6, "norms rel err %g (K=%lld N=%lld %dx%d)", nerr, (long long)K, (long long)N, bk, bn);
 
-    /* 2. expected kept set: the n_keep largest norms, ties to the smaller index */
+    /* 2. expected kept set: the n_keep largest norms, ties to the smaller index (or the mask) */
     int64_t prune = (int64_t)floor(sparsity * (double)total + 0.5), nkeep = total - prune;
-    for (int64_t c = 0; c < nkeep; c++) {
-        int64_t best = -1;
-        for (int64_t i = 0; i < total; i++)
-            if (!keep[i] && (best < 0 || nrm[i] > nrm[best])) best = i;
-        if (best >= 0) keep[best] = 1;
+    if (case_mask) {
+        nkeep = 0;
+        for (int64_t i = 0; i < total; i++) nkeep += keep[i] = case_mask[i] != 0;
+    } else {
+        for (int64_t c = 0; c < nkeep; c++) {
+            int64_t best = -1;
+            for (int64_t i = 0; i < total; i++)
+                if (!keep[i] && (best < 0 || nrm[i] > nrm[best])) best = i;
+            if (best >= 0) keep[best] = 1;
+        }
     }
     pt_bsr_params bp;
     memset(&bp, 0, sizeof bp);
@@ -112,6 +120,12 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
     bp.select = PT_BSR_SPARSITY;
     bp.trans_b = tb;
     bp.sparsity = sparsity;
+    int64_t mshape[2] = {KB, NB};
+    pt_tensor tmask = pt_test_tensor((void*)case_mask, PT_U8, 2, mshape);
+    if (case_mask) {
+        bp.select = PT_BSR_MASK;
+        bp.mask = &tmask;
+    }
     int64_t bytes = -1;
     EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bp, NULL, 0, &bytes));
     void* bsr = malloc((size_t)(bytes > 0 ? bytes : 64)); /* the kernels need no alignment */
@@ -198,6 +212,41 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
     double err = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
     EXPECT(err <= 1, "[%s] spmm err %g: m=%lld K=%lld N=%lld block %dx%d dtype %d s=%.2f tb=%d xbf=%d ybf=%d bias=%d act=%d", cname, err,
            (long long)m, (long long)K, (long long)N, bk, bn, dtype, sparsity, tb, xbf, ybf, bias_on, act);
+
+    /* 4b. int8: the same product from already quantized rows (pt_spmm_bsr_s8): xq and x_scale
+     * as the reference quantizes x, the same expected y; a non-finite scale makes its row NaN */
+    if (dtype == PT_I8) {
+        int8_t* xq = malloc((size_t)(m * K + 1));
+        float* xsc = malloc(sizeof(float) * (size_t)(m + 1));
+        for (int64_t i = 0; i < m; i++) {
+            float amax = 0;
+            for (int64_t k = 0; k < K; k++) amax = fmaxf(amax, fabsf(x[i * K + k]));
+            const float inv = amax > 0 ? 127.0f / amax : 0.0f;
+            xsc[i] = amax / 127.0f;
+            for (int64_t k = 0; k < K; k++) {
+                float q = rne_f(x[i * K + k] * inv);
+                xq[i * K + k] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
+            }
+        }
+        int64_t ss[1] = {m};
+        pt_tensor txq = pt_test_tensor(xq, PT_I8, 2, xs), tsc = pt_test_tensor(xsc, PT_F32, 1, ss);
+        pt_test_poison(y, 4 * (size_t)(m * N));
+        EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &ty, act));
+        for (int64_t i = 0; i < m * N; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+        double e8 = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
+        EXPECT(e8 <= 1, "[%s] spmm_s8 err %g: m=%lld K=%lld N=%lld block %dx%d s=%.2f", cname, e8, (long long)m, (long long)K, (long long)N, bk,
+               bn, sparsity);
+        if (m > 1) {
+            xsc[m - 1] = INFINITY;
+            pt_test_poison(y, 4 * (size_t)(m * N));
+            EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &ty, act));
+            int rownan = 1;
+            for (int64_t n = 0; n < N; n++) rownan &= isnan(ybf ? from_bf16(((uint16_t*)y)[(m - 1) * N + n]) : y[(m - 1) * N + n]);
+            EXPECT(rownan, "spmm_s8: an infinite x_scale must make its y row NaN");
+        }
+        free(xq);
+        free(xsc);
+    }
 
     /* 5. int8: a non-finite x makes its row NaN, the other rows unchanged */
     if (dtype == PT_I8 && m > 1 && !xbf) {
@@ -308,6 +357,26 @@ static void test_bad_inputs(pt_ctx* ctx) {
     pt_tensor txi = pt_test_tensor(x, PT_I32, 2, xs);
     EXPECT(pt_spmm_bsr(ctx, &txi, buf, bytes, &tb, &ty, 0) == PT_ERR_DTYPE, "x i32");
     {
+        /* pt_spmm_bsr_s8: int8 BSR only, xq i8, x_scale f32 [M] */
+        int8_t xq8[3 * 8] = {0};
+        float sc[3] = {1, 1, 1};
+        pt_tensor txq = pt_test_tensor(xq8, PT_I8, 2, xs), tsc = pt_test_tensor(sc, PT_F32, 1, (int64_t[]){3});
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, &tsc, buf, bytes, &tb, &ty, 0) == PT_ERR_DTYPE, "s8 x with an f32 BSR");
+        EXPECT(strstr(pt_last_error(), "int8") != NULL, "message names int8: %s", pt_last_error());
+        pt_bsr_params bq = {4, 1, PT_I8, PT_BSR_SPARSITY, 0, 0, 0.5, 0.0, NULL};
+        int64_t qbytes = 0;
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bq, NULL, 0, &qbytes));
+        char* qbuf = malloc((size_t)qbytes);
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bq, qbuf, qbytes, &qbytes));
+        EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, qbuf, qbytes, &tb, &ty, 0));
+        EXPECT(pt_spmm_bsr_s8(ctx, &tx, &tsc, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_DTYPE, "s8 entry with f32 x");
+        pt_tensor tsc2 = pt_test_tensor(sc, PT_F32, 1, (int64_t[]){2});
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, &tsc2, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_SHAPE, "x_scale [2] for 3 rows");
+        EXPECT(strstr(pt_last_error(), "x_scale") != NULL, "message names x_scale: %s", pt_last_error());
+        EXPECT(pt_spmm_bsr_s8(ctx, &txq, NULL, qbuf, qbytes, &tb, &ty, 0) == PT_ERR_INVALID_ARGUMENT, "x_scale NULL");
+        free(qbuf);
+    }
+    {
         char* bad = malloc((size_t)bytes);
         memcpy(bad, buf, (size_t)bytes);
         memset(bad + 192, 0xff, (size_t)(bytes - 192)); /* indices past the header: garbage */
@@ -329,10 +398,34 @@ static void test_bad_inputs(pt_ctx* ctx) {
     free(buf);
 }
 
+/* The AMX shapes (64x16, 64x32 int8 blocks): M across the 64-row panels and 16-row sub-panels
+ * (1, 7, 16, 17, 65, 130, 200), K and N not multiples of the block, and masks with empty block
+ * rows (channels with no kept block: y = act(bias)) and empty K-block columns, so work splits
+ * and chunks start and end on empty rows; also a random 80% pattern. */
+static void test_amx_shapes(pt_ctx* ctx, const char* cname) {
+    static const int64_t MS[] = {1, 7, 16, 17, 65, 130, 200};
+    static const int BN[] = {16, 32};
+    for (size_t b = 0; b < 2; b++)
+        for (size_t i = 0; i < sizeof MS / sizeof MS[0]; i++) {
+            const int bn = BN[b];
+            const int64_t K = 200 + 37 * (int64_t)i, N = 3 * bn * 6 + 5 + (int64_t)b, KB = (K + 63) / 64, NB = (N + bn - 1) / bn;
+            uint8_t* mask = malloc((size_t)(KB * NB));
+            for (int64_t kb = 0; kb < KB; kb++)
+                for (int64_t nb = 0; nb < NB; nb++)
+                    mask[kb * NB + nb] = (uint8_t)(kb != 1 && nb % 5 != 2 && nb != 0 && ((kb * 7 + nb * 3 + (int64_t)i) % 3 != 0));
+            case_mask = mask;
+            run_case(ctx, cname, MS[i], K, N, 64, bn, PT_I8, 0.0, (int)(i & 1), (int)(i % 3 == 1), (int)(i % 4 == 3), (int)(i % 2 == 0),
+                     i % 3 == 0 ? PT_ACT_GELU_ERF : i % 3 == 1 ? PT_ACT_NONE : PT_ACT_RELU);
+            case_mask = NULL;
+            free(mask);
+            run_case(ctx, cname, MS[i], K, N, 64, bn, PT_I8, 0.8, (int)((i + 1) & 1), 0, 0, 1, PT_ACT_GELU_TANH);
+        }
+}
+
 int main(void) {
     pt_test_seed(0x5b5e5a);
     static const int64_t SIZES[][3] = {{1, 1, 1}, {7, 63, 65}, {65, 127, 63}, {127, 65, 7}, {16, 130, 48}, {1, 256, 129}, {130, 96, 33}, {3, 65, 40}};
-    static const int BLOCKS[][2] = {{4, 1}, {1, 4}, {16, 1}, {64, 16}, {32, 16}, {3, 5}, {8, 4}};
+    static const int BLOCKS[][2] = {{4, 1}, {1, 4}, {16, 1}, {64, 16}, {32, 16}, {3, 5}, {8, 4}, {64, 32}};
     static const double SP[] = {0.0, 0.5, 0.9, 1.0};
     static const int DT[] = {PT_F32, PT_BF16, PT_I8};
     static const int ACTS[] = {PT_ACT_NONE, PT_ACT_GELU_ERF, PT_ACT_GELU_TANH, PT_ACT_RELU};
@@ -358,6 +451,7 @@ int main(void) {
         run_case(ctx, CONFIGS[c].name, 33, 768, 96, 4, 1, PT_I8, 0.9, 1, 0, 0, 1, PT_ACT_GELU_ERF);
         run_case(ctx, CONFIGS[c].name, 33, 768, 96, 64, 16, PT_I8, 0.7, 1, 0, 0, 1, PT_ACT_NONE);
         run_case(ctx, CONFIGS[c].name, 129, 192, 80, 4, 1, PT_F32, 0.5, 0, 0, 0, 1, PT_ACT_GELU_TANH);
+        test_amx_shapes(ctx, CONFIGS[c].name);
         if (c == 0) {
             test_selection_modes(ctx);
             test_bad_inputs(ctx);

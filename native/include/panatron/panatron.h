@@ -1058,11 +1058,25 @@ PT_API pt_status pt_bsr_to_dense(pt_ctx* ctx, const void* bsr, int64_t bytes, pt
  *   y[m, n] = act(s_m * scale_n * sum_k xq[m, k] q[k, n] + bias[n])
  * with the integer sum exact (s32; AVX512-VNNI u8 x s8 with a +128 shift undone by the
  * channels' column sums). A non-finite x value makes its output row NaN.
- * Parallel over groups of output channels; AVX-512 (+VNNI) kernels where the CPU has them,
- * portable C elsewhere.
+ * Parallel over groups of output channels (AMX: over 64-row panels of x, split by channels when
+ * there are few); AMX-INT8 kernels for int8 64x16 and 64x32 blocks (s8 x s8, no shift), AVX-512
+ * (+VNNI) kernels for the other shapes where the CPU has them, portable C elsewhere.
  */
 PT_API pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes,
                              const pt_tensor* bias, pt_tensor* y, int32_t activation);
+
+/*
+ * pt_spmm_bsr with activations already quantized (int8 BSR weights only):
+ *   xq       [..., K]  i8 (rank 1..4, innermost contiguous), any values in [-128, 127]
+ *   x_scale  [M]       f32, M = the product of xq's outer dims: row m of xq stands for
+ *                      x_scale[m] * xq[m, :]
+ *   bsr, bias, y, activation as in pt_spmm_bsr (y [..., N] with xq's outer dims)
+ * y[m, n] = act(x_scale[m] * scale_n * sum_k xq[m, k] q[k, n] + bias[n]), the integer sum exact
+ * (s32). A non-finite x_scale[m] makes output row m NaN. For a caller whose previous op
+ * already produced int8 rows (and for comparing with an int8 GEMM handed int8 x).
+ */
+PT_API pt_status pt_spmm_bsr_s8(pt_ctx* ctx, const pt_tensor* xq, const pt_tensor* x_scale, const void* bsr,
+                                int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y, int32_t activation);
 
 /* ==== FP4 (issue 5) ==== */
 

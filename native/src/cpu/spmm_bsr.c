@@ -13,7 +13,10 @@
  * SpMM work split: groups of block rows covering >= 16 output channels, in parallel; each
  * group runs over M in tiles of up to 128 rows. The AVX-512 kernels (spmm_bsr_avx512.c) work
  * on transposed activations (see spmm_bsr.h) and write a transposed tile that the epilogue
- * here turns into rows of y (bias, int8 dequantization, activation, f32/bf16 store). */
+ * here turns into rows of y (bias, int8 dequantization, activation, f32/bf16 store). The AMX
+ * path (int8 64x16 / 64x32 blocks, spmm_bsr_amx.c) instead works on 64-row panels of x (split
+ * into ranges of block rows when there are fewer than 2 panels per thread) with its own fused
+ * row epilogue. */
 #include "cpu/spmm_bsr.h"
 #include "cpu/gemm.h"
 
@@ -473,6 +476,8 @@ typedef struct {
     const float* scale;
     const int32_t* colsum;
     const pt_tensor* x;
+    const float* xs;         /* pt_spmm_bsr_s8: x is s8 and row r's scale is xs[r * xs_stride] */
+    int64_t xs_stride;
     const pt_tensor* y;
     const float* bias;
     int64_t bias_stride;
@@ -483,9 +488,11 @@ typedef struct {
     int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni, 4 int8 amx */
     int32_t rowpath;         /* fast 1/3 with M <= 8 and 4x1 blocks: gather kernel on row-major x */
     int64_t rows_per_group;  /* block rows per work item */
+    int64_t nsplit;          /* AMX: work items per 64-row panel (ranges of block rows) */
+    int32_t prepared;        /* AMX: x quantized before the items (else each item quantizes its panel) */
     /* prepared activations (caller's slot 0) */
     float* xf;               /* portable f32/bf16: [m][kp] f32 */
-    int8_t* xq;              /* portable int8: [m][kp] s8 */
+    int8_t* xq;              /* portable int8: [m][kp] s8; AMX: tiled [mp / 16][kb][16][64] s8 */
     void* xt;                /* fast: xT */
     float* sx;               /* int8: per-row scale */
     uint8_t* bad;            /* int8: row has a non-finite value */
@@ -493,9 +500,23 @@ typedef struct {
 } sp_arg;
 
 /* Loads row r of x (f32, zero-padded to kp) into buf; int8: quantizes it into q (s8) and sets
- * sx[r], bad[r]. */
+ * sx[r], bad[r] (then buf is not written when x is f32 on the fast paths). */
 static void load_row(sp_arg* g, int64_t r, float* buf, int8_t* q) {
     const int64_t k = g->h.k, kp = g->kp;
+    if (g->xs && q) { /* already quantized: copy the row, its scale decides sx and bad */
+        memcpy(q, pt_row_ptr(g->x, r), (size_t)k);
+        memset(q + k, 0, (size_t)(kp - k));
+        const float sc = g->xs[r * g->xs_stride];
+        g->sx[r] = sc;
+        g->bad[r] = (uint8_t)!isfinite(sc);
+        return;
+    }
+#if defined(PT_HAVE_X86_KERNELS)
+    if (q && g->fast && g->x->dtype == PT_F32) { /* straight from x: no copy of the row */
+        pt_spmm_quant_row_avx512((const float*)pt_row_ptr(g->x, r), k, kp, q, &g->sx[r], &g->bad[r]);
+        return;
+    }
+#endif
     pt_load_row_f32(pt_row_ptr(g->x, r), g->x->dtype, k, buf);
     for (int64_t j = k; j < kp; j++) buf[j] = 0.0f;
     if (!q) return;
@@ -537,7 +558,12 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
     for (int64_t r = r0; r < r1; r += rb) {
         const int64_t n = r1 - r < rb ? r1 - r : rb;
         if (rowwise) {
-            if (i8) {
+            if (g->fast == 4) {
+                /* s8 row into the tiled layout: [r / 16][kb][r % 16][64] */
+                load_row(g, r, buf, qb);
+                int8_t* d = g->xq + (r >> 4) * 16 * kp + (r & 15) * 64;
+                for (int64_t kb = 0; kb < g->h.kb; kb++) memcpy(d + kb * 1024, qb + kb * 64, 64);
+            } else if (i8) {
                 load_row(g, r, buf, g->xq + r * kp);
                 if (g->rowpath) /* u8 = q + 128 for vpdpbusd */
                     for (int64_t j = 0; j < kp; j++) g->xq[r * kp + j] = (int8_t)(uint8_t)((int32_t)g->xq[r * kp + j] + 128);
@@ -578,7 +604,7 @@ static void epilogue(const sp_arg* g, int64_t m0, int64_t mlen, int64_t n0, int6
             float v;
             if (i8) {
                 int32_t a = ((const int32_t*)tile)[e];
-                if (g->fast && g->fast != 4) a -= 128 * g->colsum[n];
+                if (g->fast) a -= 128 * g->colsum[n];
                 v = (float)a * (g->sx[m] * g->scale[n]);
             } else {
                 v = ((const float*)tile)[e];
@@ -630,56 +656,12 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
     float* row = (float*)s2;
     int64_t* cur = (int64_t*)(s2 + (((size_t)(gch + 16) * 4 + 63) & ~(size_t)63));
     (void)cur;
-#if defined(PT_HAVE_X86_KERNELS)
-    if (g->fast == 4) pt_spmm_amx_begin();
-#endif
     for (int64_t gi = g0; gi < g1; gi++) {
         const int64_t nb0 = gi * g->rows_per_group;
         const int64_t nb1 = nb0 + g->rows_per_group < h->nb ? nb0 + g->rows_per_group : h->nb;
         const int64_t n0 = nb0 * bn;
         const int64_t nc = (nb1 * bn < h->n ? nb1 * bn : h->n) - n0;
 #if defined(PT_HAVE_X86_KERNELS)
-        if (g->fast == 4) {
-            for (int64_t m0 = 0; m0 < g->m; m0 += SP_MT) {
-                const int64_t mlen = g->m - m0 < SP_MT ? g->m - m0 : SP_MT;
-                pt_spmm_amx a;
-                a.col = g->col;
-                a.vals = g->vals;
-                a.x = g->xq + m0 * g->kp;
-                a.ldx = g->kp;
-                a.nsub = cdiv(mlen, 16);
-                a.ldo = gch;
-                for (int64_t nb = nb0; nb < nb1; nb++) {
-                    a.b0 = g->rowptr[nb];
-                    a.b1 = g->rowptr[nb + 1];
-                    a.out = (int32_t*)tile + (nb - nb0) * 16;
-                    pt_spmm_amx_i8_row(&a);
-                }
-                pt_spmm_epi e;
-                memset(&e, 0, sizeof e);
-                e.tile = tile;
-                e.ldt = gch;
-                e.i8 = 1;
-                e.rowmajor = 1;
-                e.act = g->act;
-                e.mlen = mlen;
-                e.nc = nc;
-                e.bias = g->biasc + n0;
-                e.scale = g->scale + n0;
-                e.sx = g->sx + m0;
-                e.bad = g->bad + m0;
-                e.y = g->ybase + m0 * g->ldy + n0 * (int64_t)pt_dtype_size(g->y->dtype);
-                e.ldy = g->ldy;
-                e.ydt = g->y->dtype;
-                if (g->ybase) {
-                    pt_spmm_epilogue_avx512(&e);
-                } else {
-                    for (int64_t r = 0; r < mlen; r++)
-                        epilogue(g, m0 + r, 1, n0, nc, (int32_t*)tile + r * gch, gch, 0, row);
-                }
-            }
-            continue;
-        }
         if (g->rowpath) {
             pt_spmm_rows a;
             a.col = g->col;
@@ -787,22 +769,87 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
             epilogue(g, m, 1, n0, nc, tile, gch, 0, row);
         }
     }
-#if defined(PT_HAVE_X86_KERNELS)
-    if (g->fast == 4) pt_spmm_amx_end();
-#endif
 }
 
-pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y,
-                      int32_t activation) {
-    pt_clear_error();
-    static const char* fn = "pt_spmm_bsr";
+#if defined(PT_HAVE_X86_KERNELS)
+#define AMX_PANEL 64  /* rows per AMX work item */
+#define AMX_CHUNK 256 /* channels per AMX chunk (its s32 sums: 64 x 256 x 4 = 64 KiB) */
+
+/* First block row of split j of nsplit: the block rows divided by their kept blocks + 1 (each
+ * block row also costs its C tiles and epilogue), so the splits of a panel have equal work. */
+static int64_t amx_split(const sp_arg* g, int64_t j) {
+    const int64_t nb = g->h.nb, total = g->h.kept + nb;
+    if (j <= 0) return 0;
+    if (j >= g->nsplit) return nb;
+    const int64_t want = total * j / g->nsplit;
+    int64_t lo = 0, hi = nb; /* first block row r with rowptr[r] + r >= want */
+    while (lo < hi) {
+        const int64_t mid = (lo + hi) / 2;
+        if (g->rowptr[mid] + mid >= want) hi = mid;
+        else lo = mid + 1;
+    }
+    return lo;
+}
+
+/* AMX work items [i0, i1): item i = panel i / nsplit, split i % nsplit. */
+static void run_amx(int64_t i0, int64_t i1, void* argp) {
+    sp_arg* g = (sp_arg*)argp;
+    int32_t* acc = (int32_t*)pt_scratch(1, (size_t)AMX_PANEL * AMX_CHUNK * 4);
+    if (!acc) { g->failed = 1; return; }
+    pt_spmm_amx a;
+    memset(&a, 0, sizeof a);
+    a.rowptr = g->rowptr;
+    a.col = g->col;
+    a.vals = (const int8_t*)g->vals;
+    a.bn = g->h.bn;
+    a.act = g->act;
+    a.ydt = g->y->dtype;
+    a.kb = g->h.kb;
+    a.n = g->h.n;
+    a.acc = acc;
+    a.ldacc = AMX_CHUNK;
+    a.scale = g->scale;
+    a.bias = g->biasc;
+    a.ldy = g->ldy;
+    pt_spmm_amx_begin();
+    for (int64_t i = i0; i < i1; i++) {
+        const int64_t p = i / g->nsplit, j = i % g->nsplit, m0 = p * AMX_PANEL;
+        a.nb0 = amx_split(g, j);
+        a.nb1 = amx_split(g, j + 1);
+        if (a.nb0 >= a.nb1) continue;
+        a.mlen = g->m - m0 < AMX_PANEL ? g->m - m0 : AMX_PANEL;
+        if (g->nsplit == 1 && !g->prepared) prep_rows(m0, m0 + a.mlen, g); /* this item's rows of x, quantized here */
+        a.xt = g->xq + m0 * g->kp;
+        a.sx = g->sx + m0;
+        a.bad = g->bad + m0;
+        a.y = g->ybase + m0 * g->ldy;
+        pt_spmm_amx_item(&a);
+    }
+    pt_spmm_amx_end();
+}
+#endif
+
+/* pt_spmm_bsr (x_scale NULL: x f32 / bf16) and pt_spmm_bsr_s8 (x s8 with per-row x_scale). */
+static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_tensor* x_scale, const void* bsr, int64_t bsr_bytes,
+                      const pt_tensor* bias, pt_tensor* y, int32_t activation) {
     PT_CHECK(pt_check_ctx(ctx));
     bsr_hdr h;
     PT_CHECK(read_hdr(fn, bsr, bsr_bytes, &h));
     if (activation < PT_ACT_NONE || activation > PT_ACT_SILU)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: unknown activation %d (expected 0..%d, pt_activation)", fn, activation, PT_ACT_SILU);
-    PT_CHECK(pt_check_dtype(x, "pt_spmm_bsr x", 2, PT_F32, PT_BF16));
-    PT_CHECK(pt_check_dtype(y, "pt_spmm_bsr y", 2, PT_F32, PT_BF16));
+    char nx[64], ny[64], nb[64];
+    snprintf(nx, sizeof nx, "%s %s", fn, x_scale ? "xq" : "x");
+    snprintf(ny, sizeof ny, "%s y", fn);
+    snprintf(nb, sizeof nb, "%s bias", fn);
+    if (x_scale) {
+        PT_CHECK(pt_check_dtype(x, nx, 1, PT_I8));
+        if (h.dtype != PT_I8)
+            return pt_fail(PT_ERR_DTYPE, "%s: bsr must hold int8 blocks (pt_bsr_from_dense with dtype i8), it holds %s", fn,
+                           pt_dtype_name(h.dtype));
+    } else {
+        PT_CHECK(pt_check_dtype(x, nx, 2, PT_F32, PT_BF16));
+    }
+    PT_CHECK(pt_check_dtype(y, ny, 2, PT_F32, PT_BF16));
     char dx[96], dy[96];
     pt_describe(x, dx, sizeof dx);
     pt_describe(y, dy, sizeof dy);
@@ -814,7 +861,7 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     if (!same)
         return pt_fail(PT_ERR_SHAPE, "%s: y %s must have x's outer dims and N=%lld as its last (x %s)", fn, dy, (long long)h.n, dx);
     if (bias) {
-        PT_CHECK(pt_check_dtype(bias, "pt_spmm_bsr bias", 1, PT_F32));
+        PT_CHECK(pt_check_dtype(bias, nb, 1, PT_F32));
         if (bias->ndim != 1 || bias->shape[0] != h.n) {
             char d[96];
             pt_describe(bias, d, sizeof d);
@@ -822,6 +869,16 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
         }
     }
     const int64_t m = pt_rows(x);
+    if (x_scale) {
+        char ns[64];
+        snprintf(ns, sizeof ns, "%s x_scale", fn);
+        PT_CHECK(pt_check_dtype(x_scale, ns, 1, PT_F32));
+        if (x_scale->ndim != 1 || x_scale->shape[0] != m) {
+            char d[96];
+            pt_describe(x_scale, d, sizeof d);
+            return pt_fail(PT_ERR_SHAPE, "%s: x_scale must be f32[M=%lld] (one scale per row of xq %s), got %s", fn, (long long)m, dx, d);
+        }
+    }
     if (m > 1 && h.n > 1 && y->ndim >= 2 && y->stride[y->ndim - 2] < h.n * (int64_t)pt_dtype_size(y->dtype) && y->shape[y->ndim - 2] > 1)
         return pt_fail(PT_ERR_SHAPE, "%s: y %s rows overlap", fn, dy);
     if (m == 0 || h.n == 0) return PT_OK;
@@ -836,6 +893,8 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     g.scale = h.dtype == PT_I8 ? (const float*)(g.base + h.off_scale) : NULL;
     g.colsum = h.dtype == PT_I8 ? (const int32_t*)(g.base + h.off_colsum) : NULL;
     g.x = x;
+    g.xs = x_scale ? (const float*)x_scale->data : NULL;
+    g.xs_stride = x_scale ? x_scale->stride[0] / 4 : 0;
     g.y = y;
     g.bias = bias ? (const float*)bias->data : NULL;
     g.bias_stride = bias ? bias->stride[0] / 4 : 0;
@@ -847,7 +906,9 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     if (ctx->caps & PT_CPU_AVX512F) {
         if (h.dtype == PT_F32) g.fast = 1;
         else if (h.dtype == PT_BF16) g.fast = 2;
-        else if ((ctx->caps & PT_CPU_AMX_INT8) && h.bk == 64 && h.bn == 16 && pt_spmm_amx_compiled()) g.fast = 4;
+        else if ((ctx->caps & PT_CPU_AMX_INT8) && h.bk == 64 && (h.bn == 16 || h.bn == 32) && pt_spmm_amx_compiled() &&
+                 (m == 1 || pt_rows_uniform(y, &(int64_t){0})))
+            g.fast = 4; /* (y rows not evenly spaced: the VNNI path, whose epilogue handles any rows) */
         else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = 3;
     }
 #endif
@@ -871,7 +932,12 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (size_t)h.n * 4 + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
     if (g.rowpath) { if (h.dtype == PT_I8) g.xq = (int8_t*)s0; else g.xf = (float*)s0; }
-    else if (g.fast == 4) { g.xq = (int8_t*)s0; memset(s0, 0, xbytes); }
+    else if (g.fast == 4) {
+        g.xq = (int8_t*)s0;
+        /* the padding rows of the last 16-row sub-panel: zeros (prep_rows writes the others) */
+        for (int64_t r = m; r < g.mp; r++)
+            for (int64_t kb = 0; kb < h.kb; kb++) memset(g.xq + (r >> 4) * 16 * g.kp + kb * 1024 + (r & 15) * 64, 0, 64);
+    }
     else if (g.fast == 3) { g.xt = s0; memset(s0, 128, xbytes); }
     else if (g.fast) { g.xt = s0; memset(s0, 0, xbytes); }
     else if (h.dtype == PT_I8) g.xq = (int8_t*)s0;
@@ -891,10 +957,41 @@ pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t 
     const double work = 2.0 * (double)m * (double)h.n * (double)(h.k > 0 ? h.k : 1) *
                         ((double)h.kept / (double)(h.kb * h.nb > 0 ? h.kb * h.nb : 1));
     const int64_t threads = work < 2e5 ? 1 : ctx->n_threads;
+#if defined(PT_HAVE_X86_KERNELS)
+    if (g.fast == 4) {
+        /* work items: 64-row panels (y written in long row runs, panel by panel), each split into
+         * ranges of block rows when there are fewer than 2 panels per thread; with one item per
+         * panel the item quantizes its own rows (no pass over all of x before the products) */
+        const int64_t npan = cdiv(m, AMX_PANEL), t = threads > 0 ? threads : 1;
+        g.nsplit = t > 1 && npan < 2 * t ? cdiv(2 * t, npan) : 1;
+        if (g.nsplit > h.nb) g.nsplit = h.nb;
+        if (g.nsplit > 1) {
+            pt_parallel_range(ctx, m, threads > 1 && m * h.k > 65536 ? cdiv(m, threads) : m, prep_rows, &g);
+            g.prepared = 1;
+        }
+        const int64_t items = npan * g.nsplit;
+        if (!g.failed) pt_parallel_range(ctx, items, cdiv(items, t), run_amx, &g);
+        if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its scratch (K=%lld)", fn, (long long)h.k);
+        return PT_OK;
+    }
+#endif
     pt_parallel_range(ctx, m, threads > 1 && m * h.k > 65536 ? cdiv(m, threads) : m, prep_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its row scratch (K=%lld)", fn, (long long)h.k);
     const int64_t ngroups = cdiv(h.nb, g.rows_per_group);
     pt_parallel_range(ctx, ngroups, cdiv(ngroups, threads > 0 ? threads : 1), run_groups, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its tile scratch", fn);
     return PT_OK;
+}
+
+pt_status pt_spmm_bsr(pt_ctx* ctx, const pt_tensor* x, const void* bsr, int64_t bsr_bytes, const pt_tensor* bias, pt_tensor* y,
+                      int32_t activation) {
+    pt_clear_error();
+    return spmm(ctx, "pt_spmm_bsr", x, NULL, bsr, bsr_bytes, bias, y, activation);
+}
+
+pt_status pt_spmm_bsr_s8(pt_ctx* ctx, const pt_tensor* xq, const pt_tensor* x_scale, const void* bsr, int64_t bsr_bytes,
+                         const pt_tensor* bias, pt_tensor* y, int32_t activation) {
+    pt_clear_error();
+    if (!x_scale) return pt_fail(PT_ERR_INVALID_ARGUMENT, "pt_spmm_bsr_s8: x_scale is NULL");
+    return spmm(ctx, "pt_spmm_bsr_s8", xq, x_scale, bsr, bsr_bytes, bias, y, activation);
 }

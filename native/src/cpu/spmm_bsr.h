@@ -46,20 +46,29 @@ typedef struct pt_spmm_epi {
     char* y;               /* row m0, channel n0 */
     int64_t ldy;           /* bytes */
     int32_t ydt;
-    int32_t rowmajor;      /* 1: tile[(m - m0) * ldt + c] (AMX), no colsum correction */
 } pt_spmm_epi;
 
-/* AMX-INT8, 64x16 blocks: one block row (16 channels), kept blocks [b0, b1); x s8 row-major
- * (ldx bytes per row, rows padded to 16 with zeros), nsub sub-tiles of 16 rows from x; out
- * row-major s32 [16 nsub][ldo] at the block row's first channel. */
+/* AMX-INT8, 64x16 or 64x32 blocks (spmm_bsr_amx.c): one work item, rows [0, mlen) (mlen <= 64) of
+ * a panel x block rows [nb0, nb1), computed in chunks of ldacc channels and finished into y. */
 typedef struct pt_spmm_amx {
+    const int64_t* rowptr;
     const int32_t* col;
-    const void* vals;
-    int64_t b0, b1;
-    const int8_t* x;
-    int64_t ldx, nsub;
-    int32_t* out;
-    int64_t ldo;
+    const int8_t* vals;
+    int32_t bn;              /* 16 or 32 */
+    int32_t act, ydt;
+    int64_t kb;              /* K blocks */
+    const int8_t* xt;        /* the panel's tiled s8 x: [sub-panel][kb][16 rows][64 k] */
+    int64_t mlen;
+    int64_t nb0, nb1;
+    int64_t n;               /* N (the last block row may be partial) */
+    int32_t* acc;            /* scratch s32 [64][ldacc] */
+    int64_t ldacc;           /* channels per chunk, a multiple of bn */
+    const float* scale;      /* [N] per-channel weight scale */
+    const float* bias;       /* [N], zeros when the call has none */
+    const float* sx;         /* the panel's row scales */
+    const uint8_t* bad;      /* the panel's rows with a non-finite x */
+    char* y;                 /* y's row of the panel's first row (channel 0) */
+    int64_t ldy;             /* bytes between y rows */
 } pt_spmm_amx;
 
 /* Few rows (1..8; the driver uses it for M <= 4), 4x1 blocks, f32 or int8 (x row-major: f32, or u8 = q + 128), block rows
@@ -82,7 +91,7 @@ PT_HIDDEN void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, i
 PT_HIDDEN int pt_spmm_amx_compiled(void);
 PT_HIDDEN void pt_spmm_amx_begin(void);
 PT_HIDDEN void pt_spmm_amx_end(void);
-PT_HIDDEN void pt_spmm_amx_i8_row(const pt_spmm_amx* a);
+PT_HIDDEN void pt_spmm_amx_item(const pt_spmm_amx* a);
 PT_HIDDEN void pt_spmm_epilogue_avx512(const pt_spmm_epi* e);
 PT_HIDDEN void pt_spmm_tile_f32_avx512(const pt_spmm_tile* t);   /* f32 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_bf16_avx512(const pt_spmm_tile* t);  /* bf16 weights, f32 xT */

@@ -1,13 +1,25 @@
-/* AMX-INT8 kernel of the block-sparse SpMM for 64x16 blocks (block_k = 64, block_n = 16): one kept
- * block is exactly one AMX B tile (16 rows of [16 channels][4 k], stored in that VNNI order by
- * pt_bsr_from_dense), the activations are s8 rows (row-major [Mp][Kp]) read straight as A tiles
- * (16 rows x 64 k), and TDPBSSD (s8 x s8 -> s32) accumulates a 16 x 16 C tile per 16 rows of x.
- * Up to 4 C tiles (64 rows) per pass over a block row's kept blocks, so each B tile is loaded once
- * per 64 rows. The C tiles are stored row-major ([m][channel], s32) for the epilogue. */
+/* AMX-INT8 kernel of the block-sparse SpMM for 64x16 and 64x32 int8 blocks (block_k = 64). One
+ * kept 64x16 block is exactly one AMX B tile (16 rows of [16 channels][4 k], the VNNI order
+ * pt_bsr_from_dense stores); a 64x32 block is two B tiles side by side (row stride 128 bytes) that
+ * share one A tile. The activations come pre-quantized (s8) in a tiled layout, one 1 KiB A tile
+ * (16 rows x 64 k, row stride 64) per (16-row sub-panel, K block), so every A tile is one
+ * contiguous KiB; TDPBSSD (s8 x s8 -> s32) accumulates 16 x 16 C tiles.
+ *
+ * One work item = a panel of up to 64 rows x a range of block rows. The block rows are taken in
+ * chunks of 512 channels: for each block row, its C tiles (4 sub-panels of 16 rows for 64x16
+ * blocks, so each B tile is loaded once per 64 rows; 2 x 2 for 64x32, so each A tile serves two
+ * B tiles and each B tile two A tiles) run over the block row's kept blocks and are stored into a
+ * row-major s32 chunk [64][512]; then the epilogue turns each row of the chunk into a contiguous
+ * run of 512 channels of y (dequantization sx[m] * scale[n], bias, activation, f32/bf16).
+ * Writing y in long row runs panel by panel is what makes the stores cheap: y is the largest
+ * stream at large M, and a column-strip order (all M for 256 channels, then the next strip)
+ * writes it at about half the rate. */
 #include "cpu/spmm_bsr.h"
 #include <immintrin.h>
 
 #if defined(__AMX_TILE__) && defined(__AMX_INT8__)
+#include <math.h>
+#include "cpu/vecmath_avx512.h"
 
 #define TILE_LOAD(t, base, stride) \
     __asm__ volatile("tileloadd (%0,%1,1), %%tmm" #t : : "r"(base), "r"((int64_t)(stride)) : "memory")
@@ -35,39 +47,152 @@ void pt_spmm_amx_begin(void) {
 
 void pt_spmm_amx_end(void) { _tile_release(); }
 
-void pt_spmm_amx_i8_row(const pt_spmm_amx* a) {
-    const int8_t* vals = (const int8_t*)a->vals;
-    for (int64_t s0 = 0; s0 < a->nsub; s0 += 4) {
-        const int64_t ns = a->nsub - s0 < 4 ? a->nsub - s0 : 4;
+/* 64x16 blocks, one block row x NS (1..2) sub-panels of 16 rows into C tiles C0 (and C1), A tile
+ * TA, B tile TB. Consecutive block rows alternate between two such tile sets ({0, 1, 4, 6} and
+ * {2, 3, 5, 7}): tiles are not renamed, so with one set the next block row's tilezero would wait
+ * for this one's tilestored, which waits for its last TDPBSSD (~50 cycles of latency for ~1.2
+ * TDPBSSD per C tile at K = 768, 90%); with two sets one block row's stores overlap the next
+ * one's products. */
+#define ROW16(C0, C1, TA, TB, NS, b0, b1, vals, col, xt, xs, out, ldo)            \
+    do {                                                                           \
+        _tile_zero(C0);                                                            \
+        if ((NS) > 1) _tile_zero(C1);                                              \
+        for (int64_t b_ = (b0); b_ < (b1); b_++) {                                 \
+            const int8_t* pa_ = (xt) + (int64_t)(col)[b_] * 1024;                  \
+            TILE_LOAD(TB, (vals) + b_ * 1024, 64);                                 \
+            TILE_LOAD(TA, pa_, 64);                                                \
+            _tile_dpbssd(C0, TA, TB);                                              \
+            if ((NS) > 1) {                                                        \
+                TILE_LOAD(TA, pa_ + (xs), 64);                                     \
+                _tile_dpbssd(C1, TA, TB);                                          \
+            }                                                                      \
+        }                                                                          \
+        TILE_STORE(C0, (out), (ldo) * 4);                                          \
+        if ((NS) > 1) TILE_STORE(C1, (out) + 16 * (ldo), (ldo) * 4);               \
+    } while (0)
+
+static PT_ALWAYS_INLINE void rows16(const pt_spmm_amx* a, int64_t c0, int64_t c1, const int8_t* xt, int64_t xs, int32_t* out,
+                                    const int NS) {
+    const int8_t* vals = a->vals;
+    const int32_t* col = a->col;
+    const int64_t ldo = a->ldacc;
+    int64_t nb = c0;
+    for (; nb + 1 < c1; nb += 2) {
+        int32_t* o = out + (nb - c0) * 16;
+        ROW16(0, 1, 4, 6, NS, a->rowptr[nb], a->rowptr[nb + 1], vals, col, xt, xs, o, ldo);
+        ROW16(2, 3, 5, 7, NS, a->rowptr[nb + 1], a->rowptr[nb + 2], vals, col, xt, xs, o + 16, ldo);
+    }
+    if (nb < c1) ROW16(0, 1, 4, 6, NS, a->rowptr[nb], a->rowptr[nb + 1], vals, col, xt, xs, out + (nb - c0) * 16, ldo);
+}
+
+/* 64x32 blocks, NS (1..2) sub-panels of 16 rows: per block row, C tile 2s + t (sub-panel s,
+ * channel half t), A tiles 4/5, B tiles 6/7 (all eight tiles: no second set to alternate with;
+ * each A tile serves two B tiles instead). */
+static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1, const int8_t* xt, int64_t xs, int32_t* out,
+                                    const int NS) {
+    const int64_t ldo = a->ldacc, st = ldo * 4, r16 = 16 * ldo;
+    for (int64_t nb = c0; nb < c1; nb++) {
+        int32_t* o = out + (nb - c0) * 32;
         _tile_zero(0);
         _tile_zero(1);
-        _tile_zero(2);
-        _tile_zero(3);
-        const int8_t* xs = a->x + s0 * 16 * a->ldx;
-        for (int64_t b = a->b0; b < a->b1; b++) {
-            const int8_t* pb = vals + b * 1024;
-            const int8_t* pa = xs + (int64_t)a->col[b] * 64;
-            TILE_LOAD(6, pb, 64);
-            TILE_LOAD(4, pa, a->ldx);
+        if (NS > 1) {
+            _tile_zero(2);
+            _tile_zero(3);
+        }
+        for (int64_t b = a->rowptr[nb]; b < a->rowptr[nb + 1]; b++) {
+            const int8_t* pa = xt + (int64_t)a->col[b] * 1024;
+            const int8_t* pb = a->vals + b * 2048;
+            TILE_LOAD(4, pa, 64);
+            TILE_LOAD(6, pb, 128);
+            TILE_LOAD(7, pb + 64, 128);
             _tile_dpbssd(0, 4, 6);
-            if (ns > 1) {
-                TILE_LOAD(5, pa + 16 * a->ldx, a->ldx);
-                _tile_dpbssd(1, 5, 6);
-            }
-            if (ns > 2) {
-                TILE_LOAD(4, pa + 32 * a->ldx, a->ldx);
-                _tile_dpbssd(2, 4, 6);
-            }
-            if (ns > 3) {
-                TILE_LOAD(5, pa + 48 * a->ldx, a->ldx);
-                _tile_dpbssd(3, 5, 6);
+            _tile_dpbssd(1, 4, 7);
+            if (NS > 1) {
+                TILE_LOAD(5, pa + xs, 64);
+                _tile_dpbssd(2, 5, 6);
+                _tile_dpbssd(3, 5, 7);
             }
         }
-        int32_t* o = a->out + s0 * 16 * a->ldo;
-        TILE_STORE(0, o, a->ldo * 4);
-        if (ns > 1) TILE_STORE(1, o + 16 * a->ldo, a->ldo * 4);
-        if (ns > 2) TILE_STORE(2, o + 32 * a->ldo, a->ldo * 4);
-        if (ns > 3) TILE_STORE(3, o + 48 * a->ldo, a->ldo * 4);
+        TILE_STORE(0, o, st);
+        TILE_STORE(1, o + 16, st);
+        if (NS > 1) {
+            TILE_STORE(2, o + r16, st);
+            TILE_STORE(3, o + r16 + 16, st);
+        }
+    }
+}
+
+static PT_ALWAYS_INLINE __m512 act_v(__m512 v, int act) {
+    switch (act) {
+    case PT_ACT_RELU: return pt_relu(v);
+    case PT_ACT_GELU_ERF: return pt_gelu_erf(v);
+    case PT_ACT_GELU_TANH: return pt_gelu_tanh(v);
+    case PT_ACT_SILU: return pt_silu(v);
+    default: return v;
+    }
+}
+
+/* One row of a chunk: y[c] = act(acc[c] * (sx * scale[c]) + bias[c]) for c < nc; NaN when the
+ * row of x had a non-finite value. */
+static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, const float* bias, float sx, int bad, int64_t nc, char* y,
+                                     const int ydt, const int act) {
+    if (bad) {
+        const __m512 nan = _mm512_set1_ps(NAN);
+        for (int64_t c = 0; c < nc; c += 16) pt_stm(y, ydt, c, nan, pt_tail_mask(nc - c));
+        return;
+    }
+    const __m512 s = _mm512_set1_ps(sx);
+    int64_t c = 0;
+    for (; c + 16 <= nc; c += 16) {
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)(acc + c)));
+        __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_loadu_ps(scale + c)), _mm512_loadu_ps(bias + c));
+        pt_stm(y, ydt, c, act_v(v, act), 0xffff);
+    }
+    if (c < nc) {
+        const __mmask16 m = pt_tail_mask(nc - c);
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, acc + c));
+        __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, scale + c)), _mm512_maskz_loadu_ps(m, bias + c));
+        pt_stm(y, ydt, c, act_v(v, act), m);
+    }
+}
+
+static PT_ALWAYS_INLINE void epi_chunk(const pt_spmm_amx* a, int64_t n0, int64_t nc, const int ydt, const int act) {
+    const int64_t es = ydt == PT_F32 ? 4 : 2;
+    for (int64_t r = 0; r < a->mlen; r++)
+        epi_row(a->acc + r * a->ldacc, a->scale + n0, a->bias + n0, a->sx[r], a->bad[r], nc, a->y + r * a->ldy + n0 * es, ydt, act);
+}
+
+void pt_spmm_amx_item(const pt_spmm_amx* a) {
+    const int64_t xs = a->kb * 1024; /* bytes between the A tiles of consecutive 16-row sub-panels */
+    const int64_t nsub = (a->mlen + 15) / 16;
+    const int64_t cbr = a->ldacc / a->bn; /* block rows per chunk */
+    for (int64_t c0 = a->nb0; c0 < a->nb1; c0 += cbr) {
+        const int64_t c1 = c0 + cbr < a->nb1 ? c0 + cbr : a->nb1;
+        for (int64_t s = 0; s < nsub; s += 2) {
+            const int8_t* xt = a->xt + s * xs;
+            int32_t* out = a->acc + s * 16 * a->ldacc;
+            const int two = nsub - s >= 2;
+            if (a->bn == 16) {
+                if (two) rows16(a, c0, c1, xt, xs, out, 2);
+                else rows16(a, c0, c1, xt, xs, out, 1);
+            } else {
+                if (two) rows32(a, c0, c1, xt, xs, out, 2);
+                else rows32(a, c0, c1, xt, xs, out, 1);
+            }
+        }
+        const int64_t n0 = c0 * a->bn, n1 = c1 * a->bn < a->n ? c1 * a->bn : a->n;
+        const int64_t nc = n1 - n0;
+        if (a->ydt == PT_F32) {
+            switch (a->act) {
+            case PT_ACT_NONE: epi_chunk(a, n0, nc, PT_F32, PT_ACT_NONE); break;
+            case PT_ACT_RELU: epi_chunk(a, n0, nc, PT_F32, PT_ACT_RELU); break;
+            case PT_ACT_GELU_ERF: epi_chunk(a, n0, nc, PT_F32, PT_ACT_GELU_ERF); break;
+            case PT_ACT_GELU_TANH: epi_chunk(a, n0, nc, PT_F32, PT_ACT_GELU_TANH); break;
+            default: epi_chunk(a, n0, nc, PT_F32, PT_ACT_SILU); break;
+            }
+        } else {
+            epi_chunk(a, n0, nc, PT_BF16, a->act);
+        }
     }
 }
 
@@ -75,5 +200,5 @@ void pt_spmm_amx_i8_row(const pt_spmm_amx* a) {
 int pt_spmm_amx_compiled(void) { return 0; }
 void pt_spmm_amx_begin(void) {}
 void pt_spmm_amx_end(void) {}
-void pt_spmm_amx_i8_row(const pt_spmm_amx* a) { (void)a; }
+void pt_spmm_amx_item(const pt_spmm_amx* a) { (void)a; }
 #endif

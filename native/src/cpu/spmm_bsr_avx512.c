@@ -164,17 +164,12 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
             __m512i cs128 = _mm512_setzero_si512();
             if (e->i8) {
                 scale = _mm512_maskz_loadu_ps(cm, e->scale + c0);
-                if (!e->rowmajor) cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
+                cs128 = _mm512_slli_epi32(_mm512_maskz_loadu_epi32(cm, e->colsum + c0), 7);
             }
             __m512 r[16];
-            if (e->rowmajor) {
-                const float* tf = (const float*)e->tile + r0 * e->ldt + c0;
-                for (int i = 0; i < rn; i++) r[i] = _mm512_maskz_loadu_ps(cm, tf + i * e->ldt);
-            } else {
-                const float* tf = (const float*)e->tile + c0 * e->ldt + r0;
-                for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(tf + i * e->ldt);
-                tr16(r);
-            }
+            const float* tf = (const float*)e->tile + c0 * e->ldt + r0;
+            for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(tf + i * e->ldt);
+            tr16(r);
             for (int j = 0; j < rn; j++) {
                 const int64_t m = r0 + j;
                 __m512 v;
@@ -194,28 +189,32 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
 }
 
 /* Row quantization of the int8 path (same math as load_row in spmm_bsr.c: s = absmax / 127,
- * q = rne(x * (127 / absmax)) clamped to [-127, 127]; a non-finite value gives q = 0 and
- * *bad = 1). x has k values; q receives kp >= k (zeros past k). */
+ * q = rne(x * (127 / absmax)) in [-127, 127]; a non-finite value sets *bad = 1, and the row's q
+ * and s are then meaningless: its output row is NaN). x has k values; q receives kp >= k
+ * (zeros past k). */
 void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad) {
-    __m512 am = _mm512_setzero_ps();
-    __mmask16 nf = 0;
-    const __m512i expm = _mm512_set1_epi32(0x7f800000);
+    /* |x| as integers: for finite values the integer order is the float order, and every
+     * non-finite value (exponent all ones) is above every finite one, so one unsigned max finds
+     * both the absmax and whether the row has a non-finite value */
+    __m512i am = _mm512_setzero_si512();
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     for (int64_t j = 0; j < k; j += 16) {
         const __mmask16 m = pt_tail_mask(k - j);
-        const __m512 v = _mm512_maskz_loadu_ps(m, x + j);
-        nf |= _mm512_mask_cmpeq_epi32_mask(m, _mm512_and_si512(_mm512_castps_si512(v), expm), expm);
-        am = _mm512_max_ps(am, _mm512_abs_ps(v));
+        am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_maskz_loadu_epi32(m, x + j), absm));
     }
-    const float amax = _mm512_reduce_max_ps(am);
+    const uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
+    const int nf = ab >= 0x7f800000u;
+    float amax;
+    memcpy(&amax, &ab, 4);
     const float inv = amax > 0.0f && !nf ? 127.0f / amax : 0.0f;
     *sx = amax / 127.0f;
-    *bad = (uint8_t)(nf != 0);
-    const __m512 vi = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-127.0f), hi = _mm512_set1_ps(127.0f);
+    *bad = (uint8_t)nf;
+    /* |x * inv| <= 127 (1 + 2^-23)^2 rounds to <= 127: no clamp needed; vcvtps2dq rounds to
+     * nearest even (the default MXCSR mode), as rne() */
+    const __m512 vi = _mm512_set1_ps(inv);
     for (int64_t j = 0; j < kp; j += 16) {
         const __mmask16 m = pt_tail_mask(kp - j), mk = pt_tail_mask(k - j > 0 ? k - j : 0);
-        __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + j), vi);
-        v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        const __m512 v = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, x + j), vi);
         _mm512_mask_cvtsepi32_storeu_epi8(q + j, m, _mm512_cvtps_epi32(v));
     }
 }

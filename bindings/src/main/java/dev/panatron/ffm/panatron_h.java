@@ -2051,6 +2051,28 @@ public final class panatron_h {
         }
     }
 
+    private static final class pt_spmm_bsr_s8 {
+        static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_LONG_LONG, panatron_h.C_POINTER, panatron_h.C_POINTER, panatron_h.C_INT);
+        static final MemorySegment ADDR = findOrThrow("pt_spmm_bsr_s8");
+        static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /** Function descriptor of {@code pt_status pt_spmm_bsr_s8(pt_ctx * ctx, const pt_tensor * xq, const pt_tensor * x_scale, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static FunctionDescriptor pt_spmm_bsr_s8$descriptor() { return pt_spmm_bsr_s8.DESC; }
+    /** Downcall handle of {@code pt_status pt_spmm_bsr_s8(pt_ctx * ctx, const pt_tensor * xq, const pt_tensor * x_scale, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static MethodHandle pt_spmm_bsr_s8$handle() { return pt_spmm_bsr_s8.HANDLE; }
+    /** Address of {@code pt_status pt_spmm_bsr_s8(pt_ctx * ctx, const pt_tensor * xq, const pt_tensor * x_scale, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation)} */
+    public static MemorySegment pt_spmm_bsr_s8$address() { return pt_spmm_bsr_s8.ADDR; }
+    /** {@snippet lang=c : pt_status pt_spmm_bsr_s8(pt_ctx * ctx, const pt_tensor * xq, const pt_tensor * x_scale, const void * bsr, int64_t bsr_bytes, const pt_tensor * bias, pt_tensor * y, int32_t activation) } */
+    public static int pt_spmm_bsr_s8(MemorySegment ctx, MemorySegment xq, MemorySegment x_scale, MemorySegment bsr, long bsr_bytes, MemorySegment bias, MemorySegment y, int activation) {
+        var mh$ = pt_spmm_bsr_s8.HANDLE;
+        try {
+            return (int) mh$.invokeExact(ctx, xq, x_scale, bsr, bsr_bytes, bias, y, activation);
+        } catch (Throwable ex$) {
+            throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static final class pt_fp4_levels {
         static final FunctionDescriptor DESC = FunctionDescriptor.of(panatron_h.C_INT, panatron_h.C_INT, panatron_h.C_POINTER);
         static final MemorySegment ADDR = findOrThrow("pt_fp4_levels");
@@ -2338,6 +2360,7 @@ public final class panatron_h {
         "pt_bsr_info_get",
         "pt_bsr_to_dense",
         "pt_spmm_bsr",
+        "pt_spmm_bsr_s8",
         "pt_fp4_levels",
         "pt_fp4_quantize",
         "pt_fp4_dequantize",
