@@ -426,7 +426,8 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
                                                                   const uint8_t* __restrict__ codes, int64_t ldq,
                                                                   const ST* __restrict__ scales, int64_t lds, int group,
                                                                   const float* __restrict__ bias, void* y, int ydt, int64_t ldy,
-                                                                  int64_t n, int64_t k, fp4_lv lv) {
+                                                                  int64_t n, int64_t k, int64_t kc, float* __restrict__ part,
+                                                                  fp4_lv lv) {
     constexpr int NT = WM * WN * 32, LDS = TC_BK + TC_PAD;
     constexpr int XV = BM * (TC_BK / 8) / NT; /* x 16-byte vectors per thread and step */
     constexpr int CV = BN * 2 / NT;           /* code chunks (32 codes) per thread and step */
@@ -442,6 +443,8 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
     const int wm = warp / WN, wn = warp % WN;
     const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
     const bool vec_k = group != 0 || (k % 32) == 0; /* whole 32-code chunks */
+    /* split K: this CTA's slice [kb, ke) (kc a multiple of 128); partial sums to part (f32 [M, N]) */
+    const int64_t kb = (int64_t)blockIdx.z * kc, ke = kb + kc < k ? kb + kc : k;
 
     uint4 xr[XV], cr[CV];
     float sr[CV];
@@ -450,12 +453,12 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
         for (int i = 0; i < XV; i++) {
             const int v = tid + i * NT, r = v / (TC_BK / 8), c = (v % (TC_BK / 8)) * 8;
             const int64_t gm = m0 + r, gk = k0 + c;
-            if (gm < m && gk + 8 <= k) {
+            if (gm < m && gk + 8 <= ke) {
                 xr[i] = __ldg((const uint4*)(x + gm * ldx + gk));
             } else {
                 uint16_t t[8];
 #pragma unroll
-                for (int j = 0; j < 8; j++) t[j] = gm < m && gk + j < k ? reinterpret_cast<const uint16_t*>(x + gm * ldx)[gk + j] : 0;
+                for (int j = 0; j < 8; j++) t[j] = gm < m && gk + j < ke ? reinterpret_cast<const uint16_t*>(x + gm * ldx)[gk + j] : 0;
                 xr[i] = make_uint4(t[0] | (uint32_t)t[1] << 16, t[2] | (uint32_t)t[3] << 16, t[4] | (uint32_t)t[5] << 16,
                                    t[6] | (uint32_t)t[7] << 16);
             }
@@ -464,16 +467,16 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
         for (int i = 0; i < CV; i++) {
             const int v = tid + i * NT, r = v >> 1, h = v & 1;
             const int64_t gn = n0 + r, gk = k0 + h * 32;
-            if (gn < n && gk + 32 <= k && vec_k) {
+            if (gn < n && gk + 32 <= ke && vec_k) {
                 cr[i] = ldg_nc16(codes + gn * ldq + gk / 2);
             } else {
                 uint32_t t[4] = {0, 0, 0, 0};
 #pragma unroll
                 for (int b = 0; b < 16; b++)
-                    if (gn < n && gk + 2 * b < k) t[b >> 2] |= (uint32_t)codes[gn * ldq + gk / 2 + b] << (8 * (b & 3));
+                    if (gn < n && gk + 2 * b < ke) t[b >> 2] |= (uint32_t)codes[gn * ldq + gk / 2 + b] << (8 * (b & 3));
                 cr[i] = make_uint4(t[0], t[1], t[2], t[3]);
             }
-            sr[i] = gn < n && gk < k ? ldf(scales + gn * lds + (group ? gk / group : 0)) : 0.0f;
+            sr[i] = gn < n && gk < ke ? ldf(scales + gn * lds + (group ? gk / group : 0)) : 0.0f;
         }
     };
     auto store = [&]() {
@@ -508,11 +511,11 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
 #pragma unroll
             for (int c = 0; c < 4; c++) acc[a][b][c] = 0.0f;
     __syncthreads(); /* lut */
-    load(0);
-    for (int64_t k0 = 0; k0 < k; k0 += TC_BK) {
+    load(kb);
+    for (int64_t k0 = kb; k0 < ke; k0 += TC_BK) {
         store();
         __syncthreads();
-        if (k0 + TC_BK < k) load(k0 + TC_BK);
+        if (k0 + TC_BK < ke) load(k0 + TC_BK);
 #pragma unroll
         for (int kk = 0; kk < TC_BK; kk += 16) {
             uint32_t af[TM][4], bf[TN][2];
@@ -536,7 +539,9 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
             for (int c = 0; c < 4; c++) {
                 const int64_t gm = m0 + wm * (BM / WM) + a * 16 + (lane >> 2) + (c >> 1) * 8;
                 const int64_t gn = n0 + wn * (BN / WN) + b * 8 + (lane & 3) * 2 + (c & 1);
-                if (gm < m && gn < n) {
+                if (gm < m && gn < n && part) {
+                    atomicAdd(part + gm * n + gn, acc[a][b][c]);
+                } else if (gm < m && gn < n) {
                     const float v = acc[a][b][c] + (bias ? bias[gn] : 0.0f);
                     const int64_t off = gm * ldy + gn;
                     if (ydt == PT_F32) ((float*)y)[off] = v;
@@ -544,6 +549,19 @@ __global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __r
                     else ((__half*)y)[off] = __float2half_rn(v);
                 }
             }
+}
+
+/* split-K epilogue: y = part + bias in y's dtype */
+__global__ void fp4_splitk_out_kernel(const float* __restrict__ part, const float* __restrict__ bias, void* y, int ydt, int64_t ldy,
+                                      int64_t m, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= m * n) return;
+    const int64_t r = i / n, c = i - r * n;
+    const float v = part[i] + (bias ? bias[c] : 0.0f);
+    const int64_t off = r * ldy + c;
+    if (ydt == PT_F32) ((float*)y)[off] = v;
+    else if (ydt == PT_BF16) ((__nv_bfloat16*)y)[off] = __float2bfloat16_rn(v);
+    else ((__half*)y)[off] = __float2half_rn(v);
 }
 
 /* W4A4: xq[m, :] = XT(a_m * level[nearest(v / a_m)]), v = x * 2^-shift[k], a_m = clip * max|v| /
@@ -1067,19 +1085,39 @@ static void launch_gemv_x(pt_cuda_ctx* ctx, bool pair, const void* x, int64_t ld
 }
 
 template <typename XT, typename ST, int BM, int BN, int WM, int WN>
-static void launch_tc_t(pt_cuda_ctx* ctx, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq, const void* sc,
-                        int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k, const fp4_lv& lv) {
-    const dim3 grid((unsigned)((n + BN - 1) / BN), (unsigned)((m + BM - 1) / BM));
+static pt_status launch_tc_t(pt_cuda_ctx* ctx, scratch_guard& sg, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq,
+                             const void* sc, int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k,
+                             const fp4_lv& lv) {
+    const int64_t gx = (n + BN - 1) / BN, gy = (m + BM - 1) / BM;
+    /* split K while the grid is short of ~4 CTAs per SM (small M: the codes stream needs warps
+     * in flight); slices of a multiple of 128 (whole groups, whole K steps), at least 512 long */
+    int64_t splits = 1;
+    const int64_t want = 4 * (int64_t)(ctx->sm_count > 0 ? ctx->sm_count : 132);
+    while (gx * gy * splits * 2 <= want && k / (splits * 2) >= 512) splits *= 2;
+    const int64_t kc = splits > 1 ? ((k + splits - 1) / splits + 127) / 128 * 128 : k;
+    splits = (k + kc - 1) / kc;
+    float* part = nullptr;
+    if (splits > 1) {
+        void* pp;
+        PT_CHECK(sg.get((size_t)m * (size_t)n * 4, &pp));
+        PT_CUDA_TRY(cudaMemsetAsync(pp, 0, (size_t)m * (size_t)n * 4, ctx->stream), "pt_cuda_fp4_matmul: split-K clear");
+        part = (float*)pp;
+    }
+    const dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)splits);
     fp4_tc_gemm_kernel<XT, ST, BM, BN, WM, WN><<<grid, WM * WN * 32, 0, ctx->stream>>>((const XT*)x, ldx, m, codes, ldq, (const ST*)sc, lds,
-                                                                                      group, bias, y, ydt, ldy, n, k, lv);
+                                                                                      group, bias, y, ydt, ldy, n, k, kc, part, lv);
+    if (part)
+        fp4_splitk_out_kernel<<<(unsigned)((m * n + 255) / 256), 256, 0, ctx->stream>>>(part, bias, y, ydt, ldy, m, n);
+    return PT_OK;
 }
 /* tile by M: small M keeps more CTAs along N (the codes stream), large M reuses each decoded tile more */
 template <typename XT, typename ST>
-static void launch_tc_x(pt_cuda_ctx* ctx, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq, const void* sc,
-                        int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k, const fp4_lv& lv) {
-    if (m <= 32) launch_tc_t<XT, ST, 32, 64, 1, 4>(ctx, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
-    else if (m <= 128) launch_tc_t<XT, ST, 64, 128, 2, 4>(ctx, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
-    else launch_tc_t<XT, ST, 128, 128, 2, 4>(ctx, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+static pt_status launch_tc_x(pt_cuda_ctx* ctx, scratch_guard& sg, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq,
+                             const void* sc, int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k,
+                             const fp4_lv& lv) {
+    if (m <= 32) return launch_tc_t<XT, ST, 32, 64, 1, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+    if (m <= 128) return launch_tc_t<XT, ST, 64, 128, 2, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+    return launch_tc_t<XT, ST, 128, 128, 2, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
 }
 
 /* Largest M served by the register-decoding GEMV; larger M runs the tensor-core GEMM (16-bit x)
@@ -1199,7 +1237,7 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
     }
     const float* bp = bias ? (const float*)bias->data : nullptr;
     if (m > FP4_GEMV_MAX_M && x->dtype != PT_F32) {
-#define PT_TC(XT, ST) launch_tc_x<XT, ST>(ctx, xp, ldx_use, m, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, ldy, n, k, lv)
+#define PT_TC(XT, ST) PT_CHECK((launch_tc_x<XT, ST>(ctx, sg, xp, ldx_use, m, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, ldy, n, k, lv)))
         if (scales->dtype == PT_F32) {
             if (x->dtype == PT_BF16) PT_TC(__nv_bfloat16, float);
             else PT_TC(__half, float);

@@ -491,7 +491,11 @@ int main(void) {
                     test_fp4(ctx, fmt, g, xdt, ydt, sdt, ms[mi], n, k, (i % 7) == 3 ? 5 : 0, (i >> 3) & 1);
                 }
     }
+    /* split K (long K, few CTAs): slices of 128-multiples, ragged last slice for group 0 */
     test_fp4(ctx, PT_FP4_E2M1, 128, PT_BF16, PT_F32, PT_F32, 300, 129, 4096, 0, 1);
+    test_fp4(ctx, PT_FP4_NF4, 0, PT_F16, PT_F16, PT_BF16, 17, 67, 1030, 0, 1);
+    test_fp4(ctx, PT_FP4_E3M0, 64, PT_BF16, PT_BF16, PT_F32, 64, 131, 2048, 3, 0);
+    test_fp4_full(ctx, PT_FP4_E2M1, 128, PT_BF16, PT_F32, PT_F32, 20, 67, 2048, 0, 1, 1, PT_FP4_E2M1, 0.0f, 1);
     /* W4A4 (emulated): GEMV and GEMM paths, every act format, clip and shift */
     for (int afmt = 0; afmt < 4; afmt++) {
         test_fp4_full(ctx, PT_FP4_E2M1, 32, PT_F32, PT_F32, PT_F32, 3, 65, 256, 0, 1, 1, afmt, 0.0f, afmt & 1);
