@@ -725,8 +725,8 @@ PT_API pt_status pt_cuda_matmul_int8(pt_cuda_ctx* ctx, const pt_tensor* x, const
                                      const pt_int8_matmul_params* params);
 
 /*
- * FP4 weight-only matmul on the GPU (W4A16 / W4A32), pt_fp4_matmul's semantics and layout:
- *   y[m, n] = bias[n] + sum_k x[m, k] * level[codes[n, k]] * scale(n, k)
+ * FP4 matmul on the GPU (W4A16 / W4A32, and W4A4 emulated), pt_fp4_matmul's semantics and layout:
+ *   y[m, n] = bias[n] + sum_k xq[m, k] * level[codes[n, k]] * scale(n, k)
  *   x       [M, K]  f32 | f16 | bf16, innermost contiguous, any row stride
  *   codes   [N, K]  PT_U4 on the device (two codes per byte, element 2i in the low nibble),
  *                   rows contiguous, any row stride >= K/2 bytes (16-byte aligned rows are
@@ -734,11 +734,16 @@ PT_API pt_status pt_cuda_matmul_int8(pt_cuda_ctx* ctx, const pt_tensor* x, const
  *   scales  [N, K/G] f32 | bf16 (group G = params->group in {32, 64, 128}), or [N, 1] (group 0)
  *   bias    [N] f32 or NULL
  *   y       [M, N]  f32 or x's dtype, innermost contiguous
- * params->format: any pt_fp4_format; params->w4a4 must be 0 (W4A4 is CPU-only).
- * M <= 4: a GEMV that reads each code byte once (16-byte loads) and decodes in registers
- * through a shared-memory table (per byte for E2M1/E1M2/E3M0, per nibble for NF4), f32
- * accumulation. M > 4: the weight is dequantized to x's dtype in a scratch [N, K] and
- * multiplied with cuBLASLt (so 16-bit x rounds level * scale to 16 bits there).
+ * params->format: any pt_fp4_format. The weight is never materialized in full precision.
+ * Weight-only (w4a4 = 0): xq = x. M <= 4 (and f32 x, per 4 rows): a GEMV that reads each code
+ * byte once (16-byte loads) and decodes in registers through a shared-memory table (per byte
+ * for E2M1/E1M2/E3M0, per nibble for NF4), f32 accumulation. M > 4 with f16/bf16 x: a
+ * tensor-core GEMM (mma m16n8k16, f32 accumulation) that decodes each codes tile in shared
+ * memory to x's dtype, i.e. level * scale rounded to 16 bits, as a dense 16-bit GEMM would.
+ * W4A4 (w4a4 = 1, act_format, act_clip, act_shift as in pt_fp4_matmul_params): xq of the CPU
+ * contract (f32 math, the same nearest-level ties) is written in x's dtype to a scratch [M, K],
+ * then the kernels above run on it ("emulated": no FP4 tensor cores on sm_80/sm_90). act_shift:
+ * NULL or a contiguous i32 [K] on the device (its range is not checked on the device).
  */
 struct pt_fp4_matmul_params; /* defined in the FP4 section below */
 PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,

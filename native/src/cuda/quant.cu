@@ -6,7 +6,10 @@
  *    pt_matmul_int8's semantics.
  *  - FP4 weight-only (W4A16/W4A32): a GEMV for M <= 4 that streams the packed codes once with
  *    16-byte loads and decodes them in registers through a per-lane shared-memory table, and for
- *    M > 4 a dequantize-to-scratch + cuBLASLt GEMM. Same code/scale layout as the CPU (pt_fp4_*).
+ *    M > 4 (16-bit x) a tensor-core GEMM (mma.sync m16n8k16) that decodes each codes tile in
+ *    shared memory: no dense copy of the weight. W4A4 emulated (LLM-FP4 on GPUs without FP4
+ *    tensor cores): the activations are quantized to xq in x's dtype, then the same kernels.
+ *    Same code/scale layout as the CPU (pt_fp4_*).
  * Notes and measurements: NOTES.md ("Quantized matmul"). */
 #include "cublaslt.cuh"
 #include "cuda_common.cuh"
@@ -381,22 +384,231 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32) fp4_gemv_kernel(const XT* __r
     }
 }
 
-/* w[n, k] = level[code] * scale (rounded to WT): the M > 4 path's dense weight. */
-template <typename ST, typename WT>
-__global__ void fp4_dequant_kernel(const uint8_t* codes, int64_t ldq, const ST* scales, int64_t lds, int gshift, int64_t n,
-                                   int64_t k, WT* w, fp4_lv lv) {
-    /* rows over grid.y (strided), one code byte (two weights) per thread; gshift = log2(group),
-     * or -1 for one scale per row. No 64-bit division per element. */
-    const int half = (int)(k >> 1);
-    const int b = blockIdx.x * blockDim.x + threadIdx.x;
-    if (b >= half) return;
-    const int k0 = 2 * b;
-    for (int64_t r = blockIdx.y; r < n; r += gridDim.y) {
-        const uint32_t byte = codes[r * ldq + b];
-        const ST* sr = scales + r * lds;
-        const float s0 = ldf(sr + (gshift < 0 ? 0 : (k0 >> gshift))), s1 = ldf(sr + (gshift < 0 ? 0 : ((k0 + 1) >> gshift)));
-        stf(w + r * k + k0, lv.v[byte & 15u] * s0);
-        stf(w + r * k + k0 + 1, lv.v[byte >> 4] * s1);
+/* ---- M > 4: tensor-core GEMM that decodes the codes tile in shared memory (no dense weight).
+ * CTA tile BM x BN (x rows x weight rows), K step 64; warps WM x WN, each (BM/WM) x (BN/WN)
+ * built from mma.sync m16n8k16 (bf16 or f16 in, f32 accumulate). Per K step every thread loads
+ * x as 16-byte vectors and one 16-byte chunk of codes (32 codes of one row, inside one group),
+ * both for the next step before the current one is multiplied; the chunk is decoded through a
+ * 16-entry level table in shared memory to XT(level * scale) (the rounding the old dense path
+ * applied) and stored to the W tile. Ragged M, N and K (K % 64, and K % 32 for group 0) are
+ * zero-filled. */
+constexpr int TC_BK = 64, TC_PAD = 8;
+
+template <typename XT> struct mma_op;
+template <> struct mma_op<__nv_bfloat16> {
+    __device__ __forceinline__ static void run(float* c, const uint32_t* a, const uint32_t* b) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    __device__ __forceinline__ static uint16_t cvt(float v) { return __bfloat16_as_ushort(__float2bfloat16_rn(v)); }
+};
+template <> struct mma_op<__half> {
+    __device__ __forceinline__ static void run(float* c, const uint32_t* a, const uint32_t* b) {
+        asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+                     : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+                     : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+    }
+    __device__ __forceinline__ static uint16_t cvt(float v) { return __half_as_ushort(__float2half_rn(v)); }
+};
+
+__device__ __forceinline__ void ldsm_x4(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];" : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3]) : "r"(a));
+}
+__device__ __forceinline__ void ldsm_x2(uint32_t* r, const void* p) {
+    const unsigned a = (unsigned)__cvta_generic_to_shared(p);
+    asm volatile("ldmatrix.sync.aligned.m8n8.x2.shared.b16 {%0,%1}, [%2];" : "=r"(r[0]), "=r"(r[1]) : "r"(a));
+}
+
+template <typename XT, typename ST, int BM, int BN, int WM, int WN>
+__global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __restrict__ x, int64_t ldx, int64_t m,
+                                                                  const uint8_t* __restrict__ codes, int64_t ldq,
+                                                                  const ST* __restrict__ scales, int64_t lds, int group,
+                                                                  const float* __restrict__ bias, void* y, int ydt, int64_t ldy,
+                                                                  int64_t n, int64_t k, int64_t kc, float* __restrict__ part,
+                                                                  fp4_lv lv) {
+    constexpr int NT = WM * WN * 32, LDS = TC_BK + TC_PAD;
+    constexpr int XV = BM * (TC_BK / 8) / NT; /* x 16-byte vectors per thread and step */
+    constexpr int CV = BN * 2 / NT;           /* code chunks (32 codes) per thread and step */
+    static_assert(XV >= 1 && CV >= 1 && BM * (TC_BK / 8) % NT == 0 && BN * 2 % NT == 0, "tile / threads");
+    constexpr int TM = BM / WM / 16, TN = BN / WN / 8;
+    __shared__ __align__(16) uint16_t xs[BM * LDS];
+    __shared__ __align__(16) uint16_t ws[BN * LDS];
+    __shared__ float lut[16];
+#pragma unroll
+    for (int i = 0; i < 16; i++) /* constant indices: lv stays in the parameter space */
+        if (threadIdx.x == i) lut[i] = lv.v[i];
+    const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int wm = warp / WN, wn = warp % WN;
+    const int64_t m0 = (int64_t)blockIdx.y * BM, n0 = (int64_t)blockIdx.x * BN;
+    const bool vec_k = group != 0 || (k % 32) == 0; /* whole 32-code chunks */
+    /* split K: this CTA's slice [kb, ke) (kc a multiple of 128); partial sums to part (f32 [M, N]) */
+    const int64_t kb = (int64_t)blockIdx.z * kc, ke = kb + kc < k ? kb + kc : k;
+
+    uint4 xr[XV], cr[CV];
+    float sr[CV];
+    auto load = [&](int64_t k0) {
+#pragma unroll
+        for (int i = 0; i < XV; i++) {
+            const int v = tid + i * NT, r = v / (TC_BK / 8), c = (v % (TC_BK / 8)) * 8;
+            const int64_t gm = m0 + r, gk = k0 + c;
+            if (gm < m && gk + 8 <= ke) {
+                xr[i] = __ldg((const uint4*)(x + gm * ldx + gk));
+            } else {
+                uint16_t t[8];
+#pragma unroll
+                for (int j = 0; j < 8; j++) t[j] = gm < m && gk + j < ke ? reinterpret_cast<const uint16_t*>(x + gm * ldx)[gk + j] : 0;
+                xr[i] = make_uint4(t[0] | (uint32_t)t[1] << 16, t[2] | (uint32_t)t[3] << 16, t[4] | (uint32_t)t[5] << 16,
+                                   t[6] | (uint32_t)t[7] << 16);
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < CV; i++) {
+            const int v = tid + i * NT, r = v >> 1, h = v & 1;
+            const int64_t gn = n0 + r, gk = k0 + h * 32;
+            if (gn < n && gk + 32 <= ke && vec_k) {
+                cr[i] = ldg_nc16(codes + gn * ldq + gk / 2);
+            } else {
+                uint32_t t[4] = {0, 0, 0, 0};
+#pragma unroll
+                for (int b = 0; b < 16; b++)
+                    if (gn < n && gk + 2 * b < ke) t[b >> 2] |= (uint32_t)codes[gn * ldq + gk / 2 + b] << (8 * (b & 3));
+                cr[i] = make_uint4(t[0], t[1], t[2], t[3]);
+            }
+            sr[i] = gn < n && gk < ke ? ldf(scales + gn * lds + (group ? gk / group : 0)) : 0.0f;
+        }
+    };
+    auto store = [&]() {
+#pragma unroll
+        for (int i = 0; i < XV; i++) {
+            const int v = tid + i * NT, r = v / (TC_BK / 8), c = (v % (TC_BK / 8)) * 8;
+            *(uint4*)(xs + r * LDS + c) = xr[i];
+        }
+#pragma unroll
+        for (int i = 0; i < CV; i++) {
+            const int v = tid + i * NT, r = v >> 1, h = v & 1;
+            const uint32_t w[4] = {cr[i].x, cr[i].y, cr[i].z, cr[i].w};
+            const float s = sr[i];
+#pragma unroll
+            for (int q = 0; q < 4; q++) {
+                uint32_t o[4];
+#pragma unroll
+                for (int j = 0; j < 4; j++) {
+                    const uint32_t byte = (w[q] >> (8 * j)) & 0xffu;
+                    o[j] = (uint32_t)mma_op<XT>::cvt(lut[byte & 15u] * s) | (uint32_t)mma_op<XT>::cvt(lut[byte >> 4] * s) << 16;
+                }
+                *(uint4*)(ws + r * LDS + h * 32 + q * 8) = make_uint4(o[0], o[1], o[2], o[3]);
+            }
+        }
+    };
+
+    float acc[TM][TN][4];
+#pragma unroll
+    for (int a = 0; a < TM; a++)
+#pragma unroll
+        for (int b = 0; b < TN; b++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) acc[a][b][c] = 0.0f;
+    __syncthreads(); /* lut */
+    load(kb);
+    for (int64_t k0 = kb; k0 < ke; k0 += TC_BK) {
+        store();
+        __syncthreads();
+        if (k0 + TC_BK < ke) load(k0 + TC_BK);
+#pragma unroll
+        for (int kk = 0; kk < TC_BK; kk += 16) {
+            uint32_t af[TM][4], bf[TN][2];
+#pragma unroll
+            for (int a = 0; a < TM; a++)
+                ldsm_x4(af[a], xs + (wm * (BM / WM) + a * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
+#pragma unroll
+            for (int b = 0; b < TN; b++) ldsm_x2(bf[b], ws + (wn * (BN / WN) + b * 8 + (lane & 7)) * LDS + kk + ((lane >> 3) & 1) * 8);
+#pragma unroll
+            for (int a = 0; a < TM; a++)
+#pragma unroll
+                for (int b = 0; b < TN; b++) mma_op<XT>::run(acc[a][b], af[a], bf[b]);
+        }
+        __syncthreads();
+    }
+#pragma unroll
+    for (int a = 0; a < TM; a++)
+#pragma unroll
+        for (int b = 0; b < TN; b++)
+#pragma unroll
+            for (int c = 0; c < 4; c++) {
+                const int64_t gm = m0 + wm * (BM / WM) + a * 16 + (lane >> 2) + (c >> 1) * 8;
+                const int64_t gn = n0 + wn * (BN / WN) + b * 8 + (lane & 3) * 2 + (c & 1);
+                if (gm < m && gn < n && part) {
+                    atomicAdd(part + gm * n + gn, acc[a][b][c]);
+                } else if (gm < m && gn < n) {
+                    const float v = acc[a][b][c] + (bias ? bias[gn] : 0.0f);
+                    const int64_t off = gm * ldy + gn;
+                    if (ydt == PT_F32) ((float*)y)[off] = v;
+                    else if (ydt == PT_BF16) ((__nv_bfloat16*)y)[off] = __float2bfloat16_rn(v);
+                    else ((__half*)y)[off] = __float2half_rn(v);
+                }
+            }
+}
+
+/* split-K epilogue: y = part + bias in y's dtype */
+__global__ void fp4_splitk_out_kernel(const float* __restrict__ part, const float* __restrict__ bias, void* y, int ydt, int64_t ldy,
+                                      int64_t m, int64_t n) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= m * n) return;
+    const int64_t r = i / n, c = i - r * n;
+    const float v = part[i] + (bias ? bias[c] : 0.0f);
+    const int64_t off = r * ldy + c;
+    if (ydt == PT_F32) ((float*)y)[off] = v;
+    else if (ydt == PT_BF16) ((__nv_bfloat16*)y)[off] = __float2bfloat16_rn(v);
+    else ((__half*)y)[off] = __float2half_rn(v);
+}
+
+/* W4A4: xq[m, :] = XT(a_m * level[nearest(v / a_m)]), v = x * 2^-shift[k], a_m = clip * max|v| /
+ * max|level| (pt_fp4_matmul's quantize_acts, f32, the same nearest-level ties). One block per row. */
+template <typename XT>
+__global__ void __launch_bounds__(256) fp4_act_quant_kernel(const XT* __restrict__ x, int64_t ldx, int64_t k,
+                                                            const int32_t* __restrict__ shift, float clip, float inv_max,
+                                                            XT* __restrict__ xq, int64_t ldxq, fp4_lv lv) {
+    const int64_t r = blockIdx.x;
+    const XT* xr = x + r * ldx;
+    float amax = 0.0f;
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+        const float v = shift ? ldexpf(ldf(xr + j), -shift[j]) : ldf(xr + j);
+        amax = fabsf(v) > amax ? fabsf(v) : amax;
+    }
+    __shared__ float s_max[8];
+    for (int o = 16; o > 0; o >>= 1) {
+        const float t = __shfl_xor_sync(0xffffffffu, amax, o);
+        amax = t > amax ? t : amax;
+    }
+    if ((threadIdx.x & 31) == 0) s_max[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    amax = 0.0f;
+    for (int w = 0; w < (int)(blockDim.x >> 5); w++) amax = s_max[w] > amax ? s_max[w] : amax;
+    const float a = __fmul_rn(__fmul_rn(clip, amax), inv_max);
+    const bool ok = a > 0.0f && isfinite(a);
+    for (int64_t j = threadIdx.x; j < k; j += blockDim.x) {
+        float q = 0.0f;
+        if (ok) {
+            const float v = shift ? ldexpf(ldf(xr + j), -shift[j]) : ldf(xr + j);
+            const float t = __fdiv_rn(v, a);
+            int best = 0;
+            float bd = fabsf(t - lv.v[0]), ab = fabsf(lv.v[0]);
+#pragma unroll
+            for (int c = 1; c < 16; c++) {
+                const float d = fabsf(t - lv.v[c]), av = fabsf(lv.v[c]);
+                const bool better = (d < bd) | ((d == bd) & (av < ab));
+                best = better ? c : best;
+                bd = better ? d : bd;
+                ab = better ? av : ab;
+            }
+            float lvb = lv.v[0];
+#pragma unroll
+            for (int c = 1; c < 16; c++) lvb = best == c ? lv.v[c] : lvb;
+            q = __fmul_rn(a, lvb);
+        }
+        stf(xq + r * ldxq + j, q);
     }
 }
 
@@ -872,7 +1084,44 @@ static void launch_gemv_x(pt_cuda_ctx* ctx, bool pair, const void* x, int64_t ld
     }
 }
 
-/* Largest M served by the register-decoding GEMV; larger M dequantizes to scratch + cuBLASLt. */
+template <typename XT, typename ST, int BM, int BN, int WM, int WN>
+static pt_status launch_tc_t(pt_cuda_ctx* ctx, scratch_guard& sg, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq,
+                             const void* sc, int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k,
+                             const fp4_lv& lv) {
+    const int64_t gx = (n + BN - 1) / BN, gy = (m + BM - 1) / BM;
+    /* split K while the grid is short of ~4 CTAs per SM (small M: the codes stream needs warps
+     * in flight); slices of a multiple of 128 (whole groups, whole K steps), at least 512 long */
+    int64_t splits = 1;
+    const int64_t want = 4 * (int64_t)(ctx->sm_count > 0 ? ctx->sm_count : 132);
+    while (gx * gy * splits * 2 <= want && k / (splits * 2) >= 512) splits *= 2;
+    const int64_t kc = splits > 1 ? ((k + splits - 1) / splits + 127) / 128 * 128 : k;
+    splits = (k + kc - 1) / kc;
+    float* part = nullptr;
+    if (splits > 1) {
+        void* pp;
+        PT_CHECK(sg.get((size_t)m * (size_t)n * 4, &pp));
+        PT_CUDA_TRY(cudaMemsetAsync(pp, 0, (size_t)m * (size_t)n * 4, ctx->stream), "pt_cuda_fp4_matmul: split-K clear");
+        part = (float*)pp;
+    }
+    const dim3 grid((unsigned)gx, (unsigned)gy, (unsigned)splits);
+    fp4_tc_gemm_kernel<XT, ST, BM, BN, WM, WN><<<grid, WM * WN * 32, 0, ctx->stream>>>((const XT*)x, ldx, m, codes, ldq, (const ST*)sc, lds,
+                                                                                      group, bias, y, ydt, ldy, n, k, kc, part, lv);
+    if (part)
+        fp4_splitk_out_kernel<<<(unsigned)((m * n + 255) / 256), 256, 0, ctx->stream>>>(part, bias, y, ydt, ldy, m, n);
+    return PT_OK;
+}
+/* tile by M: small M keeps more CTAs along N (the codes stream), large M reuses each decoded tile more */
+template <typename XT, typename ST>
+static pt_status launch_tc_x(pt_cuda_ctx* ctx, scratch_guard& sg, const void* x, int64_t ldx, int64_t m, const uint8_t* codes, int64_t ldq,
+                             const void* sc, int64_t lds, int group, const float* bias, void* y, int ydt, int64_t ldy, int64_t n, int64_t k,
+                             const fp4_lv& lv) {
+    if (m <= 32) return launch_tc_t<XT, ST, 32, 64, 1, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+    if (m <= 128) return launch_tc_t<XT, ST, 64, 128, 2, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+    return launch_tc_t<XT, ST, 128, 128, 2, 4>(ctx, sg, x, ldx, m, codes, ldq, sc, lds, group, bias, y, ydt, ldy, n, k, lv);
+}
+
+/* Largest M served by the register-decoding GEMV; larger M runs the tensor-core GEMM (16-bit x)
+ * or the GEMV per 4 rows (f32 x). */
 static const int FP4_GEMV_MAX_M = 4;
 
 extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor* x, const pt_tensor* codes, const pt_tensor* scales,
@@ -886,7 +1135,14 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: unknown format %d (expected 0..3: E2M1, E1M2, E3M0, NF4)", fn, p.format);
     if (p.group != 0 && p.group != 32 && p.group != 64 && p.group != 128)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: group %d must be 0 (per channel), 32, 64 or 128", fn, p.group);
-    if (p.w4a4) return pt_fail(PT_ERR_UNSUPPORTED, "%s: W4A4 (w4a4 = 1) is CPU-only; the GPU path is weight-only", fn);
+    if (p.w4a4 != 0 && p.w4a4 != 1) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: w4a4 must be 0 or 1, got %d", fn, p.w4a4);
+    const float act_clip = p.act_clip == 0.0f ? 1.0f : p.act_clip;
+    if (p.w4a4) {
+        if (p.act_format < PT_FP4_E2M1 || p.act_format > PT_FP4_NF4)
+            return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: unknown act_format %d (expected 0..3: E2M1, E1M2, E3M0, NF4)", fn, p.act_format);
+        if (!(act_clip > 0.0f && act_clip <= 1.0f))
+            return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: act_clip %g must be in (0, 1]", fn, (double)p.act_clip);
+    }
     static const int32_t xdt[] = {PT_F32, PT_F16, PT_BF16}, sdt[] = {PT_F32, PT_BF16};
     PT_CHECK(pt_cuda_check_tensor(x, "pt_cuda_fp4_matmul x", 2, 2, 3, xdt));
     PT_CHECK(pt_cuda_check_tensor(y, "pt_cuda_fp4_matmul y", 2, 2, 3, xdt));
@@ -928,39 +1184,6 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
     fp4_levels_host(p.format, lv.v);
     const int64_t ldx = row_stride_elems(x, k), lds = row_stride_elems(scales, ng), ldy = row_stride_elems(y, n);
     scratch_guard sg{ctx};
-    if (m > FP4_GEMV_MAX_M) {
-        /* dequantize to x's dtype and run the dense GEMM */
-        void* w;
-        const int32_t wdt = x->dtype;
-        PT_CHECK(sg.get((size_t)n * (size_t)k * pt_dtype_size(wdt), &w));
-        const dim3 grid((unsigned)((k / 2 + 255) / 256), (unsigned)(n < 65535 ? n : 65535));
-        const uint8_t* cq = (const uint8_t*)codes->data;
-        const int g = p.group == 0 ? -1 : p.group == 32 ? 5 : p.group == 64 ? 6 : 7;
-#define PT_DQ(ST, WT) fp4_dequant_kernel<ST, WT><<<grid, 256, 0, ctx->stream>>>(cq, ldq, (const ST*)scales->data, lds, g, n, k, (WT*)w, lv)
-        if (scales->dtype == PT_F32) {
-            if (wdt == PT_F32) PT_DQ(float, float);
-            else if (wdt == PT_BF16) PT_DQ(float, __nv_bfloat16);
-            else PT_DQ(float, __half);
-        } else {
-            if (wdt == PT_F32) PT_DQ(__nv_bfloat16, float);
-            else if (wdt == PT_BF16) PT_DQ(__nv_bfloat16, __nv_bfloat16);
-            else PT_DQ(__nv_bfloat16, __half);
-        }
-#undef PT_DQ
-        PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: dequantization launch");
-        pt_tensor tw = {};
-        tw.data = w; tw.dtype = wdt; tw.device = PT_DEVICE_CUDA; tw.ndim = 2;
-        tw.shape[0] = n; tw.shape[1] = k;
-        tw.stride[0] = k * (int64_t)pt_dtype_size(wdt); tw.stride[1] = (int64_t)pt_dtype_size(wdt);
-        pt_matmul_params mp = {1, PT_ACT_NONE, 1.0f, 0.0f};
-        pt_status st = pt_cuda_matmul(ctx, x, &tw, bias, y, &mp);
-        if (st != PT_OK) {
-            char why[512];
-            snprintf(why, sizeof why, "%s", pt_cuda_last_error());
-            return pt_fail(st, "%s: dense GEMM after dequantization: %s", fn, why);
-        }
-        return PT_OK;
-    }
     /* GEMV: codes and x rows must be 16-byte aligned for the vector loads; copy them otherwise */
     const uint8_t* cq = (const uint8_t*)codes->data;
     int64_t ldq_use = ldq;
@@ -975,7 +1198,7 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
     const size_t xes = pt_dtype_size(x->dtype);
     const void* xp = x->data;
     int64_t ldx_use = ldx;
-    if ((uintptr_t)xp % 16 || (m > 1 && (ldx * (int64_t)xes) % 16)) {
+    if (!p.w4a4 && ((uintptr_t)xp % 16 || (m > 1 && (ldx * (int64_t)xes) % 16))) { /* W4A4 writes an aligned xq */
         void* x2;
         ldx_use = (k * (int64_t)xes + 15) / 16 * 16 / (int64_t)xes;
         PT_CHECK(sg.get((size_t)m * (size_t)ldx_use * xes, &x2));
@@ -984,19 +1207,67 @@ extern "C" PT_API pt_status pt_cuda_fp4_matmul(pt_cuda_ctx* ctx, const pt_tensor
                     "pt_cuda_fp4_matmul: aligned copy of x");
         xp = x2;
     }
-    const bool pair = p.format != PT_FP4_NF4; /* E2M1 / E1M2 / E3M0 levels are exact in bf16 */
-    const float* bp = bias ? (const float*)bias->data : nullptr;
-#define PT_GEMV(XT, ST) launch_gemv_x<XT, ST>(ctx, pair, xp, ldx_use, (int)m, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, ldy, n, k, lv)
-    if (scales->dtype == PT_F32) {
-        if (x->dtype == PT_F32) PT_GEMV(float, float);
-        else if (x->dtype == PT_BF16) PT_GEMV(__nv_bfloat16, float);
-        else PT_GEMV(__half, float);
-    } else {
-        if (x->dtype == PT_F32) PT_GEMV(float, __nv_bfloat16);
-        else if (x->dtype == PT_BF16) PT_GEMV(__nv_bfloat16, __nv_bfloat16);
-        else PT_GEMV(__half, __nv_bfloat16);
+    if (p.w4a4) {
+        /* W4A4, emulated: xq [M, K] in x's dtype, then the weight-only kernels on xq */
+        const int32_t* sh = nullptr;
+        if (p.act_shift) {
+            const pt_tensor* t = p.act_shift;
+            if (t->device != PT_DEVICE_CUDA || t->dtype != PT_I32 || t->ndim != 1 || t->shape[0] != k || (k > 1 && t->stride[0] != 4) ||
+                !t->data)
+                return pt_fail(PT_ERR_SHAPE, "%s: act_shift must be a contiguous i32[%lld] (K) on the CUDA device (dtype %s, ndim %d, device %d)",
+                               fn, (long long)k, pt_dtype_name(t->dtype), t->ndim, t->device);
+            sh = (const int32_t*)t->data;
+        }
+        fp4_lv alv;
+        fp4_levels_host(p.act_format, alv.v);
+        float mx = 0.0f;
+        for (int i = 0; i < 16; i++) mx = fabsf(alv.v[i]) > mx ? fabsf(alv.v[i]) : mx;
+        const float inv_max = 1.0f / mx;
+        void* xq;
+        const int64_t ldxq = (k * (int64_t)xes + 15) / 16 * 16 / (int64_t)xes;
+        PT_CHECK(sg.get((size_t)m * (size_t)ldxq * xes, &xq));
+#define PT_AQ(XT) fp4_act_quant_kernel<XT><<<(unsigned)m, 256, 0, ctx->stream>>>((const XT*)x->data, ldx, k, sh, act_clip, inv_max, (XT*)xq, ldxq, alv)
+        if (x->dtype == PT_F32) PT_AQ(float);
+        else if (x->dtype == PT_BF16) PT_AQ(__nv_bfloat16);
+        else PT_AQ(__half);
+#undef PT_AQ
+        PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: W4A4 activation quantization launch");
+        xp = xq;
+        ldx_use = ldxq;
     }
+    const float* bp = bias ? (const float*)bias->data : nullptr;
+    if (m > FP4_GEMV_MAX_M && x->dtype != PT_F32) {
+#define PT_TC(XT, ST) PT_CHECK((launch_tc_x<XT, ST>(ctx, sg, xp, ldx_use, m, cq, ldq_use, scales->data, lds, p.group, bp, y->data, y->dtype, ldy, n, k, lv)))
+        if (scales->dtype == PT_F32) {
+            if (x->dtype == PT_BF16) PT_TC(__nv_bfloat16, float);
+            else PT_TC(__half, float);
+        } else {
+            if (x->dtype == PT_BF16) PT_TC(__nv_bfloat16, __nv_bfloat16);
+            else PT_TC(__half, __nv_bfloat16);
+        }
+#undef PT_TC
+        PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: tensor-core GEMM launch");
+        return PT_OK;
+    }
+    const bool pair = p.format != PT_FP4_NF4; /* E2M1 / E1M2 / E3M0 levels are exact in bf16 */
+    /* GEMV; f32 x with M > 4 runs it per 4 rows (each pass re-reads the codes) */
+    const size_t yes = pt_dtype_size(y->dtype);
+    for (int64_t r0 = 0; r0 < m; r0 += FP4_GEMV_MAX_M) {
+        const int mr = (int)(m - r0 < FP4_GEMV_MAX_M ? m - r0 : FP4_GEMV_MAX_M);
+        const void* xr = (const char*)xp + (size_t)(r0 * ldx_use) * xes;
+        void* yr = (char*)y->data + (size_t)(r0 * ldy) * yes;
+#define PT_GEMV(XT, ST) launch_gemv_x<XT, ST>(ctx, pair, xr, ldx_use, mr, cq, ldq_use, scales->data, lds, p.group, bp, yr, y->dtype, ldy, n, k, lv)
+        if (scales->dtype == PT_F32) {
+            if (x->dtype == PT_F32) PT_GEMV(float, float);
+            else if (x->dtype == PT_BF16) PT_GEMV(__nv_bfloat16, float);
+            else PT_GEMV(__half, float);
+        } else {
+            if (x->dtype == PT_F32) PT_GEMV(float, __nv_bfloat16);
+            else if (x->dtype == PT_BF16) PT_GEMV(__nv_bfloat16, __nv_bfloat16);
+            else PT_GEMV(__half, __nv_bfloat16);
+        }
 #undef PT_GEMV
-    PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: GEMV launch");
+        PT_CUDA_LAUNCH_CHECK("pt_cuda_fp4_matmul: GEMV launch");
+    }
     return PT_OK;
 }

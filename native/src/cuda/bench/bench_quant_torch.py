@@ -10,8 +10,11 @@ Usage: python3 bench_quant_torch.py path/to/libpanatron_cuda.so [--quick]
          against the same steps composed from torch ops.
   FP4:   pt_cuda_fp4_matmul (E2M1 codes + group scales, W4A16) against
          torch._weight_int4pack_mm (int4 + bf16 scale/zero, tinygemm) at 8192x8192 and
-         4096x4096, M = 1 (decode) and M = 4, 16; the bytes each reads and GB/s against the
-         measured device copy bandwidth.
+         4096x4096, M = 1 (decode) and M = 4; the bytes each reads and GB/s against the
+         measured device copy bandwidth. M > 4 (tensor-core GEMM, M = 16..1024 at 8192^2 and
+         4096^2): TFLOP/s against torch bf16 matmul, the old dequantize + cuBLASLt path (stood in
+         by torch ops: gather/scale into a dense bf16 weight + torch.matmul) and tinygemm; W4A4
+         emulated. --fp4-gemm: only the FP4 part (skips int8 and most GEMV cases).
 Timings: each op run ITERS times back to back per rep (CUDA-graph replays where capture
 works), ours and PyTorch interleaved rep by rep, median (min..max) of REPS reps. Accuracy:
 relative Frobenius error against a float64 reference. Prints a table last.
@@ -24,6 +27,7 @@ import torch
 
 LIB = sys.argv[1]
 QUICK = "--quick" in sys.argv
+FP4_GEMM = "--fp4-gemm" in sys.argv
 lib = C.CDLL(LIB)
 lib.pt_cuda_last_error.restype = C.c_char_p
 
@@ -136,6 +140,8 @@ rows = []
 
 def add(case, impl, t, metric, unit, base=None, err=None):
     rows.append((case, impl, t[0], t[1], t[2], metric, unit, None if base is None else base / t[0], err))
+    print("row: %s | %s | %.1f us (%.1f..%.1f) | %.1f %s%s" % (case, impl, t[0], t[1], t[2], metric, unit,
+          "" if err is None else " | err %.2e" % err), flush=True)
 
 
 # ---------------------------------------------------------------- ceilings
@@ -148,7 +154,7 @@ add("D2D copy 1 GiB (read+write)", "torch copy_", t, copy_bw, "GB/s")
 del src, dst
 
 # ---------------------------------------------------------------- int8 GEMM
-for S in ((4096,) if QUICK else (4096, 8192)):
+for S in (() if FP4_GEMM else (4096,) if QUICK else (4096, 8192)):
     M = N = K = S
     a = torch.randint(-127, 128, (M, K), device=dev, dtype=torch.int8)
     w = torch.randint(-127, 128, (N, K), device=dev, dtype=torch.int8)
@@ -179,7 +185,7 @@ for S in ((4096,) if QUICK else (4096, 8192)):
     del a, w, c, ref, wt_rm, ab, wb, cb
 
 # ---------------------------------------------------------------- W8A8 / LLM.int8 linear, bf16 x -> bf16 y
-for S in ((4096,) if QUICK else (4096, 8192)):
+for S in (() if FP4_GEMM else (4096,) if QUICK else (4096, 8192)):
     M = N = K = S
     x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
     w = torch.randn(N, K, device=dev, dtype=torch.float32) * 0.02
@@ -270,23 +276,87 @@ def fp4_case(N, K, M, G):
     base = tt["torch_int4"][0] if tname else None
     if tname:
         add(case, tname, tt["torch_int4"], N * K / 2 / (tt["torch_int4"][0] * 1e-6) / 1e9, "GB/s codes")
-    add(case, "ours fp4 E2M1 (%s)" % ("GEMV" if M <= 4 else "deq+GEMM"), tt["ours"], byts / (tt["ours"][0] * 1e-6) / 1e9, "GB/s", base, e_ours)
+    add(case, "ours fp4 E2M1 (%s)" % ("GEMV" if M <= 4 else "TC GEMM"), tt["ours"], byts / (tt["ours"][0] * 1e-6) / 1e9, "GB/s", base, e_ours)
     add(case, "torch bf16 matmul (ref)", tt["torch_bf16"], N * K * 2 / (tt["torch_bf16"][0] * 1e-6) / 1e9, "GB/s", base)
     return byts / (tt["ours"][0] * 1e-6) / 1e9
 
 
-gemv_bw = fp4_case(8192, 8192, 1, 32)
-fp4_case(8192, 8192, 1, 128)
-fp4_case(4096, 4096, 1, 32)
-fp4_case(8192, 8192, 4, 32)
-if not QUICK:
-    fp4_case(8192, 8192, 16, 32)
-    fp4_case(8192, 8192, 1024, 128)
+def fp4_gemm_case(N, K, M, G, w4a4=False):
+    """M > 4: our tensor-core GEMM (codes decoded per tile, no dense weight) against the old
+    path's cost stood in by torch (dequantize to bf16 with torch ops + torch.matmul, i.e.
+    cuBLASLt), torch bf16 matmul alone (the old path's GEMM part, a lower bound for it) and
+    torch._weight_int4pack_mm. TFLOP/s of 2MNK; GB/s of code bytes."""
+    codes = torch.randint(0, 256, (N, K // 2), device=dev, dtype=torch.uint8)
+    scales = (torch.rand(N, K // G, device=dev) * 0.01 + 0.001).to(torch.bfloat16)
+    x = torch.randn(M, K, device=dev, dtype=torch.bfloat16)
+    y = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+    dq, ds, dx, dy = desc_u4(codes, K), desc(scales), desc(x), desc(y)
+    prm = Fp4Params(0, G, 1 if w4a4 else 0, 0, 0.0, 0, None)
+    raw = lambda: lib.pt_cuda_fp4_matmul(ctx, C.byref(dx), C.byref(dq), C.byref(ds), None, C.byref(dy), C.byref(prm))
+    ours = lambda: check(raw(), "fp4_matmul")
+    y.fill_(float("nan"))
+    ours()
+    torch.cuda.synchronize()
+    lo, hi = (codes & 15).long(), (codes >> 4).long()
+    idx = torch.stack([lo, hi], dim=2).reshape(N, K)
+    lv16 = E2M1.to(torch.bfloat16)
+    sc_rep = scales.repeat_interleave(G, dim=1)
+    wq = (E2M1[idx] * scales.double().repeat_interleave(G, dim=1)).to(torch.bfloat16)  # level * scale rounded to bf16
+    e_ours = None if w4a4 else relerr(y, x.double() @ wq.double().t())
+    del lo, hi
+    idx32 = idx.to(torch.int32)
+    del idx
+    wdq = torch.empty(N, K, device=dev, dtype=torch.bfloat16)
+    yo = torch.empty(M, N, device=dev, dtype=torch.bfloat16)
+
+    def old_path():  # dequantize (torch ops: gather + scale) into a dense bf16 weight, then cuBLASLt
+        torch.mul(lv16[idx32], sc_rep, out=wdq)
+        torch.matmul(x, wdq.t(), out=yo)
+
+    fns = {"ours": ours, "old": old_path}
+    tname = None
+    if not w4a4:
+        try:
+            wpk = torch._convert_weight_to_int4pack(codes, 8)
+            sz = torch.stack([scales.t().contiguous(), torch.zeros_like(scales.t())], dim=2).contiguous()
+            tfn = lambda: torch._weight_int4pack_mm(x, wpk, G, sz)
+            tfn()
+            fns["torch_int4"] = tfn
+            tname = "torch._weight_int4pack_mm"
+        except Exception as ex:  # noqa: BLE001
+            print("torch._weight_int4pack_mm unavailable (%s)" % ex)
+    fns["torch_bf16"] = lambda: torch.matmul(x, wq.t(), out=yo)
+    tt = bench(fns, 10 if M <= 256 else 5, graph=True)
+    ops = 2.0 * M * N * K
+    case = "%s %dx%d M%d G%d" % ("W4A4 emu" if w4a4 else "W4A16", N, K, M, G)
+    gbs = lambda t: N * K / 2 / (t[0] * 1e-6) / 1e9
+    base = tt["torch_bf16"][0]
+    add(case, "ours TC GEMM (%.0f GB/s codes)" % gbs(tt["ours"]), tt["ours"], ops / tt["ours"][0] * 1e-6, "TFLOP/s", base, e_ours)
+    add(case, "old: deq (torch) + cuBLASLt", tt["old"], ops / tt["old"][0] * 1e-6, "TFLOP/s", base)
+    if tname:
+        add(case, "%s (%.0f GB/s)" % (tname, gbs(tt["torch_int4"])), tt["torch_int4"], ops / tt["torch_int4"][0] * 1e-6, "TFLOP/s", base)
+    add(case, "torch bf16 matmul (base)", tt["torch_bf16"], ops / tt["torch_bf16"][0] * 1e-6, "TFLOP/s", base)
+    del wq, wdq, idx32, sc_rep
+
+
+if not FP4_GEMM:
+    gemv_bw = fp4_case(8192, 8192, 1, 32)
+    fp4_case(8192, 8192, 1, 128)
+    fp4_case(4096, 4096, 1, 32)
+    fp4_case(8192, 8192, 4, 32)
+else:
+    gemv_bw = fp4_case(8192, 8192, 1, 128)
+for S in (8192, 4096):
+    for M in (16, 64, 256, 1024):
+        fp4_gemm_case(S, S, M, 128)
+fp4_gemm_case(8192, 8192, 256, 32)
+fp4_gemm_case(8192, 8192, 256, 128, w4a4=True)
+fp4_gemm_case(8192, 8192, 16, 128, w4a4=True)
 
 print()
-print("%-30s %-34s %10s %23s %9s %-10s %8s %9s" % ("case", "impl", "median us", "(min..max)", "rate", "unit", "vs torch", "rel err"))
+print("%-30s %-44s %10s %23s %9s %-10s %8s %9s" % ("case", "impl", "median us", "(min..max)", "rate", "unit", "vs torch", "rel err"))
 for case, impl, med, mn, mx, metric, unit, ratio, err in rows:
-    print("%-30s %-34s %10.1f %23s %9.1f %-10s %8s %9s" % (
+    print("%-30s %-44s %10.1f %23s %9.1f %-10s %8s %9s" % (
         case, impl, med, "(%.1f..%.1f)" % (mn, mx), metric, unit, "" if ratio is None else "%.2fx" % ratio,
         "" if err is None else "%.2e" % err))
 print("ceiling: copy %.0f GB/s (read+write); W4A16 GEMV 8192^2 M1 G32 at %.0f GB/s = %.0f%% of it" % (

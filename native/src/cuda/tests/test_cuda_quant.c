@@ -1,5 +1,6 @@
 /* Quantized matmul on the GPU (quant.cu): pt_cuda_quantize_rows, pt_cuda_matmul_s8,
- * pt_cuda_matmul_int8 (LLM.int8 / W8A8) and pt_cuda_fp4_matmul against references written
+ * pt_cuda_matmul_int8 (LLM.int8 / W8A8) and pt_cuda_fp4_matmul (GEMV, tensor-core GEMM, W4A4
+ * emulated; W4A4 also against the CPU pt_fp4_matmul) against references written
  * here from the header's contracts (exact integers, doubles), fresh random inputs, odd sizes,
  * planted outlier columns, NaN-poisoned outputs, and the argument errors. */
 #include "cuda_test_util.h"
@@ -229,10 +230,44 @@ static void test_matmul_int8(pt_cuda_ctx* ctx, int mode, int32_t xdt, int32_t yd
     free(x), free(wq), free(ws), free(bias), free(wo), free(keep), free(got), free(q);
 }
 
-/* FP4 weight-only: random codes and scales, y against doubles. extra_stride: bytes added to
- * the codes' row stride (a misaligned layout takes the copy path). */
-static void test_fp4(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int32_t ydt, int32_t sdt, int64_t m, int64_t n,
-                     int64_t k, int extra_stride, int with_bias) {
+/* W4A4 activation quantizer of pt_fp4_matmul's contract, written plainly (f32, nearest level,
+ * ties to the smaller magnitude then the lower code). */
+static void ref_quant_acts(const float* x, int64_t m, int64_t k, const int32_t* shift, int32_t afmt, float clip, float* xq) {
+    float lv[16], mx = 0.0f;
+    EXPECT_OK(pt_fp4_levels(afmt, lv));
+    for (int c = 0; c < 16; c++) mx = fabsf(lv[c]) > mx ? fabsf(lv[c]) : mx;
+    const float inv_max = 1.0f / mx;
+    for (int64_t r = 0; r < m; r++) {
+        float amax = 0.0f;
+        for (int64_t j = 0; j < k; j++) {
+            float v = shift ? ldexpf(x[r * k + j], -shift[j]) : x[r * k + j];
+            if (fabsf(v) > amax) amax = fabsf(v);
+        }
+        float a = clip * amax * inv_max;
+        for (int64_t j = 0; j < k; j++) {
+            float v = shift ? ldexpf(x[r * k + j], -shift[j]) : x[r * k + j];
+            if (!(a > 0.0f && isfinite(a))) {
+                xq[r * k + j] = 0.0f;
+                continue;
+            }
+            float t = v / a;
+            int best = 0;
+            for (int c = 1; c < 16; c++) {
+                float d = fabsf(t - lv[c]), bd = fabsf(t - lv[best]);
+                if (d < bd || (d == bd && fabsf(lv[c]) < fabsf(lv[best]))) best = c;
+            }
+            xq[r * k + j] = a * lv[best];
+        }
+    }
+}
+
+/* FP4 matmul: random codes and scales, y against doubles of the same quantized math (16-bit x
+ * with M > 4: level * scale rounded to x's dtype; W4A4: xq of the contract rounded to x's
+ * dtype). extra_stride: bytes added to the codes' row stride (a misaligned layout takes the
+ * copy path). w4a4: afmt / aclip / with_shift as in pt_fp4_matmul_params; f32 x is also
+ * compared with the CPU library's pt_fp4_matmul on the same inputs. */
+static void test_fp4_full(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int32_t ydt, int32_t sdt, int64_t m, int64_t n,
+                          int64_t k, int extra_stride, int with_bias, int w4a4, int32_t afmt, float aclip, int with_shift) {
     float lv[16];
     EXPECT_OK(pt_fp4_levels(fmt, lv));
     const int64_t ldq = k / 2 + extra_stride, ng = group ? k / group : 1;
@@ -244,24 +279,37 @@ static void test_fp4(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int3
     for (int64_t i = 0; i < m * k; i++) x[i] = round_to((float)pt_test_uniform(-1, 1), xdt);
     float* bias = malloc((size_t)(n + 1) * 4);
     for (int64_t i = 0; i < n; i++) bias[i] = (float)pt_test_uniform(-1, 1);
+    int32_t* shift = malloc((size_t)(k + 1) * 4);
+    for (int64_t i = 0; i < k; i++) shift[i] = (int32_t)(pt_test_uniform(0, 1) * 5.0) - 2;
     void* dq = dev_bytes(ctx, codes, (size_t)(n * ldq));
     void* ds = upload(ctx, sc, (size_t)(n * ng), sdt);
     void* dx = upload(ctx, x, (size_t)(m * k), xdt);
     void* db = upload(ctx, bias, (size_t)n, PT_F32);
+    void* dsh = dev_bytes(ctx, shift, (size_t)k * 4);
     void* dy = alloc_poisoned(ctx, (size_t)(m * n), ydt);
-    int64_t sx[2] = {m, k}, ss[2] = {n, ng}, sy[2] = {m, n}, sn[1] = {n};
+    int64_t sx[2] = {m, k}, ss[2] = {n, ng}, sy[2] = {m, n}, sn[1] = {n}, sk[1] = {k};
     pt_tensor tx = dev_tensor(dx, xdt, 2, sx), ts = dev_tensor(ds, sdt, 2, ss), ty = dev_tensor(dy, ydt, 2, sy),
-              tb = dev_tensor(db, PT_F32, 1, sn);
+              tb = dev_tensor(db, PT_F32, 1, sn), tsh = dev_tensor(dsh, PT_I32, 1, sk);
     pt_tensor tq;
     memset(&tq, 0, sizeof tq);
     tq.data = dq, tq.dtype = PT_U4, tq.device = PT_DEVICE_CUDA, tq.ndim = 2;
     tq.shape[0] = n, tq.shape[1] = k, tq.stride[0] = ldq, tq.stride[1] = 1;
     pt_fp4_matmul_params p;
     memset(&p, 0, sizeof p);
-    p.format = fmt, p.group = group;
+    p.format = fmt, p.group = group, p.w4a4 = w4a4, p.act_format = afmt, p.act_clip = aclip;
+    p.act_shift = w4a4 && with_shift ? &tsh : NULL;
     EXPECT_CUDA_OK(pt_cuda_fp4_matmul(ctx, &tx, &tq, &ts, with_bias ? &tb : NULL, &ty, &p));
     float* got = malloc((size_t)(m * n + 1) * 4);
     download(ctx, dy, (size_t)(m * n), ydt, got);
+    /* the activations and weights the GPU multiplies */
+    float* xa = malloc((size_t)(m * k + 1) * 4);
+    if (w4a4) {
+        ref_quant_acts(x, m, k, with_shift ? shift : NULL, afmt, aclip == 0.0f ? 1.0f : aclip, xa);
+        for (int64_t i = 0; i < m * k; i++) xa[i] = round_to(xa[i], xdt);
+    } else {
+        memcpy(xa, x, (size_t)(m * k) * 4);
+    }
+    const int round_w = m > 4 && xdt != PT_F32;
     double err = 0, nrm = 0;
     int nan = 0;
     for (int64_t r = 0; r < m; r++)
@@ -270,7 +318,8 @@ static void test_fp4(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int3
             for (int64_t c = 0; c < k; c++) {
                 uint8_t byte = codes[j * ldq + c / 2];
                 int code = c & 1 ? byte >> 4 : byte & 15;
-                ref += (double)x[r * k + c] * lv[code] * sc[j * ng + (group ? c / group : 0)];
+                float w = lv[code] * sc[j * ng + (group ? c / group : 0)];
+                ref += (double)xa[r * k + c] * (round_w ? round_to(w, xdt) : w);
             }
             float g = got[r * n + j];
             if (isnan(g)) nan++;
@@ -278,12 +327,48 @@ static void test_fp4(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int3
             nrm += ref * ref;
         }
     double rel = sqrt(err / (nrm > 0 ? nrm : 1));
-    /* the M > 4 path rounds the dequantized weight to x's dtype */
-    double tol = ydt == PT_F32 && (xdt == PT_F32 || m <= 4) ? 1e-5 : (xdt == PT_F16 && ydt != PT_BF16) ? 3e-3 : 1e-2;
-    EXPECT(nan == 0 && rel <= tol, "fp4_matmul fmt %d group %d x %s y %s scales %s M %lld N %lld K %lld stride+%d: rel err %.3g (tol %.1g), %d NaN",
-           fmt, group, dtname(xdt), dtname(ydt), dtname(sdt), (long long)m, (long long)n, (long long)k, extra_stride, rel, tol, nan);
-    pt_cuda_free(ctx, dq), pt_cuda_free(ctx, ds), pt_cuda_free(ctx, dx), pt_cuda_free(ctx, db), pt_cuda_free(ctx, dy);
-    free(codes), free(sc), free(x), free(bias), free(got);
+    double tol = ydt == PT_F32 ? 1e-5 : ydt == PT_F16 ? 3e-3 : 1e-2;
+    EXPECT(nan == 0 && rel <= tol,
+           "fp4_matmul fmt %d group %d x %s y %s scales %s M %lld N %lld K %lld stride+%d w4a4 %d (act %d clip %g shift %d): rel err %.3g (tol %.1g), %d NaN",
+           fmt, group, dtname(xdt), dtname(ydt), dtname(sdt), (long long)m, (long long)n, (long long)k, extra_stride, w4a4, afmt,
+           (double)aclip, with_shift, rel, tol, nan);
+    if (w4a4 && xdt == PT_F32 && ydt == PT_F32 && extra_stride == 0) {
+        /* the CPU library on the same inputs */
+        pt_ctx* cpu = NULL;
+        EXPECT_OK(pt_ctx_create(NULL, &cpu));
+        float* yc = malloc((size_t)(m * n + 1) * 4);
+        float* scf = malloc((size_t)(n * ng + 1) * 4);
+        memcpy(scf, sc, (size_t)(n * ng) * 4);
+        uint16_t* scb = malloc((size_t)(n * ng + 1) * 2);
+        pack_host(sc, (size_t)(n * ng), sdt, sdt == PT_F32 ? (void*)scf : (void*)scb);
+        pt_tensor hx = pt_test_tensor(x, PT_F32, 2, sx), hy = pt_test_tensor(yc, PT_F32, 2, sy),
+                  hs = pt_test_tensor(sdt == PT_F32 ? (void*)scf : (void*)scb, sdt, 2, ss), hb = pt_test_tensor(bias, PT_F32, 1, sn),
+                  hsh = pt_test_tensor(shift, PT_I32, 1, sk);
+        pt_tensor hq;
+        memset(&hq, 0, sizeof hq);
+        hq.data = codes, hq.dtype = PT_U4, hq.device = PT_DEVICE_CPU, hq.ndim = 2;
+        hq.shape[0] = n, hq.shape[1] = k, hq.stride[0] = ldq, hq.stride[1] = 1;
+        pt_fp4_matmul_params pc = p;
+        pc.act_shift = with_shift ? &hsh : NULL;
+        EXPECT_OK(pt_fp4_matmul(cpu, &hx, &hq, &hs, with_bias ? &hb : NULL, &hy, &pc));
+        double e2 = 0, n2 = 0;
+        for (int64_t i = 0; i < m * n; i++) {
+            e2 += ((double)got[i] - yc[i]) * ((double)got[i] - yc[i]);
+            n2 += (double)yc[i] * yc[i];
+        }
+        double rc = sqrt(e2 / (n2 > 0 ? n2 : 1));
+        EXPECT(rc <= 1e-5, "fp4 W4A4 vs CPU pt_fp4_matmul: fmt %d act %d M %lld N %lld K %lld: rel diff %.3g", fmt, afmt, (long long)m,
+               (long long)n, (long long)k, rc);
+        pt_ctx_destroy(cpu);
+        free(yc), free(scf), free(scb);
+    }
+    pt_cuda_free(ctx, dq), pt_cuda_free(ctx, ds), pt_cuda_free(ctx, dx), pt_cuda_free(ctx, db), pt_cuda_free(ctx, dy), pt_cuda_free(ctx, dsh);
+    free(codes), free(sc), free(x), free(bias), free(got), free(xa), free(shift);
+}
+
+static void test_fp4(pt_cuda_ctx* ctx, int32_t fmt, int group, int32_t xdt, int32_t ydt, int32_t sdt, int64_t m, int64_t n,
+                     int64_t k, int extra_stride, int with_bias) {
+    test_fp4_full(ctx, fmt, group, xdt, ydt, sdt, m, n, k, extra_stride, with_bias, 0, 0, 0.0f, 0);
 }
 
 static void test_errors(pt_cuda_ctx* ctx) {
@@ -318,8 +403,20 @@ static void test_errors(pt_cuda_ctx* ctx) {
     fp.group = 32;
     EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_OK, "fp4 valid call: %s", pt_cuda_last_error());
     EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, NULL) == PT_ERR_INVALID_ARGUMENT, "fp4 NULL params");
-    fp.w4a4 = 1;
-    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_UNSUPPORTED, "fp4 w4a4: %s", pt_cuda_last_error());
+    fp.w4a4 = 2;
+    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_INVALID_ARGUMENT && strstr(pt_cuda_last_error(), "w4a4"),
+           "fp4 w4a4 = 2: %s", pt_cuda_last_error());
+    fp.w4a4 = 1, fp.act_format = 7;
+    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_INVALID_ARGUMENT && strstr(pt_cuda_last_error(), "act_format"),
+           "fp4 act_format: %s", pt_cuda_last_error());
+    fp.act_format = 0, fp.act_clip = 1.5f;
+    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_INVALID_ARGUMENT && strstr(pt_cuda_last_error(), "act_clip"),
+           "fp4 act_clip: %s", pt_cuda_last_error());
+    fp.act_clip = 0.0f, fp.act_shift = &sc5; /* f32 [5], not i32 [64] */
+    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_SHAPE && strstr(pt_cuda_last_error(), "act_shift"),
+           "fp4 act_shift: %s", pt_cuda_last_error());
+    fp.act_shift = NULL;
+    EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_OK, "fp4 w4a4 valid call: %s", pt_cuda_last_error());
     fp.w4a4 = 0, fp.group = 48;
     EXPECT(pt_cuda_fp4_matmul(ctx, &x, &codes, &sq2, NULL, &y, &fp) == PT_ERR_INVALID_ARGUMENT && strstr(pt_cuda_last_error(), "group"),
            "fp4 group: %s", pt_cuda_last_error());
@@ -365,7 +462,7 @@ int main(void) {
     test_matmul_int8(ctx, PT_INT8_W8A8, PT_F32, PT_F32, 9, 33, 127, 0, 1, PT_ACT_NONE, -1);
     test_matmul_int8(ctx, PT_INT8_W8A8, PT_BF16, PT_BF16, 64, 96, 512, 0, 1, PT_ACT_SILU, 10);
 
-    /* FP4: GEMV (M <= 4) and dequantize + GEMM (M > 4), every format, groups, dtypes, strides */
+    /* FP4: GEMV (M <= 4, and f32 x) and the tensor-core GEMM (M > 4), every format, groups, dtypes, strides */
     for (int fmt = 0; fmt < 4; fmt++) {
         test_fp4(ctx, fmt, 32, PT_BF16, PT_BF16, PT_F32, 1, 130, 512, 0, 1);
         test_fp4(ctx, fmt, 0, PT_F32, PT_F32, PT_F32, 3, 7, 62, 0, 1);
@@ -376,9 +473,37 @@ int main(void) {
     test_fp4(ctx, PT_FP4_E2M1, 0, PT_BF16, PT_BF16, PT_F32, 1, 9, 14, 0, 1);
     test_fp4(ctx, PT_FP4_E2M1, 32, PT_F32, PT_F32, PT_F32, 1, 17, 256, 3, 1);  /* misaligned rows: copy path */
     test_fp4(ctx, PT_FP4_NF4, 64, PT_BF16, PT_F32, PT_BF16, 4, 257, 2048, 0, 1);
-    test_fp4(ctx, PT_FP4_E2M1, 32, PT_F32, PT_F32, PT_F32, 5, 33, 256, 0, 1);   /* M > 4: dense path */
+    test_fp4(ctx, PT_FP4_E2M1, 32, PT_F32, PT_F32, PT_F32, 5, 33, 256, 0, 1);   /* M > 4, f32 x: GEMV per 4 rows */
     test_fp4(ctx, PT_FP4_E2M1, 64, PT_BF16, PT_BF16, PT_BF16, 17, 130, 512, 0, 1);
     test_fp4(ctx, PT_FP4_NF4, 0, PT_F16, PT_F32, PT_F32, 9, 7, 62, 1, 0);
+    /* M > 4 tensor-core GEMM: M x every format x groups, odd N, K odd multiples of the group
+     * (group 0: K not a multiple of 32), bf16/f16 x, y f32 or x's dtype, f32/bf16 scales */
+    {
+        static const int64_t ms[] = {5, 17, 64, 300};
+        static const int groups[] = {0, 32, 64, 128};
+        int i = 0;
+        for (int fmt = 0; fmt < 4; fmt++)
+            for (int gi = 0; gi < 4; gi++)
+                for (int mi = 0; mi < 4; mi++, i++) {
+                    const int g = groups[gi];
+                    const int32_t xdt = i & 1 ? PT_F16 : PT_BF16, ydt = i & 2 ? PT_F32 : xdt, sdt = i & 4 ? PT_BF16 : PT_F32;
+                    const int64_t n = mi & 1 ? 131 : 67, k = g ? g * (mi & 1 ? 5 : 3) : (mi & 1 ? 350 : 94);
+                    test_fp4(ctx, fmt, g, xdt, ydt, sdt, ms[mi], n, k, (i % 7) == 3 ? 5 : 0, (i >> 3) & 1);
+                }
+    }
+    /* split K (long K, few CTAs): slices of 128-multiples, ragged last slice for group 0 */
+    test_fp4(ctx, PT_FP4_E2M1, 128, PT_BF16, PT_F32, PT_F32, 300, 129, 4096, 0, 1);
+    test_fp4(ctx, PT_FP4_NF4, 0, PT_F16, PT_F16, PT_BF16, 17, 67, 1030, 0, 1);
+    test_fp4(ctx, PT_FP4_E3M0, 64, PT_BF16, PT_BF16, PT_F32, 64, 131, 2048, 3, 0);
+    test_fp4_full(ctx, PT_FP4_E2M1, 128, PT_BF16, PT_F32, PT_F32, 20, 67, 2048, 0, 1, 1, PT_FP4_E2M1, 0.0f, 1);
+    /* W4A4 (emulated): GEMV and GEMM paths, every act format, clip and shift */
+    for (int afmt = 0; afmt < 4; afmt++) {
+        test_fp4_full(ctx, PT_FP4_E2M1, 32, PT_F32, PT_F32, PT_F32, 3, 65, 256, 0, 1, 1, afmt, 0.0f, afmt & 1);
+        test_fp4_full(ctx, (afmt + 1) & 3, 64, PT_F32, PT_F32, PT_BF16, 17, 33, 192, 0, afmt & 1, 1, afmt, 0.9f, 1);
+        test_fp4_full(ctx, afmt, 0, PT_BF16, PT_F32, PT_F32, 64, 67, 94, 0, 1, 1, afmt, 0.8f, afmt & 1);
+        test_fp4_full(ctx, PT_FP4_E1M2, 128, PT_F16, PT_F16, PT_F32, afmt == 3 ? 1 : 300, 131, 384, 0, 1, 1, afmt, 0.0f, 1);
+        test_fp4_full(ctx, PT_FP4_NF4, 32, PT_BF16, PT_BF16, PT_BF16, 5, 129, 160, 3, 0, 1, afmt, 1.0f, 0);
+    }
 
     test_errors(ctx);
     EXPECT_CUDA_OK(pt_cuda_synchronize(ctx));
