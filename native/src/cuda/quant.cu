@@ -422,7 +422,7 @@ __device__ __forceinline__ void ldsm_x2(uint32_t* r, const void* p) {
 }
 
 template <typename XT, typename ST, int BM, int BN, int WM, int WN>
-__global__ void __launch_bounds__(WM * WN * 32) fp4_tc_gemm_kernel(const XT* __restrict__ x, int64_t ldx, int64_t m,
+__global__ void __launch_bounds__(WM * WN * 32, BM * BN >= 128 * 128 ? 2 : 1) fp4_tc_gemm_kernel(const XT* __restrict__ x, int64_t ldx, int64_t m,
                                                                   const uint8_t* __restrict__ codes, int64_t ldq,
                                                                   const ST* __restrict__ scales, int64_t lds, int group,
                                                                   const float* __restrict__ bias, void* y, int ydt, int64_t ldy,
