@@ -3,7 +3,8 @@
 # (sm_90a), runs every CUDA C test (ctest -R cuda|bindings), every JUnit GPU test class
 # (dev.panatron.cuda.*Test except the MiniLM one, which needs the model carried: see
 # run_device_cli.sh; CudaDecoderTest uses tests/target/test-classes/tiny-models), then the
-# decode-attention benchmark against PyTorch SDPA (bench_cuda.py --decode-only). Logs in $OUT.
+# decode-attention benchmark against PyTorch SDPA (bench_cuda.py --decode-only) and the FP4
+# GEMM / W4A4 one (bench_quant_torch.py --fp4-gemm). Logs in $OUT.
 # Staging, here (the device call sends the session's checkout):
 #   ./mvnw -B -q install -DskipTests && bash native/src/cuda/prepare_device_java.sh &&
 #   mkdir -p .devcarry/test-classes/tiny-models && cp -r tests/target/test-classes/tiny-models/* .devcarry/test-classes/tiny-models/
@@ -46,3 +47,8 @@ echo "== decode attention vs SDPA"
 PYTHONUNBUFFERED=1 timeout 120 python3 native/src/cuda/bench/bench_cuda.py build/dev/libpanatron_cuda.so --decode-only > "$L/decode.txt" 2>&1 \
   || { echo "decode bench failed"; tail -20 "$L/decode.txt"; }
 tail -25 "$L/decode.txt"
+
+echo "== FP4 GEMM (M > 4) and W4A4 vs torch"
+PYTHONUNBUFFERED=1 timeout 110 python3 native/src/cuda/bench/bench_quant_torch.py build/dev/libpanatron_cuda.so --fp4-gemm > "$L/fp4.txt" 2>&1 \
+  || { echo "fp4 bench failed"; tail -20 "$L/fp4.txt"; }
+tail -20 "$L/fp4.txt"
