@@ -7,7 +7,8 @@
 # GEMM / W4A4 one (bench_quant_torch.py --fp4-gemm). Logs in $OUT.
 # Staging, here (the device call sends the session's checkout):
 #   ./mvnw -B -q install -DskipTests && bash native/src/cuda/prepare_device_java.sh &&
-#   mkdir -p .devcarry/test-classes/tiny-models && cp -r tests/target/test-classes/tiny-models/* .devcarry/test-classes/tiny-models/
+#   mkdir -p .devcarry/test-classes/tiny-models && cp -r tests/target/test-classes/tiny-models/* .devcarry/test-classes/tiny-models/ &&
+#   tar -C .devcarry -cJf .devcarry/jre.tar.xz jre && rm -rf .devcarry/jre     # 44 -> 13 MB
 # then run `bash native/src/cuda/run_device_check.sh` with carry [".devcarry"].
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -17,6 +18,7 @@ L=/tmp/ptc_logs
 rm -rf "$L" && mkdir -p "$L" "$FINAL"
 trap 'cp "$L"/*.log "$L"/*.txt "$FINAL"/ 2>/dev/null' EXIT
 C=.devcarry
+[ -d "$C/jre" ] || tar -C "$C" -xJf "$C/jre.tar.xz" || exit 1   # the runtime may travel packed (the 64 MiB limit)
 JAVA="$C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m"
 CP="$C/classes:$C/test-classes:$C/runner:$C/lib/*"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=csv,noheader | tee "$L/gpu.txt"
