@@ -39,7 +39,7 @@ export PANATRON_LIBRARY_PATH=$PWD/build/dev
 echo "== JUnit (GPU classes)"
 t1=$(date +%s)
 $JAVA -Dpanatron.test.native.dir=$PWD/build/dev -Dpanatron.test.root=$PWD -cp "$CP" RunJUnit \
-  dev.panatron.cuda.CudaTest dev.panatron.cuda.CudaQuantTest dev.panatron.cuda.CudaDecoderTest \
+  dev.panatron.cuda.CudaTest dev.panatron.cuda.CudaQuantTest dev.panatron.lm.CudaDecoderTest \
   dev.panatron.cuda.CudaPagedDecodeTest dev.panatron.cuda.CudaSparseTest dev.panatron.BindingsTest > "$L/junit.log" 2>&1
 echo "junit exit $? ($(( $(date +%s) - t1 )) s)"
 grep -E "tests (found|successful|failed|aborted|skipped)" "$L/junit.log"
