@@ -176,6 +176,7 @@ typedef struct {
     float* sx;                /* [m] */
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
+    float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
     pt_i8_micro_fn micro;
     int32_t mr;               /* rows per micro call */
     int32_t amx;
@@ -438,7 +439,40 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * to NaN last. With outlier columns our AMX kernel runs instead: a separate pass adding the
  * outlier product after oneDNN lost to it (pt-bench --op int8, session 3: 0.75-0.85x of
  * llm.int8_own at 2 threads, M = 128 and 512). */
-static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g) {
+/* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
+ * packed blocks (64 channels of a column lie in 4 lines), or w_outlier. */
+static void outlier_weights(const i8_arg* g, float* wf) {
+    const int64_t n = g->n, no = g->no;
+    if (g->wo || !g->packed) {
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t o = 0; o < no; o++) wf[o * n + j] = wo_value(g, j, g->ocols[o]);
+        return;
+    }
+    const int64_t bb = b_bytes(g->k);
+    for (int64_t n0 = 0; n0 < n; n0 += PT_I8_NB) {
+        const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+        const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
+        for (int64_t o = 0; o < no; o++) {
+            const int64_t col = g->ocols[o];
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
+            float* d = wf + o * n + n0;
+            for (int j = 0; j < nb; j++) d[j] = (float)src[4 * j] * g->wscale[(n0 + j) * g->wscale_stride];
+        }
+    }
+}
+
+/* oneDNN route with outlier columns: rows [r0, r1) of y = xo . wf (f32), before the s8 matmul adds onto them */
+static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+#if defined(PT_HAVE_X86_KERNELS)
+    pt_i8_outlier_rows_avx512(g->xo + r0 * g->no, g->no, r1 - r0, g->wfull, g->n, (float*)pt_row_ptr(g->y, r0),
+                              g->m > 1 ? g->y->stride[0] / 4 : g->n);
+#else
+    (void)g; (void)r0; (void)r1;
+#endif
+}
+
+static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     const int64_t m = g->m, n = g->n;
     const float* ws = g->wscale;
     const float* bias = g->bias;
@@ -452,8 +486,15 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
+    if (g->no > 0) { /* y = the f32 outlier product first; oneDNN's sum post-op adds the int8 part onto it */
+        g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
+        if (!g->wfull) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier weights (%lld x N=%lld)",
+                                      (long long)g->no, (long long)n);
+        outlier_weights(g, g->wfull);
+        pt_parallel_range(ctx, m, threads > 1 && m * n * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
+    }
     pt_onednn_s8_problem q = {m, n, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
-                              (const int8_t*)g->packed, g->sx, ws, bias, g->y->data};
+                              (const int8_t*)g->packed, g->sx, ws, bias, g->y->data, g->no > 0};
     pt_status st = pt_matmul_onednn_s8(ctx, &q);
     if (st != PT_OK) return st;
     for (int64_t r = 0; r < m; r++)
@@ -567,7 +608,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     /* 2. oneDNN route: AMX, a packed weight (whose blocks are oneDNN's layout), no outlier columns */
     int dnn = 0;
 #if defined(PT_HAVE_X86_KERNELS)
-    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && g.no == 0 &&
+    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (g.no == 0 || y->dtype == PT_F32) &&
           (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
     g.s8 = dnn;
 #endif
@@ -585,7 +626,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     if (dnn) {
-        pt_status st = int8_onednn(ctx, &g);
+        pt_status st = int8_onednn(ctx, &g, threads);
         if (st != PT_ERR_UNSUPPORTED) return st;
         /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
         g.s8 = 0;
