@@ -140,7 +140,7 @@ PT_HIDDEN void pt_onednn_free(pt_ctx* ctx);
 PT_HIDDEN uint32_t pt_onednn_version(void);
 /* int8 GEMM through oneDNN's s8 matmul (gemm_onednn.c): y = act(sx[m] ws[n] (a . b) + bias);
  * a s8 [m, k] row stride lda; b pt_pack_int8_weight's blocks (oneDNN's
- * BA16a64b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
+ * BA16a32b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
  * accumulate: y = act(sx ws (a . b) + bias + y_old) instead (LLM.int8's outlier product in y).
  * PT_ERR_UNSUPPORTED (no message) when oneDNN is absent or has no fast kernel for it. */
 typedef struct pt_onednn_s8_problem {

@@ -4,7 +4,7 @@
  * oneDNN route (AMX-INT8 machine, built with oneDNN, a weight packed by pt_pack_int8_weight,
  * M >= PT_I8_DNN_MIN_M, no outlier columns in this call): the same steps 1-2 with the rows
  * quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks in place
- * (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m, per-channel
+ * (they are its BA16a32b4a layout) with per-row ("per-token") src scales s_m, per-channel
  * weight scales, the bias and the activation, writing y. Rows with a non-finite x are set to
  * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
  *
@@ -31,15 +31,19 @@ static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm
 /* ================================================================ portable micro kernel */
 
 void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
+    const int64_t half = ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* bytes of a 32-channel half */
     for (int r = 0; r < mr; r++) {
         int32_t* c = acc + r * PT_I8_NB;
         for (int j = 0; j < PT_I8_NB; j++) c[j] = 0;
         const uint8_t* ar = a + r * lda;
         for (int64_t p = 0; p < k4; p += 4) {
-            const int8_t* bp = b + p * PT_I8_NB;
             int32_t a0 = ar[p], a1 = ar[p + 1], a2 = ar[p + 2], a3 = ar[p + 3];
-            for (int j = 0; j < PT_I8_NB; j++)
-                c[j] += a0 * bp[4 * j] + a1 * bp[4 * j + 1] + a2 * bp[4 * j + 2] + a3 * bp[4 * j + 3];
+            for (int h = 0; h < 2; h++) {
+                const int8_t* bp = b + h * half + p * PT_I8_NH;
+                int32_t* ch = c + h * PT_I8_NH;
+                for (int j = 0; j < PT_I8_NH; j++)
+                    ch[j] += a0 * bp[4 * j] + a1 * bp[4 * j + 1] + a2 * bp[4 * j + 2] + a3 * bp[4 * j + 3];
+            }
         }
     }
 }
@@ -106,9 +110,11 @@ pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq
 
 /* ================================================================ weight packing */
 
-/* Packed weight: the B blocks of all 64-channel groups one after the other, each
- * [k64 / 4][64][4] s8 (zero past K and N) -- as a whole exactly oneDNN's BA16a64b4a layout of
- * W^T [K, N], so oneDNN's s8 matmul reads it as it is -- then the column sums [nblk][64] s32. */
+/* Packed weight: the B blocks of all 64-channel groups one after the other, each two halves
+ * of 32 channels [2][k64 / 4][32][4] s8 (zero past K and N) -- as a whole exactly oneDNN's
+ * BA16a32b4a layout of W^T [K, N], the one its s8 matmul prefers (BA16a64b4a, forced, was up
+ * to 1.7x slower at M=512 K=768 N=3072), so oneDNN reads it as it is -- then the column sums
+ * [nblk][64] s32. */
 static int64_t block_bytes(int64_t k) { return 256 + ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
 static int64_t b_bytes(int64_t k) { return ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
 
@@ -117,19 +123,19 @@ int64_t pt_int8_packed_bytes(int64_t n, int64_t k) {
     return (n + PT_I8_NB - 1) / PT_I8_NB * block_bytes(k);
 }
 
-/* Packs channels [n0, n0 + 64) of wq into one block (kp: K padded to 4 or 64). */
-static void pack_block(const pt_tensor* wq, int64_t n0, int64_t kp, int32_t* colsum, int8_t* bp) {
-    const int64_t n = wq->shape[0], k = wq->shape[1];
+/* Packs channels [n0, n0 + 64) of wq into one block (K padded to 64, see above). */
+static void pack_block(const pt_tensor* wq, int64_t n0, int32_t* colsum, int8_t* bp) {
+    const int64_t n = wq->shape[0], k = wq->shape[1], k64 = (k + 63) & ~(int64_t)63;
     const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
     const int64_t kfull = k & ~(int64_t)3;
-    if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
+    if (nb < PT_I8_NB || k64 != kfull) memset(bp, 0, (size_t)k64 * PT_I8_NB);
     for (int j = 0; j < PT_I8_NB; j++) {
         colsum[j] = 0;
         if (j >= nb) continue;
         const int8_t* w = (const int8_t*)pt_row_ptr(wq, n0 + j);
-        int8_t* d = bp + j * 4;
-        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
-        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
+        int8_t* d = bp + (j / PT_I8_NH) * k64 * PT_I8_NH + (j % PT_I8_NH) * 4;
+        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NH, w + p, 4);
+        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NH + (p & 3)] = w[p];
         int32_t s = 0;
         for (int64_t p = 0; p < k; p++) s += w[p];
         colsum[j] = s;
@@ -148,7 +154,7 @@ pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packe
     const int64_t bb = b_bytes(k), nblk = (n + PT_I8_NB - 1) / PT_I8_NB;
     for (int64_t blk = 0; blk < nblk; blk++) {
         int32_t colsum[PT_I8_NB];
-        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB, colsum, (int8_t*)packed->data + blk * bb);
+        pack_block(wq, blk * PT_I8_NB, colsum, (int8_t*)packed->data + blk * bb);
         memcpy((char*)packed->data + nblk * bb + blk * 256, colsum, sizeof colsum);
     }
     return PT_OK;
@@ -183,7 +189,7 @@ typedef struct {
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
-    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
+    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
 } i8_arg;
 
@@ -280,11 +286,12 @@ static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* ws
     if (g->wo) {
         for (int64_t o = 0; o < g->no; o++)
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
-    } else { /* the dequantized int8 weight, from the packed block: 64 channels of a column in 4 lines */
+    } else { /* the dequantized int8 weight, from the packed block: 32 channels of a column in 2 lines per half */
+        const int64_t half = ((g->k + 63) & ~(int64_t)63) * PT_I8_NH;
         for (int64_t o = 0; o < g->no; o++) {
             const int64_t col = g->ocols[o];
-            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
-            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[4 * j] * wsc[j];
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
+            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[(j / PT_I8_NH) * half + 4 * (j % PT_I8_NH)] * wsc[j];
         }
     }
     return nb;
@@ -350,7 +357,7 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
     const int64_t k = g->k;
     const int64_t kp = g->kp;
-    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)(kp > 0 ? kp : 64) * PT_I8_NB);
+    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)b_bytes(k > 0 ? k : 1));
     float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
     if (!bp || !wop) { g->failed = 1; return; }
     int32_t colsum[PT_I8_NB];
@@ -368,7 +375,7 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
             memcpy(colsum, g->packed + nblk * b_bytes(k) + blk * 256, sizeof colsum);
             bk = (const int8_t*)(g->packed + blk * b_bytes(k));
         } else {
-            pack_block(g->wq, n0, kp, colsum, bp);
+            pack_block(g->wq, n0, colsum, bp);
         }
         const int nb = block_params(g, n0, bk, wsc, bias, wop);
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
@@ -448,15 +455,16 @@ static void outlier_weights(const i8_arg* g, float* wf) {
             for (int64_t o = 0; o < no; o++) wf[o * n + j] = wo_value(g, j, g->ocols[o]);
         return;
     }
-    const int64_t bb = b_bytes(g->k);
+    const int64_t bb = b_bytes(g->k), half = bb / 2;
     for (int64_t n0 = 0; n0 < n; n0 += PT_I8_NB) {
         const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
         const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
         for (int64_t o = 0; o < no; o++) {
             const int64_t col = g->ocols[o];
-            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
             float* d = wf + o * n + n0;
-            for (int j = 0; j < nb; j++) d[j] = (float)src[4 * j] * g->wscale[(n0 + j) * g->wscale_stride];
+            for (int j = 0; j < nb; j++)
+                d[j] = (float)src[(j / PT_I8_NH) * half + 4 * (j % PT_I8_NH)] * g->wscale[(n0 + j) * g->wscale_stride];
         }
     }
 }

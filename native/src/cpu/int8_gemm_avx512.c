@@ -1,4 +1,4 @@
-/* AVX512-VNNI micro kernel of the int8 GEMM (see int8_gemm.h): 6 rows x 64 columns of s32
+/* AVX512-VNNI micro kernel of the int8 GEMM (see int8_gemm.h): 6 rows x 64 columns (two 32-channel halves) of s32
  * accumulators (24 zmm), one vpdpbusd per (row, 16 columns, 4 K). */
 #include "cpu/int8_gemm.h"
 #include <immintrin.h>
@@ -8,11 +8,12 @@ static inline __attribute__((always_inline)) void micro_n(int64_t k4, const uint
     __m512i c[PT_I8_MR][4];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < 4; v++) c[r][v] = _mm512_setzero_si512();
-    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NB) {
+    const int8_t* b1h = b + ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* the second 32-channel half */
+    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NH, b1h += 4 * PT_I8_NH) {
         __m512i b0 = _mm512_loadu_si512((const void*)(b + 0));
         __m512i b1 = _mm512_loadu_si512((const void*)(b + 64));
-        __m512i b2 = _mm512_loadu_si512((const void*)(b + 128));
-        __m512i b3 = _mm512_loadu_si512((const void*)(b + 192));
+        __m512i b2 = _mm512_loadu_si512((const void*)(b1h + 0));
+        __m512i b3 = _mm512_loadu_si512((const void*)(b1h + 64));
         for (int r = 0; r < mr; r++) {
             int32_t q;
             memcpy(&q, a + r * lda + p, 4);
