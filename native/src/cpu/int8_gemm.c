@@ -183,6 +183,10 @@ typedef struct {
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
     float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
+    int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
+    int64_t grain;            /* rows per scan_rows chunk */
+    float* cmpart;            /* [chunks][k]: each scan chunk's column maxima */
+    float* rmax;              /* [m]: |x| max below the threshold over all columns (scan_rows) */
     pt_i8_micro_fn micro;
     int32_t mr;               /* rows per micro call */
     int32_t amx;
@@ -206,12 +210,6 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
     float* buf = (float*)pt_scratch(1, (size_t)(c1 - c0) * sizeof(float) + 64);
     if (!buf) { g->failed = 1; return; }
     float* cm = g->colmax + c0;
-#if defined(PT_HAVE_X86_KERNELS)
-    if (g->avx512 && g->x->dtype == PT_F32 && (g->m == 1 || g->x->stride[0] % 4 == 0)) {
-        pt_i8_colmax_avx512((const float*)pt_row_ptr(g->x, 0) + c0, g->m > 1 ? g->x->stride[0] / 4 : 0, g->m, c1 - c0, cm);
-        return;
-    }
-#endif
     for (int64_t j = 0; j < c1 - c0; j++) cm[j] = 0.0f;
     for (int64_t r = 0; r < g->m; r++) {
         const float* xr = load_x_row(g, r, c0, c1, buf);
@@ -220,6 +218,28 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
             cm[j] = v > cm[j] ? v : cm[j];
         }
     }
+}
+
+/* The fused scan (AVX-512, x f32) of row chunks [c0, c1) (g->grain rows each): each chunk's
+ * column maxima, the rows' maxima below the threshold and their non-finite flags, reading x
+ * once. */
+static void scan_rows(int64_t c0, int64_t c1, void* argp) {
+#if defined(PT_HAVE_X86_KERNELS)
+    i8_arg* g = (i8_arg*)argp;
+    for (int64_t c = c0; c < c1; c++) {
+        float* cm = g->cmpart + c * g->k;
+        for (int64_t j = 0; j < g->k; j++) cm[j] = 0.0f;
+        const int64_t r1 = (c + 1) * g->grain < g->m ? (c + 1) * g->grain : g->m;
+        for (int64_t r = c * g->grain; r < r1; r++) {
+            int nf;
+            pt_i8_scan_row_avx512((const float*)pt_row_ptr(g->x, r), g->k, g->mode == PT_INT8_LLM ? g->thr : INFINITY, cm, &g->rmax[r],
+                                  &nf);
+            g->bad[r] = (uint8_t)nf;
+        }
+    }
+#else
+    (void)c0; (void)c1; (void)argp;
+#endif
 }
 
 static void quant_rows(int64_t r0, int64_t r1, void* argp) {
@@ -232,6 +252,26 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
         const float* xr = load_x_row(g, r, 0, k, buf);
         uint8_t* q = g->aq + r * g->lda;
 #if defined(PT_HAVE_X86_KERNELS)
+        if (g->fused) { /* the absmax of the kept columns from scan_rows, corrected where an outlier column may hold it */
+            float am = g->rmax[r], om = 0.0f;
+            for (int64_t o = 0; o < g->no; o++) {
+                const float v = fabsf(xr[g->ocols[o]]);
+                om = v < g->thr && v > om ? v : om;
+            }
+            if (g->no > 0 && om >= am) { /* rare: recompute over the kept columns */
+                am = 0.0f;
+                for (int64_t j = 0; j < k; j++) {
+                    const float v = keep[j] ? fabsf(xr[j]) : 0.0f;
+                    am = v > am ? v : am;
+                }
+            }
+            pt_i8_quantize_row_avx512(xr, keep, k, q, am, g->bad[r], g->s8);
+            g->sx[r] = am / 127.0f;
+            memset(q + k, g->s8 ? 0 : 128, (size_t)(g->lda - k));
+            float* xo = g->xo + r * g->no;
+            for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
+            continue;
+        }
         if (g->avx512) {
             float am;
             int nf;
@@ -599,14 +639,34 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
         return PT_OK;
     }
-    /* 1. outlier columns (slot 3: colmax + their indices) */
-    char* s3 = (char*)pt_scratch(3, (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 128);
-    if (!s3) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate column scratch (K=%lld)", (long long)k);
+    /* 1. outlier columns (slot 3: colmax, their indices, the kept-column mask; with the fused
+     *    scan also each chunk's column maxima, the rows' maxima and non-finite flags) */
+#if defined(PT_HAVE_X86_KERNELS)
+    g.fused = g.avx512 && x->dtype == PT_F32 && (m == 1 || x->stride[0] % 4 == 0) && k > 0;
+#endif
+    const int64_t chunks = g.fused && threads > 1 && m * k > 65536 ? (threads < m ? threads : m) : 1;
+    g.grain = ceil_div(m, chunks);
+    const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
+    const size_t pbytes = g.fused ? (size_t)(chunks * k + m) * sizeof(float) : 0;
+    char* s3 = (char*)pt_scratch(3, cbytes + pbytes + (size_t)m + 128);
+    if (!s3) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate column scratch (M=%lld K=%lld)", (long long)m, (long long)k);
     g.colmax = (float*)s3;
     g.ocols = (int32_t*)(s3 + (size_t)(k + 1) * sizeof(float));
     g.keep = (uint8_t*)(s3 + (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t)));
+    g.cmpart = (float*)(s3 + cbytes);
+    g.rmax = g.cmpart + chunks * k;
+    g.bad = (uint8_t*)(s3 + cbytes + pbytes);
     memset(g.keep, 1, (size_t)k);
-    if (p.mode == PT_INT8_LLM && k > 0) {
+    if (g.fused) {
+        pt_parallel_range(ctx, ceil_div(m, g.grain), 1, scan_rows, &g);
+        if (p.mode == PT_INT8_LLM) {
+            for (int64_t j = 0; j < k; j++) g.colmax[j] = g.cmpart[j];
+            for (int64_t c = 1; c < ceil_div(m, g.grain); c++)
+                for (int64_t j = 0; j < k; j++) g.colmax[j] = g.cmpart[c * k + j] > g.colmax[j] ? g.cmpart[c * k + j] : g.colmax[j];
+            for (int64_t j = 0; j < k; j++)
+                if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
+        }
+    } else if (p.mode == PT_INT8_LLM && k > 0) {
         int64_t cblk = ceil_div(k, 256);
         pt_parallel_range(ctx, cblk, threads > 1 && m * k > 65536 ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
@@ -623,13 +683,12 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     /* 3. quantized rows (slot 0, read by every worker in step 4) */
     const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
     size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
-    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * (sizeof(float) + 1) + 256);
+    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * sizeof(float) + 256);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
                             (long long)m, (long long)k);
     g.aq = (uint8_t*)s0;
     g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
     g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
-    g.bad = (uint8_t*)(g.sx + m);
     if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
     pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
