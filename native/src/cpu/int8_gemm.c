@@ -183,6 +183,7 @@ typedef struct {
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
     float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
+    int64_t n0, nc;           /* the column chunk of y outlier_rows writes */
     int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
     int64_t grain;            /* rows per scan_rows chunk */
     float* cmpart;            /* [chunks][k]: each scan chunk's column maxima */
@@ -479,6 +480,9 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* The oneDNN route from this many rows on (see step 2 of pt_matmul_int8): below, our AMX
  * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
 #define PT_I8_DNN_MIN_M 64
+/* bytes of y per oneDNN call with outlier columns (see int8_onednn; M=512 K=768 N=3072, 1 thread: 2^18
+ * 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x, 2^22 0.56x) */
+#define PT_I8_SUM_CHUNK (1 << 21)
 
 /* oneDNN route, after the row quantization (s8), without outlier columns (W8A8, or LLM.int8
  * when no column crossed the threshold): oneDNN's s8 matmul with per-row src scales,
@@ -509,11 +513,12 @@ static void outlier_weights(const i8_arg* g, float* wf) {
     }
 }
 
-/* oneDNN route with outlier columns: rows [r0, r1) of y = xo . wf (f32), before the s8 matmul adds onto them */
+/* oneDNN route with outlier columns: rows [r0, r1) x columns [n0, n0 + nc) of y = xo . wf
+ * (f32), before the s8 matmul adds onto them */
 static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
 #if defined(PT_HAVE_X86_KERNELS)
-    pt_i8_outlier_rows_avx512(g->xo + r0 * g->no, g->no, r1 - r0, g->wfull, g->n, (float*)pt_row_ptr(g->y, r0),
+    pt_i8_outlier_rows_avx512(g->xo + r0 * g->no, g->no, r1 - r0, g->wfull + g->n0, g->n, g->nc, (float*)pt_row_ptr(g->y, r0) + g->n0,
                               g->m > 1 ? g->y->stride[0] / 4 : g->n);
 #else
     (void)g; (void)r0; (void)r1;
@@ -534,17 +539,33 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
-    if (g->no > 0) { /* y = the f32 outlier product first; oneDNN's sum post-op adds the int8 part onto it */
+    /* With outlier columns y = the f32 outlier product first, and oneDNN's sum post-op adds the
+     * int8 part onto it: over column chunks of y of about PT_I8_SUM_CHUNK bytes (a multiple of
+     * 64 channels, the packed weight of a chunk is a slice of it), so that the product is still
+     * in cache when oneDNN reads it back. */
+    int64_t nc = n;
+    if (g->no > 0) {
         g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
         if (!g->wfull) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier weights (%lld x N=%lld)",
                                       (long long)g->no, (long long)n);
         outlier_weights(g, g->wfull);
-        pt_parallel_range(ctx, m, threads > 1 && m * n * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
+        const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
+        const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
+        nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
     }
-    pt_onednn_s8_problem q = {m, n, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
-                              (const int8_t*)g->packed, g->sx, ws, bias, g->y->data, g->no > 0};
-    pt_status st = pt_matmul_onednn_s8(ctx, &q);
-    if (st != PT_OK) return st;
+    for (int64_t n0 = 0; n0 < n; n0 += nc) {
+        const int64_t w = n - n0 < nc ? n - n0 : nc;
+        if (g->no > 0) {
+            g->n0 = n0;
+            g->nc = w;
+            pt_parallel_range(ctx, m, threads > 1 && m * w * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
+        }
+        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
+                                  (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
+                                  (char*)g->y->data + n0 * es, g->no > 0};
+        pt_status st = pt_matmul_onednn_s8(ctx, &q);
+        if (st != PT_OK) return st;
+    }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
             char* yr = pt_row_ptr(g->y, r);
