@@ -1,16 +1,26 @@
 /* int8 GEMM (issue 5): per-channel weight quantization, LLM.int8 (outlier decomposition),
  * plain W8A8 and weight-only W8A32.
  *
- * oneDNN route (AMX-INT8 machine, built with oneDNN, a weight packed by pt_pack_int8_weight,
- * M >= PT_I8_DNN_MIN_M, no outlier columns in this call): the same steps 1-2 with the rows
- * quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks in place
- * (they are its BA16a32b4a layout) with per-row ("per-token") src scales s_m, per-channel
- * weight scales, the bias and the activation, writing y. Rows with a non-finite x are set to
- * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
+ * The rule between the two int8 GEMMs: oneDNN's s8 matmul when M >= PT_I8_DNN_MIN_M (64) on an
+ * AMX-INT8 machine, built with oneDNN, with a weight packed by pt_pack_int8_weight, and y f32
+ * or no outlier columns in this call; our kernels otherwise (pt-bench --op int8 and a min-of-N
+ * timing, session 4, 1 thread: below M=64 our AMX kernel is 5-15% faster than oneDNN's, from
+ * M=96 on oneDNN is 0-25% faster, at 64 they tie).
+ *
+ * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
+ * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
+ * ("per-token") src scales s_m, per-channel weight scales, the bias and the activation,
+ * writing y. With outlier columns y first receives the f32 outlier product xo . Wo^T and
+ * oneDNN adds onto it (a sum post-op before the activation), over column chunks of y that
+ * stay in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN has no brgemm
+ * kernel for falls back to our kernels.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
- *     outlier features of this call (gathered to xo [M, n_outliers] f32).
+ *     outlier features of this call (gathered to xo [M, n_outliers] f32). With AVX-512 and x
+ *     f32 one scan of x (parallel over row chunks) gives the column maxima, each row's largest
+ *     |x| below the threshold (its absmax for step 2, unless an outlier column holds it: that
+ *     row is rescanned) and the non-finite flags; step 2 then only quantizes.
  *  2. Every row m: s_m = absmax of its non-outlier entries / 127; q = rne(x * (127 / absmax))
  *     in [-127, 127], stored as u8 q + 128 (VNNI multiplies u8 by s8); outlier columns hold q 0.
  *  3. Over blocks of 64 output channels (parallel): pack the int8 weight block in VNNI layout
@@ -484,14 +494,14 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x, 2^22 0.56x) */
 #define PT_I8_SUM_CHUNK (1 << 21)
 
-/* oneDNN route, after the row quantization (s8), without outlier columns (W8A8, or LLM.int8
- * when no column crossed the threshold): oneDNN's s8 matmul with per-row src scales,
- * per-channel weight scales, bias and activation writes y; rows with a non-finite x are set
- * to NaN last. With outlier columns our AMX kernel runs instead: a separate pass adding the
- * outlier product after oneDNN lost to it (pt-bench --op int8, session 3: 0.75-0.85x of
- * llm.int8_own at 2 threads, M = 128 and 512). */
+/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
+ * per-channel weight scales, bias and activation writes y (with outlier columns: adds onto the
+ * outlier product written there first); rows with a non-finite x are set to NaN last.
+ * (Session 3's separate outlier pass AFTER oneDNN, reading and writing y again, was 0.75-0.85x
+ * of our AMX kernel; writing the product first, per ~2 MB column chunk, and oneDNN's sum
+ * post-op beat our kernel from M=96 on, session 4.) */
 /* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
- * packed blocks (64 channels of a column lie in 4 lines), or w_outlier. */
+ * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
 static void outlier_weights(const i8_arg* g, float* wf) {
     const int64_t n = g->n, no = g->no;
     if (g->wo || !g->packed) {
