@@ -133,6 +133,9 @@ PT_HIDDEN void pt_weight_free(void* p);
 typedef void (*pt_range_fn)(int64_t begin, int64_t end, void* arg);
 /* Splits [0, n) into contiguous chunks (at least `grain` items each) over the threads. */
 PT_HIDDEN void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn fn, void* arg);
+/* The calling thread's pool workers sleep now rather than spin for the next job (before a call
+ * into oneDNN, whose OpenMP threads need the cores). */
+PT_HIDDEN void pt_parallel_park(void);
 
 /* ---- oneDNN (gemm_onednn.c); all return PT_ERR_UNSUPPORTED when built without it ---- */
 PT_HIDDEN pt_status pt_onednn_init(pt_ctx* ctx);

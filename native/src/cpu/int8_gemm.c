@@ -573,6 +573,7 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
                                   (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
                                   (char*)g->y->data + n0 * es, g->no > 0};
+        pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
         pt_status st = pt_matmul_onednn_s8(ctx, &q);
         if (st != PT_OK) return st;
     }
