@@ -185,9 +185,9 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
 }
 
 /* LLM.int8 with outlier columns on a packed weight: odd M on both sides of the oneDNN route's
- * M >= 64 (where the f32 outlier product is written into y and oneDNN's s8 matmul adds onto it
- * through a sum post-op, over ~2 MB column chunks of y: M=300 N=2000 makes two), with and
- * without bias, every activation, w_outlier or the dequantized weight, strided y. */
+ * M >= 64 (oneDNN's s8 matmul, then our pass adding the f32 outlier product and applying the
+ * activation, over ~2 MB column chunks of y: M=300 N=2000 makes two), with and without bias,
+ * every activation, w_outlier or the dequantized weight, strided y. */
 static void packed_llm_cases(pt_ctx* ctx, const char* cname) {
     static const int64_t MS[] = {1, 7, 65, 300};
     static const int ACTS[] = {PT_ACT_NONE, PT_ACT_RELU, PT_ACT_GELU_ERF, PT_ACT_GELU_TANH, PT_ACT_SILU};

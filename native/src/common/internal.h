@@ -144,7 +144,6 @@ PT_HIDDEN uint32_t pt_onednn_version(void);
 /* int8 GEMM through oneDNN's s8 matmul (gemm_onednn.c): y = act(sx[m] ws[n] (a . b) + bias);
  * a s8 [m, k] row stride lda; b pt_pack_int8_weight's blocks (oneDNN's
  * BA16a32b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
- * accumulate: y = act(sx ws (a . b) + bias + y_old) instead (LLM.int8's outlier product in y).
  * PT_ERR_UNSUPPORTED (no message) when oneDNN is absent or has no fast kernel for it. */
 typedef struct pt_onednn_s8_problem {
     int64_t m, n, k, lda, ldy;
@@ -155,7 +154,6 @@ typedef struct pt_onednn_s8_problem {
     const float* ws;
     const float* bias;
     void* y;
-    int32_t accumulate; /* nonzero: y += (a sum post-op; y f32, read before the activation) */
 } pt_onednn_s8_problem;
 PT_HIDDEN pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q);
 

@@ -322,8 +322,7 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
  * [M, K] (row stride lda), b [K, N] s8 in oneDNN's BA16a32b4a layout (blocks of 32 columns,
  * each [K/64][16][32][4], K padded with zeros to 64, N to 64): exactly pt_pack_int8_weight's
  * blocks (the layout oneDNN picks itself for these shapes). sx are per-row ("per-token", one group of K) src scales, ws per-column weight
- * scales; with q->accumulate a sum post-op (scale 1) adds the old y before the activation.
- * Primitives are cached with the f32 ones (key batch = -8). */
+ * scales. Primitives are cached with the f32 ones (key batch = -8). */
 static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set* out) {
     dnnl_status_t s = dnnl_success;
     dnnl_primitive_attr_t attr = NULL;
@@ -341,15 +340,12 @@ static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set
     if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) != dnnl_success) goto done;
     if ((s = dnnl_primitive_attr_set_scales(attr, DNNL_ARG_SRC, 3, 2, groups, dnnl_f32)) != dnnl_success) goto done;
     if ((s = dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1)) != dnnl_success) goto done;
-    if (q->activation != PT_ACT_NONE || q->accumulate) {
-        if ((s = dnnl_post_ops_create(&po)) != dnnl_success) goto done;
-        if (q->accumulate && (s = dnnl_post_ops_append_sum(po, 1.0f, 0, dnnl_data_type_undef)) != dnnl_success) goto done;
-    }
     if (q->activation != PT_ACT_NONE) {
+        if ((s = dnnl_post_ops_create(&po)) != dnnl_success) goto done;
         if ((s = dnnl_post_ops_append_eltwise(po, alg_of(q->activation), q->activation == PT_ACT_SILU ? 1.0f : 0.0f, 0.0f)) != dnnl_success)
             goto done;
+        if ((s = dnnl_primitive_attr_set_post_ops(attr, po)) != dnnl_success) goto done;
     }
-    if (po && (s = dnnl_primitive_attr_set_post_ops(attr, po)) != dnnl_success) goto done;
     if ((s = dnnl_matmul_primitive_desc_create(&pd, d->engine, p.md[0], p.md[1], p.md[2], p.md[3], attr)) != dnnl_success) goto done;
     {
         const char* impl = NULL;
@@ -429,7 +425,7 @@ static pt_status run_s8(pt_onednn* d, const void* arg, const prim_set* p) { retu
 pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
     if (!ctx->onednn) return PT_ERR_UNSUPPORTED;
     /* batch = -8 keeps these keys apart from pt_matmul_onednn's (batch >= 1) */
-    int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, q->accumulate != 0,
+    int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, 0,
                             0, 0, 0, 0, 0, 0};
     return run_cached(ctx, key, make_s8, run_s8, q);
 }

@@ -10,10 +10,10 @@
  * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
  * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
  * ("per-token") src scales s_m, per-channel weight scales, the bias and the activation,
- * writing y. With outlier columns y first receives the f32 outlier product xo . Wo^T and
- * oneDNN adds onto it (a sum post-op before the activation), over column chunks of y that
- * stay in cache. Rows with a non-finite x are set to NaN last. A shape oneDNN has no brgemm
- * kernel for falls back to our kernels.
+ * writing y. With outlier columns oneDNN runs without the activation over column chunks of y
+ * of ~2 MB, and right after each (the chunk still in cache) one pass of ours adds the f32
+ * outlier product xo . Wo^T and applies the activation. Rows with a non-finite x are set to
+ * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
@@ -193,7 +193,7 @@ typedef struct {
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
     float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
-    int64_t n0, nc;           /* the column chunk of y outlier_rows writes */
+    int64_t n0, nc;           /* the column chunk of y outlier_rows finishes */
     int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
     int64_t grain;            /* rows per scan_rows chunk */
     float* cmpart;            /* [chunks][k]: each scan chunk's column maxima */
@@ -495,11 +495,13 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 #define PT_I8_SUM_CHUNK (1 << 21)
 
 /* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
- * per-channel weight scales, bias and activation writes y (with outlier columns: adds onto the
- * outlier product written there first); rows with a non-finite x are set to NaN last.
- * (Session 3's separate outlier pass AFTER oneDNN, reading and writing y again, was 0.75-0.85x
- * of our AMX kernel; writing the product first, per ~2 MB column chunk, and oneDNN's sum
- * post-op beat our kernel from M=96 on, session 4.) */
+ * per-channel weight scales, bias and activation writes y; with outlier columns per column
+ * chunk, without the activation, then outlier_rows on the chunk. Rows with a non-finite x are
+ * set to NaN last. (Session 3's outlier pass after oneDNN over the whole y, read back from
+ * memory, was 0.75-0.85x of our AMX kernel. Session 4, 1 thread: per ~2 MB chunk it beats our
+ * kernel from M=96 on; writing the product into y first with oneDNN's sum post-op adding onto
+ * it was 0-12% slower than this at K=768 (its first write of y is not overlapped with any
+ * compute), equal at K=3072, and was deleted.) */
 /* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
  * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
 static void outlier_weights(const i8_arg* g, float* wf) {
@@ -523,13 +525,18 @@ static void outlier_weights(const i8_arg* g, float* wf) {
     }
 }
 
-/* oneDNN route with outlier columns: rows [r0, r1) x columns [n0, n0 + nc) of y = xo . wf
- * (f32), before the s8 matmul adds onto them */
+/* oneDNN route with outlier columns: rows [r0, r1) x columns [n0, n0 + nc) of y (the s8
+ * matmul's result) += xo . wf (f32), then the activation, four rows at a time (still in L1) */
 static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
 #if defined(PT_HAVE_X86_KERNELS)
-    pt_i8_outlier_rows_avx512(g->xo + r0 * g->no, g->no, r1 - r0, g->wfull + g->n0, g->n, g->nc, (float*)pt_row_ptr(g->y, r0) + g->n0,
-                              g->m > 1 ? g->y->stride[0] / 4 : g->n);
+    for (int64_t r = r0; r < r1; r += 4) {
+        const int64_t rr = r1 - r < 4 ? r1 - r : 4;
+        float* y0 = (float*)pt_row_ptr(g->y, r) + g->n0;
+        const int64_t ldy = g->m > 1 ? g->y->stride[0] / 4 : g->n;
+        pt_i8_outlier_rows_avx512(g->xo + r * g->no, g->no, rr, g->wfull + g->n0, g->n, g->nc, y0, ldy);
+        for (int64_t q = 0; q < rr; q++) activation_row(g, y0 + q * ldy, g->nc);
+    }
 #else
     (void)g; (void)r0; (void)r1;
 #endif
@@ -549,10 +556,9 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
-    /* With outlier columns y = the f32 outlier product first, and oneDNN's sum post-op adds the
-     * int8 part onto it: over column chunks of y of about PT_I8_SUM_CHUNK bytes (a multiple of
-     * 64 channels, the packed weight of a chunk is a slice of it), so that the product is still
-     * in cache when oneDNN reads it back. */
+    /* With outlier columns: over column chunks of y of about PT_I8_SUM_CHUNK bytes (a multiple
+     * of 64 channels: the packed weight of a chunk is a slice of it), so that oneDNN's result is
+     * still in cache when outlier_rows adds the outlier product. */
     int64_t nc = n;
     if (g->no > 0) {
         g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
@@ -565,17 +571,16 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     }
     for (int64_t n0 = 0; n0 < n; n0 += nc) {
         const int64_t w = n - n0 < nc ? n - n0 : nc;
-        if (g->no > 0) {
-            g->n0 = n0;
-            g->nc = w;
-            pt_parallel_range(ctx, m, threads > 1 && m * w * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
-        }
-        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
+        g->n0 = n0;
+        g->nc = w;
+        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
                                   (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
-                                  (char*)g->y->data + n0 * es, g->no > 0};
+                                  (char*)g->y->data + n0 * es};
         pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
         pt_status st = pt_matmul_onednn_s8(ctx, &q);
         if (st != PT_OK) return st;
+        if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
+            pt_parallel_range(ctx, m, threads > 1 && m * w * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
     }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {

@@ -97,16 +97,18 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
     }
 }
 
-/* y[r * ldy + j] = sum_o xo[r * no + o] * wo[o * ldw + j] for r < m, j < n: LLM.int8's f32 outlier
- * product written into y before oneDNN's s8 matmul adds onto it. Four rows at a time share
- * each load of wo (kept in L2: no * n floats). */
+/* y[r * ldy + j] += sum_o xo[r * no + o] * wo[o * ldw + j] for r < m, j < n: LLM.int8's f32
+ * outlier product added onto oneDNN's s8 matmul result. Four rows at a time share each load of
+ * wo (kept in L2: no * n floats). */
 void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
     int64_t r = 0;
     for (; r + 4 <= m; r += 4) {
         const float* x0 = xo + r * no;
         for (int64_t j = 0; j < n; j += 16) {
             const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-            __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+            float* yr = y + r * ldy + j;
+            __m512 a0 = _mm512_maskz_loadu_ps(t, yr), a1 = _mm512_maskz_loadu_ps(t, yr + ldy);
+            __m512 a2 = _mm512_maskz_loadu_ps(t, yr + 2 * ldy), a3 = _mm512_maskz_loadu_ps(t, yr + 3 * ldy);
             for (int64_t o = 0; o < no; o++) {
                 const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
                 a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), w, a0);
@@ -114,7 +116,6 @@ void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const flo
                 a2 = _mm512_fmadd_ps(_mm512_set1_ps(x0[2 * no + o]), w, a2);
                 a3 = _mm512_fmadd_ps(_mm512_set1_ps(x0[3 * no + o]), w, a3);
             }
-            float* yr = y + r * ldy + j;
             _mm512_mask_storeu_ps(yr, t, a0);
             _mm512_mask_storeu_ps(yr + ldy, t, a1);
             _mm512_mask_storeu_ps(yr + 2 * ldy, t, a2);
@@ -125,7 +126,7 @@ void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const flo
         const float* x0 = xo + r * no;
         for (int64_t j = 0; j < n; j += 16) {
             const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-            __m512 a0 = _mm512_setzero_ps();
+            __m512 a0 = _mm512_maskz_loadu_ps(t, y + r * ldy + j);
             for (int64_t o = 0; o < no; o++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), _mm512_maskz_loadu_ps(t, wo + o * ldw + j), a0);
             _mm512_mask_storeu_ps(y + r * ldy + j, t, a0);
         }
