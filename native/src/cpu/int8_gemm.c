@@ -490,8 +490,10 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* The oneDNN route from this many rows on (see step 2 of pt_matmul_int8): below, our AMX
  * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
 #define PT_I8_DNN_MIN_M 64
-/* bytes of y per oneDNN call with outlier columns (see int8_onednn; M=512 K=768 N=3072, 1 thread: 2^18
- * 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x, 2^22 0.56x) */
+/* bytes of y per oneDNN call with outlier columns (see int8_onednn). M=512 K=768 N=3072, 1 thread,
+ * CPU time on the shared machine: 2^18 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x,
+ * 2^22 0.56x (with the product written first and a sum post-op); with the pass after oneDNN
+ * 2^20 and 2^21 about equal, 2^22 0.52x. */
 #define PT_I8_SUM_CHUNK (1 << 21)
 
 /* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
