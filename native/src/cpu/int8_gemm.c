@@ -34,6 +34,13 @@
 
 #include <math.h>
 
+/* Passes over x (scan, quantization) and over y (the outlier product) run on more than one
+ * thread only from this many elements on: a fork-join costs a worker's wake-up, and next to
+ * oneDNN's OpenMP team on as many cores as threads it cost more than it saved at M=128 K=768
+ * (2 threads, loaded machine: 2^16 249-352 us, 2^18 128-229 us, all serial 127-220 us per
+ * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
+#define PT_I8_PAR_MIN (1 << 18)
+
 static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
     return (v + 12582912.0f) - 12582912.0f;
 }
@@ -582,7 +589,7 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         pt_status st = pt_matmul_onednn_s8(ctx, &q);
         if (st != PT_OK) return st;
         if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
-            pt_parallel_range(ctx, m, threads > 1 && m * w * g->no > 65536 ? ceil_div(m, threads) : m, outlier_rows, g);
+            pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
     }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
@@ -683,7 +690,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
 #if defined(PT_HAVE_X86_KERNELS)
     g.fused = g.avx512 && x->dtype == PT_F32 && (m == 1 || x->stride[0] % 4 == 0) && k > 0;
 #endif
-    const int64_t chunks = g.fused && threads > 1 && m * k > 65536 ? (threads < m ? threads : m) : 1;
+    const int64_t chunks = g.fused && threads > 1 && m * k > PT_I8_PAR_MIN ? (threads < m ? threads : m) : 1;
     g.grain = ceil_div(m, chunks);
     const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
     const size_t pbytes = g.fused ? (size_t)(chunks * k + m) * sizeof(float) : 0;
@@ -707,7 +714,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         }
     } else if (p.mode == PT_INT8_LLM && k > 0) {
         int64_t cblk = ceil_div(k, 256);
-        pt_parallel_range(ctx, cblk, threads > 1 && m * k > 65536 ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
+        pt_parallel_range(ctx, cblk, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
         for (int64_t j = 0; j < k; j++)
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
@@ -729,7 +736,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
     g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
     if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
-    pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+    pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     if (dnn) {
         pt_status st = int8_onednn(ctx, &g, threads);
@@ -737,7 +744,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
         g.s8 = 0;
         if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
-        pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+        pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     }
     /* 4. int8 GEMM + epilogue over blocks of 64 output channels */
