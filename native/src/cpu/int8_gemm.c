@@ -503,14 +503,6 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 2^20 and 2^21 about equal, 2^22 0.52x. */
 #define PT_I8_SUM_CHUNK (1 << 21)
 
-/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
- * per-channel weight scales, bias and activation writes y; with outlier columns per column
- * chunk, without the activation, then outlier_rows on the chunk. Rows with a non-finite x are
- * set to NaN last. (Session 3's outlier pass after oneDNN over the whole y, read back from
- * memory, was 0.75-0.85x of our AMX kernel. Session 4, 1 thread: per ~2 MB chunk it beats our
- * kernel from M=96 on; writing the product into y first with oneDNN's sum post-op adding onto
- * it was 0-12% slower than this at K=768 (its first write of y is not overlapped with any
- * compute), equal at K=3072, and was deleted.) */
 /* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
  * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
 static void outlier_weights(const i8_arg* g, float* wf) {
@@ -551,6 +543,14 @@ static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
 #endif
 }
 
+/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
+ * per-channel weight scales, bias and activation writes y; with outlier columns per column
+ * chunk, without the activation, then outlier_rows on the chunk. Rows with a non-finite x are
+ * set to NaN last. (Session 3's outlier pass after oneDNN over the whole y, read back from
+ * memory, was 0.75-0.85x of our AMX kernel. Session 4, 1 thread: per ~2 MB chunk it beats our
+ * kernel from M=96 on; writing the product into y first with oneDNN's sum post-op adding onto
+ * it was 0-12% slower than this at K=768 (its first write of y is not overlapped with any
+ * compute), equal at K=3072, and was deleted.) */
 static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     const int64_t m = g->m, n = g->n;
     const float* ws = g->wscale;
