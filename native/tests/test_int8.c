@@ -34,7 +34,10 @@ static const config CONFIGS[] = {
     {"default, 1 thread", 0, 1, 1},
 };
 
-/* x [m,k] f32 with `nout` planted outlier columns (values up to +-20 in some rows) */
+/* x [m,k] f32 with `nout` planted outlier columns (values up to +-20 in some rows; the third
+ * only in the last third of the rows, so that one row chunk of a parallel scan does not see it); in the
+ * rows between, the first outlier column holds the row's largest value below the threshold
+ * (+-5.5), which must not count in that row's absmax */
 static void make_x(float* x, int64_t m, int64_t k, int nout, int64_t* cols) {
     pt_test_fill(x, (size_t)(m * k), -2.0, 2.0);
     for (int o = 0; o < nout; o++) {
@@ -42,19 +45,33 @@ static void make_x(float* x, int64_t m, int64_t k, int nout, int64_t* cols) {
         if (c >= k) c = k - 1;
         cols[o] = c;
         for (int64_t r = 0; r < m; r++)
-            if (r % 3 == 0) x[r * k + c] = (float)((r & 1 ? -1 : 1) * pt_test_uniform(6.5, 20.0));
+            if (r % 3 == 0 && (o != 2 || r >= 2 * m / 3)) /* the third column only in the last third of the rows */
+                x[r * k + c] = (float)((r & 1 ? -1 : 1) * pt_test_uniform(6.5, 20.0));
+            else if (o == 0 && r % 3 == 1) x[r * k + c] = r & 2 ? -5.5f : 5.5f;
     }
 }
 
-static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64_t n, int mode, int xbf, int ybf, int use_wo,
-                     int bias_on, int act) {
+static double act_ref(int act, double v) {
+    switch (act) {
+    case PT_ACT_RELU: return v > 0 ? v : 0;
+    case PT_ACT_GELU_ERF: return gelu(v);
+    case PT_ACT_GELU_TANH: return 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+    case PT_ACT_SILU: return v / (1.0 + exp(-v));
+    default: return v;
+    }
+}
+
+/* pack: the weight packed once (pt_pack_int8_weight; with AMX and oneDNN, M >= 64 then runs
+ * oneDNN's s8 matmul); ypad: y rows ypad elements longer than N (the padding must stay NaN) */
+static void run_case_ex(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64_t n, int mode, int xbf, int ybf, int use_wo,
+                        int bias_on, int act, int pack, int64_t ypad) {
     float* w = malloc(sizeof(float) * (size_t)(n * k));
     float* x = malloc(sizeof(float) * (size_t)(m * k));
     uint16_t* xb = malloc(2 * (size_t)(m * k));
     int8_t* wq = malloc((size_t)(n * k));
     float* ws = malloc(sizeof(float) * (size_t)n);
     float* bias = malloc(sizeof(float) * (size_t)n);
-    float* y = malloc(4 * (size_t)(m * n));
+    float* y = malloc(4 * (size_t)(m * (n + ypad)));
     float* yf = malloc(4 * (size_t)(m * n));
     double* ref = malloc(sizeof(double) * (size_t)(m * n));
     int64_t planted[4];
@@ -63,7 +80,7 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     pt_test_fill(bias, (size_t)n, -1.0, 1.0);
     make_x(x, m, k, k >= 16 ? 3 : 1, planted);
     /* packed cases: a NaN in row 1 must make exactly that row NaN */
-    const int nan_row = bias_on && m >= 3 && mode != PT_INT8_WEIGHT_ONLY;
+    const int nan_row = pack && m >= 3 && mode != PT_INT8_WEIGHT_ONLY;
     if (nan_row) x[1 * k + k / 3] = NAN;
     for (int64_t i = 0; i < m * k; i++) { xb[i] = bf16(x[i]); if (xbf) x[i] = from_bf16(xb[i]); }
 
@@ -72,6 +89,7 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     pt_tensor tb = pt_test_tensor(bias, PT_F32, 1, sn);
     pt_tensor tx = xbf ? pt_test_tensor(xb, PT_BF16, 2, sx) : pt_test_tensor(x, PT_F32, 2, sx);
     pt_tensor ty = pt_test_tensor(y, ybf ? PT_BF16 : PT_F32, 2, sy);
+    ty.stride[0] = (n + ypad) * (ybf ? 2 : 4);
     EXPECT_OK(pt_quantize_int8_weight(ctx, &tw, &twq, &tws));
     /* the weight quantization itself */
     int wbad = 0;
@@ -121,22 +139,31 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
                 v = (double)acc * sxm * (double)ws[c] + o;
             }
             if (bias_on) v += bias[c];
-            if (act == PT_ACT_GELU_ERF) v = gelu(v);
-            ref[r * n + c] = v;
+            ref[r * n + c] = act_ref(act, v);
         }
     }
-    pt_test_poison(y, 4 * (size_t)(m * n));
+    pt_test_poison(y, 4 * (size_t)(m * (n + ypad)));
     pt_int8_matmul_params prm = {mode, act, 0.0f, 0, NULL};
     int64_t pb = pt_int8_packed_bytes(n, k);
     int8_t* packed = malloc((size_t)pb);
     pt_tensor tp = pt_test_tensor(packed, PT_I8, 1, &pb);
-    if (bias_on) { /* half the cases on a weight packed once */
+    if (pack) {
         EXPECT_OK(pt_pack_int8_weight(ctx, &twq, &tp));
         prm.w_packed = &tp;
     }
     pt_tensor two = tw;
     EXPECT_OK(pt_matmul_int8(ctx, &tx, &twq, &tws, use_wo ? &two : NULL, bias_on ? &tb : NULL, &ty, &prm));
-    for (int64_t i = 0; i < m * n; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+    int pad_bad = 0;
+    for (int64_t r = 0; r < m; r++) {
+        for (int64_t c = 0; c < n; c++)
+            yf[r * n + c] = ybf ? from_bf16(((uint16_t*)y)[r * (n + ypad) + c]) : y[r * (n + ypad) + c];
+        for (int64_t c = n; c < n + ypad; c++) {
+            float v = ybf ? from_bf16(((uint16_t*)y)[r * (n + ypad) + c]) : y[r * (n + ypad) + c];
+            pad_bad += v == v;
+        }
+    }
+    EXPECT(pad_bad == 0, "%s: M=%lld K=%lld N=%lld: %d values written past N in y's row padding", cname, (long long)m, (long long)k,
+           (long long)n, pad_bad);
     if (nan_row) {
         int nan_bad = 0;
         for (int64_t c = 0; c < n; c++) {
@@ -149,9 +176,29 @@ static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64
     }
     double tol = ybf ? 8e-3 : 2e-5;
     double err = pt_test_err(yf, ref, (size_t)(m * n), tol * 4, tol);
-    EXPECT(err <= 1.0, "%s: mode %d M=%lld K=%lld N=%lld xbf=%d ybf=%d wo=%d bias=%d act=%d outliers=%d: err %.3g", cname, mode,
-           (long long)m, (long long)k, (long long)n, xbf, ybf, use_wo, bias_on, act, nO, err);
+    EXPECT(err <= 1.0, "%s: mode %d M=%lld K=%lld N=%lld xbf=%d ybf=%d wo=%d bias=%d act=%d pack=%d ypad=%lld outliers=%d: err %.3g", cname,
+           mode, (long long)m, (long long)k, (long long)n, xbf, ybf, use_wo, bias_on, act, pack, (long long)ypad, nO, err);
     free(packed); free(outl); free(w); free(x); free(xb); free(wq); free(ws); free(bias); free(y); free(yf); free(ref);
+}
+
+static void run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64_t n, int mode, int xbf, int ybf, int use_wo,
+                     int bias_on, int act) {
+    run_case_ex(ctx, cname, m, k, n, mode, xbf, ybf, use_wo, bias_on, act, bias_on, 0); /* half the cases on a packed weight */
+}
+
+/* LLM.int8 with outlier columns on a packed weight: odd M on both sides of the oneDNN route's
+ * M >= 64 (oneDNN's s8 matmul, then our pass adding the f32 outlier product and applying the
+ * activation, over ~2 MB column chunks of y: M=300 N=2000 makes two), with and without bias,
+ * every activation, w_outlier or the dequantized weight, strided y. */
+static void packed_llm_cases(pt_ctx* ctx, const char* cname) {
+    static const int64_t MS[] = {1, 7, 65, 300};
+    static const int ACTS[] = {PT_ACT_NONE, PT_ACT_RELU, PT_ACT_GELU_ERF, PT_ACT_GELU_TANH, PT_ACT_SILU};
+    for (int i = 0; i < 4; i++) {
+        const int64_t m = MS[i], n = m == 300 ? 2000 : 131 + 64 * i;
+        run_case_ex(ctx, cname, m, 200 + i, n, PT_INT8_LLM, 0, 0, i & 1, 1, ACTS[i % 5], 1, 0);
+        run_case_ex(ctx, cname, m, 67, n, PT_INT8_LLM, 0, 0, !(i & 1), 0, ACTS[(i + 2) % 5], 1, 5);
+        run_case_ex(ctx, cname, m, 130, 70, PT_INT8_LLM, i & 1, 0, 0, i & 1, ACTS[(i + 4) % 5], 1, 3);
+    }
 }
 
 /* The decomposition must matter: with planted outliers LLM.int8 is closer to the exact f32
@@ -250,6 +297,9 @@ int main(void) {
         run_case(ctx, CONFIGS[c].name, 300, 200, 333, PT_INT8_W8A8, 1, 1, 1, 1, PT_ACT_GELU_ERF);
         run_case(ctx, CONFIGS[c].name, 70, 1000, 130, PT_INT8_LLM, 0, 0, 1, 1, PT_ACT_GELU_ERF);
         run_case(ctx, CONFIGS[c].name, 64, 64, 64, PT_INT8_LLM, 0, 1, 0, 1, PT_ACT_NONE); /* bf16 y with outliers */
+        packed_llm_cases(ctx, CONFIGS[c].name);
+        if (c <= 1) /* M*K and M*N over PT_I8_PAR_MIN (2^18): the scan, the quantization and the outlier pass on both threads */
+            run_case_ex(ctx, CONFIGS[c].name, 301, 880, 900, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_GELU_TANH, 1, 0);
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

@@ -133,6 +133,9 @@ PT_HIDDEN void pt_weight_free(void* p);
 typedef void (*pt_range_fn)(int64_t begin, int64_t end, void* arg);
 /* Splits [0, n) into contiguous chunks (at least `grain` items each) over the threads. */
 PT_HIDDEN void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn fn, void* arg);
+/* The calling thread's pool workers sleep now rather than spin for the next job (before a call
+ * into oneDNN, whose OpenMP threads need the cores). */
+PT_HIDDEN void pt_parallel_park(void);
 
 /* ---- oneDNN (gemm_onednn.c); all return PT_ERR_UNSUPPORTED when built without it ---- */
 PT_HIDDEN pt_status pt_onednn_init(pt_ctx* ctx);
@@ -140,7 +143,7 @@ PT_HIDDEN void pt_onednn_free(pt_ctx* ctx);
 PT_HIDDEN uint32_t pt_onednn_version(void);
 /* int8 GEMM through oneDNN's s8 matmul (gemm_onednn.c): y = act(sx[m] ws[n] (a . b) + bias);
  * a s8 [m, k] row stride lda; b pt_pack_int8_weight's blocks (oneDNN's
- * BA16a64b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
+ * BA16a32b4a); sx [m], ws [n], bias [n] contiguous f32; y f32|bf16, row stride ldy elements.
  * PT_ERR_UNSUPPORTED (no message) when oneDNN is absent or has no fast kernel for it. */
 typedef struct pt_onednn_s8_problem {
     int64_t m, n, k, lda, ldy;

@@ -43,6 +43,8 @@ void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn 
 #endif
 }
 
+void pt_parallel_park(void) {}
+
 #else /* POSIX: the claiming pool */
 
 #include <pthread.h>
@@ -85,6 +87,7 @@ struct pool {
     _Atomic int64_t done;        /* chunks finished in the current job */
     _Atomic int sleepers;
     _Atomic int stop;
+    _Atomic int park;            /* pt_parallel_park: sleep now instead of spinning */
     /* the current job; written by the caller before it publishes a new generation, read by a
      * worker only after a successful claim (the job cannot finish before that chunk does) */
     pt_range_fn fn;
@@ -132,7 +135,7 @@ static void* worker_main(void* argp) {
             gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
             if (gen != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
             cpu_relax();
-            if ((i & 63) == 63 && now_ns() - t0 > SPIN_NS) {
+            if ((i & 63) == 63 && (atomic_load_explicit(&p->park, memory_order_relaxed) || now_ns() - t0 > SPIN_NS)) {
                 pthread_mutex_lock(&p->mu);
                 atomic_fetch_add(&p->sleepers, 1); /* seq_cst: pairs with the caller's publish + load */
                 while ((uint32_t)(atomic_load(&p->state) >> 32) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
@@ -211,6 +214,7 @@ void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn 
     p->chunks = nt;
     p->helpers = (int)nt - 1;
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->park, 0, memory_order_relaxed);
     uint32_t gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
     atomic_store(&p->state, (uint64_t)gen << 32); /* seq_cst: pairs with the sleepers' check */
     if (atomic_load(&p->sleepers) > 0) {
@@ -232,6 +236,14 @@ void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn 
             else if (now_ns() - t0 > SPIN_NS) sched_yield();
         }
     }
+}
+
+/* The calling thread's workers sleep now instead of spinning for the next job: before handing
+ * the cores to another runtime's threads (oneDNN's OpenMP team), which would otherwise wait for
+ * a spinning worker's time slice on a machine with as many cores as threads. */
+void pt_parallel_park(void) {
+    pool* p = tl_pool;
+    if (p) atomic_store_explicit(&p->park, 1, memory_order_relaxed);
 }
 
 #endif

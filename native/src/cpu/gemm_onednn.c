@@ -319,9 +319,9 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
 
 /* ---------------------------------------------------------------- s8 matmul (int8 GEMM)
  * y[m, n] = act(sx[m] * ws[n] * sum_k a[m, k] b[k, n] + bias[n]), a s8
- * [M, K] (row stride lda), b [K, N] s8 in oneDNN's BA16a64b4a layout (blocks of 64 columns,
- * each [K/64][16][64][4], K and N padded with zeros to 64): exactly pt_pack_int8_weight's
- * blocks. sx are per-row ("per-token", one group of K) src scales, ws per-column weight
+ * [M, K] (row stride lda), b [K, N] s8 in oneDNN's BA16a32b4a layout (blocks of 32 columns,
+ * each [K/64][16][32][4], K padded with zeros to 64, N to 64): exactly pt_pack_int8_weight's
+ * blocks (the layout oneDNN picks itself for these shapes). sx are per-row ("per-token", one group of K) src scales, ws per-column weight
  * scales. Primitives are cached with the f32 ones (key batch = -8). */
 static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set* out) {
     dnnl_status_t s = dnnl_success;
@@ -333,7 +333,7 @@ static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set
     dnnl_dims_t ad = {q->m, q->k}, as = {q->lda, 1}, bd = {q->k, q->n}, cd = {q->m, q->n}, cs = {q->ldy, 1};
     dnnl_dims_t biasd = {1, q->n}, groups = {1, q->k};
     if ((s = dnnl_memory_desc_create_with_strides(&p.md[0], 2, ad, dnnl_s8, as)) != dnnl_success) goto done;
-    if ((s = dnnl_memory_desc_create_with_tag(&p.md[1], 2, bd, dnnl_s8, dnnl_BA16a64b4a)) != dnnl_success) goto done;
+    if ((s = dnnl_memory_desc_create_with_tag(&p.md[1], 2, bd, dnnl_s8, dnnl_BA16a32b4a)) != dnnl_success) goto done;
     if (q->bias && (s = dnnl_memory_desc_create_with_tag(&p.md[2], 2, biasd, dnnl_f32, dnnl_ab)) != dnnl_success) goto done;
     if ((s = dnnl_memory_desc_create_with_strides(&p.md[3], 2, cd, dt_of(q->y_dtype), cs)) != dnnl_success) goto done;
     if ((s = dnnl_primitive_attr_create(&attr)) != dnnl_success) goto done;

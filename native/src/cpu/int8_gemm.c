@@ -1,16 +1,26 @@
 /* int8 GEMM (issue 5): per-channel weight quantization, LLM.int8 (outlier decomposition),
  * plain W8A8 and weight-only W8A32.
  *
- * oneDNN route (AMX-INT8 machine, built with oneDNN, a weight packed by pt_pack_int8_weight,
- * M >= PT_I8_DNN_MIN_M, no outlier columns in this call): the same steps 1-2 with the rows
- * quantized to s8, then oneDNN's s8 matmul (its AMX brgemm) reads our packed blocks in place
- * (they are its BA16a64b4a layout) with per-row ("per-token") src scales s_m, per-channel
- * weight scales, the bias and the activation, writing y. Rows with a non-finite x are set to
+ * The rule between the two int8 GEMMs: oneDNN's s8 matmul when M >= PT_I8_DNN_MIN_M (64) on an
+ * AMX-INT8 machine, built with oneDNN, with a weight packed by pt_pack_int8_weight, and y f32
+ * or no outlier columns in this call; our kernels otherwise (pt-bench --op int8 and a min-of-N
+ * timing, session 4, 1 thread: below M=64 our AMX kernel is 5-15% faster than oneDNN's, from
+ * M=96 on oneDNN is 0-25% faster, at 64 they tie).
+ *
+ * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
+ * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
+ * ("per-token") src scales s_m, per-channel weight scales, the bias and the activation,
+ * writing y. With outlier columns oneDNN runs without the activation over column chunks of y
+ * of ~2 MB, and right after each (the chunk still in cache) one pass of ours adds the f32
+ * outlier product xo . Wo^T and applies the activation. Rows with a non-finite x are set to
  * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
- *     outlier features of this call (gathered to xo [M, n_outliers] f32).
+ *     outlier features of this call (gathered to xo [M, n_outliers] f32). With AVX-512 and x
+ *     f32 one scan of x (parallel over row chunks) gives the column maxima, each row's largest
+ *     |x| below the threshold (its absmax for step 2, unless an outlier column holds it: that
+ *     row is rescanned) and the non-finite flags; step 2 then only quantizes.
  *  2. Every row m: s_m = absmax of its non-outlier entries / 127; q = rne(x * (127 / absmax))
  *     in [-127, 127], stored as u8 q + 128 (VNNI multiplies u8 by s8); outlier columns hold q 0.
  *  3. Over blocks of 64 output channels (parallel): pack the int8 weight block in VNNI layout
@@ -24,6 +34,13 @@
 
 #include <math.h>
 
+/* Passes over x (scan, quantization) and over y (the outlier product) run on more than one
+ * thread only from this many elements on: a fork-join costs a worker's wake-up, and next to
+ * oneDNN's OpenMP team on as many cores as threads it cost more than it saved at M=128 K=768
+ * (2 threads, loaded machine: 2^16 249-352 us, 2^18 128-229 us, all serial 127-220 us per
+ * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
+#define PT_I8_PAR_MIN (1 << 18)
+
 static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
     return (v + 12582912.0f) - 12582912.0f;
 }
@@ -31,15 +48,19 @@ static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm
 /* ================================================================ portable micro kernel */
 
 void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
+    const int64_t half = ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* bytes of a 32-channel half */
     for (int r = 0; r < mr; r++) {
         int32_t* c = acc + r * PT_I8_NB;
         for (int j = 0; j < PT_I8_NB; j++) c[j] = 0;
         const uint8_t* ar = a + r * lda;
         for (int64_t p = 0; p < k4; p += 4) {
-            const int8_t* bp = b + p * PT_I8_NB;
             int32_t a0 = ar[p], a1 = ar[p + 1], a2 = ar[p + 2], a3 = ar[p + 3];
-            for (int j = 0; j < PT_I8_NB; j++)
-                c[j] += a0 * bp[4 * j] + a1 * bp[4 * j + 1] + a2 * bp[4 * j + 2] + a3 * bp[4 * j + 3];
+            for (int h = 0; h < 2; h++) {
+                const int8_t* bp = b + h * half + p * PT_I8_NH;
+                int32_t* ch = c + h * PT_I8_NH;
+                for (int j = 0; j < PT_I8_NH; j++)
+                    ch[j] += a0 * bp[4 * j] + a1 * bp[4 * j + 1] + a2 * bp[4 * j + 2] + a3 * bp[4 * j + 3];
+            }
         }
     }
 }
@@ -106,9 +127,11 @@ pt_status pt_quantize_int8_weight(pt_ctx* ctx, const pt_tensor* w, pt_tensor* wq
 
 /* ================================================================ weight packing */
 
-/* Packed weight: the B blocks of all 64-channel groups one after the other, each
- * [k64 / 4][64][4] s8 (zero past K and N) -- as a whole exactly oneDNN's BA16a64b4a layout of
- * W^T [K, N], so oneDNN's s8 matmul reads it as it is -- then the column sums [nblk][64] s32. */
+/* Packed weight: the B blocks of all 64-channel groups one after the other, each two halves
+ * of 32 channels [2][k64 / 4][32][4] s8 (zero past K and N) -- as a whole exactly oneDNN's
+ * BA16a32b4a layout of W^T [K, N], the one its s8 matmul prefers (BA16a64b4a, forced, was up
+ * to 1.7x slower at M=512 K=768 N=3072), so oneDNN reads it as it is -- then the column sums
+ * [nblk][64] s32. */
 static int64_t block_bytes(int64_t k) { return 256 + ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
 static int64_t b_bytes(int64_t k) { return ((k + 63) & ~(int64_t)63) * PT_I8_NB; }
 
@@ -117,19 +140,19 @@ int64_t pt_int8_packed_bytes(int64_t n, int64_t k) {
     return (n + PT_I8_NB - 1) / PT_I8_NB * block_bytes(k);
 }
 
-/* Packs channels [n0, n0 + 64) of wq into one block (kp: K padded to 4 or 64). */
-static void pack_block(const pt_tensor* wq, int64_t n0, int64_t kp, int32_t* colsum, int8_t* bp) {
-    const int64_t n = wq->shape[0], k = wq->shape[1];
+/* Packs channels [n0, n0 + 64) of wq into one block (K padded to 64, see above). */
+static void pack_block(const pt_tensor* wq, int64_t n0, int32_t* colsum, int8_t* bp) {
+    const int64_t n = wq->shape[0], k = wq->shape[1], k64 = (k + 63) & ~(int64_t)63;
     const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
     const int64_t kfull = k & ~(int64_t)3;
-    if (nb < PT_I8_NB || kp != kfull) memset(bp, 0, (size_t)kp * PT_I8_NB);
+    if (nb < PT_I8_NB || k64 != kfull) memset(bp, 0, (size_t)k64 * PT_I8_NB);
     for (int j = 0; j < PT_I8_NB; j++) {
         colsum[j] = 0;
         if (j >= nb) continue;
         const int8_t* w = (const int8_t*)pt_row_ptr(wq, n0 + j);
-        int8_t* d = bp + j * 4;
-        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NB, w + p, 4);
-        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NB + (p & 3)] = w[p];
+        int8_t* d = bp + (j / PT_I8_NH) * k64 * PT_I8_NH + (j % PT_I8_NH) * 4;
+        for (int64_t p = 0; p < kfull; p += 4) memcpy(d + p * PT_I8_NH, w + p, 4);
+        for (int64_t p = kfull; p < k; p++) d[kfull * PT_I8_NH + (p & 3)] = w[p];
         int32_t s = 0;
         for (int64_t p = 0; p < k; p++) s += w[p];
         colsum[j] = s;
@@ -148,7 +171,7 @@ pt_status pt_pack_int8_weight(pt_ctx* ctx, const pt_tensor* wq, pt_tensor* packe
     const int64_t bb = b_bytes(k), nblk = (n + PT_I8_NB - 1) / PT_I8_NB;
     for (int64_t blk = 0; blk < nblk; blk++) {
         int32_t colsum[PT_I8_NB];
-        pack_block(wq, blk * PT_I8_NB, bb / PT_I8_NB, colsum, (int8_t*)packed->data + blk * bb);
+        pack_block(wq, blk * PT_I8_NB, colsum, (int8_t*)packed->data + blk * bb);
         memcpy((char*)packed->data + nblk * bb + blk * 256, colsum, sizeof colsum);
     }
     return PT_OK;
@@ -176,13 +199,19 @@ typedef struct {
     float* sx;                /* [m] */
     uint8_t* bad;             /* [m] nonzero: a non-finite x in the row */
     float* xo;                /* [m][no] */
+    float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
+    int64_t n0, nc;           /* the column chunk of y outlier_rows finishes */
+    int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
+    int64_t grain;            /* rows per scan_rows chunk */
+    float* cmpart;            /* [chunks][k]: each scan chunk's column maxima */
+    float* rmax;              /* [m]: |x| max below the threshold over all columns (scan_rows) */
     pt_i8_micro_fn micro;
     int32_t mr;               /* rows per micro call */
     int32_t amx;
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
-    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX) */
+    int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
 } i8_arg;
 
@@ -199,12 +228,6 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
     float* buf = (float*)pt_scratch(1, (size_t)(c1 - c0) * sizeof(float) + 64);
     if (!buf) { g->failed = 1; return; }
     float* cm = g->colmax + c0;
-#if defined(PT_HAVE_X86_KERNELS)
-    if (g->avx512 && g->x->dtype == PT_F32 && (g->m == 1 || g->x->stride[0] % 4 == 0)) {
-        pt_i8_colmax_avx512((const float*)pt_row_ptr(g->x, 0) + c0, g->m > 1 ? g->x->stride[0] / 4 : 0, g->m, c1 - c0, cm);
-        return;
-    }
-#endif
     for (int64_t j = 0; j < c1 - c0; j++) cm[j] = 0.0f;
     for (int64_t r = 0; r < g->m; r++) {
         const float* xr = load_x_row(g, r, c0, c1, buf);
@@ -213,6 +236,28 @@ static void colmax_range(int64_t b0, int64_t b1, void* argp) {
             cm[j] = v > cm[j] ? v : cm[j];
         }
     }
+}
+
+/* The fused scan (AVX-512, x f32) of row chunks [c0, c1) (g->grain rows each): each chunk's
+ * column maxima, the rows' maxima below the threshold and their non-finite flags, reading x
+ * once. */
+static void scan_rows(int64_t c0, int64_t c1, void* argp) {
+#if defined(PT_HAVE_X86_KERNELS)
+    i8_arg* g = (i8_arg*)argp;
+    for (int64_t c = c0; c < c1; c++) {
+        float* cm = g->cmpart + c * g->k;
+        for (int64_t j = 0; j < g->k; j++) cm[j] = 0.0f;
+        const int64_t r1 = (c + 1) * g->grain < g->m ? (c + 1) * g->grain : g->m;
+        for (int64_t r = c * g->grain; r < r1; r++) {
+            int nf;
+            pt_i8_scan_row_avx512((const float*)pt_row_ptr(g->x, r), g->k, g->mode == PT_INT8_LLM ? g->thr : INFINITY, cm, &g->rmax[r],
+                                  &nf);
+            g->bad[r] = (uint8_t)nf;
+        }
+    }
+#else
+    (void)c0; (void)c1; (void)argp;
+#endif
 }
 
 static void quant_rows(int64_t r0, int64_t r1, void* argp) {
@@ -225,6 +270,26 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
         const float* xr = load_x_row(g, r, 0, k, buf);
         uint8_t* q = g->aq + r * g->lda;
 #if defined(PT_HAVE_X86_KERNELS)
+        if (g->fused) { /* the absmax of the kept columns from scan_rows, corrected where an outlier column may hold it */
+            float am = g->rmax[r], om = 0.0f;
+            for (int64_t o = 0; o < g->no; o++) {
+                const float v = fabsf(xr[g->ocols[o]]);
+                om = v < g->thr && v > om ? v : om;
+            }
+            if (g->no > 0 && om >= am) { /* rare: recompute over the kept columns */
+                am = 0.0f;
+                for (int64_t j = 0; j < k; j++) {
+                    const float v = keep[j] ? fabsf(xr[j]) : 0.0f;
+                    am = v > am ? v : am;
+                }
+            }
+            pt_i8_quantize_row_avx512(xr, keep, k, q, am, g->bad[r], g->s8);
+            g->sx[r] = am / 127.0f;
+            memset(q + k, g->s8 ? 0 : 128, (size_t)(g->lda - k));
+            float* xo = g->xo + r * g->no;
+            for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
+            continue;
+        }
         if (g->avx512) {
             float am;
             int nf;
@@ -279,11 +344,12 @@ static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* ws
     if (g->wo) {
         for (int64_t o = 0; o < g->no; o++)
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
-    } else { /* the dequantized int8 weight, from the packed block: 64 channels of a column in 4 lines */
+    } else { /* the dequantized int8 weight, from the packed block: 32 channels of a column in 2 lines per half */
+        const int64_t half = ((g->k + 63) & ~(int64_t)63) * PT_I8_NH;
         for (int64_t o = 0; o < g->no; o++) {
             const int64_t col = g->ocols[o];
-            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NB) + (col & 3);
-            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[4 * j] * wsc[j];
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
+            for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = (float)src[(j / PT_I8_NH) * half + 4 * (j % PT_I8_NH)] * wsc[j];
         }
     }
     return nb;
@@ -349,7 +415,7 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
     const int64_t k = g->k;
     const int64_t kp = g->kp;
-    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)(kp > 0 ? kp : 64) * PT_I8_NB);
+    int8_t* bp = (int8_t*)pt_scratch(1, (size_t)b_bytes(k > 0 ? k : 1));
     float* wop = (float*)pt_scratch(2, (size_t)(g->no + 1) * PT_I8_NB * sizeof(float));
     if (!bp || !wop) { g->failed = 1; return; }
     int32_t colsum[PT_I8_NB];
@@ -367,7 +433,7 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
             memcpy(colsum, g->packed + nblk * b_bytes(k) + blk * 256, sizeof colsum);
             bk = (const int8_t*)(g->packed + blk * b_bytes(k));
         } else {
-            pack_block(g->wq, n0, kp, colsum, bp);
+            pack_block(g->wq, n0, colsum, bp);
         }
         const int nb = block_params(g, n0, bk, wsc, bias, wop);
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
@@ -431,14 +497,61 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* The oneDNN route from this many rows on (see step 2 of pt_matmul_int8): below, our AMX
  * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
 #define PT_I8_DNN_MIN_M 64
+/* bytes of y per oneDNN call with outlier columns (see int8_onednn). M=512 K=768 N=3072, 1 thread,
+ * CPU time on the shared machine: 2^18 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x,
+ * 2^22 0.56x (with the product written first and a sum post-op); with the pass after oneDNN
+ * 2^20 and 2^21 about equal, 2^22 0.52x. */
+#define PT_I8_SUM_CHUNK (1 << 21)
 
-/* oneDNN route, after the row quantization (s8), without outlier columns (W8A8, or LLM.int8
- * when no column crossed the threshold): oneDNN's s8 matmul with per-row src scales,
- * per-channel weight scales, bias and activation writes y; rows with a non-finite x are set
- * to NaN last. With outlier columns our AMX kernel runs instead: a separate pass adding the
- * outlier product after oneDNN lost to it (pt-bench --op int8, session 3: 0.75-0.85x of
- * llm.int8_own at 2 threads, M = 128 and 512). */
-static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g) {
+/* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
+ * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
+static void outlier_weights(const i8_arg* g, float* wf) {
+    const int64_t n = g->n, no = g->no;
+    if (g->wo || !g->packed) {
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t o = 0; o < no; o++) wf[o * n + j] = wo_value(g, j, g->ocols[o]);
+        return;
+    }
+    const int64_t bb = b_bytes(g->k), half = bb / 2;
+    for (int64_t n0 = 0; n0 < n; n0 += PT_I8_NB) {
+        const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+        const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
+        for (int64_t o = 0; o < no; o++) {
+            const int64_t col = g->ocols[o];
+            const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
+            float* d = wf + o * n + n0;
+            for (int j = 0; j < nb; j++)
+                d[j] = (float)src[(j / PT_I8_NH) * half + 4 * (j % PT_I8_NH)] * g->wscale[(n0 + j) * g->wscale_stride];
+        }
+    }
+}
+
+/* oneDNN route with outlier columns: rows [r0, r1) x columns [n0, n0 + nc) of y (the s8
+ * matmul's result) += xo . wf (f32), then the activation, four rows at a time (still in L1) */
+static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+#if defined(PT_HAVE_X86_KERNELS)
+    for (int64_t r = r0; r < r1; r += 4) {
+        const int64_t rr = r1 - r < 4 ? r1 - r : 4;
+        float* y0 = (float*)pt_row_ptr(g->y, r) + g->n0;
+        const int64_t ldy = g->m > 1 ? g->y->stride[0] / 4 : g->n;
+        pt_i8_outlier_rows_avx512(g->xo + r * g->no, g->no, rr, g->wfull + g->n0, g->n, g->nc, y0, ldy);
+        for (int64_t q = 0; q < rr; q++) activation_row(g, y0 + q * ldy, g->nc);
+    }
+#else
+    (void)g; (void)r0; (void)r1;
+#endif
+}
+
+/* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
+ * per-channel weight scales, bias and activation writes y; with outlier columns per column
+ * chunk, without the activation, then outlier_rows on the chunk. Rows with a non-finite x are
+ * set to NaN last. (Session 3's outlier pass after oneDNN over the whole y, read back from
+ * memory, was 0.75-0.85x of our AMX kernel. Session 4, 1 thread: per ~2 MB chunk it beats our
+ * kernel from M=96 on; writing the product into y first with oneDNN's sum post-op adding onto
+ * it was 0-12% slower than this at K=768 (its first write of y is not overlapped with any
+ * compute), equal at K=3072, and was deleted.) */
+static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     const int64_t m = g->m, n = g->n;
     const float* ws = g->wscale;
     const float* bias = g->bias;
@@ -452,10 +565,32 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g) {
         bias = bias ? c + n : NULL;
     }
     const int64_t es = pt_dtype_size(g->y->dtype), ldy = m > 1 ? g->y->stride[0] / es : n;
-    pt_onednn_s8_problem q = {m, n, g->k, g->lda, ldy, g->y->dtype, g->act, (const int8_t*)g->aq,
-                              (const int8_t*)g->packed, g->sx, ws, bias, g->y->data};
-    pt_status st = pt_matmul_onednn_s8(ctx, &q);
-    if (st != PT_OK) return st;
+    /* With outlier columns: over column chunks of y of about PT_I8_SUM_CHUNK bytes (a multiple
+     * of 64 channels: the packed weight of a chunk is a slice of it), so that oneDNN's result is
+     * still in cache when outlier_rows adds the outlier product. */
+    int64_t nc = n;
+    if (g->no > 0) {
+        g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
+        if (!g->wfull) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier weights (%lld x N=%lld)",
+                                      (long long)g->no, (long long)n);
+        outlier_weights(g, g->wfull);
+        const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
+        const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
+        nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
+    }
+    for (int64_t n0 = 0; n0 < n; n0 += nc) {
+        const int64_t w = n - n0 < nc ? n - n0 : nc;
+        g->n0 = n0;
+        g->nc = w;
+        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
+                                  (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
+                                  (char*)g->y->data + n0 * es};
+        pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
+        pt_status st = pt_matmul_onednn_s8(ctx, &q);
+        if (st != PT_OK) return st;
+        if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
+            pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
+    }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
             char* yr = pt_row_ptr(g->y, r);
@@ -550,16 +685,36 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
         return PT_OK;
     }
-    /* 1. outlier columns (slot 3: colmax + their indices) */
-    char* s3 = (char*)pt_scratch(3, (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 128);
-    if (!s3) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate column scratch (K=%lld)", (long long)k);
+    /* 1. outlier columns (slot 3: colmax, their indices, the kept-column mask; with the fused
+     *    scan also each chunk's column maxima, the rows' maxima and non-finite flags) */
+#if defined(PT_HAVE_X86_KERNELS)
+    g.fused = g.avx512 && x->dtype == PT_F32 && (m == 1 || x->stride[0] % 4 == 0) && k > 0;
+#endif
+    const int64_t chunks = g.fused && threads > 1 && m * k > PT_I8_PAR_MIN ? (threads < m ? threads : m) : 1;
+    g.grain = ceil_div(m, chunks);
+    const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
+    const size_t pbytes = g.fused ? (size_t)(chunks * k + m) * sizeof(float) : 0;
+    char* s3 = (char*)pt_scratch(3, cbytes + pbytes + (size_t)m + 128);
+    if (!s3) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate column scratch (M=%lld K=%lld)", (long long)m, (long long)k);
     g.colmax = (float*)s3;
     g.ocols = (int32_t*)(s3 + (size_t)(k + 1) * sizeof(float));
     g.keep = (uint8_t*)(s3 + (size_t)(k + 1) * (sizeof(float) + sizeof(int32_t)));
+    g.cmpart = (float*)(s3 + cbytes);
+    g.rmax = g.cmpart + chunks * k;
+    g.bad = (uint8_t*)(s3 + cbytes + pbytes);
     memset(g.keep, 1, (size_t)k);
-    if (p.mode == PT_INT8_LLM && k > 0) {
+    if (g.fused) {
+        pt_parallel_range(ctx, ceil_div(m, g.grain), 1, scan_rows, &g);
+        if (p.mode == PT_INT8_LLM) {
+            for (int64_t j = 0; j < k; j++) g.colmax[j] = g.cmpart[j];
+            for (int64_t c = 1; c < ceil_div(m, g.grain); c++)
+                for (int64_t j = 0; j < k; j++) g.colmax[j] = g.cmpart[c * k + j] > g.colmax[j] ? g.cmpart[c * k + j] : g.colmax[j];
+            for (int64_t j = 0; j < k; j++)
+                if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
+        }
+    } else if (p.mode == PT_INT8_LLM && k > 0) {
         int64_t cblk = ceil_div(k, 256);
-        pt_parallel_range(ctx, cblk, threads > 1 && m * k > 65536 ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
+        pt_parallel_range(ctx, cblk, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(cblk, threads) : cblk, colmax_range, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
         for (int64_t j = 0; j < k; j++)
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
@@ -567,30 +722,29 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     /* 2. oneDNN route: AMX, a packed weight (whose blocks are oneDNN's layout), no outlier columns */
     int dnn = 0;
 #if defined(PT_HAVE_X86_KERNELS)
-    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && g.no == 0 &&
+    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (g.no == 0 || y->dtype == PT_F32) &&
           (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
     g.s8 = dnn;
 #endif
     /* 3. quantized rows (slot 0, read by every worker in step 4) */
     const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
     size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
-    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * (sizeof(float) + 1) + 256);
+    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * sizeof(float) + 256);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
                             (long long)m, (long long)k);
     g.aq = (uint8_t*)s0;
     g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
     g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
-    g.bad = (uint8_t*)(g.sx + m);
     if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
-    pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+    pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     if (dnn) {
-        pt_status st = int8_onednn(ctx, &g);
+        pt_status st = int8_onednn(ctx, &g, threads);
         if (st != PT_ERR_UNSUPPORTED) return st;
         /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
         g.s8 = 0;
         if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
-        pt_parallel_range(ctx, m, threads > 1 && m * k > 65536 ? ceil_div(m, threads) : m, quant_rows, &g);
+        pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     }
     /* 4. int8 GEMM + epilogue over blocks of 64 output channels */

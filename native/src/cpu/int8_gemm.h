@@ -3,8 +3,9 @@
  * Packed operands shared by every backend:
  *   A: activation rows quantized to u8 = s8 + 128, row stride lda bytes, K padded to k4 (a
  *      multiple of 4) with any value.
- *   B: one block of PT_I8_NB = 64 output channels, packed as [k4 / 4][64][4] s8 (VNNI's
- *      4-way dot layout); channels and K past the end are zero.
+ *   B: one block of PT_I8_NB = 64 output channels as two halves of PT_I8_NH = 32, each
+ *      [k64 / 4][32][4] s8 (VNNI's 4-way dot layout; K padded to 64 in every block, so the
+ *      second half starts k64 * 32 bytes in); channels and K past the end are zero.
  * A micro kernel computes acc[r][j] = sum_k A[r][k] * B[k][j] (u8 x s8 -> s32) for r < mr
  * rows (mr <= PT_I8_MR) and all 64 columns of the block; the caller subtracts
  * 128 * colsum(B) to undo the u8 shift. */
@@ -13,6 +14,7 @@
 #include "common/internal.h"
 
 #define PT_I8_NB 64
+#define PT_I8_NH 32     /* channels of a half block */
 #define PT_I8_MR 6      /* VNNI and portable tile rows */
 #define PT_I8_MR_MAX 32 /* AMX tile rows */
 
@@ -30,7 +32,9 @@ PT_HIDDEN void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64
 PT_HIDDEN void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int32_t* colsum, const float* sx, const float* wsc,
                                      const float* bias, const float* xo, int64_t no, const float* wop, float* out, int64_t ldo,
                                      int nb);
-PT_HIDDEN void pt_i8_colmax_avx512(const float* x, int64_t ldx, int64_t m, int64_t n, float* cm);
+PT_HIDDEN void pt_i8_scan_row_avx512(const float* x, int64_t k, float thr, float* cm, float* rmax, int* nonfinite);
+PT_HIDDEN void pt_i8_quantize_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float am, int nonfinite, int s8);
+PT_HIDDEN void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy);
 PT_HIDDEN void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 #endif
 #endif

@@ -1,7 +1,7 @@
 /* AMX-INT8 micro kernel of the int8 GEMM (see int8_gemm.h): up to 32 rows x 64 columns, as two
  * passes of 32 x 32 (C in tmm0..3, s32 16x16 each; A rows 0-15 / 16-31 in tmm4/5; B 16-column
- * halves in tmm6/7), TDPBUSD (u8 x s8) over K in steps of 64. The VNNI-packed B block
- * ([k/4][64][4]) is already AMX's B layout: a 16-column slice is a tile with a 256-byte stride.
+ * halves in tmm6/7), TDPBUSD (u8 x s8) over K in steps of 64. Each VNNI-packed 32-channel half
+ * ([k64/4][32][4]) is already AMX's B layout: a 16-column slice is a tile with a 128-byte stride.
  * Needs A with 32 readable rows (the driver pads) and K padded to 64 (zero in B). */
 #include "cpu/int8_gemm.h"
 #include <immintrin.h>
@@ -35,7 +35,7 @@ void pt_i8_amx_end(void) { _tile_release(); }
 void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
     const int64_t nkb = k64 / 64;
     for (int h = 0; h < 2; h++) {
-        const int8_t* bh = b + h * 128;
+        const int8_t* bh = b + h * k64 * PT_I8_NH;
         _tile_zero(0);
         _tile_zero(1);
         if (mr > 16) {
@@ -44,10 +44,10 @@ void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const i
         }
         for (int64_t kb = 0; kb < nkb; kb++) {
             const uint8_t* pa = a + kb * 64;
-            const int8_t* pb = bh + kb * 16 * 4 * PT_I8_NB;
+            const int8_t* pb = bh + kb * 16 * 4 * PT_I8_NH;
             TILE_LOAD(4, pa, lda);
-            TILE_LOAD(6, pb, 4 * PT_I8_NB);
-            TILE_LOAD(7, pb + 64, 4 * PT_I8_NB);
+            TILE_LOAD(6, pb, 4 * PT_I8_NH);
+            TILE_LOAD(7, pb + 64, 4 * PT_I8_NH);
             _tile_dpbusd(0, 4, 6);
             _tile_dpbusd(1, 4, 7);
             if (mr > 16) {

@@ -1,4 +1,4 @@
-/* AVX512-VNNI micro kernel of the int8 GEMM (see int8_gemm.h): 6 rows x 64 columns of s32
+/* AVX512-VNNI micro kernel of the int8 GEMM (see int8_gemm.h): 6 rows x 64 columns (two 32-channel halves) of s32
  * accumulators (24 zmm), one vpdpbusd per (row, 16 columns, 4 K). */
 #include "cpu/int8_gemm.h"
 #include <immintrin.h>
@@ -8,11 +8,12 @@ static inline __attribute__((always_inline)) void micro_n(int64_t k4, const uint
     __m512i c[PT_I8_MR][4];
     for (int r = 0; r < mr; r++)
         for (int v = 0; v < 4; v++) c[r][v] = _mm512_setzero_si512();
-    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NB) {
+    const int8_t* b1h = b + ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* the second 32-channel half */
+    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NH, b1h += 4 * PT_I8_NH) {
         __m512i b0 = _mm512_loadu_si512((const void*)(b + 0));
         __m512i b1 = _mm512_loadu_si512((const void*)(b + 64));
-        __m512i b2 = _mm512_loadu_si512((const void*)(b + 128));
-        __m512i b3 = _mm512_loadu_si512((const void*)(b + 192));
+        __m512i b2 = _mm512_loadu_si512((const void*)(b1h + 0));
+        __m512i b3 = _mm512_loadu_si512((const void*)(b1h + 64));
         for (int r = 0; r < mr; r++) {
             int32_t q;
             memcpy(&q, a + r * lda + p, 4);
@@ -70,28 +71,6 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
     }
 }
 
-/* cm[j] = max over the m rows of |x[r * ldx + j]| for j < n (LLM.int8's outlier detection) */
-void pt_i8_colmax_avx512(const float* x, int64_t ldx, int64_t m, int64_t n, float* cm) {
-    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
-    for (int64_t j = 0; j < n; j += 64) {
-        __m512 c[4];
-        __mmask16 t[4];
-        for (int v = 0; v < 4; v++) {
-            int64_t left = n - j - 16 * v;
-            t[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-            c[v] = _mm512_setzero_ps();
-        }
-        for (int64_t r = 0; r < m; r++) {
-            const float* xr = x + r * ldx + j;
-            for (int v = 0; v < 4; v++)
-                /* maxps returns its second operand when either is NaN: a NaN in x is skipped,
-                 * like the portable loop (the NaN row becomes NaN in y through its quantization) */
-                c[v] = _mm512_max_ps(_mm512_and_ps(_mm512_maskz_loadu_ps(t[v], xr + 16 * v), absmask), c[v]);
-        }
-        for (int v = 0; v < 4; v++) _mm512_mask_storeu_ps(cm + j + 16 * v, t[v], c[v]);
-    }
-}
-
 /* out[r * ldo + j] = (acc[r * ldacc + j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
  * for j < nb (columns past nb are not written). */
 void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
@@ -115,5 +94,80 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
                 y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
             _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
         }
+    }
+}
+
+/* y[r * ldy + j] += sum_o xo[r * no + o] * wo[o * ldw + j] for r < m, j < n: LLM.int8's f32
+ * outlier product added onto oneDNN's s8 matmul result. Four rows at a time share each load of
+ * wo (kept in L2: no * n floats). */
+void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
+    int64_t r = 0;
+    for (; r + 4 <= m; r += 4) {
+        const float* x0 = xo + r * no;
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+            float* yr = y + r * ldy + j;
+            __m512 a0 = _mm512_maskz_loadu_ps(t, yr), a1 = _mm512_maskz_loadu_ps(t, yr + ldy);
+            __m512 a2 = _mm512_maskz_loadu_ps(t, yr + 2 * ldy), a3 = _mm512_maskz_loadu_ps(t, yr + 3 * ldy);
+            for (int64_t o = 0; o < no; o++) {
+                const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
+                a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), w, a0);
+                a1 = _mm512_fmadd_ps(_mm512_set1_ps(x0[no + o]), w, a1);
+                a2 = _mm512_fmadd_ps(_mm512_set1_ps(x0[2 * no + o]), w, a2);
+                a3 = _mm512_fmadd_ps(_mm512_set1_ps(x0[3 * no + o]), w, a3);
+            }
+            _mm512_mask_storeu_ps(yr, t, a0);
+            _mm512_mask_storeu_ps(yr + ldy, t, a1);
+            _mm512_mask_storeu_ps(yr + 2 * ldy, t, a2);
+            _mm512_mask_storeu_ps(yr + 3 * ldy, t, a3);
+        }
+    }
+    for (; r < m; r++) {
+        const float* x0 = xo + r * no;
+        for (int64_t j = 0; j < n; j += 16) {
+            const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+            __m512 a0 = _mm512_maskz_loadu_ps(t, y + r * ldy + j);
+            for (int64_t o = 0; o < no; o++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), _mm512_maskz_loadu_ps(t, wo + o * ldw + j), a0);
+            _mm512_mask_storeu_ps(y + r * ldy + j, t, a0);
+        }
+    }
+}
+
+/* One pass over an activation row for LLM.int8 (the row quantization then needs no scan of its
+ * own): cm[j] = max(cm[j], |x[j]|) for j < k (this worker's column maxima); returns in *rmax the
+ * largest |x[j]| below thr over ALL columns (entries >= thr lie in outlier columns, which
+ * the caller cannot know yet; it corrects rows where an outlier column holds the maximum) and
+ * in *nonfinite whether the row has an Inf or NaN. */
+void pt_i8_scan_row_avx512(const float* x, int64_t k, float thr, float* cm, float* rmax, int* nonfinite) {
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), vthr = _mm512_set1_ps(thr);
+    __m512 amax = _mm512_setzero_ps();
+    __mmask16 bad = 0;
+    for (int64_t j = 0; j < k; j += 16) {
+        const __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        const __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(t, x + j), absmask);
+        bad |= _mm512_mask_fpclass_ps_mask(t, v, 0x01 | 0x08 | 0x10 | 0x80);
+        /* maxps returns its second operand when either is NaN: a NaN is skipped, like the
+         * portable column loop (its row becomes NaN in y) */
+        _mm512_mask_storeu_ps(cm + j, t, _mm512_max_ps(v, _mm512_maskz_loadu_ps(t, cm + j)));
+        amax = _mm512_mask_max_ps(amax, _mm512_mask_cmp_ps_mask(t, v, vthr, _CMP_LT_OQ), amax, v);
+    }
+    *rmax = _mm512_reduce_max_ps(amax);
+    *nonfinite = bad != 0;
+}
+
+/* The quantization of a row whose absmax over the kept columns is known: q = rne(x * 127 / amax)
+ * clamped to [-127, 127], as pt_i8_quant_row_avx512's second half. */
+void pt_i8_quantize_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float am, int nonfinite, int s8) {
+    const float inv = am > 0.0f && !nonfinite ? 127.0f / am : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(s8 ? 0 : 128);
+    for (int64_t j = 0; j < k; j += 16) {
+        __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(t, x + j);
+        __mmask16 km = _mm_mask_cmpneq_epi8_mask(t, _mm_maskz_loadu_epi8(t, keep + j), _mm_setzero_si128());
+        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, vinv)); /* MXCSR default: round half to even */
+        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
+        qi = _mm512_add_epi32(_mm512_maskz_mov_epi32(km, qi), off);
+        _mm_mask_storeu_epi8(q + j, t, _mm512_cvtepi32_epi8(qi));
     }
 }
