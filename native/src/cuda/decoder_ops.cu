@@ -2,6 +2,7 @@
  * fused with LayerNorm/RMSNorm, RoPE + KV-cache append, SwiGLU, greedy argmax, and CUDA graph
  * capture of a decode step. Activations bf16 (the residual stream f32), math in f32. */
 #include "cuda_common.cuh"
+#include "cuda_elem.cuh"
 
 #include <cuda_bf16.h>
 #include <math.h>
@@ -11,11 +12,6 @@
 namespace {
 
 typedef __nv_bfloat16 bf16;
-
-__device__ __forceinline__ float ldf(const float* p) { return *p; }
-__device__ __forceinline__ float ldf(const bf16* p) { return __bfloat162float(*p); }
-__device__ __forceinline__ void stf(float* p, float v) { *p = v; }
-__device__ __forceinline__ void stf(bf16* p, float v) { *p = __float2bfloat16_rn(v); }
 
 constexpr int THREADS = 256;
 

@@ -1,20 +1,12 @@
 /* pt_cuda_layer_norm: LayerNorm over the last dim, one warp per row, statistics in f32. */
 #include "cuda_common.cuh"
+#include "cuda_elem.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <math.h>
 
 namespace {
-
-template <typename T> __device__ __forceinline__ float ld(const T* p);
-template <> __device__ __forceinline__ float ld<float>(const float* p) { return *p; }
-template <> __device__ __forceinline__ float ld<__nv_bfloat16>(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-template <> __device__ __forceinline__ float ld<__half>(const __half* p) { return __half2float(*p); }
-template <typename T> __device__ __forceinline__ void st(T* p, float v);
-template <> __device__ __forceinline__ void st<float>(float* p, float v) { *p = v; }
-template <> __device__ __forceinline__ void st<__nv_bfloat16>(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ void st<__half>(__half* p, float v) { *p = __float2half_rn(v); }
 
 __device__ __forceinline__ float warp_sum(float v) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
@@ -34,18 +26,18 @@ __global__ void __launch_bounds__(WARPS * 32) ln_kernel(const T* x, const float*
     const T* xr = x + row * cols;
     T* orow = out + row * cols;
     float s = 0.f;
-    for (int64_t j = lane; j < cols; j += 32) s += ld(xr + j);
+    for (int64_t j = lane; j < cols; j += 32) s += ldf(xr + j);
     const float mean = warp_sum(s) / (float)cols;
     float v = 0.f;
     for (int64_t j = lane; j < cols; j += 32) {
-        float d = ld(xr + j) - mean;
+        float d = ldf(xr + j) - mean;
         v += d * d;
     }
     const float rstd = 1.0f / sqrtf(warp_sum(v) / (float)cols + eps);
     for (int64_t j = lane; j < cols; j += 32) {
-        float y = (ld(xr + j) - mean) * rstd * gamma[j];
+        float y = (ldf(xr + j) - mean) * rstd * gamma[j];
         if (beta) y += beta[j];
-        st(orow + j, y);
+        stf(orow + j, y);
     }
 }
 

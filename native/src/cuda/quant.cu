@@ -13,6 +13,7 @@
  * Notes and measurements: NOTES.md ("Quantized matmul"). */
 #include "cublaslt.cuh"
 #include "cuda_common.cuh"
+#include "cuda_elem.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -25,15 +26,6 @@ constexpr int R_8I = 3, R_32I = 10, COMPUTE_32I = 72;
 }
 
 namespace {
-
-template <typename T> __device__ __forceinline__ float ldf(const T* p);
-template <> __device__ __forceinline__ float ldf<float>(const float* p) { return *p; }
-template <> __device__ __forceinline__ float ldf<__nv_bfloat16>(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-template <> __device__ __forceinline__ float ldf<__half>(const __half* p) { return __half2float(*p); }
-template <typename T> __device__ __forceinline__ void stf(T* p, float v);
-template <> __device__ __forceinline__ void stf<float>(float* p, float v) { *p = v; }
-template <> __device__ __forceinline__ void stf<__nv_bfloat16>(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ void stf<__half>(__half* p, float v) { *p = __float2half_rn(v); }
 
 __device__ __forceinline__ float act_f(float x, int act) {
     return act == PT_ACT_GELU_ERF    ? 0.5f * x * (1.0f + erff(x * 0.70710678118654752f))

@@ -12,6 +12,7 @@
  * handle explicitly, possibly after the context's cache was emptied. */
 #include "cusparselt.cuh"
 #include "cuda_common.cuh"
+#include "cuda_elem.cuh"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -83,15 +84,6 @@ const api* load() {
 }  // namespace ptsl
 
 namespace {
-
-template <typename T> __device__ __forceinline__ float ldf(const T* p);
-template <> __device__ __forceinline__ float ldf<float>(const float* p) { return *p; }
-template <> __device__ __forceinline__ float ldf<__nv_bfloat16>(const __nv_bfloat16* p) { return __bfloat162float(*p); }
-template <> __device__ __forceinline__ float ldf<__half>(const __half* p) { return __half2float(*p); }
-template <typename T> __device__ __forceinline__ void stf(T* p, float v);
-template <> __device__ __forceinline__ void stf<float>(float* p, float v) { *p = v; }
-template <> __device__ __forceinline__ void stf<__nv_bfloat16>(__nv_bfloat16* p, float v) { *p = __float2bfloat16_rn(v); }
-template <> __device__ __forceinline__ void stf<__half>(__half* p, float v) { *p = __float2half_rn(v); }
 
 int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 int grid_for(int64_t n) {
