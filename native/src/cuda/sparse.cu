@@ -367,6 +367,26 @@ pt_status check_bias(const pt_tensor* bias, const char* fn, int64_t n, int32_t d
 
 bool aligned16(const void* p) { return ((uintptr_t)p & 15) == 0; }
 
+/* x [M, K] and y [M, N] (dtypes checked by the caller) against a weight [N, K]: row strides,
+ * K, and y's shape; then bias [N]. */
+pt_status check_xy(const char* fn, const pt_tensor* x, const pt_tensor* y, const pt_tensor* bias, int64_t n, int64_t k,
+                   int32_t dtype) {
+    char what[96];
+    snprintf(what, sizeof what, "%s x", fn);
+    PT_CHECK(check_ld(x, what));
+    snprintf(what, sizeof what, "%s y", fn);
+    PT_CHECK(check_ld(y, what));
+    char dx[96], dy[96];
+    pt_describe(x, dx, sizeof dx);
+    pt_describe(y, dy, sizeof dy);
+    if (x->shape[1] != k)
+        return pt_fail(PT_ERR_SHAPE, "%s: x %s has K = %lld, the weight [%lld, %lld] has K = %lld", fn, dx, (long long)x->shape[1],
+                       (long long)n, (long long)k, (long long)k);
+    if (y->shape[0] != x->shape[0] || y->shape[1] != n)
+        return pt_fail(PT_ERR_SHAPE, "%s: y %s, expected [%lld, %lld]", fn, dy, (long long)x->shape[0], (long long)n);
+    return check_bias(bias, fn, n, dtype);
+}
+
 }  // namespace
 
 /* ================================================================ 2:4 through cuSPARSELt */
@@ -604,18 +624,8 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
     if (mode < 0 || mode > 2) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: mode is %d (0 auto, 1 sparse, 2 dense)", FN, mode);
     PT_CHECK(check_2d(x, "pt_cuda_sparse24_matmul x", h->dtype));
     PT_CHECK(check_2d(y, "pt_cuda_sparse24_matmul y", h->dtype));
-    PT_CHECK(check_ld(x, "pt_cuda_sparse24_matmul x"));
-    PT_CHECK(check_ld(y, "pt_cuda_sparse24_matmul y"));
+    PT_CHECK(check_xy(FN, x, y, bias, h->n, h->k, h->dtype));
     const int64_t m = x->shape[0];
-    char dx[96], dy[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(y, dy, sizeof dy);
-    if (x->shape[1] != h->k)
-        return pt_fail(PT_ERR_SHAPE, "%s: x %s has K = %lld, the weight [%lld, %lld] has K = %lld", FN, dx, (long long)x->shape[1],
-                       (long long)h->n, (long long)h->k, (long long)h->k);
-    if (y->shape[0] != m || y->shape[1] != h->n)
-        return pt_fail(PT_ERR_SHAPE, "%s: y %s, expected [%lld, %lld]", FN, dy, (long long)m, (long long)h->n);
-    PT_CHECK(check_bias(bias, FN, h->n, h->dtype));
     if (m == 0) return PT_OK;
     if (mode == 0 && m <= h->dense_max_m) mode = 2;
 
@@ -638,7 +648,12 @@ extern "C" PT_API pt_status pt_cuda_sparse24_matmul(pt_cuda_ctx* ctx, pt_cuda_sp
             pt_clear_error();
             mode = 2; /* automatic: no cuSPARSELt plan for this shape */
         } else if (plan->failed) {
-            if (mode == 1) return pt_fail(PT_ERR_UNSUPPORTED, "%s: cuSPARSELt has no plan for x %s, y %s", FN, dx, dy);
+            if (mode == 1) {
+                char dx[96], dy[96];
+                pt_describe(x, dx, sizeof dx);
+                pt_describe(y, dy, sizeof dy);
+                return pt_fail(PT_ERR_UNSUPPORTED, "%s: cuSPARSELt has no plan for x %s, y %s", FN, dx, dy);
+            }
             mode = 2;
         }
     }
@@ -928,18 +943,8 @@ extern "C" PT_API pt_status pt_cuda_bsr_matmul(pt_cuda_ctx* ctx, pt_cuda_bsr* h,
     PT_CHECK(check_2d(x, "pt_cuda_bsr_matmul x", h->dtype));
     const int32_t ydt[] = {h->dtype, PT_F32};
     PT_CHECK(pt_cuda_check_tensor(y, "pt_cuda_bsr_matmul y", 2, 2, 2, ydt));
-    PT_CHECK(check_ld(x, "pt_cuda_bsr_matmul x"));
-    PT_CHECK(check_ld(y, "pt_cuda_bsr_matmul y"));
+    PT_CHECK(check_xy(FN, x, y, bias, h->n, h->k, h->dtype));
     const int64_t m = x->shape[0];
-    char dx[96], dy[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(y, dy, sizeof dy);
-    if (x->shape[1] != h->k)
-        return pt_fail(PT_ERR_SHAPE, "%s: x %s has K = %lld, the weight [%lld, %lld] has K = %lld", FN, dx, (long long)x->shape[1],
-                       (long long)h->n, (long long)h->k, (long long)h->k);
-    if (y->shape[0] != m || y->shape[1] != h->n)
-        return pt_fail(PT_ERR_SHAPE, "%s: y %s, expected [%lld, %lld]", FN, dy, (long long)m, (long long)h->n);
-    PT_CHECK(check_bias(bias, FN, h->n, h->dtype));
     if (m == 0) return PT_OK;
     const int64_t ldx = ld_of(x), ldy = ld_of(y);
     const bool direct = h->k % 8 == 0 && ldx % 8 == 0 && aligned16(x->data);
