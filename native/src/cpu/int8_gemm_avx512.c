@@ -57,18 +57,7 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
     float am = _mm512_reduce_max_ps(amax);
     *amax_out = am;
     *nonfinite = bad != 0;
-    const float inv = am > 0.0f && !bad ? 127.0f / am : 0.0f;
-    const __m512 vinv = _mm512_set1_ps(inv);
-    const __m512i lo = _mm512_set1_epi32(-127), hi = _mm512_set1_epi32(127), off = _mm512_set1_epi32(s8 ? 0 : 128);
-    for (int64_t j = 0; j < k; j += 16) {
-        __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
-        __m512 v = _mm512_maskz_loadu_ps(t, x + j);
-        __mmask16 km = _mm_mask_cmpneq_epi8_mask(t, _mm_maskz_loadu_epi8(t, keep + j), _mm_setzero_si128());
-        __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v, vinv)); /* MXCSR default: round half to even */
-        qi = _mm512_min_epi32(_mm512_max_epi32(qi, lo), hi);
-        qi = _mm512_add_epi32(_mm512_maskz_mov_epi32(km, qi), off);
-        _mm_mask_storeu_epi8(q + j, t, _mm512_cvtepi32_epi8(qi));
-    }
+    pt_i8_quantize_row_avx512(x, keep, k, q, am, bad != 0, s8);
 }
 
 /* out[r * ldo + j] = (acc[r * ldacc + j] - 128 colsum[j]) * (sx[r] * wsc[j]) + bias[j] + sum_o xo[r][o] wop[o][j]
