@@ -122,16 +122,6 @@ static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1
     }
 }
 
-static PT_ALWAYS_INLINE __m512 act_v(__m512 v, int act) {
-    switch (act) {
-    case PT_ACT_RELU: return pt_relu(v);
-    case PT_ACT_GELU_ERF: return pt_gelu_erf(v);
-    case PT_ACT_GELU_TANH: return pt_gelu_tanh(v);
-    case PT_ACT_SILU: return pt_silu(v);
-    default: return v;
-    }
-}
-
 /* One row of a chunk: y[c] = act(acc[c] * (sx * scale[c]) + bias[c]) for c < nc; NaN when the
  * row of x had a non-finite value. */
 static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, const float* bias, float sx, int bad, int64_t nc, char* y,
@@ -146,13 +136,13 @@ static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, con
     for (; c + 16 <= nc; c += 16) {
         const __m512 a = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)(acc + c)));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_loadu_ps(scale + c)), _mm512_loadu_ps(bias + c));
-        pt_stm(y, ydt, c, act_v(v, act), 0xffff);
+        pt_stm(y, ydt, c, pt_act512(v, act), 0xffff);
     }
     if (c < nc) {
         const __mmask16 m = pt_tail_mask(nc - c);
         const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, acc + c));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, scale + c)), _mm512_maskz_loadu_ps(m, bias + c));
-        pt_stm(y, ydt, c, act_v(v, act), m);
+        pt_stm(y, ydt, c, pt_act512(v, act), m);
     }
 }
 

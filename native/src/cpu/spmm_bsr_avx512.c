@@ -141,16 +141,6 @@ static PT_ALWAYS_INLINE void tr16(__m512 r[16]) {
     }
 }
 
-static PT_ALWAYS_INLINE __m512 act_v(__m512 v, int act) {
-    switch (act) {
-    case PT_ACT_RELU: return pt_relu(v);
-    case PT_ACT_GELU_ERF: return pt_gelu_erf(v);
-    case PT_ACT_GELU_TANH: return pt_gelu_tanh(v);
-    case PT_ACT_SILU: return pt_silu(v);
-    default: return v;
-    }
-}
-
 void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
     /* rows outer, channels inner: each row of y is written in one run of nc values (y's rows are
      * often a multiple of 4 KiB apart: a column-wise walk would thrash a few cache sets) */
@@ -181,7 +171,7 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
                 } else {
                     v = _mm512_add_ps(r[j], bias);
                 }
-                v = act_v(v, e->act);
+                v = pt_act512(v, e->act);
                 pt_stm(e->y + m * e->ldy, e->ydt, c0, v, cm);
             }
         }

@@ -213,4 +213,15 @@ PT_AI __m512 pt_tanh(__m512 x) {
 
 PT_AI __m512 pt_relu(__m512 x) { return _mm512_max_ps(_mm512_setzero_ps(), x); /* NaN kept */ }
 
+/* act(x) for a pt_activation (PT_ACT_NONE: x). */
+PT_AI __m512 pt_act512(__m512 x, int act) {
+    switch (act) {
+    case PT_ACT_RELU: return pt_relu(x);
+    case PT_ACT_GELU_ERF: return pt_gelu_erf(x);
+    case PT_ACT_GELU_TANH: return pt_gelu_tanh(x);
+    case PT_ACT_SILU: return pt_silu(x);
+    default: return x;
+    }
+}
+
 #endif
