@@ -29,7 +29,7 @@ import org.junit.jupiter.api.Test;
  * tokenizer.json: the device run carries a bf16 copy), else the langchain4j artifact on the test
  * class path (skipped when absent).
  */
-class CudaEmbedderTest {
+class CudaEmbedderTest extends GpuTest {
     /** Varied: short, long, punctuation, digits, accents, an empty text, a repeated word. */
     static final List<String> TEXTS = List.of(
             "hello world",
@@ -42,23 +42,16 @@ class CudaEmbedderTest {
             "Paris is the capital of France.");
 
     private static Embedder cpu;
-    private static CudaContext ctx;
 
     @BeforeAll
     static void load() throws Exception {
         String dir = System.getProperty("panatron.test.minilm");
         cpu = Embedder.builder(dir != null ? dir : TestModels.minilm().toString()).threads(2).build();
-        if (Cuda.isAvailable()) ctx = CudaContext.create();
     }
 
     @AfterAll
     static void close() {
-        if (ctx != null) ctx.close();
         if (cpu != null) cpu.close();
-    }
-
-    private static void gpu() {
-        assumeTrue(ctx != null, () -> "no CUDA device: " + Cuda.status());
     }
 
     static double cosine(float[] a, double[] b) {

@@ -5,14 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panatron.DType;
 import dev.panatron.Tensor;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -22,23 +19,8 @@ import org.junit.jupiter.api.Test;
  * GQA and MHA, NaN-poisoned outputs; {@link CudaDecoderOps#ropeKvAppendPaged} against the contiguous
  * append; argument validation. Skipped (JUnit assumption) where no GPU is present.
  */
-class CudaPagedDecodeTest {
-    private static CudaContext ctx;
+class CudaPagedDecodeTest extends GpuTest {
     private static final Random RND = new Random();
-
-    @BeforeAll
-    static void open() {
-        if (Cuda.isAvailable()) ctx = CudaContext.create();
-    }
-
-    @AfterAll
-    static void close() {
-        if (ctx != null) ctx.close();
-    }
-
-    private static void gpu() {
-        assumeTrue(ctx != null, () -> "no CUDA device: " + Cuda.status());
-    }
 
     /** 0..n-1 shuffled. */
     private static int[] perm(int n) {

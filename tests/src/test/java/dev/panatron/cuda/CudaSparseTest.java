@@ -13,8 +13,6 @@ import dev.panatron.Status;
 import dev.panatron.Tensor;
 
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -24,23 +22,8 @@ import org.junit.jupiter.api.Test;
  * NaN-poisoned outputs. Skipped where no GPU, driver or libpanatron_cuda is present (as in CI); the
  * 2:4 tests also where cuSPARSELt cannot be loaded.
  */
-class CudaSparseTest {
-    private static CudaContext ctx;
+class CudaSparseTest extends GpuTest {
     private static final Random RND = new Random();
-
-    @BeforeAll
-    static void open() {
-        if (Cuda.isAvailable()) ctx = CudaContext.create();
-    }
-
-    @AfterAll
-    static void close() {
-        if (ctx != null) ctx.close();
-    }
-
-    private static void gpu() {
-        assumeTrue(ctx != null, () -> "no CUDA device: " + Cuda.status());
-    }
 
     private static float[] uniform(long n, float amp) {
         float[] v = new float[Math.toIntExact(n)];

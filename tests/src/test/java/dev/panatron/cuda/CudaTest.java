@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
-import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import dev.panatron.DType;
 import dev.panatron.Kernels.Activation;
@@ -16,8 +15,6 @@ import dev.panatron.Tensor;
 
 import java.util.List;
 import java.util.Random;
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -27,23 +24,8 @@ import org.junit.jupiter.api.Test;
  * (JUnit assumption) where no GPU, driver or libpanatron_cuda is present, as in CI; only the
  * no-GPU behaviour of the entry points runs everywhere.
  */
-class CudaTest {
-    private static CudaContext ctx;
+class CudaTest extends GpuTest {
     private static final Random RND = new Random();
-
-    @BeforeAll
-    static void open() {
-        if (Cuda.isAvailable()) ctx = CudaContext.create();
-    }
-
-    @AfterAll
-    static void close() {
-        if (ctx != null) ctx.close();
-    }
-
-    private static void gpu() {
-        assumeTrue(ctx != null, () -> "no CUDA device: " + Cuda.status());
-    }
 
     // ------------------------------------------------------------------ everywhere
 
