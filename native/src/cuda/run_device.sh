@@ -8,18 +8,10 @@ cd "$ROOT"
 OUT=${OUT:-/tmp/pt_out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
-LT=$(python3 - <<'PY'
-import glob, os, torch
-d = os.path.dirname(torch.__file__)
-c = glob.glob(os.path.join(d, "..", "nvidia", "*", "lib", "libcublasLt.so*")) + glob.glob("/usr/local/cuda/lib64/libcublasLt.so*")
-print(os.path.realpath(c[0]) if c else "")
-PY
-)
-export PANATRON_CUBLASLT="$LT"
-echo "cuBLASLt: $LT"
+. native/src/cuda/device_env.sh
+pt_device_libs
 t0=$(date +%s)
-cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES=90a > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+pt_device_cmake > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
 cmake --build build/dev -j16 > "$OUT/build.log" 2>&1 || { grep -E "error|Error" -A3 "$OUT/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 grep -i "spill" "$OUT/build.log" | sed 's/.*function //' | head -20

@@ -22,13 +22,10 @@ C=.devcarry
 JAVA="$C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m"
 CP="$C/classes:$C/test-classes:$C/runner:$C/lib/*"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,temperature.gpu --format=csv,noheader | tee "$L/gpu.txt"
-LT=$(python3 -c 'import glob,os,torch; d=os.path.dirname(torch.__file__); c=glob.glob(os.path.join(d,"..","nvidia","*","lib","libcublasLt.so*")); print(os.path.realpath(c[0]) if c else "")')
-SL=$(python3 -c 'import glob,os,torch; d=os.path.dirname(torch.__file__); c=glob.glob(os.path.join(d,"..","nvidia","*","lib","libcusparseLt.so*")); print(os.path.realpath(c[0]) if c else "")')
-export PANATRON_CUBLASLT="$LT" PANATRON_CUSPARSELT="$SL"
-echo "cuBLASLt: $LT; cuSPARSELt: $SL"
+. native/src/cuda/device_env.sh
+pt_device_libs
 t0=$(date +%s)
-cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES=90a > "$L/cmake.log" 2>&1 || { tail -30 "$L/cmake.log"; exit 1; }
+pt_device_cmake > "$L/cmake.log" 2>&1 || { tail -30 "$L/cmake.log"; exit 1; }
 cmake --build build/dev -j16 > "$L/build.log" 2>&1 || { grep -E "error" -A3 "$L/build.log" | head -60; exit 1; }
 echo "build: $(( $(date +%s) - t0 )) s"
 ctest --test-dir build/dev --output-on-failure -R "cuda|bindings" --timeout 120 > "$L/ctest.log" 2>&1

@@ -24,17 +24,9 @@ mkdir -p "$C"
 [ -d "$C/jre" ] || tar -xJf jre.tar.xz -C "$C" --transform 's,^[^/]*,jre,'
 [ -f minilm/model.safetensors ] || gunzip -k minilm/model.safetensors.gz
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv,noheader
-LT=$(python3 - <<'PY'
-import glob, os, torch
-d = os.path.dirname(torch.__file__)
-c = glob.glob(os.path.join(d, "..", "nvidia", "*", "lib", "libcublasLt.so*")) + glob.glob("/usr/local/cuda/lib64/libcublasLt.so*")
-print(os.path.realpath(c[0]) if c else "")
-PY
-)
-export PANATRON_CUBLASLT="$LT"
-el "cuBLASLt: $LT"
-cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES=90a > "$FINAL/cmake.log" 2>&1 || { tail -30 "$FINAL/cmake.log"; exit 1; }
+. native/src/cuda/device_env.sh
+pt_device_libs
+pt_device_cmake > "$FINAL/cmake.log" 2>&1 || { tail -30 "$FINAL/cmake.log"; exit 1; }
 cmake --build build/dev -j16 > /tmp/build.log 2>&1 || { grep -E "error|Error" -A3 /tmp/build.log | head -60; exit 1; }
 el "build done"
 export PANATRON_LIBRARY_PATH=$PWD/build/dev

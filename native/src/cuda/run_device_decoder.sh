@@ -24,19 +24,11 @@ C=.devcarry
 JAVA="$C/jre/bin/java --enable-native-access=ALL-UNNAMED -Xss4m"
 CP="$C/classes:$C/test-classes:$C/runner:$C/lib/*"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw --format=csv | tee "$L/gpu.txt"
-LT=$(python3 - <<'PY'
-import glob, os, torch
-d = os.path.dirname(torch.__file__)
-c = glob.glob(os.path.join(d, "..", "nvidia", "*", "lib", "libcublasLt.so*")) + glob.glob("/usr/local/cuda/lib64/libcublasLt.so*")
-print(os.path.realpath(c[0]) if c else "")
-PY
-)
-export PANATRON_CUBLASLT="$LT"
-echo "cuBLASLt: $LT"
+. native/src/cuda/device_env.sh
+pt_device_libs
 python3 tests/models/make_random_gpt2.py /tmp/gpt2 > "$L/make_model.log" 2>&1 &
 MK=$!
-cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES=90a > "$L/cmake.log" 2>&1 || { tail -30 "$L/cmake.log"; exit 1; }
+pt_device_cmake > "$L/cmake.log" 2>&1 || { tail -30 "$L/cmake.log"; exit 1; }
 cmake --build build/dev -j16 > "$L/build.log" 2>&1 || { grep -E "error|Error" -A3 "$L/build.log" | head -60; exit 1; }
 echo "build done at $(el) s"
 ctest --test-dir build/dev --output-on-failure -R "cuda" > "$L/ctest.log" 2>&1; echo "ctest exit $?: $(grep -E 'tests passed|tests failed' "$L/ctest.log")"

@@ -12,22 +12,10 @@ cd "$ROOT"
 OUT=${OUT:-/tmp/pt_out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem,temperature.gpu,power.draw --format=csv | tee "$OUT/gpu.txt"
-eval "$(python3 - <<'PY'
-import glob, os, torch
-d = os.path.join(os.path.dirname(torch.__file__), "..", "nvidia")
-lt = glob.glob(os.path.join(d, "*", "lib", "libcublasLt.so*")) + glob.glob("/usr/local/cuda/lib64/libcublasLt.so*")
-sl = glob.glob(os.path.join(d, "*", "lib", "libcusparseLt.so*"))
-inc = glob.glob(os.path.join(d, "*", "include", "cusparseLt.h"))
-print("LT=%s" % (os.path.realpath(lt[0]) if lt else ""))
-print("SL=%s" % (os.path.realpath(sl[0]) if sl else ""))
-print("SLINC=%s" % (os.path.dirname(os.path.realpath(inc[0])) if inc else ""))
-PY
-)"
-export PANATRON_CUBLASLT="$LT" PANATRON_CUSPARSELT="$SL"
-echo "cuBLASLt: $LT"; echo "cuSPARSELt: $SL (header: ${SLINC:-none})"
+. native/src/cuda/device_env.sh
+pt_device_libs
 t0=$(date +%s)
-cmake -S . -B build/dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DPANATRON_CUDA=ON -DPANATRON_BENCH=OFF \
-  -DCMAKE_CUDA_ARCHITECTURES=90a -DPANATRON_CUSPARSELT_INCLUDE="$SLINC" > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
+pt_device_cmake > "$OUT/cmake.log" 2>&1 || { tail -30 "$OUT/cmake.log"; exit 1; }
 grep -i "checking cu" "$OUT/cmake.log"
 targets="panatron_cuda test_cuda_sparse"
 grep -q "cuSPARSELt declarations" "$OUT/cmake.log" && targets="$targets panatron_cusparselt_check"
