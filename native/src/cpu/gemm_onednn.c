@@ -222,6 +222,7 @@ static pt_status execute(pt_onednn* d, const pt_gemm_problem* g, const prim_set*
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[5]};
     }
     DNNL_TRY(dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags), "stream");
+    pt_parallel_park(); /* our pool's workers sleep while oneDNN's OpenMP team runs */
     DNNL_TRY(dnnl_primitive_execute(p->prim, stream, na, args), "matmul execution");
     DNNL_TRY(dnnl_stream_wait(stream), "matmul execution");
 done:

@@ -211,6 +211,7 @@ pt_status pt_s8_matmul_run(pt_ctx* ctx, pt_s8_matmul* p, const pt_tensor* x, flo
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[5]};
     }
     DN(dnnl_stream_create(&strm, p->eng, dnnl_stream_default_flags), "stream");
+    pt_parallel_park(); /* as the library's own oneDNN routes: our pool's workers sleep while oneDNN runs */
     DN(dnnl_primitive_execute(p->prim, strm, na, args), "s8 matmul execution");
     DN(dnnl_stream_wait(strm), "s8 matmul execution");
 done:
