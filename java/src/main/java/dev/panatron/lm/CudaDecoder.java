@@ -395,13 +395,7 @@ public final class CudaDecoder implements AutoCloseable {
 
     private float[][] prefill(int seq, int[] tokens, boolean all) {
         checkOpen();
-        if (seq < 0 || seq >= batch) throw new IllegalArgumentException("sequence " + seq + " out of range 0.." + (batch - 1));
-        if (tokens.length == 0) throw new IllegalArgumentException("empty prompt: at least one token id is needed");
-        if (len[seq] + tokens.length > maxSeq) {
-            throw new IllegalArgumentException("prompt of " + tokens.length + " tokens (after " + len[seq] + " held) exceeds the context window of "
-                    + maxSeq + " tokens");
-        }
-        checkIds(tokens);
+        Session.checkPrompt(seq, batch, len, maxSeq, tokens, c.vocab());
         float[][] out = new float[all ? tokens.length : 1][];
         int v = c.vocab();
         for (int off = 0; off < tokens.length; off += maxPrefill) {
@@ -525,7 +519,7 @@ public final class CudaDecoder implements AutoCloseable {
         }
         if (device) first = nextIds();
         else setNextIds(first);
-        for (int b = 0; b < n; b++) emit(b, first[b], out, count, done, stops, cfg, sampler, listener);
+        for (int b = 0; b < n; b++) Generator.emit(b, first[b], out, count, done, stops, cfg, sampler, listener);
         int left = cfg.maxNewTokens() - 1;
         while (left > 0 && !allDone(done)) {
             if (device) {
@@ -539,7 +533,7 @@ public final class CudaDecoder implements AutoCloseable {
                     hs = t.segment().toArray(ValueLayout.JAVA_INT);
                 }
                 for (int i = 0; i < k; i++) {
-                    for (int b = 0; b < n; b++) if (!done[b]) emit(b, hs[i * batch + b], out, count, done, stops, cfg, sampler, listener);
+                    for (int b = 0; b < n; b++) if (!done[b]) Generator.emit(b, hs[i * batch + b], out, count, done, stops, cfg, sampler, listener);
                 }
                 left -= k;
             } else {
@@ -548,7 +542,7 @@ public final class CudaDecoder implements AutoCloseable {
                 int[] next = new int[n];
                 for (int b = 0; b < n; b++) {
                     next[b] = sampler.next(b, l[b]);
-                    if (!done[b]) emit(b, next[b], out, count, done, stops, cfg, sampler, listener);
+                    if (!done[b]) Generator.emit(b, next[b], out, count, done, stops, cfg, sampler, listener);
                 }
                 setNextIds(next);
                 left--;
@@ -564,21 +558,8 @@ public final class CudaDecoder implements AutoCloseable {
         return true;
     }
 
-    private static void emit(int b, int t, int[][] out, int[] count, boolean[] done, int[] stops, GenerationConfig cfg, Sampler sampler,
-                             TokenListener listener) {
-        out[b][count[b]++] = t;
-        sampler.observe(b, t);
-        boolean stop = count[b] >= cfg.maxNewTokens();
-        for (int st : stops) stop |= st == t;
-        done[b] = stop;
-        if (listener != null) listener.onToken(b, t, stop);
-    }
 
-    private void checkIds(int[] tokens) {
-        for (int id : tokens) {
-            if (id < 0 || id >= c.vocab()) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary 0.." + (c.vocab() - 1));
-        }
-    }
+    private void checkIds(int[] tokens) { Session.checkIds(tokens, c.vocab()); }
 
     private void checkOpen() {
         if (closed) throw new IllegalStateException("CUDA decoder is closed");

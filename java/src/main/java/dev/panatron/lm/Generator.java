@@ -69,7 +69,8 @@ public final class Generator {
         return r;
     }
 
-    private static void emit(int b, int t, int[][] out, int[] count, boolean[] done, int[] stops, GenerationConfig cfg, Sampler sampler,
+    /** Records token t of sequence b, observes it for the sampler, marks a stop, tells the listener (shared with {@link CudaDecoder}). */
+    static void emit(int b, int t, int[][] out, int[] count, boolean[] done, int[] stops, GenerationConfig cfg, Sampler sampler,
                              TokenListener listener) {
         out[b][count[b]++] = t;
         sampler.observe(b, t);

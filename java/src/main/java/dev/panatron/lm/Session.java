@@ -163,13 +163,7 @@ public final class Session implements AutoCloseable {
 
     private Tensor prefill(int seq, int[] tokens, float[][] all) {
         checkOpen();
-        if (seq < 0 || seq >= batch) throw new IllegalArgumentException("sequence " + seq + " out of range 0.." + (batch - 1));
-        if (tokens.length == 0) throw new IllegalArgumentException("empty prompt: at least one token id is needed");
-        if (len[seq] + tokens.length > maxSeq) {
-            throw new IllegalArgumentException("prompt of " + tokens.length + " tokens (after " + len[seq] + " held) exceeds the context window of "
-                    + maxSeq + " tokens");
-        }
-        checkIds(tokens);
+        checkPrompt(seq, batch, len, maxSeq, tokens, c.vocab());
         Tensor out = null;
         for (int off = 0; off < tokens.length; off += rows) {
             int t = Math.min(rows, tokens.length - off);
@@ -207,10 +201,24 @@ public final class Session implements AutoCloseable {
         return w.logitsLast;
     }
 
-    private void checkIds(int[] tokens) {
+    private void checkIds(int[] tokens) { checkIds(tokens, c.vocab()); }
+
+    /** Ids inside the vocabulary [0, vocab) (shared with {@link CudaDecoder}). */
+    static void checkIds(int[] tokens, int vocab) {
         for (int id : tokens) {
-            if (id < 0 || id >= c.vocab()) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary 0.." + (c.vocab() - 1));
+            if (id < 0 || id >= vocab) throw new IllegalArgumentException("token id " + id + " is outside the vocabulary 0.." + (vocab - 1));
         }
+    }
+
+    /** A prompt appended to sequence {@code seq} of {@code batch}, {@code held[seq]} tokens already cached (shared with {@link CudaDecoder}). */
+    static void checkPrompt(int seq, int batch, int[] held, int maxSeq, int[] tokens, int vocab) {
+        if (seq < 0 || seq >= batch) throw new IllegalArgumentException("sequence " + seq + " out of range 0.." + (batch - 1));
+        if (tokens.length == 0) throw new IllegalArgumentException("empty prompt: at least one token id is needed");
+        if (held[seq] + tokens.length > maxSeq) {
+            throw new IllegalArgumentException("prompt of " + tokens.length + " tokens (after " + held[seq] + " held) exceeds the context window of "
+                    + maxSeq + " tokens");
+        }
+        checkIds(tokens, vocab);
     }
 
     /** The forward pass over w.r rows: one sequence {@code seq} (prefill), or all (seq = -1, T = 1). */
