@@ -641,32 +641,13 @@ public final class Compression {
      * up to {@link #CALIBRATION_ROWS} rows of its input activations [rows, K].
      */
     static Map<Node, float[]> capture(Graph g, Context ctx, List<Node> targets, List<Map<String, TensorData>> calibration) {
-        Set<Node> want = Graph.identitySet(targets);
         Map<Node, List<float[]>> rows = new IdentityHashMap<>();
-        try (Session s = Session.create(g, ctx)) {
-            for (Map<String, TensorData> in : calibration) {
-                Plan p = s.plan(s.bind(in));
-                for (Value v : g.inputs()) {
-                    TensorData src = in.get(v.name()), dst = p.view(v);
-                    if (src.dtype() == dst.dtype()) src.copyTo(dst);
-                    else for (long i = 0; i < src.numel(); i++) dst.setLong(i, src.getLong(i));
-                }
-                Runnable[] bound = p.bound(s);
-                List<Plan.Step> steps = p.steps();
-                boolean[] mask = tokenMask(in);
-                for (int i = 0; i < bound.length; i++) {
-                    Node n = steps.get(i).node();
-                    if (want.contains(n)) {
-                        TensorData x = steps.get(i).in()[0].asMatrix();
-                        List<float[]> l = rows.computeIfAbsent(n, key -> new ArrayList<>());
-                        int k = (int) x.dim(1);
-                        float[] all = realRows(x, mask);
-                        for (int r = 0; r < all.length / k && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
-                    }
-                    bound[i].run();
-                }
-            }
-        }
+        eachTargetInput(g, ctx, targets, calibration, (n, x, mask, input) -> {
+            List<float[]> l = rows.computeIfAbsent(n, key -> new ArrayList<>());
+            int k = (int) x.dim(1);
+            float[] all = realRows(x, mask);
+            for (int r = 0; r < all.length / k && l.size() < CALIBRATION_ROWS; r++) l.add(Arrays.copyOfRange(all, r * k, (r + 1) * k));
+        });
         Map<Node, float[]> out = new IdentityHashMap<>();
         for (Map.Entry<Node, List<float[]>> e : rows.entrySet()) {
             List<float[]> l = e.getValue();
@@ -684,11 +665,34 @@ public final class Compression {
      * layers reading the same value share one array). The products run through {@link Kernels#matmul}.
      */
     static Map<Node, double[]> captureHessians(Graph g, Context ctx, List<Node> targets, List<Map<String, TensorData>> calibration) {
-        Set<Node> want = Graph.identitySet(targets);
         Map<Value, double[]> byValue = new IdentityHashMap<>();
+        Map<Value, Integer> lastInput = new IdentityHashMap<>(); // a value shared by layers is summed once per input
         Map<Node, double[]> out = new IdentityHashMap<>();
+        eachTargetInput(g, ctx, targets, calibration, (n, x, mask, input) -> {
+            Value key = n.input(0);
+            int k = (int) x.dim(1);
+            double[] h = byValue.computeIfAbsent(key, v -> new double[k * k]);
+            out.put(n, h);
+            Integer seen = lastInput.put(key, input);
+            if (seen == null || seen != input) {
+                float[] rowsX = realRows(x, mask);
+                if (rowsX.length > 0) addGram(ctx, rowsX, rowsX.length / k, k, h);
+            }
+        });
+        return out;
+    }
+
+    /** What {@link #eachTargetInput} hands over: a target layer, its input [rows, K], the token mask, the input's index. */
+    private interface TargetInput {
+        void accept(Node n, TensorData x, boolean[] mask, int input);
+    }
+
+    /** Runs the (unconverted) graph on each calibration input; right before each target layer runs, visits its input. */
+    private static void eachTargetInput(Graph g, Context ctx, List<Node> targets, List<Map<String, TensorData>> calibration, TargetInput visit) {
+        Set<Node> want = Graph.identitySet(targets);
         try (Session s = Session.create(g, ctx)) {
-            for (Map<String, TensorData> in : calibration) {
+            for (int c = 0; c < calibration.size(); c++) {
+                Map<String, TensorData> in = calibration.get(c);
                 Plan p = s.plan(s.bind(in));
                 for (Value v : g.inputs()) {
                     TensorData src = in.get(v.name()), dst = p.view(v);
@@ -697,30 +701,14 @@ public final class Compression {
                 }
                 Runnable[] bound = p.bound(s);
                 List<Plan.Step> steps = p.steps();
-                Map<Value, Boolean> done = new IdentityHashMap<>();
                 boolean[] mask = tokenMask(in);
                 for (int i = 0; i < bound.length; i++) {
                     Node n = steps.get(i).node();
-                    if (want.contains(n)) {
-                        Value key = n.input(0);
-                        double[] h = byValue.get(key);
-                        TensorData x = steps.get(i).in()[0].asMatrix();
-                        int k = (int) x.dim(1);
-                        if (h == null) {
-                            h = new double[k * k];
-                            byValue.put(key, h);
-                        }
-                        out.put(n, h);
-                        if (done.put(key, Boolean.TRUE) == null) {
-                            float[] rowsX = realRows(x, mask);
-                            if (rowsX.length > 0) addGram(ctx, rowsX, rowsX.length / k, k, h);
-                        }
-                    }
+                    if (want.contains(n)) visit.accept(n, steps.get(i).in()[0].asMatrix(), mask, c);
                     bound[i].run();
                 }
             }
         }
-        return out;
     }
 
     /**
