@@ -32,6 +32,27 @@ double pt_test_err(const float* got, const double* want, size_t n, double atol, 
     return worst;
 }
 
+int pt_test_same_dispatch(const char* name, uint32_t disable_caps, int threads, int use_onednn) {
+    static struct { uint32_t caps; int threads, onednn; } seen[64];
+    static int nseen = 0;
+    pt_build_info bi;
+    if (pt_build_info_get(&bi) != PT_OK) return 0;
+    const uint32_t caps = bi.used_caps & ~disable_caps;
+    const int t = threads > 0 ? threads : bi.default_threads, dnn = use_onednn && bi.onednn_version != 0;
+    for (int i = 0; i < nseen; i++)
+        if (seen[i].caps == caps && seen[i].threads == t && seen[i].onednn == dnn) {
+            printf("skipping config \"%s\": it dispatches like an earlier one on this machine\n", name);
+            return 1;
+        }
+    if (nseen < 64) {
+        seen[nseen].caps = caps;
+        seen[nseen].threads = t;
+        seen[nseen].onednn = dnn;
+        nseen++;
+    }
+    return 0;
+}
+
 int pt_test_finish(const char* name) {
     printf("%s: %d checks, %d failed\n", name, pt_test_checks, pt_test_failures);
     return pt_test_failures ? 1 : 0;

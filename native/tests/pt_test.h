@@ -34,6 +34,12 @@ void pt_test_poison(void* x, size_t bytes); /* all-ones bytes: NaN in f32/bf16/f
 pt_tensor pt_test_tensor(void* data, int32_t dtype, int ndim, const int64_t* shape);
 /* Max of |got - want| / (atol + rtol * |want|); > 1 means out of tolerance. NaN -> inf. */
 double pt_test_err(const float* got, const double* want, size_t n, double atol, double rtol);
+/* 1 when a context made with these parameters would dispatch exactly like one this function was
+ * asked about before in this process (the same caps after `disable_caps`, thread count and use of
+ * oneDNN): configurations that differ only in features this CPU or build lacks run the same code,
+ * so a test runs each distinct one once (under qemu everything is the portable code). Prints a
+ * line when it says 1. threads 0 = the default; use_onednn counts only where oneDNN is built in. */
+int pt_test_same_dispatch(const char* name, uint32_t disable_caps, int threads, int use_onednn);
 /* Prints the closing line and returns the process exit code. */
 int pt_test_finish(const char* name);
 #endif

@@ -211,6 +211,7 @@ static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_
 }
 
 static void run_config(const config* c) {
+    if (pt_test_same_dispatch(c->name, c->disable, c->threads, 0)) return;
     pt_ctx_params cp = {c->threads, c->disable, 0, 0};
     pt_ctx* ctx = NULL;
     EXPECT_OK(pt_ctx_create(&cp, &ctx));

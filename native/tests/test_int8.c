@@ -280,6 +280,7 @@ int main(void) {
     static const int64_t MS[] = {1, 7, 63, 129};
     static const int64_t KN[][2] = {{5, 3}, {67, 131}, {130, 70}, {301, 65}};
     for (size_t c = 0; c < sizeof CONFIGS / sizeof CONFIGS[0]; c++) {
+        if (pt_test_same_dispatch(CONFIGS[c].name, CONFIGS[c].disable, CONFIGS[c].threads, CONFIGS[c].onednn)) continue;
         pt_ctx_params cp = {CONFIGS[c].threads, CONFIGS[c].disable, CONFIGS[c].onednn, 0};
         pt_ctx* ctx = NULL;
         EXPECT_OK(pt_ctx_create(&cp, &ctx));
