@@ -279,14 +279,21 @@ static void quantize_acts(const float* x, int64_t ldx, int64_t m, int64_t k, con
 }
 
 /* The matmul after validation: x is f32 [M, K] with row stride ldx (elements). */
-static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
+static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p, int32_t format) {
     void (*rows)(const pt_fp4_problem*, int64_t, int64_t) = pt_fp4_rows_generic;
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
     if (ctx->caps & PT_CPU_AVX512F) rows = pt_fp4_rows_avx512;
 #endif
     float* xd = NULL;
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
-    if (rows != pt_fp4_rows_generic && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
+    if (rows != pt_fp4_rows_generic && (ctx->caps & PT_CPU_AVX512_VNNI) && p->m == 1 && p->bf16_ok && p->k > 0) {
+        /* VNNI GEMV: x in 16-bit fixed point with a power-of-two scale per 8-element block (see
+         * fp4_avx512.c); a NaN or an infinity in x leaves p->xv NULL and the call to the kernels below */
+        void* xv = pt_scratch(2, (size_t)((p->k + 127) >> 7) * PT_FP4_XV_BYTES);
+        if (!xv) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for the quantized x (K = %lld)", (long long)p->k);
+        pt_fp4_vnni_prep(p, format, xv);
+    }
+    if (rows != pt_fp4_rows_generic && !p->xv && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
         /* W4A16 GEMV: x rounded to bf16 once, in the nibble order of a 128-chunk (see fp4.h) */
         const int64_t kp = (p->k + 127) & ~(int64_t)127;
         uint16_t* xb = (uint16_t*)pt_scratch(2, (size_t)kp * sizeof(uint16_t));
@@ -301,7 +308,7 @@ static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
         for (int i = 0; i < 32; i++) p->lutb[i] = pt_f32_to_bf16(p->lut[i & 15]);
     }
 #endif
-    if (rows != pt_fp4_rows_generic && !p->xb) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
+    if (rows != pt_fp4_rows_generic && !p->xb && !p->xv) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
         xd = (float*)pt_scratch(2, (size_t)(p->m * p->k + 32) * sizeof(float));
         if (!xd) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld x %lld floats of x", (long long)p->m,
                                 (long long)p->k);
@@ -400,7 +407,7 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
             p.x = xq;
         }
     }
-    return fp4_run(ctx, &p);
+    return fp4_run(ctx, &p, params->format);
 }
 
 /* ---------------------------------------------------------------- search */
