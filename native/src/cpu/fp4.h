@@ -45,7 +45,7 @@ PT_HIDDEN void pt_fp4_rows_generic(const pt_fp4_problem* p, int64_t n0, int64_t 
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1);
 /* Bytes per 128-chunk of K of the VNNI GEMV's x (pt_fp4_problem.xv). */
-#define PT_FP4_XV_BYTES 448
+#define PT_FP4_XV_BYTES 384
 /* The VNNI GEMV (M = 1, weight-only, E2M1 / E1M2 / E3M0): quantizes p->x [K] into buf
  * (PT_FP4_XV_BYTES per 128-chunk, 64-byte aligned) and sets p->xv and p->lutv. Returns 0 and
  * leaves p->xv NULL when the format is not one of the three or x holds a NaN or an infinity

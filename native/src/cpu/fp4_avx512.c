@@ -222,6 +222,7 @@ static void gemm_regs(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
 #define GBR 4
 static inline int load_u32(const char* p) { int v; memcpy(&v, p, 4); return v; }
 static inline uint16_t load_u16(const char* p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline long long load_u64(const char* p) { long long v; memcpy(&v, p, 8); return v; }
 typedef struct {
     __m512 acc[GBR], acc2[GBR];
 } gbf_acc;
@@ -233,6 +234,17 @@ static inline __attribute__((always_inline)) __m512 chunk_scales(const char* sro
                                                                  const int tail, const __mmask16 sm, const __m512i sidx32,
                                                                  const __m512i sidx16) {
     const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
+    if (sbf && !tail) { /* a broadcast load, then one vpshufb moves scale i's two bytes to the high half of its lanes */
+        if (gsel == 3) return _mm512_castsi512_ps(_mm512_set1_epi32((int)((uint32_t)load_u16(srow + ch * 2) << 16)));
+        const __m512i b = spc == 4 ? _mm512_set1_epi64(load_u64(srow + ch * 8)) : _mm512_set1_epi32(load_u32(srow + ch * 4));
+        const __m512i ctl = spc == 4 ? _mm512_set_epi32(0x0706FFFF, 0x0706FFFF, 0x0706FFFF, 0x0706FFFF, 0x0504FFFF, 0x0504FFFF, 0x0504FFFF,
+                                                        0x0504FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0100FFFF, 0x0100FFFF,
+                                                        0x0100FFFF, 0x0100FFFF)
+                                     : _mm512_set_epi32(0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF,
+                                                        0x0302FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF,
+                                                        0x0100FFFF, 0x0100FFFF);
+        return _mm512_castsi512_ps(_mm512_shuffle_epi8(b, ctl));
+    }
     if (sbf) {
         const __m128i s16 = tail ? _mm_maskz_loadu_epi16((__mmask8)sm, (const void*)(srow + ch * spc * 2))
                                  : (spc == 4 ? _mm_loadl_epi64((const __m128i*)(srow + ch * 8))
@@ -343,21 +355,20 @@ static const gbf_fn GBF[2][2][4] = {
  * [-128, 127]), stored per 128-chunk in the order vpdpbusd reads them against the 64 code bytes
  * of the chunk: byte 4L + j of the even (odd) vectors holds element 8L + 2j (+1), the low (high)
  * nibble of code byte 4L + j. Per chunk and row:
- *   h = ch + dpbusd(w_lo, xh_even) + dpbusd(w_hi, xh_odd)        (ch = -off * sum xh of lane L)
- *   t = (h << 8) + cl + dpbusd(w_lo, xl_even) + dpbusd(w_hi, xl_odd)
- *     = sum over the lane's 8 elements of (level * mult) * xq      exactly, in int32
- *   acc += f32(t) * (2^e / mult) * group scale                     (per channel: scale at the end)
- * int32 range: |ch|, |cl| <= 64 * 8 * 128 = 2^16; one vpdpbusd adds 4 products of <= 128 * 128,
- * so |h| < 3 * 2^16 and |t| < 2^8 * 3 * 2^16 + 3 * 2^16 < 2^27: no overflow. The only roundings
- * are f32(t) (|t| may exceed 2^24), the scale product and the f32 accumulation.
+ *   h = dpbusd(0, w_lo, xh_even) + dpbusd(w_hi, xh_odd)
+ *   t = (h << 8) + ct + dpbusd(w_lo, xl_even) + dpbusd(w_hi, xl_odd)   (ct = -off * sum of xq over lane L)
+ *     = sum over the lane's 8 elements of (level * mult) * xq            exactly, in int32
+ *   acc += f32(t) * (2^e / mult) * group scale                           (per channel: scale at the end)
+ * int32 range: one vpdpbusd adds 4 products of <= 128 * 128 = 2^14, so |h| <= 2^17, |ct| <=
+ * 64 * 8 * 32768 = 2^24 and |t| <= 2^25 + 2^24 + 2^17: no overflow. The only roundings are f32(t)
+ * (|t| may exceed 2^24), the scale product and the f32 accumulation.
  * Per 128 weights and row: 1 load, 1 shift, 2 and, 2 vpshufb, 4 vpdpbusd, 1 shift, 1 add, 1 cvt,
- * 1 mul, 1 FMA and the scale expansion (against 4 vdpbf16ps at ~2 cycles each, 4 vpermw and 3
- * shifts for gemv_bf16_t). */
+ * 1 mul, 1 FMA and the scale expansion (1 vpermps or vpshufb): 14 vector uops, against 4 vdpbf16ps
+ * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t. */
 typedef struct {
     int8_t xh[2][64]; /* [0]: even elements, [1]: odd; byte 4L + j: element 8L + 2j (+ 1) of the chunk */
     int8_t xl[2][64];
-    int32_t ch[16];   /* -off * (sum of xh over lane L's 8 elements) */
-    int32_t cl[16];   /* -off * (sum of xl) */
+    int32_t ct[16];   /* -off * (sum of xq over lane L's 8 elements) */
     float xs[16];     /* 2^e_L / mult */
 } fp4_xv;
 _Static_assert(sizeof(fp4_xv) == PT_FP4_XV_BYTES, "PT_FP4_XV_BYTES");
@@ -418,8 +429,7 @@ int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
         const __m512i z = _mm512_setzero_si512();
         const __m512i sh_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xh[0])), offv, _mm512_loadu_si512(o->xh[1]));
         const __m512i sl_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xl[0])), offv, _mm512_loadu_si512(o->xl[1]));
-        _mm512_storeu_si512(o->ch, _mm512_sub_epi32(z, sh_));
-        _mm512_storeu_si512(o->cl, _mm512_sub_epi32(z, sl_));
+        _mm512_storeu_si512(o->ct, _mm512_sub_epi32(z, _mm512_add_epi32(_mm512_slli_epi32(sh_, 8), sl_)));
         _mm512_storeu_ps(o->xs, _mm512_scalef_ps(_mm512_set1_ps(1.0f / (float)mult), _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(sh))));
     }
     p->xv = xv;
@@ -437,7 +447,7 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
     const __m512i m4 = _mm512_set1_epi8(0x0F);
     const __m512i he = _mm512_loadu_si512(xc->xh[0]), ho = _mm512_loadu_si512(xc->xh[1]);
     const __m512i le = _mm512_loadu_si512(xc->xl[0]), lo = _mm512_loadu_si512(xc->xl[1]);
-    const __m512i chv = _mm512_loadu_si512(xc->ch), clv = _mm512_loadu_si512(xc->cl);
+    const __m512i ctv = _mm512_loadu_si512(xc->ct), zero = _mm512_setzero_si512();
     const __m512 xs = _mm512_loadu_ps(xc->xs);
     for (int r = 0; r < R; r++) {
         if (!tail) {
@@ -447,9 +457,9 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
         const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(c[r] + ch * 64)) : _mm512_loadu_si512((const void*)(c[r] + ch * 64));
         const __m512i wl = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
         const __m512i wh = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
-        __m512i h = _mm512_dpbusd_epi32(chv, wl, he);
+        __m512i h = _mm512_dpbusd_epi32(zero, wl, he); /* from a zeroing idiom: no register copy */
         h = _mm512_dpbusd_epi32(h, wh, ho);
-        __m512i t = _mm512_add_epi32(_mm512_slli_epi32(h, 8), clv);
+        __m512i t = _mm512_add_epi32(_mm512_slli_epi32(h, 8), ctv);
         t = _mm512_dpbusd_epi32(t, wl, le);
         t = _mm512_dpbusd_epi32(t, wh, lo);
         const __m512 f = _mm512_cvtepi32_ps(t);
