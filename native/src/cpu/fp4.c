@@ -76,32 +76,33 @@ static pt_status check_format(const char* op, const char* what, int32_t f) {
 /* Checks codes [N, K] u4 and scales [N, K/G] for `group`; returns G (K for per channel). */
 static pt_status check_codes_scales(const char* op, const pt_tensor* codes, const pt_tensor* scales, int32_t group,
                                     int64_t* n_out, int64_t* k_out, int64_t* g_out) {
-    char dc[96], ds[96];
+    char dc[96] = "", ds[96] = "";
     PT_CHECK(pt_check_dtype(codes, "codes", 1, PT_U4));
     PT_CHECK(pt_check_dtype(scales, "scales", 2, PT_F32, PT_BF16));
     if (group != 0 && group != 32 && group != 64 && group != 128)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: group %d not supported (0 = per channel, 32, 64 or 128)", op, group);
-    pt_describe(codes, dc, sizeof dc);
-    pt_describe(scales, ds, sizeof ds);
-    if (codes->ndim != 2) return pt_fail(PT_ERR_SHAPE, "%s: codes %s must be 2-D [N, K]", op, dc);
+    /* the descriptions only where a message needs them (snprintf costs about as much as a small GEMV) */
+#define FP4_DESCRIBE() (pt_describe(codes, dc, sizeof dc), pt_describe(scales, ds, sizeof ds))
+    if (codes->ndim != 2) return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s must be 2-D [N, K]", op, dc);
     int64_t n = codes->shape[0], k = codes->shape[1];
-    if (k % 2 != 0) return pt_fail(PT_ERR_SHAPE, "%s: codes %s: K = %lld must be even (two codes per byte)", op, dc, (long long)k);
+    if (k % 2 != 0) return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s: K = %lld must be even (two codes per byte)", op, dc, (long long)k);
     if (n > 1 && codes->stride[0] < k / 2)
-        return pt_fail(PT_ERR_SHAPE, "%s: codes %s rows overlap (row stride %lld bytes < K/2 = %lld)", op, dc,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s rows overlap (row stride %lld bytes < K/2 = %lld)", op, dc,
                        (long long)codes->stride[0], (long long)(k / 2));
     if (group != 0 && k % group != 0)
-        return pt_fail(PT_ERR_SHAPE, "%s: K = %lld (codes %s) is not a multiple of the group size %d", op, (long long)k, dc, group);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: K = %lld (codes %s) is not a multiple of the group size %d", op, (long long)k, dc, group);
     int64_t ng = group ? k / group : 1;
     if (scales->ndim != 2 || scales->shape[0] != n || scales->shape[1] != ng)
-        return pt_fail(PT_ERR_SHAPE, "%s: scales %s, expected [%lld, %lld] (N, K/group; group %d) for codes %s", op, ds,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: scales %s, expected [%lld, %lld] (N, K/group; group %d) for codes %s", op, ds,
                        (long long)n, (long long)ng, group, dc);
     int64_t es = (int64_t)pt_dtype_size(scales->dtype);
     if (n > 1 && (scales->stride[0] % es != 0 || scales->stride[0] < ng * es))
-        return pt_fail(PT_ERR_SHAPE, "%s: scales %s row stride %lld bytes is not a multiple of the element size or overlaps",
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: scales %s row stride %lld bytes is not a multiple of the element size or overlaps",
                        op, ds, (long long)scales->stride[0]);
     *n_out = n; *k_out = k;
     *g_out = group ? group : (k > 0 ? k : 1);
     return PT_OK;
+#undef FP4_DESCRIBE
 }
 
 /* ---------------------------------------------------------------- quantize */
@@ -353,19 +354,17 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
     PT_CHECK(pt_check_dtype(y, "pt_fp4_matmul y", 2, PT_F32, PT_BF16));
     int64_t n, k, g;
     PT_CHECK(check_codes_scales("pt_fp4_matmul", codes, scales, params->group, &n, &k, &g));
-    char dx[96], dy[96], dc[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(y, dy, sizeof dy);
-    pt_describe(codes, dc, sizeof dc);
+    char dx[96] = "", dy[96] = "", dc[96] = "";
+#define FP4_DESCRIBE() (pt_describe(x, dx, sizeof dx), pt_describe(y, dy, sizeof dy), pt_describe(codes, dc, sizeof dc))
     if (x->ndim != 2 || x->shape[1] != k)
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: x %s must be [M, K] with K = %lld (codes %s)", dx, (long long)k, dc);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: x %s must be [M, K] with K = %lld (codes %s)", dx, (long long)k, dc);
     int64_t m = x->shape[0];
     if (y->ndim != 2 || y->shape[0] != m || y->shape[1] != n)
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: y %s must be [M, N] = [%lld, %lld] (x %s, codes %s)", dy, (long long)m,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: y %s must be [M, N] = [%lld, %lld] (x %s, codes %s)", dy, (long long)m,
                        (long long)n, dx, dc);
     int64_t esx = (int64_t)pt_dtype_size(x->dtype), esy = (int64_t)pt_dtype_size(y->dtype);
     if (m > 1 && (x->stride[0] % esx != 0 || y->stride[0] % esy != 0 || y->stride[0] < n * esy))
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: row strides of x %s / y %s must be whole elements, y rows must not overlap", dx, dy);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: row strides of x %s / y %s must be whole elements, y rows must not overlap", dx, dy);
     if (bias) {
         PT_CHECK(pt_check_dtype(bias, "pt_fp4_matmul bias", 1, PT_F32));
         if (bias->ndim != 1 || bias->shape[0] != n)
@@ -398,7 +397,7 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
         p.x = (const float*)x->data; p.ldx = ldx;
     } else {
         float* xf = (float*)pt_scratch(3, (size_t)(m * k + 1) * sizeof(float) * (params->w4a4 ? 2 : 1));
-        if (!xf) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory to convert x %s", dx);
+        if (!xf) return FP4_DESCRIBE(), pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory to convert x %s", dx);
         for (int64_t r = 0; r < m; r++) pt_load_row_f32((const char*)x->data + r * (m > 1 ? x->stride[0] : 0), x->dtype, k, xf + r * k);
         p.x = xf; p.ldx = k;
         if (params->w4a4) {
@@ -408,6 +407,7 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
         }
     }
     return fp4_run(ctx, &p, params->format);
+#undef FP4_DESCRIBE
 }
 
 /* ---------------------------------------------------------------- search */
