@@ -494,10 +494,18 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
         gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
                   pfo, pfs);
     }
+    float v[GBR];
+    if (R == 4) { /* the four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
+        __m256 h[4];
+        for (int r = 0; r < 4; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm512_extractf32x8_ps(acc[r], 1));
+        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+        _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    } else {
+        for (int r = 0; r < R; r++) v[r] = _mm512_reduce_add_ps(acc[r]);
+    }
     for (int r = 0; r < R; r++) {
-        float v = _mm512_reduce_add_ps(acc[r]);
-        if (gsel == 0) v *= pt_fp4_scale(p, rows[r], 0);
-        pt_fp4_store_y(p, 0, rows[r], v + (p->bias ? p->bias[rows[r]] : 0.0f));
+        if (gsel == 0) v[r] *= pt_fp4_scale(p, rows[r], 0);
+        pt_fp4_store_y(p, 0, rows[r], v[r] + (p->bias ? p->bias[rows[r]] : 0.0f));
     }
 }
 
