@@ -487,7 +487,7 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
         srow[r] = (const char*)p->scales + rows[r] * p->lds * es;
         acc[r] = _mm512_setzero_ps();
     }
-    const int64_t pfs = pfo ? pfo / p->ldw * p->lds * es : 0;
+    const int64_t pfs = pfo ? p->lds * es : 0; /* pfo is 0 or one row (ldw): the next rows' scales, without a division per pass */
     for (int64_t ch = 0; ch < nfull; ch++) gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
     if (tailb) {
         const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
