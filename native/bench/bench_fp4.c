@@ -10,8 +10,9 @@
  * cache between tokens), so each method cycles through enough copies of its weight to cover
  * --cold-mib (default 256 MiB, above the last-level cache (105 MiB here)): one timed repeat = one call on each
  * copy, time per call = repeat time / copies. Repeats rotate the order of the methods: fp4 (the
- * default dispatch: on AVX512_BF16 the W4A16 GEMV at M = 1), fp4-f32act (the same call with
- * AVX512_BF16 disabled: the f32-activation AVX-512 kernel), f32 oneDNN, f32 own.
+ * default dispatch: on AVX512_VNNI the VNNI GEMV at M = 1, x in 16-bit fixed point), fp4-bf16
+ * (the same call with AVX512_VNNI disabled: the W4A16 GEMV on AVX512_BF16), fp4-f32act (VNNI
+ * and BF16 disabled: the f32-activation AVX-512 kernel), f32 oneDNN, f32 own.
  * Reported: median (min, max) microseconds per call, GB/s of weight bytes read (FP4: N*K/2
  * codes + the scales; f32: 4*N*K), and the speed-up of FP4 over each f32 baseline. Compare the
  * GB/s with `pt-bench --op copy` (read + write bytes) measured in the same session. */
@@ -28,17 +29,17 @@ static pt_tensor mk(void* d, int32_t dt, int64_t a, int64_t b) {
     return t;
 }
 
-enum { FP4 = 0, FP4A = 1, DNN = 2, OWN = 3, NMETH = 4 };
-static const char* MNAME[NMETH] = {"fp4", "fp4-f32act", "f32-onednn", "f32-own"};
+enum { FP4 = 0, FP4B = 1, FP4A = 2, DNN = 3, OWN = 4, NMETH = 5 };
+static const char* MNAME[NMETH] = {"fp4", "fp4-bf16", "fp4-f32act", "f32-onednn", "f32-own"};
 
 static int sdt = PT_F32; /* --scales f32|bf16 */
-static int run_shape(pt_ctx* own, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
+static int run_shape(pt_ctx* own, pt_ctx* bf16a, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
                      int json) {
     if (k % 2 || (group && k % group)) { fprintf(stderr, "K=%lld must be even and a multiple of --group %d\n", (long long)k, group); return 2; }
     const int64_t ng = group ? k / group : 1;
     const double fp4_bytes = (double)n * k / 2 + (sdt == PT_BF16 ? 2.0 : 4.0) * n * ng, f32_bytes = 4.0 * n * k;
     int copies[NMETH];
-    copies[FP4] = copies[FP4A] = (int)(cold_mib * 1048576.0 / fp4_bytes) + 1;
+    copies[FP4] = copies[FP4B] = copies[FP4A] = (int)(cold_mib * 1048576.0 / fp4_bytes) + 1;
     copies[DNN] = copies[OWN] = (int)(cold_mib * 1048576.0 / f32_bytes) + 1;
     float* w = malloc(sizeof(float) * n * k);
     float* x = malloc(sizeof(float) * m * k);
@@ -77,9 +78,9 @@ static int run_shape(pt_ctx* own, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t 
             double t0 = pt_bench_now();
             for (int c = 0; c < copies[meth]; c++) {
                 pt_status st;
-                if (meth == FP4 || meth == FP4A) {
+                if (meth == FP4 || meth == FP4B || meth == FP4A) {
                     pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], sdt, n, ng);
-                    st = pt_fp4_matmul(meth == FP4 ? own : f32a, &tx, &tc, &ts, NULL, &ty, &fp);
+                    st = pt_fp4_matmul(meth == FP4 ? own : meth == FP4B ? bf16a : f32a, &tx, &tc, &ts, NULL, &ty, &fp);
                 } else {
                     pt_tensor tb = mk(wf[c], PT_F32, n, k);
                     st = pt_matmul(meth == DNN ? dnn : own, &tx, &tb, NULL, &ty, &mp);
@@ -95,23 +96,23 @@ static int run_shape(pt_ctx* own, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t 
         pt_bench_stats st = pt_bench_summary(t[i], reps);
         med[i] = st.med; lo[i] = st.lo; hi[i] = st.hi;
     }
-    const double bytes[NMETH] = {fp4_bytes, fp4_bytes, f32_bytes, f32_bytes};
+    const double bytes[NMETH] = {fp4_bytes, fp4_bytes, fp4_bytes, f32_bytes, f32_bytes};
     if (json) {
         printf("{\"op\":\"fp4\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"group\":%d,\"format\":%d,\"reps\":%d", (long long)m, (long long)n,
                (long long)k, group, fmt, reps);
         for (int i = 0; i < NMETH; i++)
             printf(",\"%s_us\":%.3f,\"%s_us_min\":%.3f,\"%s_us_max\":%.3f,\"%s_gbps\":%.2f", MNAME[i], med[i] * 1e6, MNAME[i],
                    lo[i] * 1e6, MNAME[i], hi[i] * 1e6, MNAME[i], bytes[i] / med[i] * 1e-9);
-        printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f,\"speedup_vs_fp4_f32act\":%.2f}\n", med[DNN] / med[FP4],
-               med[OWN] / med[FP4], med[FP4A] / med[FP4]);
+        printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f,\"speedup_vs_fp4_bf16\":%.2f,\"speedup_vs_fp4_f32act\":%.2f}\n",
+               med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4B] / med[FP4], med[FP4A] / med[FP4]);
     } else {
         printf("fp4 M=%lld N=%lld K=%lld group=%d format=%d reps=%d (weights cold: %d / %d copies)\n", (long long)m, (long long)n,
                (long long)k, group, fmt, reps, copies[FP4], copies[DNN]);
         for (int i = 0; i < NMETH; i++)
             printf("  %-11s %9.1f us (min %9.1f, max %9.1f)  %6.2f GB/s of weights\n", MNAME[i], med[i] * 1e6, lo[i] * 1e6, hi[i] * 1e6,
                    bytes[i] / med[i] * 1e-9);
-        printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own, %.2fx vs fp4 with f32 activations (ratios of medians)\n",
-               med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4A] / med[FP4]);
+        printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own, %.2fx vs fp4-bf16, %.2fx vs fp4 with f32 activations (ratios of "
+               "medians)\n", med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4B] / med[FP4], med[FP4A] / med[FP4]);
     }
     for (int c = 0; c < copies[FP4]; c++) { free(codes[c]); free(scales[c]); }
     for (int c = 0; c < copies[DNN]; c++) free(wf[c]);
@@ -233,18 +234,21 @@ int pt_bench_fp4(int argc, char** argv) {
     }
     if (reps < 1) reps = 1;
     if (m < 1) { fprintf(stderr, "--m must be positive\n"); return 2; }
-    pt_ctx_params po = {threads, 0, 0, 0}, pa = {threads, PT_CPU_AVX512_BF16, 0, 0}, pd = {threads, 0, 1, 0};
-    pt_ctx *own = NULL, *f32a = NULL, *dnn = NULL;
-    if (pt_ctx_create(&po, &own) != PT_OK || pt_ctx_create(&pa, &f32a) != PT_OK || pt_ctx_create(&pd, &dnn) != PT_OK) {
+    pt_ctx_params po = {threads, 0, 0, 0}, pb = {threads, PT_CPU_AVX512_VNNI, 0, 0},
+                  pa = {threads, PT_CPU_AVX512_VNNI | PT_CPU_AVX512_BF16, 0, 0}, pd = {threads, 0, 1, 0};
+    pt_ctx *own = NULL, *bf16a = NULL, *f32a = NULL, *dnn = NULL;
+    if (pt_ctx_create(&po, &own) != PT_OK || pt_ctx_create(&pb, &bf16a) != PT_OK || pt_ctx_create(&pa, &f32a) != PT_OK ||
+        pt_ctx_create(&pd, &dnn) != PT_OK) {
         fprintf(stderr, "%s\n", pt_last_error());
         return 1;
     }
     static const int64_t SHAPES[4][2] = {{768, 768}, {768, 3072}, {3072, 768}, {4096, 4096}}; /* N, K */
     int rc = 0;
-    if (n > 0 && k > 0) rc = run_shape(own, f32a, dnn, m, n, k, group, fmt, reps, cold, json);
+    if (n > 0 && k > 0) rc = run_shape(own, bf16a, f32a, dnn, m, n, k, group, fmt, reps, cold, json);
     else
-        for (int s = 0; s < 4 && !rc; s++) rc = run_shape(own, f32a, dnn, m, SHAPES[s][0], SHAPES[s][1], group, fmt, reps, cold, json);
+        for (int s = 0; s < 4 && !rc; s++) rc = run_shape(own, bf16a, f32a, dnn, m, SHAPES[s][0], SHAPES[s][1], group, fmt, reps, cold, json);
     pt_ctx_destroy(own);
+    pt_ctx_destroy(bf16a);
     pt_ctx_destroy(f32a);
     pt_ctx_destroy(dnn);
     return rc;

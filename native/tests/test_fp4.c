@@ -1,9 +1,12 @@
 /* FP4: levels, quantize/dequantize round trips, the weight-only and W4A4 matmul against a
  * double-precision reference of the same quantized math (codes decoded with their scales in
  * double), the format/clipping search on data built for a known winner, and bad inputs.
- * Every kernel runs on AVX-512 (when present) and on the portable path, 1 and 2 threads; the
- * weight-only GEMV (M = 1, not NF4) on AVX512_BF16 rounds x to bf16 (W4A16), and its reference
- * does the same, while a config with AVX512_BF16 disabled keeps the f32-activation kernel tested. */
+ * Every kernel runs on AVX-512 (when present) and on the portable path, 1 and 2 threads. The
+ * weight-only GEMV (M = 1, not NF4) on AVX512_VNNI quantizes x to 16-bit integers with a
+ * power-of-two scale per 8-element block, on AVX512_BF16 (VNNI disabled) it rounds x to bf16
+ * (W4A16); each reference does the same to x (written here independently), and the VNNI GEMV is
+ * also held to the bound that x's quantization step gives against the unquantized x. Configs
+ * with VNNI, then VNNI and BF16 disabled keep the bf16 and the f32-activation kernels tested. */
 #include "pt_test.h"
 
 #include <string.h>
@@ -13,7 +16,8 @@ static const config CONFIGS[] = {
     {"avx512, 2 threads", 2, 0},
     {"portable, 2 threads", 2, PT_CPU_AVX512F | PT_CPU_AVX2},
     {"avx512, 1 thread", 1, 0},
-    {"avx512 f32 activations (AVX512_BF16 off), 2 threads", 2, PT_CPU_AVX512_BF16},
+    {"avx512 bf16 GEMV (AVX512_VNNI off), 2 threads", 2, PT_CPU_AVX512_VNNI},
+    {"avx512 f32 activations (AVX512_VNNI and AVX512_BF16 off), 2 threads", 2, PT_CPU_AVX512_VNNI | PT_CPU_AVX512_BF16},
 };
 static uint32_t g_caps; /* the caps the library dispatches on */
 #define NCONFIGS (int)(sizeof CONFIGS / sizeof CONFIGS[0])
@@ -29,6 +33,27 @@ static float bf16r(float f) { /* round to bf16 and back (RNE) */
 }
 static float from_bf16(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 static uint16_t to_bf16(float f) { float r = bf16r(f); uint32_t u; memcpy(&u, &r, 4); return (uint16_t)(u >> 16); }
+
+/* The VNNI GEMV's x: per block of 8 elements (8L..8L+7), the power of two 2^e with
+ * max|x| * 2^-e in [16320, 32639] (the largest that keeps xq = 256 xh + xl with signed bytes
+ * xh, xl), xq = rint(x * 2^-e); out[k] = xq * 2^e, step[k] = 2^e. */
+static void vnni_x(const float* x, int64_t k, float* out, double* step) {
+    for (int64_t b = 0; b < k; b += 8) {
+        const int64_t e8 = b + 8 < k ? b + 8 : k;
+        double amax = 0;
+        for (int64_t j = b; j < e8; j++) amax = fabs(x[j]) > amax ? fabs(x[j]) : amax;
+        int ex = 0;
+        (void)frexp(amax, &ex); /* amax = f * 2^ex, f in [0.5, 1) */
+        int e = ex - 15;        /* amax * 2^-e in [16384, 32768) */
+        if (ldexp(amax, -e) > 32639.0) e++;
+        for (int64_t j = b; j < e8; j++) {
+            const double q = amax > 0 ? rint(ldexp((double)x[j], -e)) : 0.0;
+            EXPECT(fabs(q) <= 32639.0, "vnni_x: |xq| = %g > 32639 at %lld", q, (long long)j);
+            out[j] = (float)ldexp(q, e);
+            step[j] = amax > 0 ? ldexp(1.0, e) : 0.0;
+        }
+    }
+}
 
 static pt_tensor t2(void* d, int32_t dt, int64_t a, int64_t b) {
     int64_t s[2] = {a, b};
@@ -118,16 +143,18 @@ static void round_trip(pt_ctx* ctx, int fmt, int group, int scale_bf, float clip
 
 typedef struct { int64_t n, k; int group; } shape;
 static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {130, 770, 0}, {1, 2, 0}, {9, 384, 32},
-                               {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}};
+                               {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}, {5, 130, 0}, {3, 640, 128}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */
 static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_t m, int x_bf, int y_bf, int s_bf, int with_bias,
-                        int w4a4, int act_fmt) {
+                        int w4a4, int act_fmt, int planted) {
     const char* cfg = cf->name;
-    const uint32_t need = PT_CPU_AVX512F | PT_CPU_AVX512_BF16;
-    /* the W4A16 GEMV: x rounded to bf16 (RNE) before the products */
-    const int w4a16 = (g_caps & ~cf->disable & need) == need && m == 1 && !w4a4 && fmt != PT_FP4_NF4;
+    const uint32_t need = PT_CPU_AVX512F | PT_CPU_AVX512_BF16, needv = PT_CPU_AVX512F | PT_CPU_AVX512_VNNI;
+    const int gemv = m == 1 && !w4a4 && fmt != PT_FP4_NF4 && sh.k > 0;
+    /* the VNNI GEMV: x in 16-bit fixed point per 8-element block; else the W4A16 GEMV: x rounded to bf16 (RNE) */
+    const int vnni = (g_caps & ~cf->disable & needv) == needv && gemv;
+    const int w4a16 = !vnni && (g_caps & ~cf->disable & need) == need && gemv;
     const int64_t n = sh.n, k = sh.k, g = sh.group ? sh.group : k, ng = k / g;
     float* w = malloc(sizeof(float) * n * k);
     float* x = malloc(sizeof(float) * m * k);
@@ -143,6 +170,12 @@ static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_
     pt_test_fill(w, n * k, -1.0, 1.0);
     pt_test_fill(x, m * k, -1.0, 1.0);
     pt_test_fill(bias, n, -1.0, 1.0);
+    if (planted) /* large-magnitude entries, an all-zero block, a block of tiny values */
+        for (int64_t r = 0; r < m; r++) {
+            for (int64_t j = 5; j < k; j += 37) x[r * k + j] *= 1000.0f;
+            for (int64_t j = 8; j < 16 && j < k; j++) x[r * k + j] = 0.0f;
+            for (int64_t j = 16; j < 24 && j < k; j++) x[r * k + j] *= 1e-30f;
+        }
     for (int64_t j = 0; j < k; j++) shift[j] = 0;
     if (w4a4) /* planted outlier channels, absorbed by a power of two */
         for (int64_t j = 3; j < k; j += 11) {
@@ -159,7 +192,11 @@ static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_
     pt_fp4_levels(act_fmt, la);
     /* the activations the kernel multiplies (W4A4: quantized per token, mirrored in float) */
     float* xq = malloc(sizeof(float) * m * k);
-    for (int64_t r = 0; r < m; r++) {
+    double* step = malloc(sizeof(double) * k);
+    double* qbound = malloc(sizeof(double) * n);
+    double* ref_x = malloc(sizeof(double) * n);
+    if (vnni) vnni_x(x, k, xq, step);
+    for (int64_t r = 0; r < m && !vnni; r++) {
         if (!w4a4) {
             for (int64_t j = 0; j < k; j++) xq[r * k + j] = w4a16 ? bf16r(x[r * k + j]) : x[r * k + j];
             continue;
@@ -186,6 +223,15 @@ static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_
                 s += t; sa += fabs(t);
             }
             ref[r * n + c] = s; sumabs[r * n + c] = sa;
+            if (vnni) { /* against the unquantized x: |x - xq| <= step / 2 per element */
+                double sx = with_bias ? bias[c] : 0.0, qb = 0.0;
+                for (int64_t j = 0; j < k; j++) {
+                    const double wv = (double)lv[code_at(codes, k / 2, c, j)] * scale_at(sc, s_bf, ng, c, j / g);
+                    sx += (double)x[j] * wv;
+                    qb += fabs(wv) * step[j] / 2;
+                }
+                ref_x[c] = sx; qbound[c] = qb;
+            }
         }
     pt_test_poison(y, 4 * m * n);
     pt_tensor tx = t2(x_bf ? (void*)xb : (void*)x, x_bf ? PT_BF16 : PT_F32, m, k), ty = t2(y, y_bf ? PT_BF16 : PT_F32, m, n);
@@ -199,15 +245,26 @@ static void matmul_case(pt_ctx* ctx, const config* cf, int fmt, shape sh, int64_
         /* W4A16: the bf16 x level products are exact in f32; each f32 lane adds two of them per
          * vdpbf16ps (<= 2 roundings), K/32 times, then a group-scale FMA per 128-chunk and a
          * 16-lane tree: at most (2 K/32 + K/128 + 8) roundings of 2^-24 relative to sum|terms| */
-        double tol = (w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24 : 2e-6) * sumabs[i] + 1e-6 +
-                     (y_bf ? 4e-3 * fabs(ref[i]) : 0);
+        /* VNNI: the integer lane sums are exact; per 128-chunk f32(t) and the FMA round, then the
+         * 16-lane tree, the per-channel scale and the bias: (2 K/128 + 8) roundings */
+        double tol = (w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24
+                      : vnni ? (2.0 * ((k + 127) / 128) + 8) * 0x1p-24
+                             : 2e-6) * sumabs[i] + 1e-6 + (y_bf ? 4e-3 * fabs(ref[i]) : 0);
         double e = fabs(yf[i] - ref[i]) / tol;
         if (!(e <= worst)) { worst = isnan(e) ? INFINITY : e; wi = i; }
     }
+    if (vnni)
+        for (int64_t i = 0; i < n; i++) {
+            const double tol = qbound[i] + (2.0 * ((k + 127) / 128) + 8) * 0x1p-24 * sumabs[i] + 1e-6 + (y_bf ? 4e-3 * fabs(ref_x[i]) : 0);
+            EXPECT(fabs(yf[i] - ref_x[i]) <= tol, "[%s, VNNI] %s N=%lld K=%lld group %d planted %d: y[%lld] = %.9g, exact-x reference %.9g, "
+                   "bound from x's quantization step %.3g", cfg, FMT[fmt], (long long)n, (long long)k, sh.group, planted, (long long)i, yf[i],
+                   ref_x[i], tol);
+        }
     EXPECT(worst <= 1.0, "[%s%s] %s%s%s M=%lld N=%lld K=%lld group %d x %s y %s scales %s bias %d: y[%lld] = %g, want %g (err %.2f tol)",
-           cfg, w4a16 ? ", W4A16" : "", w4a4 ? "W4A4 act " : "", w4a4 ? FMT[act_fmt] : "", FMT[fmt], (long long)m, (long long)n, (long long)k, sh.group,
+           cfg, vnni ? ", VNNI" : w4a16 ? ", W4A16" : "", w4a4 ? "W4A4 act " : "", w4a4 ? FMT[act_fmt] : "", FMT[fmt], (long long)m, (long long)n, (long long)k, sh.group,
            x_bf ? "bf16" : "f32", y_bf ? "bf16" : "f32", s_bf ? "bf16" : "f32", with_bias, (long long)wi, yf[wi], ref[wi], worst);
     free(w); free(x); free(xb); free(bias); free(codes); free(sc); free(y); free(yf); free(ref); free(sumabs); free(shift); free(xq);
+    free(step); free(qbound); free(ref_x);
 }
 
 static void run_config(const config* c) {
@@ -222,12 +279,32 @@ static void run_config(const config* c) {
         for (int s = 0; s < NSHAPES; s++)
             for (int mi = 0; mi < 3; mi++, variant++) {
                 int xb = variant % 3 == 1, yb = variant % 5 == 2, sb = variant % 2, bias = variant % 4 != 3;
-                matmul_case(ctx, c, f, SHAPES[s], MS[mi], xb, yb, sb, bias, 0, 0);
+                matmul_case(ctx, c, f, SHAPES[s], MS[mi], xb, yb, sb, bias, 0, 0, variant % 7 == 3 || (mi == 0 && s % 3 == 1));
             }
+    /* a NaN or an infinity in x reaches y on every path (the VNNI GEMV hands such an x to another kernel) */
+    {
+        const int64_t n = 5, k = 130;
+        float w[5 * 130], x[130], y[5], sc[5];
+        uint8_t codes[5 * 65];
+        pt_test_fill(w, n * k, -1, 1);
+        pt_tensor tw = t2(w, PT_F32, n, k), tc = t2(codes, PT_U4, n, k), ts = t2(sc, PT_F32, n, 1), tx = t2(x, PT_F32, 1, k), ty = t2(y, PT_F32, 1, n);
+        pt_fp4_quant_params qp = {PT_FP4_E2M1, 0, 1.0f, 0, NULL};
+        EXPECT_OK(pt_fp4_quantize(ctx, &tw, &qp, &tc, &ts));
+        pt_fp4_matmul_params mp = {PT_FP4_E2M1, 0, 0, 0, 0.0f, 0, NULL};
+        for (int kind = 0; kind < 2; kind++) {
+            pt_test_fill(x, k, -1, 1);
+            x[129] = kind ? INFINITY : NAN;
+            memset(y, 0, sizeof y);
+            EXPECT_OK(pt_fp4_matmul(ctx, &tx, &tc, &ts, NULL, &ty, &mp));
+            for (int64_t i = 0; i < n; i++)
+                EXPECT(kind ? !isfinite(y[i]) || code_at(codes, k / 2, i, 129) == 0 || code_at(codes, k / 2, i, 129) == 8 : isnan(y[i]),
+                       "[%s] x[129] = %s: y[%lld] = %g", c->name, kind ? "inf" : "NaN", (long long)i, y[i]);
+        }
+    }
     /* W4A4 (activations E2M1 and the others), a few shapes */
     for (int f = 0; f < 3; f++)
         for (int s = 0; s < NSHAPES; s += 2)
-            for (int mi = 0; mi < 3; mi++) matmul_case(ctx, c, f, SHAPES[s], MS[mi], 0, 0, 0, 1, 1, (f + s) % 3);
+            for (int mi = 0; mi < 3; mi++) matmul_case(ctx, c, f, SHAPES[s], MS[mi], 0, 0, 0, 1, 1, (f + s) % 3, 0);
     pt_ctx_destroy(ctx);
 }
 

@@ -1151,12 +1151,18 @@ PT_API pt_status pt_fp4_dequantize(pt_ctx* ctx, const pt_tensor* codes, const pt
  * permute per nibble, AVX-512; the portable build does it with a table); for M = 1 each
  * weight byte is read once (GEMV, parallel over N), for M > 1 a [K-panel x 16 rows] tile is
  * decoded into L1 and reused across all M rows. Accumulation f32.
- * W4A16: where ctx has PT_CPU_AVX512_BF16, the weight-only GEMV (M = 1) of E2M1, E1M2 and
- * E3M0 (whose levels are exact in bf16) rounds x to bf16 (round to nearest even) once per
- * call, i.e. xq = bf16(x), and multiplies on vdpbf16ps: the products are exact, the sums f32,
- * the group scale applied to each group's f32 partial sum. Weight-only kernels on GPUs and
- * llama.cpp-style CPU kernels use 16-bit activations the same way; NF4, M > 1, W4A4 and
- * contexts with PT_CPU_AVX512_BF16 in disable_caps keep x in f32.
+ * W4A16: the weight-only GEMV (M = 1) of E2M1, E1M2 and E3M0 takes x in 16 bits, quantized
+ * once per call; the products are exact, the sums f32 (or exact int32 within a group), the
+ * group scale applied to each group's partial sum:
+ *  - where ctx has PT_CPU_AVX512_VNNI: 16-bit fixed point with one power-of-two scale per block
+ *    of 8 elements (k = 8b .. 8b+7): xq = rint(x * 2^-e) * 2^e with e such that the block's
+ *    max|x| * 2^-e lies in [16320, 32639], so |xq - x| <= 2^(e-1) <= 2^-15 * max|x of the block|
+ *    (finer than bf16's 2^-9 |x| for every element within 2^6 of its block's largest); the
+ *    integer levels (2x E2M1, 4x E1M2 / E3M0) multiply it on vpdpbusd. An x holding a NaN or an
+ *    infinity takes the next kernel below instead;
+ *  - else where ctx has PT_CPU_AVX512_BF16: xq = bf16(x) (round to nearest even), vdpbf16ps.
+ * Weight-only kernels on GPUs and llama.cpp-style CPU kernels use 16-bit activations the same
+ * way; NF4, M > 1, W4A4 and contexts with both caps in disable_caps keep x in f32.
  * W4A4 (w4a4 = 1, LLM-FP4): per token m, the activations are divided by the per-channel
  * power of two 2^act_shift[k] (the shift the weights absorbed through
  * pt_fp4_quant_params.act_shift), then quantized to act_format with one scale per token

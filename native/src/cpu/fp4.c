@@ -76,32 +76,33 @@ static pt_status check_format(const char* op, const char* what, int32_t f) {
 /* Checks codes [N, K] u4 and scales [N, K/G] for `group`; returns G (K for per channel). */
 static pt_status check_codes_scales(const char* op, const pt_tensor* codes, const pt_tensor* scales, int32_t group,
                                     int64_t* n_out, int64_t* k_out, int64_t* g_out) {
-    char dc[96], ds[96];
+    char dc[96] = "", ds[96] = "";
     PT_CHECK(pt_check_dtype(codes, "codes", 1, PT_U4));
     PT_CHECK(pt_check_dtype(scales, "scales", 2, PT_F32, PT_BF16));
     if (group != 0 && group != 32 && group != 64 && group != 128)
         return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: group %d not supported (0 = per channel, 32, 64 or 128)", op, group);
-    pt_describe(codes, dc, sizeof dc);
-    pt_describe(scales, ds, sizeof ds);
-    if (codes->ndim != 2) return pt_fail(PT_ERR_SHAPE, "%s: codes %s must be 2-D [N, K]", op, dc);
+    /* the descriptions only where a message needs them (snprintf costs about as much as a small GEMV) */
+#define FP4_DESCRIBE() (pt_describe(codes, dc, sizeof dc), pt_describe(scales, ds, sizeof ds))
+    if (codes->ndim != 2) return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s must be 2-D [N, K]", op, dc);
     int64_t n = codes->shape[0], k = codes->shape[1];
-    if (k % 2 != 0) return pt_fail(PT_ERR_SHAPE, "%s: codes %s: K = %lld must be even (two codes per byte)", op, dc, (long long)k);
+    if (k % 2 != 0) return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s: K = %lld must be even (two codes per byte)", op, dc, (long long)k);
     if (n > 1 && codes->stride[0] < k / 2)
-        return pt_fail(PT_ERR_SHAPE, "%s: codes %s rows overlap (row stride %lld bytes < K/2 = %lld)", op, dc,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: codes %s rows overlap (row stride %lld bytes < K/2 = %lld)", op, dc,
                        (long long)codes->stride[0], (long long)(k / 2));
     if (group != 0 && k % group != 0)
-        return pt_fail(PT_ERR_SHAPE, "%s: K = %lld (codes %s) is not a multiple of the group size %d", op, (long long)k, dc, group);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: K = %lld (codes %s) is not a multiple of the group size %d", op, (long long)k, dc, group);
     int64_t ng = group ? k / group : 1;
     if (scales->ndim != 2 || scales->shape[0] != n || scales->shape[1] != ng)
-        return pt_fail(PT_ERR_SHAPE, "%s: scales %s, expected [%lld, %lld] (N, K/group; group %d) for codes %s", op, ds,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: scales %s, expected [%lld, %lld] (N, K/group; group %d) for codes %s", op, ds,
                        (long long)n, (long long)ng, group, dc);
     int64_t es = (int64_t)pt_dtype_size(scales->dtype);
     if (n > 1 && (scales->stride[0] % es != 0 || scales->stride[0] < ng * es))
-        return pt_fail(PT_ERR_SHAPE, "%s: scales %s row stride %lld bytes is not a multiple of the element size or overlaps",
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "%s: scales %s row stride %lld bytes is not a multiple of the element size or overlaps",
                        op, ds, (long long)scales->stride[0]);
     *n_out = n; *k_out = k;
     *g_out = group ? group : (k > 0 ? k : 1);
     return PT_OK;
+#undef FP4_DESCRIBE
 }
 
 /* ---------------------------------------------------------------- quantize */
@@ -279,14 +280,21 @@ static void quantize_acts(const float* x, int64_t ldx, int64_t m, int64_t k, con
 }
 
 /* The matmul after validation: x is f32 [M, K] with row stride ldx (elements). */
-static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
+static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p, int32_t format) {
     void (*rows)(const pt_fp4_problem*, int64_t, int64_t) = pt_fp4_rows_generic;
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
     if (ctx->caps & PT_CPU_AVX512F) rows = pt_fp4_rows_avx512;
 #endif
     float* xd = NULL;
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
-    if (rows != pt_fp4_rows_generic && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
+    if (rows != pt_fp4_rows_generic && (ctx->caps & PT_CPU_AVX512_VNNI) && p->m == 1 && p->bf16_ok && p->k > 0) {
+        /* VNNI GEMV: x in 16-bit fixed point with a power-of-two scale per 8-element block (see
+         * fp4_avx512.c); a NaN or an infinity in x leaves p->xv NULL and the call to the kernels below */
+        void* xv = pt_scratch(2, (size_t)((p->k + 127) >> 7) * PT_FP4_XV_BYTES);
+        if (!xv) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for the quantized x (K = %lld)", (long long)p->k);
+        pt_fp4_vnni_prep(p, format, xv);
+    }
+    if (rows != pt_fp4_rows_generic && !p->xv && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
         /* W4A16 GEMV: x rounded to bf16 once, in the nibble order of a 128-chunk (see fp4.h) */
         const int64_t kp = (p->k + 127) & ~(int64_t)127;
         uint16_t* xb = (uint16_t*)pt_scratch(2, (size_t)kp * sizeof(uint16_t));
@@ -301,7 +309,7 @@ static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p) {
         for (int i = 0; i < 32; i++) p->lutb[i] = pt_f32_to_bf16(p->lut[i & 15]);
     }
 #endif
-    if (rows != pt_fp4_rows_generic && !p->xb) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
+    if (rows != pt_fp4_rows_generic && !p->xb && !p->xv) { /* AVX-512: x rows deinterleaved per 32-chunk, row stride K */
         xd = (float*)pt_scratch(2, (size_t)(p->m * p->k + 32) * sizeof(float));
         if (!xd) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for %lld x %lld floats of x", (long long)p->m,
                                 (long long)p->k);
@@ -346,19 +354,17 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
     PT_CHECK(pt_check_dtype(y, "pt_fp4_matmul y", 2, PT_F32, PT_BF16));
     int64_t n, k, g;
     PT_CHECK(check_codes_scales("pt_fp4_matmul", codes, scales, params->group, &n, &k, &g));
-    char dx[96], dy[96], dc[96];
-    pt_describe(x, dx, sizeof dx);
-    pt_describe(y, dy, sizeof dy);
-    pt_describe(codes, dc, sizeof dc);
+    char dx[96] = "", dy[96] = "", dc[96] = "";
+#define FP4_DESCRIBE() (pt_describe(x, dx, sizeof dx), pt_describe(y, dy, sizeof dy), pt_describe(codes, dc, sizeof dc))
     if (x->ndim != 2 || x->shape[1] != k)
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: x %s must be [M, K] with K = %lld (codes %s)", dx, (long long)k, dc);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: x %s must be [M, K] with K = %lld (codes %s)", dx, (long long)k, dc);
     int64_t m = x->shape[0];
     if (y->ndim != 2 || y->shape[0] != m || y->shape[1] != n)
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: y %s must be [M, N] = [%lld, %lld] (x %s, codes %s)", dy, (long long)m,
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: y %s must be [M, N] = [%lld, %lld] (x %s, codes %s)", dy, (long long)m,
                        (long long)n, dx, dc);
     int64_t esx = (int64_t)pt_dtype_size(x->dtype), esy = (int64_t)pt_dtype_size(y->dtype);
     if (m > 1 && (x->stride[0] % esx != 0 || y->stride[0] % esy != 0 || y->stride[0] < n * esy))
-        return pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: row strides of x %s / y %s must be whole elements, y rows must not overlap", dx, dy);
+        return FP4_DESCRIBE(), pt_fail(PT_ERR_SHAPE, "pt_fp4_matmul: row strides of x %s / y %s must be whole elements, y rows must not overlap", dx, dy);
     if (bias) {
         PT_CHECK(pt_check_dtype(bias, "pt_fp4_matmul bias", 1, PT_F32));
         if (bias->ndim != 1 || bias->shape[0] != n)
@@ -391,7 +397,7 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
         p.x = (const float*)x->data; p.ldx = ldx;
     } else {
         float* xf = (float*)pt_scratch(3, (size_t)(m * k + 1) * sizeof(float) * (params->w4a4 ? 2 : 1));
-        if (!xf) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory to convert x %s", dx);
+        if (!xf) return FP4_DESCRIBE(), pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory to convert x %s", dx);
         for (int64_t r = 0; r < m; r++) pt_load_row_f32((const char*)x->data + r * (m > 1 ? x->stride[0] : 0), x->dtype, k, xf + r * k);
         p.x = xf; p.ldx = k;
         if (params->w4a4) {
@@ -400,7 +406,8 @@ pt_status pt_fp4_matmul(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* codes,
             p.x = xq;
         }
     }
-    return fp4_run(ctx, &p);
+    return fp4_run(ctx, &p, params->format);
+#undef FP4_DESCRIBE
 }
 
 /* ---------------------------------------------------------------- search */

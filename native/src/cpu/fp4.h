@@ -12,6 +12,8 @@ typedef struct pt_fp4_problem {
     const float* xd;          /* AVX-512 only: x [M, K] (row stride K) with each 32-chunk deinterleaved (evens, odds) */
     const uint16_t* xb;       /* AVX512_BF16 GEMV only (M = 1): x rounded to bf16, per 128-chunk c of K (zero-padded
                                * to a multiple of 128) in nibble order: xb[128c + 32r + j] = bf16(x[128c + 4j + r]) */
+    const void* xv;           /* AVX512_VNNI GEMV only (M = 1): x in 16-bit fixed point, per 128-chunk one
+                               * PT_FP4_XV_BYTES block written by pt_fp4_vnni_prep (layout in fp4_avx512.c) */
     int32_t bf16_ok;          /* the bf16-activation GEMV may be used: weight-only and levels exact in bf16 (not NF4) */
     const uint8_t* codes;     /* [N, K/2] bytes, row stride ldw (bytes) */
     int64_t ldw;
@@ -24,6 +26,7 @@ typedef struct pt_fp4_problem {
     int64_t ldy;
     float lut[16];
     uint16_t lutb[32];        /* lut as bf16, twice (vpermw indexes with 5 bits) */
+    uint8_t lutv[16];         /* VNNI GEMV: level * mult + offset, u8 (see pt_fp4_vnni_prep) */
 } pt_fp4_problem;
 
 static inline float pt_fp4_scale(const pt_fp4_problem* p, int64_t n, int64_t g) {
@@ -41,6 +44,13 @@ static inline void pt_fp4_store_y(const pt_fp4_problem* p, int64_t m, int64_t n,
 PT_HIDDEN void pt_fp4_rows_generic(const pt_fp4_problem* p, int64_t n0, int64_t n1);
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1);
+/* Bytes per 128-chunk of K of the VNNI GEMV's x (pt_fp4_problem.xv). */
+#define PT_FP4_XV_BYTES 384
+/* The VNNI GEMV (M = 1, weight-only, E2M1 / E1M2 / E3M0): quantizes p->x [K] into buf
+ * (PT_FP4_XV_BYTES per 128-chunk, 64-byte aligned) and sets p->xv and p->lutv. Returns 0 and
+ * leaves p->xv NULL when the format is not one of the three or x holds a NaN or an infinity
+ * (the caller then takes another kernel, which propagates them). */
+PT_HIDDEN int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf);
 #endif
 
 #endif

@@ -1,7 +1,8 @@
 /* FP4 kernels on AVX-512: the GEMV (M = 1) decodes nibbles in registers with a 16-entry LUT
  * permute (vpermps uses only the low 4 bits of each index, so a zero-extended byte indexes
  * its low nibble as is), the W4A16 GEMV on AVX512_BF16 (vpermw to bf16 levels, vdpbf16ps; see
- * gemv_bf16_t), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
+ * gemv_bf16_t), the GEMV on AVX512_VNNI (x in 16-bit fixed point, vpshufb to u8 levels,
+ * vpdpbusd; see gemv_vnni_t), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
 #include "cpu/fp4.h"
 
 #include <immintrin.h>
@@ -221,9 +222,41 @@ static void gemm_regs(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
 #define GBR 4
 static inline int load_u32(const char* p) { int v; memcpy(&v, p, 4); return v; }
 static inline uint16_t load_u16(const char* p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline long long load_u64(const char* p) { long long v; memcpy(&v, p, 8); return v; }
 typedef struct {
     __m512 acc[GBR], acc2[GBR];
 } gbf_acc;
+
+/* The group scales of one 128-chunk ch of a row (srow: the row's scales), expanded to the 16
+ * f32 lanes (lane i: elements 8i..8i+7 of the chunk, one group for G >= 32); gsel as in
+ * gemv_bf16_t (1, 2, 3; not 0). tail: the last, partial chunk, its sm scales read with a mask. */
+static inline __attribute__((always_inline)) __m512 chunk_scales(const char* srow, int64_t ch, const int sbf, const int gsel,
+                                                                 const int tail, const __mmask16 sm, const __m512i sidx32,
+                                                                 const __m512i sidx16) {
+    const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
+    if (sbf && !tail) { /* a broadcast load, then one vpshufb moves scale i's two bytes to the high half of its lanes */
+        if (gsel == 3) return _mm512_castsi512_ps(_mm512_set1_epi32((int)((uint32_t)load_u16(srow + ch * 2) << 16)));
+        const __m512i b = spc == 4 ? _mm512_set1_epi64(load_u64(srow + ch * 8)) : _mm512_set1_epi32(load_u32(srow + ch * 4));
+        const __m512i ctl = spc == 4 ? _mm512_set_epi32(0x0706FFFF, 0x0706FFFF, 0x0706FFFF, 0x0706FFFF, 0x0504FFFF, 0x0504FFFF, 0x0504FFFF,
+                                                        0x0504FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0100FFFF, 0x0100FFFF,
+                                                        0x0100FFFF, 0x0100FFFF)
+                                     : _mm512_set_epi32(0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF, 0x0302FFFF,
+                                                        0x0302FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF, 0x0100FFFF,
+                                                        0x0100FFFF, 0x0100FFFF);
+        return _mm512_castsi512_ps(_mm512_shuffle_epi8(b, ctl));
+    }
+    if (sbf) {
+        const __m128i s16 = tail ? _mm_maskz_loadu_epi16((__mmask8)sm, (const void*)(srow + ch * spc * 2))
+                                 : (spc == 4 ? _mm_loadl_epi64((const __m128i*)(srow + ch * 8))
+                                             : _mm_cvtsi32_si128(spc == 2 ? load_u32(srow + ch * 4) : (int)load_u16(srow + ch * 2)));
+        return _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, sidx16, _mm512_castsi128_si512(s16)));
+    }
+    if (gsel == 3) return _mm512_set1_ps(*(const float*)(srow + ch * 4));
+    const __m128 s32 = tail ? _mm_maskz_loadu_ps((__mmask8)sm, (const float*)(srow + ch * spc * 4))
+                            : (spc == 4 ? _mm_loadu_ps((const float*)(srow + ch * 16))
+                                        : _mm_castpd_ps(_mm_load_sd((const double*)(srow + ch * 8))));
+    return _mm512_permutexvar_ps(sidx32, _mm512_castps128_ps512(s32));
+}
 
 /* One 128-chunk ch of R rows (tail: the last, partial chunk, read with masks). */
 static inline __attribute__((always_inline)) void gbf_chunk(const pt_fp4_problem* p, const uint8_t* const* c, const char* const* srow,
@@ -256,20 +289,7 @@ static inline __attribute__((always_inline)) void gbf_chunk(const pt_fp4_problem
             __m512 tb = _mm512_dpbf16_ps(zero, (__m512bh)w1, (__m512bh)x1);
             ta = _mm512_dpbf16_ps(ta, (__m512bh)w2, (__m512bh)x2);
             tb = _mm512_dpbf16_ps(tb, (__m512bh)w3, (__m512bh)x3);
-            __m512 sv;
-            if (sbf) {
-                const __m128i s16 = tail ? _mm_maskz_loadu_epi16((__mmask8)sm, (const void*)(srow[r] + ch * spc * 2))
-                                         : (spc == 4 ? _mm_loadl_epi64((const __m128i*)(srow[r] + ch * 8))
-                                                     : _mm_cvtsi32_si128(spc == 2 ? load_u32(srow[r] + ch * 4) : (int)load_u16(srow[r] + ch * 2)));
-                sv = _mm512_castsi512_ps(_mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, sidx16, _mm512_castsi128_si512(s16)));
-            } else if (gsel == 3) {
-                sv = _mm512_set1_ps(*(const float*)(srow[r] + ch * 4));
-            } else {
-                const __m128 s32 = tail ? _mm_maskz_loadu_ps((__mmask8)sm, (const float*)(srow[r] + ch * spc * 4))
-                                        : (spc == 4 ? _mm_loadu_ps((const float*)(srow[r] + ch * 16))
-                                                    : _mm_castpd_ps(_mm_load_sd((const double*)(srow[r] + ch * 8))));
-                sv = _mm512_permutexvar_ps(sidx32, _mm512_castps128_ps512(s32));
-            }
+            const __m512 sv = chunk_scales(srow[r], ch, sbf, gsel, tail, sm, sidx32, sidx16);
             a->acc[r] = _mm512_fmadd_ps(ta, sv, a->acc[r]);
             a->acc2[r] = _mm512_fmadd_ps(tb, sv, a->acc2[r]);
         }
@@ -322,11 +342,188 @@ static const gbf_fn GBF[2][2][4] = {
     {{gbf_1_0_0, gbf_1_0_1, gbf_1_0_2, gbf_1_0_3}, {gbf_4_0_0, gbf_4_0_1, gbf_4_0_2, gbf_4_0_3}},
     {{gbf_1_1_0, gbf_1_1_1, gbf_1_1_2, gbf_1_1_3}, {gbf_4_1_0, gbf_4_1_1, gbf_4_1_2, gbf_4_1_3}}};
 
-/* The rows [n0, n1) in GBR stretches read side by side: a pass takes one row from each, so the
- * codes are GBR streams (each prefetching its next row) rather than one run of adjacent short
- * rows; a core keeps more lines in flight over several streams (see the f32 GEMV in
- * gemm_avx512.c). Rows past a stretch's end go one at a time. */
-static void gemv_bf16(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
+/* ---- VNNI GEMV on AVX512_VNNI (M = 1, weight-only, E2M1 / E1M2 / E3M0) ----
+ * The levels of these formats times mult (2 for E2M1, 4 for E1M2 and E3M0) are integers:
+ * 0..12, 0..7 and 0..64 with a sign; shifted by off (12, 7, 64) they are u8 in [0, 2 off],
+ * looked up with one vpshufb (p->lutv, 16 entries per 128-bit lane). x is quantized once per
+ * call (pt_fp4_vnni_prep) to 16-bit integers with one power-of-two scale per 8-element block
+ * (elements 8L..8L+7, aligned to multiples of 8 of K):
+ *   x[k] ~ xq[k] * 2^e,  e chosen so that max|x| of the block scales into [16320, 32639],
+ * xq = rint(x * 2^-e) (the scaling is exact): |xq 2^e - x| <= 2^(e-1) <= 2^-15 max|x of the
+ * block|, finer than bf16's 2^-9 |x| for every element within 2^6 of its block's largest.
+ * xq splits into two signed bytes xq = 256 xh + xl (xh = (xq + 128) >> 8 in [-128, 127], xl in
+ * [-128, 127]), stored per 128-chunk in the order vpdpbusd reads them against the 64 code bytes
+ * of the chunk: byte 4L + j of the even (odd) vectors holds element 8L + 2j (+1), the low (high)
+ * nibble of code byte 4L + j. Per chunk and row:
+ *   h = dpbusd(0, w_lo, xh_even) + dpbusd(w_hi, xh_odd)
+ *   t = (h << 8) + ct + dpbusd(w_lo, xl_even) + dpbusd(w_hi, xl_odd)   (ct = -off * sum of xq over lane L)
+ *     = sum over the lane's 8 elements of (level * mult) * xq            exactly, in int32
+ *   acc += f32(t) * (2^e / mult) * group scale                           (per channel: scale at the end)
+ * int32 range: one vpdpbusd adds 4 products of <= 128 * 128 = 2^14, so |h| <= 2^17, |ct| <=
+ * 64 * 8 * 32768 = 2^24 and |t| <= 2^25 + 2^24 + 2^17: no overflow. The only roundings are f32(t)
+ * (|t| may exceed 2^24), the scale product and the f32 accumulation.
+ * Per 128 weights and row: 1 load, 1 shift, 2 and, 2 vpshufb, 4 vpdpbusd, 1 shift, 1 add, 1 cvt,
+ * 1 mul, 1 FMA and the scale expansion (1 vpermps or vpshufb): 14 vector uops, against 4 vdpbf16ps
+ * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t. */
+typedef struct {
+    int8_t xh[2][64]; /* [0]: even elements, [1]: odd; byte 4L + j: element 8L + 2j (+ 1) of the chunk */
+    int8_t xl[2][64];
+    int32_t ct[16];   /* -off * (sum of xq over lane L's 8 elements) */
+    float xs[16];     /* 2^e_L / mult */
+} fp4_xv;
+_Static_assert(sizeof(fp4_xv) == PT_FP4_XV_BYTES, "PT_FP4_XV_BYTES");
+
+int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
+    int mult, off;
+    if (format == PT_FP4_E2M1) { mult = 2; off = 12; }
+    else if (format == PT_FP4_E1M2) { mult = 4; off = 7; }
+    else if (format == PT_FP4_E3M0) { mult = 4; off = 64; }
+    else return 0;
+    for (int c = 0; c < 16; c++) {
+        const float v = p->lut[c] * (float)mult + (float)off;
+        if (!(v >= 0.0f && v <= 255.0f && v == (float)(int)v)) return 0; /* not the levels this kernel assumes */
+        p->lutv[c] = (uint8_t)v;
+    }
+    const int64_t K = p->k, nch = (K + 127) >> 7;
+    fp4_xv* xv = (fp4_xv*)buf;
+    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+    const __m512i r128 = _mm512_set1_epi32(128), offv = _mm512_set1_epi8((char)off);
+    const __m512 lim = _mm512_set1_ps(32639.0f / 16384.0f), c14 = _mm512_set1_ps(14.0f);
+    __mmask16 bad = 0;
+    for (int64_t c = 0; c < nch; c++) {
+        __m512i q[8];
+        float sh[16];
+        for (int z = 0; z < 8; z++) {
+            const int64_t k0 = c * 128 + z * 16, rem = K - k0;
+            const __mmask16 km = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : 0;
+            const __m512 x = _mm512_maskz_loadu_ps(km, p->x + (rem > 0 ? k0 : 0));
+            bad |= _mm512_fpclass_ps_mask(x, 0x99); /* NaN, +-infinity */
+            __m512 m = _mm512_abs_ps(x);
+            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));
+            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0x4E));
+            m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xB1)); /* lanes 0-7: max of block 2z, 8-15: of 2z+1 */
+            /* m = mant * 2^E, mant in [1, 2): scale by 2^(14 - E), or 2^(13 - E) where mant * 2^14 > 32639 */
+            __m512 s = _mm512_sub_ps(c14, _mm512_getexp_ps(m));
+            s = _mm512_mask_sub_ps(s, _mm512_cmp_ps_mask(_mm512_getmant_ps(m, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero), lim, _CMP_GT_OQ), s,
+                                   _mm512_set1_ps(1.0f));
+            s = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_EQ_OQ), _mm512_setzero_ps());
+            q[z] = _mm512_cvt_roundps_epi32(_mm512_scalef_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+            float tmp[16];
+            _mm512_storeu_ps(tmp, s);
+            sh[2 * z] = tmp[0];
+            sh[2 * z + 1] = tmp[8];
+        }
+        if (bad) return 0;
+        fp4_xv* o = xv + c;
+        for (int i = 0; i < 4; i++) {
+            const __m512i qe = _mm512_permutex2var_epi32(q[2 * i], ev, q[2 * i + 1]);
+            const __m512i qo = _mm512_permutex2var_epi32(q[2 * i], od, q[2 * i + 1]);
+            const __m512i he = _mm512_srai_epi32(_mm512_add_epi32(qe, r128), 8), ho = _mm512_srai_epi32(_mm512_add_epi32(qo, r128), 8);
+            const __m512i le = _mm512_sub_epi32(qe, _mm512_slli_epi32(he, 8)), lo = _mm512_sub_epi32(qo, _mm512_slli_epi32(ho, 8));
+            _mm_storeu_si128((__m128i*)(o->xh[0] + 16 * i), _mm512_cvtepi32_epi8(he));
+            _mm_storeu_si128((__m128i*)(o->xh[1] + 16 * i), _mm512_cvtepi32_epi8(ho));
+            _mm_storeu_si128((__m128i*)(o->xl[0] + 16 * i), _mm512_cvtepi32_epi8(le));
+            _mm_storeu_si128((__m128i*)(o->xl[1] + 16 * i), _mm512_cvtepi32_epi8(lo));
+        }
+        const __m512i z = _mm512_setzero_si512();
+        const __m512i sh_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xh[0])), offv, _mm512_loadu_si512(o->xh[1]));
+        const __m512i sl_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xl[0])), offv, _mm512_loadu_si512(o->xl[1]));
+        _mm512_storeu_si512(o->ct, _mm512_sub_epi32(z, _mm512_add_epi32(_mm512_slli_epi32(sh_, 8), sl_)));
+        _mm512_storeu_ps(o->xs, _mm512_scalef_ps(_mm512_set1_ps(1.0f / (float)mult), _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(sh))));
+    }
+    p->xv = xv;
+    return 1;
+}
+
+/* One 128-chunk ch of R rows (tail: the last, partial chunk, read with masks). */
+static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem* p, const uint8_t* const* c, const char* const* srow,
+                                                            __m512* acc, int64_t ch, const int R, const int sbf, const int gsel,
+                                                            const int tail, const __mmask64 cm, const __mmask16 sm, const __m512i lut,
+                                                            const __m512i sidx32, const __m512i sidx16, int64_t pfo, int64_t pfs) {
+    const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
+    const int64_t es = sbf ? 2 : 4;
+    const fp4_xv* xc = (const fp4_xv*)p->xv + ch;
+    const __m512i m4 = _mm512_set1_epi8(0x0F);
+    const __m512i he = _mm512_loadu_si512(xc->xh[0]), ho = _mm512_loadu_si512(xc->xh[1]);
+    const __m512i le = _mm512_loadu_si512(xc->xl[0]), lo = _mm512_loadu_si512(xc->xl[1]);
+    const __m512i ctv = _mm512_loadu_si512(xc->ct), zero = _mm512_setzero_si512();
+    const __m512 xs = _mm512_loadu_ps(xc->xs);
+    for (int r = 0; r < R; r++) {
+        if (!tail) {
+            _mm_prefetch((const char*)(c[r] + pfo + ch * 64), _MM_HINT_T0);
+            if (gsel && (ch & 3) == 0) _mm_prefetch(srow[r] + pfs + ch * spc * es, _MM_HINT_T0);
+        }
+        const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(c[r] + ch * 64)) : _mm512_loadu_si512((const void*)(c[r] + ch * 64));
+        const __m512i wl = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
+        const __m512i wh = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        __m512i h = _mm512_dpbusd_epi32(zero, wl, he); /* from a zeroing idiom: no register copy */
+        h = _mm512_dpbusd_epi32(h, wh, ho);
+        __m512i t = _mm512_add_epi32(_mm512_slli_epi32(h, 8), ctv);
+        t = _mm512_dpbusd_epi32(t, wl, le);
+        t = _mm512_dpbusd_epi32(t, wh, lo);
+        const __m512 f = _mm512_cvtepi32_ps(t);
+        if (gsel == 0) acc[r] = _mm512_fmadd_ps(f, xs, acc[r]);
+        else acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(chunk_scales(srow[r], ch, sbf, gsel, tail, sm, sidx32, sidx16), xs), acc[r]);
+    }
+}
+
+/* gsel: 0 per channel, 1: G = 32, 2: G = 64, 3: G = 128 (as gemv_bf16_t) */
+static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_problem* p, const int64_t* rows, const int R, const int sbf,
+                                                              const int gsel, int64_t pfo) {
+    const int64_t K = p->k, nfull = K >> 7, tailb = (K & 127) >> 1;
+    const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)p->lutv));
+    const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
+    const __m512i sidx32 = gsel == 1   ? _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0)
+                           : gsel == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+                                       : _mm512_setzero_si512();
+    const __m512i sidx16 = _mm512_slli_epi32(sidx32, 16);
+    const uint8_t* c[GBR];
+    const char* srow[GBR];
+    __m512 acc[GBR];
+    const int64_t es = sbf ? 2 : 4;
+    for (int r = 0; r < R; r++) {
+        c[r] = p->codes + rows[r] * p->ldw;
+        srow[r] = (const char*)p->scales + rows[r] * p->lds * es;
+        acc[r] = _mm512_setzero_ps();
+    }
+    const int64_t pfs = pfo ? p->lds * es : 0; /* pfo is 0 or one row (ldw): the next rows' scales, without a division per pass */
+    for (int64_t ch = 0; ch < nfull; ch++) gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
+    if (tailb) {
+        const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
+        gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
+                  pfo, pfs);
+    }
+    float v[GBR];
+    if (R == 4) { /* the four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
+        __m256 h[4];
+        for (int r = 0; r < 4; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm512_extractf32x8_ps(acc[r], 1));
+        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+        _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    } else {
+        for (int r = 0; r < R; r++) v[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+    for (int r = 0; r < R; r++) {
+        if (gsel == 0) v[r] *= pt_fp4_scale(p, rows[r], 0);
+        pt_fp4_store_y(p, 0, rows[r], v[r] + (p->bias ? p->bias[rows[r]] : 0.0f));
+    }
+}
+
+#define GVN_FN(R, SBF, GS) \
+    static void gvn_##R##_##SBF##_##GS(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { gemv_vnni_t(p, rows, R, SBF, GS, pfo); }
+#define GVN_ROW(SBF) GVN_FN(4, SBF, 0) GVN_FN(4, SBF, 1) GVN_FN(4, SBF, 2) GVN_FN(4, SBF, 3) \
+                     GVN_FN(1, SBF, 0) GVN_FN(1, SBF, 1) GVN_FN(1, SBF, 2) GVN_FN(1, SBF, 3)
+GVN_ROW(0)
+GVN_ROW(1)
+static const gbf_fn GVN[2][2][4] = {
+    {{gvn_1_0_0, gvn_1_0_1, gvn_1_0_2, gvn_1_0_3}, {gvn_4_0_0, gvn_4_0_1, gvn_4_0_2, gvn_4_0_3}},
+    {{gvn_1_1_0, gvn_1_1_1, gvn_1_1_2, gvn_1_1_3}, {gvn_4_1_0, gvn_4_1_1, gvn_4_1_2, gvn_4_1_3}}};
+
+/* The rows [n0, n1) of the GEMV (bf16 or VNNI kernels) in GBR stretches read side by side: a
+ * pass takes one row from each, so the codes are GBR streams (each prefetching its next row)
+ * rather than one run of adjacent short rows; a core keeps more lines in flight over several
+ * streams (see the f32 GEMV in gemm_avx512.c). Rows past a stretch's end go one at a time. */
+static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, const gbf_fn (*tab)[2][4]) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0;
     const int64_t L = (n1 - n0 + GBR - 1) / GBR; /* rows per stretch; the last may be shorter */
@@ -335,9 +532,9 @@ static void gemv_bf16(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
         int nr = 0;
         for (int s = 0; s < GBR; s++)
             if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
-        if (nr == GBR) GBF[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
+        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
         else
-            for (int r = 0; r < nr; r++) GBF[sb][0][gsel](p, rows + r, 0);
+            for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
     }
 }
 
@@ -346,7 +543,8 @@ static void gemv_rows_bf16s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { g
 
 void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     if (p->k == 0) pt_fp4_rows_generic(p, n0, n1); /* y = bias; the kernels below read a first scale */
-    else if (p->m == 1 && p->xb) gemv_bf16(p, n0, n1);
+    else if (p->m == 1 && p->xv) gemv_stretches(p, n0, n1, GVN);
+    else if (p->m == 1 && p->xb) gemv_stretches(p, n0, n1, GBF);
     else if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
     else if (p->xd) gemm_regs(p, n0, n1);
     else fp4_gemm_avx512(p, n0, n1);

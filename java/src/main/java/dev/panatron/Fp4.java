@@ -126,9 +126,12 @@ public final class Fp4 {
     /**
      * Weight-only FP4 matmul: {@code y = x @ dequant(codes, scales)ᵀ + bias}, the weight decoded
      * in registers (GEMV for M = 1, an L1 tile reused across rows for M > 1), f32 accumulation.
-     * W4A16: on CPUs with AVX512_BF16 the GEMV (M = 1) of E2M1, E1M2 and E3M0 rounds x to bf16
-     * once (round to nearest even) and multiplies exactly on bf16 dot products; NF4, M > 1 and
-     * contexts created with {@link CpuCaps#AVX512_BF16} disabled keep x in f32.
+     * W4A16: the GEMV (M = 1) of E2M1, E1M2 and E3M0 takes x in 16 bits, quantized once per call,
+     * and multiplies it exactly: on CPUs with AVX512_VNNI as 16-bit fixed point with a power-of-two
+     * scale per block of 8 elements (error at most 2^-15 of the block's largest |x|; integer dot
+     * products), else on AVX512_BF16 rounded to bf16 (round to nearest even; bf16 dot products).
+     * An x holding a NaN or an infinity skips the VNNI kernel. NF4, M > 1 and contexts created with
+     * {@link CpuCaps#AVX512_VNNI} and {@link CpuCaps#AVX512_BF16} disabled keep x in f32.
      *
      * @param x      [M, K] F32 or BF16
      * @param bias   [N] F32 or null

@@ -60,23 +60,52 @@ class Fp4Test {
         return Float.intBitsToFloat(u & 0xffff0000);
     }
 
+    /**
+     * x as the VNNI GEMV quantizes it (one row): per block of 8 elements the power of two 2^e with
+     * max|x| 2^-e in [16320, 32639], then rint(x 2^-e) 2^e.
+     */
+    static float[] vnniX(float[] x) {
+        float[] out = new float[x.length];
+        for (int b = 0; b < x.length; b += 8) {
+            int end = Math.min(b + 8, x.length);
+            double amax = 0;
+            for (int j = b; j < end; j++) amax = Math.max(amax, Math.abs(x[j]));
+            if (amax == 0) continue;
+            int e = Math.getExponent(amax) + 1 - 15; // amax 2^-e in [16384, 32768)
+            if (Math.scalb(amax, -e) > 32639) e++;
+            for (int j = b; j < end; j++) out[j] = (float) Math.scalb(Math.rint(Math.scalb((double) x[j], -e)), e);
+        }
+        return out;
+    }
+
+    static boolean has(int caps) { return (Panatron.cpuCaps() & caps) == caps; }
+
     /** Weight-only and W4A4 against the double reference, odd sizes, every format. */
     @Test
     void matmulMatchesReference() {
-        matmulMatchesReference(ctx, (Panatron.cpuCaps() & (CpuCaps.AVX512F | CpuCaps.AVX512_BF16)) == (CpuCaps.AVX512F | CpuCaps.AVX512_BF16));
+        boolean vnni = has(CpuCaps.AVX512F | CpuCaps.AVX512_VNNI);
+        matmulMatchesReference(ctx, vnni ? 2 : has(CpuCaps.AVX512F | CpuCaps.AVX512_BF16) ? 1 : 0);
     }
 
-    /** The same with AVX512_BF16 disabled: the f32-activation kernels. */
+    /** The same with AVX512_VNNI disabled: the W4A16 GEMV on AVX512_BF16 where present. */
     @Test
-    void matmulF32ActivationsMatchesReference() {
-        try (Context c = Context.create(2, true, CpuCaps.AVX512_BF16)) {
-            matmulMatchesReference(c, false);
+    void matmulBf16GemvMatchesReference() {
+        try (Context c = Context.create(2, true, CpuCaps.AVX512_VNNI)) {
+            matmulMatchesReference(c, has(CpuCaps.AVX512F | CpuCaps.AVX512_BF16) ? 1 : 0);
         }
     }
 
-    /** w4a16: the context takes the W4A16 GEMV (M = 1, weight-only, not NF4: x rounded to bf16). */
-    private void matmulMatchesReference(Context ctx, boolean w4a16) {
-        int[][] shapes = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {3, 2, 0}, {9, 480, 32}}; // N, K, group
+    /** The same with AVX512_VNNI and AVX512_BF16 disabled: the f32-activation kernels. */
+    @Test
+    void matmulF32ActivationsMatchesReference() {
+        try (Context c = Context.create(2, true, CpuCaps.AVX512_VNNI | CpuCaps.AVX512_BF16)) {
+            matmulMatchesReference(c, 0);
+        }
+    }
+
+    /** gemv: the GEMV kernel the context takes (M = 1, weight-only, not NF4): 0 f32 x, 1 W4A16 (x rounded to bf16), 2 VNNI (x quantized by vnniX). */
+    private void matmulMatchesReference(Context ctx, int gemv) {
+        int[][] shapes = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {3, 2, 0}, {9, 480, 32}, {5, 130, 0}}; // N, K, group
         int[] ms = {1, 7, 65};
         int variant = 0;
         for (Format f : Format.values()) {
@@ -84,14 +113,15 @@ class Fp4Test {
                 for (int m : ms) {
                     boolean w4a4 = variant % 3 == 2 && f != Format.NF4;
                     check(ctx, f, sh[0], sh[1], sh[2], m, variant % 2 == 0 ? DType.F32 : DType.BF16, w4a4, Format.values()[variant % 3],
-                            w4a16 && m == 1 && !w4a4 && f != Format.NF4);
+                            m == 1 && !w4a4 && f != Format.NF4 ? gemv : 0);
                     variant++;
                 }
             }
         }
     }
 
-    private void check(Context ctx, Format f, int n, int k, int group, int m, DType scaleType, boolean w4a4, Format actFormat, boolean w4a16) {
+    private void check(Context ctx, Format f, int n, int k, int group, int m, DType scaleType, boolean w4a4, Format actFormat, int gemv) {
+        boolean w4a16 = gemv == 1, vnni = gemv == 2;
         int ng = group == 0 ? 1 : k / group, g = group == 0 ? k : group;
         try (Arena arena = Arena.ofConfined()) {
             float[] w = random(n * k), x = random(m * k), bias = random(n);
@@ -115,6 +145,7 @@ class Fp4Test {
             float[] lv = Fp4.levels(f), la = Fp4.levels(actFormat);
             float[] xq = x.clone();
             if (w4a16) for (int j = 0; j < xq.length; j++) xq[j] = bf16(xq[j]);
+            if (vnni) xq = vnniX(x);
             if (w4a4) { // the activations the kernel multiplies, mirrored in float
                 float maxl = 0;
                 for (float v : la) maxl = Math.max(maxl, Math.abs(v));
@@ -145,8 +176,10 @@ class Fp4Test {
                     double got = y[r * n + c];
                     // W4A16: exact bf16 x level products, <= 2 roundings per vdpbf16ps lane step (K/32 of them), a scale FMA per
                     // 128-chunk, a 16-lane tree: at most (2 K/32 + K/128 + 8) roundings of 2^-24 relative to sum |terms|
-                    double rel = w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24 : 2e-6;
-                    assertTrue(Math.abs(got - s) <= rel * sa + 1e-6, f + (w4a16 ? " W4A16" : "") + (w4a4 ? " W4A4 " + actFormat : "") + " M=" + m + " N=" + n + " K=" + k
+                    // VNNI: exact integer lane sums; per 128-chunk a conversion and an FMA round, then the tree: (2 K/128 + 8) roundings
+                    double rel = w4a16 ? (2.0 * ((k + 31) / 32) + (k + 127) / 128 + 8) * 0x1p-24
+                            : vnni ? (2.0 * ((k + 127) / 128) + 8) * 0x1p-24 : 2e-6;
+                    assertTrue(Math.abs(got - s) <= rel * sa + 1e-6, f + (w4a16 ? " W4A16" : vnni ? " VNNI" : "") + (w4a4 ? " W4A4 " + actFormat : "") + " M=" + m + " N=" + n + " K=" + k
                             + " group " + group + ": y[" + r + "," + c + "] = " + got + ", want " + s);
                 }
             }

@@ -115,6 +115,21 @@ class DecoderPrecisionTest {
         return Float.intBitsToFloat(u & 0xffff0000);
     }
 
+    /** x as the VNNI GEMV quantizes it (one row): per block of 8, 2^e with max|x| 2^-e in [16320, 32639], rint(x 2^-e) 2^e. */
+    static float[] vnniX(float[] x) {
+        float[] out = new float[x.length];
+        for (int b = 0; b < x.length; b += 8) {
+            int end = Math.min(b + 8, x.length);
+            double amax = 0;
+            for (int j = b; j < end; j++) amax = Math.max(amax, Math.abs(x[j]));
+            if (amax == 0) continue;
+            int e = Math.getExponent(amax) + 1 - 15;
+            if (Math.scalb(amax, -e) > 32639) e++;
+            for (int j = b; j < end; j++) out[j] = (float) Math.scalb(Math.rint(Math.scalb((double) x[j], -e)), e);
+        }
+        return out;
+    }
+
     /** A Linear in fp4 computes x @ dequant(W) (+ bias, activation), for both weight layouts (x in bf16 where the W4A16 GEMV runs). */
     @Test
     void fp4LinearIsTheDequantizedWeight() {
@@ -141,9 +156,13 @@ class DecoderPrecisionTest {
                         for (long i = 0; i < y.numel(); i++) y.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_FLOAT, i, Float.NaN);
                         lin.apply(ctx, x, y, dev.panatron.Kernels.Activation.RELU);
                         float[] xs = x.toFloatArray(), ds = deq.toFloatArray(), ys = y.toFloatArray(), ws = w.toFloatArray();
-                        // one row on AVX512_BF16: the W4A16 GEMV, which multiplies x rounded to bf16 (Fp4.matmul)
+                        // one row: on AVX512_VNNI the VNNI GEMV (x in 16-bit fixed point per 8-element block), else on
+                        // AVX512_BF16 the W4A16 GEMV, which multiplies x rounded to bf16 (Fp4.matmul)
                         int both = dev.panatron.CpuCaps.AVX512F | dev.panatron.CpuCaps.AVX512_BF16;
-                        if (rows == 1 && (dev.panatron.Panatron.cpuCaps() & both) == both) {
+                        int vnni = dev.panatron.CpuCaps.AVX512F | dev.panatron.CpuCaps.AVX512_VNNI;
+                        if (rows == 1 && (dev.panatron.Panatron.cpuCaps() & vnni) == vnni) {
+                            xs = vnniX(xs);
+                        } else if (rows == 1 && (dev.panatron.Panatron.cpuCaps() & both) == both) {
                             for (int i = 0; i < xs.length; i++) xs[i] = bf16(xs[i]);
                         }
                         double err = 0, werr = 0;
