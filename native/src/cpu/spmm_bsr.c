@@ -956,7 +956,10 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
     }
     const double work = 2.0 * (double)m * (double)h.n * (double)(h.k > 0 ? h.k : 1) *
                         ((double)h.kept / (double)(h.kb * h.nb > 0 ? h.kb * h.nb : 1));
-    const int64_t threads = work < 2e5 ? 1 : ctx->n_threads;
+    /* (the AMX path: below ~2e7 kept operations, ~10-20 us of tile work, one thread; a second
+     * one's wake-up and the split cost more than they save there: M = 16, 3072x768, 90%, 2
+     * threads, other processes paused: 2.0-2.3x dense s8 split, 3.2-3.4x on one thread) */
+    const int64_t threads = work < 2e5 || (g.fast == 4 && work < 2e7) ? 1 : ctx->n_threads;
 #if defined(PT_HAVE_X86_KERNELS)
     if (g.fast == 4) {
         /* work items: 64-row panels (y written in long row runs, panel by panel), each split into
