@@ -528,18 +528,18 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 2^20 and 2^21 about equal, 2^22 0.52x. */
 #define PT_I8_SUM_CHUNK (1 << 21)
 
-/* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
+/* The outlier weights of channels [c0, c1), wf [no][n]: the dequantized int8 weight read from the
  * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
-static void outlier_weights(const i8_arg* g, float* wf) {
+static void outlier_weights(const i8_arg* g, float* wf, int64_t c0, int64_t c1) {
     const int64_t n = g->n, no = g->no;
     if (g->wo || !g->packed) {
-        for (int64_t j = 0; j < n; j++)
+        for (int64_t j = c0; j < c1; j++)
             for (int64_t o = 0; o < no; o++) wf[o * n + j] = wo_value(g, j, g->ocols[o]);
         return;
     }
     const int64_t bb = b_bytes(g->k), half = bb / 2;
-    for (int64_t n0 = 0; n0 < n; n0 += PT_I8_NB) {
-        const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+    for (int64_t n0 = c0; n0 < c1; n0 += PT_I8_NB) { /* (c0 a multiple of 64) */
+        const int nb = (int)(c1 - n0 < PT_I8_NB ? c1 - n0 : PT_I8_NB);
         const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
         for (int64_t o = 0; o < no; o++) {
             const int64_t col = g->ocols[o];
@@ -577,6 +577,7 @@ static void dnn_cols(int64_t p0, int64_t p1, void* argp) {
     const int64_t m = g->m, es = pt_dtype_size(g->y->dtype);
     for (int64_t p = p0; p < p1; p++) {
         const int64_t c1 = (p + 1) * g->pw < g->n ? (p + 1) * g->pw : g->n;
+        if (g->no > 0) outlier_weights(g, g->wfull, p * g->pw, c1); /* this part's, from its own slice of the weight */
         for (int64_t n0 = p * g->pw; n0 < c1; n0 += g->sub) {
             const int64_t w = c1 - n0 < g->sub ? c1 - n0 : g->sub;
             pt_onednn_s8_problem q = {m, w, g->k, g->lda, g->ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
@@ -629,7 +630,6 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
         if (!g->wfull) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier weights (%lld x N=%lld)",
                                       (long long)g->no, (long long)n);
-        outlier_weights(g, g->wfull);
     }
     /* Two threads or more: the columns split among our workers, oneDNN on each worker's own
      * thread (one wake-up of our pool per call, no hand-over to oneDNN's OpenMP team and back for
@@ -655,23 +655,24 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
                                                              (long long)m, (long long)n, (long long)g->k);
     } else {
         if (g->no > 0) {
-        const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
-        const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
-        nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
+            outlier_weights(g, g->wfull, 0, n);
+            const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
+            const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
+            nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
         }
-    for (int64_t n0 = 0; n0 < n; n0 += nc) {
-        const int64_t w = n - n0 < nc ? n - n0 : nc;
-        g->n0 = n0;
-        g->nc = w;
-        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
-                                  (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
-                                  (char*)g->y->data + n0 * es, 0};
-        pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
-        pt_status st = pt_matmul_onednn_s8(ctx, &q);
-        if (st != PT_OK) return st;
-        if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
-            pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
-    }
+        for (int64_t n0 = 0; n0 < n; n0 += nc) {
+            const int64_t w = n - n0 < nc ? n - n0 : nc;
+            g->n0 = n0;
+            g->nc = w;
+            pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
+                                      (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
+                                      (char*)g->y->data + n0 * es, 0};
+            pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
+            pt_status st = pt_matmul_onednn_s8(ctx, &q);
+            if (st != PT_OK) return st;
+            if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
+                pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
+        }
     }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
@@ -795,7 +796,11 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
         g.preq = 1;
     }
-    const int64_t chunks = g.fused && threads > 1 && m * k > PT_I8_PAR_MIN ? (threads < m ? threads : m) : 1;
+    /* the passes over x in parallel from PT_I8_PAR_MIN elements, or from 2^14 when oneDNN will run
+     * split among our workers (no OpenMP team to hand over to: the worker woken here is the one
+     * that runs the other part of the GEMM) */
+    const int64_t par_min = dnn_ok && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
+    const int64_t chunks = g.fused && threads > 1 && m * k > par_min ? (threads < m ? threads : m) : 1;
     g.grain = ceil_div(m, chunks);
     const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
     const size_t pbytes = g.fused ? (size_t)(chunks * k + m) * sizeof(float) : 0;
@@ -835,7 +840,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
             g.s8 = dnn;
         }
         if (g.no > 0)
-            pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
+            pt_parallel_range(ctx, m, threads > 1 && m * k > par_min ? ceil_div(m, threads) : m, quant_rows, &g);
     } else {
         g.s8 = dnn;
         /* 3. quantized rows (slot 0, read by every worker in step 4) */
