@@ -642,9 +642,14 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         g->ldy = ldy;
         g->pw = ceil_div(ceil_div(n, nparts), PT_I8_NB) * PT_I8_NB;
         g->sub = g->pw;
-        if (g->no > 0) { /* pieces of about half the L2 */
-            const int64_t want = (PT_I8_SUM_CHUNK / 2) / (m * 4) / PT_I8_NB * PT_I8_NB;
-            const int64_t pieces = ceil_div(g->pw, want > PT_I8_NB ? want : PT_I8_NB);
+        if (g->no > 0) {
+            /* pieces of y of about 256 KiB (read back from L2 by the outlier pass), at most 3 per
+             * part (each piece is one more oneDNN call). Quiet machine, 2 threads, llm.int8 / s8
+             * (two runs): M=512 768x768 pieces of 1 MiB 0.52 / 0.66, 256 KiB 0.73 / 0.77; M=512
+             * 768x3072 (12 pieces of 256 KiB) 0.69 / 0.57, 3 of 1 MiB 0.77 / 0.76 */
+            const int64_t want = (1 << 18) / (m * 4) / PT_I8_NB * PT_I8_NB;
+            int64_t pieces = ceil_div(g->pw, want > PT_I8_NB ? want : PT_I8_NB);
+            pieces = pieces < 3 ? pieces : 3;
             g->sub = ceil_div(ceil_div(g->pw, pieces), PT_I8_NB) * PT_I8_NB;
         }
         g->dnn_st = PT_OK;
