@@ -89,8 +89,41 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
 /* y[r * ldy + j] += sum_o xo[r * no + o] * wo[o * ldw + j] for r < m, j < n: LLM.int8's f32
  * outlier product added onto oneDNN's s8 matmul result. Four rows at a time share each load of
  * wo (kept in L2: no * n floats). */
+/* no <= 4 (0.5% of K = 768 is 4): the 4 x no broadcast x values held in registers across the
+ * row (the general loop reloads them for every 16 columns: y may alias xo as far as the compiler
+ * knows, and those loads were most of the pass's load-port work) */
+static inline __attribute__((always_inline)) void outlier4(const float* xo, const int NO, const float* wo, int64_t ldw, int64_t n, float* y,
+                                                         int64_t ldy) {
+    __m512 xb[4][4];
+    for (int q = 0; q < 4; q++)
+        for (int o = 0; o < NO; o++) xb[q][o] = _mm512_set1_ps(xo[q * NO + o]);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        float* yr = y + j;
+        __m512 a[4];
+        for (int q = 0; q < 4; q++) a[q] = _mm512_maskz_loadu_ps(t, yr + q * ldy);
+        for (int o = 0; o < NO; o++) {
+            const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
+            for (int q = 0; q < 4; q++) a[q] = _mm512_fmadd_ps(xb[q][o], w, a[q]);
+        }
+        for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(yr + q * ldy, t, a[q]);
+    }
+}
+
 void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
     int64_t r = 0;
+    if (no >= 1 && no <= 4) {
+        for (; r + 4 <= m; r += 4) {
+            const float* x0 = xo + r * no;
+            float* yr = y + r * ldy;
+            switch (no) {
+            case 1: outlier4(x0, 1, wo, ldw, n, yr, ldy); break;
+            case 2: outlier4(x0, 2, wo, ldw, n, yr, ldy); break;
+            case 3: outlier4(x0, 3, wo, ldw, n, yr, ldy); break;
+            default: outlier4(x0, 4, wo, ldw, n, yr, ldy); break;
+            }
+        }
+    }
     for (; r + 4 <= m; r += 4) {
         const float* x0 = xo + r * no;
         for (int64_t j = 0; j < n; j += 16) {
