@@ -560,8 +560,20 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
         if (rowwise) {
             if (g->fast == 4) {
                 /* s8 row into the tiled layout: [r / 16][kb][r % 16][64] */
-                load_row(g, r, buf, qb);
                 int8_t* d = g->xq + (r >> 4) * 16 * kp + (r & 15) * 64;
+#if defined(PT_HAVE_X86_KERNELS)
+                if (g->xs) { /* already quantized: its scale decides sx and bad (as load_row) */
+                    pt_spmm_copy_row_tiled_avx512((const int8_t*)pt_row_ptr(g->x, r), g->h.k, g->h.kb, d);
+                    g->sx[r] = g->xs[r * g->xs_stride];
+                    g->bad[r] = (uint8_t)!isfinite(g->sx[r]);
+                    continue;
+                }
+                if (g->x->dtype == PT_F32) {
+                    pt_spmm_quant_row_tiled_avx512((const float*)pt_row_ptr(g->x, r), g->h.k, g->h.kb, d, &g->sx[r], &g->bad[r]);
+                    continue;
+                }
+#endif
+                load_row(g, r, buf, qb);
                 for (int64_t kb = 0; kb < g->h.kb; kb++) memcpy(d + kb * 1024, qb + kb * 64, 64);
             } else if (i8) {
                 load_row(g, r, buf, g->xq + r * kp);
