@@ -63,6 +63,8 @@ static double act_ref(int act, double v) {
 
 /* pack: the weight packed once (pt_pack_int8_weight; with AMX and oneDNN, M >= 64 then runs
  * oneDNN's s8 matmul); ypad: y rows ypad elements longer than N (the padding must stay NaN) */
+static int g_nout = 3; /* outlier columns make_x plants when K >= 16 (<= 40) */
+
 static void run_case_ex(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, int64_t n, int mode, int xbf, int ybf, int use_wo,
                         int bias_on, int act, int pack, int64_t ypad) {
     float* w = malloc(sizeof(float) * (size_t)(n * k));
@@ -74,11 +76,11 @@ static void run_case_ex(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, in
     float* y = malloc(4 * (size_t)(m * (n + ypad)));
     float* yf = malloc(4 * (size_t)(m * n));
     double* ref = malloc(sizeof(double) * (size_t)(m * n));
-    int64_t planted[4];
+    int64_t planted[40];
     pt_test_fill(w, (size_t)(n * k), -0.5, 0.5);
     if (n > 2) for (int64_t p = 0; p < k; p++) w[1 * k + p] = 0.0f; /* an all-zero channel */
     pt_test_fill(bias, (size_t)n, -1.0, 1.0);
-    make_x(x, m, k, k >= 16 ? 3 : 1, planted);
+    make_x(x, m, k, k >= 16 ? g_nout : 1, planted);
     /* packed cases: a NaN in row 1 must make exactly that row NaN */
     const int nan_row = pack && m >= 3 && mode != PT_INT8_WEIGHT_ONLY;
     if (nan_row) x[1 * k + k / 3] = NAN;
@@ -301,6 +303,15 @@ int main(void) {
         packed_llm_cases(ctx, CONFIGS[c].name);
         if (c <= 1) /* M*K and M*N over PT_I8_PAR_MIN (2^18): the scan, the quantization and the outlier pass on both threads */
             run_case_ex(ctx, CONFIGS[c].name, 301, 880, 900, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_GELU_TANH, 1, 0);
+        /* x f32 on a packed weight: the rows quantized in the same visit of x as the scan, W8A8 on
+         * oneDNN (M >= 64) and on our kernel; LLM with more outlier columns (33 planted) than that
+         * path's early buffer holds (16 + K / 32), the general path then */
+        run_case_ex(ctx, CONFIGS[c].name, 65, 99, 131, PT_INT8_W8A8, 0, 0, 0, 1, PT_ACT_RELU, 1, 0);
+        run_case_ex(ctx, CONFIGS[c].name, 9, 99, 131, PT_INT8_W8A8, 0, 0, 0, 1, PT_ACT_NONE, 1, 0);
+        g_nout = 33;
+        run_case_ex(ctx, CONFIGS[c].name, 67, 129, 70, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_NONE, 1, 0);
+        run_case_ex(ctx, CONFIGS[c].name, 67, 129, 70, PT_INT8_LLM, 0, 1, 1, 1, PT_ACT_SILU, 1, 0);
+        g_nout = 3;
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

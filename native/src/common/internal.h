@@ -154,6 +154,8 @@ typedef struct pt_onednn_s8_problem {
     const float* ws;
     const float* bias;
     void* y;
+    int32_t threads;          /* oneDNN's threads for this call: 0 = ctx->n_threads; 1 = on the calling thread
+                               * (from a worker of ours: pt_matmul_int8 splits the columns among them) */
 } pt_onednn_s8_problem;
 PT_HIDDEN pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q);
 

@@ -241,11 +241,13 @@ typedef pt_status (*prim_make_fn)(pt_onednn* d, const void* arg, prim_set* out);
 typedef pt_status (*prim_run_fn)(pt_onednn* d, const void* arg, const prim_set* p);
 
 #define KEY_BYTES (KEY_LEN * sizeof(int64_t))
-static pt_status run_cached(pt_ctx* ctx, const int64_t key[KEY_LEN], prim_make_fn make, prim_run_fn run, const void* arg) {
+static pt_status run_cached(pt_ctx* ctx, const int64_t key[KEY_LEN], prim_make_fn make, prim_run_fn run, const void* arg, int nthr) {
     pt_onednn* d = (pt_onednn*)ctx->onednn;
 #if defined(_OPENMP)
     const int prev_threads = omp_get_max_threads();
-    omp_set_num_threads(ctx->n_threads);
+    omp_set_num_threads(nthr > 0 ? nthr : ctx->n_threads);
+#else
+    (void)nthr;
 #endif
     pt_status st = PT_OK;
     cache_entry* e = NULL;
@@ -315,7 +317,7 @@ pt_status pt_matmul_onednn(pt_ctx* ctx, const pt_gemm_problem* g) {
     int64_t key[KEY_LEN] = {g->m, g->n, g->k, g->batch, g->a_dtype, g->c_dtype, g->lda, g->ldb, g->ldc, g->batch_a, g->batch_b,
                             g->batch_c, g->trans_b, g->bias != NULL, g->activation, g->alpha != 1.0f, 0, 0};
     memcpy(&key[16], &g->beta, sizeof g->beta);
-    return run_cached(ctx, key, make_f, run_f, g);
+    return run_cached(ctx, key, make_f, run_f, g, 0);
 }
 
 /* ---------------------------------------------------------------- s8 matmul (int8 GEMM)
@@ -426,9 +428,10 @@ static pt_status run_s8(pt_onednn* d, const void* arg, const prim_set* p) { retu
 pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
     if (!ctx->onednn) return PT_ERR_UNSUPPORTED;
     /* batch = -8 keeps these keys apart from pt_matmul_onednn's (batch >= 1) */
-    int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, 0,
+    /* (threads: a primitive made for one thread has its own blocking) */
+    int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, q->threads,
                             0, 0, 0, 0, 0, 0};
-    return run_cached(ctx, key, make_s8, run_s8, q);
+    return run_cached(ctx, key, make_s8, run_s8, q, q->threads);
 }
 
 #else /* built without oneDNN */

@@ -13,7 +13,14 @@
  * writing y. With outlier columns oneDNN runs without the activation over column chunks of y
  * of ~2 MB, and right after each (the chunk still in cache) one pass of ours adds the f32
  * outlier product xo . Wo^T and applies the activation. Rows with a non-finite x are set to
- * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels.
+ * NaN last. A shape oneDNN has no brgemm kernel for falls back to our kernels. With two threads
+ * or more the columns of y are split among our workers and each runs oneDNN on its own thread
+ * (a primitive made for one thread), its piece followed at once by the outlier pass (dnn_cols):
+ * no hand-over between our pool and oneDNN's OpenMP team (each one a wake-up of a sleeping
+ * thread) and no outlier pass over y read back from another core.
+ * With x f32 and AVX-512 the scan of step 1 quantizes each row in the same visit (s8 for oneDNN)
+ * with the row's maximum below the threshold; after the column maxima only the outlier columns
+ * are zeroed (and a row whose maximum lay in one is requantized): the q of steps 1-2 exactly.
  *
  * Run time of pt_matmul_int8 (modes LLM and W8A8) on our kernels:
  *  1. LLM only: column absmax of x over all rows; columns with absmax >= threshold are the
@@ -201,7 +208,13 @@ typedef struct {
     float* xo;                /* [m][no] */
     float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
     int64_t n0, nc;           /* the column chunk of y outlier_rows finishes */
+    pt_ctx* ctx;              /* oneDNN route split among our threads (dnn_cols): */
+    const float* dws;         /*   contiguous weight scales, bias (or NULL) */
+    const float* dbias;
+    int64_t ldy, pw, sub;     /*   y's row stride (elements), columns per part, per oneDNN call */
+    volatile int32_t dnn_st;  /*   the first failed status of a part */
     int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
+    int32_t preq;             /* fused: scan_rows quantized the rows too; quant_rows only fixes up outlier columns */
     int64_t grain;            /* rows per scan_rows chunk */
     float* cmpart;            /* [chunks][k]: each scan chunk's column maxima */
     float* rmax;              /* [m]: |x| max below the threshold over all columns (scan_rows) */
@@ -245,13 +258,21 @@ static void scan_rows(int64_t c0, int64_t c1, void* argp) {
 #if defined(PT_HAVE_X86_KERNELS)
     i8_arg* g = (i8_arg*)argp;
     for (int64_t c = c0; c < c1; c++) {
-        float* cm = g->cmpart + c * g->k;
-        for (int64_t j = 0; j < g->k; j++) cm[j] = 0.0f;
+        float* cm = g->mode == PT_INT8_LLM ? g->cmpart + c * g->k : NULL; /* W8A8: no column maxima */
+        if (cm)
+            for (int64_t j = 0; j < g->k; j++) cm[j] = 0.0f;
         const int64_t r1 = (c + 1) * g->grain < g->m ? (c + 1) * g->grain : g->m;
         for (int64_t r = c * g->grain; r < r1; r++) {
             int nf;
-            pt_i8_scan_row_avx512((const float*)pt_row_ptr(g->x, r), g->k, g->mode == PT_INT8_LLM ? g->thr : INFINITY, cm, &g->rmax[r],
-                                  &nf);
+            const float thr = g->mode == PT_INT8_LLM ? g->thr : INFINITY;
+            if (g->preq) {
+                uint8_t* q = g->aq + r * g->lda;
+                pt_i8_scanq_row_avx512((const float*)pt_row_ptr(g->x, r), g->k, thr, cm, q, g->s8, &g->rmax[r], &nf);
+                memset(q + g->k, g->s8 ? 0 : 128, (size_t)(g->lda - g->k));
+                g->sx[r] = g->rmax[r] / 127.0f; /* final unless an outlier column held the row's maximum (quant_rows) */
+            } else {
+                pt_i8_scan_row_avx512((const float*)pt_row_ptr(g->x, r), g->k, thr, cm, &g->rmax[r], &nf);
+            }
             g->bad[r] = (uint8_t)nf;
         }
     }
@@ -282,10 +303,14 @@ static void quant_rows(int64_t r0, int64_t r1, void* argp) {
                     const float v = keep[j] ? fabsf(xr[j]) : 0.0f;
                     am = v > am ? v : am;
                 }
+                pt_i8_quantize_row_avx512(xr, keep, k, q, am, g->bad[r], g->s8);
+            } else if (g->preq) { /* quantized by scan_rows with this am: only the outlier columns become 0 */
+                for (int64_t o = 0; o < g->no; o++) q[g->ocols[o]] = (uint8_t)(g->s8 ? 0 : 128);
+            } else {
+                pt_i8_quantize_row_avx512(xr, keep, k, q, am, g->bad[r], g->s8);
             }
-            pt_i8_quantize_row_avx512(xr, keep, k, q, am, g->bad[r], g->s8);
             g->sx[r] = am / 127.0f;
-            memset(q + k, g->s8 ? 0 : 128, (size_t)(g->lda - k));
+            if (!g->preq) memset(q + k, g->s8 ? 0 : 128, (size_t)(g->lda - k));
             float* xo = g->xo + r * g->no;
             for (int64_t o = 0; o < g->no; o++) xo[o] = xr[g->ocols[o]];
             continue;
@@ -503,18 +528,18 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 2^20 and 2^21 about equal, 2^22 0.52x. */
 #define PT_I8_SUM_CHUNK (1 << 21)
 
-/* The outlier weights of all channels, wf [no][n]: the dequantized int8 weight read from the
+/* The outlier weights of channels [c0, c1), wf [no][n]: the dequantized int8 weight read from the
  * packed blocks (32 channels of a column lie in 2 lines of each half), or w_outlier. */
-static void outlier_weights(const i8_arg* g, float* wf) {
+static void outlier_weights(const i8_arg* g, float* wf, int64_t c0, int64_t c1) {
     const int64_t n = g->n, no = g->no;
     if (g->wo || !g->packed) {
-        for (int64_t j = 0; j < n; j++)
+        for (int64_t j = c0; j < c1; j++)
             for (int64_t o = 0; o < no; o++) wf[o * n + j] = wo_value(g, j, g->ocols[o]);
         return;
     }
     const int64_t bb = b_bytes(g->k), half = bb / 2;
-    for (int64_t n0 = 0; n0 < n; n0 += PT_I8_NB) {
-        const int nb = (int)(n - n0 < PT_I8_NB ? n - n0 : PT_I8_NB);
+    for (int64_t n0 = c0; n0 < c1; n0 += PT_I8_NB) { /* (c0 a multiple of 64) */
+        const int nb = (int)(c1 - n0 < PT_I8_NB ? c1 - n0 : PT_I8_NB);
         const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
         for (int64_t o = 0; o < no; o++) {
             const int64_t col = g->ocols[o];
@@ -541,6 +566,38 @@ static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
 #else
     (void)g; (void)r0; (void)r1;
 #endif
+}
+
+/* oneDNN route split among our threads: part p = columns [p * pw, (p + 1) * pw) of y, each
+ * worker running oneDNN's s8 matmul on its own thread over pieces of sub columns, each piece
+ * followed at once by the outlier product and the activation (the piece still in this core's
+ * L2). */
+static void dnn_cols(int64_t p0, int64_t p1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    const int64_t m = g->m, es = pt_dtype_size(g->y->dtype);
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t c1 = (p + 1) * g->pw < g->n ? (p + 1) * g->pw : g->n;
+        if (g->no > 0) outlier_weights(g, g->wfull, p * g->pw, c1); /* this part's, from its own slice of the weight */
+        for (int64_t n0 = p * g->pw; n0 < c1; n0 += g->sub) {
+            const int64_t w = c1 - n0 < g->sub ? c1 - n0 : g->sub;
+            pt_onednn_s8_problem q = {m, w, g->k, g->lda, g->ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
+                                      (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, g->dws + n0,
+                                      g->dbias ? g->dbias + n0 : NULL, (char*)g->y->data + n0 * es, 1};
+            const pt_status st = pt_matmul_onednn_s8(g->ctx, &q);
+            if (st != PT_OK) {
+                g->dnn_st = st;
+                return;
+            }
+#if defined(PT_HAVE_X86_KERNELS)
+            for (int64_t r = 0; g->no > 0 && r < m; r += 4) {
+                const int64_t rr = m - r < 4 ? m - r : 4;
+                float* y0 = (float*)pt_row_ptr(g->y, r) + n0;
+                pt_i8_outlier_rows_avx512(g->xo + r * g->no, g->no, rr, g->wfull + n0, g->n, w, y0, g->ldy);
+                for (int64_t i = 0; i < rr; i++) activation_row(g, y0 + i * g->ldy, w);
+            }
+#endif
+        }
+    }
 }
 
 /* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
@@ -573,23 +630,54 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
         g->wfull = (float*)pt_scratch(2, (size_t)(g->no * n) * sizeof(float));
         if (!g->wfull) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier weights (%lld x N=%lld)",
                                       (long long)g->no, (long long)n);
-        outlier_weights(g, g->wfull);
-        const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
-        const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
-        nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
     }
-    for (int64_t n0 = 0; n0 < n; n0 += nc) {
-        const int64_t w = n - n0 < nc ? n - n0 : nc;
-        g->n0 = n0;
-        g->nc = w;
-        pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
-                                  (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
-                                  (char*)g->y->data + n0 * es};
-        pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
-        pt_status st = pt_matmul_onednn_s8(ctx, &q);
-        if (st != PT_OK) return st;
-        if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
-            pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
+    /* Two threads or more: the columns split among our workers, oneDNN on each worker's own
+     * thread (one wake-up of our pool per call, no hand-over to oneDNN's OpenMP team and back for
+     * the outlier pass; each thread's piece of y stays in its own L2) */
+    const int64_t nparts = threads < n / PT_I8_NB ? threads : n / PT_I8_NB;
+    if (nparts > 1) {
+        g->ctx = ctx;
+        g->dws = ws;
+        g->dbias = bias;
+        g->ldy = ldy;
+        g->pw = ceil_div(ceil_div(n, nparts), PT_I8_NB) * PT_I8_NB;
+        g->sub = g->pw;
+        if (g->no > 0) {
+            /* pieces of y of about 256 KiB (read back from L2 by the outlier pass), at most 3 per
+             * part (each piece is one more oneDNN call). Quiet machine, 2 threads, llm.int8 / s8
+             * (two runs): M=512 768x768 pieces of 1 MiB 0.52 / 0.66, 256 KiB 0.73 / 0.77; M=512
+             * 768x3072 (12 pieces of 256 KiB) 0.69 / 0.57, 3 of 1 MiB 0.77 / 0.76 */
+            const int64_t want = (1 << 18) / (m * 4) / PT_I8_NB * PT_I8_NB;
+            int64_t pieces = ceil_div(g->pw, want > PT_I8_NB ? want : PT_I8_NB);
+            pieces = pieces < 3 ? pieces : 3;
+            g->sub = ceil_div(ceil_div(g->pw, pieces), PT_I8_NB) * PT_I8_NB;
+        }
+        g->dnn_st = PT_OK;
+        pt_parallel_range(ctx, ceil_div(n, g->pw), 1, dnn_cols, g);
+        if (g->dnn_st != PT_OK)
+            return g->dnn_st == PT_ERR_UNSUPPORTED ? PT_ERR_UNSUPPORTED
+                                                   : pt_fail(g->dnn_st, "pt_matmul_int8: oneDNN's s8 matmul failed on a worker (M=%lld N=%lld K=%lld)",
+                                                             (long long)m, (long long)n, (long long)g->k);
+    } else {
+        if (g->no > 0) {
+            outlier_weights(g, g->wfull, 0, n);
+            const int64_t want = PT_I8_SUM_CHUNK / (m * 4) / PT_I8_NB * PT_I8_NB;
+            const int64_t parts = ceil_div(n, want > PT_I8_NB ? want : PT_I8_NB);
+            nc = ceil_div(ceil_div(n, parts), PT_I8_NB) * PT_I8_NB;
+        }
+        for (int64_t n0 = 0; n0 < n; n0 += nc) {
+            const int64_t w = n - n0 < nc ? n - n0 : nc;
+            g->n0 = n0;
+            g->nc = w;
+            pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
+                                      (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
+                                      (char*)g->y->data + n0 * es, 0};
+            pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
+            pt_status st = pt_matmul_onednn_s8(ctx, &q);
+            if (st != PT_OK) return st;
+            if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
+                pt_parallel_range(ctx, m, threads > 1 && m * w > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, outlier_rows, g);
+        }
     }
     for (int64_t r = 0; r < m; r++)
         if (g->bad[r]) {
@@ -690,7 +778,34 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
 #if defined(PT_HAVE_X86_KERNELS)
     g.fused = g.avx512 && x->dtype == PT_F32 && (m == 1 || x->stride[0] % 4 == 0) && k > 0;
 #endif
-    const int64_t chunks = g.fused && threads > 1 && m * k > PT_I8_PAR_MIN ? (threads < m ? threads : m) : 1;
+    /* Whether oneDNN may run the GEMM, all but the outlier condition (known after the scan): the
+     * fused scan quantizes the rows for it (s8) in the same visit of x (no second read of x; see
+     * scan_rows and quant_rows). */
+    int dnn_ok = 0;
+#if defined(PT_HAVE_X86_KERNELS)
+    dnn_ok = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
+#endif
+    const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
+    const int64_t xo_cap = g.fused && p.mode == PT_INT8_LLM ? 16 + k / 32 : 0; /* outlier columns the early buffer holds */
+    char* s0 = NULL;
+    size_t abytes = (size_t)mpad * (size_t)g.lda;
+    if (g.fused) {
+        const size_t xob = (size_t)(m * xo_cap) * sizeof(float);
+        s0 = (char*)pt_scratch(0, abytes + xob + (size_t)m * sizeof(float) + 256);
+        if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
+                                (long long)m, (long long)k);
+        g.aq = (uint8_t*)s0;
+        g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
+        g.sx = (float*)((char*)g.xo + ((xob + 63) & ~(size_t)63));
+        g.s8 = dnn_ok;
+        if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
+        g.preq = 1;
+    }
+    /* the passes over x in parallel from PT_I8_PAR_MIN elements, or from 2^14 when oneDNN will run
+     * split among our workers (no OpenMP team to hand over to: the worker woken here is the one
+     * that runs the other part of the GEMM) */
+    const int64_t par_min = dnn_ok && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
+    const int64_t chunks = g.fused && threads > 1 && m * k > par_min ? (threads < m ? threads : m) : 1;
     g.grain = ceil_div(m, chunks);
     const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
     const size_t pbytes = g.fused ? (size_t)(chunks * k + m) * sizeof(float) : 0;
@@ -720,29 +835,37 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
             if (g.colmax[j] >= p.threshold) { g.ocols[g.no++] = (int32_t)j; g.keep[j] = 0; }
     }
     /* 2. oneDNN route: AMX, a packed weight (whose blocks are oneDNN's layout), no outlier columns */
-    int dnn = 0;
-#if defined(PT_HAVE_X86_KERNELS)
-    dnn = g.amx && g.packed && ctx->use_onednn && ctx->onednn && m >= PT_I8_DNN_MIN_M && (g.no == 0 || y->dtype == PT_F32) &&
-          (m == 1 || y->stride[0] % pt_dtype_size(y->dtype) == 0);
-    g.s8 = dnn;
-#endif
-    /* 3. quantized rows (slot 0, read by every worker in step 4) */
-    const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
-    size_t abytes = (size_t)mpad * (size_t)g.lda, xobytes = (size_t)m * (size_t)g.no * sizeof(float);
-    char* s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * sizeof(float) + 256);
-    if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
-                            (long long)m, (long long)k);
-    g.aq = (uint8_t*)s0;
-    g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
-    g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
-    if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
-    pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
+    const int dnn = dnn_ok && (g.no == 0 || y->dtype == PT_F32);
+    if (g.preq && g.no > xo_cap) g.preq = 0; /* more outlier columns than the early buffer holds: the general path */
+    if (g.preq) {
+        /* 3. the rows were quantized by the scan: flip s8 <-> u8 + 128 if the route changed (bf16 y
+         *    with outlier columns), then with outlier columns zero them (quant_rows) */
+        if (g.s8 != dnn) {
+            for (size_t i = 0; i < abytes; i++) g.aq[i] ^= 0x80;
+            g.s8 = dnn;
+        }
+        if (g.no > 0)
+            pt_parallel_range(ctx, m, threads > 1 && m * k > par_min ? ceil_div(m, threads) : m, quant_rows, &g);
+    } else {
+        g.s8 = dnn;
+        /* 3. quantized rows (slot 0, read by every worker in step 4) */
+        size_t xobytes = (size_t)m * (size_t)g.no * sizeof(float);
+        s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * sizeof(float) + 256);
+        if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
+                                (long long)m, (long long)k);
+        g.aq = (uint8_t*)s0;
+        g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
+        g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
+        if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
+        pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
+    }
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     if (dnn) {
         pt_status st = int8_onednn(ctx, &g, threads);
         if (st != PT_ERR_UNSUPPORTED) return st;
         /* oneDNN has no fast kernel for this shape: requantize for ours (u8 + 128) */
         g.s8 = 0;
+        g.preq = 0;
         if (mpad > m) memset(g.aq + m * g.lda, 128, (size_t)((mpad - m) * g.lda));
         pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);

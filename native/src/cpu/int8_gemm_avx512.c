@@ -89,8 +89,41 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
 /* y[r * ldy + j] += sum_o xo[r * no + o] * wo[o * ldw + j] for r < m, j < n: LLM.int8's f32
  * outlier product added onto oneDNN's s8 matmul result. Four rows at a time share each load of
  * wo (kept in L2: no * n floats). */
+/* no <= 4 (0.5% of K = 768 is 4): the 4 x no broadcast x values held in registers across the
+ * row (the general loop reloads them for every 16 columns: y may alias xo as far as the compiler
+ * knows, and those loads were most of the pass's load-port work) */
+static inline __attribute__((always_inline)) void outlier4(const float* xo, const int NO, const float* wo, int64_t ldw, int64_t n, float* y,
+                                                         int64_t ldy) {
+    __m512 xb[4][4];
+    for (int q = 0; q < 4; q++)
+        for (int o = 0; o < NO; o++) xb[q][o] = _mm512_set1_ps(xo[q * NO + o]);
+    for (int64_t j = 0; j < n; j += 16) {
+        const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
+        float* yr = y + j;
+        __m512 a[4];
+        for (int q = 0; q < 4; q++) a[q] = _mm512_maskz_loadu_ps(t, yr + q * ldy);
+        for (int o = 0; o < NO; o++) {
+            const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
+            for (int q = 0; q < 4; q++) a[q] = _mm512_fmadd_ps(xb[q][o], w, a[q]);
+        }
+        for (int q = 0; q < 4; q++) _mm512_mask_storeu_ps(yr + q * ldy, t, a[q]);
+    }
+}
+
 void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
     int64_t r = 0;
+    if (no >= 1 && no <= 4) {
+        for (; r + 4 <= m; r += 4) {
+            const float* x0 = xo + r * no;
+            float* yr = y + r * ldy;
+            switch (no) {
+            case 1: outlier4(x0, 1, wo, ldw, n, yr, ldy); break;
+            case 2: outlier4(x0, 2, wo, ldw, n, yr, ldy); break;
+            case 3: outlier4(x0, 3, wo, ldw, n, yr, ldy); break;
+            default: outlier4(x0, 4, wo, ldw, n, yr, ldy); break;
+            }
+        }
+    }
     for (; r + 4 <= m; r += 4) {
         const float* x0 = xo + r * no;
         for (int64_t j = 0; j < n; j += 16) {
@@ -123,25 +156,75 @@ void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const flo
 }
 
 /* One pass over an activation row for LLM.int8 (the row quantization then needs no scan of its
- * own): cm[j] = max(cm[j], |x[j]|) for j < k (this worker's column maxima); returns in *rmax the
+ * own): cm[j] = max(cm[j], |x[j]|) for j < k (this worker's column maxima; cm NULL: none); returns in *rmax the
  * largest |x[j]| below thr over ALL columns (entries >= thr lie in outlier columns, which
  * the caller cannot know yet; it corrects rows where an outlier column holds the maximum) and
  * in *nonfinite whether the row has an Inf or NaN. */
 void pt_i8_scan_row_avx512(const float* x, int64_t k, float thr, float* cm, float* rmax, int* nonfinite) {
     const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff)), vthr = _mm512_set1_ps(thr);
-    __m512 amax = _mm512_setzero_ps();
+    /* four independent maxima: one chain of masked vmaxps (4 cycles each) per 16 values was the
+     * bound of this loop (~3 values per cycle); maxps returns its second operand when either is
+     * NaN: a NaN is skipped, like the portable column loop (its row becomes NaN in y) */
+    __m512 am[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
     __mmask16 bad = 0;
-    for (int64_t j = 0; j < k; j += 16) {
+    int64_t j = 0;
+    for (; j + 64 <= k; j += 64) {
+        for (int u = 0; u < 4; u++) {
+            const __m512 v = _mm512_and_ps(_mm512_loadu_ps(x + j + 16 * u), absmask);
+            bad |= _mm512_fpclass_ps_mask(v, 0x01 | 0x08 | 0x10 | 0x80);
+            if (cm) _mm512_storeu_ps(cm + j + 16 * u, _mm512_max_ps(v, _mm512_loadu_ps(cm + j + 16 * u)));
+            am[u] = _mm512_mask_max_ps(am[u], _mm512_cmp_ps_mask(v, vthr, _CMP_LT_OQ), am[u], v);
+        }
+    }
+    for (; j < k; j += 16) {
         const __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
         const __m512 v = _mm512_and_ps(_mm512_maskz_loadu_ps(t, x + j), absmask);
         bad |= _mm512_mask_fpclass_ps_mask(t, v, 0x01 | 0x08 | 0x10 | 0x80);
-        /* maxps returns its second operand when either is NaN: a NaN is skipped, like the
-         * portable column loop (its row becomes NaN in y) */
-        _mm512_mask_storeu_ps(cm + j, t, _mm512_max_ps(v, _mm512_maskz_loadu_ps(t, cm + j)));
-        amax = _mm512_mask_max_ps(amax, _mm512_mask_cmp_ps_mask(t, v, vthr, _CMP_LT_OQ), amax, v);
+        if (cm) _mm512_mask_storeu_ps(cm + j, t, _mm512_max_ps(v, _mm512_maskz_loadu_ps(t, cm + j)));
+        am[0] = _mm512_mask_max_ps(am[0], _mm512_mask_cmp_ps_mask(t, v, vthr, _CMP_LT_OQ), am[0], v);
     }
-    *rmax = _mm512_reduce_max_ps(amax);
+    *rmax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(am[0], am[1]), _mm512_max_ps(am[2], am[3])));
     *nonfinite = bad != 0;
+}
+
+/* pt_i8_scan_row_avx512 and the quantization in one visit of the row (the second pass reads it
+ * from L1): q = rne(x * 127 / rmax) for |x| < thr, 0 where |x| >= thr (such a column is an
+ * outlier column of the call whatever the other rows hold), stored as s8 or u8 q + 128. The
+ * caller then zeroes the columns that other rows made outlier columns (and requantizes a row
+ * whose maximum lay in one), which gives exactly the q of the two-pass path. */
+void pt_i8_scanq_row_avx512(const float* x, int64_t k, float thr, float* cm, uint8_t* q, int s8, float* rmax, int* nonfinite) {
+    float am;
+    int nf;
+    pt_i8_scan_row_avx512(x, k, thr, cm, &am, &nf);
+    *rmax = am;
+    *nonfinite = nf;
+    const float inv = am > 0.0f && !nf ? 127.0f / am : 0.0f;
+    const __m512 vinv = _mm512_set1_ps(inv), vthr = _mm512_set1_ps(thr);
+    const __m512 absmask = _mm512_castsi512_ps(_mm512_set1_epi32(0x7fffffff));
+    const __m512i off8 = _mm512_set1_epi8(s8 ? 0 : (char)0x80);
+    /* 64 values per store: |x| < thr <= the row's threshold maximum am, so |x * inv| rounds to
+     * <= 127 and the saturating packs (s32 -> s16 -> s8) never clamp a kept value; they leave
+     * the 16-value groups interleaved by 128-bit lane, which one permute puts back in order */
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    int64_t j = 0;
+    for (; j + 64 <= k; j += 64) {
+        __m512i qi[4];
+        for (int u = 0; u < 4; u++) {
+            const __m512 v = _mm512_loadu_ps(x + j + 16 * u);
+            const __mmask16 km = _mm512_cmp_ps_mask(_mm512_and_ps(v, absmask), vthr, _CMP_LT_OQ);
+            qi[u] = _mm512_maskz_cvtps_epi32(km, _mm512_mul_ps(v, vinv)); /* MXCSR default: round half to even */
+        }
+        const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(qi[0], qi[1]), _mm512_packs_epi32(qi[2], qi[3]));
+        _mm512_storeu_si512((void*)(q + j), _mm512_xor_si512(_mm512_permutexvar_epi32(order, b), off8));
+    }
+    const __m512i off = _mm512_set1_epi32(s8 ? 0 : 128);
+    for (; j < k; j += 16) {
+        const __mmask16 t = k - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (k - j)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps(t, x + j);
+        const __mmask16 km = _mm512_mask_cmp_ps_mask(t, _mm512_and_ps(v, absmask), vthr, _CMP_LT_OQ);
+        const __m512i qi = _mm512_add_epi32(_mm512_maskz_cvtps_epi32(km, _mm512_mul_ps(v, vinv)), off);
+        _mm_mask_storeu_epi8(q + j, t, _mm512_cvtepi32_epi8(qi));
+    }
 }
 
 /* The quantization of a row whose absmax over the kept columns is known: q = rne(x * 127 / amax)

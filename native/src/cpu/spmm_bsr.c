@@ -560,8 +560,20 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
         if (rowwise) {
             if (g->fast == 4) {
                 /* s8 row into the tiled layout: [r / 16][kb][r % 16][64] */
-                load_row(g, r, buf, qb);
                 int8_t* d = g->xq + (r >> 4) * 16 * kp + (r & 15) * 64;
+#if defined(PT_HAVE_X86_KERNELS)
+                if (g->xs) { /* already quantized: its scale decides sx and bad (as load_row) */
+                    pt_spmm_copy_row_tiled_avx512((const int8_t*)pt_row_ptr(g->x, r), g->h.k, g->h.kb, d);
+                    g->sx[r] = g->xs[r * g->xs_stride];
+                    g->bad[r] = (uint8_t)!isfinite(g->sx[r]);
+                    continue;
+                }
+                if (g->x->dtype == PT_F32) {
+                    pt_spmm_quant_row_tiled_avx512((const float*)pt_row_ptr(g->x, r), g->h.k, g->h.kb, d, &g->sx[r], &g->bad[r]);
+                    continue;
+                }
+#endif
+                load_row(g, r, buf, qb);
                 for (int64_t kb = 0; kb < g->h.kb; kb++) memcpy(d + kb * 1024, qb + kb * 64, 64);
             } else if (i8) {
                 load_row(g, r, buf, g->xq + r * kp);
@@ -956,7 +968,10 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
     }
     const double work = 2.0 * (double)m * (double)h.n * (double)(h.k > 0 ? h.k : 1) *
                         ((double)h.kept / (double)(h.kb * h.nb > 0 ? h.kb * h.nb : 1));
-    const int64_t threads = work < 2e5 ? 1 : ctx->n_threads;
+    /* (the AMX path: below ~2e7 kept operations, ~10-20 us of tile work, one thread; a second
+     * one's wake-up and the split cost more than they save there: M = 16, 3072x768, 90%, 2
+     * threads, other processes paused: 2.0-2.3x dense s8 split, 3.2-3.4x on one thread) */
+    const int64_t threads = work < 2e5 || (g.fast == 4 && work < 2e7) ? 1 : ctx->n_threads;
 #if defined(PT_HAVE_X86_KERNELS)
     if (g.fast == 4) {
         /* work items: 64-row panels (y written in long row runs, panel by panel), each split into

@@ -87,6 +87,8 @@ typedef struct pt_spmm_rows {
 
 #if defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN void pt_spmm_rows_4x1_avx512(const pt_spmm_rows* a);
+PT_HIDDEN void pt_spmm_quant_row_tiled_avx512(const float* x, int64_t k, int64_t kb, int8_t* dst, float* sx, uint8_t* bad);
+PT_HIDDEN void pt_spmm_copy_row_tiled_avx512(const int8_t* q, int64_t k, int64_t kb, int8_t* dst);
 PT_HIDDEN void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad);
 PT_HIDDEN int pt_spmm_amx_compiled(void);
 PT_HIDDEN void pt_spmm_amx_begin(void);

@@ -209,6 +209,46 @@ void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, 
     }
 }
 
+/* The same quantization (same s, same q) written straight into the AMX tiled layout: the row's
+ * 64-value chunks at dst + c * 1024 for c < kb (zeros past k), one 64-byte store per chunk
+ * (saturating packs + one permute; the per-chunk copy of a row-major q cost a libc memcpy per 64
+ * bytes). */
+void pt_spmm_quant_row_tiled_avx512(const float* x, int64_t k, int64_t kb, int8_t* dst, float* sx, uint8_t* bad) {
+    __m512i am = _mm512_setzero_si512();
+    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
+    for (int64_t j = 0; j < k; j += 16) {
+        const __mmask16 m = pt_tail_mask(k - j);
+        am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_maskz_loadu_epi32(m, x + j), absm));
+    }
+    const uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
+    const int nf = ab >= 0x7f800000u;
+    float amax;
+    memcpy(&amax, &ab, 4);
+    const float inv = amax > 0.0f && !nf ? 127.0f / amax : 0.0f;
+    *sx = amax / 127.0f;
+    *bad = (uint8_t)nf;
+    const __m512 vi = _mm512_set1_ps(inv);
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    for (int64_t c = 0; c < kb; c++) {
+        __m512i qi[4];
+        for (int u = 0; u < 4; u++) {
+            const int64_t j = c * 64 + 16 * u;
+            qi[u] = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(pt_tail_mask(k - j > 0 ? k - j : 0), x + j), vi));
+        }
+        const __m512i b = _mm512_packs_epi16(_mm512_packs_epi32(qi[0], qi[1]), _mm512_packs_epi32(qi[2], qi[3]));
+        _mm512_storeu_si512((void*)(dst + c * 1024), _mm512_permutexvar_epi32(order, b));
+    }
+}
+
+/* An already quantized row (s8, k values) into the tiled layout, zeros past k. */
+void pt_spmm_copy_row_tiled_avx512(const int8_t* q, int64_t k, int64_t kb, int8_t* dst) {
+    for (int64_t c = 0; c < kb; c++) {
+        const int64_t rem = k - c * 64;
+        const __mmask64 m = rem >= 64 ? ~(__mmask64)0 : rem <= 0 ? (__mmask64)0 : (((__mmask64)1 << rem) - 1);
+        _mm512_storeu_si512((void*)(dst + c * 1024), _mm512_maskz_loadu_epi8(m, q + c * 64));
+    }
+}
+
 /* Few rows (M <= 8), 4x1 blocks: per output channel, 16 kept blocks at a time (int8: their x
  * dwords gathered by block index, one vpdpbusd against the 16 blocks' 64 contiguous weight bytes;
  * f32: 4 blocks = 16 floats gathered, one FMA), so no lane is wasted on absent rows; the sums go
