@@ -592,7 +592,6 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
     pr.wr = P->causal ? (P->window_right >= 0 ? imin(P->window_right, 0) : 0) : P->window_right;
     pr.q_st = q->stride[1]; pr.q_sh = q->stride[2];
     pr.k_ss = k->stride[2]; pr.v_ss = v->stride[2];
-    pr.variant = (ctx->caps & PT_CPU_AVX512_BF16) ? 0 : 1; /* TEMP A/B: --vs bf16 */
 
     /* Split each head's visible key range [klo, len) into chunks. */
     int64_t R = pr.G * Tq;

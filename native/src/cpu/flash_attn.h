@@ -63,7 +63,6 @@ typedef struct pt_fd_problem {
     float scale_log2;
     int64_t wl, wr;
     int64_t q_st, q_sh, k_ss, v_ss;   /* byte strides: q token, q head, cache row */
-    int32_t variant;                  /* TEMP A/B switch (0 = default) */
 } pt_fd_problem;
 
 typedef struct pt_fd_item {

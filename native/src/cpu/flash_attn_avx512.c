@@ -500,12 +500,16 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  *    and used against KQ = 16 / RG keys (RG = 4: 4 keys, 16 accumulators); one 16x16
  *    transpose-add per RG·KQ = 16 (row, key) dot products, then a 128/256-bit lane shuffle gives
  *    each row its 16 scores in key order. No q reload per key, no spills (<= 28 zmm live).
+ *  - steps of 32 keys (two blocks of 16 for QK), one softmax step and one pass of PV per step
+ *    (session 5: 1.15x over 16-key steps with the changes below, K/V from DRAM).
  *  - softmax: the masks are skipped for blocks that every row sees whole; the running sum is a
- *    16-lane vector per row (no horizontal add per block); the output is only rescaled when a
- *    row's maximum grew (after the first blocks of a long cache, almost never).
+ *    16-lane vector per row (no horizontal add per block); no horizontal max unless a score
+ *    exceeds the row's running max, and the output is only rescaled when that max grew (after
+ *    the first blocks of a long cache, almost never).
  *  - PV: Dv is walked in passes of NP = 16 / RG vectors whose accumulators stay in registers
- *    for the 16 keys of the block, p broadcast once per (row, key) for the pass.
- *  - K/V rows are software-prefetched PF blocks ahead (into L2 by default; see fd_pf_*). */
+ *    for the 32 keys of the step, p broadcast once per (row, key) for the pass.
+ *  - K/V rows are software-prefetched into L2 PT_FD_PF blocks ahead, a few lines per product
+ *    step (fd_pfc) rather than in one burst per block. */
 
 /* A software-prefetch cursor: the lines [p, end) go to L2 `per` at a time, one slice per step of
  * a block's products, so that the fill buffers see a steady trickle of requests rather than one
@@ -664,8 +668,8 @@ AI void fd2_block(const int RG, const int NB, int64_t r0, int64_t jb, const char
     if (any) pv2(RG, NK, acc + r0 * Dvp, Dvp, nvv, pb, alpha, rescale, vr, bf16, pv);
 }
 
-/* software prefetch: distance in blocks of 16 rows and locality hint. Measured in
- * BENCHMARKS.md (issue 3, version 8). */
+/* software prefetch distance in blocks of 16 rows (even). Measured in BENCHMARKS.md (issue 3,
+ * version 8; session 5: 2, 4, 8 and 16 alike with the spread prefetch). */
 #ifndef PT_FD_PF
 #  define PT_FD_PF 4
 #endif
@@ -701,76 +705,50 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     }
     jlo = imax(jlo, 0);
     const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
-    /* Blocks of NB x 16 keys; K/V prefetched PT_FD_PF blocks of 16 rows ahead, spread over the
-     * products (fd_pfc). p->variant (temporary A/B switch): 1 = the session-4 loop (16 keys per
-     * block, one prefetch burst per block). */
-    const int64_t pf = PT_FD_PF, NB = p->variant ? 1 : 2, nstr = 1;
-    int spread = !p->variant;
-    const int64_t bk = 16 * NB; /* keys per step */
+    /* Steps of BS = 32 keys (two blocks of 16). K/V are prefetched into L2 PT_FD_PF blocks of 16
+     * rows ahead: spread over the products of a step (fd_pfc) where K and V rows are contiguous
+     * (the cache layout), else one burst per step. */
+    enum { BS = 2 * BK };
     const int contig = p->k_ss == kbytes && p->v_ss == vbytes;
-    if (!contig) spread = 0;
     const int RG0 = (int)imin(4, R), RGP0 = RG0 == 3 ? 4 : RG0, NP0 = RG0 == 1 ? 16 : RG0 == 2 ? 8 : 4;
-    const int64_t qk_steps = NB * RGP0 * nch, pv_steps = bk * ((nvv / NP0) + (nvv % NP0) / 2);
-    fd_pfc pkc = {0, 0, (bk * kbytes / 64 + qk_steps - 1) / qk_steps};
-    fd_pfc pvc = {0, 0, (bk * vbytes / 64 + pv_steps - 1) / pv_steps};
+    const int64_t qk_steps = 2 * RGP0 * nch, pv_steps = BS * ((nvv / NP0) + (nvv % NP0) / 2);
+    fd_pfc pkc = {0, 0, (BS * kbytes / 64 + qk_steps - 1) / qk_steps};
+    fd_pfc pvc = {0, 0, (BS * vbytes / 64 + pv_steps - 1) / pv_steps};
     fd_pfc *pkp = NULL, *pvp = NULL;
 #define FD_PF_RANGE(J0, J1)                                                                                 \
-    do {                                                                                                    \
-        int64_t j0_ = (J0), j1_ = (J1);                                                                     \
-        if (contig) {                                                                                       \
-            const char *k0_ = it->k + j0_ * p->k_ss, *v0_ = it->v + j0_ * p->v_ss;                          \
-            for (int64_t o = 0; o < (j1_ - j0_) * kbytes; o += 64) {                                        \
-                _mm_prefetch(k0_ + o, _MM_HINT_T1);                                                         \
-                _mm_prefetch(v0_ + o, _MM_HINT_T1);                                                         \
-            }                                                                                               \
-        } else                                                                                              \
-            for (int64_t j = j0_; j < j1_; j++) {                                                           \
-                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1); \
-                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1); \
-            }                                                                                               \
-    } while (0)
-    const int64_t pfk = pf * PT_FD_BK; /* prefetch distance in keys */
-    if (pf > 0 && nstr == 1) FD_PF_RANGE(jlo, imin(jhi, jlo + pfk));
-    int spec = D == 128 && Dv == 128 ? 1 + bf16 : 3 + bf16;
-    const int64_t nsteps = jhi > jlo ? (jhi - jlo + bk - 1) / bk : 0, sl = (nsteps + nstr - 1) / nstr;
-    const int64_t pfs = (pfk + bk - 1) / bk;
-#define FD_POS(t) ((t) % nstr * sl + (t) / nstr)
-    for (int64_t t = 0; t < nstr * sl; t++) {
-        int64_t st_ = FD_POS(t);
-        if (st_ >= nsteps) continue;
-        int64_t jb = jlo + st_ * bk;
-        int64_t nb = imin(bk, jhi - jb);
-        int64_t pst_ = nstr == 1 ? st_ + pfs : FD_POS(t + pfs);
-        if (pf > 0 && pst_ < nsteps && t + pfs < nstr * sl) {
-            int64_t a_ = jlo + pst_ * bk, b_ = imin(jhi, a_ + bk);
-            if (spread) {
-                pkc.p = it->k + a_ * p->k_ss; pkc.end = it->k + b_ * p->k_ss;
-                pvc.p = it->v + a_ * p->v_ss; pvc.end = it->v + b_ * p->v_ss;
+    for (int64_t j = (J0); j < (J1); j++) {                                                                 \
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);       \
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);       \
+    }
+    const int64_t pfk = PT_FD_PF * BK; /* prefetch distance in keys, a multiple of BS */
+    FD_PF_RANGE(jlo, imin(jhi, jlo + pfk))
+    for (int64_t jb = jlo; jb < jhi; jb += BS) {
+        const int64_t nb = imin(BS, jhi - jb), a = jb + pfk, b = imin(jhi, a + BS);
+        if (a < b) {
+            if (contig) {
+                pkc.p = it->k + a * p->k_ss; pkc.end = it->k + b * p->k_ss;
+                pvc.p = it->v + a * p->v_ss; pvc.end = it->v + b * p->v_ss;
                 pkp = &pkc; pvp = &pvc;
-            } else FD_PF_RANGE(a_, b_);
+            } else FD_PF_RANGE(a, b)
+        } else {
+            pkp = pvp = NULL;
         }
-        const char *kr[32], *vr[32];
-        for (int k = 0; k < bk; k++) { /* rows past nb repeat the last one; their scores are masked */
+        const char *kr[BS], *vr[BS];
+        for (int k = 0; k < BS; k++) { /* rows past nb repeat the last one; their scores are masked */
             int64_t j = jb + (k < nb ? k : nb - 1);
             kr[k] = it->k + j * p->k_ss;
             vr[k] = it->v + j * p->v_ss;
         }
-        int full = nb == bk && jb >= lo_all && jb + bk <= hi_all;
-#define FD2_ROWS(NB_, BF, NCH, NVV)                                                                                   \
-        for (int64_t r0 = 0; r0 < R; r0 += 4) {                                                                       \
-            fd_pfc *pk_ = r0 == 0 ? pkp : NULL, *pv_ = r0 == 0 ? pvp : NULL;                                          \
-            switch (imin(4, R - r0)) {                                                                                \
-            case 4: fd2_block(4, NB_, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, NCH, NVV, BF, pk_, pv_); break; \
-            case 3: fd2_block(3, NB_, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, NCH, NVV, BF, pk_, pv_); break; \
-            case 2: fd2_block(2, NB_, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, NCH, NVV, BF, pk_, pv_); break; \
-            default: fd2_block(1, NB_, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, NCH, NVV, BF, pk_, pv_); break; \
-            }                                                                                                         \
+        int full = nb == BS && jb >= lo_all && jb + BS <= hi_all;
+        for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
+            fd_pfc *pk = r0 == 0 ? pkp : NULL, *pv = r0 == 0 ? pvp : NULL;
+            switch (imin(4, R - r0)) {
+            case 4: fd2_block(4, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            case 3: fd2_block(3, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            case 2: fd2_block(2, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            default: fd2_block(1, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            }
         }
-        if (NB == 1) { FD2_ROWS(1, bf16, nch, nvv) }
-        else if (spec == 1) { FD2_ROWS(2, 0, 4, 8) }
-        else if (spec == 2) { FD2_ROWS(2, 1, 4, 8) }
-        else { FD2_ROWS(2, bf16, nch, nvv) }
-#undef FD2_ROWS
     }
 #undef FD_PF_RANGE
     for (int64_t r = 0; r < R; r++) {
