@@ -513,8 +513,8 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
 
 /* A software-prefetch cursor: the lines [p, end) go to L2 `per` at a time, one slice per step of
  * a block's products, so that the fill buffers see a steady trickle of requests rather than one
- * burst per block (a burst stalls retirement until the lines it asked for are on their way,
- * and the products behind it wait: compute and memory then add up instead of overlapping). */
+ * burst per block (a prefetch to DRAM holds a fill buffer until its line arrives, so a burst of
+ * 256 stalls the products behind it; spread: 1.1x with K/V from DRAM, BENCHMARKS.md session 5). */
 typedef struct { const char* p; const char* end; int64_t per; } fd_pfc;
 AI void pfc_step(fd_pfc* c) {
     if (!c || c->p >= c->end) return;
