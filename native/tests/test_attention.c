@@ -600,6 +600,10 @@ static void decode_cases(pt_ctx* ctx, int32_t dtype) {
     run_decode(ctx, 2, l2, 2, 2, 1, 256, 256, dtype, 1, -1, 0);
     run_decode(ctx, 2, l0, 1, 2, 1, 64, 64, dtype, 1, -1, 0);    /* an empty cache: zeros, lse -inf */
     run_decode(ctx, 3, l3, 2, 4, 2, 64, 64, dtype, 0, -1, 0);    /* cross-attention: not causal */
+    /* long odd caches, G = 4, D = 128 (the f32 kernel's 32-key steps and spread prefetch over
+     * many steps, a window edge inside a step, two row groups with Tq = 2) */
+    int64_t l4[1] = {1187};
+    run_decode(ctx, 1, l4, 2, 8, 2, 128, 128, dtype, 1, 700, 3);
     int64_t dims[] = {32, 40, 72, 112, 160, 192};
     for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) run_decode(ctx, 1, l2, 1, 4, 2, dims[i], dims[i], dtype, 1, -1, 0);
 }

@@ -500,15 +500,30 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  *    and used against KQ = 16 / RG keys (RG = 4: 4 keys, 16 accumulators); one 16x16
  *    transpose-add per RG·KQ = 16 (row, key) dot products, then a 128/256-bit lane shuffle gives
  *    each row its 16 scores in key order. No q reload per key, no spills (<= 28 zmm live).
+ *  - steps of 32 keys (two blocks of 16 for QK), one softmax step and one pass of PV per step
+ *    (session 5: 1.15x over 16-key steps with the changes below, K/V from DRAM).
  *  - softmax: the masks are skipped for blocks that every row sees whole; the running sum is a
- *    16-lane vector per row (no horizontal add per block); the output is only rescaled when a
- *    row's maximum grew (after the first blocks of a long cache, almost never).
+ *    16-lane vector per row (no horizontal add per block); no horizontal max unless a score
+ *    exceeds the row's running max, and the output is only rescaled when that max grew (after
+ *    the first blocks of a long cache, almost never).
  *  - PV: Dv is walked in passes of NP = 16 / RG vectors whose accumulators stay in registers
- *    for the 16 keys of the block, p broadcast once per (row, key) for the pass.
- *  - K/V rows are software-prefetched PF blocks ahead (into L2 by default; see fd_pf_*). */
+ *    for the 32 keys of the step, p broadcast once per (row, key) for the pass.
+ *  - K/V rows are software-prefetched into L2 PT_FD_PF blocks ahead, a few lines per product
+ *    step (fd_pfc) rather than in one burst per block. */
+
+/* A software-prefetch cursor: the lines [p, end) go to L2 `per` at a time, one slice per step of
+ * a block's products, so that the fill buffers see a steady trickle of requests rather than one
+ * burst per block (a prefetch to DRAM holds a fill buffer until its line arrives, so a burst of
+ * 256 stalls the products behind it; spread: 1.1x with K/V from DRAM, BENCHMARKS.md session 5). */
+typedef struct { const char* p; const char* end; int64_t per; } fd_pfc;
+AI void pfc_step(fd_pfc* c) {
+    if (!c || c->p >= c->end) return;
+    for (int64_t i = 0; i < c->per; i++) _mm_prefetch(c->p + 64 * i, _MM_HINT_T1);
+    c->p += 64 * c->per;
+}
 
 /* RG rows (padded to RGP = 1, 2 or 4) x 16 keys of scores, key order in lanes of S[r]. */
-AI void qk2(const int RG, const float* q, int64_t qs, const char* const* kr, int64_t nch, int bf16, __m512* S) {
+AI void qk2(const int RG, const float* q, int64_t qs, const char* const* kr, int64_t nch, int bf16, __m512* S, fd_pfc* pk) {
     const int RGP = RG == 3 ? 4 : RG, KQ = 16 / RGP;
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     __m512 g[4];
@@ -516,6 +531,7 @@ AI void qk2(const int RG, const float* q, int64_t qs, const char* const* kr, int
         __m512 a[16];
         UNROLL for (int i = 0; i < 16; i++) a[i] = _mm512_setzero_ps();
         for (int64_t c = 0; c < nch; c++) {
+            pfc_step(pk);
             __m512 q0[4], q1[4];
             UNROLL for (int r = 0; r < RG; r++) {
                 q0[r] = _mm512_loadu_ps(q + r * qs + 32 * c);
@@ -556,8 +572,8 @@ AI void qk2(const int RG, const float* q, int64_t qs, const char* const* kr, int
 }
 
 /* acc[r][v0 .. v0+NP) (vectors of 16) = acc * alpha[r] (if rescale) + Σ_k pb[r][k] V[k]. */
-AI void pv2_pass(const int RG, const int NP, float* acc, int64_t as, int64_t v0, const float* pb, const float* alpha, int rescale,
-                 const char* const* vr, int bf16) {
+AI void pv2_pass(const int RG, const int NP, const int NK, float* acc, int64_t as, int64_t v0, const float* pb, const float* alpha,
+                 int rescale, const char* const* vr, int bf16, fd_pfc* pv) {
     const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
     __m512 x[4][16];
     UNROLL for (int r = 0; r < RG; r++) {
@@ -567,9 +583,10 @@ AI void pv2_pass(const int RG, const int NP, float* acc, int64_t as, int64_t v0,
             if (rescale) x[r][i] = _mm512_mul_ps(x[r][i], al);
         }
     }
-    UNROLL for (int k = 0; k < PT_FD_BK; k++) {
+    UNROLL for (int k = 0; k < NK; k++) {
+        pfc_step(pv);
         __m512 p[4];
-        UNROLL for (int r = 0; r < RG; r++) p[r] = _mm512_set1_ps(pb[16 * r + k]);
+        UNROLL for (int r = 0; r < RG; r++) p[r] = _mm512_set1_ps(pb[NK * r + k]);
         UNROLL for (int i = 0; i < NP; i += 2) {
             __m512 y0, y1;
             if (bf16) {
@@ -590,55 +607,69 @@ AI void pv2_pass(const int RG, const int NP, float* acc, int64_t as, int64_t v0,
         UNROLL for (int i = 0; i < NP; i++) _mm512_storeu_ps(acc + r * as + 16 * (v0 + i), x[r][i]);
 }
 
-AI void pv2(const int RG, float* acc, int64_t as, int64_t nvv, const float* pb, const float* alpha, int rescale, const char* const* vr,
-            int bf16) {
+AI void pv2(const int RG, const int NK, float* acc, int64_t as, int64_t nvv, const float* pb, const float* alpha, int rescale,
+            const char* const* vr, int bf16, fd_pfc* pv) {
     const int NP = RG == 1 ? 16 : RG == 2 ? 8 : 4; /* RG * NP <= 16 accumulators */
     int64_t v0 = 0;
-    for (; v0 + NP <= nvv; v0 += NP) pv2_pass(RG, NP, acc, as, v0, pb, alpha, rescale, vr, bf16);
-    for (; v0 < nvv; v0 += 2) pv2_pass(RG, 2, acc, as, v0, pb, alpha, rescale, vr, bf16);
+    for (; v0 + NP <= nvv; v0 += NP) pv2_pass(RG, NP, NK, acc, as, v0, pb, alpha, rescale, vr, bf16, pv);
+    for (; v0 < nvv; v0 += 2) pv2_pass(RG, 2, NK, acc, as, v0, pb, alpha, rescale, vr, bf16, pv);
 }
 
-/* One block of 16 keys (from jb) for rows r0 .. r0+RG-1; state m[r], lv[r][16] (sum lanes). */
-AI void fd2_block(const int RG, int64_t r0, int64_t jb, const char* const* kr, const char* const* vr, const float* qb, int64_t Dp,
-                  float* acc, int64_t Dvp, float* mr, float* lv, const int64_t* lo_r, const int64_t* hi_r, int full, int64_t nch,
-                  int64_t nvv, int bf16) {
-    __m512 S[4];
-    qk2(RG, qb + r0 * Dp, Dp, kr, nch, bf16, S);
-    float pb[4 * PT_FD_BK] __attribute__((aligned(64)));
+/* One block of NB x 16 keys (from jb) for rows r0 .. r0+RG-1; state m[r], lv[r][16] (sum lanes).
+ * NB = 2: one softmax step (max, rescale, exp) and one pass over the accumulators per 32 keys. */
+AI void fd2_block(const int RG, const int NB, int64_t r0, int64_t jb, const char* const* kr, const char* const* vr, const float* qb,
+                  int64_t Dp, float* acc, int64_t Dvp, float* mr, float* lv, const int64_t* lo_r, const int64_t* hi_r, int full,
+                  int64_t nch, int64_t nvv, int bf16, fd_pfc* pk, fd_pfc* pv) {
+    const int NK = 16 * NB;
+    __m512 S[2][4];
+    UNROLL for (int sb = 0; sb < NB; sb++) qk2(RG, qb + r0 * Dp, Dp, kr + 16 * sb, nch, bf16, S[sb], pk);
+    float pb[4 * 32] __attribute__((aligned(64)));
     float alpha[4];
     int any = 0, rescale = 0;
     const __m512i jj = _mm512_add_epi32(_mm512_set1_epi32((int32_t)jb), _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
     UNROLL for (int i = 0; i < RG; i++) {
         int64_t r = r0 + i;
-        __m512 s = S[i];
-        if (!full) {
-            __mmask16 ok = _mm512_cmpge_epi32_mask(jj, _mm512_set1_epi32(clamp32(lo_r[r]))) &
-                           _mm512_cmplt_epi32_mask(jj, _mm512_set1_epi32(clamp32(hi_r[r])));
-            s = _mm512_mask_blend_ps(ok, _mm512_set1_ps(-INFINITY), s);
+        __m512 s[2];
+        UNROLL for (int sb = 0; sb < NB; sb++) {
+            s[sb] = S[sb][i];
+            if (!full) {
+                __m512i j = _mm512_add_epi32(jj, _mm512_set1_epi32(16 * sb));
+                __mmask16 ok = _mm512_cmpge_epi32_mask(j, _mm512_set1_epi32(clamp32(lo_r[r]))) &
+                               _mm512_cmplt_epi32_mask(j, _mm512_set1_epi32(clamp32(hi_r[r])));
+                s[sb] = _mm512_mask_blend_ps(ok, ninf, s[sb]);
+            }
         }
-        float mb = _mm512_reduce_max_ps(s);
-        alpha[i] = 1.0f;
-        if (mb == -INFINITY) { /* nothing visible to this row here */
-            _mm512_store_ps(pb + 16 * i, _mm512_setzero_ps());
-            continue;
-        }
-        any = 1;
+        const __m512 mx = NB == 2 ? _mm512_max_ps(s[0], s[1]) : s[0];
         __m512 l = _mm512_loadu_ps(lv + 16 * r);
-        if (mb > mr[r]) {
+        alpha[i] = 1.0f;
+        /* No horizontal max unless a score exceeds the running max (after the first blocks of a
+         * long cache, almost never); masked keys then give exp2(-inf - m) = 0. */
+        if (mr[r] == -INFINITY || _mm512_cmp_ps_mask(mx, _mm512_set1_ps(mr[r]), _CMP_GT_OQ)) {
+            float mb = _mm512_reduce_max_ps(mx);
+            if (mb == -INFINITY) { /* nothing visible to this row here */
+                UNROLL for (int sb = 0; sb < NB; sb++) _mm512_store_ps(pb + NK * i + 16 * sb, _mm512_setzero_ps());
+                continue;
+            }
             alpha[i] = mr[r] == -INFINITY ? 0.0f : exp2f(mr[r] - mb);
             mr[r] = mb;
             l = _mm512_mul_ps(l, _mm512_set1_ps(alpha[i]));
             rescale = 1;
         }
-        __m512 e = exp2_ps(_mm512_sub_ps(s, _mm512_set1_ps(mr[r])));
-        _mm512_storeu_ps(lv + 16 * r, _mm512_add_ps(l, e));
-        _mm512_store_ps(pb + 16 * i, e);
+        any = 1;
+        const __m512 m = _mm512_set1_ps(mr[r]);
+        UNROLL for (int sb = 0; sb < NB; sb++) {
+            __m512 e = exp2_ps(_mm512_sub_ps(s[sb], m));
+            l = _mm512_add_ps(l, e);
+            _mm512_store_ps(pb + NK * i + 16 * sb, e);
+        }
+        _mm512_storeu_ps(lv + 16 * r, l);
     }
-    if (any) pv2(RG, acc + r0 * Dvp, Dvp, nvv, pb, alpha, rescale, vr, bf16);
+    if (any) pv2(RG, NK, acc + r0 * Dvp, Dvp, nvv, pb, alpha, rescale, vr, bf16, pv);
 }
 
-/* software prefetch: distance in blocks of 16 rows and locality hint. Measured in
- * BENCHMARKS.md (issue 3, version 8). */
+/* software prefetch distance in blocks of 16 rows (even). Measured in BENCHMARKS.md (issue 3,
+ * version 8; session 5: 2, 4, 8 and 16 alike with the spread prefetch). */
 #ifndef PT_FD_PF
 #  define PT_FD_PF 4
 #endif
@@ -674,34 +705,52 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     }
     jlo = imax(jlo, 0);
     const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
-    const int64_t pf = PT_FD_PF;
-    for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
-        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
+    /* Steps of BS = 32 keys (two blocks of 16). K/V are prefetched into L2 PT_FD_PF blocks of 16
+     * rows ahead: spread over the products of a step (fd_pfc) where K and V rows are contiguous
+     * (the cache layout), else one burst per step. */
+    enum { BS = 2 * BK };
+    const int contig = p->k_ss == kbytes && p->v_ss == vbytes;
+    const int RG0 = (int)imin(4, R), RGP0 = RG0 == 3 ? 4 : RG0, NP0 = RG0 == 1 ? 16 : RG0 == 2 ? 8 : 4;
+    const int64_t qk_steps = 2 * RGP0 * nch, pv_steps = BS * ((nvv / NP0) + (nvv % NP0) / 2);
+    fd_pfc pkc = {0, 0, (BS * kbytes / 64 + qk_steps - 1) / qk_steps};
+    fd_pfc pvc = {0, 0, (BS * vbytes / 64 + pv_steps - 1) / pv_steps};
+    fd_pfc *pkp = NULL, *pvp = NULL;
+#define FD_PF_RANGE(J0, J1)                                                                                 \
+    for (int64_t j = (J0); j < (J1); j++) {                                                                 \
+        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);       \
+        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);       \
     }
-    for (int64_t jb = jlo; jb < jhi; jb += BK) {
-        int64_t nb = imin(BK, jhi - jb);
-        const char *kr[BK], *vr[BK];
-        for (int k = 0; k < BK; k++) { /* rows past nb repeat the last one; their scores are masked */
+    const int64_t pfk = PT_FD_PF * BK; /* prefetch distance in keys, a multiple of BS */
+    FD_PF_RANGE(jlo, imin(jhi, jlo + pfk))
+    for (int64_t jb = jlo; jb < jhi; jb += BS) {
+        const int64_t nb = imin(BS, jhi - jb), a = jb + pfk, b = imin(jhi, a + BS);
+        if (a < b) {
+            if (contig) {
+                pkc.p = it->k + a * p->k_ss; pkc.end = it->k + b * p->k_ss;
+                pvc.p = it->v + a * p->v_ss; pvc.end = it->v + b * p->v_ss;
+                pkp = &pkc; pvp = &pvc;
+            } else FD_PF_RANGE(a, b)
+        } else {
+            pkp = pvp = NULL;
+        }
+        const char *kr[BS], *vr[BS];
+        for (int k = 0; k < BS; k++) { /* rows past nb repeat the last one; their scores are masked */
             int64_t j = jb + (k < nb ? k : nb - 1);
             kr[k] = it->k + j * p->k_ss;
             vr[k] = it->v + j * p->v_ss;
         }
-        if (pf > 0)
-            for (int64_t j = jb + pf * BK; j < imin(jhi, jb + (pf + 1) * BK); j++) {
-                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);
-                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);
-            }
-        int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
-        for (int64_t r0 = 0; r0 < R; r0 += 4) {
+        int full = nb == BS && jb >= lo_all && jb + BS <= hi_all;
+        for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
+            fd_pfc *pk = r0 == 0 ? pkp : NULL, *pv = r0 == 0 ? pvp : NULL;
             switch (imin(4, R - r0)) {
-            case 4: fd2_block(4, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
-            case 3: fd2_block(3, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
-            case 2: fd2_block(2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
-            default: fd2_block(1, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16); break;
+            case 4: fd2_block(4, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            case 3: fd2_block(3, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            case 2: fd2_block(2, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+            default: fd2_block(1, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
             }
         }
     }
+#undef FD_PF_RANGE
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);
         st[0] = mr[r];
