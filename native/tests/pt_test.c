@@ -53,6 +53,11 @@ int pt_test_same_dispatch(const char* name, uint32_t disable_caps, int threads, 
     return 0;
 }
 
+int pt_test_quick(void) {
+    const char* v = getenv("PT_TEST_QUICK");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
 int pt_test_finish(const char* name) {
     printf("%s: %d checks, %d failed\n", name, pt_test_checks, pt_test_failures);
     return pt_test_failures ? 1 : 0;

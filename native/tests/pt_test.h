@@ -40,6 +40,9 @@ double pt_test_err(const float* got, const double* want, size_t n, double atol, 
  * so a test runs each distinct one once (under qemu everything is the portable code). Prints a
  * line when it says 1. threads 0 = the default; use_onednn counts only where oneDNN is built in. */
 int pt_test_same_dispatch(const char* name, uint32_t disable_caps, int threads, int use_onednn);
+/* 1 when PT_TEST_QUICK is set (scripts/cross-build.sh sets it for tests run under qemu, 10-50x
+ * slower than native): tests then take every other size of their longest sweeps. */
+int pt_test_quick(void);
 /* Prints the closing line and returns the process exit code. */
 int pt_test_finish(const char* name);
 #endif
