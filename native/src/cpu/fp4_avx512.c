@@ -519,29 +519,23 @@ static const gbf_fn GVN[2][2][4] = {
     {{gvn_1_0_0, gvn_1_0_1, gvn_1_0_2, gvn_1_0_3}, {gvn_4_0_0, gvn_4_0_1, gvn_4_0_2, gvn_4_0_3}},
     {{gvn_1_1_0, gvn_1_1_1, gvn_1_1_2, gvn_1_1_3}, {gvn_4_1_0, gvn_4_1_1, gvn_4_1_2, gvn_4_1_3}}};
 
-/* The rows [n0, n1) of the GEMV (bf16 or VNNI kernels) in S stretches read side by side: a
- * pass takes one row from each of GBR stretches, so the codes are several streams (each
- * prefetching its next row) rather than one run of adjacent short rows; a core keeps more lines
- * in flight over several streams (see the f32 GEMV in gemm_avx512.c). S = 8 for rows of at most
- * 512 bytes (K <= 1024: the passes alternate between stretches 0-3 and 4-7, 8 streams in
- * flight), else 4: at K = 768 (GPT-2's qkv, o, fc and lm_head) 8 streams read ~5-15% faster,
- * at K = 3072 slower (pt-bench --op fp4, quiet windows, session 5). Rows past a stretch's end go
- * one at a time. */
+/* The rows [n0, n1) of the GEMV (bf16 or VNNI kernels) in GBR stretches read side by side: a
+ * pass takes one row from each, so the codes are GBR streams (each prefetching its next row)
+ * rather than one run of adjacent short rows; a core keeps more lines in flight over several
+ * streams (see the f32 GEMV in gemm_avx512.c). Rows past a stretch's end go one at a time. */
 static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, const gbf_fn (*tab)[2][4]) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0;
-    const int S = p->k <= 1024 ? 2 * GBR : GBR;
-    const int64_t L = (n1 - n0 + S - 1) / S; /* rows per stretch; the last ones may be shorter */
-    for (int64_t i = 0; i < L; i++)
-        for (int h = 0; h < S; h += GBR) {
-            int64_t rows[GBR];
-            int nr = 0;
-            for (int s = h; s < h + GBR; s++)
-                if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
-            if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (h + GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
-            else
-                for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
-        }
+    const int64_t L = (n1 - n0 + GBR - 1) / GBR; /* rows per stretch; the last may be shorter */
+    for (int64_t i = 0; i < L; i++) {
+        int64_t rows[GBR];
+        int nr = 0;
+        for (int s = 0; s < GBR; s++)
+            if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
+        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
+        else
+            for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
+    }
 }
 
 static void gemv_rows_f32s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { gemv_rows_t(p, n0, n1, 0); }
