@@ -143,7 +143,8 @@ static void round_trip(pt_ctx* ctx, int fmt, int group, int scale_bf, float clip
 
 typedef struct { int64_t n, k; int group; } shape;
 static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {130, 770, 0}, {1, 2, 0}, {9, 384, 32},
-                               {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}, {5, 130, 0}, {3, 640, 128}};
+                               {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}, {5, 130, 0}, {3, 640, 128},
+                               {203, 768, 64}, {37, 1280, 64}}; /* K <= 1024: the GEMV reads 8 stretches, else 4 (uneven ends) */
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */
