@@ -178,14 +178,12 @@ void pt_spmm_epilogue_avx512(const pt_spmm_epi* e) {
     }
 }
 
-/* Row quantization of the int8 path (same math as load_row in spmm_bsr.c: s = absmax / 127,
- * q = rne(x * (127 / absmax)) in [-127, 127]; a non-finite value sets *bad = 1, and the row's q
- * and s are then meaningless: its output row is NaN). x has k values; q receives kp >= k
- * (zeros past k). */
-void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad) {
-    /* |x| as integers: for finite values the integer order is the float order, and every
-     * non-finite value (exponent all ones) is above every finite one, so one unsigned max finds
-     * both the absmax and whether the row has a non-finite value */
+/* The row's scale (s = absmax / 127 into *sx, *bad = 1 for a non-finite value) and the
+ * multiplier 127 / absmax (0 for an all-zero or non-finite row). |x| as integers: for finite
+ * values the integer order is the float order, and every non-finite value (exponent all ones) is
+ * above every finite one, so one unsigned max finds both the absmax and whether the row has a
+ * non-finite value. */
+static inline float row_scale(const float* x, int64_t k, float* sx, uint8_t* bad) {
     __m512i am = _mm512_setzero_si512();
     const __m512i absm = _mm512_set1_epi32(0x7fffffff);
     for (int64_t j = 0; j < k; j += 16) {
@@ -196,9 +194,17 @@ void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, 
     const int nf = ab >= 0x7f800000u;
     float amax;
     memcpy(&amax, &ab, 4);
-    const float inv = amax > 0.0f && !nf ? 127.0f / amax : 0.0f;
     *sx = amax / 127.0f;
     *bad = (uint8_t)nf;
+    return amax > 0.0f && !nf ? 127.0f / amax : 0.0f;
+}
+
+/* Row quantization of the int8 path (same math as load_row in spmm_bsr.c: s = absmax / 127,
+ * q = rne(x * (127 / absmax)) in [-127, 127]; a non-finite value sets *bad = 1, and the row's q
+ * and s are then meaningless: its output row is NaN). x has k values; q receives kp >= k
+ * (zeros past k). */
+void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, float* sx, uint8_t* bad) {
+    const float inv = row_scale(x, k, sx, bad);
     /* |x * inv| <= 127 (1 + 2^-23)^2 rounds to <= 127: no clamp needed; vcvtps2dq rounds to
      * nearest even (the default MXCSR mode), as rne() */
     const __m512 vi = _mm512_set1_ps(inv);
@@ -214,19 +220,7 @@ void pt_spmm_quant_row_avx512(const float* x, int64_t k, int64_t kp, int8_t* q, 
  * (saturating packs + one permute; the per-chunk copy of a row-major q cost a libc memcpy per 64
  * bytes). */
 void pt_spmm_quant_row_tiled_avx512(const float* x, int64_t k, int64_t kb, int8_t* dst, float* sx, uint8_t* bad) {
-    __m512i am = _mm512_setzero_si512();
-    const __m512i absm = _mm512_set1_epi32(0x7fffffff);
-    for (int64_t j = 0; j < k; j += 16) {
-        const __mmask16 m = pt_tail_mask(k - j);
-        am = _mm512_max_epu32(am, _mm512_and_si512(_mm512_maskz_loadu_epi32(m, x + j), absm));
-    }
-    const uint32_t ab = (uint32_t)_mm512_reduce_max_epu32(am);
-    const int nf = ab >= 0x7f800000u;
-    float amax;
-    memcpy(&amax, &ab, 4);
-    const float inv = amax > 0.0f && !nf ? 127.0f / amax : 0.0f;
-    *sx = amax / 127.0f;
-    *bad = (uint8_t)nf;
+    const float inv = row_scale(x, k, sx, bad);
     const __m512 vi = _mm512_set1_ps(inv);
     const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
     for (int64_t c = 0; c < kb; c++) {

@@ -53,31 +53,6 @@ class Fp4Test {
         assertEquals(1f, nf4[15]);
     }
 
-    /** x rounded to bf16 (round to nearest even), as the W4A16 GEMV does. */
-    static float bf16(float v) {
-        int u = Float.floatToRawIntBits(v);
-        u += 0x7fff + ((u >>> 16) & 1);
-        return Float.intBitsToFloat(u & 0xffff0000);
-    }
-
-    /**
-     * x as the VNNI GEMV quantizes it (one row): per block of 8 elements the power of two 2^e with
-     * max|x| 2^-e in [16320, 32639], then rint(x 2^-e) 2^e.
-     */
-    static float[] vnniX(float[] x) {
-        float[] out = new float[x.length];
-        for (int b = 0; b < x.length; b += 8) {
-            int end = Math.min(b + 8, x.length);
-            double amax = 0;
-            for (int j = b; j < end; j++) amax = Math.max(amax, Math.abs(x[j]));
-            if (amax == 0) continue;
-            int e = Math.getExponent(amax) + 1 - 15; // amax 2^-e in [16384, 32768)
-            if (Math.scalb(amax, -e) > 32639) e++;
-            for (int j = b; j < end; j++) out[j] = (float) Math.scalb(Math.rint(Math.scalb((double) x[j], -e)), e);
-        }
-        return out;
-    }
-
     static boolean has(int caps) { return (Panatron.cpuCaps() & caps) == caps; }
 
     /** Weight-only and W4A4 against the double reference, odd sizes, every format. */
@@ -144,8 +119,8 @@ class Fp4Test {
             float[] sc = scales.toFloatArray();
             float[] lv = Fp4.levels(f), la = Fp4.levels(actFormat);
             float[] xq = x.clone();
-            if (w4a16) for (int j = 0; j < xq.length; j++) xq[j] = bf16(xq[j]);
-            if (vnni) xq = vnniX(x);
+            if (w4a16) for (int j = 0; j < xq.length; j++) xq[j] = Fp4Mirror.bf16(xq[j]);
+            if (vnni) xq = Fp4Mirror.vnniX(x);
             if (w4a4) { // the activations the kernel multiplies, mirrored in float
                 float maxl = 0;
                 for (float v : la) maxl = Math.max(maxl, Math.abs(v));

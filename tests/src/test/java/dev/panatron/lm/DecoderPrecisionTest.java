@@ -1,5 +1,6 @@
 package dev.panatron.lm;
 
+import dev.panatron.Fp4Mirror;
 import dev.panatron.Precision;
 
 import org.junit.jupiter.api.Test;
@@ -108,28 +109,6 @@ class DecoderPrecisionTest {
         }
     }
 
-    /** v rounded to bf16 (round to nearest even). */
-    static float bf16(float v) {
-        int u = Float.floatToRawIntBits(v);
-        u += 0x7fff + ((u >>> 16) & 1);
-        return Float.intBitsToFloat(u & 0xffff0000);
-    }
-
-    /** x as the VNNI GEMV quantizes it (one row): per block of 8, 2^e with max|x| 2^-e in [16320, 32639], rint(x 2^-e) 2^e. */
-    static float[] vnniX(float[] x) {
-        float[] out = new float[x.length];
-        for (int b = 0; b < x.length; b += 8) {
-            int end = Math.min(b + 8, x.length);
-            double amax = 0;
-            for (int j = b; j < end; j++) amax = Math.max(amax, Math.abs(x[j]));
-            if (amax == 0) continue;
-            int e = Math.getExponent(amax) + 1 - 15;
-            if (Math.scalb(amax, -e) > 32639) e++;
-            for (int j = b; j < end; j++) out[j] = (float) Math.scalb(Math.rint(Math.scalb((double) x[j], -e)), e);
-        }
-        return out;
-    }
-
     /** A Linear in fp4 computes x @ dequant(W) (+ bias, activation), for both weight layouts (x in bf16 where the W4A16 GEMV runs). */
     @Test
     void fp4LinearIsTheDequantizedWeight() {
@@ -161,9 +140,9 @@ class DecoderPrecisionTest {
                         int both = dev.panatron.CpuCaps.AVX512F | dev.panatron.CpuCaps.AVX512_BF16;
                         int vnni = dev.panatron.CpuCaps.AVX512F | dev.panatron.CpuCaps.AVX512_VNNI;
                         if (rows == 1 && (dev.panatron.Panatron.cpuCaps() & vnni) == vnni) {
-                            xs = vnniX(xs);
+                            xs = Fp4Mirror.vnniX(xs);
                         } else if (rows == 1 && (dev.panatron.Panatron.cpuCaps() & both) == both) {
-                            for (int i = 0; i < xs.length; i++) xs[i] = bf16(xs[i]);
+                            for (int i = 0; i < xs.length; i++) xs[i] = Fp4Mirror.bf16(xs[i]);
                         }
                         double err = 0, werr = 0;
                         for (int i = 0; i < rows; i++) {
