@@ -208,7 +208,7 @@ typedef struct {
     float* xo;                /* [m][no] */
     float* wfull;             /* oneDNN route with outliers: [no][n] f32 outlier weights */
     int64_t n0, nc;           /* the column chunk of y outlier_rows finishes */
-    pt_ctx* ctx;              /* oneDNN route split among our threads (dnn_cols): */
+    pt_ctx* ctx;              /* oneDNN route (s8_piece; split among our threads: dnn_cols): */
     const float* dws;         /*   contiguous weight scales, bias (or NULL) */
     const float* dbias;
     int64_t ldy, pw, sub;     /*   y's row stride (elements), columns per part, per oneDNN call */
@@ -568,21 +568,28 @@ static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
 #endif
 }
 
+/* oneDNN's s8 matmul over columns [n0, n0 + w) of y (without the activation when an outlier pass
+ * follows); one_thread: a primitive for the calling thread alone (dnn_cols). */
+static pt_onednn_s8_problem s8_piece(const i8_arg* g, int64_t n0, int64_t w, int one_thread) {
+    const pt_onednn_s8_problem q = {g->m, w, g->k, g->lda, g->ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
+                                    (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, g->dws + n0,
+                                    g->dbias ? g->dbias + n0 : NULL, (char*)g->y->data + n0 * (int64_t)pt_dtype_size(g->y->dtype), one_thread};
+    return q;
+}
+
 /* oneDNN route split among our threads: part p = columns [p * pw, (p + 1) * pw) of y, each
  * worker running oneDNN's s8 matmul on its own thread over pieces of sub columns, each piece
  * followed at once by the outlier product and the activation (the piece still in this core's
  * L2). */
 static void dnn_cols(int64_t p0, int64_t p1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
-    const int64_t m = g->m, es = pt_dtype_size(g->y->dtype);
+    const int64_t m = g->m;
     for (int64_t p = p0; p < p1; p++) {
         const int64_t c1 = (p + 1) * g->pw < g->n ? (p + 1) * g->pw : g->n;
         if (g->no > 0) outlier_weights(g, g->wfull, p * g->pw, c1); /* this part's, from its own slice of the weight */
         for (int64_t n0 = p * g->pw; n0 < c1; n0 += g->sub) {
             const int64_t w = c1 - n0 < g->sub ? c1 - n0 : g->sub;
-            pt_onednn_s8_problem q = {m, w, g->k, g->lda, g->ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
-                                      (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, g->dws + n0,
-                                      g->dbias ? g->dbias + n0 : NULL, (char*)g->y->data + n0 * es, 1};
+            const pt_onednn_s8_problem q = s8_piece(g, n0, w, 1);
             const pt_status st = pt_matmul_onednn_s8(g->ctx, &q);
             if (st != PT_OK) {
                 g->dnn_st = st;
@@ -635,11 +642,11 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
      * thread (one wake-up of our pool per call, no hand-over to oneDNN's OpenMP team and back for
      * the outlier pass; each thread's piece of y stays in its own L2) */
     const int64_t nparts = threads < n / PT_I8_NB ? threads : n / PT_I8_NB;
+    g->ctx = ctx;
+    g->dws = ws;
+    g->dbias = bias;
+    g->ldy = ldy;
     if (nparts > 1) {
-        g->ctx = ctx;
-        g->dws = ws;
-        g->dbias = bias;
-        g->ldy = ldy;
         g->pw = ceil_div(ceil_div(n, nparts), PT_I8_NB) * PT_I8_NB;
         g->sub = g->pw;
         if (g->no > 0) {
@@ -669,9 +676,7 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
             const int64_t w = n - n0 < nc ? n - n0 : nc;
             g->n0 = n0;
             g->nc = w;
-            pt_onednn_s8_problem q = {m, w, g->k, g->lda, ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
-                                      (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, ws + n0, bias ? bias + n0 : NULL,
-                                      (char*)g->y->data + n0 * es, 0};
+            pt_onednn_s8_problem q = s8_piece(g, n0, w, 0);
             pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
             pt_status st = pt_matmul_onednn_s8(ctx, &q);
             if (st != PT_OK) return st;
@@ -687,6 +692,21 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
                 else ((uint16_t*)yr)[j] = 0x7fc0;
             }
         }
+    return PT_OK;
+}
+
+/* Slot 0 of the scratch, read by every worker: the quantized rows aq [mpad][lda] (rows past m
+ * the zero point of the route, g->s8), the outlier values xo [m][xo_cols] and the row scales sx [m]. */
+static pt_status slot0(i8_arg* g, int64_t mpad, int64_t xo_cols) {
+    const int64_t m = g->m;
+    const size_t abytes = (size_t)mpad * (size_t)g->lda, xob = (size_t)(m * xo_cols) * sizeof(float);
+    char* s0 = (char*)pt_scratch(0, abytes + xob + (size_t)m * sizeof(float) + 256);
+    if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
+                            (long long)m, (long long)g->k);
+    g->aq = (uint8_t*)s0;
+    g->xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
+    g->sx = (float*)((char*)g->xo + ((xob + 63) & ~(size_t)63));
+    if (mpad > m) memset(g->aq + m * g->lda, g->s8 ? 0 : 128, (size_t)((mpad - m) * g->lda));
     return PT_OK;
 }
 
@@ -787,18 +807,10 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
 #endif
     const int64_t mpad = g.amx ? (m + PT_I8_MR_MAX - 1) / PT_I8_MR_MAX * PT_I8_MR_MAX : m;
     const int64_t xo_cap = g.fused && p.mode == PT_INT8_LLM ? 16 + k / 32 : 0; /* outlier columns the early buffer holds */
-    char* s0 = NULL;
     size_t abytes = (size_t)mpad * (size_t)g.lda;
     if (g.fused) {
-        const size_t xob = (size_t)(m * xo_cap) * sizeof(float);
-        s0 = (char*)pt_scratch(0, abytes + xob + (size_t)m * sizeof(float) + 256);
-        if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
-                                (long long)m, (long long)k);
-        g.aq = (uint8_t*)s0;
-        g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
-        g.sx = (float*)((char*)g.xo + ((xob + 63) & ~(size_t)63));
         g.s8 = dnn_ok;
-        if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
+        PT_CHECK(slot0(&g, mpad, xo_cap));
         g.preq = 1;
     }
     /* the passes over x in parallel from PT_I8_PAR_MIN elements, or from 2^14 when oneDNN will run
@@ -849,14 +861,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     } else {
         g.s8 = dnn;
         /* 3. quantized rows (slot 0, read by every worker in step 4) */
-        size_t xobytes = (size_t)m * (size_t)g.no * sizeof(float);
-        s0 = (char*)pt_scratch(0, abytes + xobytes + (size_t)m * sizeof(float) + 256);
-        if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the quantized activations (M=%lld K=%lld)",
-                                (long long)m, (long long)k);
-        g.aq = (uint8_t*)s0;
-        g.xo = (float*)(s0 + ((abytes + 63) & ~(size_t)63));
-        g.sx = (float*)((char*)g.xo + ((xobytes + 63) & ~(size_t)63));
-        if (mpad > m) memset(g.aq + m * g.lda, g.s8 ? 0 : 128, (size_t)((mpad - m) * g.lda));
+        PT_CHECK(slot0(&g, mpad, g.no));
         pt_parallel_range(ctx, m, threads > 1 && m * k > PT_I8_PAR_MIN ? ceil_div(m, threads) : m, quant_rows, &g);
     }
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
