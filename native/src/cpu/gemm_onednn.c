@@ -222,7 +222,6 @@ static pt_status execute(pt_onednn* d, const pt_gemm_problem* g, const prim_set*
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[5]};
     }
     DNNL_TRY(dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags), "stream");
-    pt_parallel_park(); /* our pool's workers sleep while oneDNN's OpenMP team runs */
     DNNL_TRY(dnnl_primitive_execute(p->prim, stream, na, args), "matmul execution");
     DNNL_TRY(dnnl_stream_wait(stream), "matmul execution");
 done:
@@ -246,9 +245,10 @@ static pt_status run_cached(pt_ctx* ctx, const int64_t key[KEY_LEN], prim_make_f
 #if defined(_OPENMP)
     const int prev_threads = omp_get_max_threads();
     omp_set_num_threads(nthr > 0 ? nthr : ctx->n_threads);
-#else
-    (void)nthr;
 #endif
+    /* oneDNN's OpenMP team is about to run (not a one-thread primitive on a worker of ours): our
+     * pool's workers sleep meanwhile instead of spinning on the cores it needs */
+    if (nthr != 1) pt_parallel_park();
     pt_status st = PT_OK;
     cache_entry* e = NULL;
     MUTEX_LOCK(&d->lock);

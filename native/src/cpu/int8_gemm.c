@@ -677,7 +677,6 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
             g->n0 = n0;
             g->nc = w;
             pt_onednn_s8_problem q = s8_piece(g, n0, w, 0);
-            pt_parallel_park(); /* our workers sleep while oneDNN's OpenMP team runs */
             pt_status st = pt_matmul_onednn_s8(ctx, &q);
             if (st != PT_OK) return st;
             if (g->no > 0) /* while the chunk is in cache: + the outlier product, then the activation */
