@@ -316,7 +316,7 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
         a.acc[r] = _mm512_setzero_ps();
         a.acc2[r] = _mm512_setzero_ps();
     }
-    const int64_t pfs = pfo ? pfo / p->ldw * p->lds * es : 0; /* the same rows' scales */
+    const int64_t pfs = pfo ? p->lds * es : 0; /* pfo is 0 or one row (ldw): the next rows' scales */
     for (int64_t ch = 0; ch < nfull; ch++)
         gbf_chunk(p, c, srow, &a, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
     if (tailb) {
