@@ -194,7 +194,11 @@ static inline __attribute__((always_inline)) void nn_block(const int M, const in
  * different places (row[jj]): at M = 1 and 2 they are taken from SEG segments of the thread's
  * columns, SEG * 4 KiB and more apart, so the core runs JB independent read streams rather than
  * one; the hardware prefetchers then keep more lines in flight (a short, adjacent-row block is
- * one stream to them). Each stream prefetches its next row (pf_ahead elements on). Sums go to tmp[i * ldt + pos[jj]] for jj < jn. */
+ * one stream to them). Each stream prefetches pf_ahead elements on: its next row, or with
+ * segments at most 2 KiB on (a segment's rows are contiguous; at K = 3072 a whole row ahead
+ * put 8 x 12 KiB of prefetched lines in flight, more than L1 holds: 1.06x at N = 768,
+ * K = 3072 in a paused-machine A/B, medians of 5 x 15 calls; the same at K = 768).
+ * Sums go to tmp[i * ldt + pos[jj]] for jj < jn. */
 static inline __attribute__((always_inline)) void nt_block(const int M, const int JB, const float* a, int64_t lda,
                                                            const void* B, int bbf, int64_t k, const int64_t* row,
                                                            int64_t pf_ahead, const int* pos, int jn, float* tmp, int ldt) {
@@ -266,6 +270,7 @@ int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_
         float tmp[8 * SM_MAX * SM_COLS] __attribute__((aligned(64)));
         const int ldt = seg * SM_COLS;
         const int64_t slen = ((n1 - n0 + seg - 1) / seg + SM_COLS - 1) / SM_COLS * SM_COLS;
+        const int64_t pfa = seg > 1 && per * ldb > 2048 / (int64_t)eb ? 2048 / (int64_t)eb : per * ldb;
         for (int64_t t0 = 0; t0 < slen; t0 += SM_COLS) {
             int w[8];
             int wmax = 0;
@@ -282,14 +287,14 @@ int pt_gemm_small_avx512(const pt_gemm_problem* g, int64_t b, int64_t n0, int64_
                         if (jt + r < w[s]) { row[jn] = (n0 + s * slen + t0 + jt + r) * ldb; pos[jn] = s * SM_COLS + jt + r; jn++; }
                 for (int jj = jn; jj < jb; jj++) row[jj] = row[jn - 1]; /* padding rows: read again, never stored */
                 switch (M) {
-                case 1: nt_block(1, 8, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 2: nt_block(2, 8, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 3: nt_block(3, 4, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 4: nt_block(4, 4, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 5: nt_block(5, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 6: nt_block(6, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                case 7: nt_block(7, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
-                default: nt_block(8, 2, a, lda, B, bbf, k, row, per * ldb, pos, jn, tmp, ldt); break;
+                case 1: nt_block(1, 8, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 2: nt_block(2, 8, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 3: nt_block(3, 4, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 4: nt_block(4, 4, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 5: nt_block(5, 2, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 6: nt_block(6, 2, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                case 7: nt_block(7, 2, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
+                default: nt_block(8, 2, a, lda, B, bbf, k, row, pfa, pos, jn, tmp, ldt); break;
                 }
             }
             for (int s = 0; s < seg; s++) {
