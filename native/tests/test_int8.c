@@ -313,6 +313,17 @@ int main(void) {
         run_case_ex(ctx, CONFIGS[c].name, 67, 129, 70, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_NONE, 1, 0);
         run_case_ex(ctx, CONFIGS[c].name, 67, 129, 70, PT_INT8_LLM, 0, 1, 1, 1, PT_ACT_SILU, 1, 0);
         g_nout = 3;
+        /* LLM on a packed weight, y dense f32, 64+ rows per thread, small N*K: the rows split among
+         * the threads, each part's outlier product added by oneDNN's binary post-op before the
+         * activation (dnn_rows): uneven parts (129 rows), GELU, no bias, w_outlier, 29 outlier
+         * columns (the general loop of the product), and the same shapes with padded y rows (the
+         * columns split instead) */
+        run_case_ex(ctx, CONFIGS[c].name, 128, 400, 640, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_GELU_TANH, 1, 0);
+        run_case_ex(ctx, CONFIGS[c].name, 129, 333, 257, PT_INT8_LLM, 0, 0, 1, 0, PT_ACT_GELU_ERF, 1, 0);
+        run_case_ex(ctx, CONFIGS[c].name, 129, 333, 257, PT_INT8_LLM, 0, 0, 1, 0, PT_ACT_GELU_ERF, 1, 3);
+        g_nout = 29;
+        run_case_ex(ctx, CONFIGS[c].name, 150, 200, 130, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_SILU, 1, 0);
+        g_nout = 3;
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

@@ -156,6 +156,9 @@ typedef struct pt_onednn_s8_problem {
     void* y;
     int32_t threads;          /* oneDNN's threads for this call: 0 = ctx->n_threads; 1 = on the calling thread
                                * (from a worker of ours: pt_matmul_int8 splits the columns among them) */
+    const float* add;         /* NULL, or f32 [m, n] (row stride ldadd elements) added after the scales and bias,
+                               * before the activation (oneDNN's binary post-op: LLM.int8's outlier product) */
+    int64_t ldadd;
 } pt_onednn_s8_problem;
 PT_HIDDEN pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q);
 

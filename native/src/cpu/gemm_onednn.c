@@ -46,7 +46,7 @@ typedef CRITICAL_SECTION pt_mutex;
 
 typedef struct {
     dnnl_primitive_t prim;
-    dnnl_memory_desc_t md[5]; /* a, b, bias (or NULL), c, scratchpad (or NULL) */
+    dnnl_memory_desc_t md[6]; /* a, b, bias (or NULL), c, scratchpad (or NULL), the s8 matmul's added tensor (or NULL) */
     size_t scratch_bytes;
 } prim_set;
 
@@ -96,7 +96,7 @@ pt_status pt_onednn_init(pt_ctx* ctx) {
 
 static void prim_set_free(prim_set* p) {
     if (p->prim) dnnl_primitive_destroy(p->prim);
-    for (int j = 0; j < 5; j++)
+    for (int j = 0; j < 6; j++)
         if (p->md[j]) dnnl_memory_desc_destroy(p->md[j]);
     memset(p, 0, sizeof *p);
 }
@@ -343,9 +343,15 @@ static pt_status create_s8(pt_onednn* d, const pt_onednn_s8_problem* q, prim_set
     if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) != dnnl_success) goto done;
     if ((s = dnnl_primitive_attr_set_scales(attr, DNNL_ARG_SRC, 3, 2, groups, dnnl_f32)) != dnnl_success) goto done;
     if ((s = dnnl_primitive_attr_set_scales_mask(attr, DNNL_ARG_WEIGHTS, 1 << 1)) != dnnl_success) goto done;
-    if (q->activation != PT_ACT_NONE) {
+    if (q->activation != PT_ACT_NONE || q->add) {
         if ((s = dnnl_post_ops_create(&po)) != dnnl_success) goto done;
-        if ((s = dnnl_post_ops_append_eltwise(po, alg_of(q->activation), q->activation == PT_ACT_SILU ? 1.0f : 0.0f, 0.0f)) != dnnl_success)
+        if (q->add) { /* + add [m, n] f32 (post-op 0), then the activation */
+            dnnl_dims_t addst = {q->ldadd, 1};
+            if ((s = dnnl_memory_desc_create_with_strides(&p.md[5], 2, cd, dnnl_f32, addst)) != dnnl_success) goto done;
+            if ((s = dnnl_post_ops_append_binary(po, dnnl_binary_add, p.md[5])) != dnnl_success) goto done;
+        }
+        if (q->activation != PT_ACT_NONE &&
+            (s = dnnl_post_ops_append_eltwise(po, alg_of(q->activation), q->activation == PT_ACT_SILU ? 1.0f : 0.0f, 0.0f)) != dnnl_success)
             goto done;
         if ((s = dnnl_primitive_attr_set_post_ops(attr, po)) != dnnl_success) goto done;
     }
@@ -377,9 +383,9 @@ done:
 static pt_status execute_s8(pt_onednn* d, const pt_onednn_s8_problem* q, const prim_set* p) {
     dnnl_status_t s = dnnl_success;
     dnnl_stream_t stream = NULL;
-    dnnl_memory_t mem[7] = {0};
+    dnnl_memory_t mem[8] = {0};
     dnnl_memory_desc_t smd = NULL, wmd = NULL;
-    dnnl_exec_arg_t args[7];
+    dnnl_exec_arg_t args[8];
     int na = 0;
     void* scratch = NULL;
     if (p->scratch_bytes) {
@@ -403,6 +409,10 @@ static pt_status execute_s8(pt_onednn* d, const pt_onednn_s8_problem* q, const p
         if ((s = dnnl_memory_create(&mem[5], p->md[2], d->engine, (void*)q->bias)) != dnnl_success) goto done;
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mem[5]};
     }
+    if (q->add) {
+        if ((s = dnnl_memory_create(&mem[7], p->md[5], d->engine, (void*)q->add)) != dnnl_success) goto done;
+        args[na++] = (dnnl_exec_arg_t){DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1, mem[7]};
+    }
     if (scratch) {
         if ((s = dnnl_memory_create(&mem[6], p->md[4], d->engine, scratch)) != dnnl_success) goto done;
         args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem[6]};
@@ -412,7 +422,7 @@ static pt_status execute_s8(pt_onednn* d, const pt_onednn_s8_problem* q, const p
     s = dnnl_stream_wait(stream);
 done:
     if (stream) dnnl_stream_destroy(stream);
-    for (int i = 0; i < 7; i++)
+    for (int i = 0; i < 8; i++)
         if (mem[i]) dnnl_memory_destroy(mem[i]);
     if (smd) dnnl_memory_desc_destroy(smd);
     if (wmd) dnnl_memory_desc_destroy(wmd);
@@ -430,7 +440,7 @@ pt_status pt_matmul_onednn_s8(pt_ctx* ctx, const pt_onednn_s8_problem* q) {
     /* batch = -8 keeps these keys apart from pt_matmul_onednn's (batch >= 1) */
     /* (threads: a primitive made for one thread has its own blocking) */
     int64_t key[KEY_LEN] = {q->m, q->n, q->k, -8, PT_I8, q->y_dtype, q->lda, 0, q->ldy, q->bias != NULL, q->activation, q->threads,
-                            0, 0, 0, 0, 0, 0};
+                            q->add != NULL, q->add ? q->ldadd : 0, 0, 0, 0, 0};
     return run_cached(ctx, key, make_s8, run_s8, q, q->threads);
 }
 

@@ -17,7 +17,10 @@
  * or more the columns of y are split among our workers and each runs oneDNN on its own thread
  * (a primitive made for one thread), its piece followed at once by the outlier pass (dnn_cols):
  * no hand-over between our pool and oneDNN's OpenMP team (each one a wake-up of a sleeping
- * thread) and no outlier pass over y read back from another core.
+ * thread) and no outlier pass over y read back from another core. With outlier columns, a small
+ * weight and a few rows per thread (M=128 N=K=768) the rows are split instead (dnn_rows): each
+ * worker stores the outlier product of its rows in a buffer and oneDNN adds it (a binary post-op)
+ * before the activation, so y is written once and never read back.
  * With x f32 and AVX-512 the scan of step 1 quantizes each row in the same visit (s8 for oneDNN)
  * with the row's maximum below the threshold; after the column maxima only the outlier columns
  * are zeroed (and a row whose maximum lay in one is requantized): the q of steps 1-2 exactly.
@@ -226,6 +229,7 @@ typedef struct {
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
+    float* addbuf;            /* dnn_rows: per part [sub][n] f32, the outlier product oneDNN adds (binary post-op) */
 } i8_arg;
 
 static const float* load_x_row(const i8_arg* g, int64_t r, int64_t c0, int64_t c1, float* buf) {
@@ -522,6 +526,14 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 /* The oneDNN route from this many rows on (see step 2 of pt_matmul_int8): below, our AMX
  * kernel was as fast or faster (pt-bench --op int8, llm.int8 against llm.int8_own). */
 #define PT_I8_DNN_MIN_M 64
+/* The rows split (dnn_rows), with outlier columns: weights of at most PT_I8_ROWS_W bytes (read
+ * whole by every part) and parts of y of at most PT_I8_ROWS_Y bytes, 64 rows or more. Session 6,
+ * 2 threads, paused machine, pt-bench llm.int8 GOP/s rows / columns split, three runs each:
+ * M=128 768x768 669 / 555, 612 / 561, 788 / 591; M=64 (32 rows per part) 526 / 478, 517 / 556,
+ * 404 / 585; M=512 768x768 (one part 1.5 MiB of y + product) and 768x3072 (2.4 MB weight per
+ * part: 2x slower) not. */
+#define PT_I8_ROWS_W (1 << 20)
+#define PT_I8_ROWS_Y (1 << 18)
 /* bytes of y per oneDNN call with outlier columns (see int8_onednn). M=512 K=768 N=3072, 1 thread,
  * CPU time on the shared machine: 2^18 0.42x of oneDNN s8, 2^19 0.52x, 2^20 0.60x, 2^21 0.63x,
  * 2^22 0.56x (with the product written first and a sum post-op); with the pass after oneDNN
@@ -573,7 +585,8 @@ static void outlier_rows(int64_t r0, int64_t r1, void* argp) {
 static pt_onednn_s8_problem s8_piece(const i8_arg* g, int64_t n0, int64_t w, int one_thread) {
     const pt_onednn_s8_problem q = {g->m, w, g->k, g->lda, g->ldy, g->y->dtype, g->no > 0 ? PT_ACT_NONE : g->act, (const int8_t*)g->aq,
                                     (const int8_t*)g->packed + (n0 / PT_I8_NB) * b_bytes(g->k), g->sx, g->dws + n0,
-                                    g->dbias ? g->dbias + n0 : NULL, (char*)g->y->data + n0 * (int64_t)pt_dtype_size(g->y->dtype), one_thread};
+                                    g->dbias ? g->dbias + n0 : NULL, (char*)g->y->data + n0 * (int64_t)pt_dtype_size(g->y->dtype), one_thread,
+                                    NULL, 0};
     return q;
 }
 
@@ -603,6 +616,38 @@ static void dnn_cols(int64_t p0, int64_t p1, void* argp) {
                 for (int64_t i = 0; i < rr; i++) activation_row(g, y0 + i * g->ldy, w);
             }
 #endif
+        }
+    }
+}
+
+/* oneDNN route split among our threads by rows, with outlier columns and y dense (ldy == n): part
+ * p = rows [p * pw, (p + 1) * pw), in pieces of sub rows; per piece the outlier product of its
+ * rows is stored in this part's buffer (in L2), and oneDNN's s8 matmul adds it (binary post-op:
+ * oneDNN's brgemm takes one only on a dense y) before the activation, writing y once. */
+static void dnn_rows(int64_t p0, int64_t p1, void* argp) {
+    i8_arg* g = (i8_arg*)argp;
+    const int64_t m = g->m, n = g->n;
+    for (int64_t p = p0; p < p1; p++) {
+        const int64_t r1 = (p + 1) * g->pw < m ? (p + 1) * g->pw : m;
+        float* buf = g->addbuf + p * g->sub * n;
+        for (int64_t r0 = p * g->pw; r0 < r1; r0 += g->sub) {
+            const int64_t rows = r1 - r0 < g->sub ? r1 - r0 : g->sub;
+#if defined(PT_HAVE_X86_KERNELS)
+            pt_i8_outlier_set_avx512(g->xo + r0 * g->no, g->no, rows, g->wfull, n, n, buf, n);
+#endif
+            pt_onednn_s8_problem q = s8_piece(g, 0, n, 1);
+            q.m = rows;
+            q.a = (const int8_t*)g->aq + r0 * g->lda;
+            q.sx = g->sx + r0;
+            q.y = (char*)g->y->data + r0 * g->ldy * (int64_t)pt_dtype_size(g->y->dtype);
+            q.add = buf;
+            q.ldadd = n;
+            q.activation = g->act;
+            const pt_status st = pt_matmul_onednn_s8(g->ctx, &q);
+            if (st != PT_OK) {
+                g->dnn_st = st;
+                return;
+            }
         }
     }
 }
@@ -646,7 +691,26 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     g->dws = ws;
     g->dbias = bias;
     g->ldy = ldy;
-    if (nparts > 1) {
+    /* With outlier columns, a small weight (read whole by each part: it stays in L2) and parts of
+     * y of at most PT_I8_ROWS_Y bytes from 64 rows on, y dense and f32: the rows split among the
+     * workers instead (dnn_rows), oneDNN adding the outlier product (one piece per part) */
+    const int64_t rp = ceil_div(m, threads);
+    if (g->no > 0 && threads > 1 && n * g->k <= PT_I8_ROWS_W && rp >= 64 && rp * n * 4 <= PT_I8_ROWS_Y && ldy == n && g->y->dtype == PT_F32) {
+        g->pw = rp;
+        g->sub = rp;
+        const size_t wb = ((size_t)(g->no * n) * sizeof(float) + 63) & ~(size_t)63;
+        char* s2 = (char*)pt_scratch(2, wb + (size_t)(threads * rp * n) * sizeof(float));
+        if (!s2) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier product (M=%lld N=%lld)", (long long)m, (long long)n);
+        g->wfull = (float*)s2;
+        g->addbuf = (float*)(s2 + wb);
+        outlier_weights(g, g->wfull, 0, n);
+        g->dnn_st = PT_OK;
+        pt_parallel_range(ctx, ceil_div(m, rp), 1, dnn_rows, g);
+        if (g->dnn_st != PT_OK)
+            return g->dnn_st == PT_ERR_UNSUPPORTED ? PT_ERR_UNSUPPORTED
+                                                   : pt_fail(g->dnn_st, "pt_matmul_int8: oneDNN's s8 matmul failed on a worker (M=%lld N=%lld K=%lld)",
+                                                             (long long)m, (long long)n, (long long)g->k);
+    } else if (nparts > 1) {
         g->pw = ceil_div(ceil_div(n, nparts), PT_I8_NB) * PT_I8_NB;
         g->sub = g->pw;
         if (g->no > 0) {

@@ -93,7 +93,7 @@ void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int3
  * row (the general loop reloads them for every 16 columns: y may alias xo as far as the compiler
  * knows, and those loads were most of the pass's load-port work) */
 static inline __attribute__((always_inline)) void outlier4(const float* xo, const int NO, const float* wo, int64_t ldw, int64_t n, float* y,
-                                                         int64_t ldy) {
+                                                         int64_t ldy, const int SET) {
     __m512 xb[4][4];
     for (int q = 0; q < 4; q++)
         for (int o = 0; o < NO; o++) xb[q][o] = _mm512_set1_ps(xo[q * NO + o]);
@@ -101,7 +101,7 @@ static inline __attribute__((always_inline)) void outlier4(const float* xo, cons
         const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
         float* yr = y + j;
         __m512 a[4];
-        for (int q = 0; q < 4; q++) a[q] = _mm512_maskz_loadu_ps(t, yr + q * ldy);
+        for (int q = 0; q < 4; q++) a[q] = SET ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(t, yr + q * ldy);
         for (int o = 0; o < NO; o++) {
             const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
             for (int q = 0; q < 4; q++) a[q] = _mm512_fmadd_ps(xb[q][o], w, a[q]);
@@ -110,17 +110,18 @@ static inline __attribute__((always_inline)) void outlier4(const float* xo, cons
     }
 }
 
-void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
+static inline __attribute__((always_inline)) void outlier_rows(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y,
+                                                             int64_t ldy, const int SET) {
     int64_t r = 0;
     if (no >= 1 && no <= 4) {
         for (; r + 4 <= m; r += 4) {
             const float* x0 = xo + r * no;
             float* yr = y + r * ldy;
             switch (no) {
-            case 1: outlier4(x0, 1, wo, ldw, n, yr, ldy); break;
-            case 2: outlier4(x0, 2, wo, ldw, n, yr, ldy); break;
-            case 3: outlier4(x0, 3, wo, ldw, n, yr, ldy); break;
-            default: outlier4(x0, 4, wo, ldw, n, yr, ldy); break;
+            case 1: outlier4(x0, 1, wo, ldw, n, yr, ldy, SET); break;
+            case 2: outlier4(x0, 2, wo, ldw, n, yr, ldy, SET); break;
+            case 3: outlier4(x0, 3, wo, ldw, n, yr, ldy, SET); break;
+            default: outlier4(x0, 4, wo, ldw, n, yr, ldy, SET); break;
             }
         }
     }
@@ -129,8 +130,9 @@ void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const flo
         for (int64_t j = 0; j < n; j += 16) {
             const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
             float* yr = y + r * ldy + j;
-            __m512 a0 = _mm512_maskz_loadu_ps(t, yr), a1 = _mm512_maskz_loadu_ps(t, yr + ldy);
-            __m512 a2 = _mm512_maskz_loadu_ps(t, yr + 2 * ldy), a3 = _mm512_maskz_loadu_ps(t, yr + 3 * ldy);
+            const __m512 z = _mm512_setzero_ps();
+            __m512 a0 = SET ? z : _mm512_maskz_loadu_ps(t, yr), a1 = SET ? z : _mm512_maskz_loadu_ps(t, yr + ldy);
+            __m512 a2 = SET ? z : _mm512_maskz_loadu_ps(t, yr + 2 * ldy), a3 = SET ? z : _mm512_maskz_loadu_ps(t, yr + 3 * ldy);
             for (int64_t o = 0; o < no; o++) {
                 const __m512 w = _mm512_maskz_loadu_ps(t, wo + o * ldw + j);
                 a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), w, a0);
@@ -148,11 +150,21 @@ void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const flo
         const float* x0 = xo + r * no;
         for (int64_t j = 0; j < n; j += 16) {
             const __mmask16 t = n - j >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - j)) - 1);
-            __m512 a0 = _mm512_maskz_loadu_ps(t, y + r * ldy + j);
+            __m512 a0 = SET ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(t, y + r * ldy + j);
             for (int64_t o = 0; o < no; o++) a0 = _mm512_fmadd_ps(_mm512_set1_ps(x0[o]), _mm512_maskz_loadu_ps(t, wo + o * ldw + j), a0);
             _mm512_mask_storeu_ps(y + r * ldy + j, t, a0);
         }
     }
+}
+
+void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
+    outlier_rows(xo, no, m, wo, ldw, n, y, ldy, 0);
+}
+
+/* The same product stored instead of added: y[r * ldy + j] = sum_o xo[r * no + o] * wo[o * ldw + j]
+ * (the tensor oneDNN's binary post-op adds; no >= 1). */
+void pt_i8_outlier_set_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy) {
+    outlier_rows(xo, no, m, wo, ldw, n, y, ldy, 1);
 }
 
 /* One pass over an activation row for LLM.int8 (the row quantization then needs no scan of its
