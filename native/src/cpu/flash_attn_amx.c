@@ -321,24 +321,24 @@ static void fd_tile_config(int R) {
 #  define PT_FD_AMX_HINT _MM_HINT_T1
 #endif
 
-/* The prefetch cursor: row j (< je), line l of the row's nk K lines then its V lines; lines per
- * hook of QK (one per chunk of 32 dims), softmax (per row), V interleave (per row pair) and P·V
- * (per pair of dv tiles, one call every 2nd block). */
+/* The prefetch cursor: the next row j (< je) and a budget of lines; a hook adds its count and
+ * the cursor issues whole rows (its K lines, then its V lines) while the budget covers one.
+ * Lines per hook of QK (one per chunk of 32 dims), softmax (per row), V interleave (per row
+ * pair) and P·V (per pair of dv tiles, one call every 2nd block). */
 typedef struct {
     const char *k, *v;
-    int64_t k_ss, v_ss, j, je, l, nk, nl;
-    int nqk, nsm, nvil, npv;
+    int64_t k_ss, v_ss, j, je, kbytes, vbytes;
+    int budget, nl, nqk, nsm, nvil, npv;
 } fd_pfc;
 
 AI void fd_pf(fd_pfc* c, int n) {
-    for (int i = 0; i < n && c->j < c->je; i++) {
-        const char* a = c->l < c->nk ? c->k + c->j * c->k_ss + 64 * c->l : c->v + c->j * c->v_ss + 64 * (c->l - c->nk);
-        _mm_prefetch(a, PT_FD_AMX_HINT);
-        if (++c->l == c->nl) {
-            c->l = 0;
-            c->j++;
-        }
+    c->budget += n;
+    for (; c->budget >= c->nl && c->j < c->je; c->budget -= c->nl, c->j++) {
+        const char *kr = c->k + c->j * c->k_ss, *vr = c->v + c->j * c->v_ss;
+        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_AMX_HINT);
+        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_AMX_HINT);
     }
+    if (c->j >= c->je) c->budget = 0; /* nothing owed past the cap */
 }
 
 /* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
@@ -469,7 +469,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const __m512i gidx = _mm512_mullo_epi32(iota, _mm512_set1_epi32((int)R));
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
     const int64_t pf = PT_FD_AMX_PF;
-    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, jlo, imin(jhi, jlo + pf * BK), 0, kbytes / 64, (kbytes + vbytes) / 64, 0, 0, 0, 0};
+    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, jlo, imin(jhi, jlo + pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0};
     const int lines = (int)(BK * pc.nl); /* per block */
     pc.nqk = (31 * lines + 100 * (int)nch - 1) / (100 * (int)nch);
     pc.nsm = (15 * lines + 100 * (int)R - 1) / (100 * (int)R);
