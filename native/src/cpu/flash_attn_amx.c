@@ -311,7 +311,7 @@ static void fd_tile_config(int R) {
  * R = 4: QK ~31%, P·V ~30%, V interleave ~19%, softmax ~15%); the top of each block issues what
  * they left behind, and they stop at the end of the block pf ahead. Issuing the same prefetches
  * during the V interleave only (until session 6) left the memory idle for most of the block: the
- * even spread reads 1.25x faster from DRAM (BENCHMARKS.md, issue 3, session 6). Distances of 3-16
+ * even spread reads 1.15-1.3x faster from DRAM (BENCHMARKS.md, issue 3, session 6). Distances of 3-16
  * blocks measured alike; earlier (version 13): every line rather than every 2nd / 4th line 1.25x;
  * NTA at 2 blocks 0.58x. */
 #ifndef PT_FD_AMX_PF
