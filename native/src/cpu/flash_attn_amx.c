@@ -304,16 +304,15 @@ static void fd_tile_config(int R) {
 }
 
 /* Software prefetch into L2 (PT_FD_AMX_HINT) of every line of K and V, PT_FD_AMX_PF blocks of 32
- * rows ahead, from one cursor that walks the rows in order (a row's K lines, then its V lines) and
- * is advanced a few lines at a time at hooks spread over the whole block: each QK chunk, each
- * softmax row, each V-interleave row pair, each P·V tile pair (fd_pf). The hooks' counts split a
- * block's lines roughly in proportion to the time each part takes (in-cache profile, D = Dv = 128,
- * R = 4: QK ~31%, P·V ~30%, V interleave ~19%, softmax ~15%); the top of each block issues what
- * they left behind, and they stop at the end of the block pf ahead. Issuing the same prefetches
- * during the V interleave only (until session 6) left the memory idle for most of the block: the
- * even spread reads 1.15-1.3x faster from DRAM (BENCHMARKS.md, issue 3, session 6). Distances of 3-16
- * blocks measured alike; earlier (version 13): every line rather than every 2nd / 4th line 1.25x;
- * NTA at 2 blocks 0.58x. */
+ * rows ahead, from one cursor that walks the rows in order and is fed at hooks spread over the
+ * whole block: each QK chunk, each softmax row, each V-interleave row pair, each P·V tile pair
+ * (fd_pf). The hooks' counts split a block's lines roughly in proportion to the time each part
+ * takes (in-cache profile, D = Dv = 128, R = 4: QK ~31%, P·V ~30%, V interleave ~19%, softmax
+ * ~15%); the top of each block issues what they left behind, and they stop at the end of the
+ * block pf ahead. Issuing the same prefetches during the V interleave only (until session 6)
+ * left the memory idle for most of the block: the even spread reads 1.15-1.3x faster from DRAM
+ * (BENCHMARKS.md, issue 3, session 6). Distances of 3-16 blocks measured alike; earlier
+ * (version 13): every line rather than every 2nd / 4th line 1.25x; NTA at 2 blocks 0.58x. */
 #ifndef PT_FD_AMX_PF
 #  define PT_FD_AMX_PF 4
 #endif
