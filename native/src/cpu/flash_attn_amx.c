@@ -303,18 +303,42 @@ static void fd_tile_config(int R) {
     _tile_loadconfig(&c);
 }
 
-/* Software prefetch into L2 (PT_FD_AMX_HINT), PT_FD_AMX_PF blocks of 32 rows ahead, every line
- * of K and V, issued in 16 slices spread over the V interleave of the next block (fd_amx_vil).
- * Measured (BENCHMARKS.md, issue 3, version 13), 2 threads, flushed, A/B alternated per call
- * (CPU time, loaded machine, noise ~5%): every line rather than every 2nd / 4th line: 1.25x;
- * spread rather than one burst per block: 1.04-1.14x; 16 blocks ahead rather than 8: ~1.05x;
- * 3 or 8 alike; NTA at 2 blocks: 0.58x; an extra T0 of the next block's K: 0.9x. */
+/* Software prefetch into L2 (PT_FD_AMX_HINT) of every line of K and V, PT_FD_AMX_PF blocks of 32
+ * rows ahead, from one cursor that walks the rows in order and is fed at hooks spread over the
+ * whole block: each QK chunk, each softmax row, each V-interleave row pair, each P·V tile pair
+ * (fd_pf). The hooks' counts split a block's lines roughly in proportion to the time each part
+ * takes (in-cache profile, D = Dv = 128, R = 4: QK ~31%, P·V ~30%, V interleave ~19%, softmax
+ * ~15%); the top of each block issues what they left behind, and they stop at the end of the
+ * block pf ahead. Issuing the same prefetches during the V interleave only (until session 6)
+ * left the memory idle for most of the block: the even spread reads 1.15-1.3x faster from DRAM
+ * (BENCHMARKS.md, issue 3, session 6). Distances of 3-16 blocks measured alike; earlier
+ * (version 13): every line rather than every 2nd / 4th line 1.25x; NTA at 2 blocks 0.58x. */
 #ifndef PT_FD_AMX_PF
-#  define PT_FD_AMX_PF 16
+#  define PT_FD_AMX_PF 4
 #endif
 #ifndef PT_FD_AMX_HINT
 #  define PT_FD_AMX_HINT _MM_HINT_T1
 #endif
+
+/* The prefetch cursor: the next row j (< je) and a budget of lines; a hook adds its count and
+ * the cursor issues whole rows (its K lines, then its V lines) while the budget covers one.
+ * Lines per hook of QK (one per chunk of 32 dims), softmax (per row), V interleave (per row
+ * pair) and P·V (per pair of dv tiles, one call every 2nd block). */
+typedef struct {
+    const char *k, *v;
+    int64_t k_ss, v_ss, j, je, kbytes, vbytes;
+    int budget, nl, nqk, nsm, nvil, npv;
+} fd_pfc;
+
+AI void fd_pf(fd_pfc* c, int n) {
+    c->budget += n;
+    for (; c->budget >= c->nl && c->j < c->je; c->budget -= c->nl, c->j++) {
+        const char *kr = c->k + c->j * c->k_ss, *vr = c->v + c->j * c->v_ss;
+        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_AMX_HINT);
+        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_AMX_HINT);
+    }
+    if (c->j >= c->je) c->budget = 0; /* nothing owed past the cap */
+}
 
 /* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
  * scores in key order. Two-source permutes pick keys 0-7 / 8-15 of two rows at a time, then
@@ -334,7 +358,7 @@ AI void st4_rows(const float* st, __m512 (*sr)[2], int h) {
 /* Sᵀ of the 32 keys from jb (nb = min(32, jhi - jb) valid; rows past nb repeat the last valid
  * one, staged in Ks) into st [32][R]: two independent accumulation chains (keys 0-15, 16-31). */
 AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
-                  uint16_t* Ks, float* st) {
+                  uint16_t* Ks, float* st, fd_pfc* pc) {
     const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2;
     const char* kb = it->k + jb * p->k_ss;
     int64_t kstride = p->k_ss;
@@ -351,6 +375,7 @@ AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int6
         TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
         _tile_dpbf16ps(0, 1, 2);
         _tile_dpbf16ps(3, 7, 2);
+        fd_pf(pc, pc->nqk);
     }
     TILE_STORE(0, st, 4 * R);
     TILE_STORE(3, st + 16 * R, 4 * R);
@@ -358,13 +383,10 @@ AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int6
 
 /* V rows jb .. jb+31 interleaved in pairs into vb: tile t = 2c (+1) holds dv 32c + {0-3, 8-11,
  * 16-19, 24-27} (+4); rows past the valid ones repeat the last valid row (their P is 0). */
-AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb, int64_t pa, int64_t pb) {
+AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb, fd_pfc* pc) {
     const int64_t nb = imin(32, jhi - jb), nc = p->Dv / 32;
     for (int64_t i = 0; i < 16; i++) {
-        for (int64_t j = pa + 2 * i; j < imin(pb, pa + 2 * i + 2); j++) {
-            for (int64_t o = 0; o < 2 * p->D; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
-            for (int64_t o = 0; o < 2 * p->Dv; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
-        }
+        fd_pf(pc, pc->nvil);
         int64_t k0 = 2 * i < nb ? 2 * i : nb - 1, k1 = 2 * i + 1 < nb ? 2 * i + 1 : nb - 1;
         const char *v0 = it->v + (jb + k0) * p->v_ss, *v1 = it->v + (jb + k1) * p->v_ss;
         for (int64_t c = 0; c < nc; c++) {
@@ -376,7 +398,7 @@ AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int
 }
 
 /* O[R][Dv] += P0 · V0 (+ P1 · V1): P [R][32] bf16, V interleaved by fd_amx_vil. */
-AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1, fd_pfc* pc) {
     const int64_t nvt = Dv / 16;
     for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
         TILE_LOAD(4, O + 16 * t, Dv * 4);
@@ -395,6 +417,7 @@ AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, cons
         }
         TILE_STORE(4, O + 16 * t, Dv * 4);
         TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+        fd_pf(pc, pc->npv);
     }
 }
 
@@ -445,30 +468,30 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const __m512i gidx = _mm512_mullo_epi32(iota, _mm512_set1_epi32((int)R));
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
     const int64_t pf = PT_FD_AMX_PF;
-    for (int64_t j = jlo; j < jlo + pf * BK && j < jhi; j++) {
-        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
-        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
-    }
+    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, jlo, imin(jhi, jlo + pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0};
+    const int lines = (int)(BK * pc.nl); /* per block */
+    pc.nqk = (31 * lines + 100 * (int)nch - 1) / (100 * (int)nch);
+    pc.nsm = (15 * lines + 100 * (int)R - 1) / (100 * (int)R);
+    pc.nvil = (19 * lines + 1599) / 1600;
+    pc.npv = (30 * lines * 4 + 100 * (int)nvt - 1) / (100 * (int)nvt);
+    fd_pf(&pc, (int)imin(pf * BK, jhi - jlo) * (int)pc.nl); /* the first pf blocks at once */
     /* Software pipeline: block jb's softmax and P·V run while the tile unit computes the scores
      * of block jb + 32, and V of jb + 32 is interleaved before the P·V of jb (so no tile load
      * waits on vector stores just made). */
     if (jlo < jhi) {
-        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2);
-        fd_amx_vil(p, it, jlo, jhi, Vb3, 0, 0);
+        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2, &pc);
+        fd_amx_vil(p, it, jlo, jhi, Vb3, &pc);
     }
     int64_t pend = -1; /* a block whose P·V is still to do */
     for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
-        const int64_t pa = jb + pf * BK, pb = imin(jhi, jb + (pf + 1) * BK);
-        if (!(jb + BK < jhi)) /* else fd_amx_vil of the next block issues them, spread over its loop */
-            for (int64_t j = pa; j < pb; j++) {
-                for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, PT_FD_AMX_HINT);
-                for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, PT_FD_AMX_HINT);
-            }
+        /* the rows up to pf blocks ahead that the hooks of earlier blocks did not reach */
+        pc.je = imin(jhi, jb + (pf + 1) * BK);
+        for (const int64_t due = imin(jhi, jb + pf * BK); pc.j < due;) fd_pf(&pc, (int)pc.nl);
         const float* ST = ST2 + (blk & 1) * 32 * R;
         uint16_t* P = P2 + (blk & 1) * R * 32;
         const int next = jb + BK < jhi;
-        if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R);
+        if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
@@ -482,6 +505,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 sr[r][1] = _mm512_i32gather_ps(gidx, ST + 16 * R + r, 4);
             }
         for (int64_t r = 0; r < R; r++) {
+            fd_pf(&pc, pc.nsm);
             __m512 s0 = _mm512_mul_ps(sr[r][0], sc);
             __m512 s1 = _mm512_mul_ps(sr[r][1], sc);
             if (!full) {
@@ -516,15 +540,15 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, pa, pb);
+        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, &pc);
         if (!any) { /* nothing visible here: settle a pending block before its P buffer is reused */
-            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc); pend = -1; }
             continue;
         }
         /* P·V runs every second block with the P and V of two blocks (two products per O tile
          * load and store); a row max that grew in the second block first settles the pending one */
         if (rescale) {
-            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL); pend = -1; }
+            if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc); pend = -1; }
             for (int64_t r = 0; r < R; r++)
                 if (alpha[r] != 1.0f) {
                     __m512 a = _mm512_set1_ps(alpha[r]);
@@ -532,13 +556,13 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 }
         }
         if (pend >= 0) {
-            fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, P, Vb3 + (blk % 3) * nvt * 1024);
+            fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, P, Vb3 + (blk % 3) * nvt * 1024, &pc);
             pend = -1;
         } else {
             pend = blk;
         }
     }
-    if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL);
+    if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc);
     _tile_release();
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);
