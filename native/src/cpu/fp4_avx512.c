@@ -450,7 +450,7 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
                                                             __m512* acc, int64_t ch, const int R, const int sbf, const int gsel,
                                                             const int tail, const __mmask64 cm, const __mmask16 sm, const __m512i lut,
                                                             const __m512i sidx32, const __m512i sidx16, int64_t pfo, int64_t pfs,
-                                                            const int vb) {
+                                                            const int vb, const int pairs, const int64_t ldo, const int64_t lso) {
     const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
     const int64_t es = sbf ? 2 : 4;
     const fp4_xv* xc = (const fp4_xv*)p->xv + ch;
@@ -460,11 +460,14 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
     const __m512i ctv = _mm512_loadu_si512(xc->ct), zero = _mm512_setzero_si512();
     const __m512 xs = _mm512_loadu_ps(xc->xs);
     for (int r = 0; r < R; r++) {
+        /* pairs: c and srow hold the first row of each pair, the second is ldo / lso bytes further */
+        const uint8_t* cr = pairs ? c[r >> 1] + ((r & 1) ? ldo : 0) : c[r];
+        const char* sr = pairs ? srow[r >> 1] + ((r & 1) ? lso : 0) : srow[r];
         if (!tail) {
-            _mm_prefetch((const char*)(c[r] + pfo + ch * 64), _MM_HINT_T0);
-            if (gsel && (ch & 3) == 0) _mm_prefetch(srow[r] + pfs + ch * spc * es, _MM_HINT_T0);
+            _mm_prefetch((const char*)(cr + pfo + ch * 64), _MM_HINT_T0);
+            if (gsel && (ch & 3) == 0) _mm_prefetch(sr + pfs + ch * spc * es, _MM_HINT_T0);
         }
-        const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(c[r] + ch * 64)) : _mm512_loadu_si512((const void*)(c[r] + ch * 64));
+        const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(cr + ch * 64)) : _mm512_loadu_si512((const void*)(cr + ch * 64));
         __m512i wl, wh;
         if (vb) { /* vpermb indexes with 6 bits: lut holds the 16 levels 4 times, so no mask is needed */
             wl = vpermb(v, lut);
@@ -480,7 +483,7 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
         t = _mm512_dpbusd_epi32(t, wh, lo);
         const __m512 f = _mm512_cvtepi32_ps(t);
         if (gsel == 0) acc[r] = _mm512_fmadd_ps(f, xs, acc[r]);
-        else acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(chunk_scales(srow[r], ch, sbf, gsel, tail, sm, sidx32, sidx16), xs), acc[r]);
+        else acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(chunk_scales(sr, ch, sbf, gsel, tail, sm, sidx32, sidx16), xs), acc[r]);
     }
 }
 
@@ -499,19 +502,29 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
     const char* srow[GVR];
     __m512 acc[GVR];
     const int64_t es = sbf ? 2 : 4;
+    /* R = 8: rows[2s + 1] == rows[2s] + 1 (gvn_stretches), so 4 pointers to the first row of each
+     * pair and the row strides address all 8 rows: 16 row pointers would not fit in the general
+     * registers (the compiler kept them in vector registers, a vpextrq per row and chunk) */
+    const int pairs = R == 8;
     for (int r = 0; r < R; r++) {
-        c[r] = p->codes + rows[r] * p->ldw;
-        srow[r] = (const char*)p->scales + rows[r] * p->lds * es;
+        if (!pairs || (r & 1) == 0) {
+            c[pairs ? r >> 1 : r] = p->codes + rows[r] * p->ldw;
+            srow[pairs ? r >> 1 : r] = (const char*)p->scales + rows[r] * p->lds * es;
+        }
         acc[r] = _mm512_setzero_ps();
     }
     /* pr: the rows (0, 1 or 2) from each row of this pass to the row of the next pass in its stretch,
      * whose codes and scales are prefetched at the offsets read now */
     const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
-    for (int64_t ch = 0; ch < nfull; ch++) gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs, vb);
+    for (int64_t ch = 0; ch < nfull; ch++) {
+        int64_t ldo = p->ldw, lso = p->lds * es;
+        if (pairs) __asm__ volatile("" : "+r"(ldo), "+r"(lso)); /* opaque per chunk: not hoisted into 4 more pointers */
+        gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs, vb, pairs, ldo, lso);
+    }
     if (tailb) {
         const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
         gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
-                  pfo, pfs, vb);
+                  pfo, pfs, vb, pairs, p->ldw, p->lds * es);
     }
     float v[GVR];
     if (R == 4 || R == 8) { /* four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
