@@ -1,8 +1,9 @@
 /* FP4 kernels on AVX-512: the GEMV (M = 1) decodes nibbles in registers with a 16-entry LUT
  * permute (vpermps uses only the low 4 bits of each index, so a zero-extended byte indexes
  * its low nibble as is), the W4A16 GEMV on AVX512_BF16 (vpermw to bf16 levels, vdpbf16ps; see
- * gemv_bf16_t), the GEMV on AVX512_VNNI (x in 16-bit fixed point, vpshufb to u8 levels,
- * vpdpbusd; see gemv_vnni_t), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
+ * gemv_bf16_t), the GEMV on AVX512_VNNI (x in 16-bit fixed point, vpshufb or, where the CPU
+ * has VBMI, vpermb to u8 levels, vpdpbusd; see gemv_vnni_t), and the GEMM body of
+ * fp4_gemm_inl.h compiled for zmm. */
 #include "cpu/fp4.h"
 
 #include <immintrin.h>
@@ -364,7 +365,9 @@ static const gbf_fn GBF[2][2][4] = {
  * (|t| may exceed 2^24), the scale product and the f32 accumulation.
  * Per 128 weights and row: 1 load, 1 shift, 2 and, 2 vpshufb, 4 vpdpbusd, 1 shift, 1 add, 1 cvt,
  * 1 mul, 1 FMA and the scale expansion (1 vpermps or vpshufb): 14 vector uops, against 4 vdpbf16ps
- * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t. */
+ * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t.
+ * With VBMI (p->vbmi) two vpermb replace the 2 and + 2 vpshufb: 12 uops. K <= 1024 takes 8 rows
+ * per pass (gvn_stretches), longer rows 4 (gemv_stretches). */
 typedef struct {
     int8_t xh[2][64]; /* [0]: even elements, [1]: odd; byte 4L + j: element 8L + 2j (+ 1) of the chunk */
     int8_t xl[2][64];
