@@ -366,7 +366,7 @@ static const gbf_fn GBF[2][2][4] = {
  * Per 128 weights and row: 1 load, 1 shift, 2 and, 2 vpshufb, 4 vpdpbusd, 1 shift, 1 add, 1 cvt,
  * 1 mul, 1 FMA and the scale expansion (1 vpermps or vpshufb): 14 vector uops, against 4 vdpbf16ps
  * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t.
- * With VBMI (p->vbmi) two vpermb replace the 2 and + 2 vpshufb: 12 uops. K <= 1024 takes 8 rows
+ * With VBMI (p->vbmi) two vpermb replace the 2 and + 2 vpshufb (2 uops fewer). K <= 1024 takes 8 rows
  * per pass (gvn_stretches), longer rows 4 (gemv_stretches). */
 typedef struct {
     int8_t xh[2][64]; /* [0]: even elements, [1]: odd; byte 4L + j: element 8L + 2j (+ 1) of the chunk */
