@@ -3,7 +3,7 @@
  *
  *   pt-bench --op fp4 [--m M] [--n N --k K | default: 768x768, 768x3072, 3072x768, 4096x4096]
  *            [--group 0|32|64|128] [--format e2m1|e1m2|e3m0|nf4] [--threads T] [--reps R]
- *            [--scales f32|bf16] [--cold-mib MiB] [--clock wall|cpu] [--json]
+ *            [--scales f32|bf16] [--cold-mib MiB] [--clock wall|cpu] [--weight-align 64|16] [--json]
  *   pt-bench --op fp4 --ports      (x86-64: the throughput of the GEMV's instructions, see fp4_ports)
  *
  * y = x @ Wᵀ, W [N, K]. Decode reads every weight from DRAM (a model's weights do not stay in
@@ -33,6 +33,16 @@ enum { FP4 = 0, FP4B = 1, FP4A = 2, DNN = 3, OWN = 4, NMETH = 5 };
 static const char* MNAME[NMETH] = {"fp4", "fp4-bf16", "fp4-f32act", "f32-onednn", "f32-own"};
 
 static int sdt = PT_F32; /* --scales f32|bf16 */
+/* --weight-align 64|16: every weight copy (codes, scales, f32 weights) starts 64-byte aligned, as
+ * Tensor.allocate gives a model's weights, or 16 bytes past that, as malloc gives a large block
+ * (mmap, a 16-byte header): then every 64-byte code load of the FP4 GEMV spans two cache lines
+ * (the figures before session 6 were taken that way). raw: the malloc'd block, for free. */
+static int walign = 64;
+static void* walloc(size_t bytes, void** raw) {
+    *raw = malloc(bytes + 128);
+    if (!*raw) return NULL;
+    return (void*)((((uintptr_t)*raw + 63) & ~(uintptr_t)63) + (walign == 64 ? 0 : 16));
+}
 static int run_shape(pt_ctx* own, pt_ctx* bf16a, pt_ctx* f32a, pt_ctx* dnn, int64_t m, int64_t n, int64_t k, int group, int fmt, int reps, double cold_mib,
                      int json) {
     if (k % 2 || (group && k % group)) { fprintf(stderr, "K=%lld must be even and a multiple of --group %d\n", (long long)k, group); return 2; }
@@ -50,10 +60,11 @@ static int run_shape(pt_ctx* own, pt_ctx* bf16a, pt_ctx* f32a, pt_ctx* dnn, int6
     uint8_t** codes = malloc(sizeof(void*) * copies[FP4]);
     float** scales = malloc(sizeof(void*) * copies[FP4]);
     float** wf = malloc(sizeof(void*) * copies[DNN]);
+    void** raw = malloc(sizeof(void*) * (2 * (size_t)copies[FP4] + (size_t)copies[DNN]));
     pt_tensor tw = mk(w, PT_F32, n, k);
     pt_fp4_quant_params qp = {fmt, group, 1.0f, 0, NULL};
     for (int c = 0; c < copies[FP4]; c++) {
-        codes[c] = malloc(n * k / 2); scales[c] = malloc(4 * n * ng);
+        codes[c] = walloc(n * k / 2, &raw[2 * c]); scales[c] = walloc(4 * n * ng, &raw[2 * c + 1]);
         if (!codes[c] || !scales[c]) { fprintf(stderr, "out of memory\n"); return 1; }
         pt_tensor tc = mk(codes[c], PT_U4, n, k), ts = mk(scales[c], sdt, n, ng);
         if (c == 0) {
@@ -63,7 +74,7 @@ static int run_shape(pt_ctx* own, pt_ctx* bf16a, pt_ctx* f32a, pt_ctx* dnn, int6
         }
     }
     for (int c = 0; c < copies[DNN]; c++) {
-        wf[c] = malloc(sizeof(float) * n * k);
+        wf[c] = walloc(sizeof(float) * n * k, &raw[2 * copies[FP4] + c]);
         if (!wf[c]) { fprintf(stderr, "out of memory\n"); return 1; }
         memcpy(wf[c], w, sizeof(float) * n * k);
     }
@@ -98,24 +109,24 @@ static int run_shape(pt_ctx* own, pt_ctx* bf16a, pt_ctx* f32a, pt_ctx* dnn, int6
     }
     const double bytes[NMETH] = {fp4_bytes, fp4_bytes, fp4_bytes, f32_bytes, f32_bytes};
     if (json) {
-        printf("{\"op\":\"fp4\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"group\":%d,\"format\":%d,\"reps\":%d", (long long)m, (long long)n,
-               (long long)k, group, fmt, reps);
+        printf("{\"op\":\"fp4\",\"m\":%lld,\"n\":%lld,\"k\":%lld,\"group\":%d,\"format\":%d,\"reps\":%d,\"weight_offset\":%d", (long long)m,
+               (long long)n, (long long)k, group, fmt, reps, walign == 64 ? 0 : 16);
         for (int i = 0; i < NMETH; i++)
             printf(",\"%s_us\":%.3f,\"%s_us_min\":%.3f,\"%s_us_max\":%.3f,\"%s_gbps\":%.2f", MNAME[i], med[i] * 1e6, MNAME[i],
                    lo[i] * 1e6, MNAME[i], hi[i] * 1e6, MNAME[i], bytes[i] / med[i] * 1e-9);
         printf(",\"speedup_vs_onednn\":%.2f,\"speedup_vs_own\":%.2f,\"speedup_vs_fp4_bf16\":%.2f,\"speedup_vs_fp4_f32act\":%.2f}\n",
                med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4B] / med[FP4], med[FP4A] / med[FP4]);
     } else {
-        printf("fp4 M=%lld N=%lld K=%lld group=%d format=%d reps=%d (weights cold: %d / %d copies)\n", (long long)m, (long long)n,
-               (long long)k, group, fmt, reps, copies[FP4], copies[DNN]);
+        printf("fp4 M=%lld N=%lld K=%lld group=%d format=%d reps=%d (weights cold: %d / %d copies, %s)\n", (long long)m, (long long)n,
+               (long long)k, group, fmt, reps, copies[FP4], copies[DNN], walign == 64 ? "64-byte aligned" : "64-byte aligned + 16");
         for (int i = 0; i < NMETH; i++)
             printf("  %-11s %9.1f us (min %9.1f, max %9.1f)  %6.2f GB/s of weights\n", MNAME[i], med[i] * 1e6, lo[i] * 1e6, hi[i] * 1e6,
                    bytes[i] / med[i] * 1e-9);
         printf("  speed-up of fp4: %.2fx vs f32 oneDNN, %.2fx vs f32 own, %.2fx vs fp4-bf16, %.2fx vs fp4 with f32 activations (ratios of "
                "medians)\n", med[DNN] / med[FP4], med[OWN] / med[FP4], med[FP4B] / med[FP4], med[FP4A] / med[FP4]);
     }
-    for (int c = 0; c < copies[FP4]; c++) { free(codes[c]); free(scales[c]); }
-    for (int c = 0; c < copies[DNN]; c++) free(wf[c]);
+    for (int c = 0; c < 2 * copies[FP4] + copies[DNN]; c++) free(raw[c]);
+    free(raw);
     for (int i = 0; i < NMETH; i++) free(t[i]);
     free(codes); free(scales); free(wf); free(w); free(x); free(y);
     return 0;
@@ -222,6 +233,10 @@ int pt_bench_fp4(int argc, char** argv) {
         else if (!strcmp(a, "--reps")) reps = atoi(v);
         else if (!strcmp(a, "--cold-mib")) cold = atof(v);
         else if (!strcmp(a, "--scales")) sdt = !strcmp(v, "bf16") ? PT_BF16 : PT_F32;
+        else if (!strcmp(a, "--weight-align")) {
+            walign = atoi(v);
+            if (walign != 64 && walign != 16) { fprintf(stderr, "--weight-align must be 64 or 16\n"); return 2; }
+        }
         else if (!strcmp(a, "--clock")) pt_bench_cpu_clock = !strcmp(v, "cpu");
         else if (!strcmp(a, "--format")) {
             if (!strcmp(v, "e2m1")) fmt = PT_FP4_E2M1;

@@ -16,6 +16,7 @@ static const config CONFIGS[] = {
     {"avx512, 2 threads", 2, 0},
     {"portable, 2 threads", 2, PT_CPU_AVX512F | PT_CPU_AVX2},
     {"avx512, 1 thread", 1, 0},
+    {"avx512 VNNI GEMV with vpshufb (AVX512_FP16 off: no vpermb), 2 threads", 2, PT_CPU_AVX512_FP16},
     {"avx512 bf16 GEMV (AVX512_VNNI off), 2 threads", 2, PT_CPU_AVX512_VNNI},
     {"avx512 f32 activations (AVX512_VNNI and AVX512_BF16 off), 2 threads", 2, PT_CPU_AVX512_VNNI | PT_CPU_AVX512_BF16},
 };
@@ -144,7 +145,10 @@ static void round_trip(pt_ctx* ctx, int fmt, int group, int scale_bf, float clip
 typedef struct { int64_t n, k; int group; } shape;
 static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 70, 0}, {130, 770, 0}, {1, 2, 0}, {9, 384, 32},
                                {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}, {5, 130, 0}, {3, 640, 128},
-                               {203, 768, 64}, {37, 1280, 64}}; /* K <= 1024: the GEMV reads 8 stretches, else 4 (uneven ends) */
+                               {203, 768, 64}, {37, 1280, 64}, {8, 128, 32}, {41, 1024, 32}, {66, 96, 32}};
+/* the M = 1 GEMV: K <= 1024 reads two rows of each of 4 stretches per pass, else one (uneven ends,
+ * leftover rows); SHAPES run on one thread (too little work), these on two: M = 1 only */
+static const shape GEMV2[] = {{701, 768, 64}, {1029, 512, 32}, {131, 4096, 128}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */
@@ -275,13 +279,17 @@ static void run_config(const config* c) {
     EXPECT_OK(pt_ctx_create(&cp, &ctx));
     if (!ctx) return;
     static const int64_t MS[3] = {1, 7, 65};
+    /* AVX512_FP16 off changes only the VNNI GEMV's level lookup (vpshufb for vpermb): M = 1 only */
+    const int gemv_only = c->disable == PT_CPU_AVX512_FP16, nm = gemv_only ? 1 : 3;
     int variant = 0;
     for (int f = 0; f < 4; f++)
         for (int s = 0; s < NSHAPES; s++)
-            for (int mi = 0; mi < 3; mi++, variant++) {
+            for (int mi = 0; mi < nm; mi++, variant++) {
                 int xb = variant % 3 == 1, yb = variant % 5 == 2, sb = variant % 2, bias = variant % 4 != 3;
                 matmul_case(ctx, c, f, SHAPES[s], MS[mi], xb, yb, sb, bias, 0, 0, variant % 7 == 3 || (mi == 0 && s % 3 == 1));
             }
+    for (int s = 0; s < (int)(sizeof GEMV2 / sizeof GEMV2[0]); s++) /* one format each (E2M1, E1M2, E3M0) */
+        matmul_case(ctx, c, s % 3, GEMV2[s], 1, 0, s == 1, s % 2, s != 2, 0, 0, 0);
     /* a NaN or an infinity in x reaches y on every path (the VNNI GEMV hands such an x to another kernel) */
     {
         const int64_t n = 5, k = 130;
@@ -303,7 +311,7 @@ static void run_config(const config* c) {
         }
     }
     /* W4A4 (activations E2M1 and the others), a few shapes */
-    for (int f = 0; f < 3; f++)
+    for (int f = 0; f < (gemv_only ? 0 : 3); f++)
         for (int s = 0; s < NSHAPES; s += 2)
             for (int mi = 0; mi < 3; mi++) matmul_case(ctx, c, f, SHAPES[s], MS[mi], 0, 0, 0, 1, 1, (f + s) % 3, 0);
     pt_ctx_destroy(ctx);

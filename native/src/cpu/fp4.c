@@ -293,6 +293,9 @@ static pt_status fp4_run(pt_ctx* ctx, pt_fp4_problem* p, int32_t format) {
         void* xv = pt_scratch(2, (size_t)((p->k + 127) >> 7) * PT_FP4_XV_BYTES);
         if (!xv) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_fp4_matmul: no memory for the quantized x (K = %lld)", (long long)p->k);
         pt_fp4_vnni_prep(p, format, xv);
+        /* vpermb (AVX512_VBMI) for the level lookup: every CPU with AVX512_FP16 (Sapphire Rapids
+         * and later, AVX10) has VBMI, and the caps hold no VBMI flag of their own */
+        p->vbmi = (ctx->caps & PT_CPU_AVX512_FP16) != 0;
     }
     if (rows != pt_fp4_rows_generic && !p->xv && (ctx->caps & PT_CPU_AVX512_BF16) && p->m == 1 && p->bf16_ok && p->k > 0) {
         /* W4A16 GEMV: x rounded to bf16 once, in the nibble order of a 128-chunk (see fp4.h) */

@@ -27,6 +27,7 @@ typedef struct pt_fp4_problem {
     float lut[16];
     uint16_t lutb[32];        /* lut as bf16, twice (vpermw indexes with 5 bits) */
     uint8_t lutv[16];         /* VNNI GEMV: level * mult + offset, u8 (see pt_fp4_vnni_prep) */
+    int32_t vbmi;             /* VNNI GEMV: the CPU has AVX512_VBMI (vpermb looks the levels up without masking) */
 } pt_fp4_problem;
 
 static inline float pt_fp4_scale(const pt_fp4_problem* p, int64_t n, int64_t g) {

@@ -1,8 +1,9 @@
 /* FP4 kernels on AVX-512: the GEMV (M = 1) decodes nibbles in registers with a 16-entry LUT
  * permute (vpermps uses only the low 4 bits of each index, so a zero-extended byte indexes
  * its low nibble as is), the W4A16 GEMV on AVX512_BF16 (vpermw to bf16 levels, vdpbf16ps; see
- * gemv_bf16_t), the GEMV on AVX512_VNNI (x in 16-bit fixed point, vpshufb to u8 levels,
- * vpdpbusd; see gemv_vnni_t), and the GEMM body of fp4_gemm_inl.h compiled for zmm. */
+ * gemv_bf16_t), the GEMV on AVX512_VNNI (x in 16-bit fixed point, vpshufb or, where the CPU
+ * has VBMI, vpermb to u8 levels, vpdpbusd; see gemv_vnni_t), and the GEMM body of
+ * fp4_gemm_inl.h compiled for zmm. */
 #include "cpu/fp4.h"
 
 #include <immintrin.h>
@@ -364,7 +365,9 @@ static const gbf_fn GBF[2][2][4] = {
  * (|t| may exceed 2^24), the scale product and the f32 accumulation.
  * Per 128 weights and row: 1 load, 1 shift, 2 and, 2 vpshufb, 4 vpdpbusd, 1 shift, 1 add, 1 cvt,
  * 1 mul, 1 FMA and the scale expansion (1 vpermps or vpshufb): 14 vector uops, against 4 vdpbf16ps
- * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t. */
+ * (~2 cycles each), 4 vpermw (2 uops each), 3 shifts, 2 FMA and the scale for gemv_bf16_t.
+ * With VBMI (p->vbmi) two vpermb replace the 2 and + 2 vpshufb (2 uops fewer). K <= 1024 takes 8 rows
+ * per pass (gvn_stretches), longer rows 4 (gemv_stretches). */
 typedef struct {
     int8_t xh[2][64]; /* [0]: even elements, [1]: odd; byte 4L + j: element 8L + 2j (+ 1) of the chunk */
     int8_t xl[2][64];
@@ -436,11 +439,21 @@ int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
     return 1;
 }
 
+/* vpermb (AVX512_VBMI; dst byte i = table byte idx[i] & 63) as inline assembly: this file is not
+ * compiled for VBMI (Cascade Lake and Cooper Lake have VNNI without it), so the callers run it only
+ * where p->vbmi says the CPU has it. */
+static inline __attribute__((always_inline)) __m512i vpermb(__m512i idx, __m512i table) {
+    __m512i r;
+    __asm__("vpermb %2, %1, %0" : "=v"(r) : "v"(idx), "v"(table));
+    return r;
+}
+
 /* One 128-chunk ch of R rows (tail: the last, partial chunk, read with masks). */
 static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem* p, const uint8_t* const* c, const char* const* srow,
                                                             __m512* acc, int64_t ch, const int R, const int sbf, const int gsel,
                                                             const int tail, const __mmask64 cm, const __mmask16 sm, const __m512i lut,
-                                                            const __m512i sidx32, const __m512i sidx16, int64_t pfo, int64_t pfs) {
+                                                            const __m512i sidx32, const __m512i sidx16, int64_t pfo, int64_t pfs,
+                                                            const int vb, const int pairs, const int64_t ldo, const int64_t lso) {
     const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
     const int64_t es = sbf ? 2 : 4;
     const fp4_xv* xc = (const fp4_xv*)p->xv + ch;
@@ -450,13 +463,22 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
     const __m512i ctv = _mm512_loadu_si512(xc->ct), zero = _mm512_setzero_si512();
     const __m512 xs = _mm512_loadu_ps(xc->xs);
     for (int r = 0; r < R; r++) {
+        /* pairs: c and srow hold the first row of each pair, the second is ldo / lso bytes further */
+        const uint8_t* cr = pairs ? c[r >> 1] + ((r & 1) ? ldo : 0) : c[r];
+        const char* sr = pairs ? srow[r >> 1] + ((r & 1) ? lso : 0) : srow[r];
         if (!tail) {
-            _mm_prefetch((const char*)(c[r] + pfo + ch * 64), _MM_HINT_T0);
-            if (gsel && (ch & 3) == 0) _mm_prefetch(srow[r] + pfs + ch * spc * es, _MM_HINT_T0);
+            _mm_prefetch((const char*)(cr + pfo + ch * 64), _MM_HINT_T0);
+            if (gsel && (ch & 3) == 0) _mm_prefetch(sr + pfs + ch * spc * es, _MM_HINT_T0);
         }
-        const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(c[r] + ch * 64)) : _mm512_loadu_si512((const void*)(c[r] + ch * 64));
-        const __m512i wl = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
-        const __m512i wh = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        const __m512i v = tail ? _mm512_maskz_loadu_epi8(cm, (const void*)(cr + ch * 64)) : _mm512_loadu_si512((const void*)(cr + ch * 64));
+        __m512i wl, wh;
+        if (vb) { /* vpermb indexes with 6 bits: lut holds the 16 levels 4 times, so no mask is needed */
+            wl = vpermb(v, lut);
+            wh = vpermb(_mm512_srli_epi16(v, 4), lut);
+        } else {
+            wl = _mm512_shuffle_epi8(lut, _mm512_and_si512(v, m4));
+            wh = _mm512_shuffle_epi8(lut, _mm512_and_si512(_mm512_srli_epi16(v, 4), m4));
+        }
         __m512i h = _mm512_dpbusd_epi32(zero, wl, he); /* from a zeroing idiom: no register copy */
         h = _mm512_dpbusd_epi32(h, wh, ho);
         __m512i t = _mm512_add_epi32(_mm512_slli_epi32(h, 8), ctv);
@@ -464,13 +486,14 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
         t = _mm512_dpbusd_epi32(t, wh, lo);
         const __m512 f = _mm512_cvtepi32_ps(t);
         if (gsel == 0) acc[r] = _mm512_fmadd_ps(f, xs, acc[r]);
-        else acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(chunk_scales(srow[r], ch, sbf, gsel, tail, sm, sidx32, sidx16), xs), acc[r]);
+        else acc[r] = _mm512_fmadd_ps(f, _mm512_mul_ps(chunk_scales(sr, ch, sbf, gsel, tail, sm, sidx32, sidx16), xs), acc[r]);
     }
 }
 
+#define GVR 8 /* the most rows per pass of the VNNI GEMV: two adjacent rows of each of GBR stretches */
 /* gsel: 0 per channel, 1: G = 32, 2: G = 64, 3: G = 128 (as gemv_bf16_t) */
 static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_problem* p, const int64_t* rows, const int R, const int sbf,
-                                                              const int gsel, int64_t pfo) {
+                                                              const int gsel, int64_t pr, const int vb) {
     const int64_t K = p->k, nfull = K >> 7, tailb = (K & 127) >> 1;
     const __m512i lut = _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i*)p->lutv));
     const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1;
@@ -478,28 +501,42 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
                            : gsel == 2 ? _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)
                                        : _mm512_setzero_si512();
     const __m512i sidx16 = _mm512_slli_epi32(sidx32, 16);
-    const uint8_t* c[GBR];
-    const char* srow[GBR];
-    __m512 acc[GBR];
+    const uint8_t* c[GVR];
+    const char* srow[GVR];
+    __m512 acc[GVR];
     const int64_t es = sbf ? 2 : 4;
+    /* R = 8: rows[2s + 1] == rows[2s] + 1 (gvn_stretches), so 4 pointers to the first row of each
+     * pair and the row strides address all 8 rows: 16 row pointers would not fit in the general
+     * registers (the compiler kept them in vector registers, a vpextrq per row and chunk) */
+    const int pairs = R == 8;
     for (int r = 0; r < R; r++) {
-        c[r] = p->codes + rows[r] * p->ldw;
-        srow[r] = (const char*)p->scales + rows[r] * p->lds * es;
+        if (!pairs || (r & 1) == 0) {
+            c[pairs ? r >> 1 : r] = p->codes + rows[r] * p->ldw;
+            srow[pairs ? r >> 1 : r] = (const char*)p->scales + rows[r] * p->lds * es;
+        }
         acc[r] = _mm512_setzero_ps();
     }
-    const int64_t pfs = pfo ? p->lds * es : 0; /* pfo is 0 or one row (ldw): the next rows' scales, without a division per pass */
-    for (int64_t ch = 0; ch < nfull; ch++) gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
+    /* pr: the rows (0, 1 or 2) from each row of this pass to the row of the next pass in its stretch,
+     * whose codes and scales are prefetched at the offsets read now */
+    const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
+    for (int64_t ch = 0; ch < nfull; ch++) {
+        int64_t ldo = p->ldw, lso = p->lds * es;
+        if (pairs) __asm__ volatile("" : "+r"(ldo), "+r"(lso)); /* opaque per chunk: not hoisted into 4 more pointers */
+        gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs, vb, pairs, ldo, lso);
+    }
     if (tailb) {
         const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
         gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
-                  pfo, pfs);
+                  pfo, pfs, vb, pairs, p->ldw, p->lds * es);
     }
-    float v[GBR];
-    if (R == 4) { /* the four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
-        __m256 h[4];
-        for (int r = 0; r < 4; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[r]), _mm512_extractf32x8_ps(acc[r], 1));
-        const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
-        _mm_storeu_ps(v, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+    float v[GVR];
+    if (R == 4 || R == 8) { /* four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
+        for (int q = 0; q < R; q += 4) {
+            __m256 h[4];
+            for (int r = 0; r < 4; r++) h[r] = _mm256_add_ps(_mm512_castps512_ps256(acc[q + r]), _mm512_extractf32x8_ps(acc[q + r], 1));
+            const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(h[0], h[1]), _mm256_hadd_ps(h[2], h[3]));
+            _mm_storeu_ps(v + q, _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1)));
+        }
     } else {
         for (int r = 0; r < R; r++) v[r] = _mm512_reduce_add_ps(acc[r]);
     }
@@ -509,15 +546,25 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
     }
 }
 
-#define GVN_FN(R, SBF, GS) \
-    static void gvn_##R##_##SBF##_##GS(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { gemv_vnni_t(p, rows, R, SBF, GS, pfo); }
-#define GVN_ROW(SBF) GVN_FN(4, SBF, 0) GVN_FN(4, SBF, 1) GVN_FN(4, SBF, 2) GVN_FN(4, SBF, 3) \
-                     GVN_FN(1, SBF, 0) GVN_FN(1, SBF, 1) GVN_FN(1, SBF, 2) GVN_FN(1, SBF, 3)
-GVN_ROW(0)
-GVN_ROW(1)
+#define GVN_FN(R, SBF, GS, VB)                                                                          \
+    static void gvn_##R##_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { \
+        gemv_vnni_t(p, rows, R, SBF, GS, pfo, VB);                                                      \
+    }
+#define GVN_ROW(SBF, VB) GVN_FN(4, SBF, 0, VB) GVN_FN(4, SBF, 1, VB) GVN_FN(4, SBF, 2, VB) GVN_FN(4, SBF, 3, VB) \
+                         GVN_FN(1, SBF, 0, VB) GVN_FN(1, SBF, 1, VB) GVN_FN(1, SBF, 2, VB) GVN_FN(1, SBF, 3, VB) \
+                         GVN_FN(8, SBF, 0, VB) GVN_FN(8, SBF, 1, VB) GVN_FN(8, SBF, 2, VB) GVN_FN(8, SBF, 3, VB)
+GVN_ROW(0, 0)
+GVN_ROW(1, 0)
+GVN_ROW(0, 1)
+GVN_ROW(1, 1)
 static const gbf_fn GVN[2][2][4] = {
-    {{gvn_1_0_0, gvn_1_0_1, gvn_1_0_2, gvn_1_0_3}, {gvn_4_0_0, gvn_4_0_1, gvn_4_0_2, gvn_4_0_3}},
-    {{gvn_1_1_0, gvn_1_1_1, gvn_1_1_2, gvn_1_1_3}, {gvn_4_1_0, gvn_4_1_1, gvn_4_1_2, gvn_4_1_3}}};
+    {{gvn_1_0_0_0, gvn_1_0_1_0, gvn_1_0_2_0, gvn_1_0_3_0}, {gvn_4_0_0_0, gvn_4_0_1_0, gvn_4_0_2_0, gvn_4_0_3_0}},
+    {{gvn_1_1_0_0, gvn_1_1_1_0, gvn_1_1_2_0, gvn_1_1_3_0}, {gvn_4_1_0_0, gvn_4_1_1_0, gvn_4_1_2_0, gvn_4_1_3_0}}};
+static const gbf_fn GVNB[2][2][4] = {
+    {{gvn_1_0_0_1, gvn_1_0_1_1, gvn_1_0_2_1, gvn_1_0_3_1}, {gvn_4_0_0_1, gvn_4_0_1_1, gvn_4_0_2_1, gvn_4_0_3_1}},
+    {{gvn_1_1_0_1, gvn_1_1_1_1, gvn_1_1_2_1, gvn_1_1_3_1}, {gvn_4_1_0_1, gvn_4_1_1_1, gvn_4_1_2_1, gvn_4_1_3_1}}};
+static const gbf_fn GVN8[2][2][4] = {{{gvn_8_0_0_0, gvn_8_0_1_0, gvn_8_0_2_0, gvn_8_0_3_0}, {gvn_8_1_0_0, gvn_8_1_1_0, gvn_8_1_2_0, gvn_8_1_3_0}},
+                                      {{gvn_8_0_0_1, gvn_8_0_1_1, gvn_8_0_2_1, gvn_8_0_3_1}, {gvn_8_1_0_1, gvn_8_1_1_1, gvn_8_1_2_1, gvn_8_1_3_1}}};
 
 /* The rows [n0, n1) of the GEMV (bf16 or VNNI kernels) in GBR stretches read side by side: a
  * pass takes one row from each, so the codes are GBR streams (each prefetching its next row)
@@ -532,9 +579,40 @@ static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, cons
         int nr = 0;
         for (int s = 0; s < GBR; s++)
             if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
-        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? p->ldw : 0);
+        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? (tab == GBF ? p->ldw : 1) : 0);
         else
             for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
+    }
+}
+
+/* The VNNI GEMV's rows [n0, n1) for K <= 1024 in GBR stretches of L rows (L even), read side by
+ * side: a pass takes two adjacent rows from each (GVR rows: the x vectors, the pass's setup and
+ * the row sums serve twice the rows of a GBR pass), so the codes are still GBR sequential streams,
+ * each prefetching its next two rows one pass ahead. Rows left over (stretch ends) go four or one
+ * at a time. Short rows are where a pass's fixed cost counts: at K = 768 this is 7..16% faster
+ * than gemv_stretches (1 thread, cold weights); at K >= 3072 it was 15..20% slower (two rows of
+ * a stretch 1.5 KiB or more apart are two streams), so longer rows keep gemv_stretches. */
+static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
+    const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
+    const int sb = p->scale_bf16 ? 1 : 0, vb = p->vbmi ? 1 : 0;
+    const gbf_fn(*t4)[2][4] = vb ? GVNB : GVN;
+    const gbf_fn f8 = GVN8[vb][sb][gsel];
+    int64_t L = (n1 - n0 + GBR - 1) / GBR;
+    L += L & 1;
+    for (int64_t i = 0; i < L; i += 2) {
+        int64_t rows[GVR];
+        int nr = 0;
+        for (int s = 0; s < GBR; s++)
+            for (int j = 0; j < 2; j++) {
+                const int64_t r = n0 + s * L + i + j;
+                if (r < n1) rows[nr++] = r;
+            }
+        if (nr == GVR) f8(p, rows, i + 2 < L && n0 + (GBR - 1) * L + i + 3 < n1 ? 2 : 0);
+        else {
+            int r = 0;
+            for (; r + 4 <= nr; r += 4) t4[sb][1][gsel](p, rows + r, 0);
+            for (; r < nr; r++) t4[sb][0][gsel](p, rows + r, 0);
+        }
     }
 }
 
@@ -543,7 +621,8 @@ static void gemv_rows_bf16s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { g
 
 void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     if (p->k == 0) pt_fp4_rows_generic(p, n0, n1); /* y = bias; the kernels below read a first scale */
-    else if (p->m == 1 && p->xv) gemv_stretches(p, n0, n1, GVN);
+    else if (p->m == 1 && p->xv && p->k <= 1024) gvn_stretches(p, n0, n1);
+    else if (p->m == 1 && p->xv) gemv_stretches(p, n0, n1, p->vbmi ? GVNB : GVN);
     else if (p->m == 1 && p->xb) gemv_stretches(p, n0, n1, GBF);
     else if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
     else if (p->xd) gemm_regs(p, n0, n1);

@@ -62,6 +62,15 @@ class Fp4Test {
         matmulMatchesReference(ctx, vnni ? 2 : has(CpuCaps.AVX512F | CpuCaps.AVX512_BF16) ? 1 : 0);
     }
 
+    /** The same with AVX512_FP16 disabled: the VNNI GEMV looks the levels up with vpshufb, not vpermb (VBMI). */
+    @Test
+    void matmulVnniPshufbMatchesReference() {
+        try (Context c = Context.create(2, true, CpuCaps.AVX512_FP16)) {
+            boolean vnni = has(CpuCaps.AVX512F | CpuCaps.AVX512_VNNI);
+            matmulMatchesReference(c, vnni ? 2 : has(CpuCaps.AVX512F | CpuCaps.AVX512_BF16) ? 1 : 0);
+        }
+    }
+
     /** The same with AVX512_VNNI disabled: the W4A16 GEMV on AVX512_BF16 where present. */
     @Test
     void matmulBf16GemvMatchesReference() {
