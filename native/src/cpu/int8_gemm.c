@@ -375,6 +375,13 @@ static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* ws
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
     } else { /* the dequantized int8 weight, from the packed block: 32 channels of a column in 2 lines per half */
         const int64_t half = ((g->k + 63) & ~(int64_t)63) * PT_I8_NH;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) { /* all 64 (wsc is 0 past nb) */
+            for (int64_t o = 0; o < g->no; o++)
+                pt_i8_outlier_wcol_avx512(bk + (g->ocols[o] >> 2) * (4 * PT_I8_NH), half, (int)(g->ocols[o] & 3), wsc, PT_I8_NB, wop + o * PT_I8_NB);
+            return nb;
+        }
+#endif
         for (int64_t o = 0; o < g->no; o++) {
             const int64_t col = g->ocols[o];
             const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
@@ -553,6 +560,13 @@ static void outlier_weights(const i8_arg* g, float* wf, int64_t c0, int64_t c1) 
     for (int64_t n0 = c0; n0 < c1; n0 += PT_I8_NB) { /* (c0 a multiple of 64) */
         const int nb = (int)(c1 - n0 < PT_I8_NB ? c1 - n0 : PT_I8_NB);
         const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) { /* g->dws: the contiguous weight scales */
+            for (int64_t o = 0; o < no; o++)
+                pt_i8_outlier_wcol_avx512(bk + (g->ocols[o] >> 2) * (4 * PT_I8_NH), half, (int)(g->ocols[o] & 3), g->dws + n0, nb, wf + o * n + n0);
+            continue;
+        }
+#endif
         for (int64_t o = 0; o < no; o++) {
             const int64_t col = g->ocols[o];
             const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
