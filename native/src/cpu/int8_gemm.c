@@ -538,7 +538,9 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 2 threads, paused machine, pt-bench llm.int8 GOP/s rows / columns split, three runs each:
  * M=128 768x768 669 / 555, 612 / 561, 788 / 591; M=64 (32 rows per part) 526 / 478, 517 / 556,
  * 404 / 585; M=512 768x768 (one part 1.5 MiB of y + product) and 768x3072 (2.4 MB weight per
- * part: 2x slower) not. */
+ * part: 2x slower) not. Rechecked in one calm window (time ratio to the column split, control
+ * 0.97-0.99): M=512 768x768 one piece per part 0.84-0.95, pieces of 128 / 64 / 32 rows 0.92 /
+ * 0.85-0.87 / 0.68; M=512 768x3072 0.58-0.63. */
 #define PT_I8_ROWS_W (1 << 20)
 #define PT_I8_ROWS_Y (1 << 18)
 /* bytes of y per oneDNN call with outlier columns (see int8_onednn). M=512 K=768 N=3072, 1 thread,
