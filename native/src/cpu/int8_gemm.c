@@ -375,6 +375,13 @@ static int block_params(const i8_arg* g, int64_t n0, const int8_t* bk, float* ws
             for (int j = 0; j < PT_I8_NB; j++) wop[o * PT_I8_NB + j] = j < nb ? wo_value(g, n0 + j, g->ocols[o]) : 0.0f;
     } else { /* the dequantized int8 weight, from the packed block: 32 channels of a column in 2 lines per half */
         const int64_t half = ((g->k + 63) & ~(int64_t)63) * PT_I8_NH;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) { /* all 64 (wsc is 0 past nb) */
+            for (int64_t o = 0; o < g->no; o++)
+                pt_i8_outlier_wcol_avx512(bk + (g->ocols[o] >> 2) * (4 * PT_I8_NH), half, (int)(g->ocols[o] & 3), wsc, PT_I8_NB, wop + o * PT_I8_NB);
+            return nb;
+        }
+#endif
         for (int64_t o = 0; o < g->no; o++) {
             const int64_t col = g->ocols[o];
             const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);
@@ -531,7 +538,9 @@ static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
  * 2 threads, paused machine, pt-bench llm.int8 GOP/s rows / columns split, three runs each:
  * M=128 768x768 669 / 555, 612 / 561, 788 / 591; M=64 (32 rows per part) 526 / 478, 517 / 556,
  * 404 / 585; M=512 768x768 (one part 1.5 MiB of y + product) and 768x3072 (2.4 MB weight per
- * part: 2x slower) not. */
+ * part: 2x slower) not. Rechecked in one calm window (time ratio to the column split, control
+ * 0.97-0.99): M=512 768x768 one piece per part 0.84-0.95, pieces of 128 / 64 / 32 rows 0.92 /
+ * 0.85-0.87 / 0.68; M=512 768x3072 0.58-0.63. */
 #define PT_I8_ROWS_W (1 << 20)
 #define PT_I8_ROWS_Y (1 << 18)
 /* bytes of y per oneDNN call with outlier columns (see int8_onednn). M=512 K=768 N=3072, 1 thread,
@@ -553,6 +562,13 @@ static void outlier_weights(const i8_arg* g, float* wf, int64_t c0, int64_t c1) 
     for (int64_t n0 = c0; n0 < c1; n0 += PT_I8_NB) { /* (c0 a multiple of 64) */
         const int nb = (int)(c1 - n0 < PT_I8_NB ? c1 - n0 : PT_I8_NB);
         const int8_t* bk = (const int8_t*)g->packed + (n0 / PT_I8_NB) * bb;
+#if defined(PT_HAVE_X86_KERNELS)
+        if (g->avx512) { /* g->dws: the contiguous weight scales */
+            for (int64_t o = 0; o < no; o++)
+                pt_i8_outlier_wcol_avx512(bk + (g->ocols[o] >> 2) * (4 * PT_I8_NH), half, (int)(g->ocols[o] & 3), g->dws + n0, nb, wf + o * n + n0);
+            continue;
+        }
+#endif
         for (int64_t o = 0; o < no; o++) {
             const int64_t col = g->ocols[o];
             const int8_t* src = bk + (col >> 2) * (4 * PT_I8_NH) + (col & 3);

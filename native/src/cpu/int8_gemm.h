@@ -36,6 +36,10 @@ PT_HIDDEN void pt_i8_scan_row_avx512(const float* x, int64_t k, float thr, float
 PT_HIDDEN void pt_i8_scanq_row_avx512(const float* x, int64_t k, float thr, float* cm, uint8_t* q, int s8, float* rmax, int* nonfinite);
 PT_HIDDEN void pt_i8_quantize_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint8_t* q, float am, int nonfinite, int s8);
 PT_HIDDEN void pt_i8_outlier_rows_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy);
+/* One outlier column's weights from a packed block, dequantized: dst[j] = b[j][col] * scale[j]
+ * for the block's channels j < nb (stores only those), where grp = block + (col / 4) * 4 * PT_I8_NH
+ * (the column's 4-K group in the first half), half = the bytes of a 32-channel half, sub = col % 4 */
+PT_HIDDEN void pt_i8_outlier_wcol_avx512(const int8_t* grp, int64_t half, int sub, const float* scale, int nb, float* dst);
 PT_HIDDEN void pt_i8_outlier_set_avx512(const float* xo, int64_t no, int64_t m, const float* wo, int64_t ldw, int64_t n, float* y, int64_t ldy);
 PT_HIDDEN void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 #endif
