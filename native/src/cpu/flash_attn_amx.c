@@ -427,7 +427,7 @@ AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, cons
 }
 
 /* fd_amx_qk with the P·V of a deferred pair of blocks (p0, v0, p1, v1) interleaved: after each
- * chunk's two products, its share of the dv tile pairs. From DRAM 1.05-1.07x the P·V run as one
+ * chunk's two products, its share of the dv tile pairs. From DRAM 1.04-1.07x the P·V run as one
  * piece after the V interleave (BENCHMARKS.md, issue 3, session 6, h/attn2); the same in cache. */
 AI void fd_amx_qkpv(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
                     uint16_t* Ks, float* st, fd_pfc* pc, float* O, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
