@@ -397,28 +397,62 @@ AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int
     }
 }
 
-/* O[R][Dv] += P0 · V0 (+ P1 · V1): P [R][32] bf16, V interleaved by fd_amx_vil. */
-AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1, fd_pfc* pc) {
-    const int64_t nvt = Dv / 16;
-    for (int64_t t = 0; t < nvt; t += 2) { /* nvt is even; two C tiles in flight */
-        TILE_LOAD(4, O + 16 * t, Dv * 4);
-        TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
-        TILE_LOAD(6, p0, 64);
-        TILE_LOAD(1, v0 + t * 1024, 64);
-        TILE_LOAD(7, v0 + t * 1024 + 1024, 64);
+/* O[R][Dv] += P0 · V0 (+ P1 · V1) for the dv tile pair t, t + 1: P [R][32] bf16, V interleaved by
+ * fd_amx_vil. */
+AI void fd_amx_pv1(float* O, int64_t Dv, int64_t t, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+    TILE_LOAD(4, O + 16 * t, Dv * 4);
+    TILE_LOAD(5, O + 16 * t + 16, Dv * 4);
+    TILE_LOAD(6, p0, 64);
+    TILE_LOAD(1, v0 + t * 1024, 64);
+    TILE_LOAD(7, v0 + t * 1024 + 1024, 64);
+    _tile_dpbf16ps(4, 6, 1);
+    _tile_dpbf16ps(5, 6, 7);
+    if (p1) {
+        TILE_LOAD(6, p1, 64);
+        TILE_LOAD(1, v1 + t * 1024, 64);
+        TILE_LOAD(7, v1 + t * 1024 + 1024, 64);
         _tile_dpbf16ps(4, 6, 1);
         _tile_dpbf16ps(5, 6, 7);
-        if (p1) {
-            TILE_LOAD(6, p1, 64);
-            TILE_LOAD(1, v1 + t * 1024, 64);
-            TILE_LOAD(7, v1 + t * 1024 + 1024, 64);
-            _tile_dpbf16ps(4, 6, 1);
-            _tile_dpbf16ps(5, 6, 7);
-        }
-        TILE_STORE(4, O + 16 * t, Dv * 4);
-        TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+    }
+    TILE_STORE(4, O + 16 * t, Dv * 4);
+    TILE_STORE(5, O + 16 * t + 16, Dv * 4);
+}
+
+/* O[R][Dv] += P0 · V0 (+ P1 · V1), all dv tile pairs (nvt is even; two C tiles in flight). */
+AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1, fd_pfc* pc) {
+    for (int64_t t = 0; t < Dv / 16; t += 2) {
+        fd_amx_pv1(O, Dv, t, p0, v0, p1, v1);
         fd_pf(pc, pc->npv);
     }
+}
+
+/* fd_amx_qk with the P·V of a deferred pair of blocks (p0, v0, p1, v1) interleaved: after each
+ * chunk's two products, its share of the dv tile pairs. From DRAM 1.04-1.07x the P·V run as one
+ * piece after the V interleave (BENCHMARKS.md, issue 3, session 6, h/attn2); the same in cache. */
+AI void fd_amx_qkpv(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
+                    uint16_t* Ks, float* st, fd_pfc* pc, float* O, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2, np = p->Dv / 32;
+    const char* kb = it->k + jb * p->k_ss;
+    int64_t kstride = p->k_ss, t = 0;
+    if (nb < 32) {
+        for (int64_t k = 0; k < 32; k++) memcpy(Ks + k * p->D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
+        kb = (const char*)Ks;
+        kstride = kbytes;
+    }
+    _tile_zero(0);
+    _tile_zero(3);
+    for (int64_t c = 0; c < nch; c++) {
+        TILE_LOAD(2, QT + c * 16 * R, 4 * R);
+        TILE_LOAD(1, kb + 64 * c, kstride);
+        TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
+        _tile_dpbf16ps(0, 1, 2);
+        _tile_dpbf16ps(3, 7, 2);
+        fd_pf(pc, pc->nqk);
+        for (const int64_t te = (c + 1) * np / nch; t < te; t++) { fd_amx_pv1(O, p->Dv, 2 * t, p0, v0, p1, v1); fd_pf(pc, pc->npv); }
+    }
+    for (; t < np; t++) { fd_amx_pv1(O, p->Dv, 2 * t, p0, v0, p1, v1); fd_pf(pc, pc->npv); }
+    TILE_STORE(0, st, 4 * R);
+    TILE_STORE(3, st + 16 * R, 4 * R);
 }
 
 bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
@@ -475,14 +509,16 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     pc.nvil = (19 * lines + 1599) / 1600;
     pc.npv = (30 * lines * 4 + 100 * (int)nvt - 1) / (100 * (int)nvt);
     fd_pf(&pc, (int)imin(pf * BK, jhi - jlo) * (int)pc.nl); /* the first pf blocks at once */
-    /* Software pipeline: block jb's softmax and P·V run while the tile unit computes the scores
-     * of block jb + 32, and V of jb + 32 is interleaved before the P·V of jb (so no tile load
-     * waits on vector stores just made). */
+    /* Software pipeline: block jb's softmax runs while the tile unit computes the scores of block
+     * jb + 32, and V of jb + 32 is interleaved before its P·V (so no tile load waits on vector
+     * stores just made). P·V takes two blocks at a time and is deferred to the next block, where
+     * its tile pairs run between the QK chunks (fd_amx_qkpv). */
     if (jlo < jhi) {
         fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2, &pc);
         fd_amx_vil(p, it, jlo, jhi, Vb3, &pc);
     }
     int64_t pend = -1; /* a block whose P·V is still to do */
+    int64_t d0 = -1, d1 = -1; /* a deferred pair, done with the next block's QK */
     for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
         const int64_t nb = imin(BK, jhi - jb);
         /* the rows up to pf blocks ahead that the hooks of earlier blocks did not reach */
@@ -491,7 +527,11 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
         const float* ST = ST2 + (blk & 1) * 32 * R;
         uint16_t* P = P2 + (blk & 1) * R * 32;
         const int next = jb + BK < jhi;
-        if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc);
+        if (d0 >= 0) {
+            if (next) fd_amx_qkpv(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, O, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024);
+            else fd_amx_pv(O, Dv, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024, &pc);
+            d0 = -1;
+        } else if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
@@ -546,7 +586,9 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
             continue;
         }
         /* P·V runs every second block with the P and V of two blocks (two products per O tile
-         * load and store); a row max that grew in the second block first settles the pending one */
+         * load and store), deferred to the next block's QK (d0, d1: their P and V buffers are
+         * reused only after it); a row max that grew in the second block first settles the
+         * pending one (a deferred pair is already done: it runs before the softmax) */
         if (rescale) {
             if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc); pend = -1; }
             for (int64_t r = 0; r < R; r++)
@@ -556,12 +598,13 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
                 }
         }
         if (pend >= 0) {
-            fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, P, Vb3 + (blk % 3) * nvt * 1024, &pc);
+            d0 = pend; d1 = blk; /* with the next block's QK */
             pend = -1;
         } else {
             pend = blk;
         }
     }
+    if (d0 >= 0) fd_amx_pv(O, Dv, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024, &pc);
     if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc);
     _tile_release();
     for (int64_t r = 0; r < R; r++) {
