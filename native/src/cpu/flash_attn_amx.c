@@ -355,32 +355,6 @@ AI void st4_rows(const float* st, __m512 (*sr)[2], int h) {
     sr[3][h] = _mm512_shuffle_f32x4(ab23, cd23, _MM_SHUFFLE(3, 2, 3, 2));
 }
 
-/* Sᵀ of the 32 keys from jb (nb = min(32, jhi - jb) valid; rows past nb repeat the last valid
- * one, staged in Ks) into st [32][R]: two independent accumulation chains (keys 0-15, 16-31). */
-AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
-                  uint16_t* Ks, float* st, fd_pfc* pc) {
-    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2;
-    const char* kb = it->k + jb * p->k_ss;
-    int64_t kstride = p->k_ss;
-    if (nb < 32) {
-        for (int64_t k = 0; k < 32; k++) memcpy(Ks + k * p->D, it->k + (jb + (k < nb ? k : nb - 1)) * p->k_ss, (size_t)kbytes);
-        kb = (const char*)Ks;
-        kstride = kbytes;
-    }
-    _tile_zero(0);
-    _tile_zero(3);
-    for (int64_t c = 0; c < nch; c++) {
-        TILE_LOAD(2, QT + c * 16 * R, 4 * R);
-        TILE_LOAD(1, kb + 64 * c, kstride);
-        TILE_LOAD(7, kb + 16 * kstride + 64 * c, kstride);
-        _tile_dpbf16ps(0, 1, 2);
-        _tile_dpbf16ps(3, 7, 2);
-        fd_pf(pc, pc->nqk);
-    }
-    TILE_STORE(0, st, 4 * R);
-    TILE_STORE(3, st + 16 * R, 4 * R);
-}
-
 /* V rows jb .. jb+31 interleaved in pairs into vb: tile t = 2c (+1) holds dv 32c + {0-3, 8-11,
  * 16-19, 24-27} (+4); rows past the valid ones repeat the last valid row (their P is 0). */
 AI void fd_amx_vil(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, char* vb, fd_pfc* pc) {
@@ -426,12 +400,15 @@ AI void fd_amx_pv(float* O, int64_t Dv, const uint16_t* p0, const char* v0, cons
     }
 }
 
-/* fd_amx_qk with the P·V of a deferred pair of blocks (p0, v0, p1, v1) interleaved: after each
- * chunk's two products, its share of the dv tile pairs. From DRAM 1.04-1.07x the P·V run as one
- * piece after the V interleave (BENCHMARKS.md, issue 3, session 6, h/attn2); the same in cache. */
-AI void fd_amx_qkpv(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
-                    uint16_t* Ks, float* st, fd_pfc* pc, float* O, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
-    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2, np = p->Dv / 32;
+/* Sᵀ of the 32 keys from jb (nb = min(32, jhi - jb) valid; rows past nb repeat the last valid
+ * one, staged in Ks) into st [32][R]: two independent accumulation chains (keys 0-15, 16-31).
+ * With p0 (a deferred pair of blocks: P0, V0, P1, V1), their O += P·V tile pairs (fd_amx_pv1)
+ * run between the chunks, each chunk followed by its share: from DRAM 1.04-1.07x the P·V run
+ * as one piece after the V interleave (BENCHMARKS.md, issue 3, session 6, h/attn2); the same
+ * in cache. */
+AI void fd_amx_qk(const pt_fd_problem* p, const pt_fd_item* it, int64_t jb, int64_t jhi, const uint32_t* QT, int64_t R, int64_t nch,
+                  uint16_t* Ks, float* st, fd_pfc* pc, float* O, const uint16_t* p0, const char* v0, const uint16_t* p1, const char* v1) {
+    const int64_t nb = imin(32, jhi - jb), kbytes = p->D * 2, np = p0 ? p->Dv / 32 : 0;
     const char* kb = it->k + jb * p->k_ss;
     int64_t kstride = p->k_ss, t = 0;
     if (nb < 32) {
@@ -512,9 +489,9 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     /* Software pipeline: block jb's softmax runs while the tile unit computes the scores of block
      * jb + 32, and V of jb + 32 is interleaved before its P·V (so no tile load waits on vector
      * stores just made). P·V takes two blocks at a time and is deferred to the next block, where
-     * its tile pairs run between the QK chunks (fd_amx_qkpv). */
+     * its tile pairs run between the QK chunks (fd_amx_qk with p0). */
     if (jlo < jhi) {
-        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2, &pc);
+        fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2, &pc, NULL, NULL, NULL, NULL, NULL);
         fd_amx_vil(p, it, jlo, jhi, Vb3, &pc);
     }
     int64_t pend = -1; /* a block whose P·V is still to do */
@@ -528,10 +505,10 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
         uint16_t* P = P2 + (blk & 1) * R * 32;
         const int next = jb + BK < jhi;
         if (d0 >= 0) {
-            if (next) fd_amx_qkpv(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, O, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024);
+            if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, O, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024);
             else fd_amx_pv(O, Dv, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024, &pc);
             d0 = -1;
-        } else if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc);
+        } else if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, NULL, NULL, NULL, NULL, NULL);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
