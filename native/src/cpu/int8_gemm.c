@@ -214,7 +214,7 @@ typedef struct {
     pt_ctx* ctx;              /* oneDNN route (s8_piece; split among our threads: dnn_cols): */
     const float* dws;         /*   contiguous weight scales, bias (or NULL) */
     const float* dbias;
-    int64_t ldy, pw, sub;     /*   y's row stride (elements), columns per part, per oneDNN call */
+    int64_t ldy, pw, sub;     /*   y's row stride (elements); per part columns (dnn_cols) or rows (dnn_rows); dnn_cols: columns per oneDNN call */
     volatile int32_t dnn_st;  /*   the first failed status of a part */
     int32_t fused;            /* AVX-512, x f32: one scan (scan_rows) for the column and row maxima */
     int32_t preq;             /* fused: scan_rows quantized the rows too; quant_rows only fixes up outlier columns */
@@ -229,7 +229,7 @@ typedef struct {
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
-    float* addbuf;            /* dnn_rows: per part [sub][n] f32, the outlier product oneDNN adds (binary post-op) */
+    float* addbuf;            /* dnn_rows: per part [pw][n] f32, the outlier product oneDNN adds (binary post-op) */
 } i8_arg;
 
 static const float* load_x_row(const i8_arg* g, int64_t r, int64_t c0, int64_t c1, float* buf) {
@@ -637,35 +637,41 @@ static void dnn_cols(int64_t p0, int64_t p1, void* argp) {
 }
 
 /* oneDNN route split among our threads by rows, with outlier columns and y dense (ldy == n): part
- * p = rows [p * pw, (p + 1) * pw), in pieces of sub rows; per piece the outlier product of its
- * rows is stored in this part's buffer (in L2), and oneDNN's s8 matmul adds it (binary post-op:
- * oneDNN's brgemm takes one only on a dense y) before the activation, writing y once. */
+ * p = rows [p * pw, (p + 1) * pw); the outlier product of its rows is stored in this part's
+ * buffer (in L2), and oneDNN's s8 matmul adds it (binary post-op: oneDNN's brgemm takes one only
+ * on a dense y) before the activation, writing y once. */
 static void dnn_rows(int64_t p0, int64_t p1, void* argp) {
     i8_arg* g = (i8_arg*)argp;
     const int64_t m = g->m, n = g->n;
     for (int64_t p = p0; p < p1; p++) {
-        const int64_t r1 = (p + 1) * g->pw < m ? (p + 1) * g->pw : m;
-        float* buf = g->addbuf + p * g->sub * n;
-        for (int64_t r0 = p * g->pw; r0 < r1; r0 += g->sub) {
-            const int64_t rows = r1 - r0 < g->sub ? r1 - r0 : g->sub;
+        const int64_t r0 = p * g->pw, rows = m - r0 < g->pw ? m - r0 : g->pw;
+        float* buf = g->addbuf + r0 * n;
 #if defined(PT_HAVE_X86_KERNELS)
-            pt_i8_outlier_set_avx512(g->xo + r0 * g->no, g->no, rows, g->wfull, n, n, buf, n);
+        pt_i8_outlier_set_avx512(g->xo + r0 * g->no, g->no, rows, g->wfull, n, n, buf, n);
 #endif
-            pt_onednn_s8_problem q = s8_piece(g, 0, n, 1);
-            q.m = rows;
-            q.a = (const int8_t*)g->aq + r0 * g->lda;
-            q.sx = g->sx + r0;
-            q.y = (char*)g->y->data + r0 * g->ldy * (int64_t)pt_dtype_size(g->y->dtype);
-            q.add = buf;
-            q.ldadd = n;
-            q.activation = g->act;
-            const pt_status st = pt_matmul_onednn_s8(g->ctx, &q);
-            if (st != PT_OK) {
-                g->dnn_st = st;
-                return;
-            }
+        pt_onednn_s8_problem q = s8_piece(g, 0, n, 1);
+        q.m = rows;
+        q.a = (const int8_t*)g->aq + r0 * g->lda;
+        q.sx = g->sx + r0;
+        q.y = (char*)g->y->data + r0 * g->ldy * (int64_t)pt_dtype_size(g->y->dtype);
+        q.add = buf;
+        q.ldadd = n;
+        q.activation = g->act;
+        const pt_status st = pt_matmul_onednn_s8(g->ctx, &q);
+        if (st != PT_OK) {
+            g->dnn_st = st;
+            return;
         }
     }
+}
+
+/* Runs dnn_cols or dnn_rows over nparts parts on our workers; the first status a part failed with. */
+static pt_status dnn_parts(pt_ctx* ctx, i8_arg* g, int64_t nparts, void (*fn)(int64_t, int64_t, void*)) {
+    g->dnn_st = PT_OK;
+    pt_parallel_range(ctx, nparts, 1, fn, g);
+    if (g->dnn_st == PT_OK || g->dnn_st == PT_ERR_UNSUPPORTED) return (pt_status)g->dnn_st;
+    return pt_fail(g->dnn_st, "pt_matmul_int8: oneDNN's s8 matmul failed on a worker (M=%lld N=%lld K=%lld)", (long long)g->m,
+                   (long long)g->n, (long long)g->k);
 }
 
 /* oneDNN route, after the row quantization (s8): oneDNN's s8 matmul with per-row src scales,
@@ -713,19 +719,13 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     const int64_t rp = ceil_div(m, threads);
     if (g->no > 0 && threads > 1 && n * g->k <= PT_I8_ROWS_W && rp >= 64 && rp * n * 4 <= PT_I8_ROWS_Y && ldy == n && g->y->dtype == PT_F32) {
         g->pw = rp;
-        g->sub = rp;
         const size_t wb = ((size_t)(g->no * n) * sizeof(float) + 63) & ~(size_t)63;
         char* s2 = (char*)pt_scratch(2, wb + (size_t)(threads * rp * n) * sizeof(float));
         if (!s2) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: cannot allocate the outlier product (M=%lld N=%lld)", (long long)m, (long long)n);
         g->wfull = (float*)s2;
         g->addbuf = (float*)(s2 + wb);
         outlier_weights(g, g->wfull, 0, n);
-        g->dnn_st = PT_OK;
-        pt_parallel_range(ctx, ceil_div(m, rp), 1, dnn_rows, g);
-        if (g->dnn_st != PT_OK)
-            return g->dnn_st == PT_ERR_UNSUPPORTED ? PT_ERR_UNSUPPORTED
-                                                   : pt_fail(g->dnn_st, "pt_matmul_int8: oneDNN's s8 matmul failed on a worker (M=%lld N=%lld K=%lld)",
-                                                             (long long)m, (long long)n, (long long)g->k);
+        PT_CHECK(dnn_parts(ctx, g, ceil_div(m, rp), dnn_rows));
     } else if (nparts > 1) {
         g->pw = ceil_div(ceil_div(n, nparts), PT_I8_NB) * PT_I8_NB;
         g->sub = g->pw;
@@ -739,12 +739,7 @@ static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
             pieces = pieces < 3 ? pieces : 3;
             g->sub = ceil_div(ceil_div(g->pw, pieces), PT_I8_NB) * PT_I8_NB;
         }
-        g->dnn_st = PT_OK;
-        pt_parallel_range(ctx, ceil_div(n, g->pw), 1, dnn_cols, g);
-        if (g->dnn_st != PT_OK)
-            return g->dnn_st == PT_ERR_UNSUPPORTED ? PT_ERR_UNSUPPORTED
-                                                   : pt_fail(g->dnn_st, "pt_matmul_int8: oneDNN's s8 matmul failed on a worker (M=%lld N=%lld K=%lld)",
-                                                             (long long)m, (long long)n, (long long)g->k);
+        PT_CHECK(dnn_parts(ctx, g, ceil_div(n, g->pw), dnn_cols));
     } else {
         if (g->no > 0) {
             outlier_weights(g, g->wfull, 0, n);
