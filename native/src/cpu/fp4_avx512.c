@@ -299,7 +299,7 @@ static inline __attribute__((always_inline)) void gbf_chunk(const pt_fp4_problem
 
 /* gsel: 0 per channel (one scale per row), 1: G = 32, 2: G = 64, 3: G = 128 */
 static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_problem* p, const int64_t* rows, const int R, const int sbf,
-                                                              const int gsel, int64_t pfo) {
+                                                              const int gsel, int64_t pr) {
     const int64_t K = p->k, nfull = K >> 7, tailb = (K & 127) >> 1;
     const __m512i lut = _mm512_loadu_si512((const void*)p->lutb);
     const int spc = gsel == 1 ? 4 : gsel == 2 ? 2 : 1; /* scales per full chunk */
@@ -317,7 +317,9 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
         a.acc[r] = _mm512_setzero_ps();
         a.acc2[r] = _mm512_setzero_ps();
     }
-    const int64_t pfs = pfo ? p->lds * es : 0; /* pfo is 0 or one row (ldw): the next rows' scales */
+    /* pr: the rows (0 or 1) from each row of this pass to the next pass's, whose codes and scales
+     * are prefetched at the offsets read now */
+    const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
     for (int64_t ch = 0; ch < nfull; ch++)
         gbf_chunk(p, c, srow, &a, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
     if (tailb) {
@@ -333,12 +335,12 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
 }
 
 #define GBF_FN(R, SBF, GS) \
-    static void gbf_##R##_##SBF##_##GS(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { gemv_bf16_t(p, rows, R, SBF, GS, pfo); }
+    static void gbf_##R##_##SBF##_##GS(const pt_fp4_problem* p, const int64_t* rows, int64_t pr) { gemv_bf16_t(p, rows, R, SBF, GS, pr); }
 #define GBF_ROW(SBF) GBF_FN(4, SBF, 0) GBF_FN(4, SBF, 1) GBF_FN(4, SBF, 2) GBF_FN(4, SBF, 3) \
                      GBF_FN(1, SBF, 0) GBF_FN(1, SBF, 1) GBF_FN(1, SBF, 2) GBF_FN(1, SBF, 3)
 GBF_ROW(0)
 GBF_ROW(1)
-typedef void (*gbf_fn)(const pt_fp4_problem*, const int64_t*, int64_t);
+typedef void (*gbf_fn)(const pt_fp4_problem*, const int64_t*, int64_t); /* problem, the pass's rows, rows to the next pass's (prefetch) */
 static const gbf_fn GBF[2][2][4] = {
     {{gbf_1_0_0, gbf_1_0_1, gbf_1_0_2, gbf_1_0_3}, {gbf_4_0_0, gbf_4_0_1, gbf_4_0_2, gbf_4_0_3}},
     {{gbf_1_1_0, gbf_1_1_1, gbf_1_1_2, gbf_1_1_3}, {gbf_4_1_0, gbf_4_1_1, gbf_4_1_2, gbf_4_1_3}}};
@@ -547,8 +549,8 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
 }
 
 #define GVN_FN(R, SBF, GS, VB)                                                                          \
-    static void gvn_##R##_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pfo) { \
-        gemv_vnni_t(p, rows, R, SBF, GS, pfo, VB);                                                      \
+    static void gvn_##R##_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pr) { \
+        gemv_vnni_t(p, rows, R, SBF, GS, pr, VB);                                                      \
     }
 #define GVN_ROW(SBF, VB) GVN_FN(4, SBF, 0, VB) GVN_FN(4, SBF, 1, VB) GVN_FN(4, SBF, 2, VB) GVN_FN(4, SBF, 3, VB) \
                          GVN_FN(1, SBF, 0, VB) GVN_FN(1, SBF, 1, VB) GVN_FN(1, SBF, 2, VB) GVN_FN(1, SBF, 3, VB) \
@@ -579,7 +581,7 @@ static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, cons
         int nr = 0;
         for (int s = 0; s < GBR; s++)
             if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
-        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? (tab == GBF ? p->ldw : 1) : 0);
+        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? 1 : 0);
         else
             for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
     }
