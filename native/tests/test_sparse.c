@@ -236,6 +236,23 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
         double e8 = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
         EXPECT(e8 <= 1, "[%s] spmm_s8 err %g: m=%lld K=%lld N=%lld block %dx%d s=%.2f", cname, e8, (long long)m, (long long)K, (long long)N, bk,
                bn, sparsity);
+        /* the same rows ldx = K + 64 bytes apart, the gaps filled with 127s (the kernels must
+         * take xq's row stride and stop at K) */
+        {
+            const int64_t ldx = K + 64;
+            int8_t* xp = malloc((size_t)(m * ldx));
+            memset(xp, 127, (size_t)(m * ldx));
+            for (int64_t i = 0; i < m; i++) memcpy(xp + i * ldx, xq + i * K, (size_t)K);
+            pt_tensor txp = pt_test_tensor(xp, PT_I8, 2, xs);
+            txp.stride[0] = ldx;
+            pt_test_poison(y, 4 * (size_t)(m * N));
+            EXPECT_OK(pt_spmm_bsr_s8(ctx, &txp, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &ty, act));
+            for (int64_t i = 0; i < m * N; i++) yf[i] = ybf ? from_bf16(((uint16_t*)y)[i]) : y[i];
+            double ep = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
+            EXPECT(ep <= 1, "[%s] spmm_s8 strided xq err %g: m=%lld K=%lld N=%lld block %dx%d s=%.2f", cname, ep, (long long)m, (long long)K,
+                   (long long)N, bk, bn, sparsity);
+            free(xp);
+        }
         if (m > 1) {
             xsc[m - 1] = INFINITY;
             pt_test_poison(y, 4 * (size_t)(m * N));
@@ -419,6 +436,24 @@ static void test_amx_shapes(pt_ctx* ctx, const char* cname) {
             case_mask = NULL;
             free(mask);
             run_case(ctx, cname, MS[i], K, N, 64, bn, PT_I8, 0.8, (int)((i + 1) & 1), 0, 0, 1, PT_ACT_GELU_TANH);
+        }
+    /* M a multiple of 16 and K of 64 (as the benchmark's shapes: whole 16-row sub-panels and K
+     * blocks, no padding), masks with empty block rows (no tile work there) and 90% patterns */
+    static const int64_t MK[][2] = {{16, 64}, {64, 128}, {80, 256}, {128, 192}, {48, 384}, {32, 320}};
+    for (size_t b = 0; b < 2; b++)
+        for (size_t i = 0; i < sizeof MK / sizeof MK[0]; i++) {
+            const int bn = BN[b];
+            const int64_t M = MK[i][0], K = MK[i][1], N = 2 * bn * 5 + 3 + 4 * (int64_t)b, KB = K / 64, NB = (N + bn - 1) / bn;
+            uint8_t* mask = malloc((size_t)(KB * NB));
+            for (int64_t kb = 0; kb < KB; kb++)
+                for (int64_t nb = 0; nb < NB; nb++)
+                    mask[kb * NB + nb] = (uint8_t)(nb % 4 != 1 && ((kb * 5 + nb * 3 + (int64_t)i) % 3 != 0));
+            case_mask = mask;
+            run_case(ctx, cname, M, K, N, 64, bn, PT_I8, 0.0, (int)(i & 1), 0, (int)(i % 3 == 2), (int)(i % 2 == 0),
+                     i % 3 == 0 ? PT_ACT_RELU : i % 3 == 1 ? PT_ACT_NONE : PT_ACT_SILU);
+            case_mask = NULL;
+            free(mask);
+            run_case(ctx, cname, M, K, N, 64, bn, PT_I8, 0.9, (int)((i + 1) & 1), 0, 0, 1, PT_ACT_NONE);
         }
 }
 

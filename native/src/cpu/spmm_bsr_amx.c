@@ -6,11 +6,13 @@
  * contiguous KiB; TDPBSSD (s8 x s8 -> s32) accumulates 16 x 16 C tiles.
  *
  * One work item = a panel of up to 64 rows x a range of block rows. The block rows are taken in
- * chunks of 512 channels: for each block row, its C tiles (4 sub-panels of 16 rows for 64x16
+ * chunks of 256 channels: for each block row, its C tiles (4 sub-panels of 16 rows for 64x16
  * blocks, so each B tile is loaded once per 64 rows; 2 x 2 for 64x32, so each A tile serves two
  * B tiles and each B tile two A tiles) run over the block row's kept blocks and are stored into a
- * row-major s32 chunk [64][512]; then the epilogue turns each row of the chunk into a contiguous
- * run of 512 channels of y (dequantization sx[m] * scale[n], bias, activation, f32/bf16).
+ * row-major s32 chunk [64][256]; then the epilogue turns each row of the chunk into a contiguous
+ * run of 256 channels of y (dequantization sx[m] * scale[n], bias, activation, f32/bf16). A
+ * block row without kept blocks (~28% of them at K = 768, 90% sparsity) costs no tile work: no
+ * tilezero / tilestored, and the epilogue takes its sums as 0 (y = act(bias)).
  * Writing y in long row runs panel by panel is what makes the stores cheap: y is the largest
  * stream at large M, and a column-strip order (all M for 256 channels, then the next strip)
  * writes it at about half the rate. */
@@ -55,6 +57,7 @@ void pt_spmm_amx_end(void) { _tile_release(); }
  * one's products. */
 #define ROW16(C0, C1, TA, TB, NS, b0, b1, vals, col, xt, xs, out, ldo)            \
     do {                                                                           \
+        if ((b0) == (b1)) break; /* no kept block: the epilogue writes act(bias) */ \
         _tile_zero(C0);                                                            \
         if ((NS) > 1) _tile_zero(C1);                                              \
         for (int64_t b_ = (b0); b_ < (b1); b_++) {                                 \
@@ -93,6 +96,7 @@ static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1
     const int64_t ldo = a->ldacc, st = ldo * 4, r16 = 16 * ldo;
     for (int64_t nb = c0; nb < c1; nb++) {
         int32_t* o = out + (nb - c0) * 32;
+        if (a->rowptr[nb] == a->rowptr[nb + 1]) continue; /* no kept block: the epilogue writes act(bias) */
         _tile_zero(0);
         _tile_zero(1);
         if (NS > 1) {
@@ -123,9 +127,10 @@ static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1
 }
 
 /* One row of a chunk: y[c] = act(acc[c] * (sx * scale[c]) + bias[c]) for c < nc; NaN when the
- * row of x had a non-finite value. */
+ * row of x had a non-finite value. Bit j of live clear: channels 16 j .. 16 j + 15 belong to a
+ * block row without kept blocks, whose C tiles were not computed: acc taken as 0 there. */
 static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, const float* bias, float sx, int bad, int64_t nc, char* y,
-                                     const int ydt, const int act) {
+                                     const int ydt, const int act, uint32_t live) {
     if (bad) {
         const __m512 nan = _mm512_set1_ps(NAN);
         for (int64_t c = 0; c < nc; c += 16) pt_stm(y, ydt, c, nan, pt_tail_mask(nc - c));
@@ -134,13 +139,13 @@ static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, con
     const __m512 s = _mm512_set1_ps(sx);
     int64_t c = 0;
     for (; c + 16 <= nc; c += 16) {
-        const __m512 a = _mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)(acc + c)));
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(0u - ((live >> (c >> 4)) & 1u)), acc + c));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_loadu_ps(scale + c)), _mm512_loadu_ps(bias + c));
         pt_stm(y, ydt, c, pt_act512(v, act), 0xffff);
     }
     if (c < nc) {
         const __mmask16 m = pt_tail_mask(nc - c);
-        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32(m, acc + c));
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(m & (0u - ((live >> (c >> 4)) & 1u))), acc + c));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, scale + c)), _mm512_maskz_loadu_ps(m, bias + c));
         pt_stm(y, ydt, c, pt_act512(v, act), m);
     }
@@ -148,8 +153,13 @@ static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, con
 
 static PT_ALWAYS_INLINE void epi_chunk(const pt_spmm_amx* a, int64_t n0, int64_t nc, const int ydt, const int act) {
     const int64_t es = ydt == PT_F32 ? 4 : 2;
+    uint32_t live = 0; /* the chunk's 16-channel groups with kept blocks (n0 is a multiple of bn, nc <= 256) */
+    for (int64_t j = 0; j * 16 < nc; j++) {
+        const int64_t nb = (n0 + 16 * j) / a->bn;
+        live |= (uint32_t)(a->rowptr[nb] != a->rowptr[nb + 1]) << j;
+    }
     for (int64_t r = 0; r < a->mlen; r++)
-        epi_row(a->acc + r * a->ldacc, a->scale + n0, a->bias + n0, a->sx[r], a->bad[r], nc, a->y + r * a->ldy + n0 * es, ydt, act);
+        epi_row(a->acc + r * a->ldacc, a->scale + n0, a->bias + n0, a->sx[r], a->bad[r], nc, a->y + r * a->ldy + n0 * es, ydt, act, live);
 }
 
 void pt_spmm_amx_item(const pt_spmm_amx* a) {
