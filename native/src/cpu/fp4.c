@@ -15,23 +15,16 @@ static const float NF4_LEVELS[16] = {
     0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
     0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f};
 
-static void fp4_levels(int32_t f, float* out) {
-    if (f == PT_FP4_NF4) { memcpy(out, NF4_LEVELS, sizeof NF4_LEVELS); return; }
-    for (int c = 0; c < 16; c++) {
-        int s = c >> 3, mag = c & 7;
-        float v;
-        if (f == PT_FP4_E2M1) {
-            int e = mag >> 1, m = mag & 1;
-            v = e == 0 ? 0.5f * m : (1.0f + 0.5f * m) * ldexpf(1.0f, e - 1);
-        } else if (f == PT_FP4_E1M2) {
-            int e = mag >> 2, m = mag & 3;
-            v = e == 0 ? 0.25f * m : 1.0f + 0.25f * m;
-        } else { /* E3M0 */
-            v = mag == 0 ? 0.0f : ldexpf(1.0f, mag - 3);
-        }
-        out[c] = s ? -v : v;
-    }
-}
+/* The levels of E2M1, E1M2 and E3M0 (code c: sign c >> 3, magnitude c & 7; E2M1: exponent
+ * bits 2, mantissa 1, subnormal at 0; E1M2: exponent 1, mantissa 2; E3M0: 2^(mag - 3), 0 at 0),
+ * as constants: every call of the matmul needs them, and 16 ldexpf per call were a measurable
+ * part of a small GEMV's fixed cost. */
+static const float FP_LEVELS[3][16] = {
+    {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f, -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f},
+    {0.0f, 0.25f, 0.5f, 0.75f, 1.0f, 1.25f, 1.5f, 1.75f, -0.0f, -0.25f, -0.5f, -0.75f, -1.0f, -1.25f, -1.5f, -1.75f},
+    {0.0f, 0.25f, 0.5f, 1.0f, 2.0f, 4.0f, 8.0f, 16.0f, -0.0f, -0.25f, -0.5f, -1.0f, -2.0f, -4.0f, -8.0f, -16.0f}};
+
+static void fp4_levels(int32_t f, float* out) { memcpy(out, f == PT_FP4_NF4 ? NF4_LEVELS : FP_LEVELS[f], sizeof NF4_LEVELS); }
 
 static float max_level(const float* lv) {
     float m = 0.0f;
