@@ -349,7 +349,7 @@ static const gbf_fn GBF[2][2][4] = {
  * The levels of these formats times mult (2 for E2M1, 4 for E1M2 and E3M0) are integers:
  * 0..12, 0..7 and 0..64 with a sign; shifted by off (12, 7, 64) they are u8 in [0, 2 off],
  * looked up with one vpshufb (p->lutv, 16 entries per 128-bit lane). x is quantized once per
- * call (pt_fp4_vnni_prep) to 16-bit integers with one power-of-two scale per 8-element block
+ * call and thread (pt_fp4_vnni_quant) to 16-bit integers with one power-of-two scale per 8-element block
  * (elements 8L..8L+7, aligned to multiples of 8 of K):
  *   x[k] ~ xq[k] * 2^e,  e chosen so that max|x| of the block scales into [16320, 32639],
  * xq = rint(x * 2^-e) (the scaling is exact): |xq 2^e - x| <= 2^(e-1) <= 2^-15 max|x of the
@@ -378,14 +378,14 @@ typedef struct {
 } fp4_xv;
 _Static_assert(sizeof(fp4_xv) == PT_FP4_XV_BYTES, "PT_FP4_XV_BYTES");
 
-/* The quantization of one 128-chunk of x, in registers (pt_fp4_vnni_prep). The 8 vectors of 16
+/* The quantization of one 128-chunk of x, in registers (pt_fp4_vnni_quant). The 8 vectors of 16
  * elements are regrouped so that 128-bit lane q of xa[i] / xb[i] holds the first / last 4 elements
  * of block 4i + q: the block maxima then take one max tree for the chunk (lane 4q + i of the tree's
  * result: block 4i + q), the exponents are computed once per chunk, and packs_epi32(qa, qb) gives
  * each block's 8 values in order in one 128-bit lane, whose bytes one vpshufb sorts into the 4
  * dwords (h even, h odd, l even, l odd) that vpdpbusd reads; two levels of vpermt2d gather each
  * kind's dwords of the 16 blocks. The values are those of the plain per-block formula (see fp4_xv). */
-static inline __attribute__((always_inline)) void vnni_prep_chunk(const float* x, int64_t rem, fp4_xv* o, __m512* nan, const __m512i offv,
+static inline __attribute__((always_inline)) void vnni_prep_chunk(const float* x, int64_t rem, fp4_xv* o, const __m512i offv,
                                                                   const float mult) {
     __m512 xa[4], xb[4];
     for (int i = 0; i < 4; i++) {
@@ -394,7 +394,6 @@ static inline __attribute__((always_inline)) void vnni_prep_chunk(const float* x
             const int64_t r = rem - 32 * i - 16 * j;
             const __mmask16 km = r >= 16 ? (__mmask16)0xFFFF : r > 0 ? (__mmask16)((1u << r) - 1) : 0;
             v[j] = _mm512_maskz_loadu_ps(km, x + (r > 0 ? 32 * i + 16 * j : 0));
-            *nan = _mm512_fmadd_ps(v[j], _mm512_setzero_ps(), *nan); /* NaN where x holds a NaN or an infinity */
         }
         xa[i] = _mm512_shuffle_f32x4(v[0], v[1], 0x88); /* lanes: v0.q0, v0.q2, v1.q0, v1.q2 */
         xb[i] = _mm512_shuffle_f32x4(v[0], v[1], 0xDD); /* lanes: v0.q1, v0.q3, v1.q1, v1.q3 */
@@ -447,7 +446,7 @@ static inline __attribute__((always_inline)) void vnni_prep_chunk(const float* x
     _mm512_store_ps(o->xs, _mm512_scalef_ps(_mm512_set1_ps(1.0f / mult), _mm512_sub_ps(_mm512_setzero_ps(), sn)));
 }
 
-int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
+int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format) {
     int mult, off;
     if (format == PT_FP4_E2M1) { mult = 2; off = 12; }
     else if (format == PT_FP4_E1M2) { mult = 4; off = 7; }
@@ -458,14 +457,29 @@ int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
         if (!(v >= 0.0f && v <= 255.0f && v == (float)(int)v)) return 0; /* not the levels this kernel assumes */
         p->lutv[c] = (uint8_t)v;
     }
+    p->vnni_mult = mult;
+    p->vnni_off = off;
+    /* x * 0 is NaN exactly where x is a NaN or an infinity */
+    const int64_t K = p->k;
+    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(p->x + k), _mm512_setzero_ps(), a);
+        b = _mm512_fmadd_ps(_mm512_loadu_ps(p->x + k + 16), _mm512_setzero_ps(), b);
+    }
+    for (; k < K; k += 16) {
+        const __mmask16 km = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km, p->x + k), _mm512_setzero_ps(), a);
+    }
+    a = _mm512_add_ps(a, b);
+    return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) ? 0 : 1;
+}
+
+void pt_fp4_vnni_quant(const pt_fp4_problem* p, void* buf) {
     const int64_t K = p->k, nch = (K + 127) >> 7;
     fp4_xv* xv = (fp4_xv*)buf;
-    const __m512i offv = _mm512_set1_epi8((char)off);
-    __m512 nan = _mm512_setzero_ps();
-    for (int64_t c = 0; c < nch; c++) vnni_prep_chunk(p->x + c * 128, K - c * 128, xv + c, &nan, offv, (float)mult);
-    if (_mm512_cmp_ps_mask(nan, nan, _CMP_UNORD_Q)) return 0;
-    p->xv = xv;
-    return 1;
+    const __m512i offv = _mm512_set1_epi8((char)p->vnni_off);
+    for (int64_t c = 0; c < nch; c++) vnni_prep_chunk(p->x + c * 128, K - c * 128, xv + c, offv, (float)p->vnni_mult);
 }
 
 /* vpermb (AVX512_VBMI; dst byte i = table byte idx[i] & 63) as inline assembly: this file is not
@@ -538,6 +552,7 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
      * pair and the row strides address all 8 rows: 16 row pointers would not fit in the general
      * registers (the compiler kept them in vector registers, a vpextrq per row and chunk) */
     const int pairs = R == 8;
+    const int64_t pd = pairs ? rows[1] - rows[0] : 1; /* rows from the first row of a pair to the second */
     for (int r = 0; r < R; r++) {
         if (!pairs || (r & 1) == 0) {
             c[pairs ? r >> 1 : r] = p->codes + rows[r] * p->ldw;
@@ -549,14 +564,14 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
      * whose codes and scales are prefetched at the offsets read now */
     const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
     for (int64_t ch = 0; ch < nfull; ch++) {
-        int64_t ldo = p->ldw, lso = p->lds * es;
+        int64_t ldo = pd * p->ldw, lso = pd * p->lds * es;
         if (pairs) __asm__ volatile("" : "+r"(ldo), "+r"(lso)); /* opaque per chunk: not hoisted into 4 more pointers */
         gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs, vb, pairs, ldo, lso);
     }
     if (tailb) {
         const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
         gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
-                  pfo, pfs, vb, pairs, p->ldw, p->lds * es);
+                  pfo, pfs, vb, pairs, pd * p->ldw, pd * p->lds * es);
     }
     float v[GVR];
     if (R == 4 || R == 8) { /* four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
