@@ -147,8 +147,10 @@ static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 
                                {63, 480, 32}, {127, 896, 64}, {5, 1152, 128}, {3, 254, 0}, {5, 130, 0}, {3, 640, 128},
                                {203, 768, 64}, {37, 1280, 64}, {8, 128, 32}, {41, 1024, 32}, {66, 96, 32}};
 /* the M = 1 GEMV: K <= 1024 reads two rows of each of 4 stretches per pass, else one (uneven ends,
- * leftover rows); SHAPES run on one thread (too little work), these on two: M = 1 only */
-static const shape GEMV2[] = {{701, 768, 64}, {1029, 512, 32}, {131, 4096, 128}};
+ * leftover rows); SHAPES run on one thread (too little work), these on two: M = 1 only; odd N
+ * (each thread's rows end in partial passes), K with a partial 128-chunk (992 = 7 * 128 + 96 with
+ * groups, 770 per channel), G = 128 */
+static const shape GEMV2[] = {{701, 768, 64}, {1029, 512, 32}, {131, 4096, 128}, {1001, 992, 32}, {2047, 770, 0}, {1537, 768, 128}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */

@@ -13,7 +13,7 @@ typedef struct pt_fp4_problem {
     const uint16_t* xb;       /* AVX512_BF16 GEMV only (M = 1): x rounded to bf16, per 128-chunk c of K (zero-padded
                                * to a multiple of 128) in nibble order: xb[128c + 32r + j] = bf16(x[128c + 4j + r]) */
     const void* xv;           /* AVX512_VNNI GEMV only (M = 1): x in 16-bit fixed point, per 128-chunk one
-                               * PT_FP4_XV_BYTES block written by pt_fp4_vnni_prep (layout in fp4_avx512.c) */
+                               * PT_FP4_XV_BYTES block written by pt_fp4_vnni_quant (layout in fp4_avx512.c) */
     int32_t bf16_ok;          /* the bf16-activation GEMV may be used: weight-only and levels exact in bf16 (not NF4) */
     const uint8_t* codes;     /* [N, K/2] bytes, row stride ldw (bytes) */
     int64_t ldw;
@@ -27,6 +27,7 @@ typedef struct pt_fp4_problem {
     float lut[16];
     uint16_t lutb[32];        /* lut as bf16, twice (vpermw indexes with 5 bits) */
     uint8_t lutv[16];         /* VNNI GEMV: level * mult + offset, u8 (see pt_fp4_vnni_prep) */
+    int32_t vnni_mult, vnni_off; /* VNNI GEMV: mult and offset of lutv */
     int32_t vbmi;             /* VNNI GEMV: the CPU has AVX512_VBMI (vpermb looks the levels up without masking) */
 } pt_fp4_problem;
 
@@ -47,11 +48,13 @@ PT_HIDDEN void pt_fp4_rows_generic(const pt_fp4_problem* p, int64_t n0, int64_t 
 PT_HIDDEN void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1);
 /* Bytes per 128-chunk of K of the VNNI GEMV's x (pt_fp4_problem.xv). */
 #define PT_FP4_XV_BYTES 384
-/* The VNNI GEMV (M = 1, weight-only, E2M1 / E1M2 / E3M0): quantizes p->x [K] into buf
- * (PT_FP4_XV_BYTES per 128-chunk, 64-byte aligned) and sets p->xv and p->lutv. Returns 0 and
- * leaves p->xv NULL when the format is not one of the three or x holds a NaN or an infinity
- * (the caller then takes another kernel, which propagates them). */
-PT_HIDDEN int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf);
+/* The VNNI GEMV (M = 1, weight-only, E2M1 / E1M2 / E3M0): sets p->lutv and returns 1 where the
+ * format is one of the three and x [K] holds no NaN and no infinity; else returns 0 (the caller
+ * then takes another kernel, which propagates them). */
+PT_HIDDEN int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format);
+/* Quantizes p->x [K] into buf (PT_FP4_XV_BYTES per 128-chunk, 64-byte aligned) in the layout of
+ * pt_fp4_problem.xv (after pt_fp4_vnni_prep returned 1). */
+PT_HIDDEN void pt_fp4_vnni_quant(const pt_fp4_problem* p, void* buf);
 #endif
 
 #endif

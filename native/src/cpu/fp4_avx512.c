@@ -349,7 +349,7 @@ static const gbf_fn GBF[2][2][4] = {
  * The levels of these formats times mult (2 for E2M1, 4 for E1M2 and E3M0) are integers:
  * 0..12, 0..7 and 0..64 with a sign; shifted by off (12, 7, 64) they are u8 in [0, 2 off],
  * looked up with one vpshufb (p->lutv, 16 entries per 128-bit lane). x is quantized once per
- * call (pt_fp4_vnni_prep) to 16-bit integers with one power-of-two scale per 8-element block
+ * call and thread (pt_fp4_vnni_quant) to 16-bit integers with one power-of-two scale per 8-element block
  * (elements 8L..8L+7, aligned to multiples of 8 of K):
  *   x[k] ~ xq[k] * 2^e,  e chosen so that max|x| of the block scales into [16320, 32639],
  * xq = rint(x * 2^-e) (the scaling is exact): |xq 2^e - x| <= 2^(e-1) <= 2^-15 max|x of the
@@ -378,7 +378,75 @@ typedef struct {
 } fp4_xv;
 _Static_assert(sizeof(fp4_xv) == PT_FP4_XV_BYTES, "PT_FP4_XV_BYTES");
 
-int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
+/* The quantization of one 128-chunk of x, in registers (pt_fp4_vnni_quant). The 8 vectors of 16
+ * elements are regrouped so that 128-bit lane q of xa[i] / xb[i] holds the first / last 4 elements
+ * of block 4i + q: the block maxima then take one max tree for the chunk (lane 4q + i of the tree's
+ * result: block 4i + q), the exponents are computed once per chunk, and packs_epi32(qa, qb) gives
+ * each block's 8 values in order in one 128-bit lane, whose bytes one vpshufb sorts into the 4
+ * dwords (h even, h odd, l even, l odd) that vpdpbusd reads; two levels of vpermt2d gather each
+ * kind's dwords of the 16 blocks. The values are those of the plain per-block formula (see fp4_xv). */
+static inline __attribute__((always_inline)) void vnni_prep_chunk(const float* x, int64_t rem, fp4_xv* o, const __m512i offv,
+                                                                  const float mult) {
+    __m512 xa[4], xb[4];
+    for (int i = 0; i < 4; i++) {
+        __m512 v[2];
+        for (int j = 0; j < 2; j++) {
+            const int64_t r = rem - 32 * i - 16 * j;
+            const __mmask16 km = r >= 16 ? (__mmask16)0xFFFF : r > 0 ? (__mmask16)((1u << r) - 1) : 0;
+            v[j] = _mm512_maskz_loadu_ps(km, x + (r > 0 ? 32 * i + 16 * j : 0));
+        }
+        xa[i] = _mm512_shuffle_f32x4(v[0], v[1], 0x88); /* lanes: v0.q0, v0.q2, v1.q0, v1.q2 */
+        xb[i] = _mm512_shuffle_f32x4(v[0], v[1], 0xDD); /* lanes: v0.q1, v0.q3, v1.q1, v1.q3 */
+    }
+    __m512 w[4];
+    for (int i = 0; i < 4; i++) w[i] = _mm512_max_ps(_mm512_abs_ps(xa[i]), _mm512_abs_ps(xb[i])); /* lane q: block 4i + q */
+    const __m512 c = _mm512_max_ps(_mm512_unpacklo_ps(w[0], w[1]), _mm512_unpackhi_ps(w[0], w[1]));
+    const __m512 d = _mm512_max_ps(_mm512_unpacklo_ps(w[2], w[3]), _mm512_unpackhi_ps(w[2], w[3]));
+    const __m512 m = _mm512_max_ps(_mm512_shuffle_ps(c, d, 0x44), _mm512_shuffle_ps(c, d, 0xEE)); /* lane 4q + i: max|x| of block 4i + q */
+    /* m = mant * 2^E, mant in [1, 2): scale by 2^(14 - E), or 2^(13 - E) where mant * 2^14 > 32639 */
+    __m512 s = _mm512_sub_ps(_mm512_set1_ps(14.0f), _mm512_getexp_ps(m));
+    s = _mm512_mask_sub_ps(s, _mm512_cmp_ps_mask(_mm512_getmant_ps(m, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero), _mm512_set1_ps(32639.0f / 16384.0f),
+                                                 _CMP_GT_OQ),
+                           s, _mm512_set1_ps(1.0f));
+    s = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_EQ_OQ), _mm512_setzero_ps());
+    /* bytes of a block's 8 values x16 (lane q of packs): after (x16 + 128) ^ 0x0080 the low byte of
+     * each 16-bit lane is xl and the high byte xh (x16 = 256 xh + xl, |x16| <= 32639) */
+    const __m512i sel = _mm512_broadcast_i32x4(_mm_setr_epi8(1, 5, 9, 13, 3, 7, 11, 15, 0, 4, 8, 12, 2, 6, 10, 14));
+    const __m512i b80 = _mm512_set1_epi16(0x80);
+    __m512i pk[4];
+    for (int i = 0; i < 4; i++) {
+        const __m512 si = _mm512_permutexvar_ps(_mm512_set_epi32(12 + i, 12 + i, 12 + i, 12 + i, 8 + i, 8 + i, 8 + i, 8 + i, 4 + i, 4 + i, 4 + i,
+                                                                 4 + i, i, i, i, i),
+                                                s);
+        const __m512i qa = _mm512_cvt_roundps_epi32(_mm512_scalef_ps(xa[i], si), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i qb = _mm512_cvt_roundps_epi32(_mm512_scalef_ps(xb[i], si), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        const __m512i x16 = _mm512_packs_epi32(qa, qb);
+        pk[i] = _mm512_shuffle_epi8(_mm512_xor_si512(_mm512_add_epi16(x16, b80), b80), sel); /* lane q dword k: kind k of block 4i + q */
+    }
+    /* kind k of block 4i + q is dword 4q + k of pk[i]: level 1 keeps kinds 0, 1 (lo) or 2, 3 (hi) of pk[i], pk[i + 1] at
+     * 8 (k & 1) + 4 (i & 1) + q; level 2 takes kind k of all 16 blocks */
+    const __m512i i1l = _mm512_set_epi32(29, 25, 21, 17, 13, 9, 5, 1, 28, 24, 20, 16, 12, 8, 4, 0);
+    const __m512i i1h = _mm512_add_epi32(i1l, _mm512_set1_epi32(2));
+    const __m512i i2e = _mm512_set_epi32(23, 22, 21, 20, 19, 18, 17, 16, 7, 6, 5, 4, 3, 2, 1, 0);
+    const __m512i i2o = _mm512_add_epi32(i2e, _mm512_set1_epi32(8));
+    const __m512i l01 = _mm512_permutex2var_epi32(pk[0], i1l, pk[1]), h01 = _mm512_permutex2var_epi32(pk[0], i1h, pk[1]);
+    const __m512i l23 = _mm512_permutex2var_epi32(pk[2], i1l, pk[3]), h23 = _mm512_permutex2var_epi32(pk[2], i1h, pk[3]);
+    const __m512i he = _mm512_permutex2var_epi32(l01, i2e, l23), ho = _mm512_permutex2var_epi32(l01, i2o, l23);
+    const __m512i le = _mm512_permutex2var_epi32(h01, i2e, h23), lo = _mm512_permutex2var_epi32(h01, i2o, h23);
+    _mm512_store_si512(o->xh[0], he);
+    _mm512_store_si512(o->xh[1], ho);
+    _mm512_store_si512(o->xl[0], le);
+    _mm512_store_si512(o->xl[1], lo);
+    const __m512i z = _mm512_setzero_si512();
+    const __m512i sh = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, he), offv, ho);
+    const __m512i sl = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, le), offv, lo);
+    _mm512_store_si512(o->ct, _mm512_sub_epi32(z, _mm512_add_epi32(_mm512_slli_epi32(sh, 8), sl)));
+    /* block L = 4i + q sits at lane 4q + i of s */
+    const __m512 sn = _mm512_permutexvar_ps(_mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0), s);
+    _mm512_store_ps(o->xs, _mm512_scalef_ps(_mm512_set1_ps(1.0f / mult), _mm512_sub_ps(_mm512_setzero_ps(), sn)));
+}
+
+int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format) {
     int mult, off;
     if (format == PT_FP4_E2M1) { mult = 2; off = 12; }
     else if (format == PT_FP4_E1M2) { mult = 4; off = 7; }
@@ -389,56 +457,29 @@ int pt_fp4_vnni_prep(pt_fp4_problem* p, int32_t format, void* buf) {
         if (!(v >= 0.0f && v <= 255.0f && v == (float)(int)v)) return 0; /* not the levels this kernel assumes */
         p->lutv[c] = (uint8_t)v;
     }
+    p->vnni_mult = mult;
+    p->vnni_off = off;
+    /* x * 0 is NaN exactly where x is a NaN or an infinity */
+    const int64_t K = p->k;
+    __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {
+        a = _mm512_fmadd_ps(_mm512_loadu_ps(p->x + k), _mm512_setzero_ps(), a);
+        b = _mm512_fmadd_ps(_mm512_loadu_ps(p->x + k + 16), _mm512_setzero_ps(), b);
+    }
+    for (; k < K; k += 16) {
+        const __mmask16 km = K - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (K - k)) - 1);
+        a = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(km, p->x + k), _mm512_setzero_ps(), a);
+    }
+    a = _mm512_add_ps(a, b);
+    return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q) ? 0 : 1;
+}
+
+void pt_fp4_vnni_quant(const pt_fp4_problem* p, void* buf) {
     const int64_t K = p->k, nch = (K + 127) >> 7;
     fp4_xv* xv = (fp4_xv*)buf;
-    const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
-    const __m512i r128 = _mm512_set1_epi32(128), offv = _mm512_set1_epi8((char)off);
-    const __m512 lim = _mm512_set1_ps(32639.0f / 16384.0f), c14 = _mm512_set1_ps(14.0f);
-    __mmask16 bad = 0;
-    for (int64_t c = 0; c < nch; c++) {
-        __m512i q[8];
-        float sh[16];
-        for (int z = 0; z < 8; z++) {
-            const int64_t k0 = c * 128 + z * 16, rem = K - k0;
-            const __mmask16 km = rem >= 16 ? (__mmask16)0xFFFF : rem > 0 ? (__mmask16)((1u << rem) - 1) : 0;
-            const __m512 x = _mm512_maskz_loadu_ps(km, p->x + (rem > 0 ? k0 : 0));
-            bad |= _mm512_fpclass_ps_mask(x, 0x99); /* NaN, +-infinity */
-            __m512 m = _mm512_abs_ps(x);
-            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0xB1));
-            m = _mm512_max_ps(m, _mm512_permute_ps(m, 0x4E));
-            m = _mm512_max_ps(m, _mm512_shuffle_f32x4(m, m, 0xB1)); /* lanes 0-7: max of block 2z, 8-15: of 2z+1 */
-            /* m = mant * 2^E, mant in [1, 2): scale by 2^(14 - E), or 2^(13 - E) where mant * 2^14 > 32639 */
-            __m512 s = _mm512_sub_ps(c14, _mm512_getexp_ps(m));
-            s = _mm512_mask_sub_ps(s, _mm512_cmp_ps_mask(_mm512_getmant_ps(m, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero), lim, _CMP_GT_OQ), s,
-                                   _mm512_set1_ps(1.0f));
-            s = _mm512_mask_mov_ps(s, _mm512_cmp_ps_mask(m, _mm512_setzero_ps(), _CMP_EQ_OQ), _mm512_setzero_ps());
-            q[z] = _mm512_cvt_roundps_epi32(_mm512_scalef_ps(x, s), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-            float tmp[16];
-            _mm512_storeu_ps(tmp, s);
-            sh[2 * z] = tmp[0];
-            sh[2 * z + 1] = tmp[8];
-        }
-        if (bad) return 0;
-        fp4_xv* o = xv + c;
-        for (int i = 0; i < 4; i++) {
-            const __m512i qe = _mm512_permutex2var_epi32(q[2 * i], ev, q[2 * i + 1]);
-            const __m512i qo = _mm512_permutex2var_epi32(q[2 * i], od, q[2 * i + 1]);
-            const __m512i he = _mm512_srai_epi32(_mm512_add_epi32(qe, r128), 8), ho = _mm512_srai_epi32(_mm512_add_epi32(qo, r128), 8);
-            const __m512i le = _mm512_sub_epi32(qe, _mm512_slli_epi32(he, 8)), lo = _mm512_sub_epi32(qo, _mm512_slli_epi32(ho, 8));
-            _mm_storeu_si128((__m128i*)(o->xh[0] + 16 * i), _mm512_cvtepi32_epi8(he));
-            _mm_storeu_si128((__m128i*)(o->xh[1] + 16 * i), _mm512_cvtepi32_epi8(ho));
-            _mm_storeu_si128((__m128i*)(o->xl[0] + 16 * i), _mm512_cvtepi32_epi8(le));
-            _mm_storeu_si128((__m128i*)(o->xl[1] + 16 * i), _mm512_cvtepi32_epi8(lo));
-        }
-        const __m512i z = _mm512_setzero_si512();
-        const __m512i sh_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xh[0])), offv, _mm512_loadu_si512(o->xh[1]));
-        const __m512i sl_ = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(z, offv, _mm512_loadu_si512(o->xl[0])), offv, _mm512_loadu_si512(o->xl[1]));
-        _mm512_storeu_si512(o->ct, _mm512_sub_epi32(z, _mm512_add_epi32(_mm512_slli_epi32(sh_, 8), sl_)));
-        _mm512_storeu_ps(o->xs, _mm512_scalef_ps(_mm512_set1_ps(1.0f / (float)mult), _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(sh))));
-    }
-    p->xv = xv;
-    return 1;
+    const __m512i offv = _mm512_set1_epi8((char)p->vnni_off);
+    for (int64_t c = 0; c < nch; c++) vnni_prep_chunk(p->x + c * 128, K - c * 128, xv + c, offv, (float)p->vnni_mult);
 }
 
 /* vpermb (AVX512_VBMI; dst byte i = table byte idx[i] & 63) as inline assembly: this file is not
@@ -511,6 +552,7 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
      * pair and the row strides address all 8 rows: 16 row pointers would not fit in the general
      * registers (the compiler kept them in vector registers, a vpextrq per row and chunk) */
     const int pairs = R == 8;
+    const int64_t pd = pairs ? rows[1] - rows[0] : 1; /* rows from the first row of a pair to the second */
     for (int r = 0; r < R; r++) {
         if (!pairs || (r & 1) == 0) {
             c[pairs ? r >> 1 : r] = p->codes + rows[r] * p->ldw;
@@ -522,14 +564,14 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
      * whose codes and scales are prefetched at the offsets read now */
     const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
     for (int64_t ch = 0; ch < nfull; ch++) {
-        int64_t ldo = p->ldw, lso = p->lds * es;
+        int64_t ldo = pd * p->ldw, lso = pd * p->lds * es;
         if (pairs) __asm__ volatile("" : "+r"(ldo), "+r"(lso)); /* opaque per chunk: not hoisted into 4 more pointers */
         gvn_chunk(p, c, srow, acc, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs, vb, pairs, ldo, lso);
     }
     if (tailb) {
         const int nsc = (int)((2 * tailb + ((128 / spc) - 1)) / (128 / spc));
         gvn_chunk(p, c, srow, acc, nfull, R, sbf, gsel, 1, ((__mmask64)1 << tailb) - 1, (__mmask16)((1u << nsc) - 1), lut, sidx32, sidx16,
-                  pfo, pfs, vb, pairs, p->ldw, p->lds * es);
+                  pfo, pfs, vb, pairs, pd * p->ldw, pd * p->lds * es);
     }
     float v[GVR];
     if (R == 4 || R == 8) { /* four row sums at once: halves added, then two hadd levels and the two 128-bit halves */
