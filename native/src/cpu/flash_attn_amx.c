@@ -493,7 +493,6 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i gidx = _mm512_mullo_epi32(iota, _mm512_set1_epi32((int)R));
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
-    const int64_t pf = PT_FD_AMX_PF;
     /* Long ranges run as two halves, block by block in turn (A0 B0 A1 B1 ...; the first half has
      * the odd block; all its blocks are full), so that the prefetch cursor, walking both halves
      * row by row in turn, feeds 4 streams (K and V of each half) instead of 2: a probe of that
@@ -503,6 +502,9 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const int64_t nblk = (jhi - jlo + BK - 1) / BK;
     const int64_t nA = PT_FD_AMX_SPLIT > 0 && nblk >= PT_FD_AMX_SPLIT ? (nblk + 1) / 2 : nblk, mid = jlo + nA * BK;
     const int64_t nB = nblk - nA, n2 = nB > 0 ? 2 * (jhi - mid) : 0;
+    /* prefetch distance in blocks of the cursor's order: twice PT_FD_AMX_PF when split, i.e. the
+     * same distance within each half (harness, split: 8 blocks 1.05x 4 blocks) */
+    const int64_t pf = PT_FD_AMX_PF * (nB > 0 ? 2 : 1);
     fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, 0, imin(jhi - jlo, pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0, jlo, mid, n2};
     const int lines = (int)(BK * pc.nl); /* per block */
     pc.nqk = (31 * lines + 100 * (int)nch - 1) / (100 * (int)nch);
