@@ -496,7 +496,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     /* Long ranges run as two halves, block by block in turn (A0 B0 A1 B1 ...; the first half has
      * the odd block; all its blocks are full), so that the prefetch cursor, walking both halves
      * row by row in turn, feeds 4 streams (K and V of each half) instead of 2: a probe of that
-     * pattern alone read at 91-100% of the 8-stream read against 79-89% for 2 streams, and
+     * pattern alone read at 89-103% of the 8-stream read against 79-89% for 2 streams, and
      * alternating the halves block by block (128 lines per stream) is no better than 2 streams
      * (BENCHMARKS.md, issue 3, session 7). The softmax does not depend on the order of blocks. */
     const int64_t nblk = (jhi - jlo + BK - 1) / BK;

@@ -519,8 +519,8 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  * second in turn, then the rest of the first), each row's K lines then its V lines, whole rows
  * against a budget of `per` lines per hook, up to row xe. One cursor for K and V, rows in turn: a
  * probe of the pattern alone read 2 streams at 79-84% of the 8-stream read with the prefetches
- * switching stream every few lines, 64% in runs of 128 lines per stream (as K during QK, then V
- * during PV, until session 7), and 4 streams (two halves) at 91-96% (BENCHMARKS.md, issue 3,
+ * switching stream every few lines, 64-71% in runs of 128 lines per stream (as K during QK, then V
+ * during PV, until session 7), and 4 streams (two halves) at 89-103% (BENCHMARKS.md, issue 3,
  * session 7). */
 typedef struct {
     const char *k, *v;
