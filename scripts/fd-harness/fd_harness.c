@@ -94,6 +94,17 @@ int main(int argc, char** argv) {
         V[i] = bf(rand() / (float)RAND_MAX - 0.5f);
     }
     for (int i = 0; i < G * D; i++) Q[i] = bf(rand() / (float)RAND_MAX - 0.5f);
+    /* FD_IL=1: odd variants read a copy of K/V with each row's K and V lines adjacent (row j of
+     * head h at (h * N + j) * 2D elements, its V after its K): one stream per item instead of 2. */
+    const int il = getenv("FD_IL") && atoi(getenv("FD_IL"));
+    uint16_t* KV = NULL;
+    if (il) {
+        KV = aligned_alloc(4096, 2 * kvb);
+        for (size_t r = 0; r < (size_t)NH * N; r++) {
+            memcpy(KV + r * 2 * D, K + r * D, D * 2);
+            memcpy(KV + r * 2 * D + D, V + r * D, D * 2);
+        }
+    }
     size_t fb = (size_t)256 << 20;
     char* F = NULL;
     if (dram) { F = aligned_alloc(4096, fb); memset(F, 1, fb); }
@@ -110,9 +121,12 @@ int main(int argc, char** argv) {
         for (int v = 0; v < nv; v++) {
             if (dram) rd[r] = read8(F, fb);
             double t0 = now();
+            pt_fd_problem pv = p;
+            if (il && (v & 1)) pv.k_ss = pv.v_ss = 4 * D;
             for (int h = 0; h < NH; h++) {
                 pt_fd_item it = {(const char*)Q, (const char*)(K + (size_t)h * N * D), (const char*)(V + (size_t)h * N * D), N, 0, N};
-                fns[v](&p, &it, part);
+                if (il && (v & 1)) { it.k = (const char*)(KV + (size_t)h * N * 2 * D); it.v = it.k + 2 * D; }
+                fns[v](&pv, &it, part);
             }
             gb[v * reps + r] = 2.0 * kvb / (now() - t0) * 1e-9;
             if (r == 0 && v == 0) memcpy(ref, part, sizeof ref);

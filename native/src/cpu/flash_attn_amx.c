@@ -316,6 +316,10 @@ static void fd_tile_config(int R) {
 #ifndef PT_FD_AMX_PF
 #  define PT_FD_AMX_PF 4
 #endif
+/* ranges of at least this many blocks run as two halves in turn (0: never; see pt_fd_chunk_amx) */
+#ifndef PT_FD_AMX_SPLIT
+#  define PT_FD_AMX_SPLIT 16
+#endif
 #ifndef PT_FD_AMX_HINT
 #  define PT_FD_AMX_HINT _MM_HINT_T1
 #endif
@@ -328,12 +332,23 @@ typedef struct {
     const char *k, *v;
     int64_t k_ss, v_ss, j, je, kbytes, vbytes;
     int budget, nl, nqk, nsm, nvil, npv;
+    int64_t lo, mid, n2; /* order of the rows (fd_row) */
 } fd_pfc;
+
+/* The rows in the order the kernel takes them, as the cursor walks them: with the range split in
+ * two halves [lo, mid) and [mid, hi) (n2 = 2 (hi - mid) > 0), x walks both halves row by row in
+ * turn (a row of the first, the same row of the second), then the rest of the first; unsplit
+ * (n2 = 0), row lo + x. */
+AI int64_t fd_row(const fd_pfc* c, int64_t x) {
+    if (x < c->n2) return ((x & 1) ? c->mid : c->lo) + (x >> 1);
+    return c->lo + x - (c->n2 >> 1);
+}
 
 AI void fd_pf(fd_pfc* c, int n) {
     c->budget += n;
     for (; c->budget >= c->nl && c->j < c->je; c->budget -= c->nl, c->j++) {
-        const char *kr = c->k + c->j * c->k_ss, *vr = c->v + c->j * c->v_ss;
+        const int64_t j = fd_row(c, c->j);
+        const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
         for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_AMX_HINT);
         for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_AMX_HINT);
     }
@@ -478,8 +493,19 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     const __m512i iota = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i gidx = _mm512_mullo_epi32(iota, _mm512_set1_epi32((int)R));
     const int64_t kbytes = D * 2, vbytes = Dv * 2;
-    const int64_t pf = PT_FD_AMX_PF;
-    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, jlo, imin(jhi, jlo + pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0};
+    /* Long ranges run as two halves, block by block in turn (A0 B0 A1 B1 ...; the first half has
+     * the odd block; all its blocks are full), so that the prefetch cursor, walking both halves
+     * row by row in turn, feeds 4 streams (K and V of each half) instead of 2: a probe of that
+     * pattern alone read at 89-103% of the 8-stream read against 79-89% for 2 streams, and
+     * alternating the halves block by block (128 lines per stream) is no better than 2 streams
+     * (BENCHMARKS.md, issue 3, session 7). The softmax does not depend on the order of blocks. */
+    const int64_t nblk = (jhi - jlo + BK - 1) / BK;
+    const int64_t nA = PT_FD_AMX_SPLIT > 0 && nblk >= PT_FD_AMX_SPLIT ? (nblk + 1) / 2 : nblk, mid = jlo + nA * BK;
+    const int64_t nB = nblk - nA, n2 = nB > 0 ? 2 * (jhi - mid) : 0;
+    /* prefetch distance in blocks of the cursor's order: twice PT_FD_AMX_PF when split, i.e. the
+     * same distance within each half (harness, split: 8 blocks 1.05x 4 blocks) */
+    const int64_t pf = PT_FD_AMX_PF * (nB > 0 ? 2 : 1);
+    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, 0, imin(jhi - jlo, pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0, jlo, mid, n2};
     const int lines = (int)(BK * pc.nl); /* per block */
     pc.nqk = (31 * lines + 100 * (int)nch - 1) / (100 * (int)nch);
     pc.nsm = (15 * lines + 100 * (int)R - 1) / (100 * (int)R);
@@ -490,25 +516,28 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
      * jb + 32, and V of jb + 32 is interleaved before its P·V (so no tile load waits on vector
      * stores just made). P·V takes two blocks at a time and is deferred to the next block, where
      * its tile pairs run between the QK chunks (fd_amx_qk with p0). */
+    /* first row of block b in the order taken: A0 B0 A1 B1 ... (then the first half's last block) */
+#define FD_BSTART(b) ((b) < 2 * nB ? (((b) & 1) ? mid : jlo) + ((b) >> 1) * BK : jlo + ((b) - nB) * BK)
     if (jlo < jhi) {
         fd_amx_qk(p, it, jlo, jhi, QT, R, nch, Ks, ST2, &pc, NULL, NULL, NULL, NULL, NULL);
         fd_amx_vil(p, it, jlo, jhi, Vb3, &pc);
     }
     int64_t pend = -1; /* a block whose P·V is still to do */
     int64_t d0 = -1, d1 = -1; /* a deferred pair, done with the next block's QK */
-    for (int64_t jb = jlo, blk = 0; jb < jhi; jb += BK, blk++) {
+    for (int64_t blk = 0; blk < nblk; blk++) {
+        const int64_t jb = FD_BSTART(blk), jn = FD_BSTART(blk + 1); /* this block's and the next one's first row */
         const int64_t nb = imin(BK, jhi - jb);
-        /* the rows up to pf blocks ahead that the hooks of earlier blocks did not reach */
-        pc.je = imin(jhi, jb + (pf + 1) * BK);
-        for (const int64_t due = imin(jhi, jb + pf * BK); pc.j < due;) fd_pf(&pc, (int)pc.nl);
+        /* the rows up to pf blocks ahead (in the cursor's order) that the hooks of earlier blocks did not reach */
+        pc.je = imin(jhi - jlo, (blk + pf + 1) * BK);
+        for (const int64_t due = imin(jhi - jlo, (blk + pf) * BK); pc.j < due;) fd_pf(&pc, (int)pc.nl);
         const float* ST = ST2 + (blk & 1) * 32 * R;
         uint16_t* P = P2 + (blk & 1) * R * 32;
-        const int next = jb + BK < jhi;
+        const int next = blk + 1 < nblk;
         if (d0 >= 0) {
-            if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, O, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024);
+            if (next) fd_amx_qk(p, it, jn, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, O, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024);
             else fd_amx_pv(O, Dv, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024, &pc);
             d0 = -1;
-        } else if (next) fd_amx_qk(p, it, jb + BK, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, NULL, NULL, NULL, NULL, NULL);
+        } else if (next) fd_amx_qk(p, it, jn, jhi, QT, R, nch, Ks, ST2 + ((blk + 1) & 1) * 32 * R, &pc, NULL, NULL, NULL, NULL, NULL);
         /* softmax, rows of 32 keys */
         const int full = nb == BK && jb >= lo_all && jb + BK <= hi_all;
         int any = 0, rescale = 0;
@@ -557,7 +586,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
             _mm512_store_ps(lv + 16 * r, _mm512_add_ps(l, _mm512_add_ps(e0, e1)));
             _mm512_store_si512((__m512i*)(P + 32 * r), (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
         }
-        if (next) fd_amx_vil(p, it, jb + BK, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, &pc);
+        if (next) fd_amx_vil(p, it, jn, jhi, Vb3 + ((blk + 1) % 3) * nvt * 1024, &pc);
         if (!any) { /* nothing visible here: settle a pending block before its P buffer is reused */
             if (pend >= 0) { fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc); pend = -1; }
             continue;
@@ -583,6 +612,7 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     }
     if (d0 >= 0) fd_amx_pv(O, Dv, P2 + (d0 & 1) * R * 32, Vb3 + (d0 % 3) * nvt * 1024, P2 + (d1 & 1) * R * 32, Vb3 + (d1 % 3) * nvt * 1024, &pc);
     if (pend >= 0) fd_amx_pv(O, Dv, P2 + (pend & 1) * R * 32, Vb3 + (pend % 3) * nvt * 1024, NULL, NULL, &pc);
+#undef FD_BSTART
     _tile_release();
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);

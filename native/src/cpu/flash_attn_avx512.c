@@ -511,15 +511,38 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  *  - K/V rows are software-prefetched into L2 PT_FD_PF blocks ahead, a few lines per product
  *    step (fd_pfc) rather than in one burst per block. */
 
-/* A software-prefetch cursor: the lines [p, end) go to L2 `per` at a time, one slice per step of
- * a block's products, so that the fill buffers see a steady trickle of requests rather than one
- * burst per block (a prefetch to DRAM holds a fill buffer until its line arrives, so a burst of
- * 256 stalls the products behind it; spread: 1.1x with K/V from DRAM, BENCHMARKS.md session 5). */
-typedef struct { const char* p; const char* end; int64_t per; } fd_pfc;
+/* The software-prefetch cursor, fed a slice at each product step of a block so that the fill
+ * buffers see a steady trickle of requests rather than one burst per block (a prefetch to DRAM
+ * holds a fill buffer until its line arrives; spread: 1.1x from DRAM, BENCHMARKS.md session 5).
+ * It walks the rows in the order the steps take them (fd_row: with the range split in two halves
+ * [lo, mid) and [mid, hi), n2 = 2 (hi - mid) > 0, a row of the first half and the same row of the
+ * second in turn, then the rest of the first), each row's K lines then its V lines, whole rows
+ * against a budget of `per` lines per hook, up to row xe. One cursor for K and V, rows in turn: a
+ * probe of the pattern alone read 2 streams at 79-84% of the 8-stream read with the prefetches
+ * switching stream every few lines, 64-71% in runs of 128 lines per stream (as K during QK, then V
+ * during PV, until session 7), and 4 streams (two halves) at 89-103% (BENCHMARKS.md, issue 3,
+ * session 7). */
+typedef struct {
+    const char *k, *v;
+    int64_t k_ss, v_ss, kbytes, vbytes, x, xe, lo, mid, n2;
+    int budget, nl, per;
+} fd_pfc;
+AI int64_t fd_row(const fd_pfc* c, int64_t x) {
+    if (x < c->n2) return ((x & 1) ? c->mid : c->lo) + (x >> 1);
+    return c->lo + x - (c->n2 >> 1);
+}
+AI void pfc_rows(fd_pfc* c, int n) {
+    c->budget += n;
+    for (; c->budget >= c->nl && c->x < c->xe; c->budget -= c->nl, c->x++) {
+        const int64_t j = fd_row(c, c->x);
+        const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
+        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
+        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
+    }
+    if (c->x >= c->xe) c->budget = 0; /* nothing owed past the cap */
+}
 AI void pfc_step(fd_pfc* c) {
-    if (!c || c->p >= c->end) return;
-    for (int64_t i = 0; i < c->per; i++) _mm_prefetch(c->p + 64 * i, _MM_HINT_T1);
-    c->p += 64 * c->per;
+    if (c) pfc_rows(c, c->per);
 }
 
 /* RG rows (padded to RGP = 1, 2 or 4) x 16 keys of scores, key order in lanes of S[r]. */
@@ -670,6 +693,9 @@ AI void fd2_block(const int RG, const int NB, int64_t r0, int64_t jb, const char
 
 /* software prefetch distance in blocks of 16 rows (even). Measured in BENCHMARKS.md (issue 3,
  * version 8; session 5: 2, 4, 8 and 16 alike with the spread prefetch). */
+#ifndef PT_FD_SPLIT /* ranges of at least this many steps of 32 keys run as two halves (0: never) */
+#  define PT_FD_SPLIT 16
+#endif
 #ifndef PT_FD_PF
 #  define PT_FD_PF 4
 #endif
@@ -706,33 +732,28 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     jlo = imax(jlo, 0);
     const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
     /* Steps of BS = 32 keys (two blocks of 16). K/V are prefetched into L2 PT_FD_PF blocks of 16
-     * rows ahead: spread over the products of a step (fd_pfc) where K and V rows are contiguous
-     * (the cache layout), else one burst per step. */
+     * rows ahead (twice that in the cursor's order when split), a few lines per hook of the
+     * products (fd_pfc), the top of each step issuing what the hooks left behind. Ranges of at
+     * least PT_FD_SPLIT steps run as two halves, step by step in turn (the first half has the odd
+     * step; all its steps are full), so that the cursor feeds 4 streams instead of 2; the softmax
+     * does not depend on the order of the steps. */
     enum { BS = 2 * BK };
-    const int contig = p->k_ss == kbytes && p->v_ss == vbytes;
     const int RG0 = (int)imin(4, R), RGP0 = RG0 == 3 ? 4 : RG0, NP0 = RG0 == 1 ? 16 : RG0 == 2 ? 8 : 4;
     const int64_t qk_steps = 2 * RGP0 * nch, pv_steps = BS * ((nvv / NP0) + (nvv % NP0) / 2);
-    fd_pfc pkc = {0, 0, (BS * kbytes / 64 + qk_steps - 1) / qk_steps};
-    fd_pfc pvc = {0, 0, (BS * vbytes / 64 + pv_steps - 1) / pv_steps};
-    fd_pfc *pkp = NULL, *pvp = NULL;
-#define FD_PF_RANGE(J0, J1)                                                                                 \
-    for (int64_t j = (J0); j < (J1); j++) {                                                                 \
-        for (int64_t o = 0; o < kbytes; o += 64) _mm_prefetch(it->k + j * p->k_ss + o, _MM_HINT_T1);       \
-        for (int64_t o = 0; o < vbytes; o += 64) _mm_prefetch(it->v + j * p->v_ss + o, _MM_HINT_T1);       \
-    }
-    const int64_t pfk = PT_FD_PF * BK; /* prefetch distance in keys, a multiple of BS */
-    FD_PF_RANGE(jlo, imin(jhi, jlo + pfk))
-    for (int64_t jb = jlo; jb < jhi; jb += BS) {
-        const int64_t nb = imin(BS, jhi - jb), a = jb + pfk, b = imin(jhi, a + BS);
-        if (a < b) {
-            if (contig) {
-                pkc.p = it->k + a * p->k_ss; pkc.end = it->k + b * p->k_ss;
-                pvc.p = it->v + a * p->v_ss; pvc.end = it->v + b * p->v_ss;
-                pkp = &pkc; pvp = &pvc;
-            } else FD_PF_RANGE(a, b)
-        } else {
-            pkp = pvp = NULL;
-        }
+    const int64_t nst = (jhi - jlo + BS - 1) / BS, total = jhi - jlo;
+    const int64_t nA = PT_FD_SPLIT > 0 && nst >= PT_FD_SPLIT ? (nst + 1) / 2 : nst, mid = jlo + nA * BS, nB = nst - nA;
+    const int nl = (int)(kbytes / 64 + vbytes / 64);
+    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, kbytes, vbytes, 0, 0, jlo, mid, nB > 0 ? 2 * (jhi - mid) : 0,
+                 0, nl, (int)((BS * nl + qk_steps + pv_steps - 1) / (qk_steps + pv_steps))};
+    const int64_t pfk = PT_FD_PF * BK * (nB > 0 ? 2 : 1); /* prefetch distance in rows of the cursor, a multiple of BS */
+    pc.xe = imin(total, pfk);
+    pfc_rows(&pc, (int)pc.xe * nl); /* the first pfk rows at once */
+    for (int64_t st = 0; st < nst; st++) {
+        const int64_t jb = st < 2 * nB ? ((st & 1) ? mid : jlo) + (st >> 1) * BS : jlo + (st - nB) * BS;
+        const int64_t nb = imin(BS, jhi - jb);
+        pc.xe = imin(total, st * BS + pfk + BS);
+        for (const int64_t due = imin(total, st * BS + pfk); pc.x < due;) pfc_rows(&pc, nl);
+        fd_pfc* pcp = pc.x < pc.xe ? &pc : NULL;
         const char *kr[BS], *vr[BS];
         for (int k = 0; k < BS; k++) { /* rows past nb repeat the last one; their scores are masked */
             int64_t j = jb + (k < nb ? k : nb - 1);
@@ -741,7 +762,7 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
         }
         int full = nb == BS && jb >= lo_all && jb + BS <= hi_all;
         for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
-            fd_pfc *pk = r0 == 0 ? pkp : NULL, *pv = r0 == 0 ? pvp : NULL;
+            fd_pfc *pk = r0 == 0 ? pcp : NULL, *pv = pk;
             switch (imin(4, R - r0)) {
             case 4: fd2_block(4, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
             case 3: fd2_block(3, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
@@ -750,7 +771,6 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
             }
         }
     }
-#undef FD_PF_RANGE
     for (int64_t r = 0; r < R; r++) {
         float* st = part + r * (Dv + 2);
         st[0] = mr[r];
