@@ -234,21 +234,25 @@ public final class Session implements AutoCloseable {
         Tensor startsV = seq < 0 ? starts : starts.slice(0, seq, 1);
         Tensor lensV = seq < 0 ? lens : lens.slice(0, seq, 1);
 
-        // embeddings
+        // embeddings; each residual add is fused with the norm after it (addLayerNorm /
+        // addRmsNorm: the sum is stored to x, then normalized as stored: the values of a
+        // separate add and norm, one kernel call and one pass over x fewer)
+        boolean gpt2 = c.arch() == DecoderConfig.Arch.GPT2;
         Kernels.embedding(ctx, m.tokenEmbedding, w.ids, w.x);
         if (m.positionEmbedding != null) {
             Kernels.embedding(ctx, m.positionEmbedding, w.pos, w.o);
-            Kernels.add(ctx, w.x, w.o, w.x);
+            addNorm(w, m.layers[0].norm1, m.layers[0].norm1Bias, w.x);
+        } else if (gpt2) {
+            Kernels.layerNorm(ctx, w.x, m.layers[0].norm1, m.layers[0].norm1Bias, c.normEps(), w.h);
+        } else {
+            Kernels.rmsNorm(ctx, w.x, m.layers[0].norm1, c.normEps(), w.h);
         }
-        boolean gpt2 = c.arch() == DecoderConfig.Arch.GPT2;
         for (int li = 0; li < m.layers.length; li++) {
             DecoderModel.Layer l = m.layers[li];
-            // attention block
+            // attention block (w.h = norm1(x) on entry)
             if (gpt2) {
-                Kernels.layerNorm(ctx, w.x, l.norm1, l.norm1Bias, c.normEps(), w.h);
                 l.qkv.apply(ctx, w.h, w.qkv2, Kernels.Activation.NONE);
             } else {
-                Kernels.rmsNorm(ctx, w.x, l.norm1, c.normEps(), w.h);
                 l.q.apply(ctx, w.h, w.q2, Kernels.Activation.NONE);
                 l.k.apply(ctx, w.h, w.k2, Kernels.Activation.NONE);
                 l.v.apply(ctx, w.h, w.v2, Kernels.Activation.NONE);
@@ -264,26 +268,30 @@ public final class Session implements AutoCloseable {
                 Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
             }
             l.o.apply(ctx, w.att, w.o, Kernels.Activation.NONE);
-            Kernels.add(ctx, w.x, w.o, w.x);
+            addNorm(w, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
-                Kernels.layerNorm(ctx, w.x, l.norm2, l.norm2Bias, c.normEps(), w.h);
                 l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             } else {
-                Kernels.rmsNorm(ctx, w.x, l.norm2, c.normEps(), w.h);
                 l.gate.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
                 l.up.apply(ctx, w.h, w.mlpB, Kernels.Activation.NONE);
                 Kernels.swiglu(ctx, w.mlpA, w.mlpB, w.mlpA);
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             }
-            Kernels.add(ctx, w.x, w.o, w.x);
+            // x += o; h = the next layer's norm1(x), or the final norm (x is not read after it)
+            if (li + 1 < m.layers.length) addNorm(w, m.layers[li + 1].norm1, m.layers[li + 1].norm1Bias, w.x);
+            else addNorm(w, m.finalNorm, m.finalNormBias, null);
         }
-        if (gpt2) Kernels.layerNorm(ctx, w.x, m.finalNorm, m.finalNormBias, c.normEps(), w.h);
-        else Kernels.rmsNorm(ctx, w.x, m.finalNorm, c.normEps(), w.h);
         if (allLogits) m.lmHead.apply(ctx, w.h, w.logitsAll, Kernels.Activation.NONE);
         else m.lmHead.apply(ctx, w.lastH, w.logitsLast, Kernels.Activation.NONE);
         for (int b = b0; b < b0 + nb; b++) len[b] += w.t;
+    }
+
+    /** {@code s = x + o; h = norm(s)} (LayerNorm with beta, or RMSNorm), s stored to sumOut when not null. */
+    private void addNorm(Views w, Tensor gamma, Tensor beta, Tensor sumOut) {
+        if (c.arch() == DecoderConfig.Arch.GPT2) Kernels.addLayerNorm(ctx, w.x, w.o, gamma, beta, c.normEps(), w.h, sumOut);
+        else Kernels.addRmsNorm(ctx, w.x, w.o, gamma, c.normEps(), w.h, sumOut);
     }
 
     /** The first t rows of a one-sequence cache [1, Hkv, S, D] seen as [1, t, Hkv, D]. */
