@@ -742,6 +742,10 @@ static void bad_inputs(pt_ctx* ctx) {
            pt_last_error());
     EXPECT(pt_kv_cache_append(ctx, &kn, &vnh, &tst, &kc, &vc, NULL) == PT_ERR_SHAPE, "v_new Hkv 3");
     EXPECT(strstr(pt_last_error(), "f32[1, 2, 3, 8]") != NULL, "message: %s", pt_last_error());
+    /* a dtype failure lists the allowed dtypes (pt_check_dtype formats them on failure only) */
+    pt_tensor kni = pt_test_tensor(buf + 1024, PT_I32, 4, ns);
+    EXPECT(pt_kv_cache_append(ctx, &kni, &vn, &tst, &kc, &vc, NULL) == PT_ERR_DTYPE, "i32 k_new");
+    EXPECT(strstr(pt_last_error(), "k_new: dtype i32 not supported here (expected f32|bf16)") != NULL, "message: %s", pt_last_error());
 }
 
 int main(int argc, char** argv) {

@@ -66,16 +66,20 @@ pt_status pt_check_dtype(const pt_tensor* t, const char* what, int n, ...) {
     va_list ap;
     va_start(ap, n);
     int ok = 0;
-    char allowed[96] = "";
-    size_t k = 0;
-    for (int i = 0; i < n; i++) {
-        int d = va_arg(ap, int);
-        if (d == t->dtype) ok = 1;
-        int w = snprintf(allowed + k, sizeof allowed - k, i ? "|%s" : "%s", pt_dtype_name(d));
-        if (w > 0 && k + (size_t)w < sizeof allowed) k += (size_t)w;
-    }
+    for (int i = 0; i < n; i++)
+        if (va_arg(ap, int) == t->dtype) ok = 1;
     va_end(ap);
-    if (!ok) return pt_fail(PT_ERR_DTYPE, "%s: dtype %s not supported here (expected %s)", what, pt_dtype_name(t->dtype), allowed);
+    if (!ok) { /* the list of allowed dtypes is formatted on the failure path only: every kernel call checks */
+        char allowed[96] = "";
+        size_t k = 0;
+        va_start(ap, n);
+        for (int i = 0; i < n; i++) {
+            int w = snprintf(allowed + k, sizeof allowed - k, i ? "|%s" : "%s", pt_dtype_name(va_arg(ap, int)));
+            if (w > 0 && k + (size_t)w < sizeof allowed) k += (size_t)w;
+        }
+        va_end(ap);
+        return pt_fail(PT_ERR_DTYPE, "%s: dtype %s not supported here (expected %s)", what, pt_dtype_name(t->dtype), allowed);
+    }
     return pt_check_inner_contiguous(t, what);
 }
 
