@@ -101,6 +101,10 @@ public final class Session implements AutoCloseable {
     private final class Views {
         final int b, t, r;
         final Tensor ids, pos, pos2, x, h, att, att4, o, q4, k4, v4, qkv2, q2, k2, v2, mlpA, mlpB, lastH, logitsLast, logitsAll;
+        /** GPT-2: the fused residual add + LayerNorm calls of a forward pass, checked once
+         *  (index 0: x + position embedding -> norm1 of layer 0; 1 + 2i: norm2 of layer i;
+         *  2 + 2i: norm1 of layer i + 1, or the final norm); null for RMSNorm models. */
+        final Kernels.Call[] norms;
 
         Views(int b, int t) {
             this.b = b;
@@ -136,6 +140,18 @@ public final class Session implements AutoCloseable {
             lastH = t == 1 ? h : h.slice(0, r - 1, 1);
             logitsLast = logits.slice(0, 0, t == 1 ? r : 1);
             logitsAll = logits.slice(0, 0, r);
+            if (c.arch() == DecoderConfig.Arch.GPT2) {
+                int nl = m.layers.length;
+                norms = new Kernels.Call[2 * nl + 1];
+                for (int i = 0; i <= 2 * nl; i++) {
+                    boolean last = i == 2 * nl;
+                    DecoderModel.Layer l = m.layers[last ? nl - 1 : i / 2];
+                    Tensor g = last ? m.finalNorm : i % 2 == 0 ? l.norm1 : l.norm2, bt = last ? m.finalNormBias : i % 2 == 0 ? l.norm1Bias : l.norm2Bias;
+                    norms[i] = Kernels.prepareAddLayerNorm(ctx, x, o, g, bt, c.normEps(), h, last ? null : x);
+                }
+            } else {
+                norms = null;
+            }
         }
     }
 
@@ -241,7 +257,7 @@ public final class Session implements AutoCloseable {
         Kernels.embedding(ctx, m.tokenEmbedding, w.ids, w.x);
         if (m.positionEmbedding != null) {
             Kernels.embedding(ctx, m.positionEmbedding, w.pos, w.o);
-            addNorm(w, m.layers[0].norm1, m.layers[0].norm1Bias, w.x);
+            addNorm(w, 0, m.layers[0].norm1, m.layers[0].norm1Bias, w.x);
         } else if (gpt2) {
             Kernels.layerNorm(ctx, w.x, m.layers[0].norm1, m.layers[0].norm1Bias, c.normEps(), w.h);
         } else {
@@ -268,7 +284,7 @@ public final class Session implements AutoCloseable {
                 Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
             }
             l.o.apply(ctx, w.att, w.o, Kernels.Activation.NONE);
-            addNorm(w, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
+            addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
                 l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
@@ -280,17 +296,22 @@ public final class Session implements AutoCloseable {
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             }
             // x += o; h = the next layer's norm1(x), or the final norm (x is not read after it)
-            if (li + 1 < m.layers.length) addNorm(w, m.layers[li + 1].norm1, m.layers[li + 1].norm1Bias, w.x);
-            else addNorm(w, m.finalNorm, m.finalNormBias, null);
+            if (li + 1 < m.layers.length) addNorm(w, 2 + 2 * li, m.layers[li + 1].norm1, m.layers[li + 1].norm1Bias, w.x);
+            else addNorm(w, 2 + 2 * li, m.finalNorm, m.finalNormBias, null);
         }
         if (allLogits) m.lmHead.apply(ctx, w.h, w.logitsAll, Kernels.Activation.NONE);
         else m.lmHead.apply(ctx, w.lastH, w.logitsLast, Kernels.Activation.NONE);
         for (int b = b0; b < b0 + nb; b++) len[b] += w.t;
     }
 
-    /** {@code s = x + o; h = norm(s)} (LayerNorm with beta, or RMSNorm), s stored to sumOut when not null. */
-    private void addNorm(Views w, Tensor gamma, Tensor beta, Tensor sumOut) {
-        if (c.arch() == DecoderConfig.Arch.GPT2) Kernels.addLayerNorm(ctx, w.x, w.o, gamma, beta, c.normEps(), w.h, sumOut);
+    /**
+     * {@code s = x + o; h = norm(s)} (LayerNorm with beta, or RMSNorm), s stored to sumOut when
+     * not null: GPT-2 runs the prepared call {@code w.norms[i]} (the same arguments, checked once
+     * per view shape: after a GEMV has streamed megabytes through the caches, the checks' walk
+     * over cold tensor objects costs more than the kernel).
+     */
+    private void addNorm(Views w, int i, Tensor gamma, Tensor beta, Tensor sumOut) {
+        if (w.norms != null) w.norms[i].run();
         else Kernels.addRmsNorm(ctx, w.x, w.o, gamma, c.normEps(), w.h, sumOut);
     }
 
