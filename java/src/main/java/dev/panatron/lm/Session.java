@@ -105,6 +105,9 @@ public final class Session implements AutoCloseable {
          *  (index 0: x + position embedding -> norm1 of layer 0; 1 + 2i: norm2 of layer i;
          *  2 + 2i: norm1 of layer i + 1, or the final norm); null for RMSNorm models. */
         final Kernels.Call[] norms;
+        /** The embedding lookups (position: GPT-2 only, else null) and, for an FP4 GPT-2 MLP, its
+         *  GELU in place on mlpA (else null), prepared as the norms are. */
+        final Kernels.Call tokEmb, posEmb, fcAct;
 
         Views(int b, int t) {
             this.b = b;
@@ -140,6 +143,10 @@ public final class Session implements AutoCloseable {
             lastH = t == 1 ? h : h.slice(0, r - 1, 1);
             logitsLast = logits.slice(0, 0, t == 1 ? r : 1);
             logitsAll = logits.slice(0, 0, r);
+            tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
+            posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
+            fcAct = c.arch() == DecoderConfig.Arch.GPT2 && m.layers[0].fc instanceof Linear.Fp4Weight
+                    ? Kernels.prepareUnary(ctx, Kernels.Unary.GELU_TANH, mlpA, mlpA) : null;
             if (c.arch() == DecoderConfig.Arch.GPT2) {
                 int nl = m.layers.length;
                 norms = new Kernels.Call[2 * nl + 1];
@@ -254,9 +261,9 @@ public final class Session implements AutoCloseable {
         // addRmsNorm: the sum is stored to x, then normalized as stored: the values of a
         // separate add and norm, one kernel call and one pass over x fewer)
         boolean gpt2 = c.arch() == DecoderConfig.Arch.GPT2;
-        Kernels.embedding(ctx, m.tokenEmbedding, w.ids, w.x);
-        if (m.positionEmbedding != null) {
-            Kernels.embedding(ctx, m.positionEmbedding, w.pos, w.o);
+        w.tokEmb.run();
+        if (w.posEmb != null) {
+            w.posEmb.run();
             addNorm(w, 0, m.layers[0].norm1, m.layers[0].norm1Bias, w.x);
         } else if (gpt2) {
             Kernels.layerNorm(ctx, w.x, m.layers[0].norm1, m.layers[0].norm1Bias, c.normEps(), w.h);
@@ -287,7 +294,12 @@ public final class Session implements AutoCloseable {
             addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
-                l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
+                if (w.fcAct == null) {
+                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
+                } else { // FP4: the GELU Fp4Weight.apply would run, as the prepared call
+                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
+                    w.fcAct.run();
+                }
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             } else {
                 l.gate.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
