@@ -108,6 +108,10 @@ public final class Session implements AutoCloseable {
         /** The embedding lookups (position: GPT-2 only, else null) and, for an FP4 GPT-2 MLP, its
          *  GELU in place on mlpA (else null), prepared as the norms are. */
         final Kernels.Call tokEmb, posEmb, fcAct;
+        /** The decode step's (B = batch, T = 1) KV-cache appends and attention calls per layer,
+         *  prepared (the start and length values are checked natively on each run); null for
+         *  other shapes. */
+        final Kernels.Call[] appends, attends;
 
         Views(int b, int t) {
             this.b = b;
@@ -143,6 +147,16 @@ public final class Session implements AutoCloseable {
             lastH = t == 1 ? h : h.slice(0, r - 1, 1);
             logitsLast = logits.slice(0, 0, t == 1 ? r : 1);
             logitsAll = logits.slice(0, 0, r);
+            if (b == batch && t == 1) {
+                appends = new Kernels.Call[m.layers.length];
+                attends = new Kernels.Call[m.layers.length];
+                for (int li = 0; li < m.layers.length; li++) {
+                    appends[li] = Kernels.prepareKvCacheAppend(ctx, k4, v4, starts, kCache[li], vCache[li], kRope);
+                    attends[li] = Kernels.prepareFlashAttentionDecode(ctx, q4, kCache[li], vCache[li], lens, att4, attn);
+                }
+            } else {
+                appends = attends = null;
+            }
             tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
             posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
             fcAct = c.arch() == DecoderConfig.Arch.GPT2 && m.layers[0].fc instanceof Linear.Fp4Weight
@@ -283,12 +297,17 @@ public final class Session implements AutoCloseable {
             }
             Tensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);
             Tensor vc = seq < 0 ? vCache[li] : vCache[li].slice(0, seq, 1);
-            Kernels.kvCacheAppend(ctx, w.k4, w.v4, startsV, kc, vc, kRope);
-            if (fresh) {
-                // first chunk of a sequence: plain causal flash attention over the cached rows
-                Kernels.flashAttention(ctx, w.q4, cacheRows(kc, w.t), cacheRows(vc, w.t), w.att4, attn);
+            if (seq < 0 && w.appends != null) { // a decode step: the prepared calls on the same tensors
+                w.appends[li].run();
+                w.attends[li].run();
             } else {
-                Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
+                Kernels.kvCacheAppend(ctx, w.k4, w.v4, startsV, kc, vc, kRope);
+                if (fresh) {
+                    // first chunk of a sequence: plain causal flash attention over the cached rows
+                    Kernels.flashAttention(ctx, w.q4, cacheRows(kc, w.t), cacheRows(vc, w.t), w.att4, attn);
+                } else {
+                    Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
+                }
             }
             l.o.apply(ctx, w.att, w.o, Kernels.Activation.NONE);
             addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
