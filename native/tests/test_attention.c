@@ -738,6 +738,21 @@ static void bad_inputs(pt_ctx* ctx) {
     EXPECT(pt_kv_cache_append(ctx, &kn, &vn, &tst, &kc, &vc, &rp) == PT_ERR_INVALID_ARGUMENT, "odd rotary_dim");
     EXPECT(pt_kv_cache_append(ctx, &kn, NULL, &tst, &kc, &vc, NULL) == PT_ERR_INVALID_ARGUMENT, "v_new NULL with v_cache");
     EXPECT_OK(pt_kv_cache_append(ctx, &kn, NULL, &tst, &kc, NULL, NULL));
+    /* shape failures name both tensors with their shapes (formatted on the failure path only) */
+    int64_t ns3[3] = {1, 2, 16}, nsd[4] = {1, 2, 2, 4}, nsh[4] = {1, 2, 3, 8};
+    pt_tensor kn3 = pt_test_tensor(buf + 1024, PT_F32, 3, ns3), knd = pt_test_tensor(buf + 1024, PT_F32, 4, nsd);
+    pt_tensor vnh = pt_test_tensor(buf + 1100, PT_F32, 4, nsh);
+    EXPECT(pt_kv_cache_append(ctx, &kn3, &vn, &tst, &kc, &vc, NULL) == PT_ERR_SHAPE, "3-d k_new");
+    EXPECT(strstr(pt_last_error(), "f32[1, 2, 16]") && strstr(pt_last_error(), "f32[1, 2, 16, 8]"), "message: %s", pt_last_error());
+    EXPECT(pt_kv_cache_append(ctx, &knd, &vn, &tst, &kc, &vc, NULL) == PT_ERR_SHAPE, "k_new D 4, k_cache D 8");
+    EXPECT(strstr(pt_last_error(), "k_cache f32[1, 2, 16, 8] does not fit") && strstr(pt_last_error(), "f32[1, 2, 2, 4]"), "message: %s",
+           pt_last_error());
+    EXPECT(pt_kv_cache_append(ctx, &kn, &vnh, &tst, &kc, &vc, NULL) == PT_ERR_SHAPE, "v_new Hkv 3");
+    EXPECT(strstr(pt_last_error(), "f32[1, 2, 3, 8]") != NULL, "message: %s", pt_last_error());
+    /* a dtype failure lists the allowed dtypes (pt_check_dtype formats them on failure only) */
+    pt_tensor kni = pt_test_tensor(buf + 1024, PT_I32, 4, ns);
+    EXPECT(pt_kv_cache_append(ctx, &kni, &vn, &tst, &kc, &vc, NULL) == PT_ERR_DTYPE, "i32 k_new");
+    EXPECT(strstr(pt_last_error(), "k_new: dtype i32 not supported here (expected f32|bf16)") != NULL, "message: %s", pt_last_error());
 }
 
 int main(int argc, char** argv) {

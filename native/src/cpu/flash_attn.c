@@ -447,6 +447,7 @@ typedef struct {
     pt_fd_chunk_fn fn;
     const int64_t *item_prefix, *nsplit, *klo, *lens;   /* [B+1], [B], [B], [B] */
     int64_t B, Hkv, R, n_items;
+    int direct;   /* every head's key range is one chunk: each worker writes out its items itself */
     const char *q, *k, *v;
     int64_t q_sb, k_sb, k_sh, v_sb, v_sh;
     float* part;
@@ -468,6 +469,8 @@ static void fd_item(const fd_run* run, int64_t n, int64_t* b_out, int64_t* kvh_o
     *b_out = lo; *kvh_out = rem / ns; *s_out = rem % ns;
 }
 
+static void fd_merge_one(const fd_run* run, int64_t bh, float* o);
+
 static void fd_worker(int64_t begin, int64_t end, void* arg) {
     (void)begin; (void)end;
     fd_run* run = (fd_run*)arg;
@@ -486,44 +489,51 @@ static void fd_worker(int64_t begin, int64_t end, void* arg) {
         it.len = len;
         it.j0 = imin(len, lo + s * chunk);
         it.j1 = imin(len, it.j0 + chunk);
-        if (!run->fn(p, &it, run->part + n * run->R * (p->Dv + 2))) store_flag(&run->failed);
+        if (!run->fn(p, &it, run->part + n * run->R * (p->Dv + 2))) { store_flag(&run->failed); continue; }
+        if (run->direct) { /* one chunk per head: this item's merge is its own (the same arithmetic) */
+            float* o = (float*)pt_scratch(1, (size_t)p->Dv * sizeof(float));
+            if (!o) { store_flag(&run->failed); continue; }
+            fd_merge_one(run, n, o);
+        }
     }
 }
 
-/* Merges the partials of each (b, kv head) by log-sum-exp and writes out and lse. */
-static void fd_merge(int64_t begin, int64_t end, void* arg) {
-    fd_run* run = (fd_run*)arg;
+/* Merges the partials of (b, kv head) bh by log-sum-exp and writes out and lse; o: Dv floats. */
+static void fd_merge_one(const fd_run* run, int64_t bh, float* o) {
     const pt_fd_problem* p = run->p;
     const int64_t Dv = p->Dv, R = run->R, st = Dv + 2;
-    float* o = (float*)pt_scratch(0, (size_t)Dv * sizeof(float));
-    if (!o) { store_flag(&run->failed); return; }
-    for (int64_t bh = begin; bh < end; bh++) {
-        int64_t b = bh / run->Hkv, kvh = bh % run->Hkv, ns = run->nsplit[b];
-        int64_t first = run->item_prefix[b] + kvh * ns;
-        for (int64_t r = 0; r < R; r++) {
-            int64_t tok = r / p->G, h = kvh * p->G + r % p->G;
-            float M = -INFINITY;
-            for (int64_t s = 0; s < ns; s++) M = fmaxf(M, run->part[((first + s) * R + r) * st]);
-            for (int64_t dv = 0; dv < Dv; dv++) o[dv] = 0.0f;
-            float L = 0.0f;
-            if (M != -INFINITY) {
-                for (int64_t s = 0; s < ns; s++) {
-                    const float* pp = run->part + ((first + s) * R + r) * st;
-                    if (pp[1] == 0.0f) continue;
-                    float w = exp2f(pp[0] - M);
-                    L += w * pp[1];
-                    for (int64_t dv = 0; dv < Dv; dv++) o[dv] += w * pp[2 + dv];
-                }
-            }
-            float inv = L > 0.0f ? 1.0f / L : 0.0f;
-            for (int64_t dv = 0; dv < Dv; dv++) o[dv] *= inv;
-            pt_store_row_f32(o, Dv, run->out_dtype, run->out + b * run->out_sb + tok * run->out_st + h * run->out_sh);
-            if (run->lse) {
-                float lv = L > 0.0f ? (float)((M + log2((double)L)) * LN2) : -INFINITY;
-                memcpy(run->lse + b * run->lse_sb + h * run->lse_sh + tok * run->lse_st, &lv, 4);
+    int64_t b = bh / run->Hkv, kvh = bh % run->Hkv, ns = run->nsplit[b];
+    int64_t first = run->item_prefix[b] + kvh * ns;
+    for (int64_t r = 0; r < R; r++) {
+        int64_t tok = r / p->G, h = kvh * p->G + r % p->G;
+        float M = -INFINITY;
+        for (int64_t s = 0; s < ns; s++) M = fmaxf(M, run->part[((first + s) * R + r) * st]);
+        for (int64_t dv = 0; dv < Dv; dv++) o[dv] = 0.0f;
+        float L = 0.0f;
+        if (M != -INFINITY) {
+            for (int64_t s = 0; s < ns; s++) {
+                const float* pp = run->part + ((first + s) * R + r) * st;
+                if (pp[1] == 0.0f) continue;
+                float w = exp2f(pp[0] - M);
+                L += w * pp[1];
+                for (int64_t dv = 0; dv < Dv; dv++) o[dv] += w * pp[2 + dv];
             }
         }
+        float inv = L > 0.0f ? 1.0f / L : 0.0f;
+        for (int64_t dv = 0; dv < Dv; dv++) o[dv] *= inv;
+        pt_store_row_f32(o, Dv, run->out_dtype, run->out + b * run->out_sb + tok * run->out_st + h * run->out_sh);
+        if (run->lse) {
+            float lv = L > 0.0f ? (float)((M + log2((double)L)) * LN2) : -INFINITY;
+            memcpy(run->lse + b * run->lse_sb + h * run->lse_sh + tok * run->lse_st, &lv, 4);
+        }
     }
+}
+
+static void fd_merge(int64_t begin, int64_t end, void* arg) {
+    fd_run* run = (fd_run*)arg;
+    float* o = (float*)pt_scratch(0, (size_t)run->p->Dv * sizeof(float));
+    if (!o) { store_flag(&run->failed); return; }
+    for (int64_t bh = begin; bh < end; bh++) fd_merge_one(run, bh, o);
 }
 
 pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params) {
@@ -649,9 +659,10 @@ pt_status pt_flash_attn_decode(pt_ctx* ctx, const pt_flash_decode_params* params
         run.lse = (char*)P->lse->data;
         run.lse_sb = P->lse->stride[0]; run.lse_sh = P->lse->stride[1]; run.lse_st = P->lse->stride[2];
     }
+    run.direct = n_items == B * Hkv; /* nsplit[b] == 1 for every b: item n is (b, kv head) n */
     pt_parallel_range(ctx, imin(n_items, ctx->n_threads), 1, fd_worker, &run);
     if (run.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: a worker could not allocate its workspace", op);
-    pt_parallel_range(ctx, B * Hkv, imax(1, 64 / imax(1, R)), fd_merge, &run);
+    if (!run.direct) pt_parallel_range(ctx, B * Hkv, imax(1, 64 / imax(1, R)), fd_merge, &run);
     if (run.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: the merge could not allocate its workspace", op);
     return PT_OK;
 }

@@ -761,14 +761,23 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
             vr[k] = it->v + j * p->v_ss;
         }
         int full = nb == BS && jb >= lo_all && jb + BS <= hi_all;
+        /* a step of <= 16 keys (a short cache, or the last step) runs one block of 16, not a
+         * 32-key step half masked: the masked keys added exact zeros, so the result is the same */
+        const int half = nb <= BK;
         for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
             fd_pfc *pk = r0 == 0 ? pcp : NULL, *pv = pk;
-            switch (imin(4, R - r0)) {
-            case 4: fd2_block(4, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
-            case 3: fd2_block(3, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
-            case 2: fd2_block(2, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
-            default: fd2_block(1, 2, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv); break;
+#define FD2(RG, NB) fd2_block(RG, NB, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv)
+            switch (imin(4, R - r0) + 4 * half) {
+            case 4: FD2(4, 2); break;
+            case 3: FD2(3, 2); break;
+            case 2: FD2(2, 2); break;
+            case 1: FD2(1, 2); break;
+            case 8: FD2(4, 1); break;
+            case 7: FD2(3, 1); break;
+            case 6: FD2(2, 1); break;
+            default: FD2(1, 1); break;
             }
+#undef FD2
         }
     }
     for (int64_t r = 0; r < R; r++) {

@@ -65,20 +65,22 @@ static void append_rows(int64_t begin, int64_t end, void* arg) {
 static pt_status check_pair(const pt_tensor* nw, const char* nn, const pt_tensor* c, const char* cn, int64_t* B, int64_t* T,
                             int64_t* Hkv, int64_t* D) {
     static const char* op = "pt_kv_cache_append";
+    /* the descriptions are formatted on the failure paths only (snprintf per call was most of
+     * a decode step's append) */
     char a[96], b[96];
+#define DESCRIBED(fail) (pt_describe(nw, a, sizeof a), pt_describe(c, b, sizeof b), (fail))
     if (!nw != !c) return pt_fail(PT_ERR_INVALID_ARGUMENT, "%s: %s and %s must both be given or both be NULL", op, nn, cn);
     if (!nw) return PT_OK;
     PT_CHECK(pt_check_dtype(nw, nn, 2, PT_F32, PT_BF16));
     PT_CHECK(pt_check_dtype(c, cn, 2, PT_F32, PT_BF16));
-    pt_describe(nw, a, sizeof a);
-    pt_describe(c, b, sizeof b);
     if (nw->ndim != 4 || c->ndim != 4)
-        return pt_fail(PT_ERR_SHAPE, "%s: %s %s must be [B, T, Hkv, D] and %s %s [B, Hkv, S_max, D]", op, nn, a, cn, b);
+        return DESCRIBED(pt_fail(PT_ERR_SHAPE, "%s: %s %s must be [B, T, Hkv, D] and %s %s [B, Hkv, S_max, D]", op, nn, a, cn, b));
     if (c->shape[0] != nw->shape[0] || c->shape[1] != nw->shape[2] || c->shape[3] != nw->shape[3])
-        return pt_fail(PT_ERR_SHAPE, "%s: %s %s does not fit %s %s (expected [B, Hkv, S_max, D] = [%lld, %lld, S_max, %lld])", op, cn, b,
-                       nn, a, (long long)nw->shape[0], (long long)nw->shape[2], (long long)nw->shape[3]);
+        return DESCRIBED(pt_fail(PT_ERR_SHAPE, "%s: %s %s does not fit %s %s (expected [B, Hkv, S_max, D] = [%lld, %lld, S_max, %lld])",
+                                 op, cn, b, nn, a, (long long)nw->shape[0], (long long)nw->shape[2], (long long)nw->shape[3]));
     if (*B >= 0 && (nw->shape[0] != *B || nw->shape[1] != *T || nw->shape[2] != *Hkv))
-        return pt_fail(PT_ERR_SHAPE, "%s: k_new and v_new differ in B, T or Hkv (v_new is %s)", op, a);
+        return DESCRIBED(pt_fail(PT_ERR_SHAPE, "%s: k_new and v_new differ in B, T or Hkv (v_new is %s)", op, a));
+#undef DESCRIBED
     *B = nw->shape[0];
     *T = nw->shape[1];
     *Hkv = nw->shape[2];

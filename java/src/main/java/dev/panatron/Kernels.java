@@ -1057,6 +1057,15 @@ public final class Kernels {
      */
     public static void flashAttentionDecode(Context ctx, Tensor q, Tensor kCache, Tensor vCache, Tensor kvLens, Tensor out,
                                             AttentionOptions opts) {
+        checkFlashDecode(ctx, q, kCache, vCache, kvLens, out, opts, true);
+        MemorySegment p = CallScratch.get().decode;
+        decodeParams(p, q, kCache, vCache, kvLens, out, opts);
+        Native.check(panatron_h.pt_flash_attn_decode(ctx.handle(), p));
+    }
+
+    /** The checks of {@link #flashAttentionDecode}; the kvLens values only when {@code checkLens}. */
+    private static void checkFlashDecode(Context ctx, Tensor q, Tensor kCache, Tensor vCache, Tensor kvLens, Tensor out,
+                                         AttentionOptions opts, boolean checkLens) {
         final String op = "flashAttentionDecode";
         Objects.requireNonNull(opts, "opts");
         requireOpen1(ctx, q); requireOpen1(ctx, kCache); requireOpen1(ctx, vCache); requireOpen1(ctx, out);
@@ -1085,7 +1094,7 @@ public final class Kernels {
             kvLens.checkOpen();
             if (kvLens.dtype() != DType.I32) requireDtype(op + " kvLens", kvLens, DType.I32);
             if (kvLens.ndim() != 1 || kvLens.dim(0) != batch) throw shape(op + ": kvLens " + kvLens + " must be i32 [B] = [" + batch + "]");
-            for (long b = 0; b < batch; b++) {
+            for (long b = 0; checkLens && b < batch; b++) {
                 int len = intAt(kvLens, b);
                 if (len < 0 || len > smax) {
                     throw new IllegalArgumentException(op + ": kvLens[" + b + "] = " + len + " outside [0, S_max = " + smax + "]");
@@ -1106,8 +1115,12 @@ public final class Kernels {
         requireDisjoint1(op, "out", out, q);
         requireDisjoint1(op, "out", out, kCache);
         requireDisjoint1(op, "out", out, vCache);
+    }
+
+    /** Fills a pt_flash_decode_params. */
+    private static void decodeParams(MemorySegment p, Tensor q, Tensor kCache, Tensor vCache, Tensor kvLens, Tensor out, AttentionOptions opts) {
+        Tensor lse = opts.lse();
         {
-            MemorySegment p = CallScratch.get().decode;
             p.fill((byte) 0);
             dev.panatron.ffm.pt_flash_decode_params.q(p, q.descriptor());
             dev.panatron.ffm.pt_flash_decode_params.k_cache(p, kCache.descriptor());
@@ -1120,7 +1133,6 @@ public final class Kernels {
             dev.panatron.ffm.pt_flash_decode_params.window_left(p, opts.windowLeft());
             dev.panatron.ffm.pt_flash_decode_params.window_right(p, opts.windowRight());
             dev.panatron.ffm.pt_flash_decode_params.num_splits(p, opts.numSplits());
-            Native.check(panatron_h.pt_flash_attn_decode(ctx.handle(), p));
         }
     }
 
@@ -1139,6 +1151,21 @@ public final class Kernels {
      * @throws IllegalStateException    when any tensor or the context is closed
      */
     public static void kvCacheAppend(Context ctx, Tensor kNew, Tensor vNew, Tensor start, Tensor kCache, Tensor vCache, KvCache.Rope rope) {
+        checkKvCacheAppend(ctx, kNew, vNew, start, kCache, vCache, rope, true);
+        MemorySegment rp = MemorySegment.NULL;
+        if (rope != null) {
+            CallScratch cs = CallScratch.get();
+            rp = cs.rope;
+            ropeParams(rp, rope, rope.invFreq() == null ? MemorySegment.NULL : cs.floats(rope.invFreq()));
+        }
+        Native.check(panatron_h.pt_kv_cache_append(ctx.handle(), kNew == null ? MemorySegment.NULL : kNew.descriptor(),
+                vNew == null ? MemorySegment.NULL : vNew.descriptor(), start.descriptor(),
+                kCache == null ? MemorySegment.NULL : kCache.descriptor(), vCache == null ? MemorySegment.NULL : vCache.descriptor(), rp));
+    }
+
+    /** The checks of {@link #kvCacheAppend}; the start values only when {@code checkStart}. */
+    private static void checkKvCacheAppend(Context ctx, Tensor kNew, Tensor vNew, Tensor start, Tensor kCache, Tensor vCache, KvCache.Rope rope,
+                                           boolean checkStart) {
         final String op = "kvCacheAppend";
         requireOpen1(ctx, start);
         if ((kNew == null) != (kCache == null)) throw new IllegalArgumentException(op + ": kNew and kCache must both be given or both be null");
@@ -1167,7 +1194,7 @@ public final class Kernels {
         }
         if (start.dtype() != DType.I32) requireDtype(op + " start", start, DType.I32);
         if (start.ndim() != 1 || start.dim(0) != batch) throw shape(op + ": start " + start + " must be i32 [B] = [" + batch + "]");
-        for (long b = 0; b < batch; b++) {
+        for (long b = 0; checkStart && b < batch; b++) {
             int st = intAt(start, b);
             if (st < 0 || st + t > smax) {
                 throw new IllegalArgumentException(op + ": start[" + b + "] = " + st + " with T = " + t + " new tokens does not fit S_max = " + smax);
@@ -1180,22 +1207,16 @@ public final class Kernels {
                 throw new IllegalArgumentException(op + ": rope invFreq has " + rope.invFreq().length + " entries, needs rotaryDim/2 = " + rd / 2);
             }
         }
-        {
-            MemorySegment rp = MemorySegment.NULL;
-            if (rope != null) {
-                CallScratch cs = CallScratch.get();
-                rp = cs.rope;
-                rp.fill((byte) 0);
-                dev.panatron.ffm.pt_rope_params.mode(rp, rope.mode().ordinal());
-                dev.panatron.ffm.pt_rope_params.rotary_dim(rp, rope.rotaryDim());
-                dev.panatron.ffm.pt_rope_params.theta(rp, rope.theta());
-                dev.panatron.ffm.pt_rope_params.freq_scale(rp, rope.freqScale());
-                dev.panatron.ffm.pt_rope_params.inv_freq(rp, rope.invFreq() == null ? MemorySegment.NULL : cs.floats(rope.invFreq()));
-            }
-            Native.check(panatron_h.pt_kv_cache_append(ctx.handle(), kNew == null ? MemorySegment.NULL : kNew.descriptor(),
-                    vNew == null ? MemorySegment.NULL : vNew.descriptor(), start.descriptor(),
-                    kCache == null ? MemorySegment.NULL : kCache.descriptor(), vCache == null ? MemorySegment.NULL : vCache.descriptor(), rp));
-        }
+    }
+
+    /** Fills a pt_rope_params ({@code invFreq}: the native copy of rope.invFreq(), or NULL). */
+    private static void ropeParams(MemorySegment rp, KvCache.Rope rope, MemorySegment invFreq) {
+        rp.fill((byte) 0);
+        dev.panatron.ffm.pt_rope_params.mode(rp, rope.mode().ordinal());
+        dev.panatron.ffm.pt_rope_params.rotary_dim(rp, rope.rotaryDim());
+        dev.panatron.ffm.pt_rope_params.theta(rp, rope.theta());
+        dev.panatron.ffm.pt_rope_params.freq_scale(rp, rope.freqScale());
+        dev.panatron.ffm.pt_rope_params.inv_freq(rp, invFreq);
     }
 
     private static void checkHeads(String op, long d, long dv, long h, long hkv) {
@@ -1369,6 +1390,49 @@ public final class Kernels {
         MemorySegment ad = a.descriptor(), bh = b.handle(), bd = bias == null ? MemorySegment.NULL : bias.descriptor(), cd = c.descriptor(),
                 pd = matmulParams(opts);
         return new Call(ctx, new Tensor[] {a, bias, c}, b, h -> panatron_h.pt_matmul_packed(h, ad, bh, bd, cd, pd));
+    }
+
+    /**
+     * {@link #kvCacheAppend} prepared for repeated runs (a decoder step's append); the start
+     * values are checked on every run by the native side (a start out of range is a
+     * {@link PanatronException}, and nothing is written).
+     *
+     * @throws IllegalArgumentException as {@link #kvCacheAppend}, for everything but the start values
+     * @throws IllegalStateException    when any tensor or the context is closed
+     */
+    public static Call prepareKvCacheAppend(Context ctx, Tensor kNew, Tensor vNew, Tensor start, Tensor kCache, Tensor vCache, KvCache.Rope rope) {
+        checkKvCacheAppend(ctx, kNew, vNew, start, kCache, vCache, rope, false);
+        MemorySegment rp = MemorySegment.NULL;
+        if (rope != null) {
+            Arena arena = Arena.ofAuto();
+            rp = dev.panatron.ffm.pt_rope_params.allocate(arena);
+            MemorySegment inv = MemorySegment.NULL;
+            if (rope.invFreq() != null) {
+                inv = arena.allocate(4L * rope.invFreq().length, 64);
+                MemorySegment.copy(rope.invFreq(), 0, inv, java.lang.foreign.ValueLayout.JAVA_FLOAT, 0, rope.invFreq().length);
+            }
+            ropeParams(rp, rope, inv);
+        }
+        MemorySegment kn = kNew == null ? MemorySegment.NULL : kNew.descriptor(), vn = vNew == null ? MemorySegment.NULL : vNew.descriptor(),
+                sd = start.descriptor(), kc = kCache == null ? MemorySegment.NULL : kCache.descriptor(),
+                vc = vCache == null ? MemorySegment.NULL : vCache.descriptor(), r = rp;
+        return new Call(ctx, new Tensor[] {kNew, vNew, start, kCache, vCache}, null, h -> panatron_h.pt_kv_cache_append(h, kn, vn, sd, kc, vc, r));
+    }
+
+    /**
+     * {@link #flashAttentionDecode} prepared for repeated runs (a decoder step's attention); the
+     * kvLens values are checked on every run by the native side (a length out of range is a
+     * {@link PanatronException}).
+     *
+     * @throws IllegalArgumentException as {@link #flashAttentionDecode}, for everything but the kvLens values
+     * @throws IllegalStateException    when any tensor or the context is closed
+     */
+    public static Call prepareFlashAttentionDecode(Context ctx, Tensor q, Tensor kCache, Tensor vCache, Tensor kvLens, Tensor out,
+                                                   AttentionOptions opts) {
+        checkFlashDecode(ctx, q, kCache, vCache, kvLens, out, opts, false);
+        MemorySegment p = dev.panatron.ffm.pt_flash_decode_params.allocate(Arena.ofAuto());
+        decodeParams(p, q, kCache, vCache, kvLens, out, opts);
+        return new Call(ctx, new Tensor[] {q, kCache, vCache, kvLens, out, opts.lse()}, null, h -> panatron_h.pt_flash_attn_decode(h, p));
     }
 
     // ================================================================ validation helpers

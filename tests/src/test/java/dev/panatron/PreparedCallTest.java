@@ -78,4 +78,69 @@ class PreparedCallTest {
         assertThrows(IllegalStateException.class, ln::run);
         assertThrows(IllegalArgumentException.class, () -> Kernels.prepareSoftmax(Context.shared(), x, Float.NaN, x));
     }
+
+    @Test
+    void preparedAppendAndDecodeAttentionMatchTheReferenceAndSeeNewPositions() {
+        Random r = new Random(11);
+        int bs = 2, hkv = 3, h = 6, d = 20, smax = 37, g = h / hkv;
+        try (Context ctx = Context.create(2)) {
+            float[] kc0 = rand(r, bs * hkv * smax * d), vc0 = rand(r, bs * hkv * smax * d);
+            Tensor kc = Tensor.of(kc0, bs, hkv, smax, d), vc = Tensor.of(vc0, bs, hkv, smax, d);
+            float[] qv = rand(r, bs * h * d), kn = rand(r, bs * hkv * d), vn = rand(r, bs * hkv * d);
+            Tensor q = Tensor.of(qv, bs, 1, h, d), kNew = Tensor.of(kn, bs, 1, hkv, d), vNew = Tensor.of(vn, bs, 1, hkv, d);
+            Tensor start = Tensor.ofInts(new int[] {5, 30}, bs), lens = Tensor.ofInts(new int[] {6, 31}, bs);
+            Tensor out = Tensor.allocate(DType.F32, bs, 1, h, d);
+            Kernels.Call append = Kernels.prepareKvCacheAppend(ctx, kNew, vNew, start, kc, vc, null);
+            Kernels.Call attend = Kernels.prepareFlashAttentionDecode(ctx, q, kc, vc, lens, out, AttentionOptions.CAUSAL);
+            for (int round = 0; round < 2; round++) {
+                int[] st = round == 0 ? new int[] {5, 30} : new int[] {6, 0};
+                for (int b = 0; b < bs; b++) {
+                    start.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, b, st[b]);
+                    lens.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, b, st[b] + 1);
+                }
+                out.segment().fill((byte) 0xff); // NaN
+                append.run();
+                attend.run();
+                float[] kAll = kc.toFloatArray(), vAll = vc.toFloatArray(), o = out.toFloatArray();
+                for (int b = 0; b < bs; b++) {
+                    for (int kv = 0; kv < hkv; kv++) {
+                        int row = ((b * hkv + kv) * smax + st[b]) * d;
+                        for (int i = 0; i < d; i++) {
+                            assertEquals(kn[(b * hkv + kv) * d + i], kAll[row + i], "k row");
+                            assertEquals(vn[(b * hkv + kv) * d + i], vAll[row + i], "v row");
+                        }
+                    }
+                    for (int hh = 0; hh < h; hh++) {
+                        int kv = hh / g, n = st[b] + 1;
+                        double[] sc = new double[n];
+                        double mx = Double.NEGATIVE_INFINITY, sum = 0;
+                        for (int j = 0; j < n; j++) {
+                            double dot = 0;
+                            for (int i = 0; i < d; i++) dot += (double) qv[(b * h + hh) * d + i] * kAll[((b * hkv + kv) * smax + j) * d + i];
+                            sc[j] = dot / Math.sqrt(d);
+                            mx = Math.max(mx, sc[j]);
+                        }
+                        for (int j = 0; j < n; j++) sum += sc[j] = Math.exp(sc[j] - mx);
+                        for (int i = 0; i < d; i++) {
+                            double want = 0;
+                            for (int j = 0; j < n; j++) want += sc[j] / sum * vAll[((b * hkv + kv) * smax + j) * d + i];
+                            assertEquals(want, o[(b * h + hh) * d + i], 1e-5, "round " + round + " b " + b + " head " + hh + " dim " + i);
+                        }
+                    }
+                }
+            }
+            // the start and length values are checked natively on each run
+            start.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 1, smax);
+            assertThrows(PanatronException.class, append::run);
+            lens.segment().setAtIndex(java.lang.foreign.ValueLayout.JAVA_INT, 0, smax + 1);
+            assertThrows(PanatronException.class, attend::run);
+            // shapes are checked at preparation, closed tensors at run time
+            assertThrows(IllegalArgumentException.class, () -> Kernels.prepareFlashAttentionDecode(ctx, q, kc, vc, Tensor.ofInts(new int[] {1}, 1), out,
+                    AttentionOptions.CAUSAL));
+            assertThrows(IllegalArgumentException.class, () -> Kernels.prepareKvCacheAppend(ctx, kNew, vNew, start, vc, kc.slice(3, 0, 7), null));
+            kc.close();
+            assertThrows(IllegalStateException.class, append::run);
+            assertThrows(IllegalStateException.class, attend::run);
+        }
+    }
 }

@@ -101,6 +101,17 @@ public final class Session implements AutoCloseable {
     private final class Views {
         final int b, t, r;
         final Tensor ids, pos, pos2, x, h, att, att4, o, q4, k4, v4, qkv2, q2, k2, v2, mlpA, mlpB, lastH, logitsLast, logitsAll;
+        /** GPT-2: the fused residual add + LayerNorm calls of a forward pass, checked once
+         *  (index 0: x + position embedding -> norm1 of layer 0; 1 + 2i: norm2 of layer i;
+         *  2 + 2i: norm1 of layer i + 1, or the final norm); null for RMSNorm models. */
+        final Kernels.Call[] norms;
+        /** The embedding lookups (position: GPT-2 only, else null) and, for an FP4 GPT-2 MLP, its
+         *  GELU in place on mlpA (else null), prepared as the norms are. */
+        final Kernels.Call tokEmb, posEmb, fcAct;
+        /** The decode step's (B = batch, T = 1) KV-cache appends and attention calls per layer,
+         *  prepared (the start and length values are checked natively on each run); null for
+         *  other shapes. */
+        final Kernels.Call[] appends, attends;
 
         Views(int b, int t) {
             this.b = b;
@@ -136,6 +147,32 @@ public final class Session implements AutoCloseable {
             lastH = t == 1 ? h : h.slice(0, r - 1, 1);
             logitsLast = logits.slice(0, 0, t == 1 ? r : 1);
             logitsAll = logits.slice(0, 0, r);
+            if (b == batch && t == 1) {
+                appends = new Kernels.Call[m.layers.length];
+                attends = new Kernels.Call[m.layers.length];
+                for (int li = 0; li < m.layers.length; li++) {
+                    appends[li] = Kernels.prepareKvCacheAppend(ctx, k4, v4, starts, kCache[li], vCache[li], kRope);
+                    attends[li] = Kernels.prepareFlashAttentionDecode(ctx, q4, kCache[li], vCache[li], lens, att4, attn);
+                }
+            } else {
+                appends = attends = null;
+            }
+            tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
+            posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
+            fcAct = c.arch() == DecoderConfig.Arch.GPT2 && m.layers[0].fc instanceof Linear.Fp4Weight
+                    ? Kernels.prepareUnary(ctx, Kernels.Unary.GELU_TANH, mlpA, mlpA) : null;
+            if (c.arch() == DecoderConfig.Arch.GPT2) {
+                int nl = m.layers.length;
+                norms = new Kernels.Call[2 * nl + 1];
+                for (int i = 0; i <= 2 * nl; i++) {
+                    boolean last = i == 2 * nl;
+                    DecoderModel.Layer l = m.layers[last ? nl - 1 : i / 2];
+                    Tensor g = last ? m.finalNorm : i % 2 == 0 ? l.norm1 : l.norm2, bt = last ? m.finalNormBias : i % 2 == 0 ? l.norm1Bias : l.norm2Bias;
+                    norms[i] = Kernels.prepareAddLayerNorm(ctx, x, o, g, bt, c.normEps(), h, last ? null : x);
+                }
+            } else {
+                norms = null;
+            }
         }
     }
 
@@ -234,21 +271,25 @@ public final class Session implements AutoCloseable {
         Tensor startsV = seq < 0 ? starts : starts.slice(0, seq, 1);
         Tensor lensV = seq < 0 ? lens : lens.slice(0, seq, 1);
 
-        // embeddings
-        Kernels.embedding(ctx, m.tokenEmbedding, w.ids, w.x);
-        if (m.positionEmbedding != null) {
-            Kernels.embedding(ctx, m.positionEmbedding, w.pos, w.o);
-            Kernels.add(ctx, w.x, w.o, w.x);
-        }
+        // embeddings; each residual add is fused with the norm after it (addLayerNorm /
+        // addRmsNorm: the sum is stored to x, then normalized as stored: the values of a
+        // separate add and norm, one kernel call and one pass over x fewer)
         boolean gpt2 = c.arch() == DecoderConfig.Arch.GPT2;
+        w.tokEmb.run();
+        if (w.posEmb != null) {
+            w.posEmb.run();
+            addNorm(w, 0, m.layers[0].norm1, m.layers[0].norm1Bias, w.x);
+        } else if (gpt2) {
+            Kernels.layerNorm(ctx, w.x, m.layers[0].norm1, m.layers[0].norm1Bias, c.normEps(), w.h);
+        } else {
+            Kernels.rmsNorm(ctx, w.x, m.layers[0].norm1, c.normEps(), w.h);
+        }
         for (int li = 0; li < m.layers.length; li++) {
             DecoderModel.Layer l = m.layers[li];
-            // attention block
+            // attention block (w.h = norm1(x) on entry)
             if (gpt2) {
-                Kernels.layerNorm(ctx, w.x, l.norm1, l.norm1Bias, c.normEps(), w.h);
                 l.qkv.apply(ctx, w.h, w.qkv2, Kernels.Activation.NONE);
             } else {
-                Kernels.rmsNorm(ctx, w.x, l.norm1, c.normEps(), w.h);
                 l.q.apply(ctx, w.h, w.q2, Kernels.Activation.NONE);
                 l.k.apply(ctx, w.h, w.k2, Kernels.Activation.NONE);
                 l.v.apply(ctx, w.h, w.v2, Kernels.Activation.NONE);
@@ -256,34 +297,53 @@ public final class Session implements AutoCloseable {
             }
             Tensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);
             Tensor vc = seq < 0 ? vCache[li] : vCache[li].slice(0, seq, 1);
-            Kernels.kvCacheAppend(ctx, w.k4, w.v4, startsV, kc, vc, kRope);
-            if (fresh) {
-                // first chunk of a sequence: plain causal flash attention over the cached rows
-                Kernels.flashAttention(ctx, w.q4, cacheRows(kc, w.t), cacheRows(vc, w.t), w.att4, attn);
+            if (seq < 0 && w.appends != null) { // a decode step: the prepared calls on the same tensors
+                w.appends[li].run();
+                w.attends[li].run();
             } else {
-                Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
+                Kernels.kvCacheAppend(ctx, w.k4, w.v4, startsV, kc, vc, kRope);
+                if (fresh) {
+                    // first chunk of a sequence: plain causal flash attention over the cached rows
+                    Kernels.flashAttention(ctx, w.q4, cacheRows(kc, w.t), cacheRows(vc, w.t), w.att4, attn);
+                } else {
+                    Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
+                }
             }
             l.o.apply(ctx, w.att, w.o, Kernels.Activation.NONE);
-            Kernels.add(ctx, w.x, w.o, w.x);
+            addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
-                Kernels.layerNorm(ctx, w.x, l.norm2, l.norm2Bias, c.normEps(), w.h);
-                l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
+                if (w.fcAct == null) {
+                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
+                } else { // FP4: the GELU Fp4Weight.apply would run, as the prepared call
+                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
+                    w.fcAct.run();
+                }
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             } else {
-                Kernels.rmsNorm(ctx, w.x, l.norm2, c.normEps(), w.h);
                 l.gate.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
                 l.up.apply(ctx, w.h, w.mlpB, Kernels.Activation.NONE);
                 Kernels.swiglu(ctx, w.mlpA, w.mlpB, w.mlpA);
                 l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
             }
-            Kernels.add(ctx, w.x, w.o, w.x);
+            // x += o; h = the next layer's norm1(x), or the final norm (x is not read after it)
+            if (li + 1 < m.layers.length) addNorm(w, 2 + 2 * li, m.layers[li + 1].norm1, m.layers[li + 1].norm1Bias, w.x);
+            else addNorm(w, 2 + 2 * li, m.finalNorm, m.finalNormBias, null);
         }
-        if (gpt2) Kernels.layerNorm(ctx, w.x, m.finalNorm, m.finalNormBias, c.normEps(), w.h);
-        else Kernels.rmsNorm(ctx, w.x, m.finalNorm, c.normEps(), w.h);
         if (allLogits) m.lmHead.apply(ctx, w.h, w.logitsAll, Kernels.Activation.NONE);
         else m.lmHead.apply(ctx, w.lastH, w.logitsLast, Kernels.Activation.NONE);
         for (int b = b0; b < b0 + nb; b++) len[b] += w.t;
+    }
+
+    /**
+     * {@code s = x + o; h = norm(s)} (LayerNorm with beta, or RMSNorm), s stored to sumOut when
+     * not null: GPT-2 runs the prepared call {@code w.norms[i]} (the same arguments, checked once
+     * per view shape: after a GEMV has streamed megabytes through the caches, the checks' walk
+     * over cold tensor objects costs more than the kernel).
+     */
+    private void addNorm(Views w, int i, Tensor gamma, Tensor beta, Tensor sumOut) {
+        if (w.norms != null) w.norms[i].run();
+        else Kernels.addRmsNorm(ctx, w.x, w.o, gamma, c.normEps(), w.h, sumOut);
     }
 
     /** The first t rows of a one-sequence cache [1, Hkv, S, D] seen as [1, t, Hkv, D]. */
