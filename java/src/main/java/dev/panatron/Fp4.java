@@ -161,8 +161,36 @@ public final class Fp4 {
         run(ctx, x, codes, scales, format, group, bias, y, true, actFormat, actClip, actShift);
     }
 
+    /**
+     * {@link #matmul} prepared for repeated runs on the same views (a decoder step's linear
+     * layers): checked once here; {@link Kernels.Call#run()} checks only that the context and
+     * tensors are still open.
+     *
+     * @throws IllegalArgumentException as {@link #matmul}
+     * @throws IllegalStateException    when a tensor or the context is closed
+     */
+    public static Kernels.Call prepareMatmul(Context ctx, Tensor x, Tensor codes, Tensor scales, Format format, int group, Tensor bias, Tensor y) {
+        Tensor[] ts = {x, codes, scales, bias, y};
+        if (!check(ctx, x, codes, scales, format, group, bias, y, false, null, 1f, null)) return Kernels.call(ctx, ts, h -> 0); // empty
+        MemorySegment p = pt_fp4_matmul_params.allocate(Arena.ofAuto());
+        params(p, format, group, false, null, 1f, null);
+        MemorySegment xd = x.descriptor(), cd = codes.descriptor(), sd = scales.descriptor(), bd = bias == null ? MemorySegment.NULL : bias.descriptor(),
+                yd = y.descriptor();
+        return Kernels.call(ctx, ts, h -> panatron_h.pt_fp4_matmul(h, xd, cd, sd, bd, yd, p));
+    }
+
     private static void run(Context ctx, Tensor x, Tensor codes, Tensor scales, Format format, int group, Tensor bias, Tensor y,
                             boolean w4a4, Format actFormat, float actClip, Tensor actShift) {
+        if (!check(ctx, x, codes, scales, format, group, bias, y, w4a4, actFormat, actClip, actShift)) return;
+        MemorySegment p = Kernels.CallScratch.get().fp4; // per-thread, reused: no allocation per call
+        params(p, format, group, w4a4, actFormat, actClip, actShift);
+        Native.check(panatron_h.pt_fp4_matmul(ctx.handle(), x.descriptor(), codes.descriptor(), scales.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), p));
+    }
+
+    /** The checks of {@link #run}; false when there is nothing to compute (M = 0 or N = 0). */
+    private static boolean check(Context ctx, Tensor x, Tensor codes, Tensor scales, Format format, int group, Tensor bias, Tensor y,
+                                 boolean w4a4, Format actFormat, float actClip, Tensor actShift) {
         Objects.requireNonNull(format, "format");
         requireOpen(ctx, x, codes, scales, y);
         if (bias != null) bias.checkOpen();
@@ -192,16 +220,17 @@ public final class Fp4 {
         if (overlaps(y, x) || overlaps(y, codes) || overlaps(y, scales) || (bias != null && overlaps(y, bias))) {
             throw new IllegalArgumentException("fp4 matmul: y " + y + " overlaps an input");
         }
-        if (x.dim(0) == 0 || n == 0) return;
-        MemorySegment p = Kernels.CallScratch.get().fp4; // per-thread, reused: no allocation per call
+        return x.dim(0) != 0 && n != 0;
+    }
+
+    /** Fills a pt_fp4_matmul_params. */
+    private static void params(MemorySegment p, Format format, int group, boolean w4a4, Format actFormat, float actClip, Tensor actShift) {
         pt_fp4_matmul_params.format(p, format.ordinal());
         pt_fp4_matmul_params.group(p, group);
         pt_fp4_matmul_params.w4a4(p, w4a4 ? 1 : 0);
         pt_fp4_matmul_params.act_format(p, w4a4 ? actFormat.ordinal() : 0);
         pt_fp4_matmul_params.act_clip(p, w4a4 ? actClip : 1f);
         pt_fp4_matmul_params.act_shift(p, actShift == null ? MemorySegment.NULL : actShift.descriptor());
-        Native.check(panatron_h.pt_fp4_matmul(ctx.handle(), x.descriptor(), codes.descriptor(), scales.descriptor(),
-                bias == null ? MemorySegment.NULL : bias.descriptor(), y.descriptor(), p));
     }
 
     /** The best (format, clip) of {@link #search}, its output MSE and the reference's mean square. */

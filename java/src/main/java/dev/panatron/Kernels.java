@@ -1334,6 +1334,11 @@ public final class Kernels {
         }
     }
 
+    /** A prepared call over {@code tensors} (null entries allowed), for the other kernel classes of this package. */
+    static Call call(Context ctx, Tensor[] tensors, Call.Downcall body) {
+        return new Call(ctx, tensors, null, body);
+    }
+
     /** {@link #add} prepared for repeated runs. */
     public static Call prepareAdd(Context ctx, Tensor a, Tensor b, Tensor out) {
         checkAdd(ctx, a, b, out);

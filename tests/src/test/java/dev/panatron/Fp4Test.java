@@ -175,6 +175,38 @@ class Fp4Test {
         }
     }
 
+    /** Fp4.prepareMatmul: each run equals Fp4.matmul (checked against the reference above) on
+     *  fresh x (y poisoned), bad shapes refused at preparation, a closed tensor at run time. */
+    @Test
+    void preparedMatmulEqualsTheOneOffCall() {
+        int n = 65, k = 192, group = 64;
+        try (Arena arena = Arena.ofConfined()) {
+            Tensor tw = Tensor.allocate(arena, DType.F32, n, k), tb = Tensor.allocate(arena, DType.F32, n);
+            Tensor codes = Tensor.allocate(arena, DType.U4, n, k), scales = Tensor.allocate(arena, DType.F32, n, k / group);
+            tw.copyFrom(random(n * k));
+            tb.copyFrom(random(n));
+            Fp4.quantize(ctx, tw, Format.E2M1, group, 1f, null, codes, scales);
+            for (int m : new int[] {1, 7}) {
+                Tensor tx = Tensor.allocate(arena, DType.F32, m, k), ty = Tensor.allocate(arena, DType.F32, m, n), want = Tensor.allocate(arena, DType.F32, m, n);
+                Kernels.Call call = Fp4.prepareMatmul(ctx, tx, codes, scales, Format.E2M1, group, tb, ty);
+                for (int round = 0; round < 2; round++) {
+                    tx.copyFrom(random(m * k));
+                    ty.fill(Float.NaN);
+                    call.run();
+                    Fp4.matmul(ctx, tx, codes, scales, Format.E2M1, group, tb, want);
+                    assertArrayEquals(want.toFloatArray(), ty.toFloatArray(), "M=" + m + " round " + round);
+                }
+            }
+            Tensor x = Tensor.allocate(arena, DType.F32, 1, k), y = Tensor.allocate(arena, DType.F32, 1, n);
+            expect(IllegalArgumentException.class, "must be [1, " + n + "]",
+                    () -> Fp4.prepareMatmul(ctx, x, codes, scales, Format.E2M1, group, null, Tensor.allocate(arena, DType.F32, 1, n + 1)));
+            Tensor x2 = Tensor.allocate(DType.F32, 1, k);
+            Kernels.Call call = Fp4.prepareMatmul(ctx, x2, codes, scales, Format.E2M1, group, null, y);
+            x2.close();
+            assertThrows(IllegalStateException.class, call::run);
+        }
+    }
+
     @Test
     void searchPicksTheGridFormat() {
         int n = 16, k = 64, m = 8;

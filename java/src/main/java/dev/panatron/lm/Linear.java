@@ -208,6 +208,11 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
             Fp4.dequantize(ctx, codes, scales, Fp4.Format.E2M1, group, out);
         }
 
+        /** {@link #apply} without activation, prepared for repeated runs on x and out. */
+        Kernels.Call prepare(Context ctx, Tensor x, Tensor out) {
+            return Fp4.prepareMatmul(ctx, x, codes, scales, Fp4.Format.E2M1, group, bias, out);
+        }
+
         @Override
         public void apply(Context ctx, Tensor x, Tensor out, Kernels.Activation act) {
             Fp4.matmul(ctx, x, codes, scales, Fp4.Format.E2M1, group, bias, out);

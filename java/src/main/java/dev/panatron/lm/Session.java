@@ -112,6 +112,9 @@ public final class Session implements AutoCloseable {
          *  prepared (the start and length values are checked natively on each run); null for
          *  other shapes. */
         final Kernels.Call[] appends, attends;
+        /** The decode step's FP4 linear layers, each prepared on its first run (x and out fixed
+         *  per layer in a step); null for other shapes and precisions. */
+        final java.util.IdentityHashMap<Linear, PreparedLinear> lins;
 
         Views(int b, int t) {
             this.b = b;
@@ -157,6 +160,7 @@ public final class Session implements AutoCloseable {
             } else {
                 appends = attends = null;
             }
+            lins = b == batch && t == 1 && m.layers[0].o instanceof Linear.Fp4Weight ? new java.util.IdentityHashMap<>() : null;
             tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
             posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
             fcAct = c.arch() == DecoderConfig.Arch.GPT2 && m.layers[0].fc instanceof Linear.Fp4Weight
@@ -174,6 +178,23 @@ public final class Session implements AutoCloseable {
                 norms = null;
             }
         }
+    }
+
+    /** A linear layer's call prepared for the tensors it was made on. */
+    private record PreparedLinear(Tensor x, Tensor out, Kernels.Call call) {}
+
+    /** {@code out = l(x)} without activation: in an FP4 decode step the call prepared once per
+     *  Views (the Java checks of Fp4.matmul cost ~3-5 us a call inside the step), else apply. */
+    private void linear(Views w, Linear l, Tensor x, Tensor out) {
+        if (w.lins != null && l instanceof Linear.Fp4Weight f) {
+            PreparedLinear p = w.lins.get(l);
+            if (p == null) w.lins.put(l, p = new PreparedLinear(x, out, f.prepare(ctx, x, out)));
+            if (p.x() == x && p.out() == out) {
+                p.call().run();
+                return;
+            }
+        }
+        l.apply(ctx, x, out, Kernels.Activation.NONE);
     }
 
     private Views views(int b, int t) {
@@ -288,11 +309,11 @@ public final class Session implements AutoCloseable {
             DecoderModel.Layer l = m.layers[li];
             // attention block (w.h = norm1(x) on entry)
             if (gpt2) {
-                l.qkv.apply(ctx, w.h, w.qkv2, Kernels.Activation.NONE);
+                linear(w, l.qkv, w.h, w.qkv2);
             } else {
-                l.q.apply(ctx, w.h, w.q2, Kernels.Activation.NONE);
-                l.k.apply(ctx, w.h, w.k2, Kernels.Activation.NONE);
-                l.v.apply(ctx, w.h, w.v2, Kernels.Activation.NONE);
+                linear(w, l.q, w.h, w.q2);
+                linear(w, l.k, w.h, w.k2);
+                linear(w, l.v, w.h, w.v2);
                 Kernels.rope(ctx, w.q4, w.pos2, qRope, w.q4);
             }
             Tensor kc = seq < 0 ? kCache[li] : kCache[li].slice(0, seq, 1);
@@ -309,29 +330,29 @@ public final class Session implements AutoCloseable {
                     Kernels.flashAttentionDecode(ctx, w.q4, kc, vc, lensV, w.att4, attn);
                 }
             }
-            l.o.apply(ctx, w.att, w.o, Kernels.Activation.NONE);
+            linear(w, l.o, w.att, w.o);
             addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
                 if (w.fcAct == null) {
                     l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
                 } else { // FP4: the GELU Fp4Weight.apply would run, as the prepared call
-                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
+                    linear(w, l.fc, w.h, w.mlpA);
                     w.fcAct.run();
                 }
-                l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
+                linear(w, l.down, w.mlpA, w.o);
             } else {
-                l.gate.apply(ctx, w.h, w.mlpA, Kernels.Activation.NONE);
-                l.up.apply(ctx, w.h, w.mlpB, Kernels.Activation.NONE);
+                linear(w, l.gate, w.h, w.mlpA);
+                linear(w, l.up, w.h, w.mlpB);
                 Kernels.swiglu(ctx, w.mlpA, w.mlpB, w.mlpA);
-                l.down.apply(ctx, w.mlpA, w.o, Kernels.Activation.NONE);
+                linear(w, l.down, w.mlpA, w.o);
             }
             // x += o; h = the next layer's norm1(x), or the final norm (x is not read after it)
             if (li + 1 < m.layers.length) addNorm(w, 2 + 2 * li, m.layers[li + 1].norm1, m.layers[li + 1].norm1Bias, w.x);
             else addNorm(w, 2 + 2 * li, m.finalNorm, m.finalNormBias, null);
         }
-        if (allLogits) m.lmHead.apply(ctx, w.h, w.logitsAll, Kernels.Activation.NONE);
-        else m.lmHead.apply(ctx, w.lastH, w.logitsLast, Kernels.Activation.NONE);
+        if (allLogits) linear(w, m.lmHead, w.h, w.logitsAll);
+        else linear(w, m.lmHead, w.lastH, w.logitsLast);
         for (int b = b0; b < b0 + nb; b++) len[b] += w.t;
     }
 
