@@ -303,7 +303,7 @@ static void fd_tile_config(int R) {
     _tile_loadconfig(&c);
 }
 
-/* Software prefetch into L2 (PT_FD_AMX_HINT) of every line of K and V, PT_FD_AMX_PF blocks of 32
+/* Software prefetch into L2 (pt_fd_pfc) of every line of K and V, PT_FD_AMX_PF blocks of 32
  * rows ahead, from one cursor that walks the rows in order and is fed at hooks spread over the
  * whole block: each QK chunk, each softmax row, each V-interleave row pair, each P·V tile pair
  * (fd_pf). The hooks' counts split a block's lines roughly in proportion to the time each part
@@ -320,40 +320,16 @@ static void fd_tile_config(int R) {
 #ifndef PT_FD_AMX_SPLIT
 #  define PT_FD_AMX_SPLIT 16
 #endif
-#ifndef PT_FD_AMX_HINT
-#  define PT_FD_AMX_HINT _MM_HINT_T1
-#endif
 
-/* The prefetch cursor: the next row j (< je) and a budget of lines; a hook adds its count and
- * the cursor issues whole rows (its K lines, then its V lines) while the budget covers one.
- * Lines per hook of QK (one per chunk of 32 dims), softmax (per row), V interleave (per row
- * pair) and P·V (per pair of dv tiles, one call every 2nd block). */
+/* The prefetch cursor (pt_fd_pfc) and the lines each hook adds: QK (one per chunk of 32 dims),
+ * softmax (per row), V interleave (per row pair) and P·V (per pair of dv tiles, one call every
+ * 2nd block). */
 typedef struct {
-    const char *k, *v;
-    int64_t k_ss, v_ss, j, je, kbytes, vbytes;
-    int budget, nl, nqk, nsm, nvil, npv;
-    int64_t lo, mid, n2; /* order of the rows (fd_row) */
+    pt_fd_pfc c;
+    int nqk, nsm, nvil, npv;
 } fd_pfc;
 
-/* The rows in the order the kernel takes them, as the cursor walks them: with the range split in
- * two halves [lo, mid) and [mid, hi) (n2 = 2 (hi - mid) > 0), x walks both halves row by row in
- * turn (a row of the first, the same row of the second), then the rest of the first; unsplit
- * (n2 = 0), row lo + x. */
-AI int64_t fd_row(const fd_pfc* c, int64_t x) {
-    if (x < c->n2) return ((x & 1) ? c->mid : c->lo) + (x >> 1);
-    return c->lo + x - (c->n2 >> 1);
-}
-
-AI void fd_pf(fd_pfc* c, int n) {
-    c->budget += n;
-    for (; c->budget >= c->nl && c->j < c->je; c->budget -= c->nl, c->j++) {
-        const int64_t j = fd_row(c, c->j);
-        const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
-        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_AMX_HINT);
-        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_AMX_HINT);
-    }
-    if (c->j >= c->je) c->budget = 0; /* nothing owed past the cap */
-}
+AI void fd_pf(fd_pfc* pc, int n) { pt_fd_prefetch(&pc->c, n); }
 
 /* R = 4: the 16 x 4 score tile at st (lane 4 * key + row, 4 zmm) -> sr[row][h] = the row's 16
  * scores in key order. Two-source permutes pick keys 0-7 / 8-15 of two rows at a time, then
@@ -505,13 +481,13 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
     /* prefetch distance in blocks of the cursor's order: twice PT_FD_AMX_PF when split, i.e. the
      * same distance within each half (harness, split: 8 blocks 1.05x 4 blocks) */
     const int64_t pf = PT_FD_AMX_PF * (nB > 0 ? 2 : 1);
-    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, 0, imin(jhi - jlo, pf * BK), kbytes, vbytes, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64), 0, 0, 0, 0, jlo, mid, n2};
-    const int lines = (int)(BK * pc.nl); /* per block */
+    fd_pfc pc = {{it->k, it->v, p->k_ss, p->v_ss, kbytes, vbytes, 0, imin(jhi - jlo, pf * BK), jlo, mid, n2, 0, (int)((kbytes + 63) / 64 + (vbytes + 63) / 64)}, 0, 0, 0, 0};
+    const int lines = (int)(BK * pc.c.nl); /* per block */
     pc.nqk = (31 * lines + 100 * (int)nch - 1) / (100 * (int)nch);
     pc.nsm = (15 * lines + 100 * (int)R - 1) / (100 * (int)R);
     pc.nvil = (19 * lines + 1599) / 1600;
     pc.npv = (30 * lines * 4 + 100 * (int)nvt - 1) / (100 * (int)nvt);
-    fd_pf(&pc, (int)imin(pf * BK, jhi - jlo) * (int)pc.nl); /* the first pf blocks at once */
+    fd_pf(&pc, (int)imin(pf * BK, jhi - jlo) * pc.c.nl); /* the first pf blocks at once */
     /* Software pipeline: block jb's softmax runs while the tile unit computes the scores of block
      * jb + 32, and V of jb + 32 is interleaved before its P·V (so no tile load waits on vector
      * stores just made). P·V takes two blocks at a time and is deferred to the next block, where
@@ -528,8 +504,8 @@ bool pt_fd_chunk_amx(const pt_fd_problem* p, const pt_fd_item* it, float* part) 
         const int64_t jb = FD_BSTART(blk), jn = FD_BSTART(blk + 1); /* this block's and the next one's first row */
         const int64_t nb = imin(BK, jhi - jb);
         /* the rows up to pf blocks ahead (in the cursor's order) that the hooks of earlier blocks did not reach */
-        pc.je = imin(jhi - jlo, (blk + pf + 1) * BK);
-        for (const int64_t due = imin(jhi - jlo, (blk + pf) * BK); pc.j < due;) fd_pf(&pc, (int)pc.nl);
+        pc.c.xe = imin(jhi - jlo, (blk + pf + 1) * BK);
+        for (const int64_t due = imin(jhi - jlo, (blk + pf) * BK); pc.c.x < due;) fd_pf(&pc, pc.c.nl);
         const float* ST = ST2 + (blk & 1) * 32 * R;
         uint16_t* P = P2 + (blk & 1) * R * 32;
         const int next = blk + 1 < nblk;

@@ -511,38 +511,17 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  *  - K/V rows are software-prefetched into L2 PT_FD_PF blocks ahead, a few lines per product
  *    step (fd_pfc) rather than in one burst per block. */
 
-/* The software-prefetch cursor, fed a slice at each product step of a block so that the fill
- * buffers see a steady trickle of requests rather than one burst per block (a prefetch to DRAM
- * holds a fill buffer until its line arrives; spread: 1.1x from DRAM, BENCHMARKS.md session 5).
- * It walks the rows in the order the steps take them (fd_row: with the range split in two halves
- * [lo, mid) and [mid, hi), n2 = 2 (hi - mid) > 0, a row of the first half and the same row of the
- * second in turn, then the rest of the first), each row's K lines then its V lines, whole rows
- * against a budget of `per` lines per hook, up to row xe. One cursor for K and V, rows in turn: a
- * probe of the pattern alone read 2 streams at 79-84% of the 8-stream read with the prefetches
- * switching stream every few lines, 64-71% in runs of 128 lines per stream (as K during QK, then V
- * during PV, until session 7), and 4 streams (two halves) at 89-103% (BENCHMARKS.md, issue 3,
- * session 7). */
+/* The software-prefetch cursor (pt_fd_pfc, flash_attn_x86.h), fed `per` lines at each product
+ * step of a block so that the fill buffers see a steady trickle of requests rather than one burst
+ * per block (a prefetch to DRAM holds a fill buffer until its line arrives; spread: 1.1x from
+ * DRAM, BENCHMARKS.md session 5). One cursor for K and V, rows in turn, in the order the steps
+ * take them (until session 7: K during QK, then V during PV; 1.11-1.18x from DRAM). */
 typedef struct {
-    const char *k, *v;
-    int64_t k_ss, v_ss, kbytes, vbytes, x, xe, lo, mid, n2;
-    int budget, nl, per;
+    pt_fd_pfc c;
+    int per; /* lines per product step */
 } fd_pfc;
-AI int64_t fd_row(const fd_pfc* c, int64_t x) {
-    if (x < c->n2) return ((x & 1) ? c->mid : c->lo) + (x >> 1);
-    return c->lo + x - (c->n2 >> 1);
-}
-AI void pfc_rows(fd_pfc* c, int n) {
-    c->budget += n;
-    for (; c->budget >= c->nl && c->x < c->xe; c->budget -= c->nl, c->x++) {
-        const int64_t j = fd_row(c, c->x);
-        const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
-        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, _MM_HINT_T1);
-        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, _MM_HINT_T1);
-    }
-    if (c->x >= c->xe) c->budget = 0; /* nothing owed past the cap */
-}
 AI void pfc_step(fd_pfc* c) {
-    if (c) pfc_rows(c, c->per);
+    if (c) pt_fd_prefetch(&c->c, c->per);
 }
 
 /* RG rows (padded to RGP = 1, 2 or 4) x 16 keys of scores, key order in lanes of S[r]. */
@@ -743,17 +722,17 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     const int64_t nst = (jhi - jlo + BS - 1) / BS, total = jhi - jlo;
     const int64_t nA = PT_FD_SPLIT > 0 && nst >= PT_FD_SPLIT ? (nst + 1) / 2 : nst, mid = jlo + nA * BS, nB = nst - nA;
     const int nl = (int)(kbytes / 64 + vbytes / 64);
-    fd_pfc pc = {it->k, it->v, p->k_ss, p->v_ss, kbytes, vbytes, 0, 0, jlo, mid, nB > 0 ? 2 * (jhi - mid) : 0,
-                 0, nl, (int)((BS * nl + qk_steps + pv_steps - 1) / (qk_steps + pv_steps))};
+    fd_pfc pc = {{it->k, it->v, p->k_ss, p->v_ss, kbytes, vbytes, 0, 0, jlo, mid, nB > 0 ? 2 * (jhi - mid) : 0, 0, nl},
+                 (int)((BS * nl + qk_steps + pv_steps - 1) / (qk_steps + pv_steps))};
     const int64_t pfk = PT_FD_PF * BK * (nB > 0 ? 2 : 1); /* prefetch distance in rows of the cursor, a multiple of BS */
-    pc.xe = imin(total, pfk);
-    pfc_rows(&pc, (int)pc.xe * nl); /* the first pfk rows at once */
+    pc.c.xe = imin(total, pfk);
+    pt_fd_prefetch(&pc.c, (int)pc.c.xe * nl); /* the first pfk rows at once */
     for (int64_t st = 0; st < nst; st++) {
         const int64_t jb = st < 2 * nB ? ((st & 1) ? mid : jlo) + (st >> 1) * BS : jlo + (st - nB) * BS;
         const int64_t nb = imin(BS, jhi - jb);
-        pc.xe = imin(total, st * BS + pfk + BS);
-        for (const int64_t due = imin(total, st * BS + pfk); pc.x < due;) pfc_rows(&pc, nl);
-        fd_pfc* pcp = pc.x < pc.xe ? &pc : NULL;
+        pc.c.xe = imin(total, st * BS + pfk + BS);
+        for (const int64_t due = imin(total, st * BS + pfk); pc.c.x < due;) pt_fd_prefetch(&pc.c, nl);
+        fd_pfc* pcp = pc.c.x < pc.c.xe ? &pc : NULL;
         const char *kr[BS], *vr[BS];
         for (int k = 0; k < BS; k++) { /* rows past nb repeat the last one; their scores are masked */
             int64_t j = jb + (k < nb ? k : nb - 1);

@@ -26,4 +26,43 @@ AI __m512 exp2_ps(__m512 x) {
     return _mm512_maskz_scalef_ps(keep, p, r);
 }
 
+/* The decode kernels' software-prefetch cursor (flash_attn_avx512.c's fd_chunk_v2 and
+ * flash_attn_amx.c's pt_fd_chunk_amx): the K and V lines of an item's rows x < xe into L2, in
+ * the order the kernel takes the rows (pt_fd_row: with the range split in two halves [lo, mid)
+ * and [mid, hi), n2 = 2 (hi - mid) > 0, a row of the first half and the same row of the second
+ * in turn, then the rest of the first; unsplit, n2 = 0, row lo + x), each row's K lines then its
+ * V lines, whole rows against a budget of lines that the kernel's hooks feed (pt_fd_prefetch), so
+ * the fill buffers see a steady trickle rather than bursts. A probe of the pattern alone
+ * (BENCHMARKS.md, issue 3, session 7): 2 streams switching every few lines 79-84% of the
+ * 8-stream read, runs of 128 lines per stream 64-71%, 4 streams (two halves) 89-103%. */
+typedef struct {
+    const char *k, *v;
+    int64_t k_ss, v_ss, kbytes, vbytes;
+    int64_t x, xe;       /* the next row in the cursor's order, and the cap */
+    int64_t lo, mid, n2; /* the order of the rows */
+    int budget, nl;      /* lines owed by the hooks; K + V lines per row */
+} pt_fd_pfc;
+
+#ifndef PT_FD_PF_HINT
+#  define PT_FD_PF_HINT _MM_HINT_T1
+#endif
+
+AI int64_t pt_fd_row(const pt_fd_pfc* c, int64_t x) {
+    if (x < c->n2) return ((x & 1) ? c->mid : c->lo) + (x >> 1);
+    return c->lo + x - (c->n2 >> 1);
+}
+
+/* A hook: n more lines owed; issues whole rows while the budget covers one (nothing is owed past
+ * the cap). */
+AI void pt_fd_prefetch(pt_fd_pfc* c, int n) {
+    c->budget += n;
+    for (; c->budget >= c->nl && c->x < c->xe; c->budget -= c->nl, c->x++) {
+        const int64_t j = pt_fd_row(c, c->x);
+        const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
+        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_PF_HINT);
+        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_PF_HINT);
+    }
+    if (c->x >= c->xe) c->budget = 0;
+}
+
 #endif
