@@ -10,11 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include <immintrin.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + 1e-9 * t.tv_nsec; }
-static volatile float sink;
-static double read8(const char* b, size_t bytes) { double t0 = now(); size_t seg = bytes / 8; __m512i acc = _mm512_setzero_si512();
-    for (size_t o = 0; o < seg; o += 64) for (int s = 0; s < 8; s++) acc = _mm512_add_epi64(acc, _mm512_load_si512(b + s * seg + o));
-    double t = now() - t0; sink += _mm512_reduce_add_epi64(acc); return bytes / t * 1e-9; }
+#include "probe_common.h"
+static double read8(const char* b, size_t bytes) { return read8_1(b, bytes); }
 /* W: FMAs per line (8 independent chains); HINT 0: none, 1: t0, 2: t1; D: distance in bytes */
 static char ring[16384] __attribute__((aligned(64)));
 #define KERN(NAME, W, HINT) KERNS(NAME, W, HINT, 0)

@@ -13,11 +13,7 @@
 #include <time.h>
 #include <immintrin.h>
 #include <omp.h>
-static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+1e-9*t.tv_nsec;}
-static volatile long sink;
-static double read8_1(const char*b,size_t bytes){double t0=now();size_t seg=bytes/8;__m512i acc=_mm512_setzero_si512();
- for(size_t o=0;o<seg;o+=64)for(int s=0;s<8;s++)acc=_mm512_add_epi64(acc,_mm512_load_si512(b+s*seg+o));
- double t=now()-t0;sink+=_mm512_reduce_add_epi64(acc);return bytes/t*1e-9;}
+#include "probe_common.h"
 static inline const char* at(const char*b,size_t seg,int S,int C,size_t i){ /* i-th line in order (S, C) */
  size_t round=i/((size_t)S*C), r=i%((size_t)S*C); int s=(int)(r/C); size_t c=r%C; return b+s*seg+(round*C+c)*64; }
 typedef struct { const char* b; size_t seg, base; int S, C, s, c; } cur;
