@@ -105,15 +105,15 @@ public final class Session implements AutoCloseable {
          *  (index 0: x + position embedding -> norm1 of layer 0; 1 + 2i: norm2 of layer i;
          *  2 + 2i: norm1 of layer i + 1, or the final norm); null for RMSNorm models. */
         final Kernels.Call[] norms;
-        /** The embedding lookups (position: GPT-2 only, else null) and, for an FP4 GPT-2 MLP, its
-         *  GELU in place on mlpA (else null), prepared as the norms are. */
-        final Kernels.Call tokEmb, posEmb, fcAct;
+        /** The embedding lookups (position: GPT-2 only, else null), prepared as the norms are. */
+        final Kernels.Call tokEmb, posEmb;
         /** The decode step's (B = batch, T = 1) KV-cache appends and attention calls per layer,
          *  prepared (the start and length values are checked natively on each run); null for
          *  other shapes. */
         final Kernels.Call[] appends, attends;
-        /** The decode step's FP4 linear layers, each prepared on its first run (x and out fixed
-         *  per layer in a step); null for other shapes and precisions. */
+        /** The decode step's FP4 linear layers, each prepared on its first run with the
+         *  activation Fp4Weight.apply would run after it (x and out fixed per layer in a step);
+         *  null for other shapes and precisions. */
         final java.util.IdentityHashMap<Linear, PreparedLinear> lins;
 
         Views(int b, int t) {
@@ -163,8 +163,6 @@ public final class Session implements AutoCloseable {
             lins = b == batch && t == 1 && m.layers[0].o instanceof Linear.Fp4Weight ? new java.util.IdentityHashMap<>() : null;
             tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
             posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
-            fcAct = c.arch() == DecoderConfig.Arch.GPT2 && m.layers[0].fc instanceof Linear.Fp4Weight
-                    ? Kernels.prepareUnary(ctx, Kernels.Unary.GELU_TANH, mlpA, mlpA) : null;
             if (c.arch() == DecoderConfig.Arch.GPT2) {
                 int nl = m.layers.length;
                 norms = new Kernels.Call[2 * nl + 1];
@@ -180,21 +178,29 @@ public final class Session implements AutoCloseable {
         }
     }
 
-    /** A linear layer's call prepared for the tensors it was made on. */
-    private record PreparedLinear(Tensor x, Tensor out, Kernels.Call call) {}
+    /** A linear layer's calls prepared for the tensors and activation they were made on (act: null for none). */
+    private record PreparedLinear(Tensor x, Tensor out, Kernels.Activation activation, Kernels.Call call, Kernels.Call act) {}
 
-    /** {@code out = l(x)} without activation: in an FP4 decode step the call prepared once per
-     *  Views (the Java checks of Fp4.matmul cost ~3-5 us a call inside the step), else apply. */
     private void linear(Views w, Linear l, Tensor x, Tensor out) {
+        linear(w, l, x, out, Kernels.Activation.NONE);
+    }
+
+    /** {@code out = act(l(x))}: in an FP4 decode step the calls prepared once per Views (the Java
+     *  checks of Fp4.matmul and of the activation cost ~3-5 us a call inside the step), else apply. */
+    private void linear(Views w, Linear l, Tensor x, Tensor out, Kernels.Activation act) {
         if (w.lins != null && l instanceof Linear.Fp4Weight f) {
             PreparedLinear p = w.lins.get(l);
-            if (p == null) w.lins.put(l, p = new PreparedLinear(x, out, f.prepare(ctx, x, out)));
-            if (p.x() == x && p.out() == out) {
+            if (p == null) {
+                Kernels.Call post = act == Kernels.Activation.NONE ? null : Kernels.prepareUnary(ctx, Kernels.Unary.valueOf(act.name()), out, out);
+                w.lins.put(l, p = new PreparedLinear(x, out, act, f.prepare(ctx, x, out), post));
+            }
+            if (p.x() == x && p.out() == out && p.activation() == act) {
                 p.call().run();
+                if (p.act() != null) p.act().run();
                 return;
             }
         }
-        l.apply(ctx, x, out, Kernels.Activation.NONE);
+        l.apply(ctx, x, out, act);
     }
 
     private Views views(int b, int t) {
@@ -334,12 +340,7 @@ public final class Session implements AutoCloseable {
             addNorm(w, 1 + 2 * li, l.norm2, l.norm2Bias, w.x);   // x += o; h = norm2(x)
             // MLP block
             if (gpt2) {
-                if (w.fcAct == null) {
-                    l.fc.apply(ctx, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
-                } else { // FP4: the GELU Fp4Weight.apply would run, as the prepared call
-                    linear(w, l.fc, w.h, w.mlpA);
-                    w.fcAct.run();
-                }
+                linear(w, l.fc, w.h, w.mlpA, Kernels.Activation.GELU_TANH);
                 linear(w, l.down, w.mlpA, w.o);
             } else {
                 linear(w, l.gate, w.h, w.mlpA);

@@ -90,8 +90,9 @@ class DecoderPrecisionTest {
     @Test
     void compressedGreedyDecodeMatchesCompressedPrefill() throws Exception {
         // the decode path (M = 1 GEMV calls) and the prefill path (M = 16) of one precision agree
-        Path dir = DecoderParityTest.model("llama");
+        for (String name : new String[] {"llama", "gpt2"}) // gpt2: the FP4 decode step's prepared fc + GELU
         for (Precision p : new Precision[] {Precision.INT8, Precision.FP4}) {
+            Path dir = DecoderParityTest.model(name);
             try (DecoderModel m = DecoderModel.load(dir, p, DecoderParityTest.CTX, 16)) {
                 int[] prompt = {5, 17, 300, 42, 7};
                 int[] gen = new Generator(m).generate(new int[][] {prompt}, GenerationConfig.greedy(8), null)[0];
@@ -103,7 +104,7 @@ class DecoderPrecisionTest {
                     float[] row = logits[prompt.length - 1 + i];
                     int am = argmax(row);
                     // ties aside, greedy decode picks the argmax of the full forward's logits
-                    assertTrue(am == gen[i] || Math.abs(row[am] - row[gen[i]]) < 1e-3f, p + ": step " + i + " decoded " + gen[i] + ", forward argmax " + am);
+                    assertTrue(am == gen[i] || Math.abs(row[am] - row[gen[i]]) < 1e-3f, name + " " + p + ": step " + i + " decoded " + gen[i] + ", forward argmax " + am);
                 }
             }
         }
