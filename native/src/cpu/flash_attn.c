@@ -475,6 +475,9 @@ static void fd_worker(int64_t begin, int64_t end, void* arg) {
     (void)begin; (void)end;
     fd_run* run = (fd_run*)arg;
     const pt_fd_problem* p = run->p;
+    /* one chunk per head (run->direct): each item's merge is its own (the same arithmetic), done here */
+    float* o = run->direct ? (float*)pt_scratch(1, (size_t)p->Dv * sizeof(float)) : NULL;
+    if (run->direct && !o) { store_flag(&run->failed); return; }
     for (;;) {
         int64_t n = fetch_add(&run->next, 1);
         if (n >= run->n_items) break;
@@ -489,12 +492,8 @@ static void fd_worker(int64_t begin, int64_t end, void* arg) {
         it.len = len;
         it.j0 = imin(len, lo + s * chunk);
         it.j1 = imin(len, it.j0 + chunk);
-        if (!run->fn(p, &it, run->part + n * run->R * (p->Dv + 2))) { store_flag(&run->failed); continue; }
-        if (run->direct) { /* one chunk per head: this item's merge is its own (the same arithmetic) */
-            float* o = (float*)pt_scratch(1, (size_t)p->Dv * sizeof(float));
-            if (!o) { store_flag(&run->failed); continue; }
-            fd_merge_one(run, n, o);
-        }
+        if (!run->fn(p, &it, run->part + n * run->R * (p->Dv + 2))) store_flag(&run->failed);
+        else if (o) fd_merge_one(run, n, o);
     }
 }
 
