@@ -253,6 +253,29 @@ static int run_case(pt_ctx* ctx, const char* cname, int64_t m, int64_t K, int64_
                    (long long)N, bk, bn, sparsity);
             free(xp);
         }
+        /* f32 y with rows N + 24 floats apart, the gaps holding a sentinel: the AMX path at
+         * M >= 256 keeps its s32 sums in y itself (whole C tiles inside a row's N channels);
+         * y must come out right and nothing between the rows may change */
+        if (!ybf) {
+            const int64_t ldy = N + 24;
+            float* yp = malloc(4 * (size_t)(m * ldy));
+            for (int64_t i = 0; i < m * ldy; i++) yp[i] = 12345.0f;
+            for (int64_t i = 0; i < m; i++) pt_test_poison(yp + i * ldy, 4 * (size_t)N);
+            pt_tensor typ = pt_test_tensor(yp, PT_F32, 2, ys);
+            typ.stride[0] = 4 * ldy;
+            EXPECT_OK(pt_spmm_bsr_s8(ctx, &txq, &tsc, bsr, bytes, bias_on ? &tbias : NULL, &typ, act));
+            int gaps = 1;
+            for (int64_t i = 0; i < m; i++) {
+                memcpy(yf + i * N, yp + i * ldy, 4 * (size_t)N);
+                for (int64_t j = N; j < ldy; j++) gaps &= yp[i * ldy + j] == 12345.0f;
+            }
+            double ey = pt_test_err(yf, ref, (size_t)(m * N), at, rt);
+            EXPECT(ey <= 1, "[%s] spmm_s8 padded y err %g: m=%lld K=%lld N=%lld block %dx%d s=%.2f", cname, ey, (long long)m, (long long)K,
+                   (long long)N, bk, bn, sparsity);
+            EXPECT(gaps, "[%s] spmm_s8 wrote between y's rows: m=%lld K=%lld N=%lld block %dx%d", cname, (long long)m, (long long)K,
+                   (long long)N, bk, bn);
+            free(yp);
+        }
         if (m > 1) {
             xsc[m - 1] = INFINITY;
             pt_test_poison(y, 4 * (size_t)(m * N));
@@ -419,7 +442,7 @@ static void test_bad_inputs(pt_ctx* ctx) {
  * (1, 7, 16, 17, 65, 130, 200), K and N not multiples of the block, and masks with empty block
  * rows (channels with no kept block: y = act(bias)) and empty K-block columns, so work splits
  * and chunks start and end on empty rows; also a random 80% pattern. */
-static void test_amx_shapes(pt_ctx* ctx, const char* cname) {
+static void test_amx_shapes(pt_ctx* ctx, const char* cname, int big) {
     static const int64_t MS[] = {1, 7, 16, 17, 65, 130, 200};
     static const int BN[] = {16, 32};
     for (size_t b = 0; b < 2; b++)
@@ -455,6 +478,24 @@ static void test_amx_shapes(pt_ctx* ctx, const char* cname) {
             free(mask);
             run_case(ctx, cname, M, K, N, 64, bn, PT_I8, 0.9, (int)((i + 1) & 1), 0, 0, 1, PT_ACT_NONE);
         }
+    /* M >= 256 (f32 y: the sums kept in y itself, chunks of up to 2048 channels): N past one
+     * chunk and not a multiple of the block (the partial last block row, always kept, takes the
+     * scratch: a C tile of it in y would write past channel N, into the padded-y gaps), empty
+     * block rows, M = 260 (its last panel of 4 rows takes the scratch), bias + GELU, bf16 y; only
+     * where big (the configs that may take AMX: the portable kernels have no such path) */
+    static const int64_t BIG[][4] = {{260, 64, 2101, 16}, {256, 128, 2119, 32}};
+    for (size_t i = 0; big && i < sizeof BIG / sizeof BIG[0]; i++) {
+        const int64_t M = BIG[i][0], K = BIG[i][1], N = BIG[i][2], bn = BIG[i][3], KB = (K + 63) / 64, NB = (N + bn - 1) / bn;
+        uint8_t* mask = malloc((size_t)(KB * NB));
+        for (int64_t kb = 0; kb < KB; kb++)
+            for (int64_t nb = 0; nb < NB; nb++)
+                mask[kb * NB + nb] = (uint8_t)(nb == NB - 1 || (nb % 7 != 3 && nb != 64 && (kb * 5 + nb * 3 + (int64_t)i) % 4 == 0));
+        case_mask = mask;
+        run_case(ctx, cname, M, K, N, 64, (int)bn, PT_I8, 0.0, (int)(i & 1), 0, 0, 1, i == 1 ? PT_ACT_NONE : PT_ACT_GELU_ERF);
+        case_mask = NULL;
+        free(mask);
+    }
+    if (big) run_case(ctx, cname, 256, 64, 300, 64, 16, PT_I8, 0.8, 0, 0, 1, 1, PT_ACT_GELU_TANH);
 }
 
 int main(void) {
@@ -487,7 +528,7 @@ int main(void) {
         run_case(ctx, CONFIGS[c].name, 33, 768, 96, 4, 1, PT_I8, 0.9, 1, 0, 0, 1, PT_ACT_GELU_ERF);
         run_case(ctx, CONFIGS[c].name, 33, 768, 96, 64, 16, PT_I8, 0.7, 1, 0, 0, 1, PT_ACT_NONE);
         run_case(ctx, CONFIGS[c].name, 129, 192, 80, 4, 1, PT_F32, 0.5, 0, 0, 0, 1, PT_ACT_GELU_TANH);
-        test_amx_shapes(ctx, CONFIGS[c].name);
+        test_amx_shapes(ctx, CONFIGS[c].name, !(CONFIGS[c].disable & PT_CPU_AMX_INT8)); /* (the M >= 256 cases: AMX configs only) */
         if (c == 0) {
             test_selection_modes(ctx);
             test_bad_inputs(ctx);

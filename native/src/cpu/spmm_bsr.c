@@ -496,6 +496,7 @@ typedef struct {
     void* xt;                /* fast: xT */
     float* sx;               /* int8: per-row scale */
     uint8_t* bad;            /* int8: row has a non-finite value */
+    int32_t yacc;            /* AMX: the C tiles go into y itself (f32 y, M >= AMX_YACC_M; pt_spmm_amx.yacc) */
     volatile int failed;
 } sp_arg;
 
@@ -786,6 +787,14 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
 #if defined(PT_HAVE_X86_KERNELS)
 #define AMX_PANEL 64  /* rows per AMX work item */
 #define AMX_CHUNK 256 /* channels per AMX chunk (its s32 sums: 64 x 256 x 4 = 64 KiB) */
+/* from this many rows of f32 y, the C tiles are stored into y itself (pt_spmm_amx.yacc): there
+ * y (>= 1.5 MiB per thread at N = 768) does not stay in L2 between calls, and y's lines, fetched
+ * by the tile stores, arrive while the tile products run instead of during the epilogue's stores.
+ * Below it y mostly stays in L2 and the compact 64 KiB scratch is faster (y's rows are 3-12 KiB
+ * apart, so the 16 rows of a C tile fall into few L1 sets). Measured (2 threads, M x K x N,
+ * 90%, us per call, scratch / in y): 512x768x3072 657-684 / 583-612, 512x3072x768 438-451 /
+ * 417-420, 256x768x3072 320 / 314, 128x768x3072 142-146 / 157-161, 16x768x3072 23.5 / 28-32. */
+#define AMX_YACC_M 256
 
 /* First block row of split j of nsplit: the block rows divided by their kept blocks + 1 (each
  * block row also costs its C tiles and epilogue), so the splits of a panel have equal work. */
@@ -820,6 +829,7 @@ static void run_amx(int64_t i0, int64_t i1, void* argp) {
     a.n = g->h.n;
     a.acc = acc;
     a.ldacc = AMX_CHUNK;
+    a.ychunk = PT_SPMM_AMX_MAXCHUNK;
     a.scale = g->scale;
     a.bias = g->biasc;
     a.ldy = g->ldy;
@@ -835,6 +845,7 @@ static void run_amx(int64_t i0, int64_t i1, void* argp) {
         a.sx = g->sx + m0;
         a.bad = g->bad + m0;
         a.y = g->ybase + m0 * g->ldy;
+        a.yacc = g->yacc && a.mlen % 16 == 0;
         pt_spmm_amx_item(&a);
     }
     pt_spmm_amx_end();
@@ -978,6 +989,7 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
          * ranges of block rows when there are fewer than 2 panels per thread; with one item per
          * panel the item quantizes its own rows (no pass over all of x before the products) */
         const int64_t npan = cdiv(m, AMX_PANEL), t = threads > 0 ? threads : 1;
+        g.yacc = m >= AMX_YACC_M && y->dtype == PT_F32 && g.ldy % 4 == 0;
         g.nsplit = t > 1 && npan < 2 * t ? cdiv(2 * t, npan) : 1;
         if (g.nsplit > h.nb) g.nsplit = h.nb;
         if (g.nsplit > 1) {

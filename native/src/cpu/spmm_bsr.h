@@ -50,6 +50,7 @@ typedef struct pt_spmm_epi {
 
 /* AMX-INT8, 64x16 or 64x32 blocks (spmm_bsr_amx.c): one work item, rows [0, mlen) (mlen <= 64) of
  * a panel x block rows [nb0, nb1), computed in chunks of ldacc channels and finished into y. */
+#define PT_SPMM_AMX_MAXCHUNK 2048 /* channels per chunk in y: 64 x 2048 x 4 = 512 KiB of y, a quarter of L2 */
 typedef struct pt_spmm_amx {
     const int64_t* rowptr;
     const int32_t* col;
@@ -69,6 +70,9 @@ typedef struct pt_spmm_amx {
     const uint8_t* bad;      /* the panel's rows with a non-finite x */
     char* y;                 /* y's row of the panel's first row (channel 0) */
     int64_t ldy;             /* bytes between y rows */
+    int32_t yacc;            /* 1 (f32 y, mlen % 16 == 0, ldy % 4 == 0): the chunks of whole block rows keep
+                              * their s32 sums in y itself (ldy / 4 apart), the epilogue rewrites them in place */
+    int64_t ychunk;          /* yacc: channels per such chunk, a multiple of 32, <= PT_SPMM_AMX_MAXCHUNK */
 } pt_spmm_amx;
 
 /* Few rows (1..8; the driver uses it for M <= 4), 4x1 blocks, f32 or int8 (x row-major: f32, or u8 = q + 128), block rows

@@ -15,7 +15,14 @@
  * tilezero / tilestored, and the epilogue takes its sums as 0 (y = act(bias)).
  * Writing y in long row runs panel by panel is what makes the stores cheap: y is the largest
  * stream at large M, and a column-strip order (all M for 256 channels, then the next strip)
- * writes it at about half the rate. */
+ * writes it at about half the rate.
+ * With yacc (large M, f32 y) a chunk of up to 2048 channels of whole block rows keeps its s32
+ * sums in y itself: the C tiles are stored into y's f32 slots (an s32 and an f32 are both 4
+ * bytes), then the epilogue rewrites each slot in place while the chunk (<= 512 KiB) is in L2.
+ * y's lines then come in (read for ownership) during the tile products, which wait on their
+ * own latency chains anyway, instead of during the epilogue's stores; the epilogue's stores hit
+ * lines already owned. The partial last block row (N % bn != 0) takes the scratch (its C tile
+ * would write past channel N). */
 #include "cpu/spmm_bsr.h"
 #include <immintrin.h>
 
@@ -75,10 +82,9 @@ void pt_spmm_amx_end(void) { _tile_release(); }
     } while (0)
 
 static PT_ALWAYS_INLINE void rows16(const pt_spmm_amx* a, int64_t c0, int64_t c1, const int8_t* xt, int64_t xs, int32_t* out,
-                                    const int NS) {
+                                    int64_t ldo, const int NS) {
     const int8_t* vals = a->vals;
     const int32_t* col = a->col;
-    const int64_t ldo = a->ldacc;
     int64_t nb = c0;
     for (; nb + 1 < c1; nb += 2) {
         int32_t* o = out + (nb - c0) * 16;
@@ -92,8 +98,8 @@ static PT_ALWAYS_INLINE void rows16(const pt_spmm_amx* a, int64_t c0, int64_t c1
  * channel half t), A tiles 4/5, B tiles 6/7 (all eight tiles: no second set to alternate with;
  * each A tile serves two B tiles instead). */
 static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1, const int8_t* xt, int64_t xs, int32_t* out,
-                                    const int NS) {
-    const int64_t ldo = a->ldacc, st = ldo * 4, r16 = 16 * ldo;
+                                    int64_t ldo, const int NS) {
+    const int64_t st = ldo * 4, r16 = 16 * ldo;
     for (int64_t nb = c0; nb < c1; nb++) {
         int32_t* o = out + (nb - c0) * 32;
         if (a->rowptr[nb] == a->rowptr[nb + 1]) continue; /* no kept block: the epilogue writes act(bias) */
@@ -130,7 +136,7 @@ static PT_ALWAYS_INLINE void rows32(const pt_spmm_amx* a, int64_t c0, int64_t c1
  * row of x had a non-finite value. Bit j of live clear: channels 16 j .. 16 j + 15 belong to a
  * block row without kept blocks, whose C tiles were not computed: acc taken as 0 there. */
 static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, const float* bias, float sx, int bad, int64_t nc, char* y,
-                                     const int ydt, const int act, uint32_t live) {
+                                     const int ydt, const int act, const uint32_t* live) {
     if (bad) {
         const __m512 nan = _mm512_set1_ps(NAN);
         for (int64_t c = 0; c < nc; c += 16) pt_stm(y, ydt, c, nan, pt_tail_mask(nc - c));
@@ -139,59 +145,66 @@ static PT_ALWAYS_INLINE void epi_row(const int32_t* acc, const float* scale, con
     const __m512 s = _mm512_set1_ps(sx);
     int64_t c = 0;
     for (; c + 16 <= nc; c += 16) {
-        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(0u - ((live >> (c >> 4)) & 1u)), acc + c));
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(0u - ((live[c >> 9] >> ((c >> 4) & 31)) & 1u)), acc + c));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_loadu_ps(scale + c)), _mm512_loadu_ps(bias + c));
         pt_stm(y, ydt, c, pt_act512(v, act), 0xffff);
     }
     if (c < nc) {
         const __mmask16 m = pt_tail_mask(nc - c);
-        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(m & (0u - ((live >> (c >> 4)) & 1u))), acc + c));
+        const __m512 a = _mm512_cvtepi32_ps(_mm512_maskz_loadu_epi32((__mmask16)(m & (0u - ((live[c >> 9] >> ((c >> 4) & 31)) & 1u))), acc + c));
         __m512 v = _mm512_fmadd_ps(a, _mm512_mul_ps(s, _mm512_maskz_loadu_ps(m, scale + c)), _mm512_maskz_loadu_ps(m, bias + c));
         pt_stm(y, ydt, c, pt_act512(v, act), m);
     }
 }
 
-static PT_ALWAYS_INLINE void epi_chunk(const pt_spmm_amx* a, int64_t n0, int64_t nc, const int ydt, const int act) {
+static PT_ALWAYS_INLINE void epi_chunk(const pt_spmm_amx* a, const int32_t* acc, int64_t ld, int64_t n0, int64_t nc, const int ydt,
+                                       const int act) {
     const int64_t es = ydt == PT_F32 ? 4 : 2;
-    uint32_t live = 0; /* the chunk's 16-channel groups with kept blocks (n0 is a multiple of bn, nc <= 256) */
+    uint32_t live[PT_SPMM_AMX_MAXCHUNK / 512] = {0}; /* the chunk's 16-channel groups with kept blocks (n0 is a multiple of bn) */
     for (int64_t j = 0; j * 16 < nc; j++) {
         const int64_t nb = (n0 + 16 * j) / a->bn;
-        live |= (uint32_t)(a->rowptr[nb] != a->rowptr[nb + 1]) << j;
+        live[j >> 5] |= (uint32_t)(a->rowptr[nb] != a->rowptr[nb + 1]) << (j & 31);
     }
     for (int64_t r = 0; r < a->mlen; r++)
-        epi_row(a->acc + r * a->ldacc, a->scale + n0, a->bias + n0, a->sx[r], a->bad[r], nc, a->y + r * a->ldy + n0 * es, ydt, act, live);
+        epi_row(acc + r * ld, a->scale + n0, a->bias + n0, a->sx[r], a->bad[r], nc, a->y + r * a->ldy + n0 * es, ydt, act, live);
 }
 
 void pt_spmm_amx_item(const pt_spmm_amx* a) {
     const int64_t xs = a->kb * 1024; /* bytes between the A tiles of consecutive 16-row sub-panels */
     const int64_t nsub = (a->mlen + 15) / 16;
-    const int64_t cbr = a->ldacc / a->bn; /* block rows per chunk */
-    for (int64_t c0 = a->nb0; c0 < a->nb1; c0 += cbr) {
-        const int64_t c1 = c0 + cbr < a->nb1 ? c0 + cbr : a->nb1;
-        for (int64_t s = 0; s < nsub; s += 2) {
-            const int8_t* xt = a->xt + s * xs;
-            int32_t* out = a->acc + s * 16 * a->ldacc;
-            const int two = nsub - s >= 2;
-            if (a->bn == 16) {
-                if (two) rows16(a, c0, c1, xt, xs, out, 2);
-                else rows16(a, c0, c1, xt, xs, out, 1);
-            } else {
-                if (two) rows32(a, c0, c1, xt, xs, out, 2);
-                else rows32(a, c0, c1, xt, xs, out, 1);
-            }
-        }
+    for (int64_t c0 = a->nb0, c1; c0 < a->nb1; c0 = c1) {
+        /* in y: the C tiles stored as s32 straight into y's f32 slots (whole tiles inside y's
+         * rows), then the epilogue rewrites them in place while they are in L1/L2 */
+        const int iny = a->yacc && (c0 + 1) * a->bn <= a->n;
+        const int64_t cbr = (iny ? a->ychunk : a->ldacc) / a->bn; /* block rows per chunk */
+        c1 = c0 + cbr < a->nb1 ? c0 + cbr : a->nb1;
+        if (iny && c1 * a->bn > a->n) c1 = a->n / a->bn; /* the partial last block row: a scratch chunk of its own */
         const int64_t n0 = c0 * a->bn, n1 = c1 * a->bn < a->n ? c1 * a->bn : a->n;
         const int64_t nc = n1 - n0;
+        int32_t* acc = iny ? (int32_t*)(a->y + n0 * 4) : a->acc;
+        const int64_t ld = iny ? a->ldy / 4 : a->ldacc;
+        for (int64_t s = 0; s < nsub; s += 2) {
+            const int8_t* xt = a->xt + s * xs;
+            int32_t* out = acc + s * 16 * ld;
+            const int two = nsub - s >= 2;
+            if (a->bn == 16) {
+                if (two) rows16(a, c0, c1, xt, xs, out, ld, 2);
+                else rows16(a, c0, c1, xt, xs, out, ld, 1);
+            } else {
+                if (two) rows32(a, c0, c1, xt, xs, out, ld, 2);
+                else rows32(a, c0, c1, xt, xs, out, ld, 1);
+            }
+        }
         if (a->ydt == PT_F32) {
             switch (a->act) {
-            case PT_ACT_NONE: epi_chunk(a, n0, nc, PT_F32, PT_ACT_NONE); break;
-            case PT_ACT_RELU: epi_chunk(a, n0, nc, PT_F32, PT_ACT_RELU); break;
-            case PT_ACT_GELU_ERF: epi_chunk(a, n0, nc, PT_F32, PT_ACT_GELU_ERF); break;
-            case PT_ACT_GELU_TANH: epi_chunk(a, n0, nc, PT_F32, PT_ACT_GELU_TANH); break;
-            default: epi_chunk(a, n0, nc, PT_F32, PT_ACT_SILU); break;
+            case PT_ACT_NONE: epi_chunk(a, acc, ld, n0, nc, PT_F32, PT_ACT_NONE); break;
+            case PT_ACT_RELU: epi_chunk(a, acc, ld, n0, nc, PT_F32, PT_ACT_RELU); break;
+            case PT_ACT_GELU_ERF: epi_chunk(a, acc, ld, n0, nc, PT_F32, PT_ACT_GELU_ERF); break;
+            case PT_ACT_GELU_TANH: epi_chunk(a, acc, ld, n0, nc, PT_F32, PT_ACT_GELU_TANH); break;
+            default: epi_chunk(a, acc, ld, n0, nc, PT_F32, PT_ACT_SILU); break;
             }
         } else {
-            epi_chunk(a, n0, nc, PT_BF16, a->act);
+            epi_chunk(a, acc, ld, n0, nc, PT_BF16, a->act);
         }
     }
 }
