@@ -989,7 +989,7 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
          * ranges of block rows when there are fewer than 2 panels per thread; with one item per
          * panel the item quantizes its own rows (no pass over all of x before the products) */
         const int64_t npan = cdiv(m, AMX_PANEL), t = threads > 0 ? threads : 1;
-        g.yacc = m >= AMX_YACC_M && y->dtype == PT_F32 && g.ldy % 4 == 0;
+        g.yacc = m >= AMX_YACC_M && y->dtype == PT_F32 && g.ldy % 4 == 0 && g.ldy >= h.n * 4; /* (rows apart, ascending) */
         g.nsplit = t > 1 && npan < 2 * t ? cdiv(2 * t, npan) : 1;
         if (g.nsplit > h.nb) g.nsplit = h.nb;
         if (g.nsplit > 1) {
