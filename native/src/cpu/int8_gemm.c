@@ -681,7 +681,13 @@ static pt_status dnn_parts(pt_ctx* ctx, i8_arg* g, int64_t nparts, void (*fn)(in
  * memory, was 0.75-0.85x of our AMX kernel. Session 4, 1 thread: per ~2 MB chunk it beats our
  * kernel from M=96 on; writing the product into y first with oneDNN's sum post-op adding onto
  * it was 0-12% slower than this at K=768 (its first write of y is not overlapped with any
- * compute), equal at K=3072, and was deleted.) */
+ * compute), equal at K=3072, and was deleted. Session 8, 2 threads, in-process A/B against the
+ * column split below (BENCHMARKS, issue 5, "Session 8"): the whole GEMM as ONE oneDNN call on its
+ * OpenMP team with the outlier product fused (our pool stores it, oneDNN adds it) ran at 0.53-0.82x
+ * of the split at M=128/512 (binary post-op from an [M, N] buffer 0.53-0.76x, sum post-op onto y
+ * pre-set with the product 0.78-0.82x); one call with our pass after it in 2 MB column chunks
+ * 0.90-1.08x; W8A8 as one call 0.51-1.27x (M=512 3072x768 0.51x). A binary post-op on a column
+ * slice of y stays ref_int8 even with the added tensor at y's strides.) */
 static pt_status int8_onednn(pt_ctx* ctx, i8_arg* g, int64_t threads) {
     const int64_t m = g->m, n = g->n;
     const float* ws = g->wscale;
