@@ -4,9 +4,9 @@
  * machine is busy and a worker is not scheduled, the calling thread waits for it (spinning, by
  * libgomp's default) even if there is no work left for it: a model's forward pass runs dozens of
  * short parallel regions and each can cost a scheduler time slice. Here the chunks of a job are
- * CLAIMED: the calling thread claims and runs chunks like any worker, and waits only for chunks
- * a worker has actually started. A worker that wakes late finds the job taken and goes back to
- * waiting. When the machine is quiet, workers spin for a short while between jobs (consecutive
+ * CLAIMED: the calling thread runs the first chunk, then takes every chunk no worker has claimed
+ * yet, and waits only for chunks a worker has actually started. A worker that wakes late finds
+ * its chunk taken and goes back to waiting. When the machine is quiet, workers spin for a short while between jobs (consecutive
  * kernel calls of a model), then sleep on a condition variable.
  *
  * Pools are per calling thread (as OpenMP's teams are): each thread that calls a kernel gets
@@ -74,33 +74,37 @@ static inline int64_t now_ns(void) {
 
 typedef struct pool pool;
 
+/* A worker's slot: its own cache line, holding the state it spins on and the chunk the caller
+ * hands it. slot = (job generation << 2) | st, st one of: */
+enum { SLOT_DONE = 0, SLOT_POSTED = 1, SLOT_RUNNING = 2, SLOT_STOLEN = 3 };
+/* The caller writes the chunk and then the slot (POSTED); the worker claims it by a CAS
+ * POSTED -> RUNNING on its own line and stores DONE there when the chunk is over. The caller,
+ * after its own chunk, takes every chunk still POSTED (CAS -> STOLEN: a worker that wakes late
+ * finds it taken) and waits for the RUNNING ones. A 2-thread job thus moves the slot line
+ * between the two cores about three times (post, claim, done) and touches no line shared by
+ * all workers; the caller starts its own chunk right after the post, with no atomic RMW before
+ * it (session 8: the shared claim counter and done counter took ~0.6-0.8 us per 2-thread job). */
 typedef struct {
+    _Alignas(64) _Atomic uint64_t slot;
+    /* the chunk: written by the caller before it posts, read by the worker after its claim */
+    pt_range_fn fn;
+    void* arg;
+    int64_t begin, end;
+    _Atomic int sleeping;        /* the worker is (about to be) asleep on the pool's cv */
+    uint64_t gen0;               /* the generation before the worker's first job */
     pool* p;
-    int index;
-    pthread_t thread;
 } worker;
 
-/* The fields sit on separate cache lines by who writes them: a worker spinning on `state` must not
- * pull the line back between the caller's stores of a job (a 2-thread job's hand-off took
- * ~0.8 us with everything on one line, session 7). */
 struct pool {
-    /* state = (job generation << 32) | next chunk to claim; claims are CASes on it, so a
-     * worker that saw an older generation can never claim a chunk of a newer job */
-    _Alignas(64) _Atomic uint64_t state;
-    _Alignas(64) _Atomic int64_t done;   /* chunks finished in the current job */
-    /* the current job; written by the caller before it publishes a new generation, read by a
-     * worker only after a successful claim (the job cannot finish before that chunk does) */
-    _Alignas(64) pt_range_fn fn;
-    void* arg;
-    int64_t n, chunks;
-    int helpers;                 /* workers wanted by this job (chunks - 1) */
-    /* rarely written: read by the caller on every job, by the workers while they spin */
-    _Alignas(64) _Atomic int sleepers;
-    _Atomic int stop;
+    /* rarely written: read by the workers while they spin */
+    _Alignas(64) _Atomic int stop;
     _Atomic int park;            /* pt_parallel_park: sleep now instead of spinning */
-    pthread_mutex_t mu;
+    _Alignas(64) pthread_mutex_t mu;
     pthread_cond_t cv;
+    /* the caller's own */
+    _Alignas(64) uint64_t gen;   /* the last job's generation */
     int nworkers;
+    pthread_t threads[MAX_WORKERS];
     worker workers[MAX_WORKERS];
 };
 
@@ -109,53 +113,39 @@ static _Thread_local int tl_in_job;    /* inside a chunk (caller or worker): nes
 static pthread_key_t g_key;
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-/* Runs chunk c of the current job. */
-static inline void run_chunk(pool* p, uint32_t c) {
-    int64_t begin = p->n * (int64_t)c / p->chunks, end = p->n * ((int64_t)c + 1) / p->chunks;
-    if (begin < end) p->fn(begin, end, p->arg);
-    atomic_fetch_add_explicit(&p->done, 1, memory_order_release);
-}
-
-/* Claims a chunk of generation gen; returns its index, or -1 when the job is taken or over. */
-static inline int64_t claim(pool* p, uint32_t gen, int64_t chunks) {
-    uint64_t s = atomic_load_explicit(&p->state, memory_order_acquire);
-    for (;;) {
-        if ((uint32_t)(s >> 32) != gen || (int64_t)(s & 0xffffffffu) >= chunks) return -1;
-        if (atomic_compare_exchange_weak_explicit(&p->state, &s, s + 1, memory_order_acq_rel, memory_order_acquire))
-            return (int64_t)(s & 0xffffffffu);
-    }
-}
-
 static void* worker_main(void* argp) {
     worker* w = (worker*)argp;
     pool* p = w->p;
     tl_in_job = 1;
-    uint32_t seen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
+    uint64_t seen = w->gen0; /* not the slot: the first job may be posted already */
     for (;;) {
-        /* wait for a new generation: spin a while, then sleep */
-        uint32_t gen = seen;
+        /* wait for a new generation in the slot: spin a while, then sleep */
+        uint64_t s;
         int64_t t0 = now_ns();
         for (int i = 0;; i++) {
-            gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_acquire) >> 32);
-            if (gen != seen || atomic_load_explicit(&p->stop, memory_order_relaxed)) break;
+            s = atomic_load_explicit(&w->slot, memory_order_acquire);
+            if ((s >> 2) != seen) break;
             cpu_relax();
-            if ((i & 63) == 63 && (atomic_load_explicit(&p->park, memory_order_relaxed) || now_ns() - t0 > SPIN_NS)) {
-                pthread_mutex_lock(&p->mu);
-                atomic_fetch_add(&p->sleepers, 1); /* seq_cst: pairs with the caller's publish + load */
-                while ((uint32_t)(atomic_load(&p->state) >> 32) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
-                atomic_fetch_sub(&p->sleepers, 1);
-                pthread_mutex_unlock(&p->mu);
-                t0 = now_ns();
+            if ((i & 63) == 63) {
+                if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
+                if (atomic_load_explicit(&p->park, memory_order_relaxed) || now_ns() - t0 > SPIN_NS) {
+                    pthread_mutex_lock(&p->mu);
+                    atomic_store(&w->sleeping, 1); /* the caller's relaxed check may miss it: see pt_parallel_range */
+                    while ((atomic_load(&w->slot) >> 2) == seen && !atomic_load(&p->stop)) pthread_cond_wait(&p->cv, &p->mu);
+                    atomic_store(&w->sleeping, 0);
+                    pthread_mutex_unlock(&p->mu);
+                    if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
+                    t0 = now_ns();
+                }
             }
         }
-        if (atomic_load_explicit(&p->stop, memory_order_relaxed)) return NULL;
-        seen = gen;
-        /* the caller writes `chunks`/`helpers` before publishing gen; a stale read only makes
-         * this worker try a claim that then fails on the generation check */
-        int64_t chunks = p->chunks;
-        if (w->index >= p->helpers) continue;
-        int64_t c;
-        while ((c = claim(p, gen, chunks)) >= 0) run_chunk(p, (uint32_t)c);
+        seen = s >> 2;
+        if ((s & 3) != SLOT_POSTED) continue; /* taken by the caller meanwhile */
+        if (!atomic_compare_exchange_strong_explicit(&w->slot, &s, (s & ~(uint64_t)3) | SLOT_RUNNING, memory_order_acquire,
+                                                     memory_order_relaxed))
+            continue;
+        w->fn(w->begin, w->end, w->arg);
+        atomic_store_explicit(&w->slot, seen << 2 | SLOT_DONE, memory_order_release);
     }
 }
 
@@ -166,7 +156,7 @@ static void pool_destroy(void* v) {
     atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
-    for (int i = 0; i < p->nworkers; i++) pthread_join(p->workers[i].thread, NULL);
+    for (int i = 0; i < p->nworkers; i++) pthread_join(p->threads[i], NULL);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
     free(p);
@@ -183,8 +173,6 @@ static pool* get_pool(int helpers) {
         memset(p, 0, sizeof *p);
         pthread_mutex_init(&p->mu, NULL);
         pthread_cond_init(&p->cv, NULL);
-        atomic_init(&p->state, 0);
-        atomic_init(&p->done, 0);
         tl_pool = p;
         pthread_setspecific(g_key, p);
     }
@@ -192,8 +180,10 @@ static pool* get_pool(int helpers) {
     while (p->nworkers < helpers) {
         worker* w = &p->workers[p->nworkers];
         w->p = p;
-        w->index = p->nworkers;
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) break;
+        w->gen0 = p->gen;
+        atomic_init(&w->slot, p->gen << 2 | SLOT_DONE);
+        atomic_init(&w->sleeping, 0);
+        if (pthread_create(&p->threads[p->nworkers], NULL, worker_main, w) != 0) break;
         p->nworkers++;
     }
     return p;
@@ -211,33 +201,47 @@ void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt_range_fn 
         return;
     }
     if (nt > p->nworkers + 1) nt = p->nworkers + 1;
-    /* publish the job: fields first, then the new generation with chunk 0 unclaimed */
-    p->fn = fn;
-    p->arg = arg;
-    p->n = n;
-    p->chunks = nt;
-    p->helpers = (int)nt - 1;
-    atomic_store_explicit(&p->done, 0, memory_order_relaxed);
+    const uint64_t gen = ++p->gen;
     if (atomic_load_explicit(&p->park, memory_order_relaxed)) atomic_store_explicit(&p->park, 0, memory_order_relaxed);
-    uint32_t gen = (uint32_t)(atomic_load_explicit(&p->state, memory_order_relaxed) >> 32) + 1;
-    atomic_store(&p->state, (uint64_t)gen << 32); /* seq_cst: pairs with the sleepers' check */
-    if (atomic_load(&p->sleepers) > 0) {
+    /* post chunk c (1..nt-1) to worker c-1; the caller runs chunk 0 */
+    int wake = 0;
+    for (int c = 1; c < nt; c++) {
+        worker* w = &p->workers[c - 1];
+        w->fn = fn;
+        w->arg = arg;
+        w->begin = n * c / nt;
+        w->end = n * (c + 1) / nt;
+        atomic_store_explicit(&w->slot, gen << 2 | SLOT_POSTED, memory_order_release);
+        wake |= atomic_load_explicit(&w->sleeping, memory_order_relaxed);
+    }
+    if (wake) { /* the worker reads its slot under the mutex before it waits: it sees the post or gets the broadcast */
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->cv);
         pthread_mutex_unlock(&p->mu);
     }
-    /* the caller claims chunks too: with no worker around it runs them all */
     tl_in_job = 1;
-    int64_t c;
-    while ((c = claim(p, gen, nt)) >= 0) run_chunk(p, (uint32_t)c);
+    fn(0, n / nt, arg);
+    /* take the chunks no worker has claimed yet (a worker late, or one that went to sleep after
+     * the relaxed check above: it is woken at a later job, whose check sees `sleeping`) */
+    for (int c = 1; c < nt; c++) {
+        worker* w = &p->workers[c - 1];
+        uint64_t s = gen << 2 | SLOT_POSTED;
+        if (atomic_load_explicit(&w->slot, memory_order_relaxed) == s &&
+            atomic_compare_exchange_strong_explicit(&w->slot, &s, gen << 2 | SLOT_STOLEN, memory_order_relaxed,
+                                                    memory_order_relaxed))
+            fn(n * c / nt, n * (c + 1) / nt, arg);
+    }
     tl_in_job = 0;
-    /* every chunk is claimed; wait for those a worker is running */
-    int64_t t0 = 0;
-    for (int i = 0; atomic_load_explicit(&p->done, memory_order_acquire) < nt; i++) {
-        cpu_relax();
-        if ((i & 63) == 63) {
-            if (!t0) t0 = now_ns();
-            else if (now_ns() - t0 > SPIN_NS) sched_yield();
+    /* wait for the chunks the workers run */
+    for (int c = 1; c < nt; c++) {
+        worker* w = &p->workers[c - 1];
+        int64_t t0 = 0;
+        for (int i = 0; atomic_load_explicit(&w->slot, memory_order_acquire) == (gen << 2 | SLOT_RUNNING); i++) {
+            cpu_relax();
+            if ((i & 63) == 63) {
+                if (!t0) t0 = now_ns();
+                else if (now_ns() - t0 > SPIN_NS) sched_yield();
+            }
         }
     }
 }
