@@ -6,7 +6,7 @@
  *   LD_LIBRARY_PATH=build/dev /tmp/gemv_step THREADS REPS
  * Prints per rep: step ms, weights GB/s, read / copy GB/s, and per shape us per call (median of reps).
  * Variants (an experiment build, not the tree): `git apply scripts/decode-calls/gemv_knobs.patch`
- * exports int pt_dbg_gv[8] from the library (0: prefetch T0 / 1 none / 2 T1 / 3 T2; 1: distance in
+ * exports int pt_dbg_gv[8] from the library (also read from PT_GV="a,b,c,d" at load, for the CLI) (0: prefetch T0 / 1 none / 2 T1 / 3 T2; 1: distance in
  * bytes, 0 = 2048; 2: segments, 0 = 8; 3: MiB per dynamically claimed piece of N, 0 = the static
  * split); each further argument "a,b,c,d" is one variant, run in turn rep by rep:
  *   LD_LIBRARY_PATH=build/dev /tmp/gemv_step 2 7 0,0,0,0 1,0,0,0 2,4096,0,0 0,0,0,8 */
@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/mman.h>
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int cmp(const void* a, const void* b) { double x = *(const double*)a, y = *(const double*)b; return x < y ? -1 : x > y; }
 static pt_tensor t2(void* d, int64_t r, int64_t c) {
@@ -40,7 +41,9 @@ int main(int argc, char** argv) {
     const char* name[NS] = {"qkv 2304x768", "o 768x768", "fc 3072x768+gelu", "down 768x3072", "lm_head 50257x768"};
     size_t off[L * 4 + 1], tot = 0;
     for (int i = 0; i < L * 4 + 1; i++) { int s = i == L * 4 ? 4 : i % 4; off[i] = tot; tot += (size_t)(sn[s] * sk[s] * 4 + 4095) / 4096 * 4096; }
-    char* w = aligned_alloc(4096, tot);
+    char* w = aligned_alloc(2 << 20, (tot + (2 << 20) - 1) / (2 << 20) * (2 << 20));
+    /* PT_HUGE=1: the weights on transparent huge pages (the host's THP mode is madvise) */
+    if (getenv("PT_HUGE") && atoi(getenv("PT_HUGE"))) madvise(w, (tot + (2 << 20) - 1) / (2 << 20) * (2 << 20), MADV_HUGEPAGE);
     char* dst = aligned_alloc(4096, tot);
     for (size_t i = 0; i < tot / 4; i++) ((float*)w)[i] = (float)((i * 2654435761u) % 2001) * 1e-5f - 0.01f;
     memset(dst, 0, tot);
