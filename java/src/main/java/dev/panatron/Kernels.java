@@ -89,6 +89,13 @@ public final class Kernels {
      * @throws PanatronException        when the native kernel fails (e.g. out of memory)
      */
     public static void matmul(Context ctx, Tensor a, Tensor b, Tensor bias, Tensor c, MatmulOptions opts) {
+        if (checkMatmul(ctx, a, b, bias, c, opts)) return;
+        Native.check(panatron_h.pt_matmul(ctx.handle(), a.descriptor(), b.descriptor(),
+                bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), matmulParams(opts)));
+    }
+
+    /** The checks of {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)}; true when there is nothing to compute. */
+    private static boolean checkMatmul(Context ctx, Tensor a, Tensor b, Tensor bias, Tensor c, MatmulOptions opts) {
         Objects.requireNonNull(opts, "opts");
         requireOpen(ctx, a, b, c);
         if (bias != null) bias.checkOpen();
@@ -117,9 +124,7 @@ public final class Kernels {
         requireDisjoint("matmul", c, "c", a, "a");
         requireDisjoint("matmul", c, "c", b, "b");
         if (bias != null) requireDisjoint("matmul", c, "c", bias, "bias");
-        if (m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0)) return;
-        Native.check(panatron_h.pt_matmul(ctx.handle(), a.descriptor(), b.descriptor(),
-                bias == null ? MemorySegment.NULL : bias.descriptor(), c.descriptor(), matmulParams(opts)));
+        return m == 0 || n == 0 || (a.ndim() == 3 && a.dim(0) == 0);
     }
 
     /** {@code c = a @ b}. See {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)}. */
@@ -1387,6 +1392,20 @@ public final class Kernels {
         checkEmbedding(ctx, table, ids, out, false);
         MemorySegment td = table.descriptor(), id = ids.descriptor(), od = out.descriptor();
         return new Call(ctx, new Tensor[] {table, ids, out}, null, h -> panatron_h.pt_embedding(h, td, id, od));
+    }
+
+    /**
+     * {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)} prepared for
+     * repeated runs (a decoder step's dense linear layers).
+     *
+     * @throws IllegalArgumentException as {@link #matmul(Context, Tensor, Tensor, Tensor, Tensor, MatmulOptions)}
+     * @throws IllegalStateException    when any tensor or the context is closed
+     */
+    public static Call prepareMatmul(Context ctx, Tensor a, Tensor b, Tensor bias, Tensor c, MatmulOptions opts) {
+        if (checkMatmul(ctx, a, b, bias, c, opts)) return new Call(ctx, new Tensor[] {a, b, c}, null, h -> 0);   // empty: nothing to compute
+        MemorySegment ad = a.descriptor(), bd = b.descriptor(), biasd = bias == null ? MemorySegment.NULL : bias.descriptor(), cd = c.descriptor(),
+                pd = matmulParams(opts);
+        return new Call(ctx, new Tensor[] {a, b, bias, c}, null, h -> panatron_h.pt_matmul(h, ad, bd, biasd, cd, pd));
     }
 
     /** {@link #matmul(Context, Tensor, PackedMatrix, Tensor, Tensor, MatmulOptions)} prepared for repeated runs. */

@@ -61,6 +61,43 @@ class PreparedCallTest {
     }
 
     @Test
+    void denseMatmulMatchesTheReferenceAndSeesNewInputs() {
+        // M = 1 and 2 (the small-M GEMV a decode step runs), odd N and K, weight [N, K], GELU (tanh) fused
+        Random r = new Random(5);
+        for (int m : new int[] {1, 2}) {
+            int k = 127, n = 65;
+            try (Context ctx = Context.create(2)) {
+                float[] wv = rand(r, n * k), bv = rand(r, n);
+                Tensor w = Tensor.of(wv, n, k), bias = Tensor.of(bv, n), a = Tensor.allocate(DType.F32, m, k), c = Tensor.allocate(DType.F32, m, n);
+                Kernels.Call call = Kernels.prepareMatmul(ctx, a, w, bias, c, Kernels.MatmulOptions.LINEAR.withActivation(Kernels.Activation.GELU_TANH));
+                for (int round = 0; round < 2; round++) {
+                    float[] av = rand(r, m * k);
+                    a.copyFrom(av);
+                    c.fill(Float.NaN);
+                    call.run();
+                    float[] got = c.toFloatArray();
+                    for (int i = 0; i < m; i++) {
+                        for (int j = 0; j < n; j++) {
+                            double s = bv[j], sa = Math.abs(bv[j]);
+                            for (int q = 0; q < k; q++) {
+                                s += (double) av[i * k + q] * wv[j * k + q];
+                                sa += Math.abs((double) av[i * k + q] * wv[j * k + q]);
+                            }
+                            double want = 0.5 * s * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (s + 0.044715 * s * s * s)));
+                            assertEquals(want, got[i * n + j], 2e-6 * sa + 1e-5, "m " + m + " c[" + i + "][" + j + "] round " + round);
+                        }
+                    }
+                }
+                var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), w, null, c,
+                        Kernels.MatmulOptions.LINEAR));
+                assertTrue(bad.getMessage().contains("inner dims"), bad.getMessage());
+                w.close();
+                assertThrows(IllegalStateException.class, call::run);
+            }
+        }
+    }
+
+    @Test
     void closedTensorsAndContextsAreRefusedAtRunTime() {
         Context ctx = Context.create(1);
         Tensor x = Tensor.of(new float[] {1, 2, 3, 4, 5, 6}, 2, 3), out = Tensor.allocate(DType.F32, 2, 3);

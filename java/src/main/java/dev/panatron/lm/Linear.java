@@ -142,6 +142,14 @@ public abstract sealed class Linear permits Linear.Dense, Linear.Int8, Linear.Fp
 
         Tensor weight() { return w; }
 
+        /** True when {@link #prepare} applies (no bf16 input conversion before the matmul). */
+        boolean preparable() { return scratch == null; }
+
+        /** {@link #apply} prepared for repeated runs on x and out, the activation fused (only when {@link #preparable}). */
+        Kernels.Call prepare(Context ctx, Tensor x, Tensor out, Kernels.Activation act) {
+            return Kernels.prepareMatmul(ctx, x, w, bias, out, opts[act.ordinal()]);
+        }
+
         @Override
         public void apply(Context ctx, Tensor x, Tensor out, Kernels.Activation act) {
             Tensor a = x;

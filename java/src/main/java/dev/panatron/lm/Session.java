@@ -111,9 +111,9 @@ public final class Session implements AutoCloseable {
          *  prepared (the start and length values are checked natively on each run); null for
          *  other shapes. */
         final Kernels.Call[] appends, attends;
-        /** The decode step's FP4 linear layers, each prepared on its first run with the
-         *  activation Fp4Weight.apply would run after it (x and out fixed per layer in a step);
-         *  null for other shapes and precisions. */
+        /** The decode step's FP4 and f32 linear layers, each prepared on its first run with the
+         *  activation apply would run (FP4: after it; f32: in the GEMV's epilogue; x and out fixed
+         *  per layer in a step); null for other shapes and precisions (int8, bf16). */
         final java.util.IdentityHashMap<Linear, PreparedLinear> lins;
 
         Views(int b, int t) {
@@ -160,7 +160,8 @@ public final class Session implements AutoCloseable {
             } else {
                 appends = attends = null;
             }
-            lins = b == batch && t == 1 && m.layers[0].o instanceof Linear.Fp4Weight ? new java.util.IdentityHashMap<>() : null;
+            lins = b == batch && t == 1 && (m.layers[0].o instanceof Linear.Fp4Weight || m.layers[0].o instanceof Linear.Dense d && d.preparable())
+                    ? new java.util.IdentityHashMap<>() : null;
             tokEmb = Kernels.prepareEmbedding(ctx, m.tokenEmbedding, ids, x);
             posEmb = m.positionEmbedding == null ? null : Kernels.prepareEmbedding(ctx, m.positionEmbedding, pos, o);
             if (c.arch() == DecoderConfig.Arch.GPT2) {
@@ -185,14 +186,19 @@ public final class Session implements AutoCloseable {
         linear(w, l, x, out, Kernels.Activation.NONE);
     }
 
-    /** {@code out = act(l(x))}: in an FP4 decode step the calls prepared once per Views (the Java
-     *  checks of Fp4.matmul and of the activation cost ~3-5 us a call inside the step), else apply. */
+    /** {@code out = act(l(x))}: in an FP4 or f32 decode step the calls prepared once per Views (the Java
+     *  checks of Fp4.matmul / Kernels.matmul and of the activation cost ~3-5 us a call inside the step), else apply. */
     private void linear(Views w, Linear l, Tensor x, Tensor out, Kernels.Activation act) {
-        if (w.lins != null && l instanceof Linear.Fp4Weight f) {
+        if (w.lins != null && (l instanceof Linear.Fp4Weight || l instanceof Linear.Dense dl && dl.preparable())) {
             PreparedLinear p = w.lins.get(l);
             if (p == null) {
-                Kernels.Call post = act == Kernels.Activation.NONE ? null : Kernels.prepareUnary(ctx, Kernels.Unary.valueOf(act.name()), out, out);
-                w.lins.put(l, p = new PreparedLinear(x, out, act, f.prepare(ctx, x, out), post));
+                if (l instanceof Linear.Fp4Weight f) {
+                    Kernels.Call post = act == Kernels.Activation.NONE ? null : Kernels.prepareUnary(ctx, Kernels.Unary.valueOf(act.name()), out, out);
+                    p = new PreparedLinear(x, out, act, f.prepare(ctx, x, out), post);
+                } else {
+                    p = new PreparedLinear(x, out, act, ((Linear.Dense) l).prepare(ctx, x, out, act), null);   // the activation in the GEMV's epilogue
+                }
+                w.lins.put(l, p);
             }
             if (p.x() == x && p.out() == out && p.activation() == act) {
                 p.call().run();
