@@ -4,6 +4,8 @@
  *   mode cache: one head of N keys (keep N * 512 B within L2), no flush: the in-cache rate.
  *   mode dram:  NH heads of N keys, each call preceded by an 8-stream read of 256 MiB (which also
  *               flushes the L3): K/V from DRAM, reported next to that read's bandwidth.
+ * Variants may also be copies of flash_attn_avx512.c (its pt_fd_chunk_avx512; FD_F32=1: f32 q and
+ * K/V, only for those).
  * Prints K/V GB/s per variant: best, median (min..max) of the repeats. Not part of the build or
  * the tests (BENCHMARKS.md, issue 3, session 6). */
 #define _GNU_SOURCE
@@ -32,6 +34,16 @@ void* pt_scratch(int slot, size_t bytes) {
     return s[slot];
 }
 void pt_store_row_f32(const float* src, int64_t n, int32_t dtype, void* dst) { (void)dtype; memcpy(dst, src, (size_t)n * 4); }
+/* what flash_attn_avx512.c needs besides (its decode kernel as a variant) */
+size_t pt_dtype_size(int32_t dtype) { return dtype == 0 ? 4 : 2; }
+void pt_load_row_f32(const void* src, int32_t dtype, int64_t n, float* dst) {
+    for (int64_t i = 0; i < n; i++) {
+        if (dtype == 0) { dst[i] = ((const float*)src)[i]; continue; }
+        uint32_t u = (uint32_t)((const uint16_t*)src)[i] << 16;
+        memcpy(dst + i, &u, 4);
+    }
+}
+bool pt_fd_chunk_portable(const pt_fd_problem* p, const pt_fd_item* it, float* part) { (void)p; (void)it; (void)part; return false; }
 
 typedef bool (*fn_t)(const pt_fd_problem*, const pt_fd_item*, float*);
 bool fd_v0(const pt_fd_problem*, const pt_fd_item*, float*);
@@ -86,14 +98,20 @@ int main(int argc, char** argv) {
     if (reps > 1000000) reps = 1000000;
     fn_t fns[4] = {fd_v0, fd_v1, fd_v2, fd_v3};
     enum { D = 128, G = 4 };
-    size_t kvb = (size_t)NH * (size_t)N * D * 2;
-    uint16_t *K = aligned_alloc(4096, kvb), *V = aligned_alloc(4096, kvb), *Q = aligned_alloc(64, G * D * 2);
+    /* FD_F32=1: f32 q and K/V (only for variants of flash_attn_avx512.c) */
+    const int f32 = getenv("FD_F32") && atoi(getenv("FD_F32"));
+    const size_t es = f32 ? 4 : 2;
+    size_t kvb = (size_t)NH * (size_t)N * D * es;
+    uint16_t *K = aligned_alloc(4096, kvb), *V = aligned_alloc(4096, kvb), *Q = aligned_alloc(64, G * D * es);
     srand(1);
-    for (size_t i = 0; i < kvb / 2; i++) {
-        K[i] = bf(rand() / (float)RAND_MAX - 0.5f);
-        V[i] = bf(rand() / (float)RAND_MAX - 0.5f);
+    for (size_t i = 0; i < kvb / es; i++) {
+        float a = rand() / (float)RAND_MAX - 0.5f, b = rand() / (float)RAND_MAX - 0.5f;
+        if (f32) { ((float*)K)[i] = a; ((float*)V)[i] = b; } else { K[i] = bf(a); V[i] = bf(b); }
     }
-    for (int i = 0; i < G * D; i++) Q[i] = bf(rand() / (float)RAND_MAX - 0.5f);
+    for (int i = 0; i < G * D; i++) {
+        float a = rand() / (float)RAND_MAX - 0.5f;
+        if (f32) ((float*)Q)[i] = a; else Q[i] = bf(a);
+    }
     /* FD_IL=1: odd variants read a copy of K/V with each row's K and V lines adjacent (row j of
      * head h at (h * N + j) * 2D elements, its V after its K): one stream per item instead of 2. */
     const int il = getenv("FD_IL") && atoi(getenv("FD_IL"));
@@ -110,9 +128,9 @@ int main(int argc, char** argv) {
     if (dram) { F = aligned_alloc(4096, fb); memset(F, 1, fb); }
     pt_fd_problem p;
     memset(&p, 0, sizeof p);
-    p.D = D; p.Dv = D; p.G = G; p.Tq = 1; p.q_dtype = 1; p.kv_dtype = 1;
+    p.D = D; p.Dv = D; p.G = G; p.Tq = 1; p.q_dtype = p.kv_dtype = f32 ? 0 : 2; /* PT_F32 : PT_BF16 */
     p.scale_log2 = 1.4426950f / sqrtf((float)D);
-    p.wl = -1; p.wr = 0; p.q_st = G * D * 2; p.q_sh = D * 2; p.k_ss = D * 2; p.v_ss = D * 2;
+    p.wl = -1; p.wr = 0; p.q_st = G * D * es; p.q_sh = D * es; p.k_ss = D * es; p.v_ss = D * es;
     float* part = aligned_alloc(64, G * (D + 2) * 4 * 2);
     float ref[G * (D + 2)];
     double* gb = calloc((size_t)reps * 4, sizeof(double));
@@ -124,7 +142,7 @@ int main(int argc, char** argv) {
             pt_fd_problem pv = p;
             if (il && (v & 1)) pv.k_ss = pv.v_ss = 4 * D;
             for (int h = 0; h < NH; h++) {
-                pt_fd_item it = {(const char*)Q, (const char*)(K + (size_t)h * N * D), (const char*)(V + (size_t)h * N * D), N, 0, N};
+                pt_fd_item it = {(const char*)Q, (const char*)K + (size_t)h * N * D * es, (const char*)V + (size_t)h * N * D * es, N, 0, N};
                 if (il && (v & 1)) { it.k = (const char*)(KV + (size_t)h * N * 2 * D); it.v = it.k + 2 * D; }
                 fns[v](&pv, &it, part);
             }

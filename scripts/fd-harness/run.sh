@@ -1,6 +1,7 @@
 #!/bin/bash
 # scripts/fd-harness/run.sh MODE N NH REPS VARIANT...   (from the repository root)
-#   VARIANT = a copy of native/src/cpu/flash_attn_amx.c, optionally ":extra cflags"
+#   VARIANT = a copy of native/src/cpu/flash_attn_amx.c or flash_attn_avx512.c (its decode kernel
+#   pt_fd_chunk_avx512: bf16 widened, or f32 K/V with FD_F32=1), optionally ":extra cflags"
 #   e.g. git show HEAD~1:native/src/cpu/flash_attn_amx.c > /tmp/amx_old.c
 #        scripts/fd-harness/run.sh dram 16384 8 9 native/src/cpu/flash_attn_amx.c /tmp/amx_old.c
 #        scripts/fd-harness/run.sh cache 1024 1 2000 native/src/cpu/flash_attn_amx.c /tmp/amx_old.c
@@ -13,7 +14,7 @@ i=0; objs=()
 for v in "$@"; do
   src=${v%%:*}; extra=""; [[ $v == *:* ]] && extra=${v#*:}
   echo "v$i: $src $extra"
-  gcc $FL $extra -w -c "$src" -o "$out/v$i.o" -Dpt_fd_chunk_amx=fd_v$i -Dpt_fa_tile_amx=fa_v$i
+  gcc $FL $extra -w -c "$src" -o "$out/v$i.o" -Dpt_fd_chunk_amx=fd_v$i -Dpt_fa_tile_amx=fa_v$i -Dpt_fd_chunk_avx512=fd_v$i -Dpt_fa_tile_avx512=fa5_v$i
   objs+=("$out/v$i.o"); i=$((i + 1))
 done
 gcc $FL -DNVAR=$i "$root/scripts/fd-harness/fd_harness.c" "${objs[@]}" -o "$out/h" -lm
