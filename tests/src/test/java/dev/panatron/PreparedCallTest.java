@@ -21,6 +21,21 @@ class PreparedCallTest {
         return x;
     }
 
+    /** got [m, n] against act(a [m, k] . w[n, k]^T + bias) in double, tolerance 2e-6 * sum |terms| + atol. */
+    private static void assertLinear(float[] got, float[] av, float[] wv, float[] bv, int m, int n, int k,
+                                     java.util.function.DoubleUnaryOperator act, double atol, String what) {
+        for (int i = 0; i < m; i++) {
+            for (int j = 0; j < n; j++) {
+                double s = bv[j], sa = Math.abs(bv[j]);
+                for (int q = 0; q < k; q++) {
+                    s += (double) av[i * k + q] * wv[j * k + q];
+                    sa += Math.abs((double) av[i * k + q] * wv[j * k + q]);
+                }
+                assertEquals(act.applyAsDouble(s), got[i * n + j], 2e-6 * sa + atol, "c[" + i + "][" + j + "] " + what);
+            }
+        }
+    }
+
     @Test
     void packedMatmulMatchesTheReferenceAndSeesNewInputs() {
         Random r = new Random(3);
@@ -38,18 +53,7 @@ class PreparedCallTest {
                     a.copyFrom(av);
                     c.fill(Float.NaN);
                     call.run();
-                    float[] got = c.toFloatArray();
-                    for (int i = 0; i < m; i++) {
-                        for (int j = 0; j < n; j++) {
-                            double s = bv[j], sa = Math.abs(bv[j]);
-                            for (int q = 0; q < k; q++) {
-                                s += (double) av[i * k + q] * wv[j * k + q];
-                                sa += Math.abs((double) av[i * k + q] * wv[j * k + q]);
-                            }
-                            double want = Math.max(0, s);
-                            assertEquals(want, got[i * n + j], 2e-6 * sa + 1e-6, "c[" + i + "][" + j + "] round " + round);
-                        }
-                    }
+                    assertLinear(c.toFloatArray(), av, wv, bv, m, n, k, s -> Math.max(0, s), 1e-6, "round " + round);
                 }
                 var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), p, null, c,
                         Kernels.MatmulOptions.DEFAULT));
@@ -75,18 +79,8 @@ class PreparedCallTest {
                     a.copyFrom(av);
                     c.fill(Float.NaN);
                     call.run();
-                    float[] got = c.toFloatArray();
-                    for (int i = 0; i < m; i++) {
-                        for (int j = 0; j < n; j++) {
-                            double s = bv[j], sa = Math.abs(bv[j]);
-                            for (int q = 0; q < k; q++) {
-                                s += (double) av[i * k + q] * wv[j * k + q];
-                                sa += Math.abs((double) av[i * k + q] * wv[j * k + q]);
-                            }
-                            double want = 0.5 * s * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (s + 0.044715 * s * s * s)));
-                            assertEquals(want, got[i * n + j], 2e-6 * sa + 1e-5, "m " + m + " c[" + i + "][" + j + "] round " + round);
-                        }
-                    }
+                    assertLinear(c.toFloatArray(), av, wv, bv, m, n, k,
+                            s -> 0.5 * s * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (s + 0.044715 * s * s * s))), 1e-5, "m " + m + " round " + round);
                 }
                 var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), w, null, c,
                         Kernels.MatmulOptions.LINEAR));
