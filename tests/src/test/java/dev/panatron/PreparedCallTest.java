@@ -21,7 +21,22 @@ class PreparedCallTest {
         return x;
     }
 
-    /** got [m, n] against act(a [m, k] . w[n, k]^T + bias) in double, tolerance 2e-6 * sum |terms| + atol. */
+    /**
+     * Runs {@code call} twice, each time on fresh random a [m, k] with c [m, n] poisoned first, and
+     * checks c against act(a . w[n, k]^T + bias) in double, tolerance 2e-6 * sum |terms| + atol.
+     */
+    private static void runAgainstReference(Random r, Kernels.Call call, Tensor a, Tensor c, float[] wv, float[] bv,
+                                            java.util.function.DoubleUnaryOperator act, double atol, String what) {
+        int m = (int) a.dim(0), k = (int) a.dim(1), n = (int) c.dim(1);
+        for (int round = 0; round < 2; round++) {
+            float[] av = rand(r, m * k);
+            a.copyFrom(av);
+            c.fill(Float.NaN);
+            call.run();
+            assertLinear(c.toFloatArray(), av, wv, bv, m, n, k, act, atol, what + "round " + round);
+        }
+    }
+
     private static void assertLinear(float[] got, float[] av, float[] wv, float[] bv, int m, int n, int k,
                                      java.util.function.DoubleUnaryOperator act, double atol, String what) {
         for (int i = 0; i < m; i++) {
@@ -48,13 +63,7 @@ class PreparedCallTest {
                 assertEquals(n, p.n());
                 assertTrue(p.byteSize() >= (long) k * n * 4);
                 Kernels.Call call = Kernels.prepareMatmul(ctx, a, p, bias, c, Kernels.MatmulOptions.DEFAULT.withActivation(Kernels.Activation.RELU));
-                for (int round = 0; round < 2; round++) {
-                    float[] av = rand(r, m * k);
-                    a.copyFrom(av);
-                    c.fill(Float.NaN);
-                    call.run();
-                    assertLinear(c.toFloatArray(), av, wv, bv, m, n, k, s -> Math.max(0, s), 1e-6, "round " + round);
-                }
+                runAgainstReference(r, call, a, c, wv, bv, s -> Math.max(0, s), 1e-6, "");
                 var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), p, null, c,
                         Kernels.MatmulOptions.DEFAULT));
                 assertTrue(bad.getMessage().contains("inner dims"), bad.getMessage());
@@ -74,14 +83,8 @@ class PreparedCallTest {
                 float[] wv = rand(r, n * k), bv = rand(r, n);
                 Tensor w = Tensor.of(wv, n, k), bias = Tensor.of(bv, n), a = Tensor.allocate(DType.F32, m, k), c = Tensor.allocate(DType.F32, m, n);
                 Kernels.Call call = Kernels.prepareMatmul(ctx, a, w, bias, c, Kernels.MatmulOptions.LINEAR.withActivation(Kernels.Activation.GELU_TANH));
-                for (int round = 0; round < 2; round++) {
-                    float[] av = rand(r, m * k);
-                    a.copyFrom(av);
-                    c.fill(Float.NaN);
-                    call.run();
-                    assertLinear(c.toFloatArray(), av, wv, bv, m, n, k,
-                            s -> 0.5 * s * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (s + 0.044715 * s * s * s))), 1e-5, "m " + m + " round " + round);
-                }
+                runAgainstReference(r, call, a, c, wv, bv,
+                        s -> 0.5 * s * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (s + 0.044715 * s * s * s))), 1e-5, "m " + m + " ");
                 var bad = assertThrows(IllegalArgumentException.class, () -> Kernels.prepareMatmul(ctx, Tensor.allocate(DType.F32, m, k + 1), w, null, c,
                         Kernels.MatmulOptions.LINEAR));
                 assertTrue(bad.getMessage().contains("inner dims"), bad.getMessage());
