@@ -14,7 +14,7 @@
 #   embed    issue 5: EmbedBench, ours int8 (+80% sparsity) against ONNX Runtime fp32 and int8
 #   decode   issue 6: `panatron bench generate` fp32 and fp4 on a GPT-2-124M-shaped model
 # Needs: the build (`./mvnw -B -q -Pbench package -DskipTests` makes build/native/pt-bench,
-# the CLI jar and tests/target/benchmarks.jar; this script runs it first).
+# the CLI jar and tests/target/benchmarks.jar; this script runs it first unless PANATRON_NO_BUILD=1).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -29,8 +29,10 @@ JAVA="$JAVA_HOME/bin/java --enable-native-access=ALL-UNNAMED"
 B=build/native/pt-bench
 GPT2=${PT_GPT2:-/tmp/gpt2rand}
 
-echo "== build ($(date -u +%H:%M:%S))"
-./mvnw -B -q -Pbench package -DskipTests
+if [ -z "${PANATRON_NO_BUILD:-}" ]; then   # PANATRON_NO_BUILD=1: time what is built
+  echo "== build ($(date -u +%H:%M:%S))"
+  ./mvnw -B -q -Pbench package -DskipTests
+fi
 [ -x "$B" ] || { echo "bench-bars: $B missing after the build" >&2; exit 1; }
 if [[ " $SECTIONS " == *" decode "* ]] && [ ! -f "$GPT2/model.safetensors" ]; then
   python3 tests/models/make_random_gpt2.py "$GPT2"
