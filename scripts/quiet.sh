@@ -23,9 +23,15 @@ for d in /proc/[0-9]*; do
   case "$args" in "bash /dev/fd/3"*|*quiet.sh*) continue ;; esac
   pids+=("$pid")
 done
-resume() { [ ${#pids[@]} -gt 0 ] && kill -CONT "${pids[@]}" 2>/dev/null; }
+wd=""
+resume() {
+  [ ${#pids[@]} -gt 0 ] && kill -CONT "${pids[@]}" 2>/dev/null
+  [ -n "$wd" ] && kill "$wd" 2>/dev/null
+}
 if [ ${#pids[@]} -gt 0 ]; then
-  (setsid bash -c "sleep $((LIMIT + 20)); kill -CONT ${pids[*]} 2>/dev/null" >/dev/null 2>&1 &)
+  # the watchdog must not hold the lock (fd 9): it outlives this script only if this one is killed
+  setsid bash -c "sleep $((LIMIT + 20)); kill -CONT ${pids[*]}" >/dev/null 2>&1 9>&- &
+  wd=$!
   kill -STOP "${pids[@]}" 2>/dev/null
 fi
 trap resume EXIT INT TERM
