@@ -133,8 +133,12 @@ static PT_ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i wv, const int8
  * dword broadcast from xT (the tile's 16 rows of one quad are one 64-byte line): R independent
  * accumulator chains. */
 static PT_ALWAYS_INLINE void i8rows(const pt_spmm_i8rows* a, const int R) {
-    const int bk = a->bk, bn = a->bn, g4 = bk >> 2;
+    const int bk = a->bk, bn = a->bn, g4 = bk >> 2, act = a->act, ydt = a->ydt;
     const int64_t qs = a->mp * 4, ldw = (int64_t)bn * 4;
+    /* (locals: y's stores may alias *a, so the fields would be reloaded for every row) */
+    const float* sx = a->sx;
+    const uint8_t* bad = a->bad;
+    char* const* yrow = a->yrow;
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     for (int64_t nb = a->nb0; nb < a->nb1; nb++) {
         const int64_t b0 = a->rowptr[nb], b1 = a->rowptr[nb + 1];
@@ -162,9 +166,9 @@ static PT_ALWAYS_INLINE void i8rows(const pt_spmm_i8rows* a, const int R) {
             const __mmask16 cm = pt_tail_mask(a->n - n0);
             const __m512 sc = _mm512_maskz_loadu_ps(cm, a->scale + n0), bi = _mm512_maskz_loadu_ps(cm, a->bias + n0);
             PT_UNROLL(1) for (int r = 0; r < R; r++) {
-                __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)&sums[r])), _mm512_mul_ps(_mm512_set1_ps(a->sx[r]), sc), bi);
-                if (a->bad[r]) v = _mm512_set1_ps(NAN);
-                pt_stm(a->yrow[r], a->ydt, n0, pt_act512(v, a->act), cm);
+                __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)&sums[r])), _mm512_mul_ps(_mm512_set1_ps(sx[r]), sc), bi);
+                if (bad[r]) v = _mm512_set1_ps(NAN);
+                pt_stm(yrow[r], ydt, n0, pt_act512(v, act), cm);
             }
         }
     }
