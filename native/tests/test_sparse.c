@@ -498,6 +498,29 @@ static void test_amx_shapes(pt_ctx* ctx, const char* cname, int big) {
     if (big) run_case(ctx, cname, 256, 64, 300, 64, 16, PT_I8, 0.8, 0, 0, 1, 1, PT_ACT_GELU_TANH);
 }
 
+/* int8 blocks with block_n a multiple of 16 (the VNNI row kernel where there is no AMX): block_n
+ * of 16..64 taken in 16-channel slices, the last block row ending inside a slice (N % 16 != 0)
+ * or on a slice edge, block_k of 4..64 (12: K blocks of 3 quads, whose sums cross the 16-quad
+ * chunks of the transposition), rows 1..16 per tile with tails, empty block rows. */
+static void test_vnni_rows(pt_ctx* ctx, const char* cname) {
+    static const int BL[][2] = {{4, 16}, {12, 32}, {8, 48}, {64, 64}, {16, 16}};
+    static const int64_t MS[] = {1, 5, 16, 33};
+    for (size_t b = 0; b < sizeof BL / sizeof BL[0]; b++)
+        for (size_t i = 0; i < sizeof MS / sizeof MS[0]; i++) {
+            const int bk = BL[b][0], bn = BL[b][1];
+            const int64_t K = 7 * bk + (i & 1 ? 0 : 3), N = 3 * bn + (i % 3 == 0 ? 16 : 5 + 11 * (int64_t)i);
+            const int64_t KB = (K + bk - 1) / bk, NB = (N + bn - 1) / bn;
+            uint8_t* mask = malloc((size_t)(KB * NB));
+            for (int64_t kb = 0; kb < KB; kb++)
+                for (int64_t nb = 0; nb < NB; nb++) mask[kb * NB + nb] = (uint8_t)(nb != 1 && (kb + nb + (int64_t)i) % 3 != 0);
+            case_mask = mask;
+            run_case(ctx, cname, MS[i], K, N, bk, bn, PT_I8, 0.0, (int)(i & 1), (int)(b % 2), (int)(i == 2), (int)(i != 1),
+                     i == 3 ? PT_ACT_GELU_ERF : i == 0 ? PT_ACT_SILU : PT_ACT_NONE);
+            case_mask = NULL;
+            free(mask);
+        }
+}
+
 int main(void) {
     pt_test_seed(0x5b5e5a);
     static const int64_t SIZES[][3] = {{1, 1, 1}, {7, 63, 65}, {65, 127, 63}, {127, 65, 7}, {16, 130, 48}, {1, 256, 129}, {130, 96, 33}, {3, 65, 40}};
@@ -529,6 +552,7 @@ int main(void) {
         run_case(ctx, CONFIGS[c].name, 33, 768, 96, 64, 16, PT_I8, 0.7, 1, 0, 0, 1, PT_ACT_NONE);
         run_case(ctx, CONFIGS[c].name, 129, 192, 80, 4, 1, PT_F32, 0.5, 0, 0, 0, 1, PT_ACT_GELU_TANH);
         test_amx_shapes(ctx, CONFIGS[c].name, !(CONFIGS[c].disable & PT_CPU_AMX_INT8)); /* (the M >= 256 cases: AMX configs only) */
+        test_vnni_rows(ctx, CONFIGS[c].name);
         if (c == 0) {
             test_selection_modes(ctx);
             test_bad_inputs(ctx);

@@ -485,7 +485,8 @@ typedef struct {
     char* ybase;             /* fast: y's first row when its rows are evenly spaced, else NULL */
     int64_t ldy;
     int64_t m, kp, mp;
-    int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni, 4 int8 amx */
+    int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni (transposed), 4 int8 amx,
+                              * 5 int8 vnni rows (bn % 16 == 0, pt_spmm_i8rows) */
     int32_t rowpath;         /* fast 1/3 with M <= 8 and 4x1 blocks: gather kernel on row-major x */
     int64_t rows_per_group;  /* block rows per work item */
     int64_t nsplit;          /* AMX: work items per 64-row panel (ranges of block rows) */
@@ -497,6 +498,7 @@ typedef struct {
     float* sx;               /* int8: per-row scale */
     uint8_t* bad;            /* int8: row has a non-finite value */
     int32_t yacc;            /* AMX: the C tiles go into y itself (f32 y, M >= AMX_YACC_M; pt_spmm_amx.yacc) */
+    int32_t* xsum;           /* fast 5: [KB][mp] 128 * (sum of row m's s8 x over K block kb) */
     volatile int failed;
 } sp_arg;
 
@@ -586,13 +588,10 @@ static void prep_rows(int64_t r0, int64_t r1, void* argp) {
             continue;
         }
         for (int64_t i = 0; i < n; i++) load_row(g, r + i, buf + i * ldb, i8 ? qb + i * ldb : NULL);
-        if (i8) {
-            uint8_t* xt = (uint8_t*)g->xt;
-            for (int64_t j = 0; j < kp; j += 4) {
-                uint8_t* d = xt + ((j >> 2) * g->mp + r) * 4;
-                for (int64_t i = 0; i < n; i++)
-                    for (int e = 0; e < 4; e++) d[i * 4 + e] = (uint8_t)((int32_t)qb[i * ldb + j + e] + 128);
-            }
+        if (i8) { /* (fast paths only) fast 3: u8 = q + 128; fast 5: s8 and the block sums */
+#if defined(PT_HAVE_X86_KERNELS)
+            pt_spmm_xt16_i8_avx512(qb, ldb, (int)n, kp, (uint8_t*)g->xt + r * 4, g->mp, g->fast == 3, g->fast == 5 ? g->xsum + r : NULL, g->h.bk);
+#endif
         } else {
             float* xt = (float*)g->xt;
             for (int64_t j = 0; j < kp; j++) {
@@ -690,6 +689,35 @@ static void run_groups(int64_t g0, int64_t g1, void* argp) {
             a.ldo = SP_MT;
             pt_spmm_rows_4x1_avx512(&a);
             spmm_epi_t(g, tile, 0, g->m, n0, nc, row);
+            continue;
+        }
+        if (g->fast == 5) {
+            pt_spmm_i8rows a;
+            memset(&a, 0, sizeof a);
+            a.rowptr = g->rowptr;
+            a.col = g->col;
+            a.vals = (const int8_t*)g->vals;
+            a.bk = bk;
+            a.bn = bn;
+            a.nb0 = nb0;
+            a.nb1 = nb1;
+            a.n = h->n;
+            a.mp = g->mp;
+            a.act = g->act;
+            a.ydt = g->y->dtype;
+            a.scale = g->scale;
+            a.bias = g->biasc;
+            char* yr[16];
+            a.yrow = yr;
+            for (int64_t m0 = 0; m0 < g->m; m0 += 16) {
+                a.rows = (int32_t)(g->m - m0 < 16 ? g->m - m0 : 16);
+                for (int r = 0; r < a.rows; r++) yr[r] = g->ybase ? g->ybase + (m0 + r) * g->ldy : pt_row_ptr(g->y, m0 + r);
+                a.xt = (const int8_t*)g->xt + m0 * 4;
+                a.xsum = g->xsum + m0;
+                a.sx = g->sx + m0;
+                a.bad = g->bad + m0;
+                pt_spmm_i8rows_vnni(&a);
+            }
             continue;
         }
         if (g->fast) {
@@ -932,7 +960,7 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
         else if ((ctx->caps & PT_CPU_AMX_INT8) && h.bk == 64 && (h.bn == 16 || h.bn == 32) && pt_spmm_amx_compiled() &&
                  (m == 1 || pt_rows_uniform(y, &(int64_t){0})))
             g.fast = 4; /* (y rows not evenly spaced: the VNNI path, whose epilogue handles any rows) */
-        else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = 3;
+        else if ((ctx->caps & PT_CPU_AVX512_VNNI) && h.bk % 4 == 0) g.fast = h.bn % 16 == 0 ? 5 : 3;
     }
 #endif
     g.rowpath = (g.fast == 1 || g.fast == 3) && m <= 4 && h.bk == 4 && h.bn == 1;
@@ -948,13 +976,18 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
     /* activations, prepared once on the calling thread's slot 0 */
     size_t xbytes;
     if (g.rowpath) xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
-    else if (g.fast == 3 || g.fast == 4) xbytes = (size_t)(g.kp * g.mp);
+    else if (g.fast >= 3) xbytes = (size_t)(g.kp * g.mp);
     else if (g.fast) xbytes = (size_t)(g.kp * g.mp) * 4;
     else xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
     xbytes = (xbytes + 63) & ~(size_t)63;
-    char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (size_t)h.n * 4 + 128);
+    const size_t sumbytes = g.fast == 5 ? (size_t)(g.mp * h.kb) * 4 : 0;
+    char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (((size_t)h.n * 4 + 63) & ~(size_t)63) + sumbytes + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
-    if (g.rowpath) { if (h.dtype == PT_I8) g.xq = (int8_t*)s0; else g.xf = (float*)s0; }
+    if (g.fast == 5) { /* (every row and K of xT written by prep_rows; rows past M are never read) */
+        g.xt = s0;
+        g.xsum = (int32_t*)(s0 + xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (((size_t)h.n * 4 + 63) & ~(size_t)63));
+    }
+    else if (g.rowpath) { if (h.dtype == PT_I8) g.xq = (int8_t*)s0; else g.xf = (float*)s0; }
     else if (g.fast == 4) {
         g.xq = (int8_t*)s0;
         /* the padding rows of the last 16-row sub-panel: zeros (prep_rows writes the others) */

@@ -2,7 +2,8 @@
  *
  * Fast path layout ("transposed" formulation, after the Intel sparse accelerator): the
  * activations are transposed once per call so that one zmm holds 16 rows m of one reduction
- * index k (f32: xT [Kp][Mp] f32; int8: xT [Kp/4][Mp][4] u8 = q + 128, VNNI's u8 operand).
+ * index k (f32: xT [Kp][Mp] f32; int8: xT [Kp/4][Mp][4] u8 = q + 128, VNNI's u8 operand; the
+ * int8 row kernel, pt_spmm_i8rows: the same layout as s8 q).
  * For each kept block (kb, nb) and each of its weights w[p][i] the kernel broadcasts the
  * weight (int8: 4 consecutive k of a channel as one dword) and FMAs (vpdpbusd) it against
  * the x vectors of rows m0 .. m0 + 16 MV, accumulating outT[channel][m] in registers.
@@ -89,6 +90,33 @@ typedef struct pt_spmm_rows {
     int64_t ldo;
 } pt_spmm_rows;
 
+/* int8 blocks with bn % 16 == 0 on AVX512-VNNI (no AMX): the row formulation. x's 4-k dwords
+ * (s8 as quantized, in the xT layout [Kp/4][Mp][4]) are the broadcast s8 operand of vpdpbusd,
+ * taken straight from memory ({1to16}); the weights, 16 channels x 4 k per zmm (the [bk/4][bn][4]
+ * block order), are the u8 operand as w + 128 (w ^ 0x80). Each accumulator is then one row x 16
+ * channels, already in y's order: no transposed tile, no transpose in the epilogue, no
+ * accumulator leaving registers. The +128 is undone with the rows' block sums:
+ * acc = sum x (w + 128) - sum over kept blocks b of xsum[col[b]][m], xsum = 128 * (sum of x over the block).
+ * One call: rows [0, rows) (rows <= 16) of a 16-row tile x block rows [nb0, nb1), finished into y. */
+typedef struct pt_spmm_i8rows {
+    const int64_t* rowptr;
+    const int32_t* col;
+    const int8_t* vals;
+    int32_t bk, bn;
+    int64_t nb0, nb1;
+    int64_t n;               /* N (the last block row may be partial) */
+    const int8_t* xt;        /* xT (s8) at the tile's first row */
+    int64_t mp;              /* rows of xT and xsum */
+    const int32_t* xsum;     /* xsum [KB][mp] at the tile's first row */
+    int32_t rows;            /* 1..16 */
+    int32_t act, ydt;
+    const float* sx;         /* the tile's row scales */
+    const uint8_t* bad;      /* the tile's rows with a non-finite x (their y row: NaN) */
+    const float* scale;      /* [N] per-channel weight scale */
+    const float* bias;       /* [N], zeros when the call has none */
+    char* const* yrow;       /* [rows]: y's rows (channel 0) */
+} pt_spmm_i8rows;
+
 #if defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN void pt_spmm_rows_4x1_avx512(const pt_spmm_rows* a);
 PT_HIDDEN void pt_spmm_quant_row_tiled_avx512(const float* x, int64_t k, int64_t kb, int8_t* dst, float* sx, uint8_t* bad);
@@ -102,5 +130,11 @@ PT_HIDDEN void pt_spmm_epilogue_avx512(const pt_spmm_epi* e);
 PT_HIDDEN void pt_spmm_tile_f32_avx512(const pt_spmm_tile* t);   /* f32 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_bf16_avx512(const pt_spmm_tile* t);  /* bf16 weights, f32 xT */
 PT_HIDDEN void pt_spmm_tile_i8_vnni(const pt_spmm_tile* t);      /* s8 weights, u8 xT, bk % 4 == 0 */
+PT_HIDDEN void pt_spmm_i8rows_vnni(const pt_spmm_i8rows* a);     /* bk % 4 == 0, bn % 16 == 0 */
+/* Rows r0 .. r0 + n - 1 (n <= 16; row i at q + i * ldq, kp values, kp % 4 == 0) into xT at xt (their
+ * first row; quads mp rows apart), as u8 = q + 128 (shift) or s8; with xsum (at row r0, [kp / bk][mp]),
+ * 128 * each row's sum over each K block of bk. */
+PT_HIDDEN void pt_spmm_xt16_i8_avx512(const int8_t* q, int64_t ldq, int n, int64_t kp, uint8_t* xt, int64_t mp, int shift,
+                                      int32_t* xsum, int32_t bk);
 #endif
 #endif

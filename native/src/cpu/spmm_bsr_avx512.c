@@ -112,6 +112,78 @@ DEF_TILE(pt_spmm_tile_f32_avx512, K_F32)
 DEF_TILE(pt_spmm_tile_bf16_avx512, K_BF16)
 DEF_TILE(pt_spmm_tile_i8_vnni, K_I8)
 
+#if defined(__GNUC__)
+typedef int32_t __attribute__((may_alias, aligned(1))) i32u; /* 4 bytes of x as one dword */
+#endif
+
+/* acc += wv (u8) . the dword at x broadcast (s8), with the broadcast folded into vpdpbusd as
+ * {1to16} (GCC 12 emits a separate vpbroadcastd and copies the accumulators between registers
+ * around the intrinsic: twice the instructions of the inner loop) */
+static PT_ALWAYS_INLINE __m512i dpbusd_bcast(__m512i acc, __m512i wv, const int8_t* x) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(wv), "m"(*(const i32u*)x));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, wv, _mm512_set1_epi32(*(const int32_t*)x));
+#endif
+}
+
+/* R rows (1..16) of the tile x block rows [nb0, nb1) (see pt_spmm_i8rows). Per 4 k of a block:
+ * one load (+ xor) of the 16 channels' weights and R vpdpbusd, one per row, with the row's x
+ * dword broadcast from xT (the tile's 16 rows of one quad are one 64-byte line): R independent
+ * accumulator chains. */
+static PT_ALWAYS_INLINE void i8rows(const pt_spmm_i8rows* a, const int R) {
+    const int bk = a->bk, bn = a->bn, g4 = bk >> 2, act = a->act, ydt = a->ydt;
+    const int64_t qs = a->mp * 4, ldw = (int64_t)bn * 4;
+    /* (locals: y's stores may alias *a, so the fields would be reloaded for every row) */
+    const float* sx = a->sx;
+    const uint8_t* bad = a->bad;
+    char* const* yrow = a->yrow;
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    for (int64_t nb = a->nb0; nb < a->nb1; nb++) {
+        const int64_t b0 = a->rowptr[nb], b1 = a->rowptr[nb + 1];
+        __m512i cv = _mm512_setzero_si512();
+        for (int64_t b = b0; b < b1; b++) cv = _mm512_add_epi32(cv, _mm512_loadu_si512((const void*)(a->xsum + a->col[b] * a->mp)));
+        int32_t corr[16];
+        _mm512_storeu_si512((void*)corr, cv);
+        for (int s = 0; s < bn; s += 16) {
+            const int64_t n0 = nb * bn + s;
+            if (n0 >= a->n) break;
+            __m512i acc[16];
+            PT_UNROLL(16) for (int r = 0; r < R; r++) acc[r] = _mm512_set1_epi32(-corr[r]);
+            for (int64_t b = b0; b < b1; b++) {
+                const int8_t* w = a->vals + b * (int64_t)bk * bn + s * 4;
+                const int8_t* xg = a->xt + (int64_t)a->col[b] * g4 * qs;
+                for (int g = 0; g < g4; g++, w += ldw, xg += qs) {
+                    const __m512i wv = _mm512_xor_si512(_mm512_loadu_si512((const void*)w), flip);
+                    PT_UNROLL(16) for (int r = 0; r < R; r++) acc[r] = dpbusd_bcast(acc[r], wv, xg + 4 * r);
+                }
+            }
+            /* the epilogue, a row at a time from memory: with the accumulators live across it (the
+             * activations' registers), GCC moved every one through a spare register per vpdpbusd */
+            __m512i sums[16];
+            PT_UNROLL(16) for (int r = 0; r < R; r++) _mm512_storeu_si512((void*)&sums[r], acc[r]);
+            const __mmask16 cm = pt_tail_mask(a->n - n0);
+            const __m512 sc = _mm512_maskz_loadu_ps(cm, a->scale + n0), bi = _mm512_maskz_loadu_ps(cm, a->bias + n0);
+            PT_UNROLL(1) for (int r = 0; r < R; r++) {
+                __m512 v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512((const void*)&sums[r])), _mm512_mul_ps(_mm512_set1_ps(sx[r]), sc), bi);
+                if (bad[r]) v = _mm512_set1_ps(NAN);
+                pt_stm(yrow[r], ydt, n0, pt_act512(v, act), cm);
+            }
+        }
+    }
+}
+
+void pt_spmm_i8rows_vnni(const pt_spmm_i8rows* a) {
+    switch (a->rows) {
+#define R_CASE(R) case R: i8rows(a, R); break;
+    R_CASE(1) R_CASE(2) R_CASE(3) R_CASE(4) R_CASE(5) R_CASE(6) R_CASE(7) R_CASE(8)
+    R_CASE(9) R_CASE(10) R_CASE(11) R_CASE(12) R_CASE(13) R_CASE(14) R_CASE(15)
+    default: i8rows(a, 16); break;
+#undef R_CASE
+    }
+}
+
 /* 16 x 16 transpose of 32-bit lanes: r[i] lane j -> r[j] lane i. */
 static PT_ALWAYS_INLINE void tr16(__m512 r[16]) {
     __m512 t[16];
@@ -138,6 +210,42 @@ static PT_ALWAYS_INLINE void tr16(__m512 r[16]) {
         r[4 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0x88);
         r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xdd);
         r[12 + j] = _mm512_shuffle_f32x4(t[4 + j], t[12 + j], 0xdd);
+    }
+}
+
+/* 64 bytes (16 quads) of 16 rows at a time: one 16 x 16 dword transpose gives each quad's 16
+ * rows as one zmm, stored masked to the n rows (the rows after them may be another thread's);
+ * the block sums from vpdpbusd against ones. */
+void pt_spmm_xt16_i8_avx512(const int8_t* q, int64_t ldq, int n, int64_t kp, uint8_t* xt, int64_t mp, int shift, int32_t* xsum,
+                            int32_t bk) {
+    const int g4 = bk >> 2;
+    const __m512i flip = _mm512_set1_epi8((char)0x80), ones = _mm512_set1_epi8(1);
+    __m512i sum = _mm512_setzero_si512();
+    int gq = 0;
+    int32_t* xs = xsum;
+    const __mmask16 rm = pt_tail_mask(n);
+    for (int64_t j = 0; j < kp; j += 64) {
+        const int64_t rem = kp - j;
+        const __mmask64 m = rem >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << rem) - 1);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++)
+            r[i] = i < n ? _mm512_castsi512_ps(_mm512_maskz_loadu_epi8(m, q + i * ldq + j)) : _mm512_setzero_ps();
+        tr16(r);
+        const int nq = rem >= 64 ? 16 : (int)(rem >> 2);
+        for (int c = 0; c < nq; c++) {
+            __m512i v = _mm512_castps_si512(r[c]);
+            if (xs) {
+                sum = _mm512_dpbusd_epi32(sum, ones, v);
+                if (++gq == g4) {
+                    _mm512_mask_storeu_epi32((void*)xs, rm, _mm512_slli_epi32(sum, 7));
+                    xs += mp;
+                    gq = 0;
+                    sum = _mm512_setzero_si512();
+                }
+            }
+            if (shift) v = _mm512_xor_si512(v, flip);
+            _mm512_mask_storeu_epi32((void*)(xt + ((j >> 2) + c) * mp * 4), rm, v);
+        }
     }
 }
 
