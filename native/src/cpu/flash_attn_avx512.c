@@ -759,7 +759,10 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
         const int half = nb <= BK;
         for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
             fd_pfc *pk = r0 == 0 ? pcp : NULL, *pv = pk;
-#define FD2(RG, NB) fd2_block(RG, NB, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv)
+/* the dtype a constant in each instance: tested in the inner loops it cost 10% in L2 on Zen 5
+ * (bf16 35.0 -> 38.4 GB/s, f32 51.3 -> 57.0; from DRAM 29.5 -> 31.2, 28.1 -> 28.9) */
+#define FD2T(RG, NB, BF) fd2_block(RG, NB, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, BF, pk, pv)
+#define FD2(RG, NB) (bf16 ? FD2T(RG, NB, 1) : FD2T(RG, NB, 0))
             switch (imin(4, R - r0) + 4 * half) {
             case 4: FD2(4, 2); break;
             case 3: FD2(3, 2); break;
@@ -771,6 +774,7 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
             default: FD2(1, 1); break;
             }
 #undef FD2
+#undef FD2T
         }
     }
     for (int64_t r = 0; r < R; r++) {
