@@ -7,7 +7,8 @@
  * Variants may also be copies of flash_attn_avx512.c (its pt_fd_chunk_avx512; FD_F32=1: f32 q and
  * K/V, only for those).
  * Prints K/V GB/s per variant: best, median (min..max) of the repeats. Not part of the build or
- * the tests (BENCHMARKS.md, issue 3, session 6). */
+ * the tests (BENCHMARKS.md, issue 3, session 6). The AVX-512 kernel prefetches as on hosts
+ * without AMX (p.pf_l1) unless FD_PF_L2=1. */
 #define _GNU_SOURCE
 #include <math.h>
 #include <stdbool.h>
@@ -130,6 +131,7 @@ int main(int argc, char** argv) {
     memset(&p, 0, sizeof p);
     p.D = D; p.Dv = D; p.G = G; p.Tq = 1; p.q_dtype = p.kv_dtype = f32 ? 0 : 2; /* PT_F32 : PT_BF16 */
     p.scale_log2 = 1.4426950f / sqrtf((float)D);
+    p.pf_l1 = !(getenv("FD_PF_L2") && atoi(getenv("FD_PF_L2"))); /* FD_PF_L2=1: the AMX hosts' prefetch */
     p.wl = -1; p.wr = 0; p.q_st = G * D * es; p.q_sh = D * es; p.k_ss = D * es; p.v_ss = D * es;
     float* part = aligned_alloc(64, G * (D + 2) * 4 * 2);
     float ref[G * (D + 2)];

@@ -63,6 +63,7 @@ typedef struct pt_fd_problem {
     float scale_log2;
     int64_t wl, wr;
     int64_t q_st, q_sh, k_ss, v_ss;   /* byte strides: q token, q head, cache row */
+    int32_t pf_l1;                    /* AVX-512 decode: prefetch K/V into L1, near (hosts without AMX) */
 } pt_fd_problem;
 
 typedef struct pt_fd_item {

@@ -508,8 +508,9 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
  *    the first blocks of a long cache, almost never).
  *  - PV: Dv is walked in passes of NP = 16 / RG vectors whose accumulators stay in registers
  *    for the 32 keys of the step, p broadcast once per (row, key) for the pass.
- *  - K/V rows are software-prefetched into L2 PT_FD_PF blocks ahead, a few lines per product
- *    step (fd_pfc) rather than in one burst per block. */
+ *  - K/V rows are software-prefetched a few lines per product step (fd_pfc) rather than in one
+ *    burst per block: into L2 PT_FD_PF blocks ahead on AMX hosts (Sapphire Rapids, where it was
+ *    measured), into L1 PT_FD_PF_L1 blocks ahead elsewhere (p->pf_l1; see fd_chunk_v2). */
 
 /* The software-prefetch cursor (pt_fd_pfc, flash_attn_x86.h), fed `per` lines at each product
  * step of a block so that the fill buffers see a steady trickle of requests rather than one burst
@@ -519,9 +520,15 @@ bool pt_fd_chunk_avx512(const pt_fd_problem* p, const pt_fd_item* it, float* par
 typedef struct {
     pt_fd_pfc c;
     int per; /* lines per product step */
+    int l1;  /* prefetcht0 (p->pf_l1) */
 } fd_pfc;
+/* The hook: a counter inline, the prefetches out of line. Inlining pt_fd_prefetch's loops into
+ * every hook (and unrolling PV over all 32 keys of a step) made fd_chunk_v2 663 KB of code, far
+ * past the L1i and op cache: on Zen 5 the kernel ran front-end bound at a third of the FMA rate
+ * (now 94 KB; in L2, one thread: bf16 20 -> 34 GB/s, f32 40 -> 50; from DRAM bf16 15 -> 21). */
+static __attribute__((noinline)) void pfc_issue(fd_pfc* c) { pt_fd_prefetch_to(&c->c, 0, c->l1); }
 AI void pfc_step(fd_pfc* c) {
-    if (c) pt_fd_prefetch(&c->c, c->per);
+    if (c && (c->c.budget += c->per) >= c->c.nl) pfc_issue(c);
 }
 
 /* RG rows (padded to RGP = 1, 2 or 4) x 16 keys of scores, key order in lanes of S[r]. */
@@ -585,7 +592,7 @@ AI void pv2_pass(const int RG, const int NP, const int NK, float* acc, int64_t a
             if (rescale) x[r][i] = _mm512_mul_ps(x[r][i], al);
         }
     }
-    UNROLL for (int k = 0; k < NK; k++) {
+    _Pragma("GCC unroll 2") for (int k = 0; k < NK; k++) { /* not unrolled further: code size (pfc_step) */
         pfc_step(pv);
         __m512 p[4];
         UNROLL for (int r = 0; r < RG; r++) p[r] = _mm512_set1_ps(pb[NK * r + k]);
@@ -678,6 +685,9 @@ AI void fd2_block(const int RG, const int NB, int64_t r0, int64_t jb, const char
 #ifndef PT_FD_PF
 #  define PT_FD_PF 4
 #endif
+#ifndef PT_FD_PF_L1 /* the distance with p->pf_l1 (prefetcht0, unsplit) */
+#  define PT_FD_PF_L1 2
+#endif
 
 static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* part) {
     enum { BK = PT_FD_BK };
@@ -715,23 +725,27 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
      * products (fd_pfc), the top of each step issuing what the hooks left behind. Ranges of at
      * least PT_FD_SPLIT steps run as two halves, step by step in turn (the first half has the odd
      * step; all its steps are full), so that the cursor feeds 4 streams instead of 2; the softmax
-     * does not depend on the order of the steps. */
+     * does not depend on the order of the steps.
+     * p->pf_l1 (hosts without AMX): prefetcht0 PT_FD_PF_L1 blocks ahead, never split. On Zen 5,
+     * one thread, K/V from DRAM (scripts/fd-harness, dram 32768 8): L2 hint 4 blocks split f32
+     * 18.1 GB/s, bf16 ~21; t0 split 22.2 / 23.1; t0 unsplit 25.6 / 28.7; t0 unsplit 2 blocks
+     * 25.9 / 30.0 (8 blocks 23.2 / 28.0; NTA as t0). */
     enum { BS = 2 * BK };
     const int RG0 = (int)imin(4, R), RGP0 = RG0 == 3 ? 4 : RG0, NP0 = RG0 == 1 ? 16 : RG0 == 2 ? 8 : 4;
     const int64_t qk_steps = 2 * RGP0 * nch, pv_steps = BS * ((nvv / NP0) + (nvv % NP0) / 2);
     const int64_t nst = (jhi - jlo + BS - 1) / BS, total = jhi - jlo;
-    const int64_t nA = PT_FD_SPLIT > 0 && nst >= PT_FD_SPLIT ? (nst + 1) / 2 : nst, mid = jlo + nA * BS, nB = nst - nA;
+    const int64_t nA = !p->pf_l1 && PT_FD_SPLIT > 0 && nst >= PT_FD_SPLIT ? (nst + 1) / 2 : nst, mid = jlo + nA * BS, nB = nst - nA;
     const int nl = (int)(kbytes / 64 + vbytes / 64);
     fd_pfc pc = {{it->k, it->v, p->k_ss, p->v_ss, kbytes, vbytes, 0, 0, jlo, mid, nB > 0 ? 2 * (jhi - mid) : 0, 0, nl},
-                 (int)((BS * nl + qk_steps + pv_steps - 1) / (qk_steps + pv_steps))};
-    const int64_t pfk = PT_FD_PF * BK * (nB > 0 ? 2 : 1); /* prefetch distance in rows of the cursor, a multiple of BS */
+                 (int)((BS * nl + qk_steps + pv_steps - 1) / (qk_steps + pv_steps)), p->pf_l1};
+    const int64_t pfk = (p->pf_l1 ? PT_FD_PF_L1 : PT_FD_PF) * BK * (nB > 0 ? 2 : 1); /* prefetch distance in rows of the cursor, a multiple of BS */
     pc.c.xe = imin(total, pfk);
-    pt_fd_prefetch(&pc.c, (int)pc.c.xe * nl); /* the first pfk rows at once */
+    pt_fd_prefetch_to(&pc.c, (int)pc.c.xe * nl, pc.l1); /* the first pfk rows at once */
     for (int64_t st = 0; st < nst; st++) {
         const int64_t jb = st < 2 * nB ? ((st & 1) ? mid : jlo) + (st >> 1) * BS : jlo + (st - nB) * BS;
         const int64_t nb = imin(BS, jhi - jb);
         pc.c.xe = imin(total, st * BS + pfk + BS);
-        for (const int64_t due = imin(total, st * BS + pfk); pc.c.x < due;) pt_fd_prefetch(&pc.c, nl);
+        for (const int64_t due = imin(total, st * BS + pfk); pc.c.x < due;) pt_fd_prefetch_to(&pc.c, nl, pc.l1);
         fd_pfc* pcp = pc.c.x < pc.c.xe ? &pc : NULL;
         const char *kr[BS], *vr[BS];
         for (int k = 0; k < BS; k++) { /* rows past nb repeat the last one; their scores are masked */
@@ -745,7 +759,10 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
         const int half = nb <= BK;
         for (int64_t r0 = 0; r0 < R; r0 += 4) { /* the first row group carries the prefetches */
             fd_pfc *pk = r0 == 0 ? pcp : NULL, *pv = pk;
-#define FD2(RG, NB) fd2_block(RG, NB, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, bf16, pk, pv)
+/* the dtype a constant in each instance: tested in the inner loops it cost 10% in L2 on Zen 5
+ * (bf16 35.0 -> 38.4 GB/s, f32 51.3 -> 57.0; from DRAM 29.5 -> 31.2, 28.1 -> 28.9) */
+#define FD2T(RG, NB, BF) fd2_block(RG, NB, r0, jb, kr, vr, qb, Dp, acc, Dvp, mr, lv, lo_r, hi_r, full, nch, nvv, BF, pk, pv)
+#define FD2(RG, NB) (bf16 ? FD2T(RG, NB, 1) : FD2T(RG, NB, 0))
             switch (imin(4, R - r0) + 4 * half) {
             case 4: FD2(4, 2); break;
             case 3: FD2(3, 2); break;
@@ -757,6 +774,7 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
             default: FD2(1, 1); break;
             }
 #undef FD2
+#undef FD2T
         }
     }
     for (int64_t r = 0; r < R; r++) {

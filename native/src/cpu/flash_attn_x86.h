@@ -53,16 +53,23 @@ AI int64_t pt_fd_row(const pt_fd_pfc* c, int64_t x) {
 }
 
 /* A hook: n more lines owed; issues whole rows while the budget covers one (nothing is owed past
- * the cap). */
-AI void pt_fd_prefetch(pt_fd_pfc* c, int n) {
+ * the cap). l1: prefetcht0 (into L1) instead of PT_FD_PF_HINT (the AVX-512 kernel on hosts
+ * without AMX; flash_attn_avx512.c). */
+AI void pt_fd_prefetch_to(pt_fd_pfc* c, int n, int l1) {
     c->budget += n;
     for (; c->budget >= c->nl && c->x < c->xe; c->budget -= c->nl, c->x++) {
         const int64_t j = pt_fd_row(c, c->x);
         const char *kr = c->k + j * c->k_ss, *vr = c->v + j * c->v_ss;
-        for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_PF_HINT);
-        for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_PF_HINT);
+        if (l1) {
+            for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, _MM_HINT_T0);
+            for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, _MM_HINT_T0);
+        } else {
+            for (int64_t o = 0; o < c->kbytes; o += 64) _mm_prefetch(kr + o, PT_FD_PF_HINT);
+            for (int64_t o = 0; o < c->vbytes; o += 64) _mm_prefetch(vr + o, PT_FD_PF_HINT);
+        }
     }
     if (c->x >= c->xe) c->budget = 0;
 }
+AI void pt_fd_prefetch(pt_fd_pfc* c, int n) { pt_fd_prefetch_to(c, n, 0); }
 
 #endif
