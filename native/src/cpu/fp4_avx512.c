@@ -317,8 +317,8 @@ static inline __attribute__((always_inline)) void gemv_bf16_t(const pt_fp4_probl
         a.acc[r] = _mm512_setzero_ps();
         a.acc2[r] = _mm512_setzero_ps();
     }
-    /* pr: the rows (0 or 1) from each row of this pass to the next pass's, whose codes and scales
-     * are prefetched at the offsets read now */
+    /* pr: the rows (0 or gemv_pf_rows) from each row of this pass to a later pass's, whose codes and
+     * scales are prefetched at the offsets read now */
     const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
     for (int64_t ch = 0; ch < nfull; ch++)
         gbf_chunk(p, c, srow, &a, ch, R, sbf, gsel, 0, 0, 0, lut, sidx32, sidx16, pfo, pfs);
@@ -560,8 +560,8 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
         }
         acc[r] = _mm512_setzero_ps();
     }
-    /* pr: the rows (0, 1 or 2) from each row of this pass to the row of the next pass in its stretch,
-     * whose codes and scales are prefetched at the offsets read now */
+    /* pr: the rows (0 or gemv_pf_rows) from each row of this pass to the row of a later pass in its
+     * stretch, whose codes and scales are prefetched at the offsets read now */
     const int64_t pfo = pr * p->ldw, pfs = pr * p->lds * es;
     for (int64_t ch = 0; ch < nfull; ch++) {
         int64_t ldo = pd * p->ldw, lso = pd * p->lds * es;
@@ -610,20 +610,59 @@ static const gbf_fn GVNB[2][2][4] = {
 static const gbf_fn GVN8[2][2][4] = {{{gvn_8_0_0_0, gvn_8_0_1_0, gvn_8_0_2_0, gvn_8_0_3_0}, {gvn_8_1_0_0, gvn_8_1_1_0, gvn_8_1_2_0, gvn_8_1_3_0}},
                                       {{gvn_8_0_0_1, gvn_8_0_1_1, gvn_8_0_2_1, gvn_8_0_3_1}, {gvn_8_1_0_1, gvn_8_1_1_1, gvn_8_1_2_1, gvn_8_1_3_1}}};
 
+/* The rows ahead (a multiple of the step, the rows per stretch of a pass) that each stretch's pass
+ * prefetches: p->pf_bytes of codes rounded up to whole passes, or one pass where pf_bytes is 0.
+ * One pass was short on Zen 5 at K = 768 (a pass of 8 rows takes ~90 ns there, DRAM latency is
+ * longer): the loads waited on DRAM instead of overlapping the decode. */
+static int64_t gemv_pf_rows(const pt_fp4_problem* p, int64_t step) {
+    const int64_t per = step * (p->k / 2);
+    return p->pf_bytes ? step * ((p->pf_bytes + per - 1) / per) : step;
+}
+
+/* The rows per stretch of a GEMV pass: 2 (gvn_stretches), 1 (gemv_stretches), 0: not such a GEMV. */
+static int gemv_step(const pt_fp4_problem* p) {
+    if (p->k == 0 || p->m != 1) return 0;
+    if (p->xv) return p->k <= 1024 ? 2 : 1;
+    return p->xb ? 1 : 0;
+}
+
+/* The length of each of the GBR stretches that rows [n0, n1) are cut into (a multiple of the step;
+ * the last stretch may be shorter). */
+static int64_t stretch_len(int64_t n0, int64_t n1, int64_t step) {
+    const int64_t L = (n1 - n0 + GBR - 1) / GBR;
+    return (L + step - 1) / step * step;
+}
+
+void pt_fp4_gemv_prefetch(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
+    const int step = gemv_step(p);
+    if (!step || !p->pf_bytes) return;
+    const int64_t L = stretch_len(n0, n1, step), d = gemv_pf_rows(p, step);
+    const int64_t es = p->scale_bf16 ? 2 : 4, sb = (p->group >= p->k ? 1 : p->k / p->group) * es;
+    for (int64_t j = 0; j < d && j < L; j++)
+        for (int s = 0; s < GBR && n0 + s * L + j < n1; s++) {
+            const int64_t r = n0 + s * L + j;
+            const char* c = (const char*)p->codes + r * p->ldw;
+            const char* sc = (const char*)p->scales + r * p->lds * es;
+            for (uintptr_t a = (uintptr_t)c & ~(uintptr_t)63; a < (uintptr_t)c + p->k / 2; a += 64) _mm_prefetch((const char*)a, _MM_HINT_T0);
+            for (uintptr_t a = (uintptr_t)sc & ~(uintptr_t)63; a < (uintptr_t)sc + sb; a += 64) _mm_prefetch((const char*)a, _MM_HINT_T0);
+        }
+}
+
 /* The rows [n0, n1) of the GEMV (bf16 or VNNI kernels) in GBR stretches read side by side: a
- * pass takes one row from each, so the codes are GBR streams (each prefetching its next row)
+ * pass takes one row from each, so the codes are GBR streams (each prefetching gemv_pf_rows ahead)
  * rather than one run of adjacent short rows; a core keeps more lines in flight over several
  * streams (see the f32 GEMV in gemm_avx512.c). Rows past a stretch's end go one at a time. */
 static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, const gbf_fn (*tab)[2][4]) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0;
-    const int64_t L = (n1 - n0 + GBR - 1) / GBR; /* rows per stretch; the last may be shorter */
+    const int64_t L = stretch_len(n0, n1, 1);
+    const int64_t d = gemv_pf_rows(p, 1);
     for (int64_t i = 0; i < L; i++) {
         int64_t rows[GBR];
         int nr = 0;
         for (int s = 0; s < GBR; s++)
             if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
-        if (nr == GBR) tab[sb][1][gsel](p, rows, i + 1 < L && n0 + (GBR - 1) * L + i + 1 < n1 ? 1 : 0);
+        if (nr == GBR) tab[sb][1][gsel](p, rows, i + d < L && n0 + (GBR - 1) * L + i + d < n1 ? d : 0);
         else
             for (int r = 0; r < nr; r++) tab[sb][0][gsel](p, rows + r, 0);
     }
@@ -632,7 +671,7 @@ static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, cons
 /* The VNNI GEMV's rows [n0, n1) for K <= 1024 in GBR stretches of L rows (L even), read side by
  * side: a pass takes two adjacent rows from each (GVR rows: the x vectors, the pass's setup and
  * the row sums serve twice the rows of a GBR pass), so the codes are still GBR sequential streams,
- * each prefetching its next two rows one pass ahead. Rows left over (stretch ends) go four or one
+ * each prefetching the rows gemv_pf_rows ahead. Rows left over (stretch ends) go four or one
  * at a time. Short rows are where a pass's fixed cost counts: at K = 768 this is 7..16% faster
  * than gemv_stretches (1 thread, cold weights); at K >= 3072 it was 15..20% slower (two rows of
  * a stretch 1.5 KiB or more apart are two streams), so longer rows keep gemv_stretches. */
@@ -641,8 +680,8 @@ static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const int sb = p->scale_bf16 ? 1 : 0, vb = p->vbmi ? 1 : 0;
     const gbf_fn(*t4)[2][4] = vb ? GVNB : GVN;
     const gbf_fn f8 = GVN8[vb][sb][gsel];
-    int64_t L = (n1 - n0 + GBR - 1) / GBR;
-    L += L & 1;
+    const int64_t L = stretch_len(n0, n1, 2);
+    const int64_t d = gemv_pf_rows(p, 2);
     for (int64_t i = 0; i < L; i += 2) {
         int64_t rows[GVR];
         int nr = 0;
@@ -651,7 +690,7 @@ static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
                 const int64_t r = n0 + s * L + i + j;
                 if (r < n1) rows[nr++] = r;
             }
-        if (nr == GVR) f8(p, rows, i + 2 < L && n0 + (GBR - 1) * L + i + 3 < n1 ? 2 : 0);
+        if (nr == GVR) f8(p, rows, i + d < L && n0 + (GBR - 1) * L + i + d + 1 < n1 ? d : 0);
         else {
             int r = 0;
             for (; r + 4 <= nr; r += 4) t4[sb][1][gsel](p, rows + r, 0);
@@ -664,10 +703,10 @@ static void gemv_rows_f32s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { ge
 static void gemv_rows_bf16s(const pt_fp4_problem* p, int64_t n0, int64_t n1) { gemv_rows_t(p, n0, n1, 1); }
 
 void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
+    const int step = gemv_step(p);
     if (p->k == 0) pt_fp4_rows_generic(p, n0, n1); /* y = bias; the kernels below read a first scale */
-    else if (p->m == 1 && p->xv && p->k <= 1024) gvn_stretches(p, n0, n1);
-    else if (p->m == 1 && p->xv) gemv_stretches(p, n0, n1, p->vbmi ? GVNB : GVN);
-    else if (p->m == 1 && p->xb) gemv_stretches(p, n0, n1, GBF);
+    else if (step == 2) gvn_stretches(p, n0, n1);
+    else if (step == 1) gemv_stretches(p, n0, n1, !p->xv ? GBF : p->vbmi ? GVNB : GVN);
     else if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
     else if (p->xd) gemm_regs(p, n0, n1);
     else fp4_gemm_avx512(p, n0, n1);
