@@ -534,9 +534,10 @@ static inline __attribute__((always_inline)) void gvn_chunk(const pt_fp4_problem
 }
 
 #define GVR 8 /* the most rows per pass of the VNNI GEMV: two adjacent rows of each of GBR stretches */
-/* gsel: 0 per channel, 1: G = 32, 2: G = 64, 3: G = 128 (as gemv_bf16_t). npass passes (R = 8 only,
- * else 1): pass q reads rows[r] + 2 q, so that a pass's setup (row pointers, constants) is made once
- * per call rather than once per pass: at K = 768 a pass is only 48 chunk-rows. */
+/* gsel: 0 per channel, 1: G = 32, 2: G = 64, 3: G = 128 (as gemv_bf16_t). npass passes (R = 1: 1):
+ * pass q reads rows[r] + 2 q (R = 8: two adjacent rows of each stretch per pass) or rows[r] + q
+ * (R = 4), so that a pass's setup (row pointers, constants) is made once per call rather than once
+ * per pass: at K = 768 a pass is only 48 chunk-rows. */
 static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_problem* p, const int64_t* rows, const int R, const int sbf,
                                                               const int gsel, int64_t pr, const int vb, const int64_t npass) {
     const int64_t K = p->k, nfull = K >> 7, tailb = (K & 127) >> 1;
@@ -555,6 +556,7 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
      * registers (the compiler kept them in vector registers, a vpextrq per row and chunk) */
     const int pairs = R == 8;
     const int64_t pd = pairs ? rows[1] - rows[0] : 1; /* rows from the first row of a pair to the second */
+    const int64_t adv = pairs ? 2 : 1;                /* rows from a pass's row to the next pass's */
     for (int r = 0; r < R; r++)
         if (!pairs || (r & 1) == 0) {
             c[pairs ? r >> 1 : r] = p->codes + rows[r] * p->ldw;
@@ -587,13 +589,13 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
             for (int r = 0; r < R; r++) v[r] = _mm512_reduce_add_ps(acc[r]);
         }
         for (int r = 0; r < R; r++) {
-            const int64_t n = rows[r] + 2 * q;
+            const int64_t n = rows[r] + adv * q;
             if (gsel == 0) v[r] *= pt_fp4_scale(p, n, 0);
             pt_fp4_store_y(p, 0, n, v[r] + (p->bias ? p->bias[n] : 0.0f));
         }
         for (int j = 0; j < (pairs ? R / 2 : R); j++) {
-            c[j] += 2 * p->ldw;
-            srow[j] += 2 * p->lds * es;
+            c[j] += adv * p->ldw;
+            srow[j] += adv * p->lds * es;
         }
     }
 }
@@ -602,13 +604,14 @@ static inline __attribute__((always_inline)) void gemv_vnni_t(const pt_fp4_probl
     static void gvn_##R##_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pr) { \
         gemv_vnni_t(p, rows, R, SBF, GS, pr, VB, 1);                                                   \
     }
-#define GVN8_FN(SBF, GS, VB)                                                                                          \
-    static void gvn_8_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pr, int64_t npass) { \
-        gemv_vnni_t(p, rows, 8, SBF, GS, pr, VB, npass);                                                             \
+#define GVNP_FN(R, SBF, GS, VB)                                                                                           \
+    static void gvnp_##R##_##SBF##_##GS##_##VB(const pt_fp4_problem* p, const int64_t* rows, int64_t pr, int64_t npass) { \
+        gemv_vnni_t(p, rows, R, SBF, GS, pr, VB, npass);                                                                 \
     }
 #define GVN_ROW(SBF, VB) GVN_FN(4, SBF, 0, VB) GVN_FN(4, SBF, 1, VB) GVN_FN(4, SBF, 2, VB) GVN_FN(4, SBF, 3, VB) \
                          GVN_FN(1, SBF, 0, VB) GVN_FN(1, SBF, 1, VB) GVN_FN(1, SBF, 2, VB) GVN_FN(1, SBF, 3, VB) \
-                         GVN8_FN(SBF, 0, VB) GVN8_FN(SBF, 1, VB) GVN8_FN(SBF, 2, VB) GVN8_FN(SBF, 3, VB)
+                         GVNP_FN(8, SBF, 0, VB) GVNP_FN(8, SBF, 1, VB) GVNP_FN(8, SBF, 2, VB) GVNP_FN(8, SBF, 3, VB) \
+                         GVNP_FN(4, SBF, 0, VB) GVNP_FN(4, SBF, 1, VB) GVNP_FN(4, SBF, 2, VB) GVNP_FN(4, SBF, 3, VB)
 GVN_ROW(0, 0)
 GVN_ROW(1, 0)
 GVN_ROW(0, 1)
@@ -619,9 +622,12 @@ static const gbf_fn GVN[2][2][4] = {
 static const gbf_fn GVNB[2][2][4] = {
     {{gvn_1_0_0_1, gvn_1_0_1_1, gvn_1_0_2_1, gvn_1_0_3_1}, {gvn_4_0_0_1, gvn_4_0_1_1, gvn_4_0_2_1, gvn_4_0_3_1}},
     {{gvn_1_1_0_1, gvn_1_1_1_1, gvn_1_1_2_1, gvn_1_1_3_1}, {gvn_4_1_0_1, gvn_4_1_1_1, gvn_4_1_2_1, gvn_4_1_3_1}}};
-typedef void (*gvn8_fn)(const pt_fp4_problem*, const int64_t*, int64_t, int64_t); /* gbf_fn and the passes */
-static const gvn8_fn GVN8[2][2][4] = {{{gvn_8_0_0_0, gvn_8_0_1_0, gvn_8_0_2_0, gvn_8_0_3_0}, {gvn_8_1_0_0, gvn_8_1_1_0, gvn_8_1_2_0, gvn_8_1_3_0}},
-                                      {{gvn_8_0_0_1, gvn_8_0_1_1, gvn_8_0_2_1, gvn_8_0_3_1}, {gvn_8_1_0_1, gvn_8_1_1_1, gvn_8_1_2_1, gvn_8_1_3_1}}};
+typedef void (*gvnp_fn)(const pt_fp4_problem*, const int64_t*, int64_t, int64_t); /* gbf_fn and the passes */
+/* [vbmi][scale bf16][gsel]: 8 rows (two of each stretch) and 4 rows (one of each) per pass */
+static const gvnp_fn GVN8[2][2][4] = {{{gvnp_8_0_0_0, gvnp_8_0_1_0, gvnp_8_0_2_0, gvnp_8_0_3_0}, {gvnp_8_1_0_0, gvnp_8_1_1_0, gvnp_8_1_2_0, gvnp_8_1_3_0}},
+                                      {{gvnp_8_0_0_1, gvnp_8_0_1_1, gvnp_8_0_2_1, gvnp_8_0_3_1}, {gvnp_8_1_0_1, gvnp_8_1_1_1, gvnp_8_1_2_1, gvnp_8_1_3_1}}};
+static const gvnp_fn GVN4[2][2][4] = {{{gvnp_4_0_0_0, gvnp_4_0_1_0, gvnp_4_0_2_0, gvnp_4_0_3_0}, {gvnp_4_1_0_0, gvnp_4_1_1_0, gvnp_4_1_2_0, gvnp_4_1_3_0}},
+                                      {{gvnp_4_0_0_1, gvnp_4_0_1_1, gvnp_4_0_2_1, gvnp_4_0_3_1}, {gvnp_4_1_0_1, gvnp_4_1_1_1, gvnp_4_1_2_1, gvnp_4_1_3_1}}};
 
 /* The rows ahead (a multiple of the step, the rows per stretch of a pass) that each stretch's pass
  * prefetches: p->pf_bytes of codes rounded up to whole passes, or one pass where pf_bytes is 0.
@@ -665,13 +671,20 @@ void pt_fp4_gemv_prefetch(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
  * pass takes one row from each, so the codes are GBR streams (each prefetching gemv_pf_rows ahead)
  * rather than one run of adjacent short rows; a core keeps more lines in flight over several
  * streams (see the f32 GEMV in gemm_avx512.c). Rows past a stretch's end go one at a time. */
-static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, const gbf_fn (*tab)[2][4]) {
+static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, const gbf_fn (*tab)[2][4], const gvnp_fn (*runs)[4]) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0;
     const int64_t L = stretch_len(n0, n1, 1);
     const int64_t d = gemv_pf_rows(p, 1);
-    for (int64_t i = 0; i < L; i++) {
-        int64_t rows[GBR];
+    /* runs (the VNNI kernels): the passes while the last stretch, of l3 rows, has one left go to the
+     * kernel in two runs, prefetching (their rows d ahead exist in every stretch), then not */
+    const int64_t l3 = n1 - n0 - (GBR - 1) * L, nf = runs && l3 > 0 ? l3 : 0, nd = nf > d ? nf - d : 0;
+    int64_t rows[GBR];
+    for (int s = 0; s < GBR; s++) rows[s] = n0 + s * L;
+    if (nd) runs[sb][gsel](p, rows, d, nd);
+    for (int s = 0; s < GBR; s++) rows[s] += nd;
+    if (nf > nd) runs[sb][gsel](p, rows, 0, nf - nd);
+    for (int64_t i = nf; i < L; i++) {
         int nr = 0;
         for (int s = 0; s < GBR; s++)
             if (n0 + s * L + i < n1) rows[nr++] = n0 + s * L + i;
@@ -694,7 +707,7 @@ static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const int gsel = p->group >= p->k ? 0 : p->group == 32 ? 1 : p->group == 64 ? 2 : 3;
     const int sb = p->scale_bf16 ? 1 : 0, vb = p->vbmi ? 1 : 0;
     const gbf_fn(*t4)[2][4] = vb ? GVNB : GVN;
-    const gvn8_fn f8 = GVN8[vb][sb][gsel];
+    const gvnp_fn f8 = GVN8[vb][sb][gsel];
     const int64_t L = stretch_len(n0, n1, 2);
     const int64_t d = gemv_pf_rows(p, 2);
     /* passes of GVR rows while the last (shortest) stretch, of l3 rows, has two left: the first
@@ -728,7 +741,7 @@ void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const int step = gemv_step(p);
     if (p->k == 0) pt_fp4_rows_generic(p, n0, n1); /* y = bias; the kernels below read a first scale */
     else if (step == 2) gvn_stretches(p, n0, n1);
-    else if (step == 1) gemv_stretches(p, n0, n1, !p->xv ? GBF : p->vbmi ? GVNB : GVN);
+    else if (step == 1) gemv_stretches(p, n0, n1, !p->xv ? GBF : p->vbmi ? GVNB : GVN, p->xv ? GVN4[p->vbmi ? 1 : 0] : NULL);
     else if (p->m == 1 && p->xd) (p->scale_bf16 ? gemv_rows_bf16s : gemv_rows_f32s)(p, n0, n1);
     else if (p->xd) gemm_regs(p, n0, n1);
     else fp4_gemm_avx512(p, n0, n1);
