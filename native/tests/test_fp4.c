@@ -149,8 +149,12 @@ static const shape SHAPES[] = {{33, 64, 32}, {65, 192, 64}, {7, 256, 128}, {17, 
 /* the M = 1 GEMV: K <= 1024 reads two rows of each of 4 stretches per pass, else one (uneven ends,
  * leftover rows); SHAPES run on one thread (too little work), these on two: M = 1 only; odd N
  * (each thread's rows end in partial passes), K with a partial 128-chunk (992 = 7 * 128 + 96 with
- * groups, 770 per channel), G = 128 */
-static const shape GEMV2[] = {{701, 768, 64}, {1029, 512, 32}, {131, 4096, 128}, {1001, 992, 32}, {2047, 770, 0}, {1537, 768, 128}};
+ * groups, 770 per channel), G = 128; the prefetch distance (pt_fp4_problem.pf_bytes, rows ahead
+ * from the row length) and the prologue over stretches shorter than it (13 x 768, 11 x 258 per
+ * channel: rows of 129 bytes, 12 rows ahead) and at K > 1024 (45 x 1536: 2 rows ahead); the VNNI
+ * GEMV's runs of passes (87 x 768 per channel: 8 passes prefetching, 2 not, then a pass of 7 rows) */
+static const shape GEMV2[] = {{701, 768, 64}, {1029, 512, 32}, {131, 4096, 128}, {1001, 992, 32}, {2047, 770, 0}, {1537, 768, 128},
+                              {13, 768, 32}, {11, 258, 0}, {45, 1536, 64}, {87, 768, 0}};
 #define NSHAPES (int)(sizeof SHAPES / sizeof SHAPES[0])
 
 /* One matmul case: weight-only (w4a4 = 0) or W4A4; compares with the double reference. */

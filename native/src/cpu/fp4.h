@@ -29,6 +29,9 @@ typedef struct pt_fp4_problem {
     uint8_t lutv[16];         /* VNNI GEMV: level * mult + offset, u8 (see pt_fp4_vnni_prep) */
     int32_t vnni_mult, vnni_off; /* VNNI GEMV: mult and offset of lutv */
     int32_t vbmi;             /* VNNI GEMV: the CPU has AVX512_VBMI (vpermb looks the levels up without masking) */
+    int64_t pf_bytes;         /* bf16 / VNNI GEMV: how far ahead of the rows being read each row stream prefetches,
+                               * in bytes of codes (rounded up to whole passes), and the first rows are prefetched
+                               * before the first pass; 0: one pass ahead, no prologue (see gemv_pf_rows) */
 } pt_fp4_problem;
 
 static inline float pt_fp4_scale(const pt_fp4_problem* p, int64_t n, int64_t g) {
@@ -46,6 +49,10 @@ static inline void pt_fp4_store_y(const pt_fp4_problem* p, int64_t m, int64_t n,
 PT_HIDDEN void pt_fp4_rows_generic(const pt_fp4_problem* p, int64_t n0, int64_t n1);
 #if PT_X86 && defined(PT_HAVE_X86_KERNELS)
 PT_HIDDEN void pt_fp4_rows_avx512(const pt_fp4_problem* p, int64_t n0, int64_t n1);
+/* The bf16 / VNNI GEMV (p->xv or p->xb set, p->pf_bytes not 0) of rows [n0, n1): prefetches the
+ * codes and scales of the rows its first passes read, which no pass prefetches (a call's other
+ * work, such as quantizing x, then overlaps their DRAM latency). */
+PT_HIDDEN void pt_fp4_gemv_prefetch(const pt_fp4_problem* p, int64_t n0, int64_t n1);
 /* Bytes per 128-chunk of K of the VNNI GEMV's x (pt_fp4_problem.xv). */
 #define PT_FP4_XV_BYTES 384
 /* The VNNI GEMV (M = 1, weight-only, E2M1 / E1M2 / E3M0): sets p->lutv and returns 1 where the
