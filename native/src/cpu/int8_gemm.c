@@ -6,6 +6,11 @@
  * or no outlier columns in this call; our kernels otherwise (pt-bench --op int8 and a min-of-N
  * timing, session 4, 1 thread: below M=64 our AMX kernel is 5-15% faster than oneDNN's, from
  * M=96 on oneDNN is 0-25% faster, at 64 they tie).
+ * On AVX512-VNNI without AMX our VNNI kernel runs at every M (Zen 5, session 9, 2 threads: 0.84-1.07x
+ * of oneDNN's s8 matmul at BERT-base shapes, which gets x already quantized): oneDNN 3.13's VNNI
+ * brgemm takes no per-row src scales with s8 src (it needs the s8s8 compensation in the weight, and
+ * then refuses grouped src scales; a per-row binary post-op is refused too: ref_int8 only). With u8
+ * src it would, but the -128 * colsum_n * sx_m * ws_n correction then needs a pass over y.
  *
  * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
  * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
@@ -894,9 +899,10 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         g.preq = 1;
     }
     /* the passes over x in parallel from PT_I8_PAR_MIN elements, or from 2^14 when oneDNN will run
-     * split among our workers (no OpenMP team to hand over to: the worker woken here is the one
-     * that runs the other part of the GEMM) */
-    const int64_t par_min = dnn_ok && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
+     * split among our workers or when our VNNI kernel runs (no OpenMP team to hand over to: the
+     * worker woken here is the one that runs the other part of the GEMM; Zen 5, 2 threads, M=128
+     * K=768 N=768 llm.int8 +4%, in-process A/B, session 9) */
+    const int64_t par_min = (dnn_ok || !g.amx) && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
     const int64_t chunks = g.fused && threads > 1 && m * k > par_min ? (threads < m ? threads : m) : 1;
     g.grain = ceil_div(m, chunks);
     const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
