@@ -59,6 +59,13 @@
  * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
 #define PT_I8_PAR_MIN (1 << 18)
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+static int64_t fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
+#else
+static int64_t fetch_add(volatile int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+#endif
+
 static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
     return (v + 12582912.0f) - 12582912.0f;
 }
@@ -235,6 +242,8 @@ typedef struct {
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
     int32_t epi_fused;        /* VNNI kernel, y f32: the kernel applies the epilogue to its registers (pt_i8_micro_vnni_epi) */
+    int32_t dyn;              /* gemm_blocks takes its blocks one at a time from next_blk (not AMX) */
+    volatile int64_t next_blk;
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
@@ -475,11 +484,15 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
 #if defined(PT_HAVE_X86_KERNELS)
     if (g->amx) pt_i8_amx_begin();
 #endif
-    for (int64_t blk = b0; blk < b1; blk++) {
+    const int64_t nblk = (g->n + PT_I8_NB - 1) / PT_I8_NB;
+    for (int64_t i = b0;; i++) {
+        /* dyn: every thread takes the next block not taken yet, so a worker that starts late or
+         * shares its core (with oneDNN's spinning OpenMP threads, say) leaves its share to the others */
+        const int64_t blk = g->dyn ? fetch_add(&g->next_blk, 1) : i;
+        if (blk >= (g->dyn ? nblk : b1)) break;
         const int64_t n0 = blk * PT_I8_NB;
         const int8_t* bk = bp;
         if (g->packed) {
-            const int64_t nblk = (g->n + PT_I8_NB - 1) / PT_I8_NB;
             memcpy(colsum, g->packed + nblk * b_bytes(k) + blk * 256, sizeof colsum);
             bk = (const int8_t*)(g->packed + blk * b_bytes(k));
         } else {
@@ -985,7 +998,14 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     }
     /* 4. int8 GEMM + epilogue over blocks of 64 output channels */
-    pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
+    /* not AMX: the blocks handed out one at a time (gemm_blocks, dyn); Zen 5, 2 threads, 1% outlier
+     * columns, in-process A/B against the static halves: llm/s8 +0.01 on a quiet machine, +0.03-0.08
+     * right after a oneDNN call (its OpenMP worker still spinning on a core) */
+    g.dyn = !g.amx && threads > 1 && nblk > 1;
+    if (g.dyn)
+        pt_parallel_range(ctx, threads < nblk ? threads : nblk, 1, gemm_blocks, &g);
+    else
+        pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its packing scratch (K=%lld)", (long long)k);
     return PT_OK;
 }
