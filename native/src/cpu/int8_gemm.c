@@ -6,11 +6,12 @@
  * or no outlier columns in this call; our kernels otherwise (pt-bench --op int8 and a min-of-N
  * timing, session 4, 1 thread: below M=64 our AMX kernel is 5-15% faster than oneDNN's, from
  * M=96 on oneDNN is 0-25% faster, at 64 they tie).
- * On AVX512-VNNI without AMX our VNNI kernel runs at every M (Zen 5, session 9, 2 threads: 0.84-1.07x
- * of oneDNN's s8 matmul at BERT-base shapes, which gets x already quantized): oneDNN 3.13's VNNI
- * brgemm takes no per-row src scales with s8 src (it needs the s8s8 compensation in the weight, and
- * then refuses grouped src scales; a per-row binary post-op is refused too: ref_int8 only). With u8
- * src it would, but the -128 * colsum_n * sx_m * ws_n correction then needs a pass over y.
+ * On AVX512-VNNI without AMX our VNNI kernel runs at every M (Zen 5, session 9, 2 threads: 0.88-1.38x
+ * of oneDNN's s8 matmul at BERT-base shapes, 0-1% outlier columns; oneDNN gets x already quantized):
+ * oneDNN 3.13's VNNI brgemm takes no per-row src scales with s8 src (it needs the s8s8 compensation
+ * in the weight, and then refuses grouped src scales; a per-row binary post-op is refused too:
+ * ref_int8 only). With u8 src it would, but the -128 * colsum_n * sx_m * ws_n correction then needs
+ * a pass over y.
  *
  * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
  * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
