@@ -324,6 +324,12 @@ int main(void) {
         g_nout = 29;
         run_case_ex(ctx, CONFIGS[c].name, 150, 200, 130, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_SILU, 1, 0);
         g_nout = 3;
+        /* BERT-base-like shapes on our VNNI kernel where there is no AMX (every M): M=128 K=768 is over
+         * 2^14 elements of x, so the scan runs on both threads (one row chunk without the third planted
+         * outlier column); M=127 (21 tiles of 6 rows and one of 1), N=770 (a 2-channel last block),
+         * GELU, bias, the NaN row, LLM and W8A8 */
+        run_case_ex(ctx, CONFIGS[c].name, 128, 768, 770, PT_INT8_LLM, 0, 0, 0, 1, PT_ACT_GELU_ERF, 1, 0);
+        run_case_ex(ctx, CONFIGS[c].name, 127, 768, 770, PT_INT8_W8A8, 0, 0, 0, 1, PT_ACT_GELU_ERF, 1, 0);
         outliers_matter(ctx);
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);

@@ -6,6 +6,12 @@
  * or no outlier columns in this call; our kernels otherwise (pt-bench --op int8 and a min-of-N
  * timing, session 4, 1 thread: below M=64 our AMX kernel is 5-15% faster than oneDNN's, from
  * M=96 on oneDNN is 0-25% faster, at 64 they tie).
+ * On AVX512-VNNI without AMX our VNNI kernel runs at every M (Zen 5, session 9, 2 threads: 0.88-1.38x
+ * of oneDNN's s8 matmul at BERT-base shapes, 0-1% outlier columns; oneDNN gets x already quantized):
+ * oneDNN 3.13's VNNI brgemm takes no per-row src scales with s8 src (it needs the s8s8 compensation
+ * in the weight, and then refuses grouped src scales; a per-row binary post-op is refused too:
+ * ref_int8 only). With u8 src it would, but the -128 * colsum_n * sx_m * ws_n correction then needs
+ * a pass over y.
  *
  * oneDNN route: the same steps 1-2 with the rows quantized to s8, then oneDNN's s8 matmul (its
  * AMX brgemm) reads our packed blocks in place (they are its BA16a32b4a layout) with per-row
@@ -37,7 +43,10 @@
  *     with its column sums, run the micro kernel (AVX512-VNNI or portable) on MR-row tiles,
  *     and finish each tile in one epilogue:
  *       y = act((acc - 128 * colsum_n) * s_m * w_scale_n + xo_m . Wo[n, outliers] + bias_n)
- *     where Wo is w_outlier (full precision) or, when NULL, the dequantized int8 weight. */
+ *     where Wo is w_outlier (full precision) or, when NULL, the dequantized int8 weight. The VNNI
+ *     kernel with y f32 applies this epilogue to its accumulator registers (pt_i8_micro_vnni_epi,
+ *     the outlier product over the whole 6 x 64 tile per outlier column: Zen 5, 2 threads, 1%
+ *     outlier columns, llm/s8 +8-13% at M=128/512, in-process A/B, session 9). */
 #include "cpu/int8_gemm.h"
 #include "cpu/gemm.h"
 #include "cpu/elem.h"
@@ -50,6 +59,13 @@
  * (2 threads, loaded machine: 2^16 249-352 us, 2^18 128-229 us, all serial 127-220 us per
  * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
 #define PT_I8_PAR_MIN (1 << 18)
+
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+static int64_t fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
+#else
+static int64_t fetch_add(volatile int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+#endif
 
 static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
     return (v + 12582912.0f) - 12582912.0f;
@@ -226,6 +242,9 @@ typedef struct {
     int32_t amx;
     int32_t s8;               /* aq holds s8 q (oneDNN), else u8 q + 128 */
     int32_t avx512;           /* AVX-512 row quantization and epilogue */
+    int32_t epi_fused;        /* VNNI kernel, y f32: the kernel applies the epilogue to its registers (pt_i8_micro_vnni_epi) */
+    int32_t dyn;              /* gemm_blocks takes its blocks one at a time from next_blk (not AMX) */
+    volatile int64_t next_blk;
     const char* packed;       /* pt_pack_int8_weight's blocks, or NULL */
     int64_t kp;               /* K as the micro kernel sees it: k4 (VNNI, portable) or k64 (AMX); blocks hold k64 */
     volatile int failed;
@@ -405,6 +424,16 @@ static void activation_row(const i8_arg* g, float* x, int64_t n) {
     pt_apply_activation(x, n, g->act);
 }
 
+/* Rows [m0, m0 + mr) of y (y0, row stride ldy, nb columns) after the f32 epilogue: NaN rows, activation. */
+static void finish_rows(const i8_arg* g, float* y0, int64_t ldy, int64_t m0, int mr, int nb) {
+    for (int r = 0; r < mr; r++) {
+        float* yr = y0 + r * ldy;
+        if (g->bad[m0 + r])
+            for (int j = 0; j < nb; j++) yr[j] = NAN;
+        activation_row(g, yr, nb);
+    }
+}
+
 /* Rows [m0, m0 + mr) x channels [n0, n0 + nb) of y from the s32 sums acc (row stride ldacc):
  * dequantization, outlier product, bias, NaN rows, activation, store. */
 static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, const int32_t* colsum, int64_t m0, int mr, int64_t n0,
@@ -415,12 +444,7 @@ static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, cons
         const int64_t ldy = g->y->stride[0] / 4;
         float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
         pt_i8_epilogue_avx512(acc, ldacc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
-        for (int r = 0; r < mr; r++) {
-            float* yr = y0 + r * ldy;
-            if (g->bad[m0 + r])
-                for (int j = 0; j < nb; j++) yr[j] = NAN;
-            activation_row(g, yr, nb);
-        }
+        finish_rows(g, y0, ldy, m0, mr, nb);
         return;
     }
     if (g->avx512)
@@ -461,11 +485,15 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
 #if defined(PT_HAVE_X86_KERNELS)
     if (g->amx) pt_i8_amx_begin();
 #endif
-    for (int64_t blk = b0; blk < b1; blk++) {
+    const int64_t nblk = (g->n + PT_I8_NB - 1) / PT_I8_NB;
+    for (int64_t i = b0;; i++) {
+        /* dyn: every thread takes the next block not taken yet, so a worker that starts late or
+         * shares its core (with oneDNN's spinning OpenMP threads, say) leaves its share to the others */
+        const int64_t blk = g->dyn ? fetch_add(&g->next_blk, 1) : i;
+        if (blk >= (g->dyn ? nblk : b1)) break;
         const int64_t n0 = blk * PT_I8_NB;
         const int8_t* bk = bp;
         if (g->packed) {
-            const int64_t nblk = (g->n + PT_I8_NB - 1) / PT_I8_NB;
             memcpy(colsum, g->packed + nblk * b_bytes(k) + blk * 256, sizeof colsum);
             bk = (const int8_t*)(g->packed + blk * b_bytes(k));
         } else {
@@ -474,6 +502,16 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
         const int nb = block_params(g, n0, bk, wsc, bias, wop);
         for (int64_t m0 = 0; m0 < g->m; m0 += g->mr) {
             const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
+#if defined(PT_HAVE_X86_KERNELS)
+            if (g->epi_fused) { /* the VNNI kernel writes its tile of y itself */
+                float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
+                const int64_t ldy = g->m > 1 ? g->y->stride[0] / 4 : 0;
+                const pt_i8_epi e = {colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb};
+                pt_i8_micro_vnni_epi(kp, g->aq + m0 * g->lda, g->lda, mr, bk, &e);
+                finish_rows(g, y0, ldy, m0, mr, nb);
+                continue;
+            }
+#endif
             g->micro(kp, g->aq + m0 * g->lda, g->lda, mr, bk, acc);
             finish_tile(g, acc, PT_I8_NB, colsum, m0, mr, n0, nb, wsc, bias, wop, etile);
         }
@@ -857,9 +895,13 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     g.kp = g.k4;
 #if defined(PT_HAVE_X86_KERNELS)
     if (ctx->caps & PT_CPU_AVX512F) g.avx512 = 1;
-    if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) g.micro = pt_i8_micro_vnni;
+    if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) {
+        g.micro = pt_i8_micro_vnni;
+        g.epi_fused = y->dtype == PT_F32 && (m == 1 || y->stride[0] % 4 == 0); /* finish_tile's f32 fast path */
+    }
     if ((ctx->caps & PT_CPU_AMX_INT8) && g.avx512) {
         g.micro = pt_i8_micro_amx;
+        g.epi_fused = 0;
         g.mr = PT_I8_MR_MAX;
         g.amx = 1;
         g.kp = g.lda; /* K padded to 64 */
@@ -894,9 +936,10 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         g.preq = 1;
     }
     /* the passes over x in parallel from PT_I8_PAR_MIN elements, or from 2^14 when oneDNN will run
-     * split among our workers (no OpenMP team to hand over to: the worker woken here is the one
-     * that runs the other part of the GEMM) */
-    const int64_t par_min = dnn_ok && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
+     * split among our workers or when our VNNI kernel runs (no OpenMP team to hand over to: the
+     * worker woken here is the one that runs the other part of the GEMM; Zen 5, 2 threads, M=128
+     * K=768 N=768 llm.int8 +4%, in-process A/B, session 9) */
+    const int64_t par_min = (dnn_ok || !g.amx) && threads > 1 && n >= 2 * PT_I8_NB ? (1 << 14) : PT_I8_PAR_MIN;
     const int64_t chunks = g.fused && threads > 1 && m * k > par_min ? (threads < m ? threads : m) : 1;
     g.grain = ceil_div(m, chunks);
     const size_t cbytes = ((size_t)(k + 1) * (sizeof(float) + sizeof(int32_t) + 1) + 63) & ~(size_t)63;
@@ -956,7 +999,14 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
         if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its scratch (K=%lld)", (long long)k);
     }
     /* 4. int8 GEMM + epilogue over blocks of 64 output channels */
-    pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
+    /* not AMX: the blocks handed out one at a time (gemm_blocks, dyn); Zen 5, 2 threads, 1% outlier
+     * columns, in-process A/B against the static halves: llm/s8 +0.01 on a quiet machine, +0.03-0.08
+     * right after a oneDNN call (its OpenMP worker still spinning on a core) */
+    g.dyn = !g.amx && threads > 1 && nblk > 1;
+    if (g.dyn)
+        pt_parallel_range(ctx, threads < nblk ? threads : nblk, 1, gemm_blocks, &g);
+    else
+        pt_parallel_range(ctx, nblk, ceil_div(nblk, threads), gemm_blocks, &g);
     if (g.failed) return pt_fail(PT_ERR_OUT_OF_MEMORY, "pt_matmul_int8: a worker could not allocate its packing scratch (K=%lld)", (long long)k);
     return PT_OK;
 }

@@ -23,6 +23,19 @@ typedef void (*pt_i8_micro_fn)(int64_t k4, const uint8_t* a, int64_t lda, int mr
 
 PT_HIDDEN void pt_i8_micro_portable(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 #if defined(PT_HAVE_X86_KERNELS)
+/* The f32 epilogue's operands (see pt_i8_epilogue_avx512) for rows [0, mr) of a tile */
+typedef struct {
+    const int32_t* colsum;
+    const float *sx, *wsc, *bias, *xo;
+    int64_t no;
+    const float* wop;
+    float* out;
+    int64_t ldo;
+    int nb;
+} pt_i8_epi;
+/* The VNNI micro kernel finishing its tile itself: pt_i8_epilogue_avx512's result from the sums in
+ * registers (no s32 tile in memory; the outlier product register-blocked over the 6 x 64 tile) */
+PT_HIDDEN void pt_i8_micro_vnni_epi(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, const pt_i8_epi* e);
 /* AMX: K padded to 64 (k argument = k64), A with 32 readable rows; begin/end per thread */
 PT_HIDDEN void pt_i8_micro_amx(int64_t k64, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc);
 PT_HIDDEN void pt_i8_amx_begin(void);

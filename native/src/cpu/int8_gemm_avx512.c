@@ -3,40 +3,107 @@
 #include "cpu/int8_gemm.h"
 #include <immintrin.h>
 
-static inline __attribute__((always_inline)) void micro_n(int64_t k4, const uint8_t* a, int64_t lda, const int8_t* b,
-                                                          int32_t* acc, const int mr) {
-    __m512i c[PT_I8_MR][4];
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < 4; v++) c[r][v] = _mm512_setzero_si512();
-    const int8_t* b1h = b + ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* the second 32-channel half */
-    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NH, b1h += 4 * PT_I8_NH) {
-        __m512i b0 = _mm512_loadu_si512((const void*)(b + 0));
-        __m512i b1 = _mm512_loadu_si512((const void*)(b + 64));
-        __m512i b2 = _mm512_loadu_si512((const void*)(b1h + 0));
-        __m512i b3 = _mm512_loadu_si512((const void*)(b1h + 64));
-        for (int r = 0; r < mr; r++) {
-            int32_t q;
-            memcpy(&q, a + r * lda + p, 4);
-            __m512i x = _mm512_set1_epi32(q);
-            c[r][0] = _mm512_dpbusd_epi32(c[r][0], x, b0);
-            c[r][1] = _mm512_dpbusd_epi32(c[r][1], x, b1);
-            c[r][2] = _mm512_dpbusd_epi32(c[r][2], x, b2);
-            c[r][3] = _mm512_dpbusd_epi32(c[r][3], x, b3);
-        }
-    }
-    for (int r = 0; r < mr; r++)
-        for (int v = 0; v < 4; v++) _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 16 * v), c[r][v]);
+/* y = (c - 128 colsum) * (s * wsc) + bias for 16 columns: the epilogue's dequantization (pt_i8_epilogue_avx512 and
+ * the VNNI kernel's own epilogue, pt_i8_micro_vnni_epi) */
+static inline __attribute__((always_inline)) __m512 dequant16(__m512i c, const int32_t* colsum, __m512 s, const float* wsc, const float* bias) {
+    const __m512i cs = _mm512_slli_epi32(_mm512_loadu_si512((const void*)colsum), 7);
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c, cs)), _mm512_mul_ps(s, _mm512_loadu_ps(wsc)), _mm512_loadu_ps(bias));
 }
 
-void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) {
-    switch (mr) {
-    case 6: micro_n(k4, a, lda, b, acc, 6); break;
-    case 5: micro_n(k4, a, lda, b, acc, 5); break;
-    case 4: micro_n(k4, a, lda, b, acc, 4); break;
-    case 3: micro_n(k4, a, lda, b, acc, 3); break;
-    case 2: micro_n(k4, a, lda, b, acc, 2); break;
-    default: micro_n(k4, a, lda, b, acc, 1); break;
+/* The accumulators are 24 named variables, not an array: GCC 12 kept a __m512i c[6][4] array in
+ * memory, storing and copying every accumulator on each K step (3x slower than oneDNN's VNNI
+ * brgemm at M >= 128 on Zen 5, see the int8 notes of session 9). */
+#define I8_ROW_DECL(r) __m512i c##r##0 = _mm512_setzero_si512(), c##r##1 = c##r##0, c##r##2 = c##r##0, c##r##3 = c##r##0;
+#define I8_ROW_STEP(r)                                                      \
+    if (mr > r) {                                                           \
+        int32_t q;                                                          \
+        memcpy(&q, a + r * lda + p, 4);                                     \
+        const __m512i x = _mm512_set1_epi32(q);                             \
+        c##r##0 = _mm512_dpbusd_epi32(c##r##0, x, b0);                      \
+        c##r##1 = _mm512_dpbusd_epi32(c##r##1, x, b1);                      \
+        c##r##2 = _mm512_dpbusd_epi32(c##r##2, x, b2);                      \
+        c##r##3 = _mm512_dpbusd_epi32(c##r##3, x, b3);                      \
     }
+#define I8_ROW_STORE(r)                                                     \
+    if (mr > r) {                                                           \
+        _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 0), c##r##0);      \
+        _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 16), c##r##1);     \
+        _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 32), c##r##2);     \
+        _mm512_storeu_si512((void*)(acc + r * PT_I8_NB + 48), c##r##3);     \
+    }
+
+/* The epilogue in registers (e != NULL): the 24 sums dequantized in place, then the outlier product
+ * one outlier at a time over the whole tile (4 loads of wop and 6 broadcasts per 24 FMAs; the
+ * epilogue's order per value, so the same bits), then the masked stores. */
+#define I8_ROW_DQ(r)                                                                                   \
+    __m512 y##r##0 = _mm512_setzero_ps(), y##r##1 = y##r##0, y##r##2 = y##r##0, y##r##3 = y##r##0;    \
+    if (mr > r) {                                                                                      \
+        const __m512 s = _mm512_set1_ps(e->sx[r]);                                                     \
+        y##r##0 = dequant16(c##r##0, e->colsum + 0, s, e->wsc + 0, e->bias + 0);                       \
+        y##r##1 = dequant16(c##r##1, e->colsum + 16, s, e->wsc + 16, e->bias + 16);                    \
+        y##r##2 = dequant16(c##r##2, e->colsum + 32, s, e->wsc + 32, e->bias + 32);                    \
+        y##r##3 = dequant16(c##r##3, e->colsum + 48, s, e->wsc + 48, e->bias + 48);                    \
+    }
+#define I8_ROW_OUT(r)                                                                                  \
+    if (mr > r) {                                                                                      \
+        const __m512 xv = _mm512_set1_ps(e->xo[r * e->no + q]);                                       \
+        y##r##0 = _mm512_fmadd_ps(xv, w0, y##r##0);                                                    \
+        y##r##1 = _mm512_fmadd_ps(xv, w1, y##r##1);                                                    \
+        y##r##2 = _mm512_fmadd_ps(xv, w2, y##r##2);                                                    \
+        y##r##3 = _mm512_fmadd_ps(xv, w3, y##r##3);                                                    \
+    }
+#define I8_ROW_YSTORE(r)                                                                               \
+    if (mr > r) {                                                                                      \
+        float* o = e->out + r * e->ldo;                                                                \
+        _mm512_mask_storeu_ps(o + 0, mk0, y##r##0);                                                    \
+        _mm512_mask_storeu_ps(o + 16, mk1, y##r##1);                                                   \
+        _mm512_mask_storeu_ps(o + 32, mk2, y##r##2);                                                   \
+        _mm512_mask_storeu_ps(o + 48, mk3, y##r##3);                                                   \
+    }
+
+static inline __mmask16 cols_mask(int left) { return left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1); }
+
+static inline __attribute__((always_inline)) void micro_n(int64_t k4, const uint8_t* a, int64_t lda, const int8_t* b,
+                                                          int32_t* acc, const pt_i8_epi* e, const int mr) {
+    I8_ROW_DECL(0) I8_ROW_DECL(1) I8_ROW_DECL(2) I8_ROW_DECL(3) I8_ROW_DECL(4) I8_ROW_DECL(5)
+    const int8_t* b1h = b + ((k4 + 63) & ~(int64_t)63) * PT_I8_NH; /* the second 32-channel half */
+    for (int64_t p = 0; p < k4; p += 4, b += 4 * PT_I8_NH, b1h += 4 * PT_I8_NH) {
+        const __m512i b0 = _mm512_loadu_si512((const void*)(b + 0));
+        const __m512i b1 = _mm512_loadu_si512((const void*)(b + 64));
+        const __m512i b2 = _mm512_loadu_si512((const void*)(b1h + 0));
+        const __m512i b3 = _mm512_loadu_si512((const void*)(b1h + 64));
+        I8_ROW_STEP(0) I8_ROW_STEP(1) I8_ROW_STEP(2) I8_ROW_STEP(3) I8_ROW_STEP(4) I8_ROW_STEP(5)
+    }
+    if (!e) {
+        I8_ROW_STORE(0) I8_ROW_STORE(1) I8_ROW_STORE(2) I8_ROW_STORE(3) I8_ROW_STORE(4) I8_ROW_STORE(5)
+        return;
+    }
+    I8_ROW_DQ(0) I8_ROW_DQ(1) I8_ROW_DQ(2) I8_ROW_DQ(3) I8_ROW_DQ(4) I8_ROW_DQ(5)
+    for (int64_t q = 0; q < e->no; q++) {
+        const float* w = e->wop + q * PT_I8_NB;
+        const __m512 w0 = _mm512_loadu_ps(w), w1 = _mm512_loadu_ps(w + 16), w2 = _mm512_loadu_ps(w + 32), w3 = _mm512_loadu_ps(w + 48);
+        I8_ROW_OUT(0) I8_ROW_OUT(1) I8_ROW_OUT(2) I8_ROW_OUT(3) I8_ROW_OUT(4) I8_ROW_OUT(5)
+    }
+    const __mmask16 mk0 = cols_mask(e->nb), mk1 = cols_mask(e->nb - 16), mk2 = cols_mask(e->nb - 32), mk3 = cols_mask(e->nb - 48);
+    I8_ROW_YSTORE(0) I8_ROW_YSTORE(1) I8_ROW_YSTORE(2) I8_ROW_YSTORE(3) I8_ROW_YSTORE(4) I8_ROW_YSTORE(5)
+}
+
+static inline __attribute__((always_inline)) void micro_mr(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc,
+                                                           const pt_i8_epi* e) {
+    switch (mr) {
+    case 6: micro_n(k4, a, lda, b, acc, e, 6); break;
+    case 5: micro_n(k4, a, lda, b, acc, e, 5); break;
+    case 4: micro_n(k4, a, lda, b, acc, e, 4); break;
+    case 3: micro_n(k4, a, lda, b, acc, e, 3); break;
+    case 2: micro_n(k4, a, lda, b, acc, e, 2); break;
+    default: micro_n(k4, a, lda, b, acc, e, 1); break;
+    }
+}
+
+void pt_i8_micro_vnni(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, int32_t* acc) { micro_mr(k4, a, lda, mr, b, acc, NULL); }
+
+void pt_i8_micro_vnni_epi(int64_t k4, const uint8_t* a, int64_t lda, int mr, const int8_t* b, const pt_i8_epi* e) {
+    micro_mr(k4, a, lda, mr, b, NULL, e);
 }
 
 /* One activation row: absmax over the kept columns, non-finite detection, then
@@ -64,21 +131,13 @@ void pt_i8_quant_row_avx512(const float* x, const uint8_t* keep, int64_t k, uint
  * for j < nb (columns past nb are not written). */
 void pt_i8_epilogue_avx512(const int32_t* acc, int64_t ldacc, int mr, const int32_t* colsum, const float* sx, const float* wsc, const float* bias,
                            const float* xo, int64_t no, const float* wop, float* out, int64_t ldo, int nb) {
-    __m512 ws[4], bs[4];
     __mmask16 mk[4];
-    for (int v = 0; v < 4; v++) {
-        ws[v] = _mm512_loadu_ps(wsc + 16 * v);
-        bs[v] = _mm512_loadu_ps(bias + 16 * v);
-        int left = nb - 16 * v;
-        mk[v] = left >= 16 ? (__mmask16)0xffff : left <= 0 ? (__mmask16)0 : (__mmask16)((1u << left) - 1);
-    }
+    for (int v = 0; v < 4; v++) mk[v] = cols_mask(nb - 16 * v);
     for (int r = 0; r < mr; r++) {
         const __m512 s = _mm512_set1_ps(sx[r]);
         float* o = out + r * ldo;
         for (int v = 0; v < 4; v++) {
-            __m512i c = _mm512_sub_epi32(_mm512_loadu_si512((const void*)(acc + r * ldacc + 16 * v)),
-                                         _mm512_slli_epi32(_mm512_loadu_si512((const void*)(colsum + 16 * v)), 7));
-            __m512 y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(c), _mm512_mul_ps(s, ws[v]), bs[v]);
+            __m512 y = dequant16(_mm512_loadu_si512((const void*)(acc + r * ldacc + 16 * v)), colsum + 16 * v, s, wsc + 16 * v, bias + 16 * v);
             for (int64_t q = 0; q < no; q++)
                 y = _mm512_fmadd_ps(_mm512_set1_ps(xo[r * no + q]), _mm512_loadu_ps(wop + q * 64 + 16 * v), y);
             _mm512_mask_storeu_ps(o + 16 * v, mk[v], y);
