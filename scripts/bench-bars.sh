@@ -10,7 +10,8 @@
 #   int8     issue 5: LLM.int8 / W8A8 against oneDNN's s8 matmul (BERT-base shapes, 2 threads)
 #   spmm     issue 5: block-sparse int8 (64x16 AMX blocks) against dense oneDNN s8
 #   fp4      issue 5: FP4 W4A16 GEMV against the f32 GEMV (1 and 2 threads)
-#   kernels  issue 5: `panatron bench kernels` (every compressed kernel through the Java API)
+#   kernels  issue 5: `panatron bench kernels` (every compressed kernel through the Java API; bsr_int8
+#            also with the AMX-tile block 64x16, the bar's block)
 #   embed    issue 5: EmbedBench, ours int8 (+80% sparsity) against ONNX Runtime fp32 and int8
 #   decode   issue 6: `panatron bench generate` fp32 and fp4 on a GPT-2-124M-shaped model
 # Needs: the build (`./mvnw -B -q -Pbench package -DskipTests` makes build/native/pt-bench,
@@ -59,7 +60,8 @@ for s in $SECTIONS; do
   fp4)
     for t in 1 2; do run fp4 $B --op fp4 --threads $t --reps 7; done ;;
   kernels)
-    run kernels ./panatron bench kernels --threads 2 ;;
+    run kernels ./panatron bench kernels --threads 2
+    run kernels ./panatron bench kernels --threads 2 --kernel bsr_int8 --block 64x16 ;;
   embed)
     run embed $JAVA -cp tests/target/benchmarks.jar dev.panatron.bench.EmbedBench --precision int8 --sparsity 0.8 --batch 8 --seq 128 --threads 2 --rounds 10
     run embed $JAVA -cp tests/target/benchmarks.jar dev.panatron.bench.EmbedBench --precision int8 --batch 8 --seq 128 --threads 2 --rounds 10 ;;
