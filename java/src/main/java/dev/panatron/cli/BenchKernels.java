@@ -21,6 +21,7 @@ import picocli.CommandLine.Model.CommandSpec;
 
 import java.io.PrintStream;
 import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -43,7 +44,7 @@ import java.util.concurrent.Callable;
         "  bsr_int8   block-sparse int8 (blocks --block, 4x1 by default; 70% and 90% pruned) vs dense oneDNN s8 matmul",
         "  llm_int8   LLM.int8 (0 and 1% planted outlier columns, threshold 6) vs oneDNN s8 and vs f32 GEMM",
         "  w8a8       W8A8 int8 vs oneDNN s8 matmul",
-        "  fp4_gemv   FP4 (E2M1, group 64) weight-only GEMV vs f32 GEMV",
+        "  fp4_gemv   FP4 (E2M1, group 64) weight-only GEMV vs f32 GEMV, weights cold on both sides (as in decoding)",
         "  bf16_gemm  bf16 GEMM (prepacked weight) vs f32 GEMM",
         "GOPS = 2*M*N*K / time: dense-equivalent operations, also for the sparse kernels. ratio = baseline time / ours",
         "(> 1: ours is faster). oneDNN s8 gets x already quantized to int8 (its quantization is not timed); ours",
@@ -214,14 +215,24 @@ final class BenchKernels implements Callable<Integer> {
                         }
                     }
                     if (want.contains("fp4_gemv")) {
+                        /* weights cold on both sides, as in a decode step (a model's weights pass
+                         * through the cache once per token): each call reads the next of enough
+                         * copies to fill COLD_BYTES, above the last-level cache (as pt-bench --op fp4) */
                         int group = 64;
-                        Tensor codes = Tensor.allocate(arena, DType.U4, n, k), sc = Tensor.allocate(arena, DType.F32, n, k / group);
-                        Fp4.quantize(ctx, w, Fp4.Format.E2M1, group, 1f, null, codes, sc);
+                        Tensor codes0 = Tensor.allocate(arena, DType.U4, n, k), sc0 = Tensor.allocate(arena, DType.F32, n, k / group);
+                        Fp4.quantize(ctx, w, Fp4.Format.E2M1, group, 1f, null, codes0, sc0);
+                        long fp4Bytes = codes0.segment().byteSize() + sc0.segment().byteSize();
+                        Tensor[] codes = copies(arena, codes0, fp4Bytes), scs = copies(arena, sc0, fp4Bytes);
+                        Tensor[] wCold = copies(arena, w, w.segment().byteSize());
                         Tensor x1 = Tensor.allocate(arena, DType.F32, 1, k), y1 = Tensor.allocate(arena, DType.F32, 1, n), y1b = Tensor.allocate(arena, DType.F32, 1, n);
                         x1.copyFrom(uniform(rnd, (int) k, 1f));
-                        rows.add(timer.row("fp4_gemv", "fp4 e2m1 g64", 1, k, n, 0, 0, f32Base + "_gemv",
-                                () -> Fp4.matmul(ctx, x1, codes, sc, Fp4.Format.E2M1, group, null, y1),
-                                () -> Kernels.matmul(ctx, x1, w, null, y1b, MatmulOptions.LINEAR)));
+                        int[] next = {0, 0};
+                        rows.add(timer.row("fp4_gemv", "fp4 e2m1 g64 cold", 1, k, n, 0, 0, f32Base + "_gemv",
+                                () -> {
+                                    int i = next[0]++ % codes.length;
+                                    Fp4.matmul(ctx, x1, codes[i], scs[i], Fp4.Format.E2M1, group, null, y1);
+                                },
+                                () -> Kernels.matmul(ctx, x1, wCold[next[1]++ % wCold.length], null, y1b, MatmulOptions.LINEAR)));
                     }
                 }
             }
@@ -239,6 +250,20 @@ final class BenchKernels implements Callable<Integer> {
         if (json) out.println(toJson(rows, threads, reps, waitPolicy, gpu));
         else out.print(table(rows, threads, reps, gpu));
         out.flush();
+    }
+
+    /** Bytes of weight copies a cold GEMV row cycles through: above the last-level cache. */
+    static final long COLD_BYTES = 256L << 20;
+
+    /** {@code t} and copies of it, as many as fill COLD_BYTES at {@code bytesPerCopy} (all a call reads). */
+    static Tensor[] copies(Arena arena, Tensor t, long bytesPerCopy) {
+        Tensor[] out = new Tensor[(int) Math.max(1, COLD_BYTES / bytesPerCopy)];
+        out[0] = t;
+        for (int i = 1; i < out.length; i++) {
+            out[i] = Tensor.allocate(arena, t.dtype(), t.shape());
+            MemorySegment.copy(t.segment(), 0, out[i].segment(), 0, t.segment().byteSize());
+        }
+        return out;
     }
 
     static float[] uniform(SplittableRandom r, int n, float amp) {
