@@ -504,7 +504,7 @@ static void test_amx_shapes(pt_ctx* ctx, const char* cname, int big) {
  * chunks of the transposition), rows 1..16 per tile with tails, empty block rows. */
 static void test_vnni_rows(pt_ctx* ctx, const char* cname) {
     static const int BL[][2] = {{4, 16}, {12, 32}, {8, 48}, {64, 64}, {16, 16}};
-    static const int64_t MS[] = {1, 5, 16, 33};
+    static const int64_t MS[] = {1, 5, 16, 47}; /* 47: tiles of 16, 16 and 15 rows */
     for (size_t b = 0; b < sizeof BL / sizeof BL[0]; b++)
         for (size_t i = 0; i < sizeof MS / sizeof MS[0]; i++) {
             const int bk = BL[b][0], bn = BL[b][1];
