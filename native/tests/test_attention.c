@@ -609,9 +609,11 @@ static void decode_cases(pt_ctx* ctx, int32_t dtype) {
     int64_t l4[1] = {1187};
     if (!pt_test_quick()) run_decode(ctx, 1, l4, 2, 8, 2, 128, 128, dtype, 1, 700, 3);
     /* one item per kv head (num_splits = 1) of 15-33 blocks of 32 keys: ranges of >= 16 blocks
-     * run as two halves in turn (AMX and the f32 kernel): 16 blocks even and full, 16 with the
-     * second half's last block partial, 17 (the first half has the odd block), 33 with one row in
-     * the second half's last block, 15 (not split); then a window edge inside the first half */
+     * run as two halves in turn (the AMX kernel; the AVX-512 kernel only on AMX hosts, without AMX
+     * it never splits: scripts/fd-harness/split_check.c checks that route there): 16 blocks even
+     * and full, 16 with the second half's last block partial, 17 (the first half has the odd
+     * block), 33 with one row in the second half's last block, 15 (not split); then a window edge
+     * inside the first half */
     int64_t l5[5] = {512, 511, 543, 1025, 480}, l6[1] = {1025};
     run_decode(ctx, 5, l5, 1, 8, 2, 128, 128, dtype, 1, -1, 1);
     run_decode(ctx, 1, l6, 1, 8, 2, 128, 128, dtype, 1, 600, 1);

@@ -504,7 +504,7 @@ static void test_amx_shapes(pt_ctx* ctx, const char* cname, int big) {
  * chunks of the transposition), rows 1..16 per tile with tails, empty block rows. */
 static void test_vnni_rows(pt_ctx* ctx, const char* cname) {
     static const int BL[][2] = {{4, 16}, {12, 32}, {8, 48}, {64, 64}, {16, 16}};
-    static const int64_t MS[] = {1, 5, 16, 33};
+    static const int64_t MS[] = {1, 5, 16, 47}; /* 47: tiles of 16, 16 and 15 rows */
     for (size_t b = 0; b < sizeof BL / sizeof BL[0]; b++)
         for (size_t i = 0; i < sizeof MS / sizeof MS[0]; i++) {
             const int bk = BL[b][0], bn = BL[b][1];
@@ -519,6 +519,81 @@ static void test_vnni_rows(pt_ctx* ctx, const char* cname) {
             case_mask = NULL;
             free(mask);
         }
+}
+
+/* y rows not evenly spaced (3-D y [B][T][N] whose batch stride leaves a gap after each T x N
+ * slab): no fast path may assume one row stride; every fast path but AMX (which is not chosen
+ * for such a y) then finishes rows through their own pointers (the VNNI row kernel: a pointer
+ * per row; the transposed paths: the portable epilogue). xq over the whole s8 range (-128
+ * included, which no quantization of run_case makes), through pt_spmm_bsr_s8. The reference:
+ * the densified weight (pt_bsr_to_dense, checked by run_case) in double; the gaps must not
+ * change. Blocks 64x16 / 8x32 (the row kernel without AMX, 64x16 also where AMX is), 4x1 /
+ * 16x4 (transposed VNNI), f32 and bf16 y. */
+static void test_y_rows_apart(pt_ctx* ctx, const char* cname) {
+    static const int BL[][2] = {{64, 16}, {8, 32}, {4, 1}, {16, 4}};
+    enum { B = 3, T = 7, M = B * T, K = 100, N = 83, GAP = 40 };
+    const int64_t ybs = T * N + GAP; /* y's batch stride in elements */
+    float* w = malloc(sizeof(float) * K * N);
+    float* dense = malloc(sizeof(float) * K * N);
+    int8_t* xq = malloc(M * K);
+    float xsc[M], bias[N];
+    double* ref = malloc(sizeof(double) * M * N);
+    float* y = malloc(4 * (size_t)(B * ybs));
+    float* yf = malloc(4 * M * N);
+    for (size_t b = 0; b < sizeof BL / sizeof BL[0]; b++) {
+        const int bk = BL[b][0], bn = BL[b][1];
+        pt_test_fill(w, K * N, -0.5, 0.5);
+        pt_test_fill(bias, N, -1.0, 1.0);
+        pt_test_fill(xsc, M, 0.001, 0.01);
+        for (int64_t i = 0; i < M * K; i++) xq[i] = (int8_t)(int)floor(pt_test_uniform(-128.0, 128.0));
+        for (int64_t i = 0; i < K; i++) xq[5 * K + i] = -128; /* a row of -128 only */
+        int64_t ws[2] = {K, N};
+        pt_tensor tw = pt_test_tensor(w, PT_F32, 2, ws), td = pt_test_tensor(dense, PT_F32, 2, ws);
+        pt_bsr_params bp;
+        memset(&bp, 0, sizeof bp);
+        bp.block_k = bk;
+        bp.block_n = bn;
+        bp.dtype = PT_I8;
+        bp.select = PT_BSR_SPARSITY;
+        bp.sparsity = 0.5;
+        int64_t bytes = 0;
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bp, NULL, 0, &bytes));
+        void* bsr = malloc((size_t)bytes);
+        EXPECT_OK(pt_bsr_from_dense(ctx, &tw, &bp, bsr, bytes, &bytes));
+        EXPECT_OK(pt_bsr_to_dense(ctx, bsr, bytes, &td));
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t n = 0; n < N; n++) {
+                double s = 0;
+                for (int64_t k = 0; k < K; k++) s += (double)xq[m * K + k] * dense[k * N + n];
+                ref[m * N + n] = s * xsc[m] + bias[n];
+            }
+        int64_t xs3[3] = {B, T, K}, ys3[3] = {B, T, N}, ss[1] = {M}, bs[1] = {N};
+        pt_tensor tx = pt_test_tensor(xq, PT_I8, 3, xs3), tsc = pt_test_tensor(xsc, PT_F32, 1, ss), tb = pt_test_tensor(bias, PT_F32, 1, bs);
+        for (int ybf = 0; ybf < 2; ybf++) {
+            const size_t es = ybf ? 2 : 4;
+            pt_tensor ty = pt_test_tensor(y, ybf ? PT_BF16 : PT_F32, 3, ys3);
+            ty.stride[0] = ybs * (int64_t)es;
+            memset(y, 0x5a, 4 * (size_t)(B * ybs));
+            for (int bb = 0; bb < B; bb++) pt_test_poison((char*)y + bb * ybs * es, (size_t)(T * N) * es);
+            EXPECT_OK(pt_spmm_bsr_s8(ctx, &tx, &tsc, bsr, bytes, &tb, &ty, PT_ACT_NONE));
+            int gaps = 1;
+            for (int bb = 0; bb < B; bb++) {
+                const char* slab = (const char*)y + bb * ybs * es;
+                for (int64_t i = 0; i < T * N; i++)
+                    yf[bb * T * N + i] = ybf ? from_bf16(((const uint16_t*)slab)[i]) : ((const float*)slab)[i];
+                for (size_t i = (size_t)(T * N) * es; i < (size_t)ybs * es; i++) gaps &= slab[i] == 0x5a;
+            }
+            const double err = pt_test_err(yf, ref, M * N, ybf ? 8e-3 : 2e-5 * sqrt(K + 1.0), ybf ? 8e-3 : 2e-5);
+            EXPECT(err <= 1 && gaps, "[%s] y rows apart: block %dx%d ybf %d err %g, gaps untouched %d", cname, bk, bn, ybf, err, gaps);
+        }
+        free(bsr);
+    }
+    free(w);
+    free(dense);
+    free(xq);
+    free(ref);
+    free(y);
+    free(yf);
 }
 
 int main(void) {
@@ -553,6 +628,7 @@ int main(void) {
         run_case(ctx, CONFIGS[c].name, 129, 192, 80, 4, 1, PT_F32, 0.5, 0, 0, 0, 1, PT_ACT_GELU_TANH);
         test_amx_shapes(ctx, CONFIGS[c].name, !(CONFIGS[c].disable & PT_CPU_AMX_INT8)); /* (the M >= 256 cases: AMX configs only) */
         test_vnni_rows(ctx, CONFIGS[c].name);
+        test_y_rows_apart(ctx, CONFIGS[c].name);
         if (c == 0) {
             test_selection_modes(ctx);
             test_bad_inputs(ctx);

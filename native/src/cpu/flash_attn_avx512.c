@@ -720,12 +720,13 @@ static bool fd_chunk_v2(const pt_fd_problem* p, const pt_fd_item* it, float* par
     }
     jlo = imax(jlo, 0);
     const int64_t kbytes = D * (int64_t)pt_dtype_size(p->kv_dtype), vbytes = Dv * (int64_t)pt_dtype_size(p->kv_dtype);
-    /* Steps of BS = 32 keys (two blocks of 16). K/V are prefetched into L2 PT_FD_PF blocks of 16
-     * rows ahead (twice that in the cursor's order when split), a few lines per hook of the
-     * products (fd_pfc), the top of each step issuing what the hooks left behind. Ranges of at
-     * least PT_FD_SPLIT steps run as two halves, step by step in turn (the first half has the odd
-     * step; all its steps are full), so that the cursor feeds 4 streams instead of 2; the softmax
-     * does not depend on the order of the steps.
+    /* Steps of BS = 32 keys (two blocks of 16). On AMX hosts (!p->pf_l1, as measured on Sapphire
+     * Rapids) K/V are prefetched into L2 PT_FD_PF blocks of 16 rows ahead (twice that in the
+     * cursor's order when split), a few lines per hook of the products (fd_pfc), the top of each
+     * step issuing what the hooks left behind, and ranges of at least PT_FD_SPLIT steps run as
+     * two halves, step by step in turn (the first half has the odd step; all its steps are full),
+     * so that the cursor feeds 4 streams instead of 2; the softmax does not depend on the order
+     * of the steps (the split runs only there: test_attention's variant 2 on AMX hosts).
      * p->pf_l1 (hosts without AMX): prefetcht0 PT_FD_PF_L1 blocks ahead, never split. On Zen 5,
      * one thread, K/V from DRAM (scripts/fd-harness, dram 32768 8): L2 hint 4 blocks split f32
      * 18.1 GB/s, bf16 ~21; t0 split 22.2 / 23.1; t0 unsplit 25.6 / 28.7; t0 unsplit 2 blocks

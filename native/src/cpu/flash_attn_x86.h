@@ -27,7 +27,8 @@ AI __m512 exp2_ps(__m512 x) {
 }
 
 /* The decode kernels' software-prefetch cursor (flash_attn_avx512.c's fd_chunk_v2 and
- * flash_attn_amx.c's pt_fd_chunk_amx): the K and V lines of an item's rows x < xe into L2, in
+ * flash_attn_amx.c's pt_fd_chunk_amx): the K and V lines of an item's rows x < xe into L2
+ * (PT_FD_PF_HINT; into L1 with pt_fd_prefetch_to's l1: the AVX-512 kernel without AMX), in
  * the order the kernel takes the rows (pt_fd_row: with the range split in two halves [lo, mid)
  * and [mid, hi), n2 = 2 (hi - mid) > 0, a row of the first half and the same row of the second
  * in turn, then the rest of the first; unsplit, n2 = 0, row lo + x), each row's K lines then its

@@ -487,7 +487,7 @@ typedef struct {
     int64_t m, kp, mp;
     int32_t act, fast;       /* fast: 0 portable, 1 f32 avx512, 2 bf16 avx512, 3 int8 vnni (transposed), 4 int8 amx,
                               * 5 int8 vnni rows (bn % 16 == 0, pt_spmm_i8rows) */
-    int32_t rowpath;         /* fast 1/3 with M <= 8 and 4x1 blocks: gather kernel on row-major x */
+    int32_t rowpath;         /* fast 1/3 with M <= 4 and 4x1 blocks: gather kernel on row-major x */
     int64_t rows_per_group;  /* block rows per work item */
     int64_t nsplit;          /* AMX: work items per 64-row panel (ranges of block rows) */
     int32_t prepared;        /* AMX: x quantized before the items (else each item quantizes its panel) */
