@@ -397,10 +397,15 @@ final class BenchKernels implements Callable<Integer> {
 
         private double[][] samples(Runnable ours, Runnable base) {
             int io = calls(ours), ib = calls(base);
-            /* one untimed sample per side first: the JIT compiles the call path in the background,
-             * and a C2 compile taking one of two cores while a row was timed halved that row */
-            sample(ours, io);
-            sample(base, ib);
+            /* untimed samples first, for ~1 s before the first row: the JIT compiles the call
+             * path then (with -Xbatch, which the launcher gives `bench kernels`, in the foreground;
+             * otherwise a C2 compile took one of two cores while a row was timed) */
+            long until = System.nanoTime() + (warmedUp ? 0 : 1_000_000_000L);
+            do {
+                sample(ours, io);
+                sample(base, ib);
+            } while (System.nanoTime() < until);
+            warmedUp = true;
             double[] so = new double[reps], sb = new double[reps];
             for (int r = 0; r < reps; r++) {
                 if (r % 2 == 0) {
@@ -413,6 +418,8 @@ final class BenchKernels implements Callable<Integer> {
             }
             return new double[][] {so, sb};
         }
+
+        private boolean warmedUp;
 
         /** Warms up and returns how many calls fill one sample of minNs. */
         int calls(Runnable f) {
