@@ -2,7 +2,7 @@
 # quiet.sh CMD...  — run CMD (a timing run) with every other workload on this machine paused.
 #  - one quiet run at a time (waits on /tmp/quiet.lock);
 #  - pauses (SIGSTOP) every process whose working directory is under /work or /tmp and that is
-#    not an ancestor of this script (builds, tests, benchmarks, JVMs of the other workers);
+#    not an ancestor of this script (builds, tests, benchmarks, JVMs and shells of the other workers);
 #  - CMD runs for at most QUIET_LIMIT seconds (default 180, never more than 240);
 #  - everything is resumed afterwards, on error too, and by a watchdog even if this script dies.
 set -u
@@ -19,8 +19,10 @@ for d in /proc/[0-9]*; do
   case "$anc" in *" $pid "*) continue ;; esac
   c=$(readlink "$d/cwd" 2>/dev/null) || continue
   case "$c" in /work/*|/work|/tmp/*) ;; *) continue ;; esac
+  # (other workers' shells are paused too, so that nothing they start runs during the window;
+  # another quiet.sh waiting for the lock is left alone)
   args=$(tr '\0' ' ' < "$d/cmdline" 2>/dev/null)
-  case "$args" in "bash /dev/fd/3"*|*quiet.sh*) continue ;; esac
+  case "$args" in *quiet.sh*) continue ;; esac
   pids+=("$pid")
 done
 wd=""
