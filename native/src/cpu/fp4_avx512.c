@@ -726,11 +726,9 @@ static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
                 const int64_t r = n0 + s * L + i + j;
                 if (r < n1) rows[nr++] = r;
             }
-        {
-            int r = 0;
-            for (; r + 4 <= nr; r += 4) t4[sb][1][gsel](p, rows + r, 0);
-            for (; r < nr; r++) t4[sb][0][gsel](p, rows + r, 0);
-        }
+        int r = 0;
+        for (; r + 4 <= nr; r += 4) t4[sb][1][gsel](p, rows + r, 0);
+        for (; r < nr; r++) t4[sb][0][gsel](p, rows + r, 0);
     }
 }
 
