@@ -122,7 +122,10 @@ static void run_case_ex(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, in
         for (int64_t j = 0; j < k; j++) if (!outl[j] && fabsf(xr[j]) > amax) amax = fabsf(xr[j]);
         float inv = amax > 0 ? 127.0f / amax : 0.0f;
         double sxm = (double)(amax / 127.0f);
-        for (int64_t j = 0; j < k; j++) qx[j] = outl[j] ? 0 : (long long)nearbyint((double)(xr[j] * inv)); /* once per row */
+        for (int64_t j = 0; j < k; j++) { /* once per row; a non-finite x (the NaN row, whose reference is not compared) as 0: its cast is UB */
+            const double q = nearbyint((double)(xr[j] * inv));
+            qx[j] = outl[j] || !isfinite(q) ? 0 : (long long)q;
+        }
         for (int64_t c = 0; c < n; c++) {
             double v;
             if (mode == PT_INT8_WEIGHT_ONLY) {
