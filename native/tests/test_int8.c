@@ -122,7 +122,10 @@ static void run_case_ex(pt_ctx* ctx, const char* cname, int64_t m, int64_t k, in
         for (int64_t j = 0; j < k; j++) if (!outl[j] && fabsf(xr[j]) > amax) amax = fabsf(xr[j]);
         float inv = amax > 0 ? 127.0f / amax : 0.0f;
         double sxm = (double)(amax / 127.0f);
-        for (int64_t j = 0; j < k; j++) qx[j] = outl[j] ? 0 : (long long)nearbyint((double)(xr[j] * inv)); /* once per row */
+        for (int64_t j = 0; j < k; j++) { /* once per row; a non-finite x (the NaN row, whose reference is not compared) as 0: its cast is UB */
+            const double q = nearbyint((double)(xr[j] * inv));
+            qx[j] = outl[j] || !isfinite(q) ? 0 : (long long)q;
+        }
         for (int64_t c = 0; c < n; c++) {
             double v;
             if (mode == PT_INT8_WEIGHT_ONLY) {
@@ -240,6 +243,57 @@ static void outliers_matter(pt_ctx* ctx) {
     free(w); free(x); free(wq); free(ws); free(y1); free(y2);
 }
 
+/* The VNNI kernel's epilogue in registers (pt_i8_micro_vnni_epi, y f32) against the s32 tile and
+ * pt_i8_epilogue_avx512 (the portable micro kernel: AVX-512 without VNNI), AMX off in both: the same
+ * integer sums and the same FMA order per value, so y must be the same bits (the tolerance of
+ * run_case_ex would not see an FMA split into a multiply and an add). Every tile height (M = 47:
+ * 7 x 6 + 5; 1; 7; 128: 21 x 6 + 2; 4; 3), a partial last block (N = 131, 770, 70), outlier columns
+ * (w_outlier, the dequantized weight, 29 of them), bias, GELU, a NaN row, padded y rows. */
+static void fused_epilogue_bits(void) {
+    static const int64_t S[][3] = {{47, 200, 131}, {1, 130, 70}, {7, 67, 64}, {128, 768, 770}, {4, 96, 200}, {3, 256, 65}};
+    pt_ctx_params pv = {2, PT_CPU_AMX_INT8, 0, 0}, pn = {2, PT_CPU_AMX_INT8 | PT_CPU_AVX512_VNNI, 0, 0};
+    pt_ctx *cv = NULL, *cn = NULL;
+    EXPECT_OK(pt_ctx_create(&pv, &cv));
+    EXPECT_OK(pt_ctx_create(&pn, &cn));
+    for (int s = 0; s < 6; s++)
+        for (int v = 0; v < 3; v++) {
+            const int64_t m = S[s][0], k = S[s][1], n = S[s][2], ypad = 3;
+            const int mode = v == 2 ? PT_INT8_W8A8 : PT_INT8_LLM;
+            float* w = malloc(4 * (size_t)(n * k));
+            float* x = malloc(4 * (size_t)(m * k));
+            int8_t* wq = malloc((size_t)(n * k));
+            float* ws = malloc(4 * (size_t)n);
+            float* bias = malloc(4 * (size_t)n);
+            float* y1 = malloc(4 * (size_t)(m * (n + ypad)));
+            float* y2 = malloc(4 * (size_t)(m * (n + ypad)));
+            int64_t cols[40];
+            pt_test_fill(w, (size_t)(n * k), -0.5, 0.5);
+            pt_test_fill(bias, (size_t)n, -1.0, 1.0);
+            g_nout = s == 0 && v == 1 ? 29 : 3;
+            make_x(x, m, k, g_nout, cols);
+            g_nout = 3;
+            if (m >= 3) x[2 * k + k / 2] = NAN;
+            int64_t sw[2] = {n, k}, sx[2] = {m, k}, sy[2] = {m, n}, sn[1] = {n};
+            pt_tensor tw = pt_test_tensor(w, PT_F32, 2, sw), twq = pt_test_tensor(wq, PT_I8, 2, sw), tws = pt_test_tensor(ws, PT_F32, 1, sn);
+            pt_tensor tx = pt_test_tensor(x, PT_F32, 2, sx), tb = pt_test_tensor(bias, PT_F32, 1, sn);
+            pt_tensor t1 = pt_test_tensor(y1, PT_F32, 2, sy), t2 = pt_test_tensor(y2, PT_F32, 2, sy);
+            t1.stride[0] = t2.stride[0] = (n + ypad) * 4;
+            EXPECT_OK(pt_quantize_int8_weight(cv, &tw, &twq, &tws));
+            pt_test_poison(y1, 4 * (size_t)(m * (n + ypad)));
+            pt_test_poison(y2, 4 * (size_t)(m * (n + ypad)));
+            pt_int8_matmul_params prm = {mode, PT_ACT_GELU_ERF, 0.0f, 0, NULL};
+            EXPECT_OK(pt_matmul_int8(cv, &tx, &twq, &tws, v == 0 ? &tw : NULL, &tb, &t1, &prm));
+            EXPECT_OK(pt_matmul_int8(cn, &tx, &twq, &tws, v == 0 ? &tw : NULL, &tb, &t2, &prm));
+            int64_t diff = 0;
+            for (int64_t i = 0; i < m * (n + ypad); i++) diff += memcmp(&y1[i], &y2[i], 4) != 0;
+            EXPECT(diff == 0, "VNNI epilogue in registers vs s32 tile + AVX-512 epilogue: M=%lld K=%lld N=%lld mode %d wo=%d: %lld values differ",
+                   (long long)m, (long long)k, (long long)n, mode, v == 0, (long long)diff);
+            free(w); free(x); free(wq); free(ws); free(bias); free(y1); free(y2);
+        }
+    pt_ctx_destroy(cv);
+    pt_ctx_destroy(cn);
+}
+
 static void bad_args(pt_ctx* ctx) {
     float w[12] = {0}, x[8] = {0}, y[6], s[3];
     int8_t q[12];
@@ -334,5 +388,6 @@ int main(void) {
         if (c == 0) bad_args(ctx);
         pt_ctx_destroy(ctx);
     }
+    fused_epilogue_bits();
     return pt_test_finish("test_int8");
 }

@@ -60,6 +60,9 @@
  * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
 #define PT_I8_PAR_MIN (1 << 18)
 
+/* gemm_blocks' block counter (i8_arg.next_blk, 0 from the memset of each call's i8_arg): relaxed is
+ * enough, it only has to hand each block index out once; the blocks' writes to y reach the caller
+ * through pt_parallel_range's join (release by the worker, acquire by the caller). */
 #if defined(_MSC_VER) && !defined(__clang__)
 #  include <intrin.h>
 static int64_t fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
