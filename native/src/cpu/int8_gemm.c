@@ -427,6 +427,12 @@ static void activation_row(const i8_arg* g, float* x, int64_t n) {
     pt_apply_activation(x, n, g->act);
 }
 
+/* Whether y takes the f32 epilogue written straight into it (finish_tile's fast path, and the
+ * VNNI kernel's fused epilogue): f32 with whole-float row strides. */
+static int y_f32_direct(const pt_tensor* y, int64_t m) {
+    return y->dtype == PT_F32 && (m == 1 || y->stride[0] % 4 == 0);
+}
+
 /* Rows [m0, m0 + mr) of y (y0, row stride ldy, nb columns) after the f32 epilogue: NaN rows, activation. */
 static void finish_rows(const i8_arg* g, float* y0, int64_t ldy, int64_t m0, int mr, int nb) {
     for (int r = 0; r < mr; r++) {
@@ -443,7 +449,7 @@ static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, cons
                         int nb, const float* wsc, const float* bias, const float* wop, float* etile) {
 #if defined(PT_HAVE_X86_KERNELS)
     /* f32 output: the AVX-512 epilogue writes straight into y, activation and NaN rows after */
-    if (g->avx512 && g->y->dtype == PT_F32 && (g->m == 1 || g->y->stride[0] % 4 == 0)) {
+    if (g->avx512 && y_f32_direct(g->y, g->m)) {
         const int64_t ldy = g->y->stride[0] / 4;
         float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
         pt_i8_epilogue_avx512(acc, ldacc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
@@ -900,7 +906,7 @@ pt_status pt_matmul_int8(pt_ctx* ctx, const pt_tensor* x, const pt_tensor* wq, c
     if (ctx->caps & PT_CPU_AVX512F) g.avx512 = 1;
     if ((ctx->caps & PT_CPU_AVX512F) && (ctx->caps & PT_CPU_AVX512_VNNI)) {
         g.micro = pt_i8_micro_vnni;
-        g.epi_fused = y->dtype == PT_F32 && (m == 1 || y->stride[0] % 4 == 0); /* finish_tile's f32 fast path */
+        g.epi_fused = y_f32_direct(y, m);
     }
     if ((ctx->caps & PT_CPU_AMX_INT8) && g.avx512) {
         g.micro = pt_i8_micro_amx;
