@@ -136,6 +136,16 @@ PT_HIDDEN void pt_parallel_range(const pt_ctx* ctx, int64_t n, int64_t grain, pt
 /* The calling thread's pool workers sleep now rather than spin for the next job (before a call
  * into oneDNN, whose OpenMP threads need the cores). */
 PT_HIDDEN void pt_parallel_park(void);
+/* Dynamic work split: run pt_parallel_range(ctx, min(items, threads), 1, worker, arg) and let
+ * each worker take item indices from a shared counter (0 before the call) with pt_fetch_add until
+ * they run out. Relaxed order is enough: each index is handed out once, and the items' results
+ * reach the caller through pt_parallel_range's join. */
+#if defined(_MSC_VER) && !defined(__clang__)
+#  include <intrin.h>
+static inline int64_t pt_fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
+#else
+static inline int64_t pt_fetch_add(volatile int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
+#endif
 
 /* ---- oneDNN (gemm_onednn.c); all return PT_ERR_UNSUPPORTED when built without it ---- */
 PT_HIDDEN pt_status pt_onednn_init(pt_ctx* ctx);

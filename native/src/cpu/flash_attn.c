@@ -8,11 +8,8 @@
 #include <stdlib.h>
 
 #if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
-static int64_t fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
 static void store_flag(volatile int32_t* p) { _InterlockedExchange((volatile long*)p, 1); }
 #else
-static int64_t fetch_add(volatile int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
 static void store_flag(volatile int32_t* p) { __atomic_store_n(p, 1, __ATOMIC_RELAXED); }
 #endif
 
@@ -226,7 +223,7 @@ static void fa_worker(int64_t begin, int64_t end, void* arg) {
     fa_run* run = (fa_run*)arg;
     const pt_fa_problem* p = run->p;
     for (;;) {
-        int64_t n = fetch_add(&run->next, 1);
+        int64_t n = pt_fetch_add(&run->next, 1);
         if (n >= run->n_items) break;
         int64_t per_tile = run->Hkv * run->nhc;
         int64_t tg = run->tiles_total - 1 - n / per_tile, rem = n % per_tile;
@@ -479,7 +476,7 @@ static void fd_worker(int64_t begin, int64_t end, void* arg) {
     float* o = run->direct ? (float*)pt_scratch(1, (size_t)p->Dv * sizeof(float)) : NULL;
     if (run->direct && !o) { store_flag(&run->failed); return; }
     for (;;) {
-        int64_t n = fetch_add(&run->next, 1);
+        int64_t n = pt_fetch_add(&run->next, 1);
         if (n >= run->n_items) break;
         int64_t b, kvh, s;
         fd_item(run, n, &b, &kvh, &s);

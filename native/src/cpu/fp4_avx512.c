@@ -663,6 +663,19 @@ static int64_t stretch_len(int64_t n0, int64_t n1, int64_t step) {
     return (L + step - 1) / step * step;
 }
 
+/* The full passes of a stretch walk (nf passes, each advancing the R rows by step) to the batched
+ * kernel f in two runs, so that it sets up once per run: the first prefetching d rows ahead (the
+ * passes whose rows d ahead exist in every stretch), then the rest without. rows: the first pass's
+ * rows (advanced to the second run's). */
+static void full_passes(const pt_fp4_problem* p, gvnp_fn f, int64_t* rows, int R, int64_t step, int64_t nf, int64_t d) {
+    const int64_t nd = nf > d / step ? nf - d / step : 0;
+    if (nd) f(p, rows, d, nd);
+    if (nf > nd) {
+        for (int r = 0; r < R; r++) rows[r] += step * nd;
+        f(p, rows, 0, nf - nd);
+    }
+}
+
 void pt_fp4_gemv_prefetch(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const int step = gemv_step(p);
     if (!step || !p->pf_bytes) return;
@@ -687,14 +700,11 @@ static void gemv_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1, cons
     const int sb = p->scale_bf16 ? 1 : 0;
     const int64_t L = stretch_len(n0, n1, 1);
     const int64_t d = gemv_pf_rows(p, 1);
-    /* runs (the VNNI kernels): the passes while the last stretch, of l3 rows, has one left go to the
-     * kernel in two runs, prefetching (their rows d ahead exist in every stretch), then not */
-    const int64_t l3 = n1 - n0 - (GBR - 1) * L, nf = runs && l3 > 0 ? l3 : 0, nd = nf > d ? nf - d : 0;
+    /* runs (the VNNI kernels): the passes while the last stretch, of l3 rows, has one left */
+    const int64_t l3 = n1 - n0 - (GBR - 1) * L, nf = runs && l3 > 0 ? l3 : 0;
     int64_t rows[GBR];
     for (int s = 0; s < GBR; s++) rows[s] = n0 + s * L;
-    if (nd) runs[sb][gsel](p, rows, d, nd);
-    for (int s = 0; s < GBR; s++) rows[s] += nd;
-    if (nf > nd) runs[sb][gsel](p, rows, 0, nf - nd);
+    if (nf) full_passes(p, runs[sb][gsel], rows, GBR, 1, nf, d);
     for (int64_t i = nf; i < L; i++) {
         int nr = 0;
         for (int s = 0; s < GBR; s++)
@@ -721,15 +731,12 @@ static void gvn_stretches(const pt_fp4_problem* p, int64_t n0, int64_t n1) {
     const gvnp_fn f8 = GVN8[vb][sb][gsel];
     const int64_t L = stretch_len(n0, n1, 2);
     const int64_t d = gemv_pf_rows(p, 2);
-    /* passes of GVR rows while the last (shortest) stretch, of l3 rows, has two left: the first
-     * nd prefetch d rows ahead (their rows d ahead exist in every stretch), the others nothing */
-    const int64_t l3 = n1 - n0 - (GBR - 1) * L, nf = l3 > 0 ? l3 / 2 : 0, nd = l3 > d ? (l3 - d) / 2 : 0;
+    /* passes of GVR rows while the last (shortest) stretch, of l3 rows, has two left */
+    const int64_t l3 = n1 - n0 - (GBR - 1) * L, nf = l3 > 0 ? l3 / 2 : 0;
     int64_t rows[GVR];
     for (int s = 0; s < GBR; s++)
         for (int j = 0; j < 2; j++) rows[2 * s + j] = n0 + s * L + j;
-    if (nd) f8(p, rows, d, nd);
-    for (int r = 0; r < GVR; r++) rows[r] += 2 * nd;
-    if (nf > nd) f8(p, rows, 0, nf - nd);
+    if (nf) full_passes(p, f8, rows, GVR, 2, nf, d);
     for (int64_t i = 2 * nf; i < L; i += 2) {
         int nr = 0;
         for (int s = 0; s < GBR; s++)

@@ -60,16 +60,6 @@
  * call; oneDNN s8 160-240 us); 2^18 keeps M=512 or K=3072 parallel. */
 #define PT_I8_PAR_MIN (1 << 18)
 
-/* gemm_blocks' block counter (i8_arg.next_blk, 0 from the memset of each call's i8_arg): relaxed is
- * enough, it only has to hand each block index out once; the blocks' writes to y reach the caller
- * through pt_parallel_range's join (release by the worker, acquire by the caller). */
-#if defined(_MSC_VER) && !defined(__clang__)
-#  include <intrin.h>
-static int64_t fetch_add(volatile int64_t* p, int64_t v) { return _InterlockedExchangeAdd64((volatile long long*)p, v); }
-#else
-static int64_t fetch_add(volatile int64_t* p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_RELAXED); }
-#endif
-
 static inline float rne(float v) { /* round half to even for |v| < 2^22 (no libm call, vectorizes) */
     return (v + 12582912.0f) - 12582912.0f;
 }
@@ -433,6 +423,12 @@ static int y_f32_direct(const pt_tensor* y, int64_t m) {
     return y->dtype == PT_F32 && (m == 1 || y->stride[0] % 4 == 0);
 }
 
+/* Where y_f32_direct: y's element (m0, n0) and its row stride in floats (0 for M = 1). */
+static float* y_f32_at(const i8_arg* g, int64_t m0, int64_t n0, int64_t* ldy) {
+    *ldy = g->m > 1 ? g->y->stride[0] / 4 : 0;
+    return (float*)pt_row_ptr(g->y, m0) + n0;
+}
+
 /* Rows [m0, m0 + mr) of y (y0, row stride ldy, nb columns) after the f32 epilogue: NaN rows, activation. */
 static void finish_rows(const i8_arg* g, float* y0, int64_t ldy, int64_t m0, int mr, int nb) {
     for (int r = 0; r < mr; r++) {
@@ -450,8 +446,8 @@ static void finish_tile(const i8_arg* g, const int32_t* acc, int64_t ldacc, cons
 #if defined(PT_HAVE_X86_KERNELS)
     /* f32 output: the AVX-512 epilogue writes straight into y, activation and NaN rows after */
     if (g->avx512 && y_f32_direct(g->y, g->m)) {
-        const int64_t ldy = g->y->stride[0] / 4;
-        float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
+        int64_t ldy;
+        float* y0 = y_f32_at(g, m0, n0, &ldy);
         pt_i8_epilogue_avx512(acc, ldacc, mr, colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb);
         finish_rows(g, y0, ldy, m0, mr, nb);
         return;
@@ -498,7 +494,7 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
     for (int64_t i = b0;; i++) {
         /* dyn: every thread takes the next block not taken yet, so a worker that starts late or
          * shares its core (with oneDNN's spinning OpenMP threads, say) leaves its share to the others */
-        const int64_t blk = g->dyn ? fetch_add(&g->next_blk, 1) : i;
+        const int64_t blk = g->dyn ? pt_fetch_add(&g->next_blk, 1) : i; /* (next_blk: 0 from the memset of i8_arg) */
         if (blk >= (g->dyn ? nblk : b1)) break;
         const int64_t n0 = blk * PT_I8_NB;
         const int8_t* bk = bp;
@@ -513,8 +509,8 @@ static void gemm_blocks(int64_t b0, int64_t b1, void* argp) {
             const int mr = (int)(g->m - m0 < g->mr ? g->m - m0 : g->mr);
 #if defined(PT_HAVE_X86_KERNELS)
             if (g->epi_fused) { /* the VNNI kernel writes its tile of y itself */
-                float* y0 = (float*)pt_row_ptr(g->y, m0) + n0;
-                const int64_t ldy = g->m > 1 ? g->y->stride[0] / 4 : 0;
+                int64_t ldy;
+                float* y0 = y_f32_at(g, m0, n0, &ldy);
                 const pt_i8_epi e = {colsum, g->sx + m0, wsc, bias, g->xo + m0 * g->no, g->no, wop, y0, ldy, nb};
                 pt_i8_micro_vnni_epi(kp, g->aq + m0 * g->lda, g->lda, mr, bk, &e);
                 finish_rows(g, y0, ldy, m0, mr, nb);

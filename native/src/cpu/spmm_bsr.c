@@ -980,12 +980,14 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
     else if (g.fast) xbytes = (size_t)(g.kp * g.mp) * 4;
     else xbytes = (size_t)(m * g.kp) * (h.dtype == PT_I8 ? 1 : 4);
     xbytes = (xbytes + 63) & ~(size_t)63;
+    /* slot 0: x as prepared | sx [M] f32, bad [M] u8 | the bias [N] f32 (fast) | xsum (fast 5) */
+    const size_t o_sx = xbytes, o_bias = o_sx + (((size_t)m * 5 + 63) & ~(size_t)63), o_sum = o_bias + (((size_t)h.n * 4 + 63) & ~(size_t)63);
     const size_t sumbytes = g.fast == 5 ? (size_t)(g.mp * h.kb) * 4 : 0;
-    char* s0 = (char*)pt_scratch(0, xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (((size_t)h.n * 4 + 63) & ~(size_t)63) + sumbytes + 128);
+    char* s0 = (char*)pt_scratch(0, o_sum + sumbytes + 128);
     if (!s0) return pt_fail(PT_ERR_OUT_OF_MEMORY, "%s: cannot allocate the prepared activations (M=%lld K=%lld)", fn, (long long)m, (long long)h.k);
     if (g.fast == 5) { /* (every row and K of xT written by prep_rows; rows past M are never read) */
         g.xt = s0;
-        g.xsum = (int32_t*)(s0 + xbytes + (((size_t)m * 5 + 63) & ~(size_t)63) + (((size_t)h.n * 4 + 63) & ~(size_t)63));
+        g.xsum = (int32_t*)(s0 + o_sum);
     }
     else if (g.rowpath) { if (h.dtype == PT_I8) g.xq = (int8_t*)s0; else g.xf = (float*)s0; }
     else if (g.fast == 4) {
@@ -998,10 +1000,10 @@ static pt_status spmm(pt_ctx* ctx, const char* fn, const pt_tensor* x, const pt_
     else if (g.fast) { g.xt = s0; memset(s0, 0, xbytes); }
     else if (h.dtype == PT_I8) g.xq = (int8_t*)s0;
     else g.xf = (float*)s0;
-    g.sx = (float*)(s0 + xbytes);
+    g.sx = (float*)(s0 + o_sx);
     g.bad = (uint8_t*)(g.sx + m);
     if (g.fast) {
-        float* bc = (float*)(s0 + xbytes + (((size_t)m * 5 + 63) & ~(size_t)63));
+        float* bc = (float*)(s0 + o_bias);
         for (int64_t j = 0; j < h.n; j++) bc[j] = bias ? g.bias[j * g.bias_stride] : 0.0f;
         g.biasc = bc;
         int64_t rs = 0;
